@@ -1,0 +1,79 @@
+"""The ``storyteller`` command: the GUI by default, headless subcommands for scripting.
+
+Each subcommand lives in its own module of this package and exposes
+``register(subparsers) -> None``; the parser it adds sets ``func`` to a callable taking the parsed
+``argparse.Namespace`` and returning an exit code. Only this package and ``desktop_app.ui`` talk to
+the user: library code raises ``StorytellerError`` and this shell turns it into a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from desktop_app import __version__
+from desktop_app.errors import StorytellerError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+# Subcommand modules, in the order `storyteller --help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storyteller",
+        description="Turn a photo album into a grounded story, offline. "
+        "Without a subcommand, the desktop app starts.",
+    )
+    parser.add_argument("--version", action="version", version=f"storyteller {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run_gui(argv: Sequence[str]) -> int:
+    from desktop_app.ui.app import run_app  # Qt is imported only when the GUI is wanted
+
+    return run_app(list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``storyteller`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(args_list)
+    _configure_logging(args.verbose)
+    if args.command is None:
+        return _run_gui(unknown)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return int(args.func(args))
+    except StorytellerError as err:
+        print(f"storyteller: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("storyteller: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

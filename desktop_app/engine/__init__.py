@@ -1,0 +1,1 @@
+"""Inference: prompt, image preparation, the llama.cpp and OpenAI-server backends. No Qt."""

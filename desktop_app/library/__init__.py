@@ -1,0 +1,1 @@
+"""Albums, photos and story runs in SQLite; thumbnails. No Qt."""

@@ -1,0 +1,72 @@
+"""Every directory Storyteller uses, computed in one place.
+
+``STORYTELLER_HOME`` moves everything (data, cache, config) under one folder; tests and portable
+installs use it. Otherwise the platform's user folders (platformdirs) are used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "Storyteller"
+HOME_ENV = "STORYTELLER_HOME"
+
+
+def _home_override() -> Path | None:
+    value = os.environ.get(HOME_ENV, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def data_dir() -> Path:
+    """User data: the library database and converted models."""
+    home = _home_override()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Regenerable files: thumbnails, image-embedding caches."""
+    home = _home_override()
+    return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    """Settings."""
+    home = _home_override()
+    return (
+        home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    )
+
+
+def settings_file() -> Path:
+    return config_dir() / "settings.json"
+
+
+def user_models_dir() -> Path:
+    """Where converted models live for this user."""
+    return data_dir() / "models"
+
+
+def source_checkout_models_dir() -> Path | None:
+    """``models/`` of a source checkout, when Storyteller runs from one."""
+    candidate = Path(__file__).resolve().parent.parent / "models"
+    return candidate if (candidate / "catalog.json").is_file() else None
+
+
+def model_search_dirs() -> list[Path]:
+    """Folders searched for converted models, the user's own first."""
+    dirs = [user_models_dir()]
+    checkout = source_checkout_models_dir()
+    if checkout is not None:
+        dirs.append(checkout)
+    return dirs
+
+
+def thumbnails_dir() -> Path:
+    return cache_dir() / "thumbnails"
+
+
+def embeddings_cache_dir() -> Path:
+    return cache_dir() / "embeddings"
