@@ -1,0 +1,201 @@
+"""What a story backend is asked for, and the one stream of events it answers with.
+
+Every backend (embedded llama.cpp, an OpenAI-compatible server, the scripted test backend)
+implements ``StoryBackend``; the CLI and the GUI only ever see these types.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Union
+
+# The generic instruction placed before the photos, as in training (DESIGN.md section 2).
+DEFAULT_INSTRUCTION = "Create a story based on these images."
+
+
+class Detail(enum.Enum):
+    """How many vision tokens one photo may cost: more detail, better boxes, slower runs."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+    @property
+    def token_budget(self) -> int:
+        """Per-image vision-token budget (llama.cpp accepts 8..4096)."""
+        return {Detail.LOW: 256, Detail.NORMAL: 512, Detail.HIGH: 1024}[self]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings; the defaults are the model card's."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_tokens: int = 4096
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+
+
+class Preset(enum.Enum):
+    """Named sampling presets offered in the GUI and CLI."""
+
+    CREATIVE = "creative"
+    FAITHFUL = "faithful"
+
+    def sampling(self, *, max_tokens: int = 4096, seed: int | None = None) -> SamplingParams:
+        if self is Preset.FAITHFUL:
+            return SamplingParams(temperature=0.2, top_p=0.8, max_tokens=max_tokens, seed=seed)
+        return SamplingParams(temperature=0.7, top_p=0.9, max_tokens=max_tokens, seed=seed)
+
+
+@dataclass(frozen=True)
+class StoryRequest:
+    """One story run: photos in album order and how to tell their story."""
+
+    photos: tuple[Path, ...]
+    detail: Detail = Detail.NORMAL
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    strict_format: bool = False
+    instruction: str = DEFAULT_INSTRUCTION
+
+
+class Phase(enum.Enum):
+    LOADING_MODEL = "loading model"
+    PREPARING_PHOTO = "preparing photo"
+    ENCODING_PHOTO = "encoding photo"
+    READING_PROMPT = "reading prompt"
+    WRITING = "writing"
+
+
+@dataclass(frozen=True)
+class PhaseEvent:
+    """The run entered a phase; ``index``/``total`` count photos where that makes sense (1-based)."""
+
+    phase: Phase
+    index: int = 0
+    total: int = 0
+
+    def describe(self) -> str:
+        if self.total:
+            return f"{self.phase.value} {self.index}/{self.total}"
+        return self.phase.value
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of generated text, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PhotoInfo:
+    """A photo as the model saw it: original and prepared pixel sizes, vision-token cost."""
+
+    path: Path
+    original_size: tuple[int, int]
+    prepared_size: tuple[int, int]
+    tokens: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "original_size": list(self.original_size),
+            "prepared_size": list(self.prepared_size),
+            "tokens": self.tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent per stage; ``encode_s`` has one entry per photo (0.0 when cached)."""
+
+    load_s: float = 0.0
+    encode_s: tuple[float, ...] = ()
+    prompt_eval_s: float = 0.0
+    first_token_s: float = 0.0
+    generation_s: float = 0.0
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.generated_tokens / self.generation_s if self.generation_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "load_s": self.load_s,
+            "encode_s": list(self.encode_s),
+            "prompt_eval_s": self.prompt_eval_s,
+            "first_token_s": self.first_token_s,
+            "generation_s": self.generation_s,
+            "generated_tokens": self.generated_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "tokens_per_s": self.tokens_per_s,
+        }
+
+
+class FinishReason(enum.Enum):
+    STOP = "stop"  # the model ended its answer
+    LENGTH = "length"  # max_tokens reached
+    CANCELLED = "cancelled"  # should_stop() returned True; the partial output is kept
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The end of a run: the raw output (partial when cancelled) and how it was made."""
+
+    raw_output: str
+    finish_reason: FinishReason
+    photos: tuple[PhotoInfo, ...]
+    sampling: SamplingParams
+    backend: str  # e.g. "llama.cpp (CPU)", "server http://127.0.0.1:8080"
+    model: str  # the model's identity as the backend knows it (file name or server model id)
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.finish_reason is FinishReason.CANCELLED
+
+
+@dataclass(frozen=True)
+class ResultEvent:
+    result: RunResult
+
+
+Event = Union[PhaseEvent, TokenEvent, ResultEvent]  # noqa: UP007 (a runtime alias on 3.10)
+
+ShouldStop = Callable[[], bool]
+
+
+class StoryBackend(Protocol):
+    """One way of running the model. Not thread-safe: one ``generate`` at a time."""
+
+    @property
+    def description(self) -> str:
+        """Backend and device for the status bar, e.g. ``llama.cpp (CUDA)``."""
+        ...
+
+    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
+        """Yield phase and token events, then exactly one ``ResultEvent``.
+
+        Raises ``StorytellerError`` (before or during the stream) for problems the user can fix.
+        ``should_stop`` is checked between tokens; when it returns True the stream ends with a
+        ``ResultEvent`` whose finish reason is ``CANCELLED`` and which keeps the partial output.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the model; the backend cannot be used afterwards."""
+        ...
