@@ -1,1 +1,56 @@
-"""Albums, photos and story runs in SQLite; thumbnails. No Qt."""
+"""Albums, photos and story runs in SQLite; thumbnails; export bundles. No Qt.
+
+``Library.open()`` is the entry point; see ``store.Library`` for what it does.
+"""
+
+from __future__ import annotations
+
+from desktop_app.library.errors import (
+    AlbumExistsError,
+    AlbumNotFoundError,
+    BundleError,
+    LibraryError,
+    LibraryVersionError,
+    NotAnImageError,
+    PhotoMissingError,
+    PhotoUnreadableError,
+    RunNotFoundError,
+)
+from desktop_app.library.records import (
+    Album,
+    DuplicatePhoto,
+    FailedFile,
+    ImportReport,
+    Photo,
+    RelinkedPhoto,
+    RelinkReport,
+    RunPhoto,
+    RunSpec,
+    RunStatus,
+    StoryRun,
+)
+from desktop_app.library.store import Library
+
+__all__ = [
+    "Album",
+    "AlbumExistsError",
+    "AlbumNotFoundError",
+    "BundleError",
+    "DuplicatePhoto",
+    "FailedFile",
+    "ImportReport",
+    "Library",
+    "LibraryError",
+    "LibraryVersionError",
+    "NotAnImageError",
+    "Photo",
+    "PhotoMissingError",
+    "PhotoUnreadableError",
+    "RelinkReport",
+    "RelinkedPhoto",
+    "RunNotFoundError",
+    "RunPhoto",
+    "RunSpec",
+    "RunStatus",
+    "StoryRun",
+]

@@ -1,0 +1,179 @@
+"""Reading facts about photo files: content sniffing, content hash, EXIF date and orientation.
+
+Only ever reads the user's files. A file counts as a photo when Pillow recognises its content,
+whatever its name says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from desktop_app.library.errors import NotAnImageError, PhotoUnreadableError
+
+_HASH_CHUNK = 1 << 20
+
+# EXIF tags (Exif 2.32): orientation in IFD0; dates and their UTC offsets in the Exif sub-IFD.
+_TAG_ORIENTATION = 0x0112
+_IFD_EXIF = 0x8769
+_TAG_DATETIME_ORIGINAL = 0x9003
+_TAG_DATETIME_DIGITIZED = 0x9004
+_TAG_OFFSET_ORIGINAL = 0x9011
+_TAG_OFFSET_DIGITIZED = 0x9012
+_ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # the stored image is transposed relative to its display
+
+_EXIF_DATE = re.compile(r"^\s*(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+_EXIF_OFFSET = re.compile(r"^\s*([+-])(\d{2}):(\d{2})\s*$")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif")
+
+
+def _register_optional_openers() -> bool:
+    """Let Pillow read HEIC/HEIF when pillow-heif is installed (the ``heic`` extra)."""
+    try:
+        import pillow_heif  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+HEIF_SUPPORTED = _register_optional_openers()
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """What the library records about a photo file."""
+
+    path: Path
+    size: int
+    mtime: float
+    sha256: str
+    width: int
+    height: int
+    captured_at: str | None
+
+
+def sha256_of_file(path: Path) -> str:
+    """The SHA-256 of a file's content, read in chunks (photos can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _exif_datetime(value: object, offset: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return None
+    match = _EXIF_DATE.match(value)
+    if not match:
+        return None
+    try:
+        moment = dt.datetime(*(int(part) for part in match.groups()))
+    except ValueError:  # cameras write "0000:00:00 00:00:00" when the clock was never set
+        return None
+    text = moment.isoformat()
+    if isinstance(offset, bytes):
+        offset = offset.decode("ascii", "replace")
+    if isinstance(offset, str) and (off := _EXIF_OFFSET.match(offset)):
+        text += f"{off.group(1)}{off.group(2)}:{off.group(3)}"
+    return text
+
+
+def _looks_like_heif(path: Path) -> bool:
+    with contextlib.suppress(OSError), open(path, "rb") as handle:
+        head = handle.read(12)
+        return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+    return False
+
+
+def _unreadable_message(path: Path, err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return f"{path.name} cannot be read: permission denied (check the file's permissions)"
+    if isinstance(err, FileNotFoundError):
+        return f"{path.name} was not found at {path.parent}: check the path"
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{path.name} cannot be read ({reason}): check the file or copy it again"
+
+
+def read_photo_facts(path: Path) -> PhotoFacts:
+    """Identify ``path`` as an image by its content and read its facts.
+
+    Raises ``NotAnImageError`` when the content is not an image Pillow reads and
+    ``PhotoUnreadableError`` when the file cannot be read; both name the file.
+    """
+    try:
+        stat = path.stat()
+        with Image.open(path) as image:
+            width, height = image.size
+            exif = image.getexif()
+        sha256 = sha256_of_file(path)
+    except UnidentifiedImageError:
+        if _looks_like_heif(path):
+            raise NotAnImageError(
+                path,
+                f"{path.name} is a HEIC/HEIF photo: install pillow-heif "
+                "(pip install 'storyteller[heic]') or convert it to JPEG",
+            ) from None
+        raise NotAnImageError(path, f"{path.name} is not an image Storyteller can read") from None
+    except Image.DecompressionBombError:
+        raise PhotoUnreadableError(
+            path, f"{path.name} is too large to open safely: resize it below 90 megapixels"
+        ) from None
+    except OSError as err:
+        raise PhotoUnreadableError(path, _unreadable_message(path, err)) from err
+    except (SyntaxError, ValueError) as err:  # Pillow plugins raise these for corrupt headers
+        raise PhotoUnreadableError(
+            path, f"{path.name} is damaged ({err}): open it in an image viewer to check it"
+        ) from err
+    if exif.get(_TAG_ORIENTATION) in _ROTATED_ORIENTATIONS:
+        width, height = height, width
+    captured_at = None
+    with contextlib.suppress(Exception):  # malformed EXIF only costs the date, never the photo
+        exif_ifd = exif.get_ifd(_IFD_EXIF)
+        captured_at = _exif_datetime(
+            exif_ifd.get(_TAG_DATETIME_ORIGINAL), exif_ifd.get(_TAG_OFFSET_ORIGINAL)
+        ) or _exif_datetime(
+            exif_ifd.get(_TAG_DATETIME_DIGITIZED), exif_ifd.get(_TAG_OFFSET_DIGITIZED)
+        )
+    return PhotoFacts(
+        path=path,
+        size=stat.st_size,
+        mtime=stat.st_mtime,
+        sha256=sha256,
+        width=width,
+        height=height,
+        captured_at=captured_at,
+    )
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every regular file under ``folder``, recursively, in name order; hidden entries skipped."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                candidate = Path(root) / name
+                if candidate.is_file():
+                    yield candidate
+
+
+def expand_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
+    """Files to import: each ``(absolute path, named explicitly)``; folders are walked."""
+    for given in paths:
+        path = Path(os.path.abspath(Path(given).expanduser()))
+        if path.is_dir():
+            for found in walk_files(path):
+                yield found, False
+        else:
+            yield path, True

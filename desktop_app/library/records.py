@@ -1,0 +1,219 @@
+"""The records the library hands out: albums, photos, import reports and story runs."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Album:
+    """An ordered set of photos with its stories; ``photo_count``/``run_count`` as of reading."""
+
+    id: int
+    name: str
+    notes: str
+    created: str  # ISO 8601, UTC
+    photo_count: int = 0
+    run_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "notes": self.notes,
+            "created": self.created,
+            "photos": self.photo_count,
+            "stories": self.run_count,
+        }
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo file the library knows, identified by its content hash.
+
+    ``width``/``height`` are the pixel size as the photo is shown (EXIF orientation applied).
+    ``captured_at`` is EXIF DateTimeOriginal as ISO 8601 (with its offset when the camera wrote
+    one), or None. ``missing`` is True when no file was at ``path`` when the record was read.
+    """
+
+    id: int
+    path: Path
+    sha256: str
+    size: int
+    mtime: float
+    width: int
+    height: int
+    captured_at: str | None
+    missing: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size": self.size,
+            "width": self.width,
+            "height": self.height,
+            "captured_at": self.captured_at,
+            "missing": self.missing,
+        }
+
+
+@dataclass(frozen=True)
+class DuplicatePhoto:
+    """A file not added because the album already holds a photo with the same content."""
+
+    path: Path
+    existing: Photo
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file that could not be imported, and why (the message names the file)."""
+
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What ``Library.add_photos`` did with every file it was given or found."""
+
+    added: tuple[Photo, ...] = ()
+    duplicates: tuple[DuplicatePhoto, ...] = ()
+    failed: tuple[FailedFile, ...] = ()
+    skipped: tuple[Path, ...] = ()  # non-image files found while walking folders
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": [photo.to_dict() for photo in self.added],
+            "duplicates": [
+                {"path": str(dup.path), "existing": str(dup.existing.path)}
+                for dup in self.duplicates
+            ],
+            "failed": [{"path": str(f.path), "message": f.message} for f in self.failed],
+            "skipped": [str(path) for path in self.skipped],
+        }
+
+
+@dataclass(frozen=True)
+class RelinkedPhoto:
+    photo_id: int
+    old_path: Path
+    new_path: Path
+
+
+@dataclass(frozen=True)
+class RelinkReport:
+    """Photos found again by content hash, and those still missing."""
+
+    relinked: tuple[RelinkedPhoto, ...] = ()
+    still_missing: tuple[Photo, ...] = ()
+
+
+class RunStatus(enum.Enum):
+    """Where a story run stands. Only ``RUNNING`` changes; the others are final."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"  # the model finished (or reached max_tokens)
+    STOPPED = "stopped"  # the user stopped it; the partial output is kept
+    FAILED = "failed"  # an error ended it; ``error`` says which
+    INTERRUPTED = "interrupted"  # the process died while writing; the partial output is kept
+
+
+@dataclass(frozen=True)
+class RunPhoto:
+    """One photo of a run, in the order the model saw them (frame ``index`` from 1)."""
+
+    index: int
+    photo_id: int | None
+    path: Path
+    sha256: str
+    original_size: tuple[int, int] | None = None
+    prepared_size: tuple[int, int] | None = None
+    tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "photo_id": self.photo_id,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "original_size": list(self.original_size) if self.original_size else None,
+            "prepared_size": list(self.prepared_size) if self.prepared_size else None,
+            "tokens": self.tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunPhoto:
+        def size(value: Any) -> tuple[int, int] | None:
+            return (int(value[0]), int(value[1])) if value else None
+
+        return cls(
+            index=int(data["index"]),
+            photo_id=data.get("photo_id"),
+            path=Path(data["path"]),
+            sha256=str(data.get("sha256", "")),
+            original_size=size(data.get("original_size")),
+            prepared_size=size(data.get("prepared_size")),
+            tokens=data.get("tokens"),
+        )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a story run is about to do: photos in the order used and how it is asked."""
+
+    photo_ids: tuple[int, ...]
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = ""
+    model: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoryRun:
+    """One story told for an album: the raw model output and everything needed to trust it.
+
+    ``story`` is the parsed story JSON (desktop_app.story's public contract) or None while the run
+    is still being written. User edits (display names) are a separate layer:
+    ``Library.display_names(run.id)``.
+    """
+
+    id: int
+    album_id: int
+    status: RunStatus
+    created: str
+    finished: str | None
+    photos: tuple[RunPhoto, ...]
+    parameters: Mapping[str, Any]
+    backend: str
+    model: Mapping[str, Any]
+    timings: Mapping[str, Any]
+    raw_output: str
+    story: Mapping[str, Any] | None
+    error: str
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The run without its text: what ``album stories --json`` prints."""
+        return {
+            "id": self.id,
+            "album_id": self.album_id,
+            "status": self.status.value,
+            "created": self.created,
+            "finished": self.finished,
+            "photos": [photo.to_dict() for photo in self.photos],
+            "parameters": dict(self.parameters),
+            "backend": self.backend,
+            "model": dict(self.model),
+            "timings": dict(self.timings),
+            "output_chars": len(self.raw_output),
+            "error": self.error,
+        }

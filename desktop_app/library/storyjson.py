@@ -1,0 +1,27 @@
+"""A run's raw output as the story JSON contract (desktop_app.story), with validation issues."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from desktop_app.library.records import RunPhoto
+
+
+def parse_story_json(raw_output: str, photos: Sequence[RunPhoto]) -> dict[str, Any] | None:
+    """Parse and validate ``raw_output`` told about ``photos``; None when there is no text yet.
+
+    Boxes are checked against each photo's prepared size (the size the model saw) when known.
+    """
+    if not raw_output.strip():
+        return None
+    from desktop_app.story.parser import parse_story
+    from desktop_app.story.render import story_to_dict
+    from desktop_app.story.validate import validate
+
+    story = parse_story(raw_output)
+    image_sizes = {
+        photo.index: photo.prepared_size for photo in photos if photo.prepared_size is not None
+    }
+    issues = validate(story, frame_count=len(photos) or None, image_sizes=image_sizes or None)
+    return story_to_dict(story, issues)

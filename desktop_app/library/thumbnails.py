@@ -1,0 +1,57 @@
+"""Thumbnails in the user cache folder, keyed by content hash and size, rebuilt when missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from desktop_app.fileio import atomic_open
+from desktop_app.library.errors import PhotoMissingError, PhotoUnreadableError
+from desktop_app.library.records import Photo
+
+THUMBNAIL_SIZES = (128, 256, 512)
+
+
+def thumbnail_file(thumbnails_dir: Path, sha256: str, size: int) -> Path:
+    """Where the ``size``-pixel thumbnail of the content ``sha256`` lives (it may not exist)."""
+    return thumbnails_dir / sha256[:2] / f"{sha256}-{size}.jpg"
+
+
+def render_thumbnail(source: Path, target: Path, size: int) -> None:
+    """Write a JPEG of ``source`` fitting ``size``x``size``, upright (EXIF orientation applied)."""
+    try:
+        with Image.open(source) as image:
+            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+            upright = ImageOps.exif_transpose(image)
+            upright.thumbnail((size, size))
+            if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
+                rgba = upright.convert("RGBA")
+                flat = Image.new("RGB", rgba.size, (255, 255, 255))
+                flat.paste(rgba, mask=rgba.getchannel("A"))
+                upright = flat
+            elif upright.mode != "RGB":
+                upright = upright.convert("RGB")
+            with atomic_open(target, "wb") as handle:
+                upright.save(handle, "JPEG", quality=85)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise PhotoUnreadableError(
+            source, f"{source.name} cannot be read for its thumbnail ({err}): check the file"
+        ) from err
+
+
+def thumbnail_path(thumbnails_dir: Path, photo: Photo, size: int = 256) -> Path:
+    """The thumbnail of ``photo``, made now if it is not in the cache yet.
+
+    Raises ``PhotoMissingError`` when the photo has moved and no thumbnail is cached.
+    """
+    target = thumbnail_file(thumbnails_dir, photo.sha256, size)
+    if target.is_file():
+        return target
+    if not photo.path.is_file():
+        raise PhotoMissingError(
+            f"{photo.name} is no longer at {photo.path.parent}: relink the album to the folder "
+            "it moved to"
+        )
+    render_thumbnail(photo.path, target, size)
+    return target
