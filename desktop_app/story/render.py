@@ -1,0 +1,556 @@
+"""Renderers for a parsed story: the JSON contract, plain text, Markdown and a standalone HTML page.
+
+``names`` maps an entity id to the display name the user chose (a renamed character keeps its
+id). The display name replaces the model's name in tables and the cast, and in the story text
+where a tagged mention is exactly the model's name for that id ("Maya", "Maya's", or the first
+word of a longer name); any other mention ("she", "the girl") stays as the model wrote it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from desktop_app.story.model import (
+    Character,
+    Frame,
+    Issue,
+    NarrativePhase,
+    Segment,
+    Span,
+    SpanKind,
+    Story,
+    StoryObject,
+)
+
+# Anything that still looks like a story tag in text the parser kept literally (a tag broken
+# over a line, an overlong one): plain renderings strip it.
+_TAG_LIKE_RE = re.compile(r"<\s*/?\s*(?:gd[ioal]|think)(?=[\s>/])[^<>]*>", re.IGNORECASE)
+_POSSESSIVES = ("'s", "’s", "'", "’")
+
+
+def story_to_dict(story: Story, issues: Iterable[Issue]) -> dict[str, object]:
+    """The public JSON shape of a parsed story (documented in README, "story JSON contract")."""
+    return {
+        "complete": story.complete,
+        "frames": [_frame_to_dict(frame) for frame in story.frames],
+        "narrative": [_phase_to_dict(phase) for phase in story.narrative],
+        "story": [
+            {
+                "image": segment.image,
+                "spans": [
+                    {"text": span.text, "kind": span.kind.value, "ids": list(span.ids)}
+                    for span in segment.spans
+                ],
+            }
+            for segment in story.segments
+        ],
+        "issues": [
+            {
+                "code": issue.code,
+                "severity": issue.severity.value,
+                "message": issue.message,
+                "frame": issue.frame,
+                "id": issue.id,
+                "line": issue.line,
+            }
+            for issue in issues
+        ],
+    }
+
+
+def _frame_to_dict(frame: Frame) -> dict[str, object]:
+    return {
+        "index": frame.index,
+        "characters": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "description": c.description,
+                "emotions": c.emotions,
+                "actions": c.actions,
+                "narrative_function": c.narrative_function,
+                "box": c.box.as_list() if c.box is not None else None,
+                "box_text": c.box_text,
+            }
+            for c in frame.characters
+        ],
+        "objects": [
+            {
+                "id": o.id,
+                "description": o.description,
+                "function": o.function,
+                "interaction": o.interaction,
+                "narrative_function": o.narrative_function,
+                "box": o.box.as_list() if o.box is not None else None,
+                "box_text": o.box_text,
+            }
+            for o in frame.objects
+        ],
+        "settings": [
+            {
+                "element": s.element,
+                "description": s.description,
+                "mood": s.mood,
+                "time": s.time,
+                "narrative_function": s.narrative_function,
+            }
+            for s in frame.settings
+        ],
+    }
+
+
+def _phase_to_dict(phase: NarrativePhase) -> dict[str, object]:
+    return {
+        "phase": phase.phase,
+        "description": phase.description,
+        "key_events": phase.key_events,
+        "images": list(phase.images),
+    }
+
+
+# ---- shared helpers ------------------------------------------------------------------------
+
+
+def strip_tags(text: str) -> str:
+    """``text`` without anything that looks like a story tag."""
+    previous = None
+    while previous != text:
+        previous, text = text, _TAG_LIKE_RE.sub("", text)
+    return text
+
+
+def span_display_text(span: Span, story: Story, names: Mapping[str, str] | None) -> str:
+    """The span's text, with the model's name for a renamed character replaced by the new one."""
+    if not names or span.kind is not SpanKind.ENTITY or len(span.ids) != 1:
+        return span.text
+    display = names.get(span.ids[0])
+    entity = story.entity(span.ids[0])
+    if not display or not isinstance(entity, Character) or not entity.name.strip():
+        return span.text
+    core = span.text.strip()
+    lead = span.text[: len(span.text) - len(span.text.lstrip())]
+    trail = span.text[len(span.text.rstrip()) :]
+    model_name = entity.name.strip()
+    candidates = [model_name]
+    if " " in model_name:
+        candidates.append(model_name.split()[0])
+    for candidate in candidates:
+        for suffix in ("", *_POSSESSIVES):
+            if core.casefold() == (candidate + suffix).casefold():
+                return lead + display + core[len(candidate) :] + trail
+    return span.text
+
+
+def display_name(entity_id: str, story: Story, names: Mapping[str, str] | None) -> str:
+    """What to call an entity in tables: the user's name, else the model's, else the id."""
+    if names and names.get(entity_id):
+        return names[entity_id]
+    entity = story.entity(entity_id)
+    if isinstance(entity, Character) and entity.name.strip():
+        return entity.name.strip()
+    if isinstance(entity, StoryObject) and entity.description.strip():
+        return entity.description.strip()
+    return entity_id
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _segment_plain(segment: Segment, story: Story, names: Mapping[str, str] | None) -> str:
+    text = "".join(span_display_text(span, story, names) for span in segment.spans)
+    return _collapse(strip_tags(text))
+
+
+def _segment_label(segment: Segment) -> str:
+    return f"Image {segment.image}" if segment.image is not None else "Outside any image"
+
+
+# ---- plain text ----------------------------------------------------------------------------
+
+
+def render_text(story: Story, names: Mapping[str, str] | None = None) -> str:
+    """The story as plain prose, tags stripped, one paragraph per segment (frame)."""
+    paragraphs = [_segment_plain(segment, story, names) for segment in story.segments]
+    body = "\n\n".join(p for p in paragraphs if p)
+    return body + "\n" if body else ""
+
+
+# ---- Markdown ------------------------------------------------------------------------------
+
+_MD_SPECIAL_RE = re.compile(r"([\\`*_\[\]<>#|~])")
+
+
+def _md(text: str) -> str:
+    return _MD_SPECIAL_RE.sub(r"\\\1", _collapse(strip_tags(text)))
+
+
+def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines.extend("| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows)
+    return lines
+
+
+def render_markdown(story: Story, names: Mapping[str, str] | None = None) -> str:
+    """The story (tags stripped, one section per frame), the cast and the analysis tables."""
+    out: list[str] = ["# Story", ""]
+    for segment in story.segments:
+        text = _segment_plain(segment, story, names)
+        if not text:
+            continue
+        out += [f"## {_segment_label(segment)}", "", _MD_SPECIAL_RE.sub(r"\\\1", text), ""]
+    cast = story.cast()
+    if cast:
+        out += ["## Cast", ""]
+        out += _md_table(
+            ("Id", "Name", "Description", "Appears in"),
+            (
+                (
+                    c.id,
+                    display_name(c.id, story, names),
+                    c.description,
+                    ", ".join(str(i) for i in story.frames_of(c.id)),
+                )
+                for c in cast
+            ),
+        )
+        out.append("")
+    if story.frames or story.narrative:
+        out += ["## Analysis", ""]
+    for frame in story.frames:
+        out += [f"### Image {frame.index}", ""]
+        if frame.characters:
+            out += ["**Characters**", ""]
+            out += _md_table(
+                (
+                    "Id",
+                    "Name",
+                    "Description",
+                    "Emotions",
+                    "Actions",
+                    "Narrative function",
+                    "Box",
+                ),
+                (
+                    (
+                        c.id,
+                        names.get(c.id, c.name) if names else c.name,
+                        c.description,
+                        c.emotions,
+                        c.actions,
+                        c.narrative_function,
+                        c.box_text,
+                    )
+                    for c in frame.characters
+                ),
+            )
+            out.append("")
+        if frame.objects:
+            out += ["**Objects**", ""]
+            out += _md_table(
+                ("Id", "Description", "Function", "Interaction", "Narrative function", "Box"),
+                (
+                    (
+                        o.id,
+                        o.description,
+                        o.function,
+                        o.interaction,
+                        o.narrative_function,
+                        o.box_text,
+                    )
+                    for o in frame.objects
+                ),
+            )
+            out.append("")
+        if frame.settings:
+            out += ["**Setting**", ""]
+            out += _md_table(
+                ("Element", "Description", "Mood", "Time", "Narrative function"),
+                (
+                    (s.element, s.description, s.mood, s.time, s.narrative_function)
+                    for s in frame.settings
+                ),
+            )
+            out.append("")
+    if story.narrative:
+        out += ["### Narrative structure", ""]
+        out += _md_table(
+            ("Phase", "Description", "Key events", "Images"),
+            (
+                (p.phase, p.description, p.key_events, ", ".join(str(i) for i in p.images))
+                for p in story.narrative
+            ),
+        )
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ---- HTML ----------------------------------------------------------------------------------
+
+# Okabe–Ito colours (distinguishable with the common colour-vision deficiencies), darkened where
+# needed so text underlined in them stays readable on white; then a few more distinct hues.
+_PALETTE = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#B8860B",
+    "#56B4E9",
+    "#8B4513",
+    "#6A3D9A",
+    "#E69F00",
+    "#33A02C",
+    "#E31A1C",
+    "#1F78B4",
+)
+_KIND_WORDS = {
+    SpanKind.ENTITY: "mention",
+    SpanKind.ACTION: "action",
+    SpanKind.LOCATION: "place",
+}
+
+_CSS = """
+body { font: 16px/1.6 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a1a1a;
+       background: #fff; margin: 0; }
+main { max-width: 60rem; margin: 0 auto; padding: 1rem 1.5rem 4rem; }
+h1 { font-size: 1.8rem; }
+.frame { display: flex; gap: 1.2rem; align-items: flex-start; margin: 1.5rem 0; }
+.frame img { max-width: 16rem; max-height: 16rem; border-radius: 4px; flex: none; }
+.frame h2 { font-size: 1rem; margin: 0 0 .3rem; color: #555; }
+.g { text-decoration-line: underline; text-decoration-thickness: 2px;
+     text-underline-offset: 3px; border-radius: 2px; padding: 0 1px; }
+.g sup { font-size: .62em; color: #444; margin-left: 1px; font-weight: normal; }
+.g.entity { text-decoration-style: solid; }
+.g.action { text-decoration-style: wavy; text-decoration-thickness: 1px; }
+.g.location { text-decoration-style: double; text-decoration-thickness: 3px; }
+.g.unknown { outline: 1px dashed #999; }
+.legend span.g { margin-right: 1.2rem; }
+table { border-collapse: collapse; margin: .5rem 0 1.2rem; font-size: .9rem; width: 100%; }
+th, td { border: 1px solid #ccc; padding: .25rem .45rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.id { font-family: ui-monospace, monospace; white-space: nowrap; }
+.swatch { display: inline-block; width: .8em; height: .8em; border-radius: 2px;
+          margin-right: .3em; vertical-align: middle; }
+.issues li.error { color: #a40000; }
+.model-name { color: #666; font-size: .85em; }
+@media print { .frame { break-inside: avoid; } }
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _colours(story: Story) -> dict[str, str]:
+    """One colour per id: defined ids in order of definition, then ids only the story uses."""
+    order: dict[str, None] = {}
+    for frame in story.frames:
+        for row in (*frame.characters, *frame.objects):
+            if row.id:
+                order.setdefault(row.id, None)
+    for segment in story.segments:
+        for span in segment.spans:
+            for entity_id in span.ids:
+                order.setdefault(entity_id, None)
+    return {entity_id: _PALETTE[i % len(_PALETTE)] for i, entity_id in enumerate(order)}
+
+
+def _span_html(
+    span: Span, story: Story, names: Mapping[str, str] | None, colours: Mapping[str, str]
+) -> str:
+    text = _e(strip_tags(span_display_text(span, story, names)))
+    if span.kind is SpanKind.TEXT:
+        return text
+    defined = story.defined_ids()
+    labels = [f"{i} · {display_name(i, story, names)}" for i in span.ids]
+    title = f"{_KIND_WORDS[span.kind]}: " + ("; ".join(labels) if labels else "no id")
+    colour = colours.get(span.ids[0], "#777") if span.ids else "#777"
+    unknown = " unknown" if any(i not in defined for i in span.ids) or not span.ids else ""
+    style = f"text-decoration-color: {colour}; background: {colour}1f"
+    return (
+        f'<span class="g {span.kind.value}{unknown}" data-ids="{_e(" ".join(span.ids))}" '
+        f'title="{_e(title)}" style="{style}">{text}'
+        f"<sup>{_e(','.join(span.ids) or '?')}</sup></span>"
+    )
+
+
+def _html_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A table from already-escaped cell HTML."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _id_cell(entity_id: str, colours: Mapping[str, str]) -> str:
+    colour = colours.get(entity_id, "#777")
+    return (
+        f'<span class="swatch" style="background: {colour}"></span>'
+        f'<span class="id">{_e(entity_id)}</span>'
+    )
+
+
+def _name_cell(character: Character, names: Mapping[str, str] | None) -> str:
+    chosen = names.get(character.id) if names else None
+    if chosen and chosen != character.name:
+        return f'{_e(chosen)} <span class="model-name">(model: {_e(character.name)})</span>'
+    return _e(character.name)
+
+
+def render_html(
+    story: Story,
+    issues: Sequence[Issue],
+    *,
+    names: Mapping[str, str] | None = None,
+    images: Mapping[int, str] | None = None,
+    title: str | None = None,
+) -> str:
+    """A self-contained HTML page: the grounded story, a legend, issues, cast and analysis.
+
+    Tagged spans are coloured per id and also readable without colour: each kind has its own
+    underline style and the ids follow in superscript (and in the tooltip). ``images`` maps a
+    frame index to an image ``src`` (e.g. a data: URI) shown beside that frame's text.
+    """
+    colours = _colours(story)
+    images = images or {}
+    page_title = title or "Story"
+    parts: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(page_title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{_e(page_title)}</h1>",
+    ]
+    if not story.complete:
+        parts.append("<p><em>This story is incomplete.</em></p>")
+    parts.append('<section class="story">')
+    for segment in story.segments:
+        label = _segment_label(segment)
+        anchor = f' id="image-{segment.image}"' if segment.image is not None else ""
+        image = images.get(segment.image) if segment.image is not None else None
+        picture = f'<img src="{_e(image)}" alt="{_e(label)}">' if image else ""
+        spans = "".join(_span_html(span, story, names, colours) for span in segment.spans)
+        parts.append(
+            f'<article class="frame"{anchor}>{picture}<div><h2>{_e(label)}</h2>'
+            f"<p>{spans}</p></div></article>"
+        )
+    parts.append("</section>")
+    parts.append(
+        '<section class="legend"><h2>Legend</h2><p>'
+        '<span class="g entity" style="text-decoration-color: #444">someone or something'
+        "<sup>id</sup></span>"
+        '<span class="g action" style="text-decoration-color: #444">an action<sup>who</sup></span>'
+        '<span class="g location" style="text-decoration-color: #444">a place<sup>id</sup></span>'
+        "</p><p>Each id has its own colour; the ids are printed after every tagged word.</p>"
+        "</section>"
+    )
+    if issues:
+        items = "".join(
+            f'<li class="{_e(i.severity.value)}"><strong>{_e(i.severity.value)}</strong> '
+            f'<span class="id">{_e(i.code)}</span>: {_e(i.message)}'
+            + (f" (line {i.line})" if i.line is not None else "")
+            + "</li>"
+            for i in issues
+        )
+        parts.append(f'<section class="issues"><h2>Problems found</h2><ul>{items}</ul></section>')
+    cast = story.cast()
+    if cast:
+        parts.append('<section class="cast"><h2>Cast</h2>')
+        parts.append(
+            _html_table(
+                ("Id", "Name", "Description", "Appears in images"),
+                (
+                    (
+                        _id_cell(c.id, colours),
+                        _name_cell(c, names),
+                        _e(c.description),
+                        _e(", ".join(str(i) for i in story.frames_of(c.id))),
+                    )
+                    for c in cast
+                ),
+            )
+        )
+        parts.append("</section>")
+    if story.frames or story.narrative:
+        parts.append('<section class="analysis"><h2>Analysis</h2>')
+        for frame in story.frames:
+            parts.append(_frame_html(frame, names, colours))
+        if story.narrative:
+            parts.append("<h3>Narrative structure</h3>")
+            parts.append(
+                _html_table(
+                    ("Phase", "Description", "Key events", "Images"),
+                    (
+                        (
+                            _e(p.phase),
+                            _e(p.description),
+                            _e(p.key_events),
+                            _e(", ".join(str(i) for i in p.images)),
+                        )
+                        for p in story.narrative
+                    ),
+                )
+            )
+        parts.append("</section>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _frame_html(frame: Frame, names: Mapping[str, str] | None, colours: Mapping[str, str]) -> str:
+    parts = [f'<h3 id="analysis-{frame.index}">Image {frame.index}</h3>']
+    if frame.characters:
+        parts.append("<h4>Characters</h4>")
+        parts.append(
+            _html_table(
+                ("Id", "Name", "Description", "Emotions", "Actions", "Narrative function", "Box"),
+                (
+                    (
+                        _id_cell(c.id, colours),
+                        _name_cell(c, names),
+                        _e(c.description),
+                        _e(c.emotions),
+                        _e(c.actions),
+                        _e(c.narrative_function),
+                        _e(c.box_text),
+                    )
+                    for c in frame.characters
+                ),
+            )
+        )
+    if frame.objects:
+        parts.append("<h4>Objects</h4>")
+        parts.append(
+            _html_table(
+                ("Id", "Description", "Function", "Interaction", "Narrative function", "Box"),
+                (
+                    (
+                        _id_cell(o.id, colours),
+                        _e(o.description),
+                        _e(o.function),
+                        _e(o.interaction),
+                        _e(o.narrative_function),
+                        _e(o.box_text),
+                    )
+                    for o in frame.objects
+                ),
+            )
+        )
+    if frame.settings:
+        parts.append("<h4>Setting</h4>")
+        parts.append(
+            _html_table(
+                ("Element", "Description", "Mood", "Time", "Narrative function"),
+                (
+                    (
+                        _e(s.element),
+                        _e(s.description),
+                        _e(s.mood),
+                        _e(s.time),
+                        _e(s.narrative_function),
+                    )
+                    for s in frame.settings
+                ),
+            )
+        )
+    return "".join(parts)
