@@ -16,10 +16,10 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from desktop_app import paths
 from desktop_app.engine.events import FinishReason, RunResult
@@ -54,6 +54,9 @@ from desktop_app.library.records import (
     StoryRun,
 )
 from desktop_app.library.runlock import RunLock, is_held
+
+if TYPE_CHECKING:
+    from desktop_app.library import bundle as bundle_module
 
 logger = logging.getLogger(__name__)
 
@@ -762,6 +765,72 @@ class Library:
                        DO UPDATE SET display_name = excluded.display_name""",
                     (run_id, entity_id, name.strip()),
                 )
+
+    def add_finished_run(
+        self,
+        ref: AlbumRef,
+        *,
+        photos: Sequence[RunPhoto],
+        status: RunStatus,
+        raw_output: str,
+        parameters: Mapping[str, Any],
+        backend: str,
+        model: Mapping[str, Any],
+        timings: Mapping[str, Any],
+        created: str | None = None,
+        finished: str | None = None,
+        error: str = "",
+        display_names: Mapping[str, str] | None = None,
+    ) -> int:
+        """Store a run made elsewhere (an imported bundle); its story JSON is parsed anew."""
+        if status is RunStatus.RUNNING:
+            raise LibraryError("an imported story cannot be running: store it as interrupted")
+        album = self.album(ref)
+        story = storyjson.parse_story_json(raw_output, photos)
+        with self._write() as conn:
+            cursor = conn.execute(
+                """INSERT INTO runs (album_id, status, created, finished, photos, parameters,
+                                     backend, model, timings, raw_output, story_json, error)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    album.id,
+                    status.value,
+                    created or _now(),
+                    finished or _now(),
+                    _json([photo.to_dict() for photo in photos]),
+                    _json(dict(parameters)),
+                    backend,
+                    _json(dict(model)),
+                    _json(dict(timings)),
+                    raw_output,
+                    _json(story) if story is not None else None,
+                    error,
+                ),
+            )
+            run_id = int(cursor.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO run_names (run_id, entity_id, display_name) VALUES (?, ?, ?)",
+                [(run_id, key, value) for key, value in (display_names or {}).items() if value],
+            )
+        return run_id
+
+    # -- export bundles --------------------------------------------------------------------
+
+    def export_album(
+        self, ref: AlbumRef, dest: str | os.PathLike[str], *, run_id: int | None = None
+    ) -> Path:
+        """Export the album with one story to a folder or ``.zip`` (see ``bundle``)."""
+        from desktop_app.library import bundle
+
+        return bundle.export_album(self, ref, dest, run_id=run_id)
+
+    def import_bundle(
+        self, source: str | os.PathLike[str], *, name: str | None = None
+    ) -> bundle_module.ImportedBundle:
+        """Create an album and its story from an export folder or zip (see ``bundle``)."""
+        from desktop_app.library import bundle
+
+        return bundle.import_bundle(self, source, name=name)
 
     def display_names(self, run_id: int) -> dict[str, str]:
         """The user's names for the story's entities, by entity id."""

@@ -6,22 +6,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from desktop_app.library.records import RunPhoto
+from desktop_app.story.model import Issue, Story
+from desktop_app.story.parser import parse_story
+from desktop_app.story.render import story_to_dict
+from desktop_app.story.validate import validate
 
 
-def parse_story_json(raw_output: str, photos: Sequence[RunPhoto]) -> dict[str, Any] | None:
-    """Parse and validate ``raw_output`` told about ``photos``; None when there is no text yet.
+def parse_and_validate(raw_output: str, photos: Sequence[RunPhoto]) -> tuple[Story, list[Issue]]:
+    """The parsed story and its validation issues.
 
     Boxes are checked against each photo's prepared size (the size the model saw) when known.
     """
-    if not raw_output.strip():
-        return None
-    from desktop_app.story.parser import parse_story
-    from desktop_app.story.render import story_to_dict
-    from desktop_app.story.validate import validate
-
     story = parse_story(raw_output)
     image_sizes = {
         photo.index: photo.prepared_size for photo in photos if photo.prepared_size is not None
     }
     issues = validate(story, frame_count=len(photos) or None, image_sizes=image_sizes or None)
-    return story_to_dict(story, issues)
+    return story, issues
+
+
+def parse_story_json(raw_output: str, photos: Sequence[RunPhoto]) -> dict[str, Any] | None:
+    """The story JSON contract for ``raw_output`` told about ``photos``; None without text."""
+    if not raw_output.strip():
+        return None
+    return story_to_dict(*parse_and_validate(raw_output, photos))

@@ -1,0 +1,343 @@
+"""Export bundles: an album with one story as a folder or a zip, and importing one back.
+
+A bundle holds ``story.html`` (one self-contained page, photos embedded as data URIs),
+``story.md``, ``story.json`` (the story JSON contract), the photos under ``photos/``, and
+``bundle.json``: what importing needs (album, photo hashes and order, the run with its raw output,
+parameters, model, timings and the user's display names).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from desktop_app.fileio import atomic_open
+from desktop_app.library.errors import BundleError, LibraryError
+from desktop_app.library.photofiles import sha256_of_file
+from desktop_app.library.records import Album, RunPhoto, RunStatus, StoryRun
+from desktop_app.library.store import AlbumRef, Library
+from desktop_app.library.storyjson import parse_and_validate
+from desktop_app.story.render import render_html, render_markdown, story_to_dict
+
+BUNDLE_FORMAT = "storyteller-album-bundle"
+BUNDLE_VERSION = 1
+MANIFEST_NAME = "bundle.json"
+PHOTOS_FOLDER = "photos"
+EMBEDDED_MAX_SIDE = 1600  # embedded page images: sharp on screen, a fraction of the originals
+_UNSAFE_NAME = re.compile(r"[^\w .()+-]+")
+
+
+@dataclass(frozen=True)
+class ImportedBundle:
+    album: Album
+    run_id: int | None
+    photos_folder: Path
+
+
+def _choose_run(library: Library, album: Album, run_id: int | None) -> StoryRun:
+    if run_id is not None:
+        run = library.run(run_id)
+        if run.album_id != album.id:
+            raise BundleError(f"story {run_id} does not belong to album {album.name!r}")
+        if run.status is RunStatus.RUNNING:
+            raise BundleError(f"story {run_id} is still being written: export it when it ends")
+        return run
+    runs = library.runs(album)
+    complete = [run for run in runs if run.status is RunStatus.COMPLETE]
+    with_text = [
+        run for run in runs if run.status is not RunStatus.RUNNING and run.raw_output.strip()
+    ]
+    if complete:
+        return complete[-1]
+    if with_text:
+        return with_text[-1]
+    raise BundleError(f"album {album.name!r} has no story yet: tell one before exporting it")
+
+
+def _embedded_image(path: Path) -> str:
+    """A data URI of the photo, upright and at most ``EMBEDDED_MAX_SIDE`` pixels."""
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image)
+        upright.thumbnail((EMBEDDED_MAX_SIDE, EMBEDDED_MAX_SIDE))
+        if upright.mode != "RGB":
+            upright = upright.convert("RGB")
+        buffer = io.BytesIO()
+        upright.save(buffer, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _photo_entry_name(index: int, path: Path) -> str:
+    safe = _UNSAFE_NAME.sub("_", path.name).strip() or "photo"
+    return f"{PHOTOS_FOLDER}/{index:03d} {safe}"
+
+
+def _bundle_contents(
+    library: Library, album: Album, run: StoryRun
+) -> tuple[dict[str, str], dict[str, Path]]:
+    """The bundle's text files (name -> text) and photos (name -> source file)."""
+    missing = [photo for photo in run.photos if not photo.path.is_file()]
+    if missing:
+        raise BundleError(
+            f"{missing[0].path.name} (and {len(missing) - 1} more) cannot be found: relink "
+            "the album to the folder the photos moved to, then export again"
+            if len(missing) > 1
+            else f"{missing[0].path.name} cannot be found at {missing[0].path.parent}: relink "
+            "the album to the folder it moved to, then export again"
+        )
+    names = library.display_names(run.id)
+    story, issues = parse_and_validate(run.raw_output, run.photos)
+    images = {photo.index: _embedded_image(photo.path) for photo in run.photos}
+    photo_files = {_photo_entry_name(photo.index, photo.path): photo.path for photo in run.photos}
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "album": {"name": album.name, "notes": album.notes, "created": album.created},
+        "photos": [
+            {
+                "file": entry,
+                "sha256": photo.sha256,
+                "index": photo.index,
+                "original_name": photo.path.name,
+            }
+            for entry, photo in zip(photo_files, run.photos, strict=True)
+        ],
+        "run": {
+            "status": run.status.value,
+            "created": run.created,
+            "finished": run.finished,
+            "photos": [photo.to_dict() for photo in run.photos],
+            "parameters": dict(run.parameters),
+            "backend": run.backend,
+            "model": dict(run.model),
+            "timings": dict(run.timings),
+            "raw_output": run.raw_output,
+            "error": run.error,
+            "display_names": names,
+        },
+    }
+    texts = {
+        MANIFEST_NAME: json.dumps(manifest, ensure_ascii=False, indent=2),
+        "story.json": json.dumps(story_to_dict(story, issues), ensure_ascii=False, indent=2),
+        "story.md": render_markdown(story, names=names),
+        "story.html": render_html(story, issues, names=names, images=images, title=album.name),
+    }
+    return texts, photo_files
+
+
+def export_album(
+    library: Library, ref: AlbumRef, dest: str | os.PathLike[str], *, run_id: int | None = None
+) -> Path:
+    """Write the album and one of its stories to ``dest``: a zip if it ends in ``.zip``, else a
+    new folder. Default story: the latest complete one (else the latest with any text).
+
+    Written under a temporary name and renamed at the end: ``dest`` appears whole or not at all.
+    """
+    album = library.album(ref)
+    run = _choose_run(library, album, run_id)
+    target = Path(dest).expanduser().absolute()
+    if target.exists():
+        raise BundleError(f"{target} already exists: choose a new name or remove it first")
+    texts, photo_files = _bundle_contents(library, album, run)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() == ".zip":
+        try:
+            with atomic_open(target, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
+                for name, text in texts.items():
+                    archive.writestr(name, text, compress_type=zipfile.ZIP_DEFLATED)
+                for name, source in photo_files.items():
+                    # Photos are already compressed: storing them is as small and much faster.
+                    archive.write(source, name, compress_type=zipfile.ZIP_STORED)
+        except OSError as err:
+            raise BundleError(
+                f"cannot write {target} ({err}): check free space and permissions"
+            ) from err
+        return target
+    staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        (staging / PHOTOS_FOLDER).mkdir(parents=True)
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        for name, source in photo_files.items():
+            shutil.copy2(source, staging / name)
+        os.rename(staging, target)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(
+            f"cannot write {target} ({err}): check free space and permissions"
+        ) from err
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _read_manifest(text: str, source: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(text)
+    except ValueError as err:
+        raise BundleError(f"{source.name} has a damaged {MANIFEST_NAME} ({err})") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{source.name} is not a Storyteller album export")
+    if int(manifest.get("version", 0)) > BUNDLE_VERSION:
+        raise BundleError(f"{source.name} was exported by a newer Storyteller: update Storyteller")
+    return manifest
+
+
+def _safe_member(name: object, source: Path) -> str:
+    """A bundle-relative photo path that cannot escape the folder it is extracted into."""
+    path = PurePosixPath(str(name))
+    if (
+        not isinstance(name, str)
+        or path.is_absolute()
+        or ".." in path.parts
+        or len(path.parts) != 2
+        or path.parts[0] != PHOTOS_FOLDER
+    ):
+        raise BundleError(f"{source.name} lists a photo outside its photos folder: {name!r}")
+    return path.parts[1]
+
+
+def _unique_album_name(library: Library, wanted: str) -> str:
+    taken = {album.name.casefold() for album in library.albums()}
+    if wanted.casefold() not in taken:
+        return wanted
+    for number in range(2, 10_000):
+        candidate = f"{wanted} ({number})"
+        if candidate.casefold() not in taken:
+            return candidate
+    raise BundleError(f"too many albums named {wanted!r}: name the imported album yourself")
+
+
+def _folder_slug(name: str) -> str:
+    return _UNSAFE_NAME.sub("_", name).strip(" ._") or "album"
+
+
+def import_bundle(
+    library: Library, source: str | os.PathLike[str], *, name: str | None = None
+) -> ImportedBundle:
+    """Create an album (and its story) from an export folder or zip.
+
+    The photos are copied into a folder under the library's data folder (``imported/``) and
+    checked against their hashes; the album is named as exported, or ``name``, with a number
+    added if that name is taken.
+    """
+    bundle = Path(source).expanduser().absolute()
+    imported_root = library.root / "imported"
+    imported_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=imported_root))
+    try:
+        if bundle.is_dir():
+            manifest_file = bundle / MANIFEST_NAME
+            if not manifest_file.is_file():
+                raise BundleError(
+                    f"{bundle} is not a Storyteller album export (no {MANIFEST_NAME})"
+                )
+            manifest = _read_manifest(manifest_file.read_text(encoding="utf-8"), bundle)
+            entries = [(_safe_member(p.get("file"), bundle), p) for p in manifest["photos"]]
+            for file_name, _ in entries:
+                shutil.copy2(bundle / PHOTOS_FOLDER / file_name, staging / file_name)
+        elif zipfile.is_zipfile(bundle):
+            with zipfile.ZipFile(bundle) as archive:
+                try:
+                    manifest_text = archive.read(MANIFEST_NAME).decode("utf-8")
+                except KeyError:
+                    raise BundleError(f"{bundle.name} is not a Storyteller album export") from None
+                manifest = _read_manifest(manifest_text, bundle)
+                entries = [(_safe_member(p.get("file"), bundle), p) for p in manifest["photos"]]
+                for file_name, _ in entries:
+                    with (
+                        archive.open(f"{PHOTOS_FOLDER}/{file_name}") as src,
+                        open(staging / file_name, "wb") as dst,
+                    ):
+                        shutil.copyfileobj(src, dst)
+        else:
+            raise BundleError(f"{bundle} is neither an export folder nor a zip: check the path")
+        for file_name, entry in entries:
+            if sha256_of_file(staging / file_name) != entry.get("sha256"):
+                raise BundleError(f"{file_name} in {bundle.name} is damaged (its hash differs)")
+        album_name = _unique_album_name(library, name or manifest["album"]["name"])
+        final_folder = imported_root / f"{_folder_slug(album_name)}-{uuid.uuid4().hex[:8]}"
+        os.rename(staging, final_folder)
+    except (OSError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"{bundle.name} cannot be imported ({err}): export it again") from err
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    album: Album | None = None
+    try:
+        album = library.create_album(album_name, manifest["album"].get("notes", ""))
+        photo_paths = [final_folder / file_name for file_name, _ in entries]
+        report = library.add_photos(album, photo_paths)
+        if report.failed:
+            raise BundleError(report.failed[0].message)
+        run_id = _import_run(library, album, manifest.get("run"), entries)
+    except BaseException:
+        if album is not None:
+            with contextlib.suppress(LibraryError):
+                library.delete_album(album)
+        shutil.rmtree(final_folder, ignore_errors=True)
+        raise
+    return ImportedBundle(library.album(album.id), run_id, final_folder)
+
+
+def _imported_status(value: object) -> RunStatus:
+    try:
+        status = RunStatus(value)
+    except ValueError:
+        return RunStatus.COMPLETE
+    # Nothing is writing an imported run: one exported mid-stream counts as interrupted.
+    return RunStatus.INTERRUPTED if status is RunStatus.RUNNING else status
+
+
+def _import_run(
+    library: Library,
+    album: Album,
+    run_data: dict[str, Any] | None,
+    entries: list[tuple[str, dict[str, Any]]],
+) -> int | None:
+    if not run_data:
+        return None
+    by_hash = {photo.sha256: photo for photo in library.photos(album)}
+    run_photos = []
+    for item in run_data.get("photos", []):
+        old = RunPhoto.from_dict(item)
+        current = by_hash.get(old.sha256)
+        run_photos.append(
+            RunPhoto(
+                index=old.index,
+                photo_id=current.id if current else None,
+                path=current.path if current else old.path,
+                sha256=old.sha256,
+                original_size=old.original_size,
+                prepared_size=old.prepared_size,
+                tokens=old.tokens,
+            )
+        )
+    return library.add_finished_run(
+        album,
+        photos=run_photos,
+        status=_imported_status(run_data.get("status")),
+        raw_output=str(run_data.get("raw_output", "")),
+        parameters=run_data.get("parameters") or {},
+        backend=str(run_data.get("backend", "")),
+        model=run_data.get("model") or {},
+        timings=run_data.get("timings") or {},
+        created=run_data.get("created"),
+        finished=run_data.get("finished"),
+        error=str(run_data.get("error", "")),
+        display_names=run_data.get("display_names") or {},
+    )

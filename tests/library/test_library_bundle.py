@@ -1,0 +1,121 @@
+"""Export an album with its story as a folder or zip, and import it back."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from library_helpers import STORY_TEXT, distinct_photos, make_photo
+
+from desktop_app.engine.events import StoryRequest
+from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.library import BundleError, Library, RunStatus
+from desktop_app.library.tell import tell_album
+
+
+@pytest.fixture
+def told_album(library: Library, tmp_path: Path) -> int:
+    library.create_album("Rainy day", notes="April")
+    photos = distinct_photos(tmp_path / "photos é", 2)
+    library.add_photos("Rainy day", photos)
+    run = tell_album(
+        library,
+        "Rainy day",
+        ScriptedBackend(STORY_TEXT, prepared_size=(28, 28)),
+        lambda paths: StoryRequest(photos=paths),
+    )
+    library.set_display_name(run.id, "char1", "Little Maya")
+    return run.id
+
+
+@pytest.mark.parametrize("kind", ["zip", "folder"])
+def test_export_then_import_round_trips_album_photos_story_and_names(
+    library: Library, told_album: int, tmp_path: Path, kind: str
+) -> None:
+    dest = tmp_path / "out" / ("rainy.zip" if kind == "zip" else "rainy")
+    assert library.export_album("Rainy day", dest) == dest
+    if kind == "zip":
+        with zipfile.ZipFile(dest) as archive:
+            names = set(archive.namelist())
+            html = archive.read("story.html").decode()
+            markdown = archive.read("story.md").decode()
+    else:
+        names = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+        html = (dest / "story.html").read_text()
+        markdown = (dest / "story.md").read_text()
+    assert {"bundle.json", "story.html", "story.md", "story.json"} <= names
+    assert {"photos/001 photo01.jpg", "photos/002 photo02.jpg"} <= names
+    assert html.count("data:image/jpeg;base64,") == 2  # photos embedded: one file to share
+    assert "Little Maya" in html and "Little Maya" in markdown
+
+    # Import into a different library: the photos are copied in, the story comes along.
+    with Library.open(tmp_path / "other library") as other:
+        imported = other.import_bundle(dest)
+        assert imported.album.name == "Rainy day" and imported.album.notes == "April"
+        photos = other.photos(imported.album)
+        assert [p.sha256 for p in photos] == [p.sha256 for p in library.photos("Rainy day")]
+        assert all(p.path.is_relative_to(other.root / "imported") for p in photos)
+        assert all(not p.missing for p in photos)
+        run = other.run(imported.run_id or 0)
+        original = library.run(told_album)
+        assert run.status is RunStatus.COMPLETE
+        assert run.raw_output == original.raw_output
+        assert run.parameters == original.parameters
+        assert [p.prepared_size for p in run.photos] == [(28, 28), (28, 28)]
+        assert [p.photo_id for p in run.photos] == [p.id for p in photos]
+        assert run.story == original.story
+        assert other.display_names(run.id) == {"char1": "Little Maya"}
+        # Importing twice makes a second album, never a clash.
+        again = other.import_bundle(dest)
+        assert again.album.name == "Rainy day (2)"
+    if kind == "zip":  # nothing in the library points at a temporary extraction
+        leftovers = [p for p in (tmp_path / "other library" / "imported").iterdir()]
+        assert all(not p.name.startswith(".") for p in leftovers)
+
+
+def test_export_refuses_to_overwrite_and_leaves_no_partial_files(
+    library: Library, told_album: int, tmp_path: Path
+) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(BundleError, match="already exists"):
+        library.export_album("Rainy day", tmp_path / "taken")
+    library.photos("Rainy day")[0].path.unlink()
+    with pytest.raises(BundleError, match=r"photo01\.jpg cannot be found.*relink"):
+        library.export_album("Rainy day", tmp_path / "new.zip")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "library") == [
+        "photos é",
+        "taken",
+    ]
+
+
+def test_an_album_without_a_story_cannot_be_exported(library: Library, tmp_path: Path) -> None:
+    library.create_album("Empty")
+    library.add_photos("Empty", [make_photo(tmp_path / "a.jpg")])
+    with pytest.raises(BundleError, match="no story yet"):
+        library.export_album("Empty", tmp_path / "x.zip")
+
+
+def test_a_damaged_or_foreign_bundle_is_refused_and_nothing_is_added(
+    library: Library, told_album: int, tmp_path: Path
+) -> None:
+    dest = library.export_album("Rainy day", tmp_path / "b")
+    photo = next((dest / "photos").iterdir())
+    photo.write_bytes(photo.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(BundleError, match="damaged"):
+        library.import_bundle(dest)
+    evil = tmp_path / "evil.zip"
+    manifest = json.loads((dest / "bundle.json").read_text())
+    manifest["photos"][0]["file"] = "../../outside.jpg"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("bundle.json", json.dumps(manifest))
+    with pytest.raises(BundleError, match="outside its photos folder"):
+        library.import_bundle(evil)
+    not_bundle = tmp_path / "random.zip"
+    with zipfile.ZipFile(not_bundle, "w") as archive:
+        archive.writestr("readme.txt", "hi")
+    with pytest.raises(BundleError, match="not a Storyteller album export"):
+        library.import_bundle(not_bundle)
+    assert [a.name for a in library.albums()] == ["Rainy day"]
+    assert [p.name for p in (library.root / "imported").iterdir()] == []
