@@ -1,14 +1,136 @@
-"""``storyteller-convert``: the thin command-line shell around the converter."""
+"""``storyteller-convert``: the thin command-line shell around ``convert_checkpoint``."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
+
+from convert import __version__
+from convert.errors import ConversionError
+from convert.pipeline import ConversionResult, ProgressEvent, Stage, convert_checkpoint
+from convert.quant_types import MmprojType, TextQuant
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storyteller-convert",
+        description=(
+            "Convert a local Hugging Face Qwen2.5-VL checkpoint (QwenStoryteller, or a base model plus "
+            "a PEFT LoRA adapter) into the text GGUF and mmproj GGUF that Storyteller runs."
+        ),
+    )
+    parser.add_argument(
+        "src", metavar="SRC", help="checkpoint folder (config.json, *.safetensors, tokenizer.json)"
+    )
+    parser.add_argument(
+        "--lora", metavar="ADAPTER_DIR", help="PEFT LoRA adapter folder to merge (float32)"
+    )
+    parser.add_argument(
+        "--outdir", required=True, help="folder for the two GGUF files and manifest.json"
+    )
+    parser.add_argument(
+        "--quant",
+        default="Q4_K_M",
+        type=str.upper,
+        choices=[q.spec.label for q in TextQuant],
+        help="text model type (default: Q4_K_M)",
+    )
+    parser.add_argument(
+        "--mmproj-type",
+        default="f16",
+        type=str.lower,
+        choices=[t.spec.label for t in MmprojType],
+        help="vision projector type (default: f16)",
+    )
+    parser.add_argument(
+        "--name", help="model name used in file names (default: the SRC or adapter folder name)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace converted files already in --outdir"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for K-quantization (default: all)"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+class _Bars:
+    """One tqdm bar per stage on a terminal; nothing when stderr is not one."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[Stage, Any] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(event.stage)
+        if bar is None:
+            for other in self.bars.values():
+                other.close()
+            bytes_unit = event.unit == "B"
+            bar = tqdm(
+                total=event.total,
+                desc=event.stage.value,
+                unit=event.unit,
+                unit_scale=bytes_unit,
+                unit_divisor=1024 if bytes_unit else 1000,
+                file=sys.stderr,
+                leave=True,
+            )
+            self.bars[event.stage] = bar
+        bar.update(event.done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _summary(result: ConversionResult, seconds: float) -> str:
+    files = result.manifest["files"]
+    text_gb = files["text"]["size"] / 1e9
+    mmproj_gb = files["mmproj"]["size"] / 1e9
+    return (
+        f"converted {result.manifest['name']} in {seconds:.0f} s: {result.text_gguf} "
+        f"({text_gb:.2f} GB, {result.manifest['quant']}) + {result.mmproj_gguf.name} "
+        f"({mmproj_gb:.2f} GB, {result.manifest['mmproj_type']})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    print("storyteller-convert: not implemented yet", file=sys.stderr)
-    return 1
+    """Run the converter; exit 0 on success, 1 with a message on failure, 130 when interrupted."""
+    args = build_parser().parse_args(argv)
+    bars = _Bars(sys.stderr.isatty())
+    started = time.monotonic()
+    try:
+        result = convert_checkpoint(
+            args.src,
+            args.outdir,
+            lora=args.lora,
+            quant=args.quant,
+            mmproj_type=args.mmproj_type,
+            name=args.name,
+            force=args.force,
+            progress=bars,
+            threads=args.threads,
+        )
+    except ConversionError as err:
+        bars.close()
+        print(f"storyteller-convert: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        bars.close()
+        print("storyteller-convert: interrupted; no output was kept", file=sys.stderr)
+        return 130
+    bars.close()
+    print(_summary(result, time.monotonic() - started))
+    return 0
 
 
 if __name__ == "__main__":

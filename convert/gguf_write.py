@@ -1,0 +1,200 @@
+"""Plan and stream one GGUF file: tensor infos first, then tensor data chunk by chunk.
+
+Every tensor is produced in row chunks of at most ``CHUNK_ELEMENTS`` values, from a memory map of
+just those rows, so even the 7B's 152064 x 3584 embedding never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import numpy as np
+from gguf import GGMLQuantizationType as GGML
+
+from convert.lora import LoraAdapter
+from convert.safetensors_source import TensorSource, bf16_to_f32
+from convert.tensor_map import MappedTensor, Transform
+
+CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per chunk
+
+
+@dataclass(frozen=True)
+class PlannedTensor:
+    """One output tensor: where its values come from and how they are stored."""
+
+    name: str
+    source: MappedTensor
+    target_index: int  # which of the source's targets (q/k/v thirds, time slices)
+    shape: tuple[int, ...]  # numpy order (rows first), as in the checkpoint
+    ggml_type: GGML
+
+    @property
+    def n_elements(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+    @property
+    def nbytes(self) -> int:
+        block, type_size = gguf.GGML_QUANT_SIZES[self.ggml_type]
+        return self.n_elements // block * type_size
+
+
+def target_shape(mapped: MappedTensor, source_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of each GGUF tensor a checkpoint tensor becomes."""
+    if mapped.transform is Transform.SPLIT_ROWS_3:
+        if source_shape[0] % 3:
+            raise ValueError(
+                f"{mapped.source_name} has {source_shape[0]} rows, not a multiple of 3"
+            )
+        return (source_shape[0] // 3, *source_shape[1:])
+    if mapped.transform is Transform.SPLIT_TIME:
+        if len(source_shape) != 5 or source_shape[2] != 2:
+            raise ValueError(
+                f"{mapped.source_name} has shape {list(source_shape)}, expected [out, in, 2, p, p]"
+            )
+        return (source_shape[0], source_shape[1], source_shape[3], source_shape[4])
+    return source_shape
+
+
+def f32_to_bf16(values: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns (uint16), rounding to nearest even; NaN stays NaN."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+    nan = np.isnan(values)
+    if nan.any():
+        rounded[nan] = ((bits[nan] >> 16) | np.uint32(0x40)).astype(np.uint16)
+    return rounded
+
+
+def encode(values_f32: np.ndarray, ggml_type: GGML) -> np.ndarray:
+    """float32 values -> the bytes/elements GGUF stores for ``ggml_type``."""
+    if ggml_type is GGML.F32:
+        return np.ascontiguousarray(values_f32, dtype=np.float32)
+    if ggml_type is GGML.F16:
+        return values_f32.astype(np.float16)
+    if ggml_type is GGML.BF16:
+        return f32_to_bf16(values_f32)
+    return gguf.quants.quantize(np.ascontiguousarray(values_f32, dtype=np.float32), ggml_type)
+
+
+class TensorProducer:
+    """Makes the data of planned tensors from the checkpoint, merging the LoRA on the way."""
+
+    def __init__(self, source: TensorSource, adapter: LoraAdapter | None) -> None:
+        self.source = source
+        self.adapter = adapter
+
+    def _rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of a checkpoint tensor, mapped from disk (stored dtype)."""
+        full = self.source.raw(name)
+        return full[start:stop]  # a view: only these rows' pages are touched
+
+    def chunks(self, planned: PlannedTensor) -> Iterator[np.ndarray]:
+        """The encoded data of one planned tensor, in row chunks."""
+        mapped = planned.source
+        entry = self.source.entry(mapped.source_name)
+        merge = self.adapter is not None and mapped.hf_name in self.adapter.target_weights
+        if mapped.transform is Transform.SPLIT_TIME:
+            values = self.source.float32(mapped.source_name)
+            if merge:
+                raise ValueError("a LoRA on the Conv3d patch embedding is not supported")
+            yield encode(
+                np.ascontiguousarray(values[:, :, planned.target_index]), planned.ggml_type
+            )
+            return
+        rows_total = planned.shape[0] if planned.shape else 1
+        row_offset = (
+            planned.target_index * rows_total if mapped.transform is Transform.SPLIT_ROWS_3 else 0
+        )
+        row_elems = max(1, planned.n_elements // max(1, rows_total))
+        step = max(1, CHUNK_ELEMENTS // row_elems)
+        raw_passthrough = not merge and (
+            (entry.dtype == "BF16" and planned.ggml_type is GGML.BF16)
+            or (entry.dtype == "F16" and planned.ggml_type is GGML.F16)
+            or (entry.dtype == "F32" and planned.ggml_type is GGML.F32)
+        )
+        if not planned.shape:  # scalar: never in Qwen2.5-VL, but keep the path honest
+            yield encode(self.source.float32(mapped.source_name).reshape(()), planned.ggml_type)
+            return
+        for start in range(0, rows_total, step):
+            stop = min(rows_total, start + step)
+            raw = self._rows(mapped.source_name, row_offset + start, row_offset + stop)
+            if raw_passthrough:
+                yield np.ascontiguousarray(raw)
+                continue
+            values = bf16_to_f32(raw) if entry.dtype == "BF16" else raw.astype(np.float32)
+            if merge:
+                values = self._merge_rows(
+                    mapped.hf_name, values, row_offset + start, row_offset + stop
+                )
+            yield encode(values, planned.ggml_type)
+
+    def _merge_rows(self, weight: str, values: np.ndarray, start: int, stop: int) -> np.ndarray:
+        assert self.adapter is not None
+        pair = self.adapter.pairs[weight]
+        lora_a = self.adapter.tensors.float32(pair.a_key)
+        lora_b = self.adapter.tensors.float32(pair.b_key)[start:stop]
+        delta = lora_b @ lora_a
+        delta *= np.float32(pair.scale)
+        delta += values
+        return delta
+
+
+class StreamingGGUFWriter(gguf.GGUFWriter):
+    """gguf-py's writer plus one method: write a tensor's data from several chunks."""
+
+    def write_tensor_chunks(self, chunks: Iterator[np.ndarray], nbytes: int) -> None:
+        """Like ``write_tensor_data`` for a tensor whose bytes arrive in pieces, in plan order."""
+        assert self.fout is not None and len(self.fout) == 1
+        fout = self.fout[0]
+        first = next(iter(self.tensors[0]))
+        info = self.tensors[0].pop(first)
+        if info.nbytes != nbytes:
+            raise ValueError(f"{first}: planned {info.nbytes} bytes, producing {nbytes}")
+        self.write_padding(fout, fout.tell())
+        written = 0
+        for chunk in chunks:
+            chunk.tofile(fout)
+            written += chunk.nbytes
+        if written != nbytes:
+            raise ValueError(f"{first}: wrote {written} bytes, planned {nbytes}")
+        self.write_padding(fout, written)
+        self.state = gguf.gguf_writer.WriterState.WEIGHTS
+
+
+def write_gguf(
+    path: Path,
+    arch: str,
+    add_metadata: Callable[[gguf.GGUFWriter], None],
+    plan: list[PlannedTensor],
+    producer: TensorProducer,
+    on_bytes: Callable[[int], None] | None = None,
+) -> None:
+    """Write a complete GGUF file at ``path`` (the caller owns temporary naming)."""
+    writer = StreamingGGUFWriter(path, arch)
+    try:
+        add_metadata(writer)
+        for planned in plan:
+            # element shape with a non-uint8 dtype: gguf-py takes it as is and uses raw_dtype
+            writer.add_tensor_info(
+                planned.name,
+                planned.shape,
+                np.dtype(np.float32),
+                planned.nbytes,
+                raw_dtype=planned.ggml_type,
+            )
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for planned in plan:
+            writer.write_tensor_chunks(producer.chunks(planned), planned.nbytes)
+            if on_bytes is not None:
+                on_bytes(planned.nbytes)
+        writer.flush()
+    finally:
+        writer.close()

@@ -1,0 +1,421 @@
+"""``convert_checkpoint``: a Qwen2.5-VL checkpoint (+ LoRA) -> text GGUF + mmproj GGUF + manifest.
+
+Order of work: read and check everything (config, tensor names, tokenizer, adapter, output folder,
+disk space) before writing a byte; write both GGUFs under ``*.partial`` names; quantize K-quants
+from an F16/BF16 intermediate; hash; rename; write manifest.json last. Any failure removes the
+partial files, so an interrupted run leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gguf
+from gguf import GGMLQuantizationType as GGML
+
+from convert import __version__
+from convert.config import ModelConfig, read_config
+from convert.errors import ConversionError, InsufficientDiskSpaceError, OutputExistsError
+from convert.gguf_write import PlannedTensor, TensorProducer, target_shape, write_gguf
+from convert.lora import LoraAdapter
+from convert.quant_types import MmprojType, TextQuant, parse_mmproj_type, parse_quant
+from convert.quantize import quantize_gguf
+from convert.safetensors_source import TensorSource
+from convert.tensor_map import MappedTensor, Part, map_checkpoint
+from convert.vocab import Vocab, read_vocab
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+TEXT_ARCH = "qwen2vl"
+MMPROJ_ARCH = "clip"
+QUANTIZATION_VERSION = 2
+# clip.cpp reads the image size only for warm-up and sanity checks; Qwen2.5-VL configs have none.
+MMPROJ_IMAGE_SIZE = 560
+# HF's Qwen2.5-VL vision RMSNorm hard-codes eps 1e-6.
+VISION_RMS_EPS = 1e-6
+DISK_MARGIN_BYTES = 64 << 20
+
+
+class Stage(enum.Enum):
+    """The steps a conversion reports progress for."""
+
+    TEXT = "writing text model"
+    MMPROJ = "writing vision projector"
+    QUANTIZE = "quantizing"
+    CHECKSUM = "checksumming"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``done`` of ``total`` units (bytes, or tensors while quantizing) of ``stage``."""
+
+    stage: Stage
+    done: int
+    total: int
+    unit: str
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """The files a conversion produced; ``manifest`` is manifest.json's content."""
+
+    text_gguf: Path
+    mmproj_gguf: Path
+    manifest_path: Path
+    manifest: dict[str, Any]
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.")
+    return cleaned or "model"
+
+
+def output_names(name: str, quant: TextQuant, mmproj_type: MmprojType) -> tuple[str, str]:
+    """(text file name, mmproj file name) for a model name and types."""
+    return f"{name}-{quant.spec.label}.gguf", f"mmproj-{name}-{mmproj_type.spec.label.upper()}.gguf"
+
+
+def text_tensor_type(planned_name: str, shape: tuple[int, ...], base: GGML) -> GGML:
+    """1-D tensors (norms, biases) stay F32; Q8_0 rows that do not split into 32-blocks fall back to F16."""
+    if len(shape) <= 1:
+        return GGML.F32
+    if base is GGML.Q8_0 and shape[-1] % 32:
+        return GGML.F16
+    return base
+
+
+def mmproj_tensor_type(planned_name: str, shape: tuple[int, ...], base: GGML) -> GGML:
+    """As for text, and the patch kernels are F16 or F32 only (they feed im2col)."""
+    if len(shape) <= 1:
+        return GGML.F32
+    if planned_name.startswith("v.patch_embd."):
+        return GGML.F16 if base is GGML.F16 else GGML.F32
+    if base is GGML.Q8_0 and shape[-1] % 32:
+        return GGML.F16
+    return base
+
+
+def _plan(
+    mapped: list[MappedTensor], source: TensorSource, part: Part, base: GGML
+) -> list[PlannedTensor]:
+    choose = text_tensor_type if part is Part.TEXT else mmproj_tensor_type
+    plan = []
+    for item in mapped:
+        if item.part is not part:
+            continue
+        shape = target_shape(item, source.entry(item.source_name).shape)
+        for index, name in enumerate(item.targets):
+            plan.append(PlannedTensor(name, item, index, shape, choose(name, shape, base)))
+    return plan
+
+
+def _intermediate_type(
+    mapped: list[MappedTensor], source: TensorSource, adapter: LoraAdapter | None
+) -> GGML:
+    """What the text model is written as before llama.cpp K-quantizes it: BF16 keeps a bf16
+    checkpoint exact; after a float32 LoRA merge (or from F16/F32 weights) F16 is the closer one."""
+    all_bf16 = all(
+        source.entry(m.source_name).dtype == "BF16" for m in mapped if m.part is Part.TEXT
+    )
+    return GGML.BF16 if all_bf16 and adapter is None else GGML.F16
+
+
+def _text_metadata(
+    writer: gguf.GGUFWriter, config: ModelConfig, vocab: Vocab, name: str, file_type: int
+) -> None:
+    text = config.text
+    writer.add_type("model")
+    writer.add_name(name)
+    writer.add_file_type(int(file_type))
+    writer.add_quantization_version(QUANTIZATION_VERSION)
+    writer.add_block_count(text.num_layers)
+    writer.add_context_length(text.max_position_embeddings)
+    writer.add_embedding_length(text.hidden_size)
+    writer.add_feed_forward_length(text.intermediate_size)
+    writer.add_head_count(text.num_heads)
+    writer.add_head_count_kv(text.num_kv_heads)
+    sections = [int(s) for s in text.mrope_section] + [0] * (4 - len(text.mrope_section))
+    writer.add_rope_dimension_sections(sections)
+    writer.add_rope_freq_base(float(text.rope_theta))
+    # Written for newer llama.cpp; the vendored 0.3.36 graph ignores it (notes 0.4).
+    writer.add_layer_norm_rms_eps(float(text.rms_norm_eps))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(list(vocab.tokens))
+    writer.add_token_types([int(t) for t in vocab.token_types])
+    writer.add_token_merges(list(vocab.merges))
+    if vocab.bos_id is not None:
+        writer.add_bos_token_id(int(vocab.bos_id))
+    if vocab.eos_id is not None:
+        writer.add_eos_token_id(int(vocab.eos_id))
+    if vocab.pad_id is not None:
+        writer.add_pad_token_id(int(vocab.pad_id))
+    writer.add_add_bos_token(False)
+    writer.add_add_eos_token(False)
+    writer.add_chat_template(vocab.chat_template)
+
+
+def _mmproj_metadata(
+    writer: gguf.GGUFWriter, config: ModelConfig, name: str, file_type: int
+) -> None:
+    vision = config.vision
+    writer.add_type("mmproj")
+    writer.add_name(name)
+    writer.add_file_type(int(file_type))
+    writer.add_quantization_version(QUANTIZATION_VERSION)
+    writer.add_clip_has_vision_encoder(True)
+    writer.add_clip_projector_type(gguf.VisionProjectorType.QWEN25VL)
+    writer.add_vision_use_silu(True)
+    writer.add_vision_n_wa_pattern(vision.window_attention_pattern)
+    writer.add_vision_attention_layernorm_eps(VISION_RMS_EPS)
+    writer.add_vision_projection_dim(config.text.hidden_size)
+    writer.add_vision_image_size(MMPROJ_IMAGE_SIZE)
+    writer.add_vision_patch_size(vision.patch_size)
+    writer.add_vision_embedding_length(vision.hidden_size)
+    writer.add_vision_feed_forward_length(vision.intermediate_size)
+    writer.add_vision_block_count(vision.depth)
+    writer.add_vision_head_count(vision.num_heads)
+    writer.add_vision_spatial_merge_size(vision.spatial_merge_size)
+    writer.add_vision_image_mean([float(v) for v in vision.image_mean])
+    writer.add_vision_image_std([float(v) for v in vision.image_std])
+
+
+def _sha256(path: Path, on_bytes: Callable[[int], None]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(8 << 20):
+            digest.update(block)
+            on_bytes(len(block))
+    return digest.hexdigest()
+
+
+def _existing_outputs(outdir: Path, names: list[str]) -> list[Path]:
+    """Files a new conversion would replace: our targets, the manifest and what it lists."""
+    found = [outdir / n for n in names if (outdir / n).exists()]
+    manifest = outdir / MANIFEST_NAME
+    if manifest.exists():
+        found.append(manifest)
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            listed = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
+            for entry in listed.values():
+                path = outdir / Path(entry["file"]).name
+                if path.exists() and path not in found:
+                    found.append(path)
+    return found
+
+
+class _Reporter:
+    """Turns byte counts into ProgressEvents for the caller's callback."""
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self.callback = callback
+
+    def stage(self, stage: Stage, total: int, unit: str = "B") -> Callable[[int], None]:
+        done = 0
+        if self.callback is not None:
+            self.callback(ProgressEvent(stage, 0, total, unit))
+
+        def advance(amount: int) -> None:
+            nonlocal done
+            done += amount
+            if self.callback is not None:
+                self.callback(ProgressEvent(stage, min(done, total), total, unit))
+
+        return advance
+
+
+def convert_checkpoint(
+    src: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    *,
+    lora: str | os.PathLike[str] | None = None,
+    quant: str | TextQuant = "Q4_K_M",
+    mmproj_type: str | MmprojType = "f16",
+    name: str | None = None,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    threads: int | None = None,
+) -> ConversionResult:
+    """Convert a local Qwen2.5-VL checkpoint folder (optionally + a PEFT LoRA) for llama.cpp.
+
+    Writes exactly one text GGUF, one mmproj GGUF (its name contains ``mmproj``) and
+    ``manifest.json`` into ``outdir``. Raises a ``ConversionError`` subclass whose message says
+    what to fix; nothing complete-looking is left behind on failure.
+    """
+    text_quant = parse_quant(quant)
+    projector_type = parse_mmproj_type(mmproj_type)
+    src_dir = Path(src).expanduser().resolve()
+    if not src_dir.is_dir():
+        raise ConversionError(
+            f"{src_dir} is not a folder: SRC must be a Hugging Face checkpoint folder"
+        )
+    lora_dir = Path(lora).expanduser().resolve() if lora is not None else None
+    model_name = _safe_name(name or (lora_dir.name if lora_dir else src_dir.name))
+
+    config = read_config(src_dir)
+    source = TensorSource.from_folder(src_dir)
+    mapped = map_checkpoint(source, config)
+    embed = next(m for m in mapped if m.targets == ("token_embd.weight",))
+    embed_shape = source.entry(embed.source_name).shape
+    if len(embed_shape) != 2 or embed_shape[1] != config.text.hidden_size:
+        raise ConversionError(
+            f"{embed.source_name} is {list(embed_shape)}, but config.json says hidden_size "
+            f"{config.text.hidden_size}: the config does not belong to these weights"
+        )
+    vocab = read_vocab(
+        src_dir,
+        n_rows=embed_shape[0],
+        config_bos=config.text.bos_token_id,
+        config_eos=config.text.eos_token_id,
+    )
+    adapter = None
+    if lora_dir is not None:
+        adapter = LoraAdapter(lora_dir)
+        adapter.check_against({m.hf_name: source.entry(m.source_name).shape for m in mapped})
+
+    out_dir = Path(outdir).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text_name, mmproj_name = output_names(model_name, text_quant, projector_type)
+    existing = _existing_outputs(out_dir, [text_name, mmproj_name])
+    if existing and not force:
+        listed = ", ".join(p.name for p in existing)
+        raise OutputExistsError(
+            f"{out_dir} already holds converted files ({listed}): pass --force to replace them, or choose "
+            "another --outdir"
+        )
+
+    text_base = text_quant.spec.direct_type
+    if text_base is None:  # a K-quant: llama.cpp quantizes from an F16/BF16 intermediate
+        text_base = _intermediate_type(mapped, source, adapter)
+    text_plan = _plan(mapped, source, Part.TEXT, text_base)
+    mmproj_base = projector_type.spec.direct_type
+    assert mmproj_base is not None  # every mmproj type is written by gguf-py
+    mmproj_plan = _plan(mapped, source, Part.MMPROJ, mmproj_base)
+    text_bytes = sum(p.nbytes for p in text_plan)
+    mmproj_bytes = sum(p.nbytes for p in mmproj_plan)
+    needed = text_bytes + mmproj_bytes + DISK_MARGIN_BYTES
+    if text_quant.is_kquant:
+        weights = sum(p.n_elements for p in text_plan if len(p.shape) > 1)
+        needed += int(weights * text_quant.spec.bits_per_weight / 8)
+    free = shutil.disk_usage(out_dir).free
+    if free < needed:
+        raise InsufficientDiskSpaceError(
+            f"converting needs about {needed / 1e9:.1f} GB in {out_dir}, but only {free / 1e9:.1f} GB is "
+            "free: free some space or choose another --outdir"
+        )
+
+    text_path = out_dir / text_name
+    mmproj_path = out_dir / mmproj_name
+    partials: list[Path] = []
+
+    def partial(path: Path, suffix: str = ".partial") -> Path:
+        tmp = path.with_name(f".{path.name}{suffix}")
+        partials.append(tmp)
+        return tmp
+
+    reporter = _Reporter(progress)
+    producer = TensorProducer(source, adapter)
+    try:
+        text_written = partial(
+            text_path, ".intermediate.partial" if text_quant.is_kquant else ".partial"
+        )
+        file_type = (
+            text_quant.spec.file_type
+            if not text_quant.is_kquant
+            else (
+                gguf.LlamaFileType.MOSTLY_BF16
+                if text_base is GGML.BF16
+                else gguf.LlamaFileType.MOSTLY_F16
+            )
+        )
+        write_gguf(
+            text_written,
+            TEXT_ARCH,
+            lambda w: _text_metadata(w, config, vocab, model_name, file_type),
+            text_plan,
+            producer,
+            reporter.stage(Stage.TEXT, text_bytes),
+        )
+        mmproj_tmp = partial(mmproj_path)
+        write_gguf(
+            mmproj_tmp,
+            MMPROJ_ARCH,
+            lambda w: _mmproj_metadata(w, config, model_name, projector_type.spec.file_type),
+            mmproj_plan,
+            producer,
+            reporter.stage(Stage.MMPROJ, mmproj_bytes),
+        )
+        if text_quant.is_kquant:
+            text_tmp = partial(text_path)
+            total = len(text_plan)
+            advance = reporter.stage(Stage.QUANTIZE, total, "tensors")
+            last = 0
+
+            def on_tensor(done: int, of: int) -> None:
+                nonlocal last
+                advance(done - last)
+                last = done
+
+            quantize_gguf(
+                text_written,
+                text_tmp,
+                int(text_quant.spec.file_type),
+                threads=threads,
+                on_progress=on_tensor,
+            )
+            text_written.unlink()
+        else:
+            text_tmp = text_written
+        sizes = {"text": text_tmp.stat().st_size, "mmproj": mmproj_tmp.stat().st_size}
+        advance = reporter.stage(Stage.CHECKSUM, sizes["text"] + sizes["mmproj"])
+        hashes = {"text": _sha256(text_tmp, advance), "mmproj": _sha256(mmproj_tmp, advance)}
+        for old in _existing_outputs(out_dir, [text_name, mmproj_name]):
+            old.unlink()
+        os.replace(text_tmp, text_path)
+        os.replace(mmproj_tmp, mmproj_path)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "name": model_name,
+            "source": str(src_dir),
+            "lora": str(lora_dir) if lora_dir else None,
+            "quant": text_quant.spec.label,
+            "mmproj_type": projector_type.spec.label,
+            "files": {
+                "text": {"file": text_name, "size": sizes["text"], "sha256": hashes["text"]},
+                "mmproj": {
+                    "file": mmproj_name,
+                    "size": sizes["mmproj"],
+                    "sha256": hashes["mmproj"],
+                },
+            },
+            "text_embedding_length": config.text.hidden_size,
+            "mmproj_projection_dim": config.text.hidden_size,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "converter_version": __version__,
+        }
+        manifest_path = out_dir / MANIFEST_NAME
+        manifest_tmp = partial(manifest_path)
+        manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.replace(manifest_tmp, manifest_path)
+    finally:
+        for tmp in partials:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return ConversionResult(text_path, mmproj_path, manifest_path, manifest)

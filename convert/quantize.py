@@ -1,0 +1,117 @@
+"""K-quants through llama.cpp's quantizer (``llama_cpp.llama_model_quantize``), in a subprocess.
+
+The C call cannot be cancelled and aborts the process on some malformed inputs, so it runs in a
+child Python (``python -m convert.quantize IN OUT FTYPE THREADS``); its log lines
+``[  12/ 339] name - [...]`` drive the progress callback. A frozen app (no separate Python to
+start) runs it on a worker thread instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from convert.errors import QuantizationError
+
+_PROGRESS = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")
+
+
+def _quantize_in_process(src: Path, dst: Path, ftype: int, threads: int) -> int:
+    try:
+        import llama_cpp
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise QuantizationError(
+            "K-quants need llama-cpp-python (pip install llama-cpp-python); F32, F16, BF16 and Q8_0 "
+            "work without it"
+        ) from err
+    import ctypes
+
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    return int(
+        llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    )
+
+
+def quantize_gguf(
+    src: Path,
+    dst: Path,
+    ftype: int,
+    *,
+    threads: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Quantize the F16/BF16 GGUF ``src`` to ``dst`` with llama.cpp file type ``ftype``."""
+    threads = threads or os.cpu_count() or 1
+    if getattr(sys, "frozen", False):
+        result: list[int] = []
+        worker = threading.Thread(
+            target=lambda: result.append(_quantize_in_process(src, dst, ftype, threads)),
+            daemon=True,
+        )
+        worker.start()
+        worker.join()
+        if not result or result[0] != 0:
+            raise QuantizationError(f"llama.cpp could not quantize {src.name} (see its log above)")
+        return
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    command = [
+        sys.executable,
+        "-m",
+        "convert.quantize",
+        str(src),
+        str(dst),
+        str(ftype),
+        str(threads),
+    ]
+    tail: deque[str] = deque(maxlen=15)
+    with subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env
+    ) as child:
+        assert child.stderr is not None
+        try:
+            for line in child.stderr:
+                tail.append(line.decode("utf-8", "replace").rstrip())
+                match = _PROGRESS.search(line)
+                if match and on_progress is not None:
+                    on_progress(int(match[1]), int(match[2]))
+        except BaseException:
+            child.kill()
+            raise
+        code = child.wait()
+    if code != 0:
+        details = "\n".join(tail)
+        if code < 0:
+            raise QuantizationError(
+                f"llama.cpp's quantizer crashed (signal {-code}) on {src.name}:\n{details}"
+            )
+        raise QuantizationError(
+            f"llama.cpp could not quantize {src.name} (exit {code}):\n{details}"
+        )
+
+
+def _main(argv: list[str]) -> int:
+    import logging
+
+    try:
+        from llama_cpp import _logger
+    except ImportError:
+        print("llama-cpp-python is not installed: K-quants need it", file=sys.stderr)
+        return 3
+    _logger.logger.setLevel(logging.DEBUG)  # let the per-tensor progress lines through
+    src, dst, ftype, threads = Path(argv[0]), Path(argv[1]), int(argv[2]), int(argv[3])
+    return 0 if _quantize_in_process(src, dst, ftype, threads) == 0 else 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

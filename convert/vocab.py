@@ -1,0 +1,154 @@
+"""The tokenizer and chat template, read from tokenizer.json + tokenizer_config.json.
+
+llama.cpp wants (notes A.3): model ``gpt2`` (byte-level BPE) with pre-tokenizer ``qwen2``; one
+token string per embedding row (unique; ids the tokenizer does not define become ``[PAD{i}]``);
+int32 token types (1 normal, 3 control, 4 user-defined, 5 unused); merges as ``"left right"``
+strings; bos/eos/pad ids; the chat template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convert.errors import ConversionError, MissingFileError
+
+TOKEN_NORMAL = 1
+TOKEN_CONTROL = 3
+TOKEN_USER_DEFINED = 4
+TOKEN_UNUSED = 5
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Everything the text GGUF's tokenizer.* keys hold."""
+
+    tokens: tuple[str, ...]
+    token_types: tuple[int, ...]
+    merges: tuple[str, ...]
+    bos_id: int | None
+    eos_id: int | None
+    pad_id: int | None
+    chat_template: str
+
+
+def _token_content(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _merge_string(merge: Any) -> str:
+    """One merge rule as llama.cpp reads it: ``"left right"``.
+
+    tokenizer.json has two formats: ``"left right"`` strings and (newer) ``["left", "right"]``
+    pairs; a literal space inside a pair part is written as U+0120 + 0 (chr(ord(' ') + 256)).
+    """
+    if isinstance(merge, str):
+        return merge
+    left, right = merge
+    shifted = chr(ord(" ") + 256)
+    return f"{left.replace(' ', shifted)} {right.replace(' ', shifted)}"
+
+
+def read_chat_template(folder: Path, tokenizer_config: dict[str, Any]) -> str | None:
+    """tokenizer_config.json's chat_template, else chat_template.jinja, else chat_template.json."""
+    template = tokenizer_config.get("chat_template")
+    if isinstance(template, list):  # named templates: take the default one
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default") or next(iter(named.values()), None)
+    if template:
+        return str(template)
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    json_file = folder / "chat_template.json"
+    if json_file.is_file():
+        value = json.loads(json_file.read_text(encoding="utf-8")).get("chat_template")
+        if value:
+            return str(value)
+    return None
+
+
+def read_vocab(
+    folder: Path, *, n_rows: int, config_bos: int | None, config_eos: int | None
+) -> Vocab:
+    """Build the GGUF vocabulary for a checkpoint whose embedding has ``n_rows`` rows."""
+    tokenizer_path = folder / "tokenizer.json"
+    if not tokenizer_path.is_file():
+        raise MissingFileError(
+            f"{folder} has no tokenizer.json: download it with the checkpoint (for QwenStoryteller, or "
+            "copy it from Qwen/Qwen2.5-VL-7B-Instruct, whose tokenizer it shares)"
+        )
+    tokenizer = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+    config_path = folder / "tokenizer_config.json"
+    tokenizer_config = (
+        json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    )
+
+    model = tokenizer.get("model", {})
+    if model.get("type") != "BPE":
+        raise ConversionError(
+            f"tokenizer.json is a {model.get('type')} tokenizer; Qwen2.5-VL uses byte-level BPE"
+        )
+    by_id: dict[int, str] = {int(i): t for t, i in model.get("vocab", {}).items()}
+    types: dict[int, int] = dict.fromkeys(by_id, TOKEN_NORMAL)
+    for added in tokenizer.get("added_tokens", []):
+        token_id = int(added["id"])
+        content = added["content"]
+        by_id[token_id] = content
+        looks_control = content.startswith("<|") and content.endswith("|>")
+        types[token_id] = (
+            TOKEN_CONTROL if added.get("special") or looks_control else TOKEN_USER_DEFINED
+        )
+
+    if max(by_id, default=-1) >= n_rows:
+        raise ConversionError(
+            f"tokenizer.json defines token id {max(by_id)}, but the embedding has only {n_rows} rows: "
+            "the tokenizer belongs to another model"
+        )
+    tokens = []
+    token_types = []
+    for i in range(n_rows):
+        if i in by_id:
+            tokens.append(by_id[i])
+            token_types.append(types[i])
+        else:
+            tokens.append(f"[PAD{i}]")
+            token_types.append(TOKEN_UNUSED)
+    if len(set(tokens)) != len(tokens):
+        seen: set[str] = set()
+        duplicate = next(t for t in tokens if t in seen or seen.add(t))  # type: ignore[func-returns-value]
+        raise ConversionError(
+            f"tokenizer.json defines the token {duplicate!r} twice; llama.cpp needs unique tokens"
+        )
+
+    merges = tuple(_merge_string(m) for m in model.get("merges", []))
+    if not merges:
+        raise ConversionError(
+            "tokenizer.json has no BPE merges; llama.cpp cannot load a BPE vocabulary without them"
+        )
+
+    ids = {t: i for i, t in by_id.items()}
+
+    def token_id(key: str) -> int | None:
+        content = _token_content(tokenizer_config.get(key))
+        return ids.get(content) if content else None
+
+    chat_template = read_chat_template(folder, tokenizer_config)
+    if not chat_template:
+        raise MissingFileError(
+            f"{folder} has no chat template (tokenizer_config.json 'chat_template', chat_template.jinja or "
+            "chat_template.json): copy tokenizer_config.json from Qwen/Qwen2.5-VL-7B-Instruct"
+        )
+    return Vocab(
+        tokens=tuple(tokens),
+        token_types=tuple(token_types),
+        merges=merges,
+        bos_id=token_id("bos_token") if token_id("bos_token") is not None else config_bos,
+        eos_id=token_id("eos_token") if token_id("eos_token") is not None else config_eos,
+        pad_id=token_id("pad_token"),
+        chat_template=chat_template,
+    )
