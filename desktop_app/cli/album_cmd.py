@@ -1,0 +1,418 @@
+"""``storyteller album ...``: albums, photos and stories in the library, for scripts and tests.
+
+Every command opens the library (``--library DIR``, else the ``library_dir`` setting, else the
+user data folder; ``STORYTELLER_HOME`` moves the latter), first marking runs whose process died
+as interrupted. ``list`` and ``stories`` take ``--json`` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from desktop_app.errors import StorytellerError
+from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+Handler = Callable[[argparse.Namespace, Library], int]
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _library_location(args: argparse.Namespace) -> Path | None:
+    if args.library is not None:
+        return Path(args.library)
+    from desktop_app.settings import load_settings
+
+    return load_settings().library_dir
+
+
+def _open_library(args: argparse.Namespace) -> Library:
+    library = Library.open(_library_location(args))
+    for run_id in library.recover_interrupted():
+        run = library.run(run_id)
+        album = library.album(run.album_id)
+        _err(
+            f"note: story {run_id} of album {album.name!r} was interrupted; its partial output "
+            "is kept"
+        )
+    return library
+
+
+def _size_text(size: int) -> str:
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.1f} MB"
+    return f"{size / 1024:.0f} kB"
+
+
+def _photo_json(position: int, photo: Photo) -> dict[str, Any]:
+    return {"position": position, **photo.to_dict()}
+
+
+def _positions_to_ids(photos: Sequence[Photo], positions: Sequence[int]) -> list[int]:
+    count = len(photos)
+    bad = [p for p in positions if not 1 <= p <= count]
+    if bad:
+        raise StorytellerError(
+            f"no photo at position {bad[0]}: the album has {count} photos (1 to {count})"
+        )
+    return [photos[p - 1].id for p in positions]
+
+
+def _parse_positions(values: Sequence[str]) -> list[int]:
+    positions: list[int] = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            try:
+                positions.append(int(part))
+            except ValueError:
+                raise StorytellerError(
+                    f"{part!r} is not a photo position: use numbers as `album list` shows them"
+                ) from None
+    return positions
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+def _new(args: argparse.Namespace, library: Library) -> int:
+    album = library.create_album(args.name, notes=args.notes or "")
+    print(f"created album {album.name!r}")
+    return EXIT_OK
+
+
+def _report_import(report: ImportReport, album: Album) -> None:
+    print(f"added {len(report.added)} photo(s) to {album.name!r} ({album.photo_count} in all)")
+    for duplicate in report.duplicates:
+        _err(
+            f"skipped {duplicate.path}: same content as {duplicate.existing.path}, "
+            "already in the album"
+        )
+    for failed in report.failed:
+        _err(f"failed: {failed.message}")
+    if report.skipped:
+        _err(f"ignored {len(report.skipped)} file(s) that are not images")
+
+
+def _add(args: argparse.Namespace, library: Library) -> int:
+    report = library.add_photos(args.name, args.paths)
+    _report_import(report, library.album(args.name))
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _list(args: argparse.Namespace, library: Library) -> int:
+    if args.name is None:
+        albums = library.albums()
+        if args.json:
+            _print_json({"albums": [album.to_dict() for album in albums]})
+        elif not albums:
+            print("no albums yet: create one with `storyteller album new NAME`")
+        else:
+            width = max(len(album.name) for album in albums)
+            for album in albums:
+                print(
+                    f"{album.name:<{width}}  {album.photo_count:>4} photo(s)  "
+                    f"{album.run_count:>3} story(ies)  created {album.created}"
+                )
+        return EXIT_OK
+    album = library.album(args.name)
+    photos = library.photos(album)
+    if args.json:
+        _print_json(
+            {
+                "album": album.to_dict(),
+                "photos": [_photo_json(i, photo) for i, photo in enumerate(photos, 1)],
+            }
+        )
+        return EXIT_OK
+    print(f"{album.name} ({len(photos)} photos)")
+    for position, photo in enumerate(photos, 1):
+        date = photo.captured_at or "-"
+        flag = "  MISSING" if photo.missing else ""
+        print(f"{position:>4}  {date:<25}  {_size_text(photo.size):>8}  {photo.path}{flag}")
+    missing = sum(photo.missing for photo in photos)
+    if missing:
+        _err(
+            f"{missing} photo(s) are missing: `storyteller album relink {album.name!r} FOLDER` "
+            "finds them by content"
+        )
+    return EXIT_OK
+
+
+def _order(args: argparse.Namespace, library: Library) -> int:
+    photos = library.photos(args.name)
+    positions = _parse_positions(args.positions)
+    if sorted(positions) != list(range(1, len(photos) + 1)):
+        raise StorytellerError(
+            f"name every position from 1 to {len(photos)} exactly once, in the new order "
+            "(e.g. 3,1,2)"
+        )
+    library.reorder(args.name, _positions_to_ids(photos, positions))
+    print(f"reordered {len(photos)} photo(s)")
+    return EXIT_OK
+
+
+def _remove(args: argparse.Namespace, library: Library) -> int:
+    photos = library.photos(args.name)
+    ids = _positions_to_ids(photos, _parse_positions(args.positions))
+    removed = library.remove_photos(args.name, ids)
+    print(f"removed {removed} photo(s) from the album (the files are untouched)")
+    return EXIT_OK
+
+
+def _sort(args: argparse.Namespace, library: Library) -> int:
+    photos = library.sort_by_capture_date(args.name)
+    print(f"sorted {len(photos)} photo(s) by capture date")
+    return EXIT_OK
+
+
+def _rename(args: argparse.Namespace, library: Library) -> int:
+    album = library.rename_album(args.name, args.new_name)
+    print(f"renamed to {album.name!r}")
+    return EXIT_OK
+
+
+def _delete(args: argparse.Namespace, library: Library) -> int:
+    album = library.album(args.name)
+    library.delete_album(album)
+    print(
+        f"deleted album {album.name!r} and its {album.run_count} story(ies); "
+        "the photo files are untouched"
+    )
+    return EXIT_OK
+
+
+def _relink(args: argparse.Namespace, library: Library) -> int:
+    report = library.relink(args.name, args.folder)
+    for item in report.relinked:
+        print(f"found {item.old_path.name} at {item.new_path}")
+    for photo in report.still_missing:
+        _err(f"still missing: {photo.path}")
+    print(f"relinked {len(report.relinked)} photo(s); {len(report.still_missing)} still missing")
+    return EXIT_FAILED if report.still_missing else EXIT_OK
+
+
+def _story_line(run: StoryRun) -> str:
+    rate = run.timings.get("tokens_per_s") or 0.0
+    tokens = run.timings.get("generated_tokens") or 0
+    line = (
+        f"{run.id:>5}  {run.status.value:<11}  {run.created}  {len(run.raw_output):>6} chars  "
+        f"{tokens:>5} tokens  {rate:6.1f} tok/s  {run.backend}"
+    )
+    return f"{line}  ({run.error})" if run.error else line
+
+
+def _stories(args: argparse.Namespace, library: Library) -> int:
+    album = library.album(args.name)
+    runs = library.runs(album)
+    if args.json:
+        _print_json({"album": album.to_dict(), "stories": [run.summary_dict() for run in runs]})
+    elif not runs:
+        print(f"album {album.name!r} has no stories yet: `storyteller album tell {album.name!r}`")
+    else:
+        for run in runs:
+            print(_story_line(run))
+    return EXIT_OK
+
+
+def _story(args: argparse.Namespace, library: Library) -> int:
+    album = library.album(args.name)
+    runs = library.runs(album)
+    if args.story is not None:
+        run = library.run(args.story)
+        if run.album_id != album.id:
+            raise StorytellerError(f"story {args.story} is not one of album {album.name!r}'s")
+    elif runs:
+        run = runs[-1]
+    else:
+        raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
+    if args.raw:
+        sys.stdout.write(run.raw_output)
+        return EXIT_OK
+    if args.json:
+        _print_json({**run.summary_dict(), "story": run.story})
+        return EXIT_OK
+    from desktop_app.story.parser import parse_story
+    from desktop_app.story.render import render_text
+
+    print(render_text(parse_story(run.raw_output), library.display_names(run.id)))
+    return EXIT_OK
+
+
+def _cast(args: argparse.Namespace, library: Library) -> int:
+    library.set_display_name(args.story, args.entity, args.display_name)
+    names = library.display_names(args.story)
+    shown = names.get(args.entity)
+    print(f"{args.entity} is now shown as {shown!r}" if shown else f"{args.entity} keeps its name")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, library: Library) -> int:
+    target = library.export_album(args.name, args.dest, run_id=args.story)
+    print(f"exported to {target}")
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace, library: Library) -> int:
+    imported = library.import_bundle(args.bundle, name=args.name)
+    print(
+        f"imported album {imported.album.name!r} ({imported.album.photo_count} photos, "
+        f"copied to {imported.photos_folder})"
+    )
+    return EXIT_OK
+
+
+def _tell(args: argparse.Namespace, library: Library) -> int:
+    from desktop_app.cli import tell_cmd
+    from desktop_app.engine.events import PhaseEvent, TokenEvent
+    from desktop_app.library.tell import model_identity, tell_album
+    from desktop_app.story.parser import parse_story
+    from desktop_app.story.render import render_text
+
+    model_path = getattr(args, "model", None)
+    mmproj_path = getattr(args, "mmproj", None)
+    model = (
+        model_identity(Path(model_path), Path(mmproj_path) if mmproj_path else None)
+        if model_path
+        else None
+    )
+    show_progress = not getattr(args, "quiet", False) and sys.stderr.isatty()
+    tokens = 0
+
+    def progress(event: object) -> None:
+        nonlocal tokens
+        if isinstance(event, PhaseEvent) and show_progress:
+            _err(event.describe())
+        elif isinstance(event, TokenEvent):
+            tokens += 1
+            if show_progress and tokens % 50 == 0:
+                _err(f"writing: {tokens} tokens")
+
+    backend = tell_cmd.backend_from_args(args)
+    try:
+        run = tell_album(
+            library,
+            args.name,
+            backend,
+            lambda photos: tell_cmd.request_from_args(args, list(photos)),
+            on_event=progress,
+            on_started=lambda run_id: _err(f"story {run_id} started") if show_progress else None,
+            model=model,
+        )
+    finally:
+        backend.close()
+    print(render_text(parse_story(run.raw_output), library.display_names(run.id)))
+    _err(f"story {run.id} saved ({run.status.value}, {len(run.raw_output)} chars)")
+    return EXIT_OK if run.status is RunStatus.COMPLETE else EXIT_FAILED
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _with_library(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        library = _open_library(args)
+        try:
+            return handler(args, library)
+        finally:
+            library.close()
+
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``storyteller album`` and its subcommands."""
+    album = subparsers.add_parser(
+        "album",
+        help="albums, photos and stories in the library",
+        description="Manage the album library: photos are only ever read, never changed.",
+    )
+    album.add_argument(
+        "--library",
+        type=Path,
+        metavar="DIR",
+        help="library folder (default: the library_dir setting, else the user data folder)",
+    )
+    commands = album.add_subparsers(dest="album_command", metavar="ACTION", required=True)
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        parser.set_defaults(func=_with_library(handler))
+        return parser
+
+    p = add("new", _new, "create an empty album")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--notes", help="a note kept with the album")
+
+    p = add("add", _add, "add photos and folders (recursively; only images) to an album")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
+    p = add("list", _list, "list albums, or one album's photos in order")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("order", _order, "reorder an album: new order as current positions, e.g. 3,1,2")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("positions", nargs="+", metavar="POSITIONS")
+
+    p = add("remove", _remove, "remove photos (by position) from an album, never from disk")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("positions", nargs="+", metavar="POSITION")
+
+    p = add("sort", _sort, "order an album by capture date (EXIF), else file time")
+    p.add_argument("name", metavar="NAME")
+
+    p = add("rename", _rename, "rename an album")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("new_name", metavar="NEW_NAME")
+
+    p = add("delete", _delete, "delete an album and its stories (photo files are untouched)")
+    p.add_argument("name", metavar="NAME")
+
+    p = add("relink", _relink, "find an album's moved photos in FOLDER by content")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("folder", type=Path, metavar="FOLDER")
+
+    p = add("tell", _tell, "tell the album's story (photos in album order) and keep it")
+    p.add_argument("name", metavar="NAME")
+    from desktop_app.cli import tell_cmd
+
+    tell_cmd.add_tell_options(p)
+
+    p = add("stories", _stories, "list an album's stories")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("story", _story, "print a story of the album (default: the latest)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--story", type=int, metavar="ID", help="story id (see `album stories`)")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--raw", action="store_true", help="the model's raw output")
+    shape.add_argument("--json", action="store_true", help="the story JSON and its run")
+
+    p = add("cast", _cast, "show a character or object under your own name in one story")
+    p.add_argument("story", type=int, metavar="STORY_ID")
+    p.add_argument("entity", metavar="ENTITY_ID", help="e.g. char1, obj2")
+    p.add_argument("display_name", metavar="NAME", help='the name to show ("" restores it)')
+
+    p = add("export", _export, "export an album with a story: folder, or a .zip")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("dest", type=Path, metavar="DEST")
+    p.add_argument("--story", type=int, metavar="ID", help="story id (default: latest complete)")
+
+    p = add("import", _import, "import an exported album (folder or .zip) into the library")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("--name", help="name of the new album (default: the exported one)")
