@@ -94,6 +94,17 @@ def test_streamed_output_is_written_in_throttled_batches(
     assert library.stop_run(run_id).raw_output.endswith("z")  # ending flushes the rest
 
 
+def test_recovery_leaves_a_run_this_process_is_writing_alone(
+    library: Library, album_with_photos: str
+) -> None:
+    run_id = library.start_run(album_with_photos, RunSpec(photo_ids=()))
+    library.append_output(run_id, "partial")
+    with Library.open(library.path) as second_window:
+        assert second_window.recover_interrupted() == []
+    assert library.run(run_id).status is RunStatus.RUNNING
+    assert library.stop_run(run_id).raw_output == "partial"
+
+
 def test_a_stopped_run_keeps_its_partial_output(library: Library, album_with_photos: str) -> None:
     tokens = 0
 
