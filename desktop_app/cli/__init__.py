@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from desktop_app import __version__
+from desktop_app.cli import selftest_cmd
 from desktop_app.errors import StorytellerError
 
 EXIT_OK = 0
@@ -22,7 +23,7 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 # Subcommand modules, in the order `storyteller --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("desktop_app.cli.selftest_cmd",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"storyteller {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("--self-test", action="store_true", help=selftest_cmd.SELF_TEST_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -56,6 +58,8 @@ def _run_gui(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``storyteller`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if "--self-test" in args_list:  # before parsing: its --model is not a subcommand's
+        return selftest_cmd.run_self_test_command(args_list)
     parser = build_parser()
     args, unknown = parser.parse_known_args(args_list)
     _configure_logging(args.verbose)

@@ -1,0 +1,442 @@
+"""The self-test behind ``Storyteller --self-test`` and ``storyteller doctor``.
+
+It answers "does this installation work?" on a user's machine or in CI, without a display: Qt
+starts (offscreen when there is no display) and draws a widget, decodes a JPEG through its image
+plugins and writes a PDF; llama.cpp's shared libraries load and report which ggml backend they were
+built with (CPU, CUDA, Metal, Vulkan); Pillow reads and writes photos; and, given a model, one
+photo goes through the real engine into a (short) story. The frozen bundle runs exactly this code,
+so a missing Qt plugin or native library shows up here instead of as a crash at a user's desk.
+
+Nothing here prints or exits: ``run_self_test`` returns a ``SelfTestReport`` and the command line
+(``desktop_app.cli``) shows it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from desktop_app import __version__
+from desktop_app.errors import StorytellerError
+
+logger = logging.getLogger(__name__)
+
+# Image formats the app must read through Qt (the photo view, thumbnails and icons): the bundle
+# keeps exactly these image plugins, so a check here catches a plugin the bundle lost.
+REQUIRED_QT_IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "gif", "webp", "tiff", "svg")
+
+# ggml backend registry names -> what a user calls them. "BLAS" and "RPC" are helpers, not devices.
+_GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "MUSA", "CANN")
+
+# Few tokens: the story check proves the pipeline runs, not that the model writes well.
+STORY_CHECK_MAX_TOKENS = 24
+# Detail lines kept from a multi-line error message.
+_MAX_ERROR_LINES = 6
+
+
+class CheckStatus(enum.Enum):
+    PASSED = "ok"
+    FAILED = "FAILED"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: its name, outcome, a one-line summary and optional detail lines."""
+
+    name: str
+    status: CheckStatus
+    summary: str
+    details: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SelfTestReport:
+    """Every check, in the order run; ``ok`` when none failed."""
+
+    checks: tuple[CheckResult, ...]
+    total_seconds: float = 0.0
+    header: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.status is not CheckStatus.FAILED for check in self.checks)
+
+    def format(self) -> str:
+        """A plain-text report: one line per check, details indented under it."""
+        lines = [*self.header]
+        width = max((len(check.name) for check in self.checks), default=0)
+        for check in self.checks:
+            lines.append(
+                f"[{check.status.value:>7}] {check.name:<{width}}  {check.summary}"
+                f"  ({check.seconds:.2f} s)"
+            )
+            lines.extend(f"            {detail}" for detail in check.details)
+        verdict = "all checks passed" if self.ok else "SOME CHECKS FAILED"
+        lines.append(f"self-test: {verdict} in {self.total_seconds:.2f} s")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LlamaBuildInfo:
+    """What the loaded llama.cpp was compiled with."""
+
+    version: str
+    backends: tuple[str, ...]  # ggml backend registry names, e.g. ("CUDA", "CPU")
+    gpu_offload: bool  # llama_supports_gpu_offload(): a GPU device is usable now
+    system_info: str  # llama_print_system_info(): CPU features and per-backend flags
+
+    @property
+    def accelerator(self) -> str:
+        """The backend that does the heavy work: a GPU backend when compiled in, else ``CPU``."""
+        for name in self.backends:
+            if any(name.upper().startswith(gpu.upper()) for gpu in _GPU_BACKENDS):
+                return name
+        return "CPU"
+
+
+def _ggml_function(name: str, restype: object, argtypes: list[object]) -> Callable[..., object]:
+    """A ggml C function from llama_cpp's bundled libraries.
+
+    The registry functions live in libggml and the name/description accessors in libggml-base;
+    on Linux and macOS a symbol lookup through libggml's handle finds both, on Windows
+    GetProcAddress does not, so libggml-base is loaded explicitly there.
+    """
+    from llama_cpp import _ggml  # imported lazily: loading llama.cpp takes a moment
+
+    library = _ggml.libggml
+    try:
+        function = getattr(library, name)
+    except AttributeError:
+        from llama_cpp import _ctypes_extensions
+
+        base = _ctypes_extensions.load_shared_library("ggml-base", _ggml.libggml_base_path)
+        function = getattr(base, name)
+    function.restype = restype
+    function.argtypes = argtypes
+    return function
+
+
+def llama_build_info() -> LlamaBuildInfo:
+    """Load llama.cpp and report its version and compiled-in ggml backends.
+
+    Raises ImportError/OSError when llama-cpp-python or its shared libraries are missing.
+    """
+    import llama_cpp
+    from llama_cpp import llama_cpp as low_level
+
+    reg_count = _ggml_function("ggml_backend_reg_count", ctypes.c_size_t, [])
+    reg_get = _ggml_function("ggml_backend_reg_get", ctypes.c_void_p, [ctypes.c_size_t])
+    reg_name = _ggml_function("ggml_backend_reg_name", ctypes.c_char_p, [ctypes.c_void_p])
+    count = int(reg_count())  # type: ignore[call-overload]
+    backends = tuple(reg_name(reg_get(index)).decode() for index in range(count))  # type: ignore[union-attr]
+    system_info = low_level.llama_print_system_info()
+    if isinstance(system_info, bytes):
+        system_info = system_info.decode(errors="replace")
+    return LlamaBuildInfo(
+        version=str(getattr(llama_cpp, "__version__", "unknown")),
+        backends=backends,
+        gpu_offload=bool(low_level.llama_supports_gpu_offload()),
+        system_info=str(system_info).strip(" |"),
+    )
+
+
+@contextmanager
+def _timed(results: list[CheckResult], name: str) -> Iterator[dict[str, object]]:
+    """Run a check body; it fills ``outcome`` (status, summary, details). Exceptions fail it."""
+    outcome: dict[str, object] = {}
+    started = time.perf_counter()
+    try:
+        yield outcome
+    except Exception as err:  # a self-test reports every failure instead of stopping at the first
+        logger.debug("self-test check %s failed", name, exc_info=True)
+        expected = isinstance(err, (StorytellerError, FileNotFoundError))
+        message_lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        first = message_lines[0] if message_lines else ""
+        outcome = {
+            "status": CheckStatus.FAILED,
+            "summary": first if expected else f"{type(err).__name__}: {first}",
+            # Long messages (numpy's import advice) end with the actual cause: keep the tail.
+            "details": tuple(message_lines[1:][-_MAX_ERROR_LINES:]),
+        }
+    results.append(
+        CheckResult(
+            name=name,
+            status=outcome.get("status", CheckStatus.PASSED),  # type: ignore[arg-type]
+            summary=str(outcome.get("summary", "")),
+            details=tuple(outcome.get("details", ())),  # type: ignore[arg-type]
+            seconds=time.perf_counter() - started,
+        )
+    )
+
+
+def _needs_offscreen() -> bool:
+    """True on Linux/BSD when no display is reachable and no Qt platform is chosen.
+
+    Qt aborts the whole process when it cannot open its platform, so this is decided before the
+    QApplication exists. macOS and Windows always have their native platform.
+    """
+    if sys.platform in ("win32", "darwin"):
+        return False
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def sample_photo(path: Path, size: tuple[int, int] = (448, 336)) -> Path:
+    """Write a small synthetic photo (sky, sun, ground, a figure) as a JPEG at ``path``."""
+    from PIL import Image, ImageDraw
+
+    width, height = size
+    image = Image.new("RGB", size, (120, 180, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, height * 2 // 3, width, height), fill=(70, 140, 70))
+    draw.ellipse((width - 110, 20, width - 40, 90), fill=(255, 210, 60))
+    draw.rectangle(
+        (width // 3, height // 3, width // 3 + 40, height * 2 // 3 + 10), fill=(200, 40, 40)
+    )
+    draw.ellipse(
+        (width // 3 + 5, height // 3 - 35, width // 3 + 35, height // 3 - 5), fill=(240, 200, 170)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, "JPEG", quality=90)
+    return path
+
+
+def check_qt(results: list[CheckResult], workdir: Path, screenshot: Path | None) -> None:
+    """Start Qt, draw a widget, decode a JPEG through the image plugins, write a one-page PDF."""
+    with _timed(results, "Qt") as outcome:
+        if _needs_offscreen():
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from PySide6 import __version__ as pyside_version
+        from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, Qt
+        from PySide6.QtGui import (
+            QGuiApplication,
+            QImage,
+            QImageReader,
+            QPageSize,
+            QPainter,
+            QPdfWriter,
+        )
+        from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
+
+        app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "storyteller"])
+        platform = QGuiApplication.platformName()
+
+        widget = QWidget()
+        widget.setWindowTitle("Storyteller self-test")
+        layout = QVBoxLayout(widget)
+        label = QLabel(f"Storyteller {__version__} self-test")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(label)
+        widget.resize(360, 120)
+        if platform != "offscreen":  # a real window on a real screen (offscreen warns)
+            widget.show()
+            app.processEvents()
+        image = widget.grab().toImage()
+        widget.close()
+        if image.isNull() or image.width() < 100:
+            raise RuntimeError("the widget could not be drawn (empty grab)")
+        colours = {
+            image.pixel(x, y)
+            for x in range(0, image.width(), 3)
+            for y in range(0, image.height(), 3)
+        }
+        if len(colours) < 2:
+            raise RuntimeError("the widget drew no text: no usable font was found")
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            if not image.save(str(screenshot)):
+                raise RuntimeError(f"could not save the screenshot to {screenshot}")
+
+        formats = {bytes(name.data()).decode() for name in QImageReader.supportedImageFormats()}
+        missing = [name for name in REQUIRED_QT_IMAGE_FORMATS if name not in formats]
+        if missing:
+            raise RuntimeError(
+                f"Qt cannot read {', '.join(missing)} images (image format plugins missing)"
+            )
+        photo = sample_photo(workdir / "qt-check.jpg")
+        decoded = QImage(str(photo))
+        if decoded.isNull() or (decoded.width(), decoded.height()) != (448, 336):
+            raise RuntimeError("Qt could not decode a JPEG photo")
+
+        pdf_bytes = QByteArray()
+        buffer = QBuffer(pdf_bytes)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        writer = QPdfWriter(buffer)
+        writer.setPageSize(QPageSize(QPageSize.PageSizeId.A6))
+        writer.setPageMargins(QMarginsF(10, 10, 10, 10))
+        painter = QPainter(writer)
+        painter.drawText(20, 40, "Storyteller")
+        painter.drawImage(20, 60, decoded.scaledToWidth(200))
+        painter.end()
+        buffer.close()
+        if not bytes(pdf_bytes.data()).startswith(b"%PDF"):
+            raise RuntimeError("Qt could not write a PDF (export to PDF would fail)")
+
+        outcome["summary"] = f"PySide6 {pyside_version}, platform {platform}"
+        outcome["details"] = (
+            f"drew a {image.width()}x{image.height()} widget"
+            + (f", saved to {screenshot}" if screenshot else ""),
+            f"image formats: {', '.join(sorted(formats))}",
+            f"PDF export: {pdf_bytes.size()} bytes",
+        )
+
+
+def check_llama(results: list[CheckResult]) -> LlamaBuildInfo | None:
+    """Load llama.cpp (text and vision libraries) and report its build."""
+    info: LlamaBuildInfo | None = None
+    with _timed(results, "llama.cpp") as outcome:
+        info = llama_build_info()
+        import llama_cpp.mtmd_cpp  # noqa: F401  (loads libmtmd, the vision library)
+
+        outcome["summary"] = f"llama-cpp-python {info.version}, backend {info.accelerator}" + (
+            " (GPU offload available)" if info.gpu_offload else ""
+        )
+        outcome["details"] = (
+            f"ggml backends: {', '.join(info.backends) or 'none'}",
+            f"system: {info.system_info}",
+            "vision library (mtmd): loaded",
+        )
+    return info
+
+
+def check_images(results: list[CheckResult], workdir: Path) -> None:
+    """Pillow writes and reads JPEG and PNG; the engine prepares a photo for the model."""
+    with _timed(results, "images") as outcome:
+        from PIL import Image, features
+
+        jpeg = sample_photo(workdir / "pil-check.jpg")
+        png = workdir / "pil-check.png"
+        with Image.open(jpeg) as image:
+            image.load()
+            if image.size != (448, 336) or image.format != "JPEG":
+                raise RuntimeError("Pillow could not read back a JPEG")
+            image.save(png)
+        with Image.open(png) as image:
+            red, _green, blue = image.convert("RGB").getpixel((5, 5))
+            if not (blue > red and blue > 150):
+                raise RuntimeError("Pillow decoded a PNG with the wrong colours")
+        details = [f"Pillow {Image.__version__}: JPEG and PNG read and written"]
+        details.append("WebP: " + ("yes" if features.check("webp") else "no"))
+        try:
+            from desktop_app.engine.images import heif_support, prepare_image
+        except ImportError:
+            details.append("engine image preparation: not available in this build")
+        else:
+            prepared = prepare_image(jpeg, 256)
+            width, height = prepared.prepared_size
+            if width % 28 or height % 28:
+                raise RuntimeError(f"photo prepared to {width}x{height}, not multiples of 28")
+            details.append(f"engine prepared a 448x336 photo to {width}x{height}")
+            details.append("HEIC: " + ("yes" if heif_support() else "no (install pillow-heif)"))
+        outcome["summary"] = "photos can be read"
+        outcome["details"] = tuple(details)
+
+
+def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: Path) -> None:
+    """Tell a short story about one photo through the embedded llama.cpp backend."""
+    with _timed(results, "story") as outcome:
+        for what, path in (("model", model), ("mmproj", mmproj)):
+            if not path.is_file():
+                raise FileNotFoundError(f"{what} file {path} does not exist: check the path")
+        from desktop_app.engine.events import (
+            Detail,
+            PhaseEvent,
+            ResultEvent,
+            SamplingParams,
+            StoryRequest,
+            TokenEvent,
+        )
+        from desktop_app.engine.llama_backend import LlamaCppBackend
+
+        photo = sample_photo(workdir / "story-check.jpg")
+        request = StoryRequest(
+            photos=(photo,),
+            detail=Detail.LOW,
+            sampling=SamplingParams(temperature=0.0, max_tokens=STORY_CHECK_MAX_TOKENS, seed=1),
+        )
+        backend = LlamaCppBackend(model, mmproj, cache_dir=workdir / "embeddings")
+        phases: list[str] = []
+        tokens = 0
+        result = None
+        try:
+            for event in backend.generate(request, should_stop=lambda: False):
+                if isinstance(event, PhaseEvent):
+                    phases.append(event.describe())
+                elif isinstance(event, TokenEvent):
+                    tokens += 1
+                elif isinstance(event, ResultEvent):
+                    result = event.result
+            description = backend.description
+        finally:
+            backend.close()
+        if result is None:
+            raise RuntimeError("the backend ended without a result")
+        timings = result.timings
+        outcome["summary"] = (
+            f"{model.name}: {result.timings.generated_tokens or tokens} tokens "
+            f"({result.finish_reason.value}) on {description}"
+        )
+        preview = result.raw_output.strip().replace("\n", " ")
+        outcome["details"] = (
+            f"phases: {', '.join(phases)}",
+            f"photo {result.photos[0].original_size} -> {result.photos[0].prepared_size}, "
+            f"{result.photos[0].tokens} vision tokens"
+            if result.photos
+            else "no photo info",
+            f"load {timings.load_s:.2f} s, first token {timings.first_token_s:.2f} s, "
+            f"{timings.tokens_per_s:.1f} tokens/s",
+            f"output: {preview[:120]!r}",
+        )
+
+
+def run_self_test(
+    *,
+    model: Path | None = None,
+    mmproj: Path | None = None,
+    screenshot: Path | None = None,
+) -> SelfTestReport:
+    """Run every check; with ``model`` and ``mmproj`` also a one-photo story."""
+    started = time.perf_counter()
+    results: list[CheckResult] = []
+    frozen = bool(getattr(sys, "frozen", False))
+    header = (
+        f"Storyteller {__version__} self-test "
+        f"({'bundled app' if frozen else 'Python ' + sys.version.split()[0]}, {sys.platform})",
+    )
+    with tempfile.TemporaryDirectory(prefix="storyteller-selftest-") as tmp:
+        workdir = Path(tmp)
+        check_qt(results, workdir, screenshot)
+        check_llama(results)
+        check_images(results, workdir)
+        if model is not None or mmproj is not None:
+            if model is None or mmproj is None:
+                results.append(
+                    CheckResult(
+                        "story",
+                        CheckStatus.FAILED,
+                        "give both --model (text GGUF) and --mmproj (vision GGUF)",
+                    )
+                )
+            else:
+                check_story(results, workdir, model, mmproj)
+        else:
+            results.append(
+                CheckResult(
+                    "story",
+                    CheckStatus.SKIPPED,
+                    "add --model and --mmproj to tell a one-photo story",
+                )
+            )
+    return SelfTestReport(tuple(results), time.perf_counter() - started, header)

@@ -1,0 +1,317 @@
+"""Build the double-click Storyteller app for the platform this runs on.
+
+    python packaging/build.py                  # dist/Storyteller/ (dist/Storyteller.app on macOS)
+    python packaging/build.py --archive        # + the tar.gz / .dmg / Inno Setup installer
+    python packaging/build.py --self-test      # + run the bundle's self-test and report its time
+    python packaging/build.py --self-test --model TEXT.gguf --mmproj MMPROJ.gguf
+
+Run it with the Python of a virtual environment that has the project and the `packaging` extra
+installed (`pip install -e '.[packaging]'`). The bundle contains whatever llama-cpp-python that
+environment has: a portable CPU build by default, a CUDA/Metal/Vulkan one if you installed such a
+wheel (packaging/gpu/README.md). Models are never bundled.
+
+This is a developer tool, not part of the app: it prints and exits freely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+PACKAGING_DIR = Path(__file__).resolve().parent
+ROOT = PACKAGING_DIR.parent
+APP_NAME = "Storyteller"
+APP_ID = "io.github.storyteller.Storyteller"
+ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
+
+
+def project_version() -> str:
+    sys.path.insert(0, str(ROOT))
+    import desktop_app
+
+    return desktop_app.__version__
+
+
+def platform_tag() -> str:
+    system = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(
+        sys.platform, sys.platform
+    )
+    machine = platform.machine().lower().replace("amd64", "x86_64").replace("aarch64", "arm64")
+    return f"{system}-{machine}"
+
+
+def app_path(dist: Path) -> Path:
+    """The built app: the one-folder bundle, or the .app on macOS."""
+    return dist / f"{APP_NAME}.app" if sys.platform == "darwin" else dist / APP_NAME
+
+
+def executable_path(dist: Path) -> Path:
+    """The executable that runs the command line (and the self-test)."""
+    if sys.platform == "darwin":
+        return dist / f"{APP_NAME}.app" / "Contents" / "MacOS" / APP_NAME
+    if sys.platform == "win32":
+        return dist / APP_NAME / "storyteller-cli.exe"
+    return dist / APP_NAME / APP_NAME
+
+
+def run_pyinstaller(dist: Path, work: Path, *, clean: bool) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        "--noconfirm",
+        "--log-level",
+        "WARN",
+        "--distpath",
+        str(dist),
+        "--workpath",
+        str(work),
+        str(PACKAGING_DIR / "storyteller.spec"),
+    ]
+    if clean:
+        command.insert(3, "--clean")
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def link_duplicate_libraries(lib_dir: Path) -> int:
+    """Replace ``libX.so`` by a symlink to an identical ``libX.so.N``; return the bytes saved.
+
+    llama-cpp-python's wheel stores each SONAME link as a full copy. ctypes opens ``libX.so`` while
+    the libraries link each other as ``libX.so.N``; as two files they load as two copies of ggml
+    (two backend registries) and cost twice the disk. As a link, the loader sees one file.
+    """
+    saved = 0
+    if not lib_dir.is_dir():
+        return saved
+    for plain in sorted(lib_dir.glob("lib*.so")):
+        if plain.is_symlink():
+            continue
+        versioned = sorted(
+            (p for p in lib_dir.glob(plain.name + ".*") if not p.is_symlink()),
+            key=lambda p: len(p.name),
+        )
+        for candidate in versioned:
+            if filecmp.cmp(plain, candidate, shallow=False):
+                saved += plain.stat().st_size
+                plain.unlink()
+                plain.symlink_to(candidate.name)
+                break
+    return saved
+
+
+def strip_python_runtime(internal: Path) -> int:
+    """Strip debug symbols from the Python runtime copied from the build machine; bytes saved.
+
+    PyInstaller's own ``strip`` option strips every library and breaks wheels repaired by
+    auditwheel (numpy's OpenBLAS fails with "ELF load command address/offset not page-aligned"),
+    so only libpython and the standard library's extension modules are stripped here.
+    """
+    strip = shutil.which("strip")
+    if strip is None:
+        return 0
+    targets = [p for p in internal.glob("libpython3*.so*") if not p.is_symlink()]
+    targets += sorted(internal.glob("python3*/lib-dynload/*.so"))
+    before = sum(p.stat().st_size for p in targets)
+    if targets:
+        subprocess.run([strip, "--strip-unneeded", *map(str, targets)], check=True)
+    return before - sum(p.stat().st_size for p in targets)
+
+
+def add_linux_desktop_files(bundle: Path) -> None:
+    """The .desktop entry, hicolor icons and install/uninstall script next to the executable."""
+    applications = bundle / "share" / "applications"
+    applications.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(PACKAGING_DIR / "linux" / f"{APP_ID}.desktop", applications)
+    for size in ICON_SIZES:
+        target = bundle / "share" / "icons" / "hicolor" / f"{size}x{size}" / "apps"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PACKAGING_DIR / "icons" / f"storyteller-{size}.png", target / f"{APP_ID}.png")
+    for script in ("install.sh",):
+        shutil.copy2(PACKAGING_DIR / "linux" / script, bundle / script)
+        (bundle / script).chmod(0o755)
+    shutil.copy2(PACKAGING_DIR / "linux" / "README.txt", bundle / "README.txt")
+
+
+def tree_size(path: Path) -> int:
+    """Bytes on disk of a folder, counting symlinks as links (as an archive stores them)."""
+    total = 0
+    for entry in path.rglob("*"):
+        if entry.is_symlink():
+            continue
+        if entry.is_file():
+            total += entry.stat().st_size
+    return total
+
+
+def largest_parts(bundle: Path, count: int = 8) -> list[tuple[str, int]]:
+    internal = bundle / "_internal" if (bundle / "_internal").is_dir() else bundle
+    sizes = []
+    for child in internal.iterdir():
+        size = (
+            tree_size(child)
+            if child.is_dir()
+            else (0 if child.is_symlink() else child.stat().st_size)
+        )
+        sizes.append((child.name, size))
+    return sorted(sizes, key=lambda item: item[1], reverse=True)[:count]
+
+
+def make_tarball(bundle: Path, version: str) -> Path:
+    archive = bundle.parent / f"{APP_NAME}-{version}-{platform_tag()}.tar.gz"
+    partial = archive.with_name(archive.name + ".part")
+    with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
+        tar.add(bundle, arcname=APP_NAME)  # symlinks stay symlinks
+    partial.replace(archive)
+    return archive
+
+
+def make_dmg(app: Path, version: str) -> Path:
+    dmg = app.parent / f"{APP_NAME}-{version}-{platform_tag()}.dmg"
+    subprocess.run(
+        [
+            "hdiutil",
+            "create",
+            "-volname",
+            APP_NAME,
+            "-srcfolder",
+            str(app),
+            "-ov",
+            "-format",
+            "UDZO",
+            str(dmg),
+        ],
+        check=True,
+    )
+    return dmg
+
+
+def codesign(app: Path, identity: str) -> None:
+    entitlements = PACKAGING_DIR / "macos" / "entitlements.plist"
+    subprocess.run(
+        [
+            "codesign", "--deep", "--force", "--options", "runtime", "--timestamp",
+            "--entitlements", str(entitlements), "--sign", identity, str(app),
+        ],
+        check=True,
+    )  # fmt: skip
+
+
+def make_windows_installer(dist: Path, version: str) -> Path | None:
+    iscc = shutil.which("iscc") or shutil.which("ISCC")
+    default = (
+        Path(os.environ.get("PROGRAMFILES(X86)", r"C:\Program Files (x86)"))
+        / "Inno Setup 6"
+        / "ISCC.exe"
+    )
+    if iscc is None and default.is_file():
+        iscc = str(default)
+    if iscc is None:
+        print("Inno Setup (iscc) not found: no installer; install Inno Setup 6 to make one")
+        return None
+    subprocess.run(
+        [
+            iscc,
+            f"/DAppVersion={version}",
+            f"/DDistDir={dist / APP_NAME}",
+            f"/DOutputDir={dist}",
+            f"/DIconFile={PACKAGING_DIR / 'icons' / 'storyteller.ico'}",
+            str(PACKAGING_DIR / "windows" / "storyteller.iss"),
+        ],
+        check=True,
+    )
+    return dist / f"{APP_NAME}-{version}-setup.exe"
+
+
+def run_bundle_self_test(
+    dist: Path, *, model: Path | None, mmproj: Path | None, screenshot: Path | None
+) -> tuple[int, float]:
+    """Run ``Storyteller --self-test`` from the bundle; return (exit code, seconds)."""
+    command = [str(executable_path(dist)), "--self-test"]
+    if model is not None:
+        command += ["--model", str(model)]
+    if mmproj is not None:
+        command += ["--mmproj", str(mmproj)]
+    if screenshot is not None:
+        command += ["--screenshot", str(screenshot)]
+    env = dict(os.environ)
+    # The bundle must not find the developer's Python packages or Qt.
+    for name in ("PYTHONPATH", "PYTHONHOME", "QT_PLUGIN_PATH", "LD_LIBRARY_PATH"):
+        env.pop(name, None)
+    print("+", " ".join(command), flush=True)
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=dist, check=False)
+    return result.returncode, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder (dist/)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "build" / "pyinstaller",
+        help="PyInstaller's work folder",
+    )
+    parser.add_argument("--clean", action="store_true", help="discard PyInstaller's cache first")
+    parser.add_argument("--skip-build", action="store_true", help="reuse the bundle in --dist")
+    parser.add_argument("--archive", action="store_true", help="make the tar.gz / .dmg / installer")
+    parser.add_argument("--sign-identity", help="macOS: codesign the .app with this identity")
+    parser.add_argument("--self-test", action="store_true", help="run the bundle's self-test")
+    parser.add_argument("--model", type=Path, help="text GGUF for the self-test's story check")
+    parser.add_argument("--mmproj", type=Path, help="mmproj GGUF for the self-test's story check")
+    parser.add_argument("--screenshot", type=Path, help="self-test: save the Qt test widget here")
+    args = parser.parse_args(argv)
+
+    version = project_version()
+    dist = args.dist.resolve()
+    started = time.perf_counter()
+    if not args.skip_build:
+        run_pyinstaller(dist, args.work.resolve(), clean=args.clean)
+        if sys.platform.startswith("linux"):
+            saved = link_duplicate_libraries(dist / APP_NAME / "_internal" / "llama_cpp" / "lib")
+            print(f"linked duplicate llama.cpp libraries: {saved / 1e6:.1f} MB saved")
+            saved = strip_python_runtime(dist / APP_NAME / "_internal")
+            print(f"stripped the Python runtime: {saved / 1e6:.1f} MB saved")
+            add_linux_desktop_files(dist / APP_NAME)
+        if sys.platform == "darwin" and args.sign_identity:
+            codesign(app_path(dist), args.sign_identity)
+        print(f"built {app_path(dist)} in {time.perf_counter() - started:.0f} s")
+
+    bundle = app_path(dist)
+    if not bundle.exists():
+        print(f"no bundle at {bundle}: build it first (without --skip-build)", file=sys.stderr)
+        return 1
+    print(f"bundle size: {tree_size(bundle) / 1e6:.0f} MB on disk")
+    for name, size in largest_parts(bundle):
+        print(f"  {size / 1e6:7.1f} MB  {name}")
+
+    if args.archive:
+        if sys.platform == "darwin":
+            archive: Path | None = make_dmg(bundle, version)
+        elif sys.platform == "win32":
+            archive = make_windows_installer(dist, version)
+        else:
+            archive = make_tarball(bundle, version)
+        if archive is not None:
+            print(f"archive: {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
+
+    if args.self_test:
+        code, seconds = run_bundle_self_test(
+            dist, model=args.model, mmproj=args.mmproj, screenshot=args.screenshot
+        )
+        print(f"bundle self-test: exit {code} in {seconds:.2f} s (wall, including start-up)")
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
