@@ -92,14 +92,20 @@ class _Bars:
             bar.close()
 
 
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{n_bytes} B"
+
+
 def _summary(result: ConversionResult, seconds: float) -> str:
     files = result.manifest["files"]
-    text_gb = files["text"]["size"] / 1e9
-    mmproj_gb = files["mmproj"]["size"] / 1e9
     return (
-        f"converted {result.manifest['name']} in {seconds:.0f} s: {result.text_gguf} "
-        f"({text_gb:.2f} GB, {result.manifest['quant']}) + {result.mmproj_gguf.name} "
-        f"({mmproj_gb:.2f} GB, {result.manifest['mmproj_type']})"
+        f"converted {result.manifest['name']} in {seconds:.1f} s: {result.text_gguf} "
+        f"({_size(files['text']['size'])}, {result.manifest['quant']}) + {result.mmproj_gguf.name} "
+        f"({_size(files['mmproj']['size'])}, {result.manifest['mmproj_type']}); manifest: "
+        f"{result.manifest_path.name}"
     )
 
 

@@ -1,0 +1,333 @@
+"""What the converter refuses, what it writes, and how it behaves when things go wrong.
+
+These run the real converter on the tiny fixture (a fraction of a second each) and read the
+output with gguf-py; llama.cpp itself is exercised in test_convert_parity / test_convert_quants.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import namedtuple
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from checkpoint_variants import copy_checkpoint, write_safetensors
+from gguf import GGUFValueType as V
+
+from convert import ConversionError, convert_checkpoint, gguf_write, pipeline
+from convert import cli as convert_cli
+from convert.errors import (
+    AdapterError,
+    InsufficientDiskSpaceError,
+    MissingFileError,
+    NotQwen25VLError,
+    OutputExistsError,
+    UnknownTensorError,
+    UnsupportedCheckpointError,
+)
+from convert.gguf_write import f32_to_bf16
+from convert.lora import LoraAdapter
+from convert.safetensors_source import TensorSource, bf16_to_f32
+from convert.tensor_map import map_tensor, normalise_name
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "tiny-qwen25vl"
+CHECKPOINT = FIXTURE / "checkpoint"
+
+
+def copy_folder(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def convert_tiny(outdir: Path, **kwargs: object) -> pipeline.ConversionResult:
+    kwargs.setdefault("quant", "F16")
+    kwargs.setdefault("name", "tiny")
+    return convert_checkpoint(kwargs.pop("src", CHECKPOINT), outdir, **kwargs)  # type: ignore[arg-type]
+
+
+def fields(path: Path) -> dict[str, tuple[list[V], object]]:
+    reader = gguf.GGUFReader(path)
+    return {k: (f.types, f.contents()) for k, f in reader.fields.items()}
+
+
+# --- what gets written ----------------------------------------------------------------------------
+
+
+def test_text_gguf_keys_have_the_types_llama_cpp_asserts(tmp_path: Path) -> None:
+    result = convert_tiny(tmp_path)
+    kv = fields(result.text_gguf)
+    assert kv["general.architecture"][1] == "qwen2vl"
+    for key in (
+        "qwen2vl.block_count",
+        "qwen2vl.context_length",
+        "qwen2vl.embedding_length",
+        "qwen2vl.feed_forward_length",
+        "qwen2vl.attention.head_count",
+        "qwen2vl.attention.head_count_kv",
+        "tokenizer.ggml.eos_token_id",
+        "general.file_type",
+    ):
+        assert kv[key][0] == [V.UINT32], key
+    assert kv["qwen2vl.rope.dimension_sections"] == ([V.ARRAY, V.INT32], [8, 12, 12, 0])
+    assert kv["qwen2vl.rope.freq_base"] == ([V.FLOAT32], 1000000.0)
+    assert kv["tokenizer.ggml.model"][1] == "gpt2" and kv["tokenizer.ggml.pre"][1] == "qwen2"
+    assert kv["tokenizer.ggml.token_type"][0] == [V.ARRAY, V.INT32]
+    tokenizer_config = json.loads((CHECKPOINT / "tokenizer_config.json").read_text())
+    assert kv["tokenizer.chat_template"][1] == tokenizer_config["chat_template"]
+    assert kv["general.file_type"][1] == 1  # MOSTLY_F16
+
+
+def test_vocabulary_is_padded_to_the_embedding_rows(tmp_path: Path) -> None:
+    result = convert_tiny(tmp_path)
+    kv = fields(result.text_gguf)
+    tokens, types = kv["tokenizer.ggml.tokens"][1], kv["tokenizer.ggml.token_type"][1]
+    tokenizer = json.loads((CHECKPOINT / "tokenizer.json").read_text())
+    n_defined = len(tokenizer["model"]["vocab"]) + len(tokenizer["added_tokens"])
+    assert len(tokens) == len(types) == 640  # config vocab_size / embedding rows
+    assert tokens[n_defined:] == [f"[PAD{i}]" for i in range(n_defined, 640)]
+    assert set(types[n_defined:]) == {5}
+    ids = {t: i for i, t in enumerate(tokens)}
+    assert types[ids["<|im_end|>"]] == 3 and types[ids["<|image_pad|>"]] == 3
+    assert types[ids["<think>"]] == 4  # added but not special: user-defined
+    assert kv["tokenizer.ggml.eos_token_id"][1] == ids["<|im_end|>"]
+    assert kv["tokenizer.ggml.padding_token_id"][1] == ids["<|endoftext|>"]
+    assert len(kv["tokenizer.ggml.merges"][1]) == len(tokenizer["model"]["merges"])
+
+
+def test_mmproj_keys_and_split_tensors(tmp_path: Path) -> None:
+    result = convert_tiny(tmp_path)
+    kv = fields(result.mmproj_gguf)
+    assert kv["general.architecture"][1] == "clip"
+    assert kv["clip.projector_type"][1] == "qwen2.5vl_merger"
+    assert kv["clip.has_vision_encoder"] == ([V.BOOL], True)
+    assert kv["clip.use_silu"] == ([V.BOOL], True)
+    assert kv["clip.vision.n_wa_pattern"] == ([V.UINT32], 2)  # fullatt_block_indexes [1]
+    assert kv["clip.vision.projection_dim"] == ([V.UINT32], 256)
+    assert kv["clip.vision.image_mean"][0] == [V.ARRAY, V.FLOAT32]
+    reader = gguf.GGUFReader(result.mmproj_gguf)
+    tensors = {t.name: t for t in reader.tensors}
+    assert "v.patch_embd.bias" not in tensors and not any("qkv" in n for n in tensors)
+    source = TensorSource.from_folder(CHECKPOINT)
+    qkv = source.float32("visual.blocks.1.attn.qkv.weight")
+    conv = source.float32("visual.patch_embed.proj.weight")
+    k_rows = np.asarray(tensors["v.blk.1.attn_k.weight"].data, dtype=np.float32)
+    np.testing.assert_array_equal(k_rows, qkv[64:128].astype(np.float16).astype(np.float32))
+    second_kernel = np.asarray(tensors["v.patch_embd.weight.1"].data, dtype=np.float32)
+    np.testing.assert_array_equal(
+        second_kernel, conv[:, :, 1].astype(np.float16).astype(np.float32)
+    )
+
+
+def test_output_is_byte_identical_when_tensors_are_streamed_in_small_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = convert_tiny(tmp_path / "whole", quant="Q8_0", lora=FIXTURE / "lora")
+    monkeypatch.setattr(gguf_write, "CHUNK_ELEMENTS", 1000)  # many chunks per tensor
+    chunked = convert_tiny(tmp_path / "chunked", quant="Q8_0", lora=FIXTURE / "lora")
+    assert whole.text_gguf.read_bytes() == chunked.text_gguf.read_bytes()
+    assert whole.mmproj_gguf.read_bytes() == chunked.mmproj_gguf.read_bytes()
+
+
+def test_bf16_round_trip_and_rounding() -> None:
+    values = np.array([1.0, -2.5, 3.140625, 2.0**-100, np.inf, 0.0], dtype=np.float32)
+    assert np.array_equal(bf16_to_f32(f32_to_bf16(values)), values)  # exactly representable
+    halfway = np.array([1.0 + 2.0**-8, 1.0 + 3 * 2.0**-8], dtype=np.float32)  # ties go to even
+    assert bf16_to_f32(f32_to_bf16(halfway)).tolist() == [1.0, 1.0 + 4 * 2.0**-8]
+    assert np.isnan(bf16_to_f32(f32_to_bf16(np.array([np.nan], dtype=np.float32))))[0]
+
+
+def test_tensor_names_map_through_the_table() -> None:
+    assert map_tensor("model.language_model.layers.3.self_attn.k_proj.bias").targets == (
+        "blk.3.attn_k.bias",
+    )
+    assert map_tensor("visual.blocks.0.attn.qkv.weight").targets == (
+        "v.blk.0.attn_q.weight",
+        "v.blk.0.attn_k.weight",
+        "v.blk.0.attn_v.weight",
+    )
+    assert map_tensor("model.visual.merger.mlp.2.bias").targets == ("mm.2.bias",)
+    assert normalise_name("model.visual.blocks.1.norm1.weight") == "visual.blocks.1.norm1.weight"
+
+
+def test_lora_merge_is_w_plus_scaled_b_times_a() -> None:
+    adapter = LoraAdapter(FIXTURE / "lora-patterns")  # rsLoRA, r 4, q_proj r 8, v_proj alpha 24
+    q = adapter.pairs["model.layers.0.self_attn.q_proj.weight"]
+    v = adapter.pairs["model.layers.1.self_attn.v_proj.weight"]
+    k = adapter.pairs["model.layers.0.self_attn.k_proj.weight"]
+    assert (q.rank, q.scale) == (8, pytest.approx(8.0 / np.sqrt(8)))
+    assert (v.rank, v.scale) == (4, pytest.approx(24.0 / 2.0))
+    assert (k.rank, k.scale) == (4, pytest.approx(8.0 / 2.0))
+    weight = np.ones((256, 256), dtype=np.float32)
+    merged = adapter.merge("model.layers.0.self_attn.q_proj.weight", weight)
+    a = adapter.tensors.float32(q.a_key)
+    b = adapter.tensors.float32(q.b_key)
+    np.testing.assert_allclose(merged, weight + q.scale * (b @ a), rtol=1e-6)
+
+
+# --- what gets refused ----------------------------------------------------------------------------
+
+
+def test_refuses_another_architecture_and_names_it(tmp_path: Path) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "llama")
+    (src / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
+    )
+    with pytest.raises(NotQwen25VLError, match="LlamaForCausalLM"):
+        convert_tiny(tmp_path / "out", src=src)
+
+
+def test_refuses_an_adapter_passed_as_the_model(tmp_path: Path) -> None:
+    with pytest.raises(NotQwen25VLError, match="--lora"):
+        convert_tiny(tmp_path / "out", src=FIXTURE / "lora")
+
+
+def test_missing_shard_is_named(tmp_path: Path) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "src")
+    (src / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(MissingFileError, match=r"model-00002-of-00002\.safetensors"):
+        convert_tiny(tmp_path / "out", src=src)
+
+
+def test_unknown_tensor_is_named_not_skipped(tmp_path: Path) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "src")
+    write_safetensors(
+        src / "extra.safetensors",
+        {"model.layers.0.self_attn.rotary_emb.inv_freq": np.ones(4, np.float32)},
+    )
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    index["weight_map"]["model.layers.0.self_attn.rotary_emb.inv_freq"] = "extra.safetensors"
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(UnknownTensorError, match=r"rotary_emb\.inv_freq"):
+        convert_tiny(tmp_path / "out", src=src)
+
+
+def test_missing_tensor_is_reported(tmp_path: Path) -> None:
+    src = copy_checkpoint(CHECKPOINT, tmp_path / "src", single_file=True)
+    source = TensorSource.from_folder(src)
+    kept = {n: np.array(source.raw(n)) for n in source if n != "visual.merger.mlp.2.bias"}
+    write_safetensors(src / "model.safetensors", kept)
+    with pytest.raises(UnknownTensorError, match=r"incomplete.*mm\.2\.bias"):
+        convert_tiny(tmp_path / "out", src=src)
+
+
+def test_config_llama_cpp_would_run_wrong_is_refused(tmp_path: Path) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    config["vision_config"]["depth"] = 4
+    config["vision_config"]["fullatt_block_indexes"] = [1]  # llama.cpp would also make layer 3 full
+    (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedCheckpointError, match="fullatt_block_indexes"):
+        convert_tiny(tmp_path / "out", src=src)
+
+
+def test_adapter_for_another_base_is_refused(tmp_path: Path) -> None:
+    adapter = copy_folder(FIXTURE / "lora", tmp_path / "other")
+    source = TensorSource([adapter / "adapter_model.safetensors"])
+    tensors = {}
+    for name in source:
+        array = np.array(source.float32(name))
+        tensors[name] = np.zeros((array.shape[0], 512), np.float32) if ".lora_A." in name else array
+    write_safetensors(adapter / "adapter_model.safetensors", tensors)
+    with pytest.raises(AdapterError, match="another base model"):
+        convert_tiny(tmp_path / "out", lora=adapter)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"use_dora": True}, "DoRA"),
+        ({"peft_type": "IA3"}, "IA3"),
+        ({"modules_to_save": ["lm_head"]}, "merge_and_unload"),
+    ],
+)
+def test_unsupported_adapter_kinds_are_refused(tmp_path: Path, change: dict, message: str) -> None:
+    adapter = copy_folder(FIXTURE / "lora", tmp_path / "adapter")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config.update(change)
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(AdapterError, match=message):
+        convert_tiny(tmp_path / "out", lora=adapter)
+
+
+def test_existing_output_needs_force(tmp_path: Path) -> None:
+    first = convert_tiny(tmp_path)
+    before = first.text_gguf.stat().st_mtime_ns
+    with pytest.raises(OutputExistsError, match="--force"):
+        convert_tiny(tmp_path)
+    assert first.text_gguf.stat().st_mtime_ns == before
+    # A different quant into the same folder replaces the old pair when forced: one of each remains.
+    second = convert_tiny(tmp_path, quant="Q8_0", force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["manifest.json", second.text_gguf.name, second.mmproj_gguf.name]
+    )
+
+
+def test_not_enough_disk_space_is_checked_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(
+        pipeline.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000)
+    )
+    with pytest.raises(InsufficientDiskSpaceError, match="GB"):
+        convert_tiny(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_midway_leaves_nothing_that_looks_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    real_chunks = gguf_write.TensorProducer.chunks
+
+    def failing_chunks(self: gguf_write.TensorProducer, planned: gguf_write.PlannedTensor):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 30:  # inside the mmproj, after the text file was written
+            raise KeyboardInterrupt
+        return real_chunks(self, planned)
+
+    monkeypatch.setattr(gguf_write.TensorProducer, "chunks", failing_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        convert_tiny(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def test_cli_converts_and_prints_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = convert_cli.main(
+        [str(CHECKPOINT), "--outdir", str(tmp_path), "--quant", "q8_0", "--name", "tiny"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tiny-Q8_0.gguf" in out and "mmproj-tiny-F16.gguf" in out
+    assert (tmp_path / "tiny-Q8_0.gguf").is_file()
+
+
+def test_cli_reports_errors_with_exit_code_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = convert_cli.main([str(tmp_path / "nowhere"), "--outdir", str(tmp_path / "out")])
+    assert code == 1
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_convert_errors_are_conversion_errors() -> None:
+    for error in (
+        NotQwen25VLError,
+        MissingFileError,
+        UnknownTensorError,
+        AdapterError,
+        OutputExistsError,
+    ):
+        assert issubclass(error, ConversionError)
+    assert os.environ.get("STORYTELLER_HOME")  # the autouse fixture isolates every test
