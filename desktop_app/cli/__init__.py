@@ -23,7 +23,10 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 # Subcommand modules, in the order `storyteller --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("desktop_app.cli.selftest_cmd",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "desktop_app.cli.tell_cmd",
+    "desktop_app.cli.selftest_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

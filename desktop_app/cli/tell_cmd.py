@@ -1,0 +1,332 @@
+"""``storyteller tell PHOTO...``: a grounded story from photos, without the GUI.
+
+Progress goes to stderr (one bar per phase), the story to stdout or ``--out`` (written
+atomically). Ctrl-C stops between tokens (or during prompt reading) and keeps the partial story;
+a second Ctrl-C aborts at once. Exit codes: 0 done, 1 failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from desktop_app.engine.events import (
+    DEFAULT_INSTRUCTION,
+    Detail,
+    Phase,
+    PhaseEvent,
+    Preset,
+    ResultEvent,
+    RunResult,
+    SamplingParams,
+    ShouldStop,
+    StoryBackend,
+    StoryRequest,
+    TokenEvent,
+)
+from desktop_app.errors import StorytellerError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+FORMATS = ("json", "text", "md", "html")
+
+
+def add_tell_options(parser: argparse.ArgumentParser) -> None:
+    """The model/server and story options shared by ``tell`` and ``album tell``."""
+    model = parser.add_argument_group("model (default: the configured model, else one found)")
+    model.add_argument("--model", type=Path, metavar="GGUF", help="text model GGUF")
+    model.add_argument("--mmproj", type=Path, metavar="GGUF", help="vision projector GGUF")
+    model.add_argument(
+        "--server",
+        metavar="URL",
+        help="use an OpenAI-compatible server instead, e.g. http://127.0.0.1:8000",
+    )
+    model.add_argument("--api-key", metavar="KEY", help="API key for --server")
+    model.add_argument("--server-model", metavar="NAME", help="model name to ask --server for")
+    model.add_argument(
+        "--n-gpu-layers", type=int, default=None, metavar="N", help="-1 all (default), 0 CPU only"
+    )
+    model.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
+    model.add_argument(
+        "--verify-sha256", action="store_true", help="check the model files' sha256 first"
+    )
+    story = parser.add_argument_group("story")
+    story.add_argument(
+        "--detail",
+        choices=[d.value for d in Detail],
+        default=None,
+        help="vision tokens per photo: low 256, normal 512, high 1024 (default normal)",
+    )
+    story.add_argument(
+        "--preset",
+        choices=[p.value for p in Preset],
+        default=None,
+        help="creative: temperature 0.7, top-p 0.9 (model card); faithful: 0.2, 0.8",
+    )
+    story.add_argument("--temperature", type=float, default=None, metavar="T")
+    story.add_argument("--top-p", type=float, default=None, metavar="P")
+    story.add_argument("--seed", type=int, default=None, metavar="N", help="reproducible runs")
+    story.add_argument("--max-tokens", type=int, default=None, metavar="N", help="default 4096")
+    story.add_argument(
+        "--strict-format",
+        action="store_true",
+        default=None,
+        help="constrain the output so it always parses and validates (terser tables)",
+    )
+    story.add_argument("--instruction", default=None, help="text before the photos")
+
+
+def _settings() -> Any:
+    from desktop_app.settings import load_settings
+
+    return load_settings()
+
+
+def backend_from_args(args: argparse.Namespace) -> StoryBackend:
+    """The backend the options (falling back to the settings) ask for."""
+    from desktop_app.engine.factory import resolve_model
+    from desktop_app.engine.llama_backend import LlamaCppBackend
+    from desktop_app.engine.server_backend import OpenAIServerBackend
+
+    settings = _settings()
+    model_arg = getattr(args, "model", None)
+    server = getattr(args, "server", None) or (None if model_arg else settings.server_url)
+    if server:
+        return OpenAIServerBackend(
+            server,
+            api_key=getattr(args, "api_key", None) or settings.api_key,
+            model=getattr(args, "server_model", None) or settings.server_model,
+        )
+    if getattr(args, "mmproj", None) and not model_arg:
+        raise StorytellerError("--mmproj needs --model (the text GGUF it belongs to)")
+    model_path = model_arg or settings.model_path
+    mmproj_path = getattr(args, "mmproj", None) or (None if model_arg else settings.mmproj_path)
+    model = resolve_model(model_path, mmproj_path, sha256=getattr(args, "verify_sha256", False))
+    n_gpu_layers = getattr(args, "n_gpu_layers", None)
+    return LlamaCppBackend(
+        model.text_path,
+        model.mmproj_path,
+        n_gpu_layers=settings.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
+        n_threads=getattr(args, "threads", None) or settings.n_threads,
+        n_ctx=settings.n_ctx,
+        manifest=model.manifest,
+    )
+
+
+def request_from_args(args: argparse.Namespace, photos: Sequence[Path]) -> StoryRequest:
+    """The story request for ``photos`` (album order) from the options and the settings."""
+    settings = _settings()
+    preset = Preset(args.preset) if getattr(args, "preset", None) else settings.preset
+    max_tokens = getattr(args, "max_tokens", None) or settings.max_tokens
+    seed = getattr(args, "seed", None)
+    base = preset.sampling(max_tokens=max_tokens, seed=seed if seed is not None else settings.seed)
+    temperature = getattr(args, "temperature", None)
+    top_p = getattr(args, "top_p", None)
+    sampling = SamplingParams(
+        temperature=base.temperature if temperature is None else temperature,
+        top_p=base.top_p if top_p is None else top_p,
+        max_tokens=base.max_tokens,
+        seed=base.seed,
+    )
+    if sampling.max_tokens < 1:
+        raise StorytellerError("--max-tokens must be at least 1")
+    if not 0 < sampling.top_p <= 1:
+        raise StorytellerError("--top-p must be in (0, 1]")
+    if sampling.temperature < 0:
+        raise StorytellerError("--temperature cannot be negative")
+    detail = Detail(args.detail) if getattr(args, "detail", None) else settings.detail
+    strict = getattr(args, "strict_format", None)
+    instruction = getattr(args, "instruction", None)
+    return StoryRequest(
+        photos=tuple(Path(p) for p in photos),
+        detail=detail,
+        sampling=sampling,
+        strict_format=settings.strict_format if strict is None else bool(strict),
+        instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
+    )
+
+
+class _Progress:
+    """tqdm bars on stderr: photos prepared, photos encoded, tokens written; a line otherwise."""
+
+    def __init__(self, enabled: bool, max_tokens: int) -> None:
+        self.enabled = enabled
+        self.max_tokens = max_tokens
+        self.bar: Any = None
+        self.phase: Phase | None = None
+
+    def _open(self, phase: Phase, total: int | None, unit: str) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self.phase = phase
+        self.bar = tqdm(
+            total=total,
+            desc=phase.value,
+            unit=unit,
+            file=sys.stderr,
+            leave=True,
+            dynamic_ncols=True,
+        )
+
+    def event(self, event: object) -> None:
+        if not self.enabled:
+            return
+        if isinstance(event, PhaseEvent):
+            if event.total and event.phase is not self.phase:
+                self._open(event.phase, event.total, "photo")
+            elif not event.total:
+                if event.phase is Phase.WRITING:
+                    self._open(event.phase, self.max_tokens, "tok")
+                else:
+                    self._open(event.phase, None, "")
+            if event.total and self.bar is not None:
+                self.bar.update(event.index - self.bar.n)
+        elif isinstance(event, TokenEvent) and self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_story(
+    backend: StoryBackend,
+    request: StoryRequest,
+    *,
+    show_progress: bool,
+    should_stop: ShouldStop | None = None,
+    on_event: Callable[[object], None] | None = None,
+) -> RunResult:
+    """Run ``request`` on ``backend`` to its result, with progress bars on stderr if asked."""
+    progress = _Progress(show_progress, request.sampling.max_tokens)
+    result: RunResult | None = None
+    try:
+        for event in backend.generate(request, should_stop=should_stop or (lambda: False)):
+            progress.event(event)
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, ResultEvent):
+                result = event.result
+    finally:
+        progress.close()
+    if result is None:
+        raise StorytellerError(f"{backend.description} ended without a result")
+    return result
+
+
+def run_to_dict(result: RunResult, request: StoryRequest) -> dict[str, Any]:
+    """The ``run`` object of the JSON output: photos, parameters, backend, timings."""
+    return {
+        "photos": [photo.to_dict() for photo in result.photos],
+        "parameters": {
+            **result.sampling.to_dict(),
+            "detail": request.detail.value,
+            "token_budget": request.detail.token_budget,
+            "strict_format": request.strict_format,
+            "instruction": request.instruction,
+        },
+        "backend": result.backend,
+        "model": result.model,
+        "finish_reason": result.finish_reason.value,
+        "timings": result.timings.to_dict(),
+        "raw_output": result.raw_output,
+    }
+
+
+def render_output(result: RunResult, request: StoryRequest, fmt: str) -> str:
+    """The story in ``fmt`` (json: the story contract plus ``run``)."""
+    from desktop_app.story.parser import parse_story
+    from desktop_app.story.render import render_html, render_markdown, render_text, story_to_dict
+    from desktop_app.story.validate import validate
+
+    story = parse_story(result.raw_output)
+    if fmt == "text":
+        return render_text(story)
+    if fmt == "md":
+        return render_markdown(story)
+    sizes = {index: photo.prepared_size for index, photo in enumerate(result.photos, start=1)}
+    issues = validate(story, frame_count=len(result.photos), image_sizes=sizes)
+    if fmt == "html":
+        return render_html(story, issues, title="Storyteller")
+    data = story_to_dict(story, issues)
+    data["run"] = run_to_dict(result, request)
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+class _Interrupt:
+    """First Ctrl-C: ask the run to stop (keeping the partial story); second: abort now."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+        print("\nstoryteller: stopping (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def __call__(self) -> bool:
+        return self.requested.is_set()
+
+
+def _tell(args: argparse.Namespace) -> int:
+    from desktop_app.fileio import atomic_write_text
+
+    request = request_from_args(args, args.photos)
+    show_progress = not args.quiet
+    backend = backend_from_args(args)
+    try:
+        with _Interrupt() as interrupt:
+            result = run_story(backend, request, show_progress=show_progress, should_stop=interrupt)
+    finally:
+        backend.close()
+    output = render_output(result, request, args.format)
+    if args.out is not None:
+        atomic_write_text(args.out, output)
+        print(f"storyteller: story written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(output if output.endswith("\n") else output + "\n")
+        sys.stdout.flush()
+    timings = result.timings
+    if show_progress:
+        print(
+            f"storyteller: {result.finish_reason.value}; {timings.generated_tokens} tokens at "
+            f"{timings.tokens_per_s:.1f}/s, first after {timings.first_token_s:.1f} s "
+            f"({result.backend})",
+            file=sys.stderr,
+        )
+    return EXIT_INTERRUPTED if result.cancelled else EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``storyteller tell``."""
+    parser = subparsers.add_parser(
+        "tell",
+        help="tell the story of some photos (headless)",
+        description="Tell a grounded story of PHOTOs, in the order given.",
+    )
+    parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="default text")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_tell_options(parser)
+    parser.set_defaults(func=_tell)

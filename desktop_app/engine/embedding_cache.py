@@ -1,0 +1,136 @@
+"""Image embeddings computed once: in memory for this session, on disk for the next.
+
+The vision encoder is the slow part of a run on a CPU, and llama-cpp-python's chat handlers
+re-encode every photo on every call. An embedding depends only on the photo's pixels, the size it
+was prepared to and the vision projector, so that triple is the key; a re-run of the same album
+reads them back. Disk files are written atomically and the folder is kept under a size limit
+(oldest used first out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from desktop_app.engine.images import PREPARATION_VERSION
+from desktop_app.fileio import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024
+DEFAULT_DISK_BYTES = 2 * 1024 * 1024 * 1024
+_SUFFIX = ".npy"
+
+
+def embedding_key(content_hash: str, prepared_size: tuple[int, int], projector_id: str) -> str:
+    """The cache key of one photo's embedding (hex sha256)."""
+    text = f"v{PREPARATION_VERSION}|{content_hash}|{prepared_size[0]}x{prepared_size[1]}|{projector_id}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """A two-level (memory LRU, disk folder) store of float32 ``(tokens, width)`` arrays."""
+
+    def __init__(
+        self,
+        folder: Path | None,
+        *,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        disk_bytes: int = DEFAULT_DISK_BYTES,
+    ) -> None:
+        self.folder = folder
+        self.memory_bytes = memory_bytes
+        self.disk_bytes = disk_bytes
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memory_used = 0
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path | None:
+        return self.folder / key[:2] / f"{key}{_SUFFIX}" if self.folder is not None else None
+
+    def get(self, key: str, shape: tuple[int, int]) -> np.ndarray | None:
+        """The cached embedding of ``key`` if it has ``shape``; None otherwise."""
+        array = self._memory.get(key)
+        if array is not None and array.shape == shape:
+            self._memory.move_to_end(key)
+            self.hits += 1
+            return array
+        path = self._path(key)
+        if path is not None and path.is_file():
+            try:
+                array = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as err:
+                logger.warning("dropping unreadable cached embedding %s: %s", path, err)
+                self._remove(path)
+                array = None
+            if array is not None and array.shape == shape and array.dtype == np.float32:
+                os.utime(path)  # most recently used survives trimming
+                self._remember(key, array)
+                self.hits += 1
+                return array
+            if array is not None:
+                logger.warning("dropping cached embedding %s of the wrong shape", path)
+                self._remove(path)
+        self.misses += 1
+        return None
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        """Keep ``array`` in memory and write it to disk (atomically), then trim the folder."""
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        self._remember(key, array)
+        path = self._path(key)
+        if path is None:
+            return
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        try:
+            atomic_write_bytes(path, buffer.getvalue())
+            self._trim_disk()
+        except OSError as err:  # a full or read-only cache must not fail the story
+            logger.warning("cannot write embedding cache %s: %s", path, err)
+
+    def clear_memory(self) -> None:
+        self._memory.clear()
+        self._memory_used = 0
+
+    def _remember(self, key: str, array: np.ndarray) -> None:
+        if array.nbytes > self.memory_bytes:
+            return
+        old = self._memory.pop(key, None)
+        if old is not None:
+            self._memory_used -= old.nbytes
+        self._memory[key] = array
+        self._memory_used += array.nbytes
+        while self._memory_used > self.memory_bytes and self._memory:
+            _, evicted = self._memory.popitem(last=False)
+            self._memory_used -= evicted.nbytes
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+    def _trim_disk(self) -> None:
+        if self.folder is None or not self.folder.is_dir():
+            return
+        entries = []
+        for path in self.folder.glob(f"*/*{_SUFFIX}"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.disk_bytes:
+                break
+            self._remove(path)
+            total -= size

@@ -1,0 +1,638 @@
+"""The embedded backend: llama.cpp in this process through llama-cpp-python's low-level API.
+
+Why not ``create_chat_completion``: its multimodal handlers re-encode every photo on every call,
+resize photos themselves, count M-RoPE positions instead of KV cells, and cannot be interrupted
+during prompt evaluation. Here the pipeline is explicit:
+
+1. photos are prepared (``images.prepare_image``) before anything loads, so a bad photo costs
+   nothing;
+2. the context is sized from the real token cost and checked against the model and the machine;
+3. mtmd tokenizes the prompt (our own aligned pixels, so mtmd does not resize);
+4. each photo's embedding comes from the cache or from ``mtmd_encode_chunk`` (then cached);
+5. text chunks and the embeddings are decoded into the KV cache (abortable);
+6. tokens are sampled one by one with llama.cpp's sampler chain (optionally grammar-constrained),
+   checking ``should_stop`` between tokens.
+
+``Llama`` is not thread-safe: one ``generate`` at a time per backend.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from desktop_app import paths
+from desktop_app.engine import costs, device, grammar
+from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
+from desktop_app.engine.events import (
+    Event,
+    FinishReason,
+    Phase,
+    PhaseEvent,
+    PhotoInfo,
+    ResultEvent,
+    RunResult,
+    SamplingParams,
+    ShouldStop,
+    StoryRequest,
+    Timings,
+    TokenEvent,
+)
+from desktop_app.engine.gguf_info import (
+    ModelFileError,
+    check_pair,
+    read_projector_info,
+    read_text_model_info,
+)
+from desktop_app.engine.images import PreparedImage, prepare_photos
+from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
+from desktop_app.errors import StorytellerError
+
+logger = logging.getLogger(__name__)
+
+# top_k before top_p: transformers' sampling default (the model card's settings ran under it),
+# and it keeps top_p from sorting the whole 152k vocabulary every token.
+TOP_K = 50
+N_BATCH = 512
+MIN_CONTEXT = 4096
+
+
+class GenerationError(StorytellerError):
+    """llama.cpp failed while reading the prompt or writing."""
+
+
+@dataclass
+class _Loaded:
+    llm: object  # llama_cpp.Llama
+    mtmd_ctx: int
+    n_ctx: int
+
+
+def _route_native_logs() -> None:
+    """Send mtmd/clip logs through llama-cpp-python's logger (silent unless verbose)."""
+    from llama_cpp import _logger, mtmd_cpp
+
+    mtmd_cpp.mtmd_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_helper_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+class _Abort:
+    """An abort callback for ``llama_decode``: asks ``should_stop`` between graph nodes."""
+
+    def __init__(self) -> None:
+        import llama_cpp
+
+        self.should_stop: ShouldStop = lambda: False
+        self.fired = False
+
+        def check(_data: ctypes.c_void_p) -> bool:
+            if self.should_stop():
+                self.fired = True
+                return True
+            return False
+
+        self.callback = llama_cpp.ggml_abort_callback(check)  # keep a reference: C holds it
+
+
+class LlamaCppBackend:
+    """Runs QwenStoryteller in this process: text GGUF + mmproj GGUF through llama.cpp."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        mmproj_path: str | Path,
+        *,
+        n_gpu_layers: int = -1,
+        n_threads: int | None = None,
+        n_ctx: int | None = None,
+        cache_dir: Path | None = None,
+        manifest: dict | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.mmproj_path = Path(mmproj_path)
+        # Metadata first: a wrong or mismatched file is a clear error before llama.cpp sees it.
+        self.text_info = read_text_model_info(self.model_path)
+        self.projector_info = read_projector_info(self.mmproj_path)
+        check_pair(self.text_info, self.projector_info)
+        self.n_gpu_layers = n_gpu_layers if device.gpu_offload_supported() else 0
+        self.n_threads = n_threads or device.physical_cores()
+        self.fixed_n_ctx = n_ctx
+        self.verbose = verbose
+        self.cache = EmbeddingCache(
+            cache_dir if cache_dir is not None else paths.embeddings_cache_dir()
+        )
+        self.projector_id = self._projector_identity(manifest)
+        self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
+        self._loaded: _Loaded | None = None
+        self._abort = _Abort()
+
+    # -- identity -------------------------------------------------------------------------------
+
+    def _projector_identity(self, manifest: dict | None) -> str:
+        sha = ((manifest or {}).get("files", {}).get("mmproj", {}) or {}).get("sha256")
+        if isinstance(sha, str) and sha:
+            return f"sha256:{sha}|{self.text_info.embedding_length}"
+        stat = self.mmproj_path.stat()
+        raw = f"{self.mmproj_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return f"stat:{hashlib.sha256(raw.encode()).hexdigest()}|{self.text_info.embedding_length}"
+
+    @property
+    def accelerator(self) -> str:
+        return device.accelerator(self.n_gpu_layers)
+
+    @property
+    def description(self) -> str:
+        return f"llama.cpp ({self.accelerator})"
+
+    @property
+    def model_name(self) -> str:
+        return self.model_path.name
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def _load(self, n_ctx: int) -> _Loaded:
+        if self._loaded is not None and self._loaded.n_ctx >= n_ctx:
+            return self._loaded
+        self._unload()
+        import llama_cpp
+        from llama_cpp import mtmd_cpp
+
+        _route_native_logs()
+        gpu = self.n_gpu_layers != 0
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_gpu_layers=self.n_gpu_layers,
+                n_ctx=n_ctx,
+                n_batch=N_BATCH,
+                n_ubatch=N_BATCH,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                logits_all=False,
+                flash_attn=gpu,
+                verbose=self.verbose,
+            )
+        except (ValueError, RuntimeError) as err:
+            raise ModelFileError(
+                f"llama.cpp cannot load {self.model_path.name} ({err}): check the file with "
+                "`storyteller doctor` or convert the model again"
+            ) from err
+        params = mtmd_cpp.mtmd_context_params_default()
+        params.use_gpu = gpu
+        params.n_threads = self.n_threads
+        params.print_timings = self.verbose
+        params.warmup = False  # allocate for the real photo sizes, not a 1288x1288 worst case
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        # clip prints load-time advice straight to stderr, past the log callback.
+        with suppress_stdout_stderr(disable=self.verbose):
+            mtmd_ctx = mtmd_cpp.mtmd_init_from_file(
+                str(self.mmproj_path).encode(), llm.model, params
+            )
+        if not mtmd_ctx:
+            llm.close()
+            raise ModelFileError(
+                f"llama.cpp cannot load the vision projector {self.mmproj_path.name}: "
+                "use the mmproj converted with this model"
+            )
+        if not mtmd_cpp.mtmd_support_vision(mtmd_ctx):
+            mtmd_cpp.mtmd_free(mtmd_ctx)
+            llm.close()
+            raise ModelFileError(f"{self.mmproj_path.name} has no vision encoder")
+        self._loaded = _Loaded(llm, mtmd_ctx, n_ctx)
+        return self._loaded
+
+    def _unload(self) -> None:
+        if self._loaded is None:
+            return
+        from llama_cpp import mtmd_cpp
+
+        mtmd_cpp.mtmd_free(self._loaded.mtmd_ctx)
+        self._loaded.llm.close()
+        self._loaded = None
+
+    def close(self) -> None:
+        """Free the model and contexts; the in-memory embedding cache goes too."""
+        self._unload()
+        self.cache.clear_memory()
+
+    # -- sizing ---------------------------------------------------------------------------------
+
+    def plan_context(self, prompt_text: str, photos: list[PreparedImage], max_tokens: int) -> int:
+        """The n_ctx this run needs; ``StorytellerError`` if the model or machine cannot hold it.
+
+        Prompt text is counted by its UTF-8 bytes (no BPE token is shorter than one byte), so the
+        estimate is an upper bound available before the model loads.
+        """
+        text_bytes = len(prompt_text.replace(MEDIA_MARKER, "").encode("utf-8"))
+        needed = costs.context_tokens(text_bytes, [p.tokens for p in photos], max_tokens)
+        if self.fixed_n_ctx is not None:
+            if needed > self.fixed_n_ctx:
+                raise StorytellerError(
+                    f"this run needs up to {needed} tokens of context but n_ctx is set to "
+                    f"{self.fixed_n_ctx}: raise n_ctx, lower the detail or --max-tokens"
+                )
+            n_ctx = self.fixed_n_ctx
+        else:
+            n_ctx = max(
+                costs.round_context(needed), min(MIN_CONTEXT, self.text_info.context_length)
+            )
+        largest = max((p.tokens for p in photos), default=0)
+        memory = (
+            self.text_info.file_size
+            + self.projector_info.file_size
+            + n_ctx * self.text_info.kv_bytes_per_token
+            + costs.vision_encoder_bytes(largest, self.projector_info.vision_heads)
+            + costs.RUNTIME_OVERHEAD_BYTES
+        )
+        costs.check_fits(
+            needed,
+            n_ctx=n_ctx,
+            context_length=self.text_info.context_length,
+            memory_bytes=memory,
+            physical_bytes=costs.physical_memory_bytes() if self.n_gpu_layers == 0 else None,
+        )
+        return n_ctx
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
+        """Yield phase and token events, then one ``ResultEvent`` (see ``StoryBackend``)."""
+        import llama_cpp
+        from llama_cpp import mtmd_cpp
+
+        started = time.perf_counter()
+        total = len(request.photos)
+        photos: list[PreparedImage] = []
+        yield from prepare_photos(request.photos, request.detail.token_budget, photos)
+        infos = tuple(PhotoInfo(p.path, p.original_size, p.prepared_size, p.tokens) for p in photos)
+        strict = None
+        if request.strict_format:
+            strict = grammar.StrictFormat(
+                [p.prepared_size for p in photos], request.sampling.max_tokens
+            )
+
+        yield PhaseEvent(Phase.LOADING_MODEL)
+        load_started = time.perf_counter()
+        prompt_text = build_prompt(
+            request.instruction, total, chat_template=self.text_info.chat_template
+        )
+        n_ctx = self.plan_context(prompt_text, photos, request.sampling.max_tokens)
+        was_loaded = self._loaded is not None and self._loaded.n_ctx >= n_ctx
+        loaded = self._load(n_ctx)
+        load_s = 0.0 if was_loaded else time.perf_counter() - load_started
+        llm = loaded.llm
+        n_embd = llama_cpp.llama_model_n_embd_inp(llm.model)
+
+        keys = [embedding_key(p.content_hash, p.prepared_size, self.projector_id) for p in photos]
+        cached = [self.cache.get(k, (p.tokens, n_embd)) for k, p in zip(keys, photos, strict=True)]
+        chunks = self._tokenize(loaded.mtmd_ctx, prompt_text, photos, keys, cached)
+        try:
+            image_chunks = [
+                i
+                for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks))
+                if mtmd_cpp.mtmd_input_chunk_get_type(mtmd_cpp.mtmd_input_chunks_get(chunks, i))
+                == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_IMAGE
+            ]
+            if len(image_chunks) != total:
+                raise GenerationError(
+                    f"llama.cpp made {len(image_chunks)} image chunks for {total} photos"
+                )
+            encode_s: list[float] = []
+            embeddings: list[np.ndarray] = []
+            for index, (chunk_index, photo) in enumerate(
+                zip(image_chunks, photos, strict=True), start=1
+            ):
+                yield PhaseEvent(Phase.ENCODING_PHOTO, index, total)
+                chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, chunk_index)
+                n_tokens = mtmd_cpp.mtmd_input_chunk_get_n_tokens(chunk)
+                if n_tokens != photo.tokens:
+                    raise GenerationError(
+                        f"llama.cpp resized {photo.path.name} ({n_tokens} tokens instead of "
+                        f"{photo.tokens}); boxes would not map back"
+                    )
+                embedding = cached[index - 1]
+                if embedding is None:
+                    encode_started = time.perf_counter()
+                    embedding = self._encode(loaded.mtmd_ctx, chunk, n_tokens, n_embd, photo)
+                    self.cache.put(keys[index - 1], embedding)
+                    self.photos_encoded += 1
+                    encode_s.append(time.perf_counter() - encode_started)
+                else:
+                    encode_s.append(0.0)
+                embeddings.append(embedding)
+                if should_stop():
+                    yield self._result(
+                        "",
+                        FinishReason.CANCELLED,
+                        infos,
+                        request.sampling,
+                        Timings(load_s=load_s, encode_s=tuple(encode_s)),
+                    )
+                    return
+
+            yield PhaseEvent(Phase.READING_PROMPT)
+            prompt_started = time.perf_counter()
+            prompt_tokens = self._read_prompt(loaded, chunks, embeddings, should_stop)
+            prompt_eval_s = time.perf_counter() - prompt_started
+        finally:
+            mtmd_cpp.mtmd_input_chunks_free(chunks)
+        timings = Timings(
+            load_s=load_s,
+            encode_s=tuple(encode_s),
+            prompt_eval_s=prompt_eval_s,
+            prompt_tokens=prompt_tokens or 0,
+        )
+        if prompt_tokens is None:
+            yield self._result("", FinishReason.CANCELLED, infos, request.sampling, timings)
+            return
+
+        yield PhaseEvent(Phase.WRITING)
+        yield from self._write(llm, request.sampling, strict, should_stop, started, infos, timings)
+
+    def _result(
+        self,
+        text: str,
+        finish: FinishReason,
+        infos: tuple[PhotoInfo, ...],
+        sampling: SamplingParams,
+        timings: Timings,
+    ) -> ResultEvent:
+        return ResultEvent(
+            RunResult(
+                raw_output=text,
+                finish_reason=finish,
+                photos=infos,
+                sampling=sampling,
+                backend=self.description,
+                model=self.model_name,
+                timings=timings,
+            )
+        )
+
+    def _tokenize(
+        self,
+        mtmd_ctx: int,
+        prompt_text: str,
+        photos: list[PreparedImage],
+        keys: list[str],
+        cached: list[np.ndarray | None],
+    ) -> int:
+        """mtmd chunks for the prompt; cached photos go in as pixel-less placeholders."""
+        from llama_cpp import mtmd_cpp
+
+        bitmaps = []
+        try:
+            for photo, key, embedding in zip(photos, keys, cached, strict=True):
+                width, height = photo.prepared_size
+                if embedding is None:
+                    pixels = bytearray(photo.rgb_bytes())
+                    data = (ctypes.c_uint8 * len(pixels)).from_buffer(pixels)
+                    bitmap = mtmd_cpp.mtmd_bitmap_init(width, height, data)
+                else:
+                    bitmap = mtmd_cpp.mtmd_bitmap_init(width, height, None)
+                if not bitmap:
+                    raise GenerationError(f"llama.cpp cannot take the pixels of {photo.path.name}")
+                mtmd_cpp.mtmd_bitmap_set_id(bitmap, key.encode())
+                bitmaps.append(bitmap)
+            text = mtmd_cpp.mtmd_input_text()
+            encoded = prompt_text.encode("utf-8")
+            text.text = encoded
+            text.text_len = len(encoded)
+            text.add_special = True
+            text.parse_special = True
+            chunks = mtmd_cpp.mtmd_input_chunks_init()
+            array = (mtmd_cpp.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
+            result = mtmd_cpp.mtmd_tokenize(
+                mtmd_ctx, chunks, ctypes.byref(text), array, len(bitmaps)
+            )
+            if result != 0:
+                mtmd_cpp.mtmd_input_chunks_free(chunks)
+                raise GenerationError(f"llama.cpp could not tokenize the prompt (error {result})")
+            return chunks
+        finally:
+            for bitmap in bitmaps:
+                mtmd_cpp.mtmd_bitmap_free(bitmap)
+
+    @staticmethod
+    def _encode(
+        mtmd_ctx: int, chunk: int, n_tokens: int, n_embd: int, photo: PreparedImage
+    ) -> np.ndarray:
+        from llama_cpp import mtmd_cpp
+
+        result = mtmd_cpp.mtmd_encode_chunk(mtmd_ctx, chunk)
+        if result != 0:
+            raise GenerationError(
+                f"the vision encoder failed on {photo.path.name} (error {result}): "
+                "try a lower detail (less memory)"
+            )
+        pointer = mtmd_cpp.mtmd_get_output_embd(mtmd_ctx)
+        flat = np.ctypeslib.as_array(pointer, shape=(n_tokens * n_embd,))
+        return flat.reshape(n_tokens, n_embd).copy()
+
+    def _read_prompt(
+        self,
+        loaded: _Loaded,
+        chunks: int,
+        embeddings: list[np.ndarray],
+        should_stop: ShouldStop,
+    ) -> int | None:
+        """Decode every chunk into a fresh KV cache; KV cells used, or None when cancelled."""
+        import llama_cpp
+        from llama_cpp import mtmd_cpp
+
+        llm = loaded.llm
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        self._abort.should_stop = should_stop
+        self._abort.fired = False
+        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort.callback, None)
+        cells = 0
+        image_index = 0
+        try:
+            for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks)):
+                chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
+                kind = mtmd_cpp.mtmd_input_chunk_get_type(chunk)
+                if kind == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                    count = ctypes.c_size_t()
+                    pointer = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
+                    tokens = [pointer[j] for j in range(count.value)]
+                    if tokens:
+                        llm.eval(tokens)  # positions continue from llm.n_tokens
+                        cells += len(tokens)
+                    continue
+                embedding = embeddings[image_index]
+                image_index += 1
+                new_n_past = llama_cpp.llama_pos(0)
+                result = mtmd_cpp.mtmd_helper_decode_image_chunk(
+                    loaded.mtmd_ctx,
+                    llm.ctx,
+                    chunk,
+                    embedding.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                    llama_cpp.llama_pos(llm.n_tokens),
+                    llama_cpp.llama_seq_id(0),
+                    N_BATCH,
+                    ctypes.byref(new_n_past),
+                    mtmd_cpp.mtmd_helper_post_decode_callback(),
+                    None,
+                )
+                if result != 0:
+                    raise RuntimeError(f"llama_decode returned {result}")
+                # M-RoPE: an image advances positions by max(rows, cols) but fills rows*cols cells.
+                llm.n_tokens = new_n_past.value
+                cells += embedding.shape[0]
+        except RuntimeError as err:
+            if self._abort.fired:
+                return None
+            raise GenerationError(
+                f"llama.cpp failed while reading the prompt ({err}): the context may be too "
+                "small; lower the detail or --max-tokens"
+            ) from err
+        finally:
+            llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)
+        return cells
+
+    def _write(
+        self,
+        llm: object,
+        sampling: SamplingParams,
+        strict: grammar.StrictFormat | None,
+        should_stop: ShouldStop,
+        started: float,
+        infos: tuple[PhotoInfo, ...],
+        timings: Timings,
+    ) -> Iterator[Event]:
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        sampler = _Sampler(vocab, sampling, strict.think_grammar() if strict else None)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        finish = FinishReason.LENGTH
+        first_token_s = 0.0
+        writing_started = time.perf_counter()
+        generated = 0
+        in_story = False
+        try:
+            for _ in range(sampling.max_tokens):
+                if should_stop():
+                    finish = FinishReason.CANCELLED
+                    break
+                token = sampler.sample(llm.ctx)
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = FinishReason.STOP
+                    break
+                generated += 1
+                text = decoder.decode(_token_bytes(vocab, token))
+                if text:
+                    if not pieces:
+                        first_token_s = time.perf_counter() - started
+                    pieces.append(text)
+                    yield TokenEvent(text)
+                if strict is not None and not in_story and "".join(pieces).endswith("</think>\n"):
+                    in_story = True
+                    sampler.set_grammar(
+                        strict.story_grammar("".join(pieces), sampling.max_tokens - generated)
+                    )
+                if generated < sampling.max_tokens:
+                    try:
+                        llm.eval([token])
+                    except RuntimeError as err:
+                        raise GenerationError(
+                            f"llama.cpp failed while writing ({err}): the context may be full"
+                        ) from err
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                pieces.append(tail)
+                yield TokenEvent(tail)
+        finally:
+            sampler.close()
+        ended = time.perf_counter()
+        timings = Timings(
+            load_s=timings.load_s,
+            encode_s=timings.encode_s,
+            prompt_eval_s=timings.prompt_eval_s,
+            first_token_s=first_token_s,
+            generation_s=ended - writing_started,
+            generated_tokens=generated,
+            prompt_tokens=timings.prompt_tokens,
+        )
+        yield self._result("".join(pieces), finish, infos, sampling, timings)
+
+
+def _token_bytes(vocab: int, token: int) -> bytes:
+    """The bytes a token stands for (control tokens give nothing)."""
+    import llama_cpp
+
+    buffer = ctypes.create_string_buffer(64)
+    size = llama_cpp.llama_token_to_piece(vocab, token, buffer, 64, 0, False)
+    if size < 0:
+        buffer = ctypes.create_string_buffer(-size)
+        size = llama_cpp.llama_token_to_piece(vocab, token, buffer, -size, 0, False)
+    return buffer.raw[: max(size, 0)]
+
+
+class _Sampler:
+    """llama.cpp's sampler chain: [grammar] -> top-k -> top-p -> temperature -> seeded draw."""
+
+    def __init__(self, vocab: int, sampling: SamplingParams, grammar_text: str | None) -> None:
+        self.vocab = vocab
+        self.sampling = sampling
+        self.chain = None
+        self._build(grammar_text)
+
+    def _build(self, grammar_text: str | None) -> None:
+        import llama_cpp
+
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if grammar_text is not None:
+            constraint = llama_cpp.llama_sampler_init_grammar(
+                self.vocab, grammar_text.encode("utf-8"), b"root"
+            )
+            if not constraint:
+                llama_cpp.llama_sampler_free(chain)
+                raise GenerationError("the strict-format grammar was rejected by llama.cpp")
+            llama_cpp.llama_sampler_chain_add(chain, constraint)
+        sampling = self.sampling
+        if sampling.temperature <= 0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+        else:
+            seed = llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(TOP_K))
+            llama_cpp.llama_sampler_chain_add(
+                chain, llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1)
+            )
+            llama_cpp.llama_sampler_chain_add(
+                chain, llama_cpp.llama_sampler_init_temp(sampling.temperature)
+            )
+            llama_cpp.llama_sampler_chain_add(
+                chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF)
+            )
+        self.chain = chain
+
+    def set_grammar(self, grammar_text: str) -> None:
+        """Continue under a new grammar (the story part of strict format)."""
+        self.close()
+        self._build(grammar_text)
+
+    def sample(self, ctx: int) -> int:
+        import llama_cpp
+
+        return llama_cpp.llama_sampler_sample(self.chain, ctx, -1)
+
+    def close(self) -> None:
+        import llama_cpp
+
+        if self.chain is not None:
+            llama_cpp.llama_sampler_free(self.chain)
+            self.chain = None
