@@ -110,12 +110,26 @@ def prepared_size_for(size: tuple[int, int], token_budget: int) -> tuple[int, in
             cols -= 1
         else:
             rows -= 1
-    while cols * rows < MIN_IMAGE_TOKENS:
-        if cols <= rows:
-            cols += 1
-        else:
-            rows += 1
+    if cols * rows < MIN_IMAGE_TOKENS:
+        cols, rows = _closest_grid(width / height, budget)
     return cols * PATCH_PX, rows * PATCH_PX
+
+
+def _closest_grid(aspect: float, budget: int) -> tuple[int, int]:
+    """The grid of 8..budget patches whose aspect ratio is closest to ``aspect`` (tiny or thin
+    photos only), preferring fewer patches."""
+    best: tuple[float, int, int, int] | None = None
+    for cols in range(1, budget + 1):
+        low = -(-MIN_IMAGE_TOKENS // cols)
+        high = budget // cols
+        if low > high:
+            continue
+        rows = min(max(round(cols / aspect), low), high)
+        score = (abs(math.log(cols / rows / aspect)), cols * rows, cols, rows)
+        if best is None or score < best:
+            best = score
+    assert best is not None  # budget >= MIN_IMAGE_TOKENS always has a grid
+    return best[2], best[3]
 
 
 def tokens_for_size(prepared_size: tuple[int, int]) -> int:
