@@ -53,7 +53,7 @@ _TAG_NAMES = {SpanKind.ENTITY: "gdo", SpanKind.ACTION: "gda", SpanKind.LOCATION:
 
 _HEADING_RE = re.compile(r"^\s*(?:#{1,6}\s*(.*?)\s*#*|\*\*(.+?)\*\*:?)\s*$")
 _FRAME_TITLE_RE = re.compile(r"^(?:image|frame|photo|picture)\s*#?\s*(\d{1,6})\b", re.IGNORECASE)
-_SEPARATOR_CELL_RE = re.compile(r"^:?-+:?$")
+_SEPARATOR_ROW_RE = re.compile(r"^[\s|:-]*$")  # "|---|:--:|", or a row of empty cells
 _DATA_ID_RE = re.compile(r"^(char|obj|bg)\s*\d+$", re.IGNORECASE)
 # A number not glued to a word: "x1=40" yields 40, not 1.
 _NUMBER_RE = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -372,7 +372,7 @@ class _ParseState:
             self._heading((heading.group(1) or heading.group(2) or "").strip())
             return
         if "|" in stripped and (stripped.startswith("|") or self.table is not _Table.NONE):
-            self._table_row(_split_cells(stripped))
+            self._table_row(stripped)
         # Any other line is the model thinking aloud: not part of the structure.
 
     def _heading(self, title: str) -> None:
@@ -424,11 +424,15 @@ class _ParseState:
                 return table
         return None
 
-    def _table_row(self, cells: list[str]) -> None:
-        if all(not c or _SEPARATOR_CELL_RE.match(c.replace(" ", "")) for c in cells):
+    def _table_row(self, line: str) -> None:
+        if _SEPARATOR_ROW_RE.match(line):
             return  # the |---|---| line, or an empty row
-        headers = [_normalise_header(c) for c in cells]
-        header_table = self._header_table(headers)
+        cells = _split_cells(line)
+        # Rows that start with an id are data; only other rows can be a header.
+        header_table = None
+        if not (cells and _DATA_ID_RE.match(cells[0])):
+            headers = [_normalise_header(c) for c in cells]
+            header_table = self._header_table(headers)
         if header_table is not None:
             if header_table is _Table.NARRATIVE and self.table is not _Table.NARRATIVE:
                 self._close_frame()
@@ -443,16 +447,21 @@ class _ParseState:
             elif first.startswith(("obj", "bg")):
                 table = _Table.OBJECTS
             else:
-                return
-            self.table = table
+                return  # a row of a table we cannot place
+            # self.table stays NONE: without a heading or header, each row's id decides.
         columns = self.columns if self.columns is not None else _DEFAULT_COLUMNS[table]
         values: dict[str, str] = {}
         for position, field_name in enumerate(columns):
             if field_name is None or position >= len(cells):
                 continue
-            if field_name == "box" and position == len(columns) - 1 and len(cells) > len(columns):
-                # "| 40 | 88 | 210 | 400 |": a box split over cells
-                values["box"] = ", ".join(c for c in cells[position:] if c)
+            split_box = ", ".join(c for c in cells[position:] if c)
+            if (
+                field_name == "box"
+                and position == len(columns) - 1
+                and len(cells) > len(columns)
+                and parse_box(split_box) is not None
+            ):
+                values["box"] = split_box  # "| 40 | 88 | 210 | 400 |": a box split over cells
             else:
                 values.setdefault(field_name, cells[position])
         self._add_row(table, values)
@@ -614,10 +623,11 @@ class _ParseState:
                 )
             )
         spans = self.spans
-        while spans and spans[-1].kind is SpanKind.TEXT and not spans[-1].text.strip():
+        while spans and not spans[-1].text.strip():
             spans.pop()
-        if spans and spans[-1].kind is SpanKind.TEXT:
-            spans[-1] = Span(spans[-1].text.rstrip())
+        if spans and spans[-1].text != spans[-1].text.rstrip():
+            last = spans[-1]
+            spans[-1] = Span(last.text.rstrip(), last.kind, last.ids, last.line)
         if self.segment_is_block and closed:
             self.closed_blocks += 1
         block_closed = closed if self.segment_is_block else True

@@ -29,6 +29,7 @@ ISSUE_CODES: dict[str, tuple[Severity, str]] = {
     "unclosed-think": (ERROR, "<think> is never closed by </think>"),
     "truncated": (ERROR, "the output stops mid-way (inside the analysis, a <gdi> block or a tag)"),
     "no-story": (ERROR, "the analysis is closed but no story follows it"),
+    "empty-analysis": (WARNING, "the <think> block holds no per-image tables"),
     "missing-frame": (ERROR, "a photo of the album has no <gdi> story segment"),
     "extra-frame": (WARNING, "a story segment or analysis names a photo the album does not have"),
     "missing-analysis": (WARNING, "a photo of the album has no '## Image N' analysis"),
@@ -108,16 +109,26 @@ def _structure_issues(story: Story) -> list[Issue]:
         )
     if story.think is ThinkState.CLOSED and not story.segments:
         issues.append(_issue("no-story", "the analysis is there but no story follows it"))
+    if story.think is not ThinkState.ABSENT and not story.frames and not story.truncated:
+        issues.append(
+            _issue(
+                "empty-analysis",
+                "the <think> block has no '## Image N' tables: "
+                "boxes and names of the story's characters are unknown",
+            )
+        )
     return issues
 
 
 def _segment_issues(story: Story, frame_count: int | None) -> list[Issue]:
     issues: list[Issue] = []
-    defined = story.defined_ids()
+    # Without any analysis every id is unknown; missing-think or empty-analysis says why.
+    defined = story.defined_ids() if story.frames else None
     seen_images: set[int] = set()
     last_image = 0
     for segment in story.segments:
-        issues.extend(_unknown_ids(segment, defined))
+        if defined is not None:
+            issues.extend(_unknown_ids(segment, defined))
         if segment.image is None:
             continue
         if segment.image in seen_images:
