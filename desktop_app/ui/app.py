@@ -2,18 +2,76 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from typing import Any
 
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from desktop_app.errors import StorytellerError
+from desktop_app.ui import services
+from desktop_app.ui.errors import install_excepthooks, show_error
+
+logger = logging.getLogger(__name__)
+
+
+def create_application(argv: list[str]) -> QApplication:
+    """The QApplication (reused if one exists), set up for sharp rendering on high-DPI screens."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
+    app = QApplication([sys.argv[0] if sys.argv else "storyteller", *argv])
+    app.setApplicationName("Storyteller")
+    app.setApplicationDisplayName("Storyteller")
+    app.setOrganizationName("Storyteller")
+    app.setDesktopFileName("storyteller")
+    return app
+
+
+def build_main_window(settings: Any = None) -> Any:
+    """Open the library the settings name and create the main window (not shown)."""
+    from desktop_app.ui.main_window import MainWindow
+
+    settings = settings if settings is not None else services.load_settings()
+    library = services.open_library(settings)
+    window = MainWindow(
+        library, lambda: services.backend_from_settings(window.settings), settings=settings
+    )
+    window.set_backend_status(services.describe_backend_settings(settings), _model_name(settings))
+    return window
+
+
+def _model_name(settings: Any) -> str:
+    if settings.server_url:
+        return settings.server_model or ""
+    if settings.model_path:
+        return settings.model_path.name
+    try:
+        from desktop_app.engine.models import default_model
+
+        found = default_model()
+    except Exception:
+        return ""
+    return found.name if found is not None else ""
 
 
 def run_app(argv: list[str]) -> int:
     """Create the QApplication and the main window; return the exit code of the event loop."""
-    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
-    app.setApplicationName("Storyteller")
-    window = QMainWindow()
-    window.setWindowTitle("Storyteller")
-    window.setCentralWidget(QLabel("Storyteller"))
-    window.resize(1280, 800)
+    app = create_application(argv)
+    install_excepthooks()
+    try:
+        settings = services.load_settings()
+        window = build_main_window(settings)
+    except StorytellerError as err:
+        show_error(None, err, action="Opening the library")
+        app.exec()  # shows the message until it is closed
+        return 1
     window.show()
+    if not services.model_configured(settings):
+        QTimer.singleShot(0, window.open_first_run_guide)
     return app.exec()

@@ -1,0 +1,392 @@
+"""The analysis panel: what the model found in each photo, the narrative plan, the cast.
+
+Per-frame tables (characters, objects, setting), the narrative structure, a cast gallery with a
+crop of every character and object taken from its box (names are editable: a rename is stored
+as an edit of this version, never by rewriting the model's output) and a cast-over-frames matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.ui import services
+from desktop_app.ui.photo_view import read_photo
+from desktop_app.ui.story_html import colors_for, display_name
+from desktop_app.ui.story_panel import FramePhoto
+
+CAST_ICON = QSize(112, 112)
+IdRole = Qt.ItemDataRole.UserRole + 1
+FrameRole = Qt.ItemDataRole.UserRole + 2
+
+
+def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTableWidget:
+    table = QTableWidget(len(rows), len(headers), parent)
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setWordWrap(True)
+    table.setAlternatingRowColors(True)
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            item = QTableWidgetItem(value)
+            item.setToolTip(value)
+            table.setItem(r, c, item)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(True)
+    table.resizeColumnsToContents()
+    for c in range(len(headers)):
+        table.setColumnWidth(c, min(table.columnWidth(c), 260))
+    table.resizeRowsToContents()
+    height = table.horizontalHeader().height() + sum(
+        table.rowHeight(r) for r in range(table.rowCount())
+    )
+    table.setMinimumHeight(min(height + 6, 320))
+    table.setMaximumHeight(height + 6 if rows else table.horizontalHeader().height() + 6)
+    return table
+
+
+class AnalysisPanel(QWidget):
+    """Tabs: per-frame tables, narrative structure, cast gallery, cast over frames."""
+
+    name_edited = Signal(str, str)  # entity id, new display name ("" restores the model's)
+    entity_activated = Signal(int, str)  # frame, entity id: show it on the photo
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("analysisPanel")
+        self.tabs = QTabWidget(self)
+        self.frame_tabs = QTabWidget(self)
+        self.frame_tabs.setObjectName("frameTabs")
+        self.narrative_table = _table(["Phase", "Description", "Key events", "Frames"], [], self)
+        self.cast_list = QListWidget(self)
+        self.cast_list.setObjectName("castGallery")
+        self.cast_list.setAccessibleName("Cast: double-click a name to rename")
+        self.cast_list.setViewMode(QListView.ViewMode.IconMode)
+        self.cast_list.setIconSize(CAST_ICON)
+        self.cast_list.setGridSize(QSize(CAST_ICON.width() + 56, CAST_ICON.height() + 56))
+        self.cast_list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.cast_list.setMovement(QListView.Movement.Static)
+        self.cast_list.setWordWrap(True)
+        self.cast_list.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.matrix = QTableWidget(self)
+        self.matrix.setObjectName("castMatrix")
+        self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        cast_page = QWidget(self)
+        cast_layout = QVBoxLayout(cast_page)
+        hint = QLabel(
+            "Everyone and everything the model tracked across your photos. Double-click a name "
+            "(or press F2) to rename it; the new name shows everywhere in this version."
+        )
+        hint.setWordWrap(True)
+        cast_layout.addWidget(hint)
+        cast_layout.addWidget(self.cast_list)
+        self.tabs.addTab(self.frame_tabs, "Frames")
+        self.tabs.addTab(self.narrative_table, "Narrative")
+        self.tabs.addTab(cast_page, "Cast")
+        self.tabs.addTab(self.matrix, "Who appears where")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+        self.frame_photos: dict[int, FramePhoto] = {}
+        self.story: Any = None
+        self.names: dict[str, str] = {}
+        self._filling = False
+        self.cast_list.itemChanged.connect(self._on_cast_item_changed)
+        self.cast_list.itemActivated.connect(self._on_cast_activated)
+        self.matrix.cellActivated.connect(self._on_matrix_activated)
+        self.matrix.cellClicked.connect(self._on_matrix_activated)
+
+    def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+        self.frame_photos = dict(frame_photos)
+
+    def clear(self) -> None:
+        self.story = None
+        self.frame_tabs.clear()
+        self.narrative_table.setRowCount(0)
+        self._filling = True
+        self.cast_list.clear()
+        self._filling = False
+        self.matrix.clear()
+        self.matrix.setRowCount(0)
+        self.matrix.setColumnCount(0)
+
+    def set_story(self, story: Any, names: Mapping[str, str]) -> None:
+        """Show the analysis of ``story`` with the user's ``names``."""
+        if story is None:
+            self.clear()
+            return
+        self.story = story
+        self.names = dict(names)
+        current_frame_tab = self.frame_tabs.currentIndex()
+        self._fill_frames(story)
+        if 0 <= current_frame_tab < self.frame_tabs.count():
+            self.frame_tabs.setCurrentIndex(current_frame_tab)
+        self._fill_narrative(story)
+        self._fill_cast(story)
+        self._fill_matrix(story)
+
+    # ------------------------------------------------------------------ frames
+
+    def _fill_frames(self, story: Any) -> None:
+        self.frame_tabs.clear()
+        for frame in story.frames:
+            page = QWidget()
+            layout = QVBoxLayout(page)
+            characters = _table(
+                ["ID", "Name", "Description", "Emotions", "Actions", "Role", "Box"],
+                [
+                    [
+                        c.id,
+                        display_name(story, c.id, self.names) if c.id in self.names else c.name,
+                        c.description,
+                        c.emotions,
+                        c.actions,
+                        c.narrative_function,
+                        c.box_text,
+                    ]
+                    for c in frame.characters
+                ],
+                page,
+            )
+            objects = _table(
+                ["ID", "Description", "Function", "Interaction", "Role", "Box"],
+                [
+                    [
+                        o.id,
+                        o.description,
+                        o.function,
+                        o.interaction,
+                        o.narrative_function,
+                        o.box_text,
+                    ]
+                    for o in frame.objects
+                ],
+                page,
+            )
+            settings = _table(
+                ["Element", "Description", "Mood", "Time", "Role"],
+                [
+                    [s.element, s.description, s.mood, s.time, s.narrative_function]
+                    for s in frame.settings
+                ],
+                page,
+            )
+            for table in (characters, objects):
+                table.setProperty("frame", frame.index)
+                table.cellActivated.connect(
+                    lambda r, _c, t=table, f=frame.index: self._on_table_row(t, f, r)
+                )
+                table.cellClicked.connect(
+                    lambda r, c, t=table, f=frame.index: c == 0 and self._on_table_row(t, f, r)
+                )
+            layout.addWidget(QLabel("<b>Characters</b>"))
+            layout.addWidget(characters)
+            layout.addWidget(QLabel("<b>Objects and places</b>"))
+            layout.addWidget(objects)
+            layout.addWidget(QLabel("<b>Setting</b>"))
+            layout.addWidget(settings)
+            layout.addStretch(1)
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setWidget(page)
+            self.frame_tabs.addTab(scroll, f"Frame {frame.index}")
+
+    def _on_table_row(self, table: QTableWidget, frame: int, row: int) -> None:
+        item = table.item(row, 0)
+        if item is not None and item.text():
+            self.entity_activated.emit(frame, item.text())
+
+    # ------------------------------------------------------------------ narrative
+
+    def _fill_narrative(self, story: Any) -> None:
+        rows = [
+            [
+                p.phase,
+                p.description,
+                p.key_events,
+                ", ".join(str(i) for i in p.images) or p.images_text,
+            ]
+            for p in story.narrative
+        ]
+        table = self.narrative_table
+        table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                item = QTableWidgetItem(value)
+                item.setToolTip(value)
+                table.setItem(r, c, item)
+        table.resizeRowsToContents()
+        table.setMaximumHeight(16777215)
+
+    # ------------------------------------------------------------------ cast
+
+    def cast_ids(self, story: Any) -> list[str]:
+        """Characters first, then objects and places, each once, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for frame in story.frames:
+            for character in frame.characters:
+                if character.id:
+                    seen.setdefault(character.id, None)
+        for frame in story.frames:
+            for obj in frame.objects:
+                if obj.id:
+                    seen.setdefault(obj.id, None)
+        return list(seen)
+
+    def _fill_cast(self, story: Any) -> None:
+        self._filling = True
+        self.cast_list.clear()
+        colors = colors_for(story)
+        photo_cache: dict[Path, tuple[QPixmap, tuple[int, int]]] = {}
+        for entity_id in self.cast_ids(story):
+            name = display_name(story, entity_id, self.names)
+            frames = story.frames_of(entity_id)
+            item = QListWidgetItem(name)
+            item.setData(IdRole, entity_id)
+            item.setData(FrameRole, frames[0] if frames else None)
+            entity = story.entity(entity_id)
+            description = getattr(entity, "description", "") if entity else ""
+            item.setToolTip(
+                f"{name} ({entity_id})\n{description}\n"
+                f"appears in frame(s) {', '.join(str(f) for f in frames) or '—'}"
+            )
+            item.setFlags(
+                Qt.ItemFlag.ItemIsEnabled
+                | Qt.ItemFlag.ItemIsSelectable
+                | Qt.ItemFlag.ItemIsEditable
+            )
+            item.setForeground(QColor(colors.get(entity_id, "#333333")))
+            icon = self._crop_icon(story, entity_id, photo_cache)
+            if icon is not None:
+                item.setIcon(icon)
+            self.cast_list.addItem(item)
+        self._filling = False
+
+    def _crop_icon(
+        self,
+        story: Any,
+        entity_id: str,
+        cache: dict[Path, tuple[QPixmap, tuple[int, int]]],
+    ) -> QIcon | None:
+        """A crop of the entity from the frame where its box is largest."""
+        boxes = services.boxes_for(story, entity_id)
+        best: tuple[float, int, Any] | None = None
+        for frame, box in boxes.items():
+            area = max(0.0, box.x2 - box.x1) * max(0.0, box.y2 - box.y1)
+            if frame in self.frame_photos and (best is None or area > best[0]):
+                best = (area, frame, box)
+        if best is None:
+            return None
+        _area, frame, box = best
+        photo = self.frame_photos[frame]
+        if photo.path not in cache:
+            pixmap, full = read_photo(photo.path, max_side=1024)
+            if pixmap.isNull():
+                return None
+            cache[photo.path] = (pixmap, (full.width(), full.height()))
+        pixmap, original = cache[photo.path]
+        prepared = photo.prepared_size or original
+        x1, y1, x2, y2 = services.map_box((box.x1, box.y1, box.x2, box.y2), prepared, original)
+        scale = pixmap.width() / original[0]
+        rect = QRect(
+            int(x1 * scale), int(y1 * scale), int((x2 - x1) * scale), int((y2 - y1) * scale)
+        )
+        if rect.width() < 2 or rect.height() < 2:
+            return None
+        crop = pixmap.copy(rect).scaled(
+            CAST_ICON,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+        return QIcon(crop)
+
+    def _on_cast_item_changed(self, item: QListWidgetItem) -> None:
+        if self._filling:
+            return
+        entity_id = item.data(IdRole)
+        if entity_id:
+            self.name_edited.emit(entity_id, item.text().strip())
+
+    def _on_cast_activated(self, item: QListWidgetItem) -> None:
+        frame = item.data(FrameRole)
+        if frame is not None:
+            self.entity_activated.emit(int(frame), item.data(IdRole))
+
+    def cast_names(self) -> dict[str, str]:
+        """Entity id -> the name shown in the gallery (tests read what the user sees)."""
+        return {
+            self.cast_list.item(i).data(IdRole): self.cast_list.item(i).text()
+            for i in range(self.cast_list.count())
+        }
+
+    # ------------------------------------------------------------------ matrix
+
+    def _fill_matrix(self, story: Any) -> None:
+        ids = self.cast_ids(story)
+        frames = sorted({frame.index for frame in story.frames})
+        mentioned: dict[int, set[str]] = {}
+        for segment in story.segments:
+            if segment.image is None:
+                continue
+            for span in segment.spans:
+                mentioned.setdefault(segment.image, set()).update(span.ids)
+        self.matrix.clear()
+        self.matrix.setRowCount(len(ids))
+        self.matrix.setColumnCount(len(frames))
+        self.matrix.setHorizontalHeaderLabels([f"Frame {f}" for f in frames])
+        self.matrix.setVerticalHeaderLabels(
+            [f"{display_name(story, i, self.names)} ({i})" for i in ids]
+        )
+        colors = colors_for(story)
+        for r, entity_id in enumerate(ids):
+            present = set(story.frames_of(entity_id))
+            for c, frame in enumerate(frames):
+                in_table = frame in present
+                in_text = entity_id in mentioned.get(frame, set())
+                mark = (
+                    "●" if in_table and in_text else ("○" if in_table else ("·" if in_text else ""))
+                )
+                item = QTableWidgetItem(mark)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                item.setForeground(QColor(colors.get(entity_id, "#333333")))
+                item.setData(IdRole, entity_id)
+                item.setData(FrameRole, frame)
+                tip = []
+                if in_table:
+                    tip.append("seen in the photo")
+                if in_text:
+                    tip.append("named in the story")
+                item.setToolTip(", ".join(tip) or "not in this frame")
+                self.matrix.setItem(r, c, item)
+        self.matrix.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.matrix.setToolTip(
+            "● seen in the photo and named in the story · ○ seen only · · named only"
+        )
+
+    def _on_matrix_activated(self, row: int, column: int) -> None:
+        item = self.matrix.item(row, column)
+        if item is not None and item.text() in ("●", "○"):
+            self.entity_activated.emit(int(item.data(FrameRole)), item.data(IdRole))

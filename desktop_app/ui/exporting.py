@@ -1,0 +1,127 @@
+"""Exporting a story version: HTML with embedded photos, Markdown, JSON and PDF.
+
+HTML, Markdown and JSON come from ``desktop_app.story``'s renderers and are written atomically;
+they may run in a worker thread. PDF is laid out by Qt (``QTextDocument`` printed to a
+``QPdfWriter``) and must run in the GUI thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+from PySide6.QtCore import QMarginsF, QUrl
+from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+
+from desktop_app.errors import StorytellerError
+from desktop_app.fileio import atomic_write_text
+from desktop_app.ui import services
+from desktop_app.ui.story_html import render_story
+from desktop_app.ui.story_panel import load_thumbnail
+
+# kind -> (label, file suffix, file-dialog filter)
+EXPORT_KINDS: dict[str, tuple[str, str, str]] = {
+    "html": ("HTML", ".html", "Web page (*.html)"),
+    "markdown": ("Markdown", ".md", "Markdown (*.md)"),
+    "json": ("JSON", ".json", "JSON (*.json)"),
+    "pdf": ("PDF", ".pdf", "PDF (*.pdf)"),
+}
+EMBED_MAX_SIDE = 1280  # photos embedded in HTML exports are downscaled to this
+
+
+def photo_data_uri(path: Path, max_side: int = EMBED_MAX_SIDE) -> str | None:
+    """The photo as a JPEG ``data:`` URI (EXIF rotation applied), or None if unreadable."""
+    try:
+        with Image.open(path) as image:
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except OSError:
+        return None
+    upright.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    upright.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def export_story(
+    kind: str,
+    path: Path,
+    story: Any,
+    issues: Sequence[Any],
+    names: Mapping[str, str],
+    photos: Mapping[int, Path],
+    title: str,
+) -> Path:
+    """Write ``story`` to ``path`` as ``kind``; returns ``path``. PDF only in the GUI thread."""
+    if kind == "pdf":
+        write_pdf(path, story, names, photos, title)
+        return path
+    images: dict[int, str] | None = None
+    if kind == "html":
+        images = {}
+        for index, photo in photos.items():
+            uri = photo_data_uri(photo)
+            if uri is not None:
+                images[index] = uri
+    text = services.render_export(kind, story, issues, names=names, images=images, title=title)
+    try:
+        atomic_write_text(path, text)
+    except OSError as err:
+        raise StorytellerError(
+            f"{path} cannot be written ({err.strerror or err}): choose another folder"
+        ) from err
+    return path
+
+
+def write_pdf(
+    path: Path, story: Any, names: Mapping[str, str], photos: Mapping[int, Path], title: str
+) -> None:
+    """Lay the story out as a printable document (photo beside each frame's text) and save it."""
+    document = QTextDocument()
+    images: dict[int, str] = {}
+    for index, photo in photos.items():
+        image = load_thumbnail(photo, 600)
+        if image.isNull():
+            continue
+        url = f"frame-photo:{index}"
+        document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
+        images[index] = url
+    rendered = render_story(story, names=names, frame_images=images, image_width=200)
+    document.setHtml(f"<h1>{_escape(title)}</h1>{rendered.html}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        writer = QPdfWriter(tmp_name)
+        writer.setTitle(title)
+        writer.setCreator("Storyteller")
+        writer.setResolution(150)
+        writer.setPageLayout(
+            QPageLayout(
+                QPageSize(QPageSize.PageSizeId.A4),
+                QPageLayout.Orientation.Portrait,
+                QMarginsF(15, 15, 15, 15),
+                QPageLayout.Unit.Millimeter,
+            )
+        )
+        document.print_(writer)
+        del writer  # finishes the file
+        if os.path.getsize(tmp_name) == 0:
+            raise StorytellerError(f"{path} could not be written as PDF: the file came out empty")
+        os.replace(tmp_name, target)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)

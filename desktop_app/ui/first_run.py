@@ -1,0 +1,348 @@
+"""The first-run guide: find or convert a model, check that it loads, and save the choice.
+
+Conversion runs ``convert.convert_checkpoint`` in a worker thread with a progress bar. The load
+check runs ``storyteller --self-test`` with the chosen files in a child process, because
+llama.cpp can abort the whole process on a damaged file.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app import paths
+from desktop_app.errors import StorytellerError
+from desktop_app.ui import services
+from desktop_app.ui.errors import show_error
+from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle, start_worker
+
+LOAD_CHECK_TIMEOUT_S = 600
+
+
+def self_test_command(model: Path, mmproj: Path) -> list[str]:
+    """The command that tells a one-photo story with ``model`` in a child process."""
+    program = (
+        [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "desktop_app"]
+    )
+    return [*program, "--self-test", "--model", str(model), "--mmproj", str(mmproj)]
+
+
+def check_model_loads(model: Path, mmproj: Path, ctx: JobContext) -> str:
+    """Run the self-test on the model in a child process; return its report or raise."""
+    ctx.report(-1, "Loading the model and telling a one-photo story…")
+    try:
+        done = subprocess.run(
+            self_test_command(model, mmproj),
+            capture_output=True,
+            text=True,
+            timeout=LOAD_CHECK_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise StorytellerError(
+            f"{model.name} did not answer within {LOAD_CHECK_TIMEOUT_S} s: try fewer GPU layers "
+            "or a smaller quantization"
+        ) from err
+    report = (done.stdout or "") + (done.stderr or "")
+    if done.returncode != 0:
+        tail = "\n".join(report.strip().splitlines()[-6:])
+        raise StorytellerError(
+            f"{model.name} did not load or could not tell a story (exit {done.returncode}):\n"
+            f"{tail}\nConvert the model again or choose other files"
+        )
+    return report
+
+
+class FirstRunGuide(QDialog):
+    """Three steps: get model files (locate or convert), check they load, save."""
+
+    saved = Signal(object)  # the new Settings
+
+    def __init__(self, settings: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("firstRunGuide")
+        self.setWindowTitle("Welcome to Storyteller")
+        self.setMinimumWidth(680)
+        self._settings = settings if settings is not None else services.default_settings()
+        self._worker: WorkerHandle | None = None
+        self.model_path: Path | None = self._settings.model_path
+        self.mmproj_path: Path | None = self._settings.mmproj_path
+        self.checked = False
+
+        intro = QLabel(
+            "<h2>Welcome to Storyteller</h2>"
+            "<p>Storyteller writes a story about your photos with <b>QwenStoryteller</b>, "
+            "running on this computer: nothing is uploaded. It needs the model as two files: "
+            "the language model (<i>.gguf</i>) and its vision part (<i>mmproj .gguf</i>).</p>"
+        )
+        intro.setWordWrap(True)
+
+        # ---- step 1a: locate
+        locate_box = QGroupBox("1. I already have the model files", self)
+        self.locate_button = QPushButton("Locate model files…")
+        self.locate_button.clicked.connect(self._locate)
+        self.found_label = QLabel(self._found_text())
+        self.found_label.setWordWrap(True)
+        locate_layout = QVBoxLayout(locate_box)
+        locate_layout.addWidget(self.found_label)
+        locate_layout.addWidget(self.locate_button)
+
+        # ---- step 1b: convert
+        convert_box = QGroupBox("… or convert a downloaded checkpoint", self)
+        self.source_edit = QLineEdit()
+        self.source_edit.setPlaceholderText("folder of the Hugging Face checkpoint (Qwen2.5-VL-7B)")
+        self.lora_edit = QLineEdit()
+        self.lora_edit.setPlaceholderText("optional: folder of the QwenStoryteller LoRA adapter")
+        self.quant_combo = QComboBox()
+        for quant, label in (
+            ("Q4_K_M", "Q4_K_M: smallest, recommended (about 4.7 GB)"),
+            ("Q8_0", "Q8_0: closer to the original (about 8 GB)"),
+            ("F16", "F16: unquantized (about 15 GB)"),
+        ):
+            self.quant_combo.addItem(label, quant)
+        self.convert_button = QPushButton("Convert")
+        self.convert_button.clicked.connect(self._convert)
+        self.convert_progress = QProgressBar()
+        self.convert_progress.setVisible(False)
+        self.convert_status = QLabel("")
+        self.convert_status.setWordWrap(True)
+        convert_form = QFormLayout(convert_box)
+        convert_form.addRow("Checkpoint:", self._browse_row(self.source_edit, "Checkpoint folder"))
+        convert_form.addRow("LoRA adapter:", self._browse_row(self.lora_edit, "LoRA folder"))
+        convert_form.addRow("Quality:", self.quant_combo)
+        convert_form.addRow(self.convert_button)
+        convert_form.addRow(self.convert_progress)
+        convert_form.addRow(self.convert_status)
+
+        # ---- step 2: check
+        check_box = QGroupBox("2. Check that it works", self)
+        self.check_button = QPushButton("Load the model and tell a test story")
+        self.check_button.clicked.connect(self._check)
+        self.check_status = QLabel("Not checked yet.")
+        self.check_status.setWordWrap(True)
+        check_layout = QVBoxLayout(check_box)
+        check_layout.addWidget(self.check_button)
+        check_layout.addWidget(self.check_status)
+
+        # ---- step 3: done
+        buttons = QHBoxLayout()
+        self.later_button = QPushButton("Later")
+        self.later_button.clicked.connect(self.reject)
+        self.settings_hint = QLabel("A server can be set up in Settings instead.")
+        self.done_button = QPushButton("3. Use this model")
+        self.done_button.setDefault(True)
+        self.done_button.clicked.connect(self.finish)
+        buttons.addWidget(self.settings_hint, 1)
+        buttons.addWidget(self.later_button)
+        buttons.addWidget(self.done_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(locate_box)
+        layout.addWidget(convert_box)
+        layout.addWidget(check_box)
+        layout.addLayout(buttons)
+        self._update_buttons()
+
+    def _browse_row(self, edit: QLineEdit, title: str) -> QWidget:
+        row = QWidget(self)
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(edit, 1)
+        button = QPushButton("Browse…")
+        button.clicked.connect(lambda: self._pick_folder(edit, title))
+        layout.addWidget(button)
+        return row
+
+    def _pick_folder(self, edit: QLineEdit, title: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, title)
+        if folder:
+            edit.setText(folder)
+
+    def _found_text(self) -> str:
+        if self.model_path and self.mmproj_path:
+            return f"Model: {self.model_path}\nVision: {self.mmproj_path}"
+        try:
+            from desktop_app.engine.models import default_model
+
+            found = default_model()
+        except Exception:
+            found = None
+        if found is not None:
+            self.model_path, self.mmproj_path = found.text_path, found.mmproj_path
+            return f"Found an installed model: {found.describe()}"
+        return (
+            "No model found yet in "
+            f"{paths.user_models_dir()}. Choose the .gguf file; its mmproj file is found "
+            "beside it."
+        )
+
+    def set_model_files(self, model: Path, mmproj: Path) -> None:
+        self.model_path, self.mmproj_path = model, mmproj
+        self.checked = False
+        self.found_label.setText(f"Model: {model}\nVision: {mmproj}")
+        self.check_status.setText("Not checked yet.")
+        self._update_buttons()
+
+    def _locate(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "GGUF (*.gguf)")
+        if not path:
+            return
+        model = Path(path)
+        mmproj = next((p for p in model.parent.glob("*.gguf") if "mmproj" in p.name.lower()), None)
+        if mmproj is None or "mmproj" in model.name.lower():
+            other, _ = QFileDialog.getOpenFileName(
+                self, "Vision file (mmproj)", str(model.parent), "GGUF (*.gguf)"
+            )
+            if not other:
+                return
+            mmproj = Path(other)
+            if "mmproj" in model.name.lower():
+                model, mmproj = mmproj, model
+        self.set_model_files(model, mmproj)
+
+    # ------------------------------------------------------------------ conversion
+
+    def start_conversion(
+        self, source: Path, lora: Path | None, quant: str, outdir: Path
+    ) -> WorkerHandle:
+        """Run the converter in the background; the result fills in the model files."""
+
+        def job(ctx: JobContext) -> Any:
+            from convert import convert_checkpoint
+
+            def progress(event: Any) -> None:
+                percent = int(100 * event.done / event.total) if event.total else -1
+                ctx.report(percent, f"{event.stage.value}: {percent}%")
+
+            return convert_checkpoint(
+                source, outdir, lora=lora, quant=quant, progress=progress, force=False
+            )
+
+        self._worker = start_worker(CallableWorker(job), self)
+        self._worker.progress.connect(self._on_convert_progress)
+        self._worker.finished.connect(self._on_converted)
+        self._worker.failed.connect(self._on_failed)
+        self.convert_progress.setVisible(True)
+        self.convert_progress.setRange(0, 100)
+        self.convert_status.setText("Converting… this takes a while for a 7B model.")
+        self._worker.ended.connect(self._forget_worker)
+        self._update_buttons()
+        return self._worker
+
+    def _convert(self) -> None:
+        source = self.source_edit.text().strip()
+        if not source:
+            self.convert_status.setText("Choose the checkpoint folder first.")
+            return
+        lora = self.lora_edit.text().strip()
+        name = Path(lora or source).name
+        outdir = paths.user_models_dir() / name
+        self.start_conversion(
+            Path(source), Path(lora) if lora else None, self.quant_combo.currentData(), outdir
+        )
+
+    def _on_convert_progress(self, percent: int, message: str) -> None:
+        if percent < 0:
+            self.convert_progress.setRange(0, 0)
+        else:
+            self.convert_progress.setRange(0, 100)
+            self.convert_progress.setValue(percent)
+        self.convert_status.setText(message)
+
+    def _on_converted(self, result: Any) -> None:
+        self.convert_progress.setValue(100)
+        self.convert_status.setText(
+            f"Converted: {result.text_gguf.name} + {result.mmproj_gguf.name}"
+        )
+        self.set_model_files(result.text_gguf, result.mmproj_gguf)
+
+    # ------------------------------------------------------------------ load check
+
+    def start_check(self) -> WorkerHandle | None:
+        if self.model_path is None or self.mmproj_path is None:
+            self.check_status.setText("Locate or convert the model first.")
+            return None
+        model, mmproj = self.model_path, self.mmproj_path
+        worker = CallableWorker(lambda ctx: check_model_loads(model, mmproj, ctx))
+        self._worker = start_worker(worker, self)
+        self._worker.progress.connect(lambda _p, message: self.check_status.setText(message))
+        self._worker.finished.connect(self._on_checked)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.ended.connect(self._forget_worker)
+        self._update_buttons()
+        return self._worker
+
+    def _check(self) -> None:
+        self.start_check()
+
+    def _on_checked(self, report: str) -> None:
+        self.checked = True
+        self.check_status.setText("✔ The model loads and tells stories on this computer.")
+        self.check_status.setToolTip(report)
+        self._update_buttons()
+
+    def _on_failed(self, err: BaseException, details: str) -> None:
+        self.convert_progress.setVisible(False)
+        self.check_status.setText("✖ " + str(err).splitlines()[0])
+        show_error(self, err, details, action="Setting up the model")
+        self._update_buttons()
+
+    def _forget_worker(self) -> None:
+        self._worker = None
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        busy = self._worker is not None
+        has_files = self.model_path is not None and self.mmproj_path is not None
+        self.convert_button.setEnabled(not busy)
+        self.locate_button.setEnabled(not busy)
+        self.check_button.setEnabled(not busy and has_files)
+        self.done_button.setEnabled(not busy and has_files)
+
+    # ------------------------------------------------------------------ finish
+
+    def finish(self) -> None:
+        if self.model_path is None or self.mmproj_path is None:
+            return
+        settings = self._settings.replace(
+            model_path=self.model_path, mmproj_path=self.mmproj_path, server_url=None
+        )
+        try:
+            services.save_settings(settings)
+        except (StorytellerError, OSError) as err:
+            show_error(self, err, action="Saving the settings")
+            return
+        self.saved.emit(settings)
+        self.accept()
+
+    def stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
+    def done(self, result: int) -> None:  # closing by any route stops the background job
+        self.stop_worker()
+        super().done(result)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.stop_worker()
+        super().closeEvent(event)

@@ -1,0 +1,396 @@
+"""Item models over the library's records: albums, an album's photos, an album's story runs.
+
+The models hold plain records (``desktop_app.library.records``) and change rows with
+begin/end insert/remove/move; persisting a change is the window's job, through the library.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QApplication, QStyle
+
+PHOTO_IDS_MIME = "application/x-storyteller-photo-ids"
+URI_LIST_MIME = "text/uri-list"
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+RecordRole = Qt.ItemDataRole.UserRole + 1
+IdRole = Qt.ItemDataRole.UserRole + 2
+
+
+class AlbumListModel(QAbstractListModel):
+    """Albums with their photo counts and how many photos are missing on disk."""
+
+    rename_requested = Signal(int, str)  # album id, new name (the window asks the library)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._albums: list[Any] = []
+        self._missing: dict[int, int] = {}
+
+    def set_albums(self, albums: Sequence[Any], missing: dict[int, int]) -> None:
+        self.beginResetModel()  # the whole list changed (start-up, library moved)
+        self._albums = list(albums)
+        self._missing = dict(missing)
+        self.endResetModel()
+
+    def update_album(self, album: Any, missing: int | None = None) -> None:
+        row = self.row_of(album.id)
+        if missing is not None:
+            self._missing[album.id] = missing
+        if row is None:
+            self.beginInsertRows(QModelIndex(), len(self._albums), len(self._albums))
+            self._albums.append(album)
+            self.endInsertRows()
+            return
+        self._albums[row] = album
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def remove_album(self, album_id: int) -> None:
+        row = self.row_of(album_id)
+        if row is None:
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._albums[row]
+        self._missing.pop(album_id, None)
+        self.endRemoveRows()
+
+    def row_of(self, album_id: int) -> int | None:
+        for row, album in enumerate(self._albums):
+            if album.id == album_id:
+                return row
+        return None
+
+    def album_at(self, row: int) -> Any | None:
+        return self._albums[row] if 0 <= row < len(self._albums) else None
+
+    def albums(self) -> list[Any]:
+        return list(self._albums)
+
+    def missing_count(self, album_id: int) -> int:
+        return self._missing.get(album_id, 0)
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._albums)
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._albums):
+            return None
+        album = self._albums[index.row()]
+        missing = self._missing.get(album.id, 0)
+        if role == Qt.ItemDataRole.DisplayRole:
+            photos = f"{album.photo_count} photo{'s' if album.photo_count != 1 else ''}"
+            badge = f" · ⚠ {missing} missing" if missing else ""
+            return f"{album.name}\n{photos} · {album.run_count} stor{'ies' if album.run_count != 1 else 'y'}{badge}"
+        if role == Qt.ItemDataRole.EditRole:
+            return album.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            tip = f"{album.name}: {album.photo_count} photos, {album.run_count} stories"
+            if missing:
+                tip += f"; {missing} photo(s) not found on disk: use Relink to find them"
+            return tip
+        if role == Qt.ItemDataRole.DecorationRole and missing:
+            return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"Album {album.name}, {album.photo_count} photos" + (
+                f", {missing} missing" if missing else ""
+            )
+        if role == RecordRole:
+            return album
+        if role == IdRole:
+            return album.id
+        return None
+
+    def flags(self, index: ModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable
+
+    def setData(self, index: ModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if not index.isValid() or role != Qt.ItemDataRole.EditRole:
+            return False
+        name = str(value).strip()
+        album = self._albums[index.row()]
+        if not name or name == album.name:
+            return False
+        self.rename_requested.emit(album.id, name)
+        return True
+
+
+class PhotoListModel(QAbstractListModel):
+    """The photos of one album, in story order, with thumbnails; drag to reorder, drop to add."""
+
+    order_changed = Signal(list)  # photo ids in the new order (after a drag inside the list)
+    files_dropped = Signal(list, int)  # paths dropped from outside, row to insert at (-1: end)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._photos: list[Any] = []
+        self._thumbnails: dict[int, QIcon] = {}
+        self._placeholder: QIcon | None = None
+        self.icon_size = QSize(128, 96)
+
+    def set_photos(self, photos: Sequence[Any]) -> None:
+        """Show a different album (or its reloaded photo list)."""
+        self.beginResetModel()
+        self._photos = list(photos)
+        keep = {photo.id for photo in self._photos}
+        self._thumbnails = {k: v for k, v in self._thumbnails.items() if k in keep}
+        self.endResetModel()
+
+    def photos(self) -> list[Any]:
+        return list(self._photos)
+
+    def photo_at(self, row: int) -> Any | None:
+        return self._photos[row] if 0 <= row < len(self._photos) else None
+
+    def ids(self) -> list[int]:
+        return [photo.id for photo in self._photos]
+
+    def row_of(self, photo_id: int) -> int | None:
+        for row, photo in enumerate(self._photos):
+            if photo.id == photo_id:
+                return row
+        return None
+
+    def set_thumbnail(self, photo_id: int, image: QImage) -> None:
+        row = self.row_of(photo_id)
+        if row is None or image.isNull():
+            return
+        self._thumbnails[photo_id] = QIcon(QPixmap.fromImage(image))
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def _loading_icon(self) -> QIcon:
+        """A grey card the size of a thumbnail, shown until the thumbnail is loaded."""
+        if self._placeholder is None:
+            pixmap = QPixmap(self.icon_size)
+            pixmap.fill(QColor("#d9d9d9"))
+            self._placeholder = QIcon(pixmap)
+        return self._placeholder
+
+    def has_thumbnail(self, photo_id: int) -> bool:
+        return photo_id in self._thumbnails
+
+    def move_photos(self, photo_ids: Sequence[int], before_row: int) -> bool:
+        """Move ``photo_ids`` (keeping their relative order) to just before ``before_row``."""
+        moving = [pid for pid in self.ids() if pid in set(photo_ids)]
+        if not moving:
+            return False
+        rest = [pid for pid in self.ids() if pid not in set(moving)]
+        before_row = len(self._photos) if before_row < 0 else before_row
+        insert_at = len([pid for pid in self.ids()[:before_row] if pid not in set(moving)])
+        new_order = rest[:insert_at] + moving + rest[insert_at:]
+        if new_order == self.ids():
+            return False
+        self.apply_order(new_order)
+        self.order_changed.emit(new_order)
+        return True
+
+    def apply_order(self, new_order: Sequence[int]) -> None:
+        """Reorder the rows to ``new_order`` with one row move at a time (views keep selection)."""
+        for target, photo_id in enumerate(new_order):
+            source = self.row_of(photo_id)
+            if source is None or source == target:
+                continue
+            # beginMoveRows wants the destination row as counted before the move.
+            if not self.beginMoveRows(QModelIndex(), source, source, QModelIndex(), target):
+                continue
+            photo = self._photos.pop(source)
+            self._photos.insert(target, photo)
+            self.endMoveRows()
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._photos)
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._photos):
+            return None
+        photo = self._photos[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            date = (photo.captured_at or "")[:10]
+            label = f"{index.row() + 1}. {photo.path.name}"
+            if photo.missing:
+                return f"{label}\n⚠ missing"
+            return f"{label}\n{date}" if date else label
+        if role == Qt.ItemDataRole.DecorationRole:
+            if photo.id in self._thumbnails:
+                return self._thumbnails[photo.id]
+            if photo.missing:
+                return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+            return self._loading_icon()
+        if role == Qt.ItemDataRole.ToolTipRole:
+            text = f"{photo.path}\n{photo.width}×{photo.height}"
+            if photo.captured_at:
+                text += f"\ntaken {photo.captured_at}"
+            if photo.missing:
+                text += "\nThis file is missing: move it back or use Relink."
+            return text
+        if role == Qt.ItemDataRole.ForegroundRole and photo.missing:
+            return QColor("#b00020")
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"Photo {index.row() + 1}: {photo.path.name}"
+        if role == RecordRole:
+            return photo
+        if role == IdRole:
+            return photo.id
+        return None
+
+    def flags(self, index: ModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled
+        # Drop-enabled items: dropping onto a photo inserts before it.
+        return (
+            Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsSelectable
+            | Qt.ItemFlag.ItemIsDragEnabled
+            | Qt.ItemFlag.ItemIsDropEnabled
+        )
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction | Qt.DropAction.CopyAction
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:
+        return [PHOTO_IDS_MIME, URI_LIST_MIME]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        data = QMimeData()
+        ids = [self._photos[index.row()].id for index in sorted(indexes, key=lambda i: i.row())]
+        data.setData(PHOTO_IDS_MIME, QByteArray(json.dumps(ids).encode()))
+        data.setUrls([QUrl.fromLocalFile(str(self._photos[i.row()].path)) for i in indexes])
+        return data
+
+    def canDropMimeData(
+        self,
+        data: QMimeData,
+        action: Qt.DropAction,
+        row: int,
+        column: int,
+        parent: ModelIndex,
+    ) -> bool:
+        return data.hasFormat(PHOTO_IDS_MIME) or any(url.isLocalFile() for url in data.urls())
+
+    def dropMimeData(
+        self,
+        data: QMimeData,
+        action: Qt.DropAction,
+        row: int,
+        column: int,
+        parent: ModelIndex,
+    ) -> bool:
+        if action == Qt.DropAction.IgnoreAction:
+            return True
+        if parent.isValid():  # dropped onto a photo: insert before it
+            row = parent.row()
+        if data.hasFormat(PHOTO_IDS_MIME):
+            ids = json.loads(bytes(data.data(PHOTO_IDS_MIME).data()).decode())
+            self.move_photos([int(i) for i in ids], row)
+            # False: the view must not remove the dragged rows; they were moved, not copied.
+            return False
+        paths = [Path(url.toLocalFile()) for url in data.urls() if url.isLocalFile()]
+        if not paths:
+            return False
+        self.files_dropped.emit(paths, row)
+        return True
+
+
+class RunListModel(QAbstractListModel):
+    """The story runs (versions) of one album, newest first."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._runs: list[Any] = []
+
+    def set_runs(self, runs: Sequence[Any]) -> None:
+        self.beginResetModel()
+        self._runs = sorted(runs, key=lambda run: run.id, reverse=True)
+        self.endResetModel()
+
+    def upsert(self, run: Any) -> None:
+        row = self.row_of(run.id)
+        if row is None:
+            self.beginInsertRows(QModelIndex(), 0, 0)
+            self._runs.insert(0, run)
+            self.endInsertRows()
+            return
+        self._runs[row] = run
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def remove(self, run_id: int) -> None:
+        row = self.row_of(run_id)
+        if row is None:
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._runs[row]
+        self.endRemoveRows()
+
+    def row_of(self, run_id: int) -> int | None:
+        for row, run in enumerate(self._runs):
+            if run.id == run_id:
+                return row
+        return None
+
+    def run_at(self, row: int) -> Any | None:
+        return self._runs[row] if 0 <= row < len(self._runs) else None
+
+    def runs(self) -> list[Any]:
+        return list(self._runs)
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._runs)
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._runs):
+            return None
+        run = self._runs[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return describe_run(run)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            params = ", ".join(f"{k}={v}" for k, v in dict(run.parameters).items())
+            return f"{run.backend} · {params}" + (f"\n{run.error}" if run.error else "")
+        if role == Qt.ItemDataRole.ForegroundRole:
+            status = getattr(run.status, "value", run.status)
+            if status == "failed":
+                return QColor("#b00020")
+            if status in ("stopped", "interrupted"):
+                return QColor("#8a5a00")
+            return None
+        if role == RecordRole:
+            return run
+        if role == IdRole:
+            return run.id
+        return None
+
+
+def describe_run(run: Any) -> str:
+    """One line for a version: number, status, when, preset and seed."""
+    status = getattr(run.status, "value", run.status)
+    when = (run.created or "")[:16].replace("T", " ")
+    params = dict(run.parameters)
+    bits = [f"#{run.id}", status, when]
+    if params.get("preset"):
+        bits.append(str(params["preset"]))
+    if params.get("seed") is not None:
+        bits.append(f"seed {params['seed']}")
+    return " · ".join(bit for bit in bits if bit)

@@ -1,0 +1,220 @@
+"""The photo panel: one photo, with one rectangle item per entity box drawn over it.
+
+Scene coordinates are the pixels of the original photo (after EXIF rotation), whatever the
+size of the pixmap actually loaded, so a box only needs one mapping (model pixels of the prepared
+image -> original pixels); the view's transform takes care of any window size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QImageReader,
+    QPainter,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsSceneMouseEvent,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+    QWidget,
+)
+
+# Photos are displayed from a pixmap no larger than this on its long side (memory, speed).
+DISPLAY_MAX_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class BoxOverlay:
+    """A box to draw: in original-photo pixels, with the entity it belongs to."""
+
+    entity_id: str
+    label: str
+    rect: tuple[float, float, float, float]  # x1, y1, x2, y2 in original pixels
+    color: str  # "#rrggbb"
+
+
+def map_prepared_to_original(
+    box: tuple[float, float, float, float],
+    prepared_size: tuple[int, int],
+    original_size: tuple[int, int],
+) -> tuple[float, float, float, float]:
+    """Map a box in the model's (prepared) pixels to original-photo pixels, clamped to the photo."""
+    pw, ph = prepared_size
+    ow, oh = original_size
+    sx = ow / pw if pw else 1.0
+    sy = oh / ph if ph else 1.0
+    x1, y1, x2, y2 = box
+    x1, x2 = sorted((x1 * sx, x2 * sx))
+    y1, y2 = sorted((y1 * sy, y2 * sy))
+    return (
+        min(max(x1, 0.0), ow),
+        min(max(y1, 0.0), oh),
+        min(max(x2, 0.0), ow),
+        min(max(y2, 0.0), oh),
+    )
+
+
+def read_photo(path: Path, max_side: int = DISPLAY_MAX_SIDE) -> tuple[QPixmap, QSize]:
+    """Load ``path`` rotated by its EXIF orientation; return a pixmap and the full rotated size."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    image = reader.read()
+    if image.isNull():
+        return QPixmap(), QSize()
+    full = image.size()  # after the EXIF rotation, as the user sees the photo
+    if max(full.width(), full.height()) > max_side:
+        image = image.scaled(
+            max_side,
+            max_side,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+    return QPixmap.fromImage(image), full
+
+
+class BoxItem(QGraphicsRectItem):
+    """The rectangle of one entity; clicking it asks the story to select that entity's spans."""
+
+    def __init__(self, overlay: BoxOverlay, view: PhotoView) -> None:
+        x1, y1, x2, y2 = overlay.rect
+        super().__init__(QRectF(x1, y1, x2 - x1, y2 - y1))
+        self.overlay = overlay
+        self._view = view
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(f"{overlay.label} ({overlay.entity_id})")
+
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        self._view.box_clicked.emit(self.overlay.entity_id)
+        event.accept()
+
+
+class PhotoView(QGraphicsView):
+    """Shows one photo fitted to the widget and the boxes of the entities in focus."""
+
+    box_clicked = Signal(str)  # entity id
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("photoView")
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self.setRenderHints(
+            QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform
+        )
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setBackgroundBrush(QBrush(QColor("#2b2b2b")))
+        self.setMinimumSize(200, 150)
+        self.photo_item: QGraphicsPixmapItem | None = None
+        self.photo_path: Path | None = None
+        self.original_size: tuple[int, int] = (0, 0)
+        self._boxes: list[BoxItem] = []
+        self._labels: list[QGraphicsSimpleTextItem] = []
+        self._placeholder = self._scene.addSimpleText("")
+        self._placeholder.setBrush(QBrush(QColor("#dddddd")))
+        self.set_placeholder("Hover a highlighted word in the story to see who or what it means.")
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder.setText(text)
+        self._placeholder.setVisible(self.photo_item is None)
+        if self.photo_item is None:
+            self._scene.setSceneRect(self._placeholder.boundingRect().adjusted(-20, -20, 20, 20))
+
+    def clear_photo(self) -> None:
+        self.clear_boxes()
+        if self.photo_item is not None:
+            self._scene.removeItem(self.photo_item)
+            self.photo_item = None
+        self.photo_path = None
+        self.original_size = (0, 0)
+        self._placeholder.setVisible(True)
+        self._scene.setSceneRect(self._placeholder.boundingRect().adjusted(-20, -20, 20, 20))
+        self._fit()
+
+    def set_photo(self, path: Path) -> bool:
+        """Show ``path``; False (and a placeholder) when it cannot be read."""
+        if self.photo_item is not None and self.photo_path == path:
+            return True
+        self.clear_photo()
+        pixmap, full = read_photo(path)
+        if pixmap.isNull():
+            self.set_placeholder(f"{path.name} cannot be shown: it is missing or not an image.")
+            return False
+        item = QGraphicsPixmapItem(pixmap)
+        item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        item.setScale(full.width() / pixmap.width())
+        item.setZValue(0)
+        self._scene.addItem(item)
+        self.photo_item = item
+        self.photo_path = path
+        self.original_size = (full.width(), full.height())
+        self._placeholder.setVisible(False)
+        self._scene.setSceneRect(QRectF(0, 0, full.width(), full.height()))
+        self._fit()
+        return True
+
+    def clear_boxes(self) -> None:
+        for item in [*self._boxes, *self._labels]:
+            self._scene.removeItem(item)
+        self._boxes.clear()
+        self._labels.clear()
+
+    def show_boxes(self, overlays: list[BoxOverlay]) -> None:
+        """Replace the drawn boxes by ``overlays`` (original-photo pixels)."""
+        self.clear_boxes()
+        if self.photo_item is None:
+            return
+        scale = max(self.original_size) / 600 if max(self.original_size) else 1.0
+        for overlay in overlays:
+            item = BoxItem(overlay, self)
+            color = QColor(overlay.color)
+            pen = QPen(color, 3 * scale)
+            pen.setCosmetic(False)
+            item.setPen(pen)
+            fill = QColor(color)
+            fill.setAlpha(40)
+            item.setBrush(QBrush(fill))
+            item.setZValue(1)
+            self._scene.addItem(item)
+            self._boxes.append(item)
+            label = QGraphicsSimpleTextItem(overlay.label)
+            font = QFont()
+            font.setPixelSize(max(10, int(16 * scale)))
+            font.setBold(True)
+            label.setFont(font)
+            label.setBrush(QBrush(QColor("white")))
+            label.setPen(QPen(QColor("black"), 0.6 * scale))
+            x1, y1, _x2, _y2 = overlay.rect
+            label.setPos(x1 + 3 * scale, max(0.0, y1 - font.pixelSize() - 4 * scale))
+            label.setZValue(2)
+            self._scene.addItem(label)
+            self._labels.append(label)
+
+    def box_items(self) -> list[BoxItem]:
+        return list(self._boxes)
+
+    def _fit(self) -> None:
+        rect = self._scene.sceneRect()
+        if rect.isValid():
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def showEvent(self, event: object) -> None:  # type: ignore[override]
+        super().showEvent(event)  # type: ignore[arg-type]
+        self._fit()

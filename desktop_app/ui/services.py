@@ -1,0 +1,285 @@
+"""The one place where the GUI calls the core packages (story, engine, library, settings).
+
+Every call the windows make into ``desktop_app.story``, ``desktop_app.engine``,
+``desktop_app.library`` and ``desktop_app.settings`` goes through this module, so a change in
+one of their APIs is absorbed here. Nothing in this module touches widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop_app.engine.events import Detail, RunResult
+
+logger = logging.getLogger(__name__)
+
+# Qwen2.5-VL-7B, Q4_K_M text GGUF + F16 mmproj: the weights a default install loads.
+DEFAULT_MODEL_BYTES = 4_680_000_000 + 1_350_000_000
+# KV cache per context token (f16 K and V, 28 layers x 4 KV heads x 128 dims x 2 bytes x 2).
+KV_BYTES_PER_TOKEN = 2 * 28 * 4 * 128 * 2
+PROMPT_TEXT_TOKENS = 120  # system prompt, instruction and chat markers
+
+
+# ----------------------------------------------------------------------------- story
+
+
+def parse_story(text: str) -> Any:
+    """Parse a whole model output into a ``desktop_app.story`` Story."""
+    from desktop_app.story.parser import parse_story as parse
+
+    return parse(text)
+
+
+def new_stream_parser() -> Any:
+    from desktop_app.story.parser import StoryStreamParser
+
+    return StoryStreamParser()
+
+
+def validate_story(
+    story: Any, frame_count: int | None, image_sizes: Mapping[int, tuple[int, int]] | None
+) -> list[Any]:
+    """Validation issues of ``story`` (empty when the validator is not available)."""
+    from desktop_app.story.validate import validate
+
+    return list(validate(story, frame_count=frame_count, image_sizes=image_sizes))
+
+
+def boxes_for(story: Any, entity_id: str) -> dict[int, Any]:
+    """Frame number -> Box of ``entity_id`` in that frame."""
+    return dict(story.boxes_for(entity_id))
+
+
+def box_in_frame(story: Any, entity_id: str, frame: int) -> Any | None:
+    for row in story.frames:
+        if row.index != frame:
+            continue
+        for entity in [*row.characters, *row.objects]:
+            if entity.id == entity_id and entity.box is not None:
+                return entity.box
+    return None
+
+
+def render_export(
+    kind: str,
+    story: Any,
+    issues: Sequence[Any],
+    *,
+    names: Mapping[str, str],
+    images: Mapping[int, str] | None = None,
+    title: str | None = None,
+) -> str:
+    """The text of an export: ``kind`` is "html", "markdown", "json" or "text"."""
+    from desktop_app.story import render
+
+    if kind == "html":
+        return render.render_html(story, issues, names=names, images=images, title=title)
+    if kind == "markdown":
+        return render.render_markdown(story, names=names)
+    if kind == "text":
+        return render.render_text(story, names=names)
+    if kind == "json":
+        import json
+
+        data = render.story_to_dict(story, issues)
+        if names:
+            data = {**data, "display_names": dict(names)}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    raise ValueError(f"unknown export kind {kind!r}")
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+def prepared_size(original_size: tuple[int, int], detail: Detail) -> tuple[int, int]:
+    """The size a photo is resized to before the model sees it (boxes are in these pixels)."""
+    try:
+        from desktop_app.engine.images import prepared_size_for
+    except ImportError:
+        return _fallback_prepared_size(original_size, detail.token_budget)
+    return prepared_size_for(original_size, detail.token_budget)
+
+
+def _fallback_prepared_size(size: tuple[int, int], budget: int) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, math.sqrt(budget * 784 / max(1, width * height)))
+    return max(28, int(width * scale // 28) * 28), max(28, int(height * scale // 28) * 28)
+
+
+def map_box(
+    box: tuple[float, float, float, float],
+    prepared: tuple[int, int],
+    original: tuple[int, int],
+) -> tuple[float, float, float, float]:
+    """A box in prepared-image pixels -> pixels of the upright original photo (clamped)."""
+    try:
+        from desktop_app.engine.images import map_box_to_original
+    except ImportError:
+        from desktop_app.ui.photo_view import map_prepared_to_original
+
+        return map_prepared_to_original(box, prepared, original)
+    x1, y1, x2, y2 = map_box_to_original(box, prepared, original)
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a story of the current photos will cost."""
+
+    image_tokens: int
+    n_ctx: int
+    memory_bytes: int
+
+    def describe(self) -> str:
+        gib = self.memory_bytes / 2**30
+        return f"≈ {self.image_tokens:,} image tokens · context {self.n_ctx:,} · ≈ {gib:.1f} GiB"
+
+
+def estimate_cost(
+    sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
+) -> CostEstimate:
+    """Estimated tokens, context and memory of a story over photos of ``sizes``."""
+    try:
+        from desktop_app.engine.costs import estimate_run
+    except ImportError:
+        estimate_run = None
+    if estimate_run is not None:
+        try:
+            estimate = estimate_run(list(sizes), detail, max_tokens)
+            return CostEstimate(
+                int(sum(estimate.image_tokens)),
+                int(estimate.n_ctx),
+                int(estimate.memory_bytes),
+            )
+        except Exception:  # an estimate must never break the window
+            logger.debug("engine cost estimate failed; using the GUI's own", exc_info=True)
+    image_tokens = 0
+    for size in sizes:
+        w, h = prepared_size(size, detail)
+        image_tokens += (w // 28) * (h // 28) + 2
+    n_ctx = PROMPT_TEXT_TOKENS + image_tokens + max_tokens
+    return CostEstimate(image_tokens, n_ctx, DEFAULT_MODEL_BYTES + n_ctx * KV_BYTES_PER_TOKEN)
+
+
+def photo_infos_for_display(
+    result: RunResult,
+) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
+    """Frame number -> (original size, prepared size) from a finished run."""
+    return {
+        index: (info.original_size, info.prepared_size)
+        for index, info in enumerate(result.photos, start=1)
+    }
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def load_settings() -> Any:
+    from desktop_app.settings import load_settings as load
+
+    return load()
+
+
+def save_settings(settings: Any) -> None:
+    from desktop_app.settings import save_settings as save
+
+    save(settings)
+
+
+def default_settings() -> Any:
+    from desktop_app.settings import Settings
+
+    return Settings()
+
+
+def library_location(settings: Any) -> Path | None:
+    """The library folder the settings name (None: the default one)."""
+    return getattr(settings, "library_dir", None) if settings is not None else None
+
+
+def open_library(settings: Any = None) -> Any:
+    """Open (creating if needed) the library the settings point at."""
+    from desktop_app.library.store import Library
+
+    folder = library_location(settings)
+    library = Library.open(folder) if folder else Library.open()
+    try:
+        library.recover_interrupted()
+    except Exception:  # recovery is best effort; the library itself is fine
+        logger.warning("could not recover interrupted runs", exc_info=True)
+    return library
+
+
+def model_configured(settings: Any) -> bool:
+    """True when the settings name a server or model files, or a default model is installed."""
+    if settings is None:
+        return False
+    if settings.server_url or settings.model_path:
+        return True
+    try:
+        from desktop_app.engine.models import default_model
+
+        return default_model() is not None
+    except Exception:
+        logger.debug("model discovery failed", exc_info=True)
+        return False
+
+
+def describe_backend_settings(settings: Any) -> str:
+    """Backend and device for the status bar, before any model is loaded."""
+    if settings is None:
+        return "no model configured"
+    if settings.server_url:
+        return f"server {settings.server_url}"
+    try:
+        from desktop_app.engine.device import accelerator
+
+        device = accelerator(settings.n_gpu_layers)
+    except Exception:
+        logger.debug("device query failed", exc_info=True)
+        device = "CPU"
+    return f"llama.cpp ({device})"
+
+
+def backend_from_settings(settings: Any) -> Any:
+    """The story backend the settings describe (may load a model: call it in a worker)."""
+    from desktop_app.errors import StorytellerError
+
+    try:
+        from desktop_app.engine.factory import backend_from_settings as factory
+    except ImportError:
+        factory = None
+    if factory is not None:
+        return factory(settings)
+    if settings is not None and settings.server_url:
+        from desktop_app.engine.server_backend import OpenAIServerBackend
+
+        return OpenAIServerBackend(
+            settings.server_url, api_key=settings.api_key, model=settings.server_model
+        )
+    model_path = getattr(settings, "model_path", None)
+    mmproj_path = getattr(settings, "mmproj_path", None)
+    if model_path is None:
+        from desktop_app.engine.models import default_model
+
+        found = default_model()
+        if found is None:
+            raise StorytellerError(
+                "No model is set up: open Settings to choose the model files or a server, "
+                "or the first-run guide to convert a model"
+            )
+        model_path, mmproj_path = found.text_path, found.mmproj_path
+    from desktop_app.engine.llama_backend import LlamaCppBackend
+
+    return LlamaCppBackend(
+        model_path,
+        mmproj_path,
+        n_gpu_layers=settings.n_gpu_layers,
+        n_threads=settings.n_threads,
+        n_ctx=settings.n_ctx,
+    )

@@ -1,0 +1,218 @@
+"""The story as Qt rich text: one section per frame, its photo beside its text, spans as links.
+
+Everything that comes from the model is escaped first; only our own markup is added. Each
+grounded span becomes an ``<a href="span:N">`` whose colour comes from its entity id and whose
+style comes from its kind (entity bold, action italic, location underlined) so that the meaning
+does not depend on colour alone. ``SpanRef`` records what each link points at.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from desktop_app.story.render import span_display_text
+
+# Okabe-Ito colours (colour-blind safe), darkened where needed to read on white.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#B8860B",
+    "#3A8FC7",
+    "#7F3C8D",
+    "#8C564B",
+    "#2F4F4F",
+    "#C0392B",
+)
+KIND_STYLE = {
+    "entity": "font-weight:600;",
+    "action": "font-style:italic;",
+    "location": "text-decoration:underline;",
+}
+KIND_LABEL = {"entity": "who/what", "action": "action", "location": "place"}
+
+
+@dataclass(frozen=True)
+class SpanRef:
+    """What a link in the story points at."""
+
+    frame: int | None  # 1-based frame (image) number; None for text outside any <gdi> block
+    ids: tuple[str, ...]
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RenderedStory:
+    html: str
+    spans: dict[str, SpanRef]  # anchor href -> span
+
+
+def kind_value(kind: Any) -> str:
+    """A SpanKind enum (or plain string) as its value."""
+    return str(getattr(kind, "value", kind))
+
+
+def entity_ids_in_order(story: Any) -> list[str]:
+    """Every id the story mentions, in order of first appearance (tables first, then text)."""
+    seen: dict[str, None] = {}
+    for frame in story.frames:
+        for character in frame.characters:
+            seen.setdefault(character.id, None)
+        for obj in frame.objects:
+            seen.setdefault(obj.id, None)
+    for segment in story.segments:
+        for span in segment.spans:
+            for entity_id in span.ids:
+                seen.setdefault(entity_id, None)
+    return list(seen)
+
+
+def colors_for(story: Any) -> dict[str, str]:
+    """A stable colour per entity id."""
+    return {eid: PALETTE[i % len(PALETTE)] for i, eid in enumerate(entity_ids_in_order(story))}
+
+
+def display_name(story: Any, entity_id: str, names: Mapping[str, str] | None = None) -> str:
+    """The user's name for ``entity_id``, else the model's name, else a short description."""
+    if names and names.get(entity_id):
+        return names[entity_id]
+    entity = story.entity(entity_id) if hasattr(story, "entity") else None
+    if entity is None:
+        return entity_id
+    name = getattr(entity, "name", "") or ""
+    if name.strip():
+        return name.strip()
+    description = (getattr(entity, "description", "") or "").strip()
+    if description:
+        return description if len(description) <= 40 else description[:37] + "..."
+    return entity_id
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _span_html(
+    href: str,
+    span: Any,
+    kind: str,
+    colors: Mapping[str, str],
+    story: Any,
+    names: Mapping[str, str] | None,
+    selected_id: str | None,
+) -> str:
+    first = span.ids[0] if span.ids else ""
+    color = colors.get(first, "#333333")
+    style = f"color:{color};text-decoration:none;" + KIND_STYLE.get(kind, "")
+    if selected_id and selected_id in span.ids:
+        style += "background-color:#fff2a8;"
+    who = ", ".join(f"{display_name(story, i, names)} ({i})" for i in span.ids)
+    title = f"{KIND_LABEL.get(kind, kind)}: {who}"
+    text = span_display_text(span, story, names)
+    return f'<a href="{href}" style="{style}" title="{_esc(title)}">{_esc(text)}</a>'
+
+
+def render_story(
+    story: Any,
+    *,
+    names: Mapping[str, str] | None = None,
+    frame_images: Mapping[int, str] | None = None,
+    selected_id: str | None = None,
+    frame_count: int | None = None,
+    live: bool = False,
+    image_width: int = 180,
+) -> RenderedStory:
+    """Render ``story`` (a ``desktop_app.story`` Story) to Qt rich text.
+
+    ``frame_images`` maps a frame number to an image URL registered with the document;
+    ``live`` adds a progress line for a story still being written.
+    """
+    colors = colors_for(story)
+    spans: dict[str, SpanRef] = {}
+    parts: list[str] = ['<div style="font-size:11pt;">']
+    segments = list(story.segments)
+    if not segments:
+        parts.append(_analysis_progress_html(story, names, colors, frame_count, live))
+    for segment in segments:
+        frame = segment.image
+        text_parts: list[str] = []
+        for span in segment.spans:
+            kind = kind_value(span.kind)
+            if kind == "text" or not span.ids:
+                text_parts.append(_esc(span.text).replace("\n", "<br>"))
+                continue
+            href = f"span:{len(spans)}"
+            spans[href] = SpanRef(frame, tuple(span.ids), kind, span.text)
+            text_parts.append(_span_html(href, span, kind, colors, story, names, selected_id))
+        body = "".join(text_parts).strip() or '<span style="color:#888;">…</span>'
+        image = (frame_images or {}).get(frame) if frame is not None else None
+        image_cell = (
+            f'<img src="{_esc(image)}" width="{image_width}">'
+            if image
+            else f'<span style="color:#888;">{"photo " + str(frame) if frame else ""}</span>'
+        )
+        heading = f"Frame {frame}" if frame is not None else "Story"
+        parts.append(
+            f'<a name="frame{frame or 0}"></a>'
+            f'<h3 style="margin-top:14px;margin-bottom:4px;">{heading}</h3>'
+        )
+        if image_width <= 0:
+            parts.append(f'<p style="line-height:140%;">{body}</p>')
+            continue
+        parts.append(
+            '<table width="100%" cellspacing="0" cellpadding="6"><tr>'
+            f'<td width="{image_width + 12}" valign="top">{image_cell}</td>'
+            f'<td valign="top" style="line-height:140%;">{body}</td>'
+            "</tr></table>"
+        )
+    if live and segments:
+        parts.append('<p style="color:#888;">writing…</p>')
+    parts.append("</div>")
+    return RenderedStory("".join(parts), spans)
+
+
+def _analysis_progress_html(
+    story: Any,
+    names: Mapping[str, str] | None,
+    colors: Mapping[str, str],
+    frame_count: int | None,
+    live: bool,
+) -> str:
+    """While the model is still analysing (no story text yet): who and what it found so far."""
+    frames = list(story.frames)
+    if not frames:
+        if live:
+            return '<p style="color:#666;">The model is looking at your photos…</p>'
+        return '<p style="color:#666;">This version has no story text.</p>'
+    total = f"/{frame_count}" if frame_count else ""
+    out = [
+        f'<p style="color:#666;">{"Analysing" if live else "Analysed"} '
+        f"frame {len(frames)}{total}: the story follows the analysis.</p>"
+    ]
+    for frame in frames:
+        items: list[str] = []
+        for entity in [*frame.characters, *frame.objects]:
+            color = colors.get(entity.id, "#333")
+            items.append(
+                f'<span style="color:{color};font-weight:600;">'
+                f"{_esc(display_name(story, entity.id, names))}</span>"
+                f' <span style="color:#888;">({_esc(entity.id)})</span>'
+            )
+        settings = [row.description for row in frame.settings if getattr(row, "description", "")]
+        line = ", ".join(items) if items else "…"
+        if settings:
+            line += f'<br><span style="color:#666;">{_esc("; ".join(settings[:3]))}</span>'
+        out.append(f"<p><b>Frame {frame.index}</b>: {line}</p>")
+    return "".join(out)
+
+
+def frames_in(story: Any) -> Sequence[int]:
+    """Frame numbers that have either analysis or story text."""
+    numbers = {frame.index for frame in story.frames}
+    numbers |= {seg.image for seg in story.segments if seg.image is not None}
+    return sorted(numbers)

@@ -1,0 +1,351 @@
+"""The story tab: the story text beside the photo it talks about, and the validation issues.
+
+Hovering, clicking or tabbing to a grounded word shows its frame's photo with the entity's box;
+clicking a box highlights every span of that entity. The panel is told which story, names and
+frame photos to show; it never talks to the library or the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QImage, QImageReader, QTextDocument
+from PySide6.QtWidgets import (
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.ui import services
+from desktop_app.ui.photo_view import BoxOverlay, PhotoView
+from desktop_app.ui.story_html import SpanRef, colors_for, display_name, render_story
+
+THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels)
+
+
+@dataclass(frozen=True)
+class FramePhoto:
+    """The photo of one frame: where it is and the two sizes boxes are mapped between."""
+
+    path: Path
+    prepared_size: tuple[int, int] | None  # pixels the model saw; None when not known
+
+
+def load_thumbnail(path: Path, width: int) -> QImage:
+    """The photo scaled to ``width`` (device pixels), EXIF rotation applied; null if unreadable."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    size = reader.size()
+    longest = max(size.width(), size.height()) if size.isValid() else 0
+    if longest > 3 * width:
+        # Decode at a reduced size when the format allows (fast for big JPEGs); the aspect
+        # ratio is kept, so the EXIF rotation applied afterwards is unaffected.
+        factor = 3 * width / longest
+        reader.setScaledSize(QSize(int(size.width() * factor), int(size.height() * factor)))
+    image = reader.read()
+    if image.isNull():
+        return image
+    return image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
+
+
+class StoryBrowser(QTextBrowser):
+    """Rich-text story; link hover/keyboard focus arrives through ``highlighted``."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("storyBrowser")
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.setTabChangesFocus(False)
+        self.setAccessibleName("Story")
+        self.document().setDocumentMargin(12)
+
+
+class StoryPanel(QWidget):
+    """The story, the referenced photo with boxes, and the validation issues."""
+
+    entity_selected = Signal(str)  # an entity whose spans are now highlighted ("" for none)
+    status_message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.browser = StoryBrowser(self)
+        self.photo_view = PhotoView(self)
+        self.issues_list = QListWidget(self)
+        self.issues_list.setObjectName("issuesList")
+        self.issues_list.setAccessibleName("Validation issues")
+        self.issues_label = QLabel("Checks")
+        self.photo_caption = QLabel("")
+        self.photo_caption.setWordWrap(True)
+
+        right = QWidget(self)
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.photo_caption)
+        right_layout.addWidget(self.photo_view, 3)
+        right_layout.addWidget(self.issues_label)
+        right_layout.addWidget(self.issues_list, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self.browser)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self.splitter = splitter
+
+        self.story: Any = None
+        self.names: dict[str, str] = {}
+        self.frame_photos: dict[int, FramePhoto] = {}
+        self.selected_id: str | None = None
+        self.spans: dict[str, SpanRef] = {}
+        self._live = False
+        self._frame_count: int | None = None
+        self._registered_images: set[int] = set()
+        self._shown_span: SpanRef | None = None
+
+        self.browser.highlighted.connect(self._on_highlighted)
+        self.browser.anchorClicked.connect(self._on_anchor_clicked)
+        self.photo_view.box_clicked.connect(self.select_entity)
+        self.issues_list.itemActivated.connect(self._on_issue_activated)
+        self.issues_list.itemClicked.connect(self._on_issue_activated)
+        self.clear()
+
+    # ------------------------------------------------------------------ content
+
+    def clear(self, message: str = "") -> None:
+        self.story = None
+        self.spans = {}
+        self.selected_id = None
+        self._shown_span = None
+        self.browser.setHtml(
+            f'<p style="color:#666;">{message}</p>'
+            if message
+            else '<p style="color:#666;">No story yet. Add photos to the album and press '
+            "<b>Generate</b> (Ctrl+Return).</p>"
+        )
+        self.issues_list.clear()
+        self.issues_label.setText("Checks")
+        self.photo_view.clear_photo()
+        self.photo_caption.setText("")
+
+    def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+        self.frame_photos = dict(frame_photos)
+        self._registered_images.clear()
+
+    def set_story(
+        self,
+        story: Any,
+        *,
+        names: Mapping[str, str] | None = None,
+        issues: list[Any] | None = None,
+        live: bool = False,
+        frame_count: int | None = None,
+    ) -> None:
+        """Show ``story`` (re-rendered in place; the scroll position is kept)."""
+        self.story = story
+        self.names = dict(names or {})
+        self._live = live
+        self._frame_count = frame_count
+        self._render()
+        if issues is not None:
+            self.set_issues(issues)
+
+    def set_names(self, names: Mapping[str, str]) -> None:
+        self.names = dict(names)
+        if self.story is not None:
+            self._render()
+            if self._shown_span is not None:
+                self._show_span(self._shown_span)
+
+    def _frame_image_url(self, frame: int) -> str | None:
+        photo = self.frame_photos.get(frame)
+        if photo is None:
+            return None
+        url = f"frame-photo:{frame}"
+        if frame not in self._registered_images:
+            ratio = max(1.0, self.devicePixelRatioF())
+            image = load_thumbnail(photo.path, int(THUMB_PX * max(2.0, ratio)))
+            if image.isNull():
+                return None
+            self.browser.document().addResource(
+                QTextDocument.ResourceType.ImageResource, QUrl(url), image
+            )
+            self._registered_images.add(frame)
+        return url
+
+    def _render(self) -> None:
+        if self.story is None:
+            return
+        images: dict[int, str] = {}
+        for segment in self.story.segments:
+            if segment.image is not None:
+                url = self._frame_image_url(segment.image)
+                if url:
+                    images[segment.image] = url
+        rendered = render_story(
+            self.story,
+            names=self.names,
+            frame_images=images,
+            selected_id=self.selected_id,
+            frame_count=self._frame_count,
+            live=self._live,
+            image_width=THUMB_PX,
+        )
+        bar = self.browser.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        position = bar.value()
+        self.spans = rendered.spans
+        self.browser.setHtml(rendered.html)
+        # Follow the text while it is being written, unless the user scrolled up to read.
+        bar.setValue(bar.maximum() if self._live and at_bottom else position)
+
+    def set_issues(self, issues: list[Any]) -> None:
+        self.issues_list.clear()
+        errors = 0
+        for issue in issues:
+            severity = getattr(issue.severity, "value", issue.severity)
+            errors += severity == "error"
+            where = []
+            if issue.frame is not None:
+                where.append(f"frame {issue.frame}")
+            if issue.id:
+                where.append(issue.id)
+            prefix = "✖" if severity == "error" else "⚠"
+            text = f"{prefix} {issue.message}" + (f"  ({', '.join(where)})" if where else "")
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, issue)
+            item.setToolTip(f"{issue.code}: {issue.message}")
+            self.issues_list.addItem(item)
+        if issues:
+            self.issues_label.setText(
+                f"Checks: {errors} error(s), {len(issues) - errors} warning(s)"
+            )
+        else:
+            self.issues_label.setText("Checks: no problems found")
+
+    # ------------------------------------------------------------------ interaction
+
+    def _on_highlighted(self, url: QUrl | str) -> None:
+        href = url.toString() if isinstance(url, QUrl) else str(url)
+        span = self.spans.get(href)
+        if span is not None:
+            self._show_span(span)
+
+    def _on_anchor_clicked(self, url: QUrl) -> None:
+        span = self.spans.get(url.toString())
+        if span is None:
+            return
+        self._show_span(span)
+        if span.ids:
+            self.select_entity(span.ids[0], scroll=False)
+
+    def show_span(self, href: str) -> None:
+        """Show the box(es) of the span behind link ``href`` (what hovering it does)."""
+        span = self.spans.get(href)
+        if span is not None:
+            self._show_span(span)
+
+    def _show_span(self, span: SpanRef) -> None:
+        self._shown_span = span
+        frame = span.frame
+        if frame is None and span.ids and self.story is not None:
+            frames = services.boxes_for(self.story, span.ids[0])
+            frame = min(frames) if frames else None
+        if frame is None:
+            self.status_message.emit(f"“{span.text}” is not tied to a photo.")
+            return
+        self.show_entities(frame, span.ids, caption_text=span.text)
+
+    def show_entities(
+        self, frame: int, entity_ids: tuple[str, ...], caption_text: str = ""
+    ) -> None:
+        """Show frame ``frame``'s photo with the boxes of ``entity_ids`` in it."""
+        photo = self.frame_photos.get(frame)
+        if photo is None or self.story is None:
+            self.status_message.emit(f"Frame {frame} has no photo in this album any more.")
+            return
+        if not self.photo_view.set_photo(photo.path):
+            self.status_message.emit(f"{photo.path} cannot be shown: it is missing or unreadable.")
+            return
+        original = self.photo_view.original_size
+        prepared = photo.prepared_size or original
+        colors = colors_for(self.story)
+        overlays: list[BoxOverlay] = []
+        missing: list[str] = []
+        for entity_id in entity_ids:
+            box = services.box_in_frame(self.story, entity_id, frame)
+            name = display_name(self.story, entity_id, self.names)
+            if box is None:
+                missing.append(name)
+                continue
+            rect = services.map_box((box.x1, box.y1, box.x2, box.y2), prepared, original)
+            overlays.append(BoxOverlay(entity_id, name, rect, colors.get(entity_id, "#ffcc00")))
+        self.photo_view.show_boxes(overlays)
+        who = ", ".join(o.label for o in overlays)
+        caption = f"Frame {frame}"
+        if caption_text:
+            caption += f" · “{caption_text}”"
+        if who:
+            caption += f" → {who}"
+        if missing:
+            caption += f" (no box for {', '.join(missing)} in this photo)"
+        self.photo_caption.setText(caption)
+
+    def select_entity(self, entity_id: str, scroll: bool = True) -> None:
+        """Highlight every span of ``entity_id`` (clicking a box or a cast card does this)."""
+        self.selected_id = entity_id or None
+        if self.story is not None:
+            self._render()
+        self.entity_selected.emit(entity_id)
+        if scroll and entity_id:
+            for href, span in self.spans.items():
+                if entity_id in span.ids:
+                    self._scroll_to_span(href)
+                    break
+            name = display_name(self.story, entity_id, self.names) if self.story else entity_id
+            count = sum(entity_id in span.ids for span in self.spans.values())
+            self.status_message.emit(f"{name} ({entity_id}): {count} mention(s) highlighted")
+
+    def _scroll_to_span(self, href: str) -> None:
+        document = self.browser.document()
+        block = document.begin()
+        while block.isValid():
+            iterator = block.begin()
+            while not iterator.atEnd():
+                fragment = iterator.fragment()
+                if fragment.isValid() and fragment.charFormat().anchorHref() == href:
+                    cursor = self.browser.textCursor()
+                    cursor.setPosition(fragment.position())
+                    self.browser.setTextCursor(cursor)
+                    self.browser.ensureCursorVisible()
+                    return
+                iterator += 1
+            block = block.next()
+
+    def _on_issue_activated(self, item: QListWidgetItem) -> None:
+        issue = item.data(Qt.ItemDataRole.UserRole)
+        if issue is None:
+            return
+        if issue.frame is not None:
+            self.browser.scrollToAnchor(f"frame{issue.frame}")
+            if issue.id:
+                self.show_entities(issue.frame, (issue.id,))
+            elif issue.frame in self.frame_photos:
+                self.show_entities(issue.frame, ())
+        elif issue.id:
+            self.select_entity(issue.id)
+
+    def entity_label(self, entity_id: str) -> str:
+        return display_name(self.story, entity_id, self.names) if self.story else entity_id

@@ -1,0 +1,121 @@
+"""GUI test set-up: offscreen Qt, fail on Qt warnings and on threads left running.
+
+Every test gets a fresh library in its own STORYTELLER_HOME (tests/conftest.py) and, through
+``make_window``, a main window whose story backend is scripted (deterministic) unless the test
+passes another one. Windows are closed at the end of the test; a worker thread still running
+after that fails the test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ui_sample
+from PySide6.QtCore import QtMsgType
+from PySide6.QtWidgets import QApplication
+
+from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.ui import services, workers
+
+# Messages the offscreen platform prints for any top-level window; they say nothing about us.
+BENIGN_QT_MESSAGES = (
+    "This plugin does not support propagateSizeHints()",
+    "This plugin does not support raise()",
+    "This plugin does not support grabbing the keyboard",
+    "QFont::setPointSizeF: Point size <= 0",
+)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_qt_warnings_and_leaked_threads(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test when Qt logged a warning or a worker thread outlived the test."""
+    threads_before = set(threading.enumerate())
+    yield
+    qtlog = request.node.stash.get(_QTLOG_KEY, None)
+    app = QApplication.instance()
+    if app is not None:
+        app.processEvents()
+    running = workers.live_threads()
+    leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    problems = []
+    if running:
+        problems.append(f"{len(running)} worker QThread(s) still running after the test")
+    if leaked:
+        problems.append(f"threads left running: {[t.name for t in leaked]}")
+    if qtlog is not None:
+        bad = [
+            record.message
+            for record in qtlog.records
+            if record.type
+            in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)
+            and not any(text in record.message for text in BENIGN_QT_MESSAGES)
+        ]
+        if bad:
+            problems.append(f"Qt warnings: {bad}")
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+_QTLOG_KEY = pytest.StashKey[Any]()
+
+
+@pytest.fixture(autouse=True)
+def _capture_qtlog(request: pytest.FixtureRequest, qtlog: Any) -> None:
+    request.node.stash[_QTLOG_KEY] = qtlog
+
+
+@pytest.fixture(scope="session")
+def sample_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The four drawn sample photos, in story order."""
+    return ui_sample.write_photos(tmp_path_factory.mktemp("sample-photos"))
+
+
+@pytest.fixture
+def story_output() -> str:
+    return ui_sample.story_text()
+
+
+@pytest.fixture
+def library() -> Iterator[Any]:
+    lib = services.open_library(None)
+    yield lib
+    lib.close()
+
+
+def scripted_backend(output: str, token_delay_s: float = 0.0) -> ScriptedBackend:
+    """A backend replaying ``output``; photos are 'prepared' to the sample's prepared size."""
+    return ScriptedBackend(
+        output, token_delay_s=token_delay_s, prepared_size=ui_sample.PREPARED_SIZE
+    )
+
+
+@pytest.fixture
+def make_window(qtbot: Any, library: Any, story_output: str) -> Iterator[Callable[..., Any]]:
+    """``make_window(backend=None)``: a shown main window over the test's library."""
+    from desktop_app.ui.main_window import MainWindow
+
+    windows: list[Any] = []
+
+    def make(backend: Any = None, confirm: Callable[..., bool] | None = None) -> Any:
+        chosen = backend if backend is not None else scripted_backend(story_output)
+        window = MainWindow(library, lambda: chosen, confirm=confirm or (lambda *_args: True))
+        qtbot.addWidget(window)
+        window.resize(1440, 900)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        if window.is_generating():
+            window.stop_generation()
+            qtbot.waitUntil(lambda w=window: not w.is_generating(), timeout=10_000)
+        window.close()
+        for handle in list(window._workers):
+            handle.stop()
+        QApplication.processEvents()

@@ -1,0 +1,378 @@
+"""The main flows a user goes through, driven like a user would (offscreen).
+
+Album -> photos dropped from the desktop -> reorder -> generate (scripted backend) -> a live,
+structured story -> hover a word and see its box on the right photo -> stop keeps a partial
+version -> rename a character -> export.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ui_sample
+from conftest import scripted_backend
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRectF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+from desktop_app.library.records import RunStatus
+from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
+
+
+def drop_urls(target: QWidget, paths: Sequence[Path], pos: QPoint | None = None) -> None:
+    """Drop ``paths`` on ``target`` as a file manager would (drag enter, move, drop)."""
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    point = QPointF(pos if pos is not None else QPoint(target.width() - 5, target.height() // 2))
+    buttons = Qt.MouseButton.LeftButton
+    mods = Qt.KeyboardModifier.NoModifier
+    action = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(point.toPoint(), action, data, buttons, mods)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted(), "the drop target refused the files"
+    move = QDragMoveEvent(point.toPoint(), action, data, buttons, mods)
+    QApplication.sendEvent(target, move)
+    drop = QDropEvent(point, action, data, buttons, mods)
+    QApplication.sendEvent(target, drop)
+
+
+def album_with_photos(
+    qtbot: Any, window: Any, photos: Sequence[Path], name: str = "Kite day"
+) -> Any:
+    album = window.new_album(name, edit=False)
+    drop_urls(window.filmstrip.viewport(), photos)
+    qtbot.waitUntil(lambda: window.photo_model.rowCount() == len(photos), timeout=10_000)
+    return album
+
+
+def generate_and_wait(qtbot: Any, window: Any) -> Any:
+    window.generate()
+    assert window.is_generating()
+    qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
+    return window.current_run
+
+
+# ----------------------------------------------------------------------------- item models
+
+
+def test_item_models_pass_qt_model_tester(
+    qtbot: Any, qtmodeltester: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    assert isinstance(window.album_model, AlbumListModel)
+    qtmodeltester.check(window.album_model)
+    assert isinstance(window.photo_model, PhotoListModel)
+    qtmodeltester.check(window.photo_model)
+    assert isinstance(window.run_model, RunListModel)
+    qtmodeltester.check(window.run_model)
+
+
+# ----------------------------------------------------------------------------- albums and photos
+
+
+def test_create_rename_delete_album_updates_the_list_and_library(
+    qtbot: Any, make_window: Callable[..., Any], library: Any
+) -> None:
+    window = make_window()
+    window.new_album("Holiday", edit=False)
+    index = window.album_view.currentIndex()
+    assert "Holiday" in index.data()
+    assert window.album_model.setData(index, "Summer holiday")
+    assert [a.name for a in library.albums()] == ["Summer holiday"]
+    assert "Summer holiday" in window.album_view.currentIndex().data()
+    window.delete_album()
+    assert library.albums() == []
+    assert window.album_model.rowCount() == 0
+
+
+def test_dropped_photos_are_imported_and_drag_reorder_is_saved(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album = album_with_photos(qtbot, window, sample_photos)
+    assert [p.path.name for p in library.photos(album.id)] == [p.name for p in sample_photos]
+    assert "4 photos" in window.album_view.currentIndex().data()
+    assert "image tokens" in window.cost_label.text()
+
+    # Drag the last photo onto the first one: it moves to the front, in the view and on disk.
+    model = window.photo_model
+    data = model.mimeData([model.index(3)])
+    first = window.filmstrip.visualRect(model.index(0)).center()
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    viewport = window.filmstrip.viewport()
+    QApplication.sendEvent(
+        viewport, QDragEnterEvent(first, Qt.DropAction.MoveAction, data, buttons, mods)
+    )
+    QApplication.sendEvent(
+        viewport, QDragMoveEvent(first, Qt.DropAction.MoveAction, data, buttons, mods)
+    )
+    QApplication.sendEvent(
+        viewport, QDropEvent(QPointF(first), Qt.DropAction.MoveAction, data, buttons, mods)
+    )
+    expected = [sample_photos[3].name, *[p.name for p in sample_photos[:3]]]
+    assert [p.path.name for p in model.photos()] == expected
+    assert [p.path.name for p in library.photos(album.id)] == expected
+    assert model.rowCount() == 4  # moved, not copied or removed
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def test_generate_shows_a_live_structured_story_and_keeps_it_as_a_version(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    sample_photos: list[Path],
+    story_output: str,
+) -> None:
+    window = make_window(scripted_backend(story_output, token_delay_s=0.002))
+    album_with_photos(qtbot, window, sample_photos)
+    window.generate()
+    # While writing: the phase line and a structured (not raw) view of the analysis so far.
+    qtbot.waitUntil(lambda: "Analysing frame" in window.phase_label.text(), timeout=10_000)
+    assert "tokens" in window.phase_label.text()
+    live_text = window.story_panel.browser.toPlainText()
+    assert "|" not in live_text and "<think>" not in live_text
+    qtbot.waitUntil(lambda: "Writing frame" in window.phase_label.text(), timeout=20_000)
+    qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
+
+    run = window.current_run
+    assert run.status is RunStatus.COMPLETE
+    assert run.raw_output == story_output
+    text = window.story_panel.browser.toPlainText()
+    assert "Frame 4" in text and "Grandpa Joe" in text and "<gdo" not in text
+    assert "no problems found" in window.story_panel.issues_label.text()
+    assert "tokens/s" in window.speed_label.text()
+    assert window.run_model.rowCount() == 1
+
+
+def test_stop_after_the_first_token_keeps_the_partial_story_as_a_stopped_version(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    sample_photos: list[Path],
+    story_output: str,
+) -> None:
+    window = make_window(scripted_backend(story_output, token_delay_s=0.01))
+    album = album_with_photos(qtbot, window, sample_photos)
+    window.generate()
+    qtbot.waitUntil(lambda: window.live is not None and window.live.tokens >= 1, timeout=10_000)
+    window.stop_generation()
+    qtbot.waitUntil(lambda: not window.is_generating(), timeout=10_000)
+    runs = library.runs(album.id)
+    assert [r.status for r in runs] == [RunStatus.STOPPED]
+    partial = runs[0].raw_output
+    assert partial and story_output.startswith(partial) and len(partial) < len(story_output)
+    assert window.current_run.id == runs[0].id
+    assert "stopped" in window.run_view.currentIndex().data()
+
+
+def test_closing_while_generating_asks_then_stops_cleanly(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    sample_photos: list[Path],
+    story_output: str,
+) -> None:
+    asked: list[str] = []
+
+    def confirm(_parent: Any, title: str, _text: str) -> bool:
+        asked.append(title)
+        return True
+
+    window = make_window(scripted_backend(story_output, token_delay_s=0.01), confirm=confirm)
+    album = album_with_photos(qtbot, window, sample_photos)
+    window.generate()
+    qtbot.waitUntil(lambda: window.live is not None and window.live.tokens >= 3, timeout=10_000)
+    window.close()
+    assert asked == ["Stop writing?"]
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    assert [r.status for r in library.runs(album.id)] == [RunStatus.STOPPED]
+
+
+# ----------------------------------------------------------------------------- grounding
+
+
+def expected_scene_rect(frame: int, entity_id: str) -> QRectF:
+    """Where ``entity_id``'s box must land on frame ``frame``'s photo (original pixels)."""
+    x1, y1, x2, y2 = ui_sample.prepared_box(ui_sample.SCENES[frame - 1].boxes[entity_id])
+    pw, ph = ui_sample.PREPARED_SIZE
+    ow, oh = ui_sample.PHOTO_SIZE
+    return QRectF(x1 * ow / pw, y1 * oh / ph, (x2 - x1) * ow / pw, (y2 - y1) * oh / ph)
+
+
+def assert_rect_close(actual: QRectF, expected: QRectF, tolerance: float = 0.75) -> None:
+    for a, e in (
+        (actual.left(), expected.left()),
+        (actual.top(), expected.top()),
+        (actual.right(), expected.right()),
+        (actual.bottom(), expected.bottom()),
+    ):
+        assert abs(a - e) <= tolerance, f"{actual} != {expected}"
+
+
+def test_hovering_a_word_draws_its_box_at_the_right_place_at_any_window_size(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    panel = window.story_panel
+    href = next(h for h, s in panel.spans.items() if s.frame == 3 and s.ids == ("char3",))
+    panel.browser.highlighted.emit(QUrl(href))  # what hovering (or tabbing to) the link emits
+    view = panel.photo_view
+    assert view.photo_path is not None and view.photo_path.name == sample_photos[2].name
+    (box,) = view.box_items()
+    assert box.overlay.entity_id == "char3"
+    expected = expected_scene_rect(3, "char3")
+    assert_rect_close(
+        box.sceneBoundingRect().adjusted(
+            box.pen().widthF() / 2,
+            box.pen().widthF() / 2,
+            -box.pen().widthF() / 2,
+            -box.pen().widthF() / 2,
+        ),
+        expected,
+    )
+    # The photo item covers the whole original photo in the same coordinates.
+    assert_rect_close(view.photo_item.sceneBoundingRect(), QRectF(0, 0, *ui_sample.PHOTO_SIZE))
+    # On screen the box sits over the same part of the photo, whatever the window size.
+    for size in ((1440, 900), (1000, 700)):
+        window.resize(*size)
+        QApplication.processEvents()
+        photo_on_screen = view.mapFromScene(view.photo_item.sceneBoundingRect()).boundingRect()
+        box_on_screen = view.mapFromScene(expected).boundingRect()
+        fx = (box_on_screen.left() - photo_on_screen.left()) / photo_on_screen.width()
+        fy = (box_on_screen.top() - photo_on_screen.top()) / photo_on_screen.height()
+        assert abs(fx - expected.left() / ui_sample.PHOTO_SIZE[0]) < 0.01
+        assert abs(fy - expected.top() / ui_sample.PHOTO_SIZE[1]) < 0.01
+
+
+def test_clicking_a_box_highlights_every_mention_of_that_entity(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    panel = window.story_panel
+    panel.show_entities(1, ("char2",))
+    (box,) = panel.photo_view.box_items()
+    view = panel.photo_view
+    center = view.mapFromScene(box.sceneBoundingRect().center())
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=center)
+    assert panel.selected_id == "char2"
+    html = panel.browser.toHtml()
+    mentions = sum("char2" in s.ids for s in panel.spans.values())
+    assert mentions >= 4
+    assert html.count("background-color:#fff2a8") >= mentions
+
+
+# ----------------------------------------------------------------------------- edits and export
+
+
+def test_renaming_a_character_shows_everywhere_and_is_stored_as_an_edit(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    sample_photos: list[Path],
+    story_output: str,
+) -> None:
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    run = generate_and_wait(qtbot, window)
+    gallery = window.analysis_panel.cast_list
+    item = next(gallery.item(i) for i in range(gallery.count()) if gallery.item(i).text() == "Maya")
+    item.setText("Mia")  # what editing the name in the cast gallery does
+    assert library.display_names(run.id) == {"char1": "Mia"}
+    assert library.run(run.id).raw_output == story_output  # the model's output is untouched
+    story_text = window.story_panel.browser.toPlainText()
+    assert "Mia" in story_text and "Maya" not in story_text
+    assert window.analysis_panel.cast_names()["char1"] == "Mia"
+    matrix = window.analysis_panel.matrix
+    labels = [matrix.verticalHeaderItem(r).text() for r in range(matrix.rowCount())]
+    assert "Mia (char1)" in labels
+    assert (
+        "Mia"
+        in window.analysis_panel.frame_tabs.widget(0)
+        .widget()
+        .findChildren(type(matrix))[0]
+        .item(0, 1)
+        .text()
+    )
+    # Crops come from the boxes: every character has a picture.
+    assert all(not gallery.item(i).icon().isNull() for i in range(3))
+
+
+@pytest.mark.parametrize("kind", ["html", "markdown", "json", "pdf"])
+def test_export_writes_the_story_with_the_users_names(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    sample_photos: list[Path],
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    run = generate_and_wait(qtbot, window)
+    window.rename_entity("char2", "Sir Biscuit")
+    target = tmp_path / f"story.{kind}"
+    handle = window.export(kind, target)
+    if handle is not None:
+        qtbot.waitUntil(lambda: not handle.is_running() and target.exists(), timeout=20_000)
+    assert target.exists() and target.stat().st_size > 0
+    if kind == "pdf":
+        data = target.read_bytes()
+        assert data.startswith(b"%PDF") and b"/Page" in data
+        return
+    content = target.read_text(encoding="utf-8")
+    if kind == "json":
+        parsed = json.loads(content)
+        assert "Sir Biscuit" in json.dumps(parsed)
+        assert len(json.dumps(parsed.get("frames", parsed))) > 1000
+    else:
+        assert "Sir Biscuit" in content and "Grandpa Joe" in content
+    if kind == "html":
+        assert content.count("data:image/jpeg;base64,") >= 4
+    assert run.id == window.current_run.id
+
+
+def test_copy_as_text_puts_the_plain_story_on_the_clipboard(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    window.copy_story()
+    text = QApplication.clipboard().text()
+    assert "Grandpa Joe" in text and "<gd" not in text
+
+
+def test_versions_switch_delete_and_compare(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    sample_photos: list[Path],
+    story_output: str,
+) -> None:
+    window = make_window()
+    album = album_with_photos(qtbot, window, sample_photos)
+    first = generate_and_wait(qtbot, window)
+    second = generate_and_wait(qtbot, window)
+    assert window.run_model.rowCount() == 2
+    window.compare_versions()
+    assert window.tabs.currentWidget() is window.compare_panel
+    assert "Grandpa Joe" in window.compare_panel.left_browser.toPlainText()
+    assert "Grandpa Joe" in window.compare_panel.right_browser.toPlainText()
+    assert window.compare_panel.left_combo.currentData() == first.id
+    assert window.compare_panel.right_combo.currentData() == second.id
+    window._select_run_row(first.id)
+    assert window.current_run.id == first.id
+    window.delete_current_run()
+    assert [r.id for r in library.runs(album.id)] == [second.id]
+    assert window.current_run.id == second.id
