@@ -55,6 +55,8 @@ def run_self_test_command(argv: Sequence[str]) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """``storyteller doctor``: the same checks as ``--self-test``, as a subcommand."""
+    if "doctor" in subparsers.choices:
+        return  # the engine's fuller doctor (desktop_app.cli.doctor_cmd) is registered
     parser = subparsers.add_parser(
         "doctor", help="check this installation", description=SELF_TEST_HELP
     )

@@ -551,7 +551,9 @@ class LlamaCppBackend:
                         raise GenerationError(
                             f"llama.cpp failed while writing ({err}): the context may be full"
                         ) from err
-            tail = decoder.decode(b"", final=True)
+            # A cancelled run keeps exactly what was streamed; a finished one flushes any
+            # incomplete UTF-8 at the end.
+            tail = "" if finish is FinishReason.CANCELLED else decoder.decode(b"", final=True)
             if tail:
                 pieces.append(tail)
                 yield TokenEvent(tail)
