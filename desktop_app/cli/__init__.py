@@ -26,6 +26,7 @@ EXIT_INTERRUPTED = 130
 COMMAND_MODULES: tuple[str, ...] = (
     "desktop_app.cli.tell_cmd",
     "desktop_app.cli.doctor_cmd",
+    "desktop_app.cli.parse_cmd",
     "desktop_app.cli.selftest_cmd",
 )
 

@@ -1,0 +1,91 @@
+"""`storyteller parse`: prints a saved output as JSON, text, Markdown or HTML."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop_app.cli import main
+
+RAW_DIR = Path(__file__).parent / "golden" / "raw"
+EXPECTED_DIR = Path(__file__).parent / "golden" / "expected"
+
+
+def test_json_is_the_default_and_matches_the_contract(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    assert main(["parse", str(RAW_DIR / "unicode_names.txt"), "--frames", "2"]) == 0
+    data = json.loads(capsysbinary.readouterr().out.decode("utf-8"))
+    expected = json.loads((EXPECTED_DIR / "unicode_names.json").read_text(encoding="utf-8"))
+    assert data == expected
+    assert data["frames"][0]["characters"][1]["name"] == "美咲"
+
+
+def test_frames_option_enables_missing_frame(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    main(["parse", str(RAW_DIR / "clean_5_frames.txt"), "--frames", "6"])
+    issues = json.loads(capsysbinary.readouterr().out)["issues"]
+    assert [(i["code"], i["frame"]) for i in issues] == [
+        ("missing-frame", 6),
+        ("missing-analysis", 6),
+    ]
+
+
+def test_text_format_prints_the_story_and_issues_on_stderr(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    assert main(["parse", str(RAW_DIR / "truncated_mid_story.txt"), "--format", "text"]) == 0
+    captured = capsysbinary.readouterr()
+    assert captured.out.decode().startswith("Nora pointed towards the sea")
+    assert "error: truncated:" in captured.err.decode()
+
+
+@pytest.mark.parametrize(("fmt", "start"), [("md", "# Story\n"), ("html", "<!DOCTYPE html>")])
+def test_markdown_and_html(
+    fmt: str, start: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    assert main(["parse", str(RAW_DIR / "clean_5_frames.txt"), "--format", fmt]) == 0
+    assert capsysbinary.readouterr().out.decode("utf-8").startswith(start)
+
+
+def test_reads_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    raw = "<gdi image1>Zoë <gdo char1>waves</gdo></gdi>".encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
+    assert main(["parse", "-", "--format", "text"]) == 0
+    assert capsysbinary.readouterr().out.decode("utf-8") == "Zoë waves\n"
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parse", str(tmp_path / "nope.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "nope.txt does not exist" in err
+    assert "Traceback" not in err
+    assert main(["parse", str(tmp_path)]) == 1
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_bad_frame_count_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["parse", "x.txt", "--frames", "zero"])
+    assert exit_info.value.code == 2
+    assert "not a whole number" in capsys.readouterr().err
+
+
+def test_output_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    source = tmp_path / "out.txt"
+    source.write_bytes((RAW_DIR / "unicode_names.txt").read_bytes() + b"\n\xff broken byte")
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop_app", "parse", str(source), "--format", "text"],
+        capture_output=True,
+        env={"LC_ALL": "C", "PYTHONIOENCODING": "ascii", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert "美咲".encode() in result.stdout
