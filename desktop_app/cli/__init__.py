@@ -25,6 +25,7 @@ EXIT_INTERRUPTED = 130
 # Subcommand modules, in the order `storyteller --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "desktop_app.cli.tell_cmd",
+    "desktop_app.cli.album_cmd",
     "desktop_app.cli.doctor_cmd",
     "desktop_app.cli.parse_cmd",
     "desktop_app.cli.selftest_cmd",

@@ -53,6 +53,7 @@ _TAG_NAMES = {SpanKind.ENTITY: "gdo", SpanKind.ACTION: "gda", SpanKind.LOCATION:
 
 _HEADING_RE = re.compile(r"^\s*(?:#{1,6}\s*(.*?)\s*#*|\*\*(.+?)\*\*:?)\s*$")
 _FRAME_TITLE_RE = re.compile(r"^(?:image|frame|photo|picture)\s*#?\s*(\d{1,6})\b", re.IGNORECASE)
+_BARE_FRAME_TITLE_RE = re.compile(r"^(?:image|frame)\s*#?\s*\d{1,6}\s*:?$", re.IGNORECASE)
 _SEPARATOR_ROW_RE = re.compile(r"^[\s|:-]*$")  # "|---|:--:|", or a row of empty cells
 _DATA_ID_RE = re.compile(r"^(char|obj|bg)\s*\d+$", re.IGNORECASE)
 # A number not glued to a word: "x1=40" yields 40, not 1.
@@ -370,6 +371,9 @@ class _ParseState:
         heading = _HEADING_RE.match(line)
         if heading is not None and "|" not in stripped:
             self._heading((heading.group(1) or heading.group(2) or "").strip())
+            return
+        if _BARE_FRAME_TITLE_RE.match(stripped):  # "Image 2:" on its own line
+            self._heading(stripped)
             return
         if "|" in stripped and (stripped.startswith("|") or self.table is not _Table.NONE):
             self._table_row(stripped)

@@ -210,3 +210,13 @@ def test_story_lookups() -> None:
     assert story.frames_of("char1") == (1, 2)
     assert [c.id for c in story.cast()] == ["char1"]
     assert story.defined_ids() == {"char1", "obj1"}
+
+
+def test_frame_headings_in_other_shapes() -> None:
+    text = "<think>\nImage 1\n| char1 | A |\n**Image 2**\n| char2 | B |\n### Image 3: the end\n| char3 | C |\n</think>"
+    frames = parse_story(text).frames
+    assert [(f.index, [c.id for c in f.characters]) for f in frames] == [
+        (1, ["char1"]),
+        (2, ["char2"]),
+        (3, ["char3"]),
+    ]
