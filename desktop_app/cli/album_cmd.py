@@ -14,11 +14,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_app.engine.events import (
+    RunResult,
+    ShouldStop,
+    StoryBackend,
+    StoryRequest,
+)
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace, Library], int]
 
@@ -276,46 +283,60 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.cli import tell_cmd
-    from desktop_app.engine.events import PhaseEvent, TokenEvent
     from desktop_app.library.tell import model_identity, tell_album
-    from desktop_app.story.parser import parse_story
-    from desktop_app.story.render import render_text
 
-    model_path = getattr(args, "model", None)
-    mmproj_path = getattr(args, "mmproj", None)
+    show_progress = not args.quiet
+    asked: list[StoryRequest] = []
+    results: list[RunResult] = []
+
+    def make_request(photos: Sequence[Path]) -> StoryRequest:
+        asked.append(tell_cmd.request_from_args(args, list(photos)))
+        return asked[-1]
+
+    def run_with_progress(
+        backend: StoryBackend, request: StoryRequest, stop: ShouldStop, on_event: Any
+    ) -> RunResult:
+        results.append(
+            tell_cmd.run_story(
+                backend, request, show_progress=show_progress, should_stop=stop, on_event=on_event
+            )
+        )
+        return results[-1]
+
+    def started(run_id: int) -> None:
+        if show_progress:
+            _err(f"storyteller: writing story {run_id} of album {args.name!r}")
+
+    library.album(args.name)  # an unknown album is reported before any model loads
+    backend = tell_cmd.backend_from_args(args)
+    # The embedded backend knows its files (from --model, the settings or the default model).
+    model_path = getattr(backend, "model_path", None)
+    mmproj_path = getattr(backend, "mmproj_path", None)
     model = (
         model_identity(Path(model_path), Path(mmproj_path) if mmproj_path else None)
         if model_path
         else None
     )
-    show_progress = not getattr(args, "quiet", False) and sys.stderr.isatty()
-    tokens = 0
-
-    def progress(event: object) -> None:
-        nonlocal tokens
-        if isinstance(event, PhaseEvent) and show_progress:
-            _err(event.describe())
-        elif isinstance(event, TokenEvent):
-            tokens += 1
-            if show_progress and tokens % 50 == 0:
-                _err(f"writing: {tokens} tokens")
-
-    backend = tell_cmd.backend_from_args(args)
     try:
-        run = tell_album(
-            library,
-            args.name,
-            backend,
-            lambda photos: tell_cmd.request_from_args(args, list(photos)),
-            on_event=progress,
-            on_started=lambda run_id: _err(f"story {run_id} started") if show_progress else None,
-            model=model,
-        )
+        with tell_cmd._Interrupt() as interrupt:  # Ctrl-C stops and keeps the partial story
+            run = tell_album(
+                library,
+                args.name,
+                backend,
+                make_request,
+                should_stop=interrupt,
+                on_started=started,
+                model=model,
+                runner=run_with_progress,
+            )
     finally:
         backend.close()
-    print(render_text(parse_story(run.raw_output), library.display_names(run.id)))
-    _err(f"story {run.id} saved ({run.status.value}, {len(run.raw_output)} chars)")
-    return EXIT_OK if run.status is RunStatus.COMPLETE else EXIT_FAILED
+    output = tell_cmd.render_output(results[-1], asked[-1], args.format)
+    sys.stdout.write(output if output.endswith("\n") else output + "\n")
+    sys.stdout.flush()
+    if show_progress:
+        _err(f"storyteller: story {run.id} saved ({run.status.value}, {len(run.raw_output)} chars)")
+    return EXIT_INTERRUPTED if run.status is RunStatus.STOPPED else EXIT_OK
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -391,6 +412,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from desktop_app.cli import tell_cmd
 
     tell_cmd.add_tell_options(p)
+    p.add_argument(
+        "--format", choices=tell_cmd.FORMATS, default="text", help="what to print (default text)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     p = add("stories", _stories, "list an album's stories")
     p.add_argument("name", metavar="NAME")

@@ -26,6 +26,10 @@ from desktop_app.library.store import AlbumRef, Library
 logger = logging.getLogger(__name__)
 
 RequestFactory = Callable[[tuple[Path, ...]], StoryRequest]
+EventCallback = Callable[[Event], None]
+# Runs a request to its result, passing every event to the callback (e.g. the CLI's
+# ``tell_cmd.run_story``, which adds progress bars); the default iterates ``generate`` itself.
+Runner = Callable[[StoryBackend, StoryRequest, ShouldStop, EventCallback], RunResult]
 
 
 def _never_stop() -> bool:
@@ -83,16 +87,18 @@ def tell_album(
     request_factory: RequestFactory,
     *,
     should_stop: ShouldStop = _never_stop,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: EventCallback | None = None,
     on_started: Callable[[int], None] | None = None,
     model: dict[str, Any] | None = None,
+    runner: Runner | None = None,
 ) -> StoryRun:
     """Tell the story of ``album``'s photos (in album order) and keep it as a new run.
 
     The output is written to the run while it streams (throttled by the library), so readers
     see it grow and a crash leaves an interruptible run. ``request_factory`` turns the photo
     paths into the request (detail, sampling...); ``on_event`` sees every backend event (for
-    progress); ``on_started`` gets the new run id. Returns the finished run: ``complete``, or
+    progress); ``on_started`` gets the new run id; ``runner`` replaces the plain loop over
+    ``backend.generate`` (it must pass every event on). Returns the finished run: ``complete``, or
     ``stopped`` when ``should_stop`` ended it. A backend error is recorded as a ``failed`` run
     with its partial output and then raised; Ctrl-C records a ``stopped`` run and re-raises.
     """
@@ -119,14 +125,22 @@ def tell_album(
     if on_started is not None:
         on_started(run_id)
     result: RunResult | None = None
+
+    def record(event: Event) -> None:
+        nonlocal result
+        if isinstance(event, TokenEvent):
+            library.append_output(run_id, event.text)
+        elif isinstance(event, ResultEvent):
+            result = event.result
+        if on_event is not None:
+            on_event(event)
+
     try:
-        for event in backend.generate(request, should_stop=should_stop):
-            if isinstance(event, TokenEvent):
-                library.append_output(run_id, event.text)
-            elif isinstance(event, ResultEvent):
-                result = event.result
-            if on_event is not None:
-                on_event(event)
+        if runner is None:
+            for event in backend.generate(request, should_stop=should_stop):
+                record(event)
+        else:
+            result = runner(backend, request, should_stop, record)
     except KeyboardInterrupt:
         library.stop_run(run_id)
         raise
