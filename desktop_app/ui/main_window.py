@@ -77,7 +77,7 @@ logger = logging.getLogger(__name__)
 RENDER_INTERVAL_MS = 100  # live story re-render: at most ~10 times a second
 THUMBNAIL_PX = 256
 FILMSTRIP_ICON = QSize(128, 96)
-MAX_TOKENS = 4096
+DEFAULT_MAX_TOKENS = 4096  # the model card's limit; Settings.max_tokens overrides it
 
 BackendFactory = Callable[[], StoryBackend]
 
@@ -367,6 +367,8 @@ class MainWindow(QMainWindow):
         self.preset_combo.setObjectName("presetCombo")
         self.preset_combo.addItem("Faithful", Preset.FAITHFUL)
         self.preset_combo.addItem("Creative", Preset.CREATIVE)
+        preset = getattr(self.settings, "preset", Preset.FAITHFUL)
+        self.preset_combo.setCurrentIndex(0 if preset is Preset.FAITHFUL else 1)
         self.preset_combo.setToolTip(
             "Faithful: sticks closely to what is in the photos. Creative: the model card's "
             "sampling (temperature 0.7, top-p 0.9)."
@@ -377,12 +379,14 @@ class MainWindow(QMainWindow):
             self.detail_combo.addItem(
                 f"{detail.value.capitalize()} detail ({detail.token_budget} tokens/photo)", detail
             )
-        self.detail_combo.setCurrentIndex(list(Detail).index(Detail.NORMAL))
+        detail = getattr(self.settings, "detail", Detail.NORMAL)
+        self.detail_combo.setCurrentIndex(list(Detail).index(detail))
         self.detail_combo.setToolTip("More detail: better boxes, slower and more memory")
         self.seed_spin = QSpinBox(self)
         self.seed_spin.setObjectName("seedSpin")
         self.seed_spin.setRange(-1, 2_147_483_647)
-        self.seed_spin.setValue(-1)
+        seed = getattr(self.settings, "seed", None)
+        self.seed_spin.setValue(-1 if seed is None else seed)
         self.seed_spin.setSpecialValueText("random")
         self.seed_spin.setPrefix("seed ")
         self.seed_spin.setToolTip("A fixed seed tells the same story again; 'random' varies it")
@@ -806,7 +810,7 @@ class MainWindow(QMainWindow):
             self.cost_label.setText("Drop photos here or use Add photos (5–10 work best)")
             return
         estimate = services.estimate_cost(
-            [(p.width, p.height) for p in photos], self.detail(), MAX_TOKENS
+            [(p.width, p.height) for p in photos], self.detail(), self.max_tokens()
         )
         self.cost_label.setText(f"{len(photos)} photos · {estimate.describe()}")
 
@@ -817,6 +821,9 @@ class MainWindow(QMainWindow):
 
     def preset(self) -> Preset:
         return self.preset_combo.currentData()
+
+    def max_tokens(self) -> int:
+        return int(getattr(self.settings, "max_tokens", 0) or DEFAULT_MAX_TOKENS)
 
     def seed(self) -> int | None:
         value = self.seed_spin.value()
@@ -841,7 +848,7 @@ class MainWindow(QMainWindow):
         request = StoryRequest(
             photos=tuple(p.path for p in usable),
             detail=self.detail(),
-            sampling=self.preset().sampling(max_tokens=MAX_TOKENS, seed=self.seed()),
+            sampling=self.preset().sampling(max_tokens=self.max_tokens(), seed=self.seed()),
         )
         parameters = {
             "preset": self.preset().value,

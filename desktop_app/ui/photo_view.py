@@ -45,27 +45,6 @@ class BoxOverlay:
     color: str  # "#rrggbb"
 
 
-def map_prepared_to_original(
-    box: tuple[float, float, float, float],
-    prepared_size: tuple[int, int],
-    original_size: tuple[int, int],
-) -> tuple[float, float, float, float]:
-    """Map a box in the model's (prepared) pixels to original-photo pixels, clamped to the photo."""
-    pw, ph = prepared_size
-    ow, oh = original_size
-    sx = ow / pw if pw else 1.0
-    sy = oh / ph if ph else 1.0
-    x1, y1, x2, y2 = box
-    x1, x2 = sorted((x1 * sx, x2 * sx))
-    y1, y2 = sorted((y1 * sy, y2 * sy))
-    return (
-        min(max(x1, 0.0), ow),
-        min(max(y1, 0.0), oh),
-        min(max(x2, 0.0), ow),
-        min(max(y2, 0.0), oh),
-    )
-
-
 def read_photo(path: Path, max_side: int = DISPLAY_MAX_SIDE) -> tuple[QPixmap, QSize]:
     """Load ``path`` rotated by its EXIF orientation; return a pixmap and the full rotated size."""
     reader = QImageReader(str(path))

@@ -8,21 +8,14 @@ one of their APIs is absorbed here. Nothing in this module touches widgets.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop_app.engine.events import Detail, RunResult
+from desktop_app.engine.events import Detail
 
 logger = logging.getLogger(__name__)
-
-# Qwen2.5-VL-7B, Q4_K_M text GGUF + F16 mmproj: the weights a default install loads.
-DEFAULT_MODEL_BYTES = 4_680_000_000 + 1_350_000_000
-# KV cache per context token (f16 K and V, 28 layers x 4 KV heads x 128 dims x 2 bytes x 2).
-KV_BYTES_PER_TOKEN = 2 * 28 * 4 * 128 * 2
-PROMPT_TEXT_TOKENS = 120  # system prompt, instruction and chat markers
 
 
 # ----------------------------------------------------------------------------- story
@@ -98,17 +91,9 @@ def render_export(
 
 def prepared_size(original_size: tuple[int, int], detail: Detail) -> tuple[int, int]:
     """The size a photo is resized to before the model sees it (boxes are in these pixels)."""
-    try:
-        from desktop_app.engine.images import prepared_size_for
-    except ImportError:
-        return _fallback_prepared_size(original_size, detail.token_budget)
+    from desktop_app.engine.images import prepared_size_for
+
     return prepared_size_for(original_size, detail.token_budget)
-
-
-def _fallback_prepared_size(size: tuple[int, int], budget: int) -> tuple[int, int]:
-    width, height = size
-    scale = min(1.0, math.sqrt(budget * 784 / max(1, width * height)))
-    return max(28, int(width * scale // 28) * 28), max(28, int(height * scale // 28) * 28)
 
 
 def map_box(
@@ -117,12 +102,8 @@ def map_box(
     original: tuple[int, int],
 ) -> tuple[float, float, float, float]:
     """A box in prepared-image pixels -> pixels of the upright original photo (clamped)."""
-    try:
-        from desktop_app.engine.images import map_box_to_original
-    except ImportError:
-        from desktop_app.ui.photo_view import map_prepared_to_original
+    from desktop_app.engine.images import map_box_to_original
 
-        return map_prepared_to_original(box, prepared, original)
     x1, y1, x2, y2 = map_box_to_original(box, prepared, original)
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
@@ -144,36 +125,10 @@ def estimate_cost(
     sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
 ) -> CostEstimate:
     """Estimated tokens, context and memory of a story over photos of ``sizes``."""
-    try:
-        from desktop_app.engine.costs import estimate_run
-    except ImportError:
-        estimate_run = None
-    if estimate_run is not None:
-        try:
-            estimate = estimate_run(list(sizes), detail, max_tokens)
-            return CostEstimate(
-                int(sum(estimate.image_tokens)),
-                int(estimate.n_ctx),
-                int(estimate.memory_bytes),
-            )
-        except Exception:  # an estimate must never break the window
-            logger.debug("engine cost estimate failed; using the GUI's own", exc_info=True)
-    image_tokens = 0
-    for size in sizes:
-        w, h = prepared_size(size, detail)
-        image_tokens += (w // 28) * (h // 28) + 2
-    n_ctx = PROMPT_TEXT_TOKENS + image_tokens + max_tokens
-    return CostEstimate(image_tokens, n_ctx, DEFAULT_MODEL_BYTES + n_ctx * KV_BYTES_PER_TOKEN)
+    from desktop_app.engine.costs import estimate_run
 
-
-def photo_infos_for_display(
-    result: RunResult,
-) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
-    """Frame number -> (original size, prepared size) from a finished run."""
-    return {
-        index: (info.original_size, info.prepared_size)
-        for index, info in enumerate(result.photos, start=1)
-    }
+    estimate = estimate_run(list(sizes), detail, max_tokens)
+    return CostEstimate(sum(estimate.image_tokens), estimate.n_ctx, estimate.memory_bytes)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -247,39 +202,7 @@ def describe_backend_settings(settings: Any) -> str:
 
 
 def backend_from_settings(settings: Any) -> Any:
-    """The story backend the settings describe (may load a model: call it in a worker)."""
-    from desktop_app.errors import StorytellerError
+    """The story backend the settings describe (may read model files: call it in a worker)."""
+    from desktop_app.engine.factory import backend_from_settings as factory
 
-    try:
-        from desktop_app.engine.factory import backend_from_settings as factory
-    except ImportError:
-        factory = None
-    if factory is not None:
-        return factory(settings)
-    if settings is not None and settings.server_url:
-        from desktop_app.engine.server_backend import OpenAIServerBackend
-
-        return OpenAIServerBackend(
-            settings.server_url, api_key=settings.api_key, model=settings.server_model
-        )
-    model_path = getattr(settings, "model_path", None)
-    mmproj_path = getattr(settings, "mmproj_path", None)
-    if model_path is None:
-        from desktop_app.engine.models import default_model
-
-        found = default_model()
-        if found is None:
-            raise StorytellerError(
-                "No model is set up: open Settings to choose the model files or a server, "
-                "or the first-run guide to convert a model"
-            )
-        model_path, mmproj_path = found.text_path, found.mmproj_path
-    from desktop_app.engine.llama_backend import LlamaCppBackend
-
-    return LlamaCppBackend(
-        model_path,
-        mmproj_path,
-        n_gpu_layers=settings.n_gpu_layers,
-        n_threads=settings.n_threads,
-        n_ctx=settings.n_ctx,
-    )
+    return factory(settings if settings is not None else default_settings())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QImage, QImageReader, QTextDocument
+from PySide6.QtGui import QImage, QImageReader, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
@@ -57,7 +57,9 @@ def load_thumbnail(path: Path, width: int) -> QImage:
 
 
 class StoryBrowser(QTextBrowser):
-    """Rich-text story; link hover/keyboard focus arrives through ``highlighted``."""
+    """Rich-text story; hovering a link emits ``highlighted``, tabbing to one ``link_focused``."""
+
+    link_focused = Signal(str)  # the href of the link Tab/Shift+Tab moved to
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -67,6 +69,23 @@ class StoryBrowser(QTextBrowser):
         self.setTabChangesFocus(False)
         self.setAccessibleName("Story")
         self.document().setDocumentMargin(12)
+
+    def selected_anchor(self) -> str:
+        """The href of the link the keyboard selection is on ("" if none)."""
+        cursor = self.textCursor()
+        if not cursor.hasSelection():
+            return ""
+        probe = QTextCursor(self.document())
+        probe.setPosition(cursor.selectionStart() + 1)
+        return probe.charFormat().anchorHref()
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        # Qt moves the selection to the next link here but emits no signal for it.
+        moved = super().focusNextPrevChild(next)
+        href = self.selected_anchor()
+        if moved and href:
+            self.link_focused.emit(href)
+        return moved
 
 
 class StoryPanel(QWidget):
@@ -117,6 +136,7 @@ class StoryPanel(QWidget):
 
         self.browser.highlighted.connect(self._on_highlighted)
         self.browser.anchorClicked.connect(self._on_anchor_clicked)
+        self.browser.link_focused.connect(self.show_span)
         self.photo_view.box_clicked.connect(self.select_entity)
         self.issues_list.itemActivated.connect(self._on_issue_activated)
         self.issues_list.itemClicked.connect(self._on_issue_activated)

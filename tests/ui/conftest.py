@@ -100,9 +100,19 @@ def make_window(qtbot: Any, library: Any, story_output: str) -> Iterator[Callabl
 
     windows: list[Any] = []
 
-    def make(backend: Any = None, confirm: Callable[..., bool] | None = None) -> Any:
+    def make(
+        backend: Any = None,
+        confirm: Callable[..., bool] | None = None,
+        settings: Any = None,
+        backend_factory: Callable[[], Any] | None = None,
+    ) -> Any:
         chosen = backend if backend is not None else scripted_backend(story_output)
-        window = MainWindow(library, lambda: chosen, confirm=confirm or (lambda *_args: True))
+        window = MainWindow(
+            library,
+            backend_factory or (lambda: chosen),
+            settings=settings,
+            confirm=confirm or (lambda *_args: True),
+        )
         qtbot.addWidget(window)
         window.resize(1440, 900)
         window.show()

@@ -124,6 +124,7 @@ def test_dropped_photos_are_imported_and_drag_reorder_is_saved(
 # ----------------------------------------------------------------------------- generation
 
 
+@pytest.mark.slow
 def test_generate_shows_a_live_structured_story_and_keeps_it_as_a_version(
     qtbot: Any,
     make_window: Callable[..., Any],

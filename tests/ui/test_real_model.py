@@ -1,0 +1,47 @@
+"""The GUI with real llama.cpp: the tiny fixture model tells a (random) story of one photo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_main_window import drop_urls
+
+from desktop_app.engine.events import Detail
+from desktop_app.library.records import RunStatus
+from desktop_app.settings import Settings
+from desktop_app.ui import services
+
+
+@pytest.mark.slow
+def test_generate_with_the_tiny_model_through_llama_cpp(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, tiny_model: Any, tiny_image: Path
+) -> None:
+    settings = Settings(
+        model_path=tiny_model.text_gguf,
+        mmproj_path=tiny_model.mmproj_gguf,
+        n_threads=2,
+        detail=Detail.LOW,
+        max_tokens=40,
+        seed=7,
+    )
+    window = make_window(
+        settings=settings, backend_factory=lambda: services.backend_from_settings(settings)
+    )
+    album = window.new_album("Tiny", edit=False)
+    drop_urls(window.filmstrip.viewport(), [tiny_image])
+    qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
+    window.generate()
+    qtbot.waitUntil(lambda: not window.is_generating(), timeout=120_000)
+
+    (run,) = library.runs(album.id)
+    assert run.status is RunStatus.COMPLETE, run.error
+    assert run.raw_output  # the random model says something
+    assert "llama.cpp" in run.backend
+    (photo,) = run.photos
+    assert photo.prepared_size is not None and photo.original_size == (168, 112)
+    assert "llama.cpp" in window.backend_label.text()
+    assert "tokens/s" in window.speed_label.text()
+    assert window.current_run.id == run.id
