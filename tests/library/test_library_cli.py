@@ -167,3 +167,33 @@ def test_album_tell_streams_into_a_new_story(
     assert story["parameters"]["sampling"]["seed"] == 5
     assert story["timings"]["generated_tokens"] > 0
     assert [p["prepared_size"] for p in story["photos"]] == [[28, 28], [28, 28]]
+
+
+@pytest.mark.slow
+def test_album_tell_on_the_tiny_model_keeps_the_model_identity(
+    cli: Cli, tmp_path: Path, tiny_model: Any
+) -> None:
+    cli("new", "Tiny")
+    cli("add", "Tiny", *distinct_photos(tmp_path / "p", 2))
+    code, _ = cli(
+        "tell",
+        "Tiny",
+        "--model",
+        tiny_model.text_gguf,
+        "--mmproj",
+        tiny_model.mmproj_gguf,
+        "--max-tokens",
+        "24",
+        "--seed",
+        "3",
+        "-q",
+    )
+    assert code == 0, cli.err
+    (story,) = cli.json("stories", "Tiny")["stories"]
+    assert story["status"] == "complete"
+    assert story["backend"].startswith("llama.cpp")
+    manifest = json.loads(Path(tiny_model.manifest_path).read_text())
+    assert story["model"]["text"]["sha256"] == manifest["files"]["text"]["sha256"]
+    assert story["model"]["mmproj"]["file"] == Path(tiny_model.mmproj_gguf).name
+    assert all(p["prepared_size"] for p in story["photos"])
+    assert story["timings"]["generated_tokens"] > 0
