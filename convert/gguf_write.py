@@ -18,7 +18,7 @@ from convert.lora import LoraAdapter
 from convert.safetensors_source import TensorSource, bf16_to_f32
 from convert.tensor_map import MappedTensor, Transform
 
-CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per chunk
+CHUNK_ELEMENTS = 1 << 22  # 16 MiB of float32 per chunk: a few copies of it are the working set
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ class TensorEntry:
 
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     """Widen bfloat16 bit patterns (uint16) to float32 exactly: bf16 is the top half of an f32."""
-    return (raw.astype(np.uint32) << 16).view(np.float32)
+    widened = raw.astype(np.uint32)
+    widened <<= 16  # in place: one copy, not two
+    return widened.view(np.float32)
 
 
 def read_header(path: Path) -> list[TensorEntry]:

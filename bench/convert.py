@@ -1,0 +1,288 @@
+"""Benchmark: storyteller-convert versus llama.cpp's convert_hf_to_gguf.py on the same checkpoint.
+
+Generates a synthetic Qwen2.5-VL checkpoint (bf16, a few hundred MB, legacy tensor names, the
+tiny fixture's tokenizer), converts it to F16 text + F16 mmproj with both converters, each in its
+own child process, and prints wall time and peak RSS side by side.
+
+llama.cpp's converter is the one inside the llama-cpp-python 0.3.36 sdist
+(``pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36`` and unpack); it needs torch
+and transformers, so run this from an environment that has them (e.g. /work/venv-fixtures with
+gguf + tqdm installed), or the llama.cpp column is skipped:
+
+    /work/venv-fixtures/bin/python bench/convert.py --llama-cpp /tmp/lcp-sdist/llama_cpp_python-0.3.36/vendor/llama.cpp
+
+llama.cpp writes the text model and the mmproj in two runs (``--mmproj``); its time is their sum
+and its peak RSS the larger of the two. Its converter identifies BPE pre-tokenizers by hashing
+known tokenizers and refuses the synthetic one, so the wrapper answers "qwen2" for it (what the
+real Qwen tokenizer hashes to); nothing else of it is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This file is named convert.py: keep its folder off sys.path so ``import convert`` finds the package.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+
+TINY = REPO_ROOT / "tests" / "fixtures" / "tiny-qwen25vl" / "checkpoint"
+
+TEXT = {
+    "hidden": 1024,
+    "intermediate": 4096,
+    "layers": 10,
+    "heads": 8,
+    "kv_heads": 2,
+    "vocab": 32768,
+}
+VISION = {"hidden": 256, "intermediate": 512, "heads": 4, "depth": 4}
+
+_LLAMA_CPP_WRAPPER = """
+import runpy, sys
+root = sys.argv[1]
+sys.path.insert(0, root)
+sys.argv = [root + "/convert_hf_to_gguf.py"] + sys.argv[2:]
+import conversion.base as base
+base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "qwen2"
+runpy.run_path(root + "/convert_hf_to_gguf.py", run_name="__main__")
+"""
+
+
+def _write_safetensors(
+    path: Path, tensors: dict[str, tuple[str, tuple[int, ...], np.ndarray]]
+) -> None:
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + data.nbytes],
+        }
+        offset += data.nbytes
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as handle:
+        handle.write(len(encoded).to_bytes(8, "little"))
+        handle.write(encoded)
+        for _, _, data in tensors.values():
+            data.tofile(handle)
+
+
+def _bf16(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np.ndarray:
+    values = (rng.standard_normal(shape, dtype=np.float32) * scale).astype(np.float32)
+    return (values.view(np.uint32) >> 16).astype(np.uint16)
+
+
+def make_checkpoint(folder: Path) -> int:
+    """Write the synthetic checkpoint; returns its weight bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    h, inter, layers = TEXT["hidden"], TEXT["intermediate"], TEXT["layers"]
+    kv = h // TEXT["heads"] * TEXT["kv_heads"]
+    shapes: dict[str, tuple[int, ...]] = {
+        "model.embed_tokens.weight": (TEXT["vocab"], h),
+        "lm_head.weight": (TEXT["vocab"], h),
+        "model.norm.weight": (h,),
+    }
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shapes |= {
+            p + "input_layernorm.weight": (h,),
+            p + "post_attention_layernorm.weight": (h,),
+            p + "self_attn.q_proj.weight": (h, h),
+            p + "self_attn.q_proj.bias": (h,),
+            p + "self_attn.k_proj.weight": (kv, h),
+            p + "self_attn.k_proj.bias": (kv,),
+            p + "self_attn.v_proj.weight": (kv, h),
+            p + "self_attn.v_proj.bias": (kv,),
+            p + "self_attn.o_proj.weight": (h, h),
+            p + "mlp.gate_proj.weight": (inter, h),
+            p + "mlp.up_proj.weight": (inter, h),
+            p + "mlp.down_proj.weight": (h, inter),
+        }
+    vh, vi = VISION["hidden"], VISION["intermediate"]
+    shapes |= {
+        "visual.patch_embed.proj.weight": (vh, 3, 2, 14, 14),
+        "visual.merger.ln_q.weight": (vh,),
+        "visual.merger.mlp.0.weight": (4 * vh, 4 * vh),
+        "visual.merger.mlp.0.bias": (4 * vh,),
+        "visual.merger.mlp.2.weight": (h, 4 * vh),
+        "visual.merger.mlp.2.bias": (h,),
+    }
+    for i in range(VISION["depth"]):
+        p = f"visual.blocks.{i}."
+        shapes |= {
+            p + "norm1.weight": (vh,),
+            p + "norm2.weight": (vh,),
+            p + "attn.qkv.weight": (3 * vh, vh),
+            p + "attn.qkv.bias": (3 * vh,),
+            p + "attn.proj.weight": (vh, vh),
+            p + "attn.proj.bias": (vh,),
+            p + "mlp.gate_proj.weight": (vi, vh),
+            p + "mlp.gate_proj.bias": (vi,),
+            p + "mlp.up_proj.weight": (vi, vh),
+            p + "mlp.up_proj.bias": (vi,),
+            p + "mlp.down_proj.weight": (vh, vi),
+            p + "mlp.down_proj.bias": (vh,),
+        }
+    names = sorted(shapes)
+    shards = [names[: len(names) // 2], names[len(names) // 2 :]]
+    weight_map = {}
+    total = 0
+    for n, shard in enumerate(shards, start=1):
+        file_name = f"model-{n:05d}-of-00002.safetensors"
+        tensors = {name: ("BF16", shapes[name], _bf16(shapes[name], rng, 0.02)) for name in shard}
+        _write_safetensors(folder / file_name, tensors)
+        weight_map |= dict.fromkeys(shard, file_name)
+        total += sum(t[2].nbytes for t in tensors.values())
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+    )
+    config = json.loads((TINY / "config.json").read_text())
+    config |= {
+        "hidden_size": h,
+        "intermediate_size": inter,
+        "num_hidden_layers": layers,
+        "num_attention_heads": TEXT["heads"],
+        "num_key_value_heads": TEXT["kv_heads"],
+        "vocab_size": TEXT["vocab"],
+        "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+    }
+    config["vision_config"] |= {
+        "hidden_size": vh,
+        "intermediate_size": vi,
+        "num_heads": VISION["heads"],
+        "depth": VISION["depth"],
+        "fullatt_block_indexes": [1, 3],
+        "out_hidden_size": h,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "generation_config.json",
+    ):
+        shutil.copy2(TINY / name, folder / name)
+    return total
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of a child process; raises if it fails."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"{command[:3]} failed ({child.returncode}):\n{stderr[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--llama-cpp", type=Path, help="the vendored llama.cpp folder of the unpacked sdist"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where to put the checkpoint and outputs (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs per converter; the best time is reported"
+    )
+    parser.add_argument("--make-checkpoint", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.make_checkpoint:
+        make_checkpoint(args.make_checkpoint)
+        return 0
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-convert-"))
+    src = workdir / "synthetic-qwen25vl"
+    # Generated in a child: Linux carries a parent's RSS high-water mark into children it execs,
+    # so this process must stay small for the children's peak RSS to mean anything.
+    subprocess.run([sys.executable, __file__, "--make-checkpoint", str(src)], check=True)
+    size = sum(p.stat().st_size for p in src.glob("*.safetensors"))
+    print(f"synthetic checkpoint: {size / 1e6:.0f} MB bf16 in {src}")
+
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    rows = []
+    ours = []
+    for n in range(args.repeat):
+        out = workdir / f"ours-{n}"
+        command = [
+            sys.executable,
+            "-m",
+            "convert.cli",
+            str(src),
+            "--outdir",
+            str(out),
+            "--quant",
+            "F16",
+        ]
+        ours.append(
+            run_measured([*command, "--mmproj-type", "f16", "--name", "synthetic", "--force"], env)
+        )
+    rows.append(("storyteller-convert", min(t for t, _ in ours), max(r for _, r in ours)))
+
+    have_torch = importlib.util.find_spec("torch") is not None and importlib.util.find_spec(
+        "transformers"
+    )
+    if args.llama_cpp and have_torch:
+        theirs = []
+        for n in range(args.repeat):
+            out = workdir / f"llama-{n}"
+            out.mkdir(exist_ok=True)
+            base = [
+                sys.executable,
+                "-c",
+                _LLAMA_CPP_WRAPPER,
+                str(args.llama_cpp.resolve()),
+                str(src),
+            ]
+            text = run_measured(
+                [*base, "--outtype", "f16", "--outfile", str(out / "text-f16.gguf")]
+            )
+            mmproj = run_measured(
+                [*base, "--outtype", "f16", "--mmproj", "--outfile", str(out / "mmproj-f16.gguf")]
+            )
+            theirs.append((text[0] + mmproj[0], max(text[1], mmproj[1])))
+        rows.append(
+            (
+                "llama.cpp convert_hf_to_gguf.py",
+                min(t for t, _ in theirs),
+                max(r for _, r in theirs),
+            )
+        )
+    else:
+        reason = (
+            "no --llama-cpp folder given"
+            if not args.llama_cpp
+            else "torch/transformers not installed"
+        )
+        print(f"llama.cpp column skipped: {reason}")
+
+    print()
+    print(f"{'converter (F16 text + F16 mmproj)':36s} {'wall s':>8s} {'peak RSS MB':>12s}")
+    for label, seconds, rss in rows:
+        print(f"{label:36s} {seconds:8.2f} {rss / 1e6:12.0f}")
+    if not args.workdir:
+        shutil.rmtree(workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
