@@ -194,6 +194,7 @@ class Story:
     ends_mid_tag: bool = False
     empty: bool = True
     parse_issues: tuple[Issue, ...] = ()
+    end_line: int = 1  # the line the text ends on (where a truncated output stops)
 
     @cached_property
     def _first_definitions(self) -> dict[str, Entity]:

@@ -327,13 +327,10 @@ class _ParseState:
             before, after = line[: match.start()], line[match.end() :]
             if name == "think" and not closing and self.mode is _Mode.PREAMBLE:
                 if before.strip():
-                    self.add_issue(
-                        _issue(
-                            "stray-text",
-                            "text before <think> is not part of the story",
-                            line=self.line,
-                        )
-                    )
+                    # "Sure! <think>": the story reader keeps the chatter as stray text,
+                    # then hands the rest back to the analysis.
+                    self.mode = _Mode.STORY
+                    return line + newline
                 self.think = ThinkState.OPEN
                 self.mode = _Mode.ANALYSIS
                 return self._consume_line(after, ends_with_newline=ends_with_newline)
@@ -719,9 +716,10 @@ class _ParseState:
 
     # ---- the result -----------------------------------------------------------------------
 
-    def story(self, *, empty: bool) -> Story:
+    def story(self, *, empty: bool, ends_with_newline: bool) -> Story:
         """Close everything still open (call on a copy) and build the ``Story``."""
         self.finish()
+        end_line = self.line - 1 if ends_with_newline and self.line > 1 else self.line
         ends_mid_tag = self.mode is _Mode.STORY and bool(self.pending)
         self.pending.clear()
         ends_inside = ends_mid_tag or bool(self.stack)
@@ -742,6 +740,7 @@ class _ParseState:
             ends_mid_tag=ends_mid_tag,
             empty=empty,
             parse_issues=self.issues,
+            end_line=end_line,
         )
 
 
@@ -780,7 +779,10 @@ class StoryStreamParser:
                 state.pending[:] = ["".join(state.pending)]
             if len(state.text_parts) > 1:
                 state.text_parts[:] = ["".join(state.text_parts)]
-            self._snapshot = state.copy().story(empty=self._blank)
+            ends_with_newline = bool(self._chunks) and self._chunks[-1].endswith("\n")
+            self._snapshot = state.copy().story(
+                empty=self._blank, ends_with_newline=ends_with_newline
+            )
         return self._snapshot
 
 

@@ -105,6 +105,7 @@ def _structure_issues(story: Story) -> list[Issue]:
                 "truncated",
                 f"the output stops {where}; the model probably ran out of tokens",
                 frame=last.image if last is not None and not story.ends_mid_tag else None,
+                line=story.end_line,
             )
         )
     if story.think is ThinkState.CLOSED and not story.segments:

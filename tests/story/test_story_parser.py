@@ -220,3 +220,11 @@ def test_frame_headings_in_other_shapes() -> None:
         (2, ["char2"]),
         (3, ["char3"]),
     ]
+
+
+def test_chatter_before_think_is_kept_as_stray_text() -> None:
+    story = parse_story("Sure! <think>\n## Image 1\n| char1 | A |\n</think>\n<gdi image1>a</gdi>")
+    assert story.think is ThinkState.CLOSED
+    assert [(s.image, s.text) for s in story.segments] == [(None, "Sure!"), (1, "a")]
+    assert story.frames[0].characters[0].id == "char1"
+    assert story.complete
