@@ -725,14 +725,39 @@ class Library:
             error=row["error"],
         )
 
+    def _follow_relinks(self, runs: list[StoryRun]) -> list[StoryRun]:
+        """Runs whose photo paths are where the library now finds each photo (after relinks)."""
+        ids = {photo.photo_id for run in runs for photo in run.photos if photo.photo_id}
+        if not ids:
+            return runs
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT id, path FROM photos WHERE id IN ({','.join('?' * len(ids))})",
+                tuple(ids),
+            ).fetchall()
+        current = {row["id"]: Path(row["path"]) for row in rows}
+        return [
+            replace(
+                run,
+                photos=tuple(
+                    replace(photo, path=current.get(photo.photo_id, photo.path))
+                    if photo.photo_id
+                    else photo
+                    for photo in run.photos
+                ),
+            )
+            for run in runs
+        ]
+
     def run(self, run_id: int) -> StoryRun:
+        """One story run; its photo paths follow relinked photos."""
         with self._lock:
             row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(
                 f"no story with id {run_id}: list an album's stories to see their ids"
             )
-        return self._run_from_row(row)
+        return self._follow_relinks([self._run_from_row(row)])[0]
 
     def runs(self, ref: AlbumRef) -> list[StoryRun]:
         """The album's story runs, oldest first."""
@@ -741,7 +766,7 @@ class Library:
             rows = self._conn.execute(
                 "SELECT * FROM runs WHERE album_id = ? ORDER BY id", (album.id,)
             ).fetchall()
-        return [self._run_from_row(row) for row in rows]
+        return self._follow_relinks([self._run_from_row(row) for row in rows])
 
     def delete_run(self, run_id: int) -> None:
         run = self.run(run_id)

@@ -119,3 +119,16 @@ def test_a_damaged_or_foreign_bundle_is_refused_and_nothing_is_added(
         library.import_bundle(not_bundle)
     assert [a.name for a in library.albums()] == ["Rainy day"]
     assert [p.name for p in (library.root / "imported").iterdir()] == []
+
+
+def test_stories_follow_relinked_photos_so_export_still_works(
+    library: Library, told_album: int, tmp_path: Path
+) -> None:
+    old_folder = tmp_path / "photos é"
+    new_folder = tmp_path / "moved to the nas"
+    old_folder.rename(new_folder)
+    assert all(not p.path.is_file() for p in library.run(told_album).photos)
+    library.relink("Rainy day", new_folder)
+    run = library.run(told_album)
+    assert [p.path.parent for p in run.photos] == [new_folder, new_folder]
+    assert library.export_album("Rainy day", tmp_path / "after-move.zip").is_file()
