@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from desktop_app.story import ISSUE_CODES, Issue, Severity, parse_story, validate
 
 HEADER = (
@@ -139,3 +141,12 @@ def test_issues_are_ordered_by_line() -> None:
     numbered = [line for line in lines if line is not None]
     assert numbered == sorted(numbered)
     assert lines[-1] is None  # missing-frame has no line
+
+
+def test_readme_documents_every_issue_code_with_its_severity() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section: story-json -->")[1].split(
+        "<!-- /section: story-json -->"
+    )[0]
+    for code, (severity, _) in ISSUE_CODES.items():
+        assert f"| `{code}` | {severity.value} |" in section, code
