@@ -13,14 +13,13 @@ Nothing here prints or exits: ``run_self_test`` returns a ``SelfTestReport`` and
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import logging
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,48 +104,24 @@ class LlamaBuildInfo:
         return "CPU"
 
 
-def _ggml_function(name: str, restype: object, argtypes: list[object]) -> Callable[..., object]:
-    """A ggml C function from llama_cpp's bundled libraries.
-
-    The registry functions live in libggml and the name/description accessors in libggml-base;
-    on Linux and macOS a symbol lookup through libggml's handle finds both, on Windows
-    GetProcAddress does not, so libggml-base is loaded explicitly there.
-    """
-    from llama_cpp import _ggml  # imported lazily: loading llama.cpp takes a moment
-
-    library = _ggml.libggml
-    try:
-        function = getattr(library, name)
-    except AttributeError:
-        from llama_cpp import _ctypes_extensions
-
-        base = _ctypes_extensions.load_shared_library("ggml-base", _ggml.libggml_base_path)
-        function = getattr(base, name)
-    function.restype = restype
-    function.argtypes = argtypes
-    return function
-
-
 def llama_build_info() -> LlamaBuildInfo:
     """Load llama.cpp and report its version and compiled-in ggml backends.
 
+    The backend list comes from the engine's ggml registry query (``desktop_app.engine.device``).
     Raises ImportError/OSError when llama-cpp-python or its shared libraries are missing.
     """
     import llama_cpp
     from llama_cpp import llama_cpp as low_level
 
-    reg_count = _ggml_function("ggml_backend_reg_count", ctypes.c_size_t, [])
-    reg_get = _ggml_function("ggml_backend_reg_get", ctypes.c_void_p, [ctypes.c_size_t])
-    reg_name = _ggml_function("ggml_backend_reg_name", ctypes.c_char_p, [ctypes.c_void_p])
-    count = int(reg_count())  # type: ignore[call-overload]
-    backends = tuple(reg_name(reg_get(index)).decode() for index in range(count))  # type: ignore[union-attr]
+    from desktop_app.engine import device
+
     system_info = low_level.llama_print_system_info()
     if isinstance(system_info, bytes):
         system_info = system_info.decode(errors="replace")
     return LlamaBuildInfo(
         version=str(getattr(llama_cpp, "__version__", "unknown")),
-        backends=backends,
-        gpu_offload=bool(low_level.llama_supports_gpu_offload()),
+        backends=device.compiled_backends(),
+        gpu_offload=device.gpu_offload_supported(),
         system_info=str(system_info).strip(" |"),
     )
 
@@ -300,11 +275,18 @@ def check_llama(results: list[CheckResult]) -> LlamaBuildInfo | None:
         info = llama_build_info()
         import llama_cpp.mtmd_cpp  # noqa: F401  (loads libmtmd, the vision library)
 
+        from desktop_app.engine import device
+
+        if not info.backends:
+            raise RuntimeError("llama.cpp loaded but lists no ggml backend (see the log with -v)")
+        devices = [f"{d.kind} {d.name} ({d.description})" for d in device.devices()]
+
         outcome["summary"] = f"llama-cpp-python {info.version}, backend {info.accelerator}" + (
             " (GPU offload available)" if info.gpu_offload else ""
         )
         outcome["details"] = (
-            f"ggml backends: {', '.join(info.backends) or 'none'}",
+            f"ggml backends: {', '.join(info.backends)}",
+            f"devices: {'; '.join(devices) or 'none'}",
             f"system: {info.system_info}",
             "vision library (mtmd): loaded",
         )

@@ -28,7 +28,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "desktop_app.cli.album_cmd",
     "desktop_app.cli.doctor_cmd",
     "desktop_app.cli.parse_cmd",
-    "desktop_app.cli.selftest_cmd",
 )
 
 
@@ -64,7 +63,7 @@ def _run_gui(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``storyteller`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if "--self-test" in args_list:  # before parsing: its --model is not a subcommand's
+    if selftest_cmd.wants_self_test(args_list):  # before parsing: its --model is no subcommand
         return selftest_cmd.run_self_test_command(args_list)
     parser = build_parser()
     args, unknown = parser.parse_known_args(args_list)

@@ -1,8 +1,10 @@
-"""``storyteller --self-test`` and ``storyteller doctor``: check this installation and say what works.
+"""``storyteller --self-test``: check this installation and say what works.
 
-Both run ``desktop_app.selftest`` and print its report; the exit code is 0 when every check
-passed and 1 otherwise. ``--self-test`` is a top-level flag so the bundled app (whose default is
-the GUI) can be checked with ``Storyteller --self-test`` in CI and by users reporting a problem.
+It runs ``desktop_app.selftest`` and prints its report; the exit code is 0 when every check
+passed and 1 otherwise. It is a top-level flag so the bundled app (whose default is the GUI) can
+be checked with ``Storyteller --self-test`` in CI, by the first-run guide, and by users reporting
+a problem. ``storyteller doctor`` (desktop_app.cli.doctor_cmd) is the fuller report on versions,
+devices and installed models.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def wants_self_test(argv: Sequence[str]) -> bool:
+    """True for ``storyteller [-v] --self-test ...``; a subcommand's own ``--self-test`` (as in
+    ``storyteller doctor --self-test``) belongs to that subcommand."""
+    if "--self-test" not in argv:
+        return False
+    return all(arg.startswith("-") for arg in argv[: list(argv).index("--self-test")])
+
+
 def run_self_test_command(argv: Sequence[str]) -> int:
     """Handle ``storyteller --self-test [--model GGUF --mmproj GGUF] [--screenshot PNG] [-v]``."""
     parser = argparse.ArgumentParser(prog="storyteller --self-test", description=SELF_TEST_HELP)
@@ -51,17 +61,6 @@ def run_self_test_command(argv: Sequence[str]) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     return _run(args)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """``storyteller doctor``: the same checks as ``--self-test``, as a subcommand."""
-    if "doctor" in subparsers.choices:
-        return  # the engine's fuller doctor (desktop_app.cli.doctor_cmd) is registered
-    parser = subparsers.add_parser(
-        "doctor", help="check this installation", description=SELF_TEST_HELP
-    )
-    add_self_test_options(parser)
-    parser.set_defaults(func=_run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+"""Desktop integration: icon files, the Linux menu entry and installer, macOS and Windows metadata."""
+
+from __future__ import annotations
+
+import io
+import os
+import plistlib
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from PIL import Image
+
+from desktop_app import __version__
+
+
+def test_committed_icons_are_what_the_generator_draws(
+    make_icons: ModuleType, packaging_dir: Path
+) -> None:
+    """Edit make_icons.py, then rerun it: the committed files must never drift from the script."""
+    for name, content in make_icons.expected_files().items():
+        committed = packaging_dir / "icons" / name
+        assert committed.is_file(), f"{name} missing: run python packaging/icons/make_icons.py"
+        assert committed.read_bytes() == content, f"{name} is stale: rerun make_icons.py"
+
+
+def test_icons_are_square_at_every_size_and_transparent_in_the_corners(
+    packaging_dir: Path, make_icons: ModuleType
+) -> None:
+    for size in make_icons.PNG_SIZES:
+        with Image.open(packaging_dir / "icons" / f"storyteller-{size}.png") as image:
+            assert image.size == (size, size)
+            assert image.mode == "RGBA"
+            assert image.getpixel((0, 0))[3] == 0  # rounded tile: corners see through
+            assert image.getpixel((size // 2, size // 2))[3] == 255
+    with Image.open(packaging_dir / "icons" / "storyteller.ico") as ico:
+        assert set(ico.info["sizes"]) >= {(16, 16), (32, 32), (48, 48), (256, 256)}
+
+
+def test_icns_has_the_retina_sizes(make_icons: ModuleType, tmp_path: Path) -> None:
+    icns = make_icons.write_icns(tmp_path / "storyteller.icns")
+    with Image.open(icns) as image:
+        sizes = set(image.info["sizes"])  # (points, points, scale)
+    assert {(16, 16, 2), (128, 128, 1), (512, 512, 1), (512, 512, 2)} <= sizes
+
+
+def test_desktop_entry_is_valid(packaging_dir: Path) -> None:
+    entry = packaging_dir / "linux" / "io.github.storyteller.Storyteller.desktop"
+    text = entry.read_text()
+    assert "Icon=io.github.storyteller.Storyteller\n" in text
+    if shutil.which("desktop-file-validate") is None:
+        pytest.skip("desktop-file-validate (desktop-file-utils) is not installed")
+    result = subprocess.run(
+        ["desktop-file-validate", str(entry)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _fake_bundle(tmp_path: Path, build_script: ModuleType) -> Path:
+    bundle = tmp_path / "unpacked here" / "Storyteller"  # a space in the path, as users have
+    bundle.mkdir(parents=True)
+    executable = bundle / "Storyteller"
+    executable.write_text('#!/bin/sh\necho storyteller "$@"\n')
+    executable.chmod(0o755)
+    build_script.add_linux_desktop_files(bundle)
+    return bundle
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or os.name != "posix", reason="needs a POSIX shell")
+def test_install_script_adds_and_removes_the_menu_entry(
+    tmp_path: Path, build_script: ModuleType
+) -> None:
+    bundle = _fake_bundle(tmp_path, build_script)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    installed = subprocess.run(
+        [str(bundle / "install.sh")], env=env, capture_output=True, text=True, check=False
+    )
+    assert installed.returncode == 0, installed.stderr
+
+    desktop = home / ".local/share/applications/io.github.storyteller.Storyteller.desktop"
+    text = desktop.read_text()
+    assert f'Exec="{bundle}/Storyteller"' in text
+    assert f"TryExec={bundle}/Storyteller" in text
+    for size in (16, 48, 256, 512):
+        assert (
+            home
+            / f".local/share/icons/hicolor/{size}x{size}/apps/io.github.storyteller.Storyteller.png"
+        ).is_file()
+    command = home / ".local/bin/storyteller"
+    assert command.resolve() == (bundle / "Storyteller").resolve()
+    assert subprocess.run(
+        [str(command), "--version"], capture_output=True, text=True, check=True
+    ).stdout.startswith("storyteller")
+    if shutil.which("desktop-file-validate"):
+        assert subprocess.run(["desktop-file-validate", str(desktop)], check=False).returncode == 0
+
+    removed = subprocess.run(
+        [str(bundle / "install.sh"), "--uninstall"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert not desktop.exists()
+    assert not command.exists()
+    assert not (
+        home / ".local/share/icons/hicolor/48x48/apps/io.github.storyteller.Storyteller.png"
+    ).exists()
+    assert (bundle / "Storyteller").exists()  # the app itself is never removed
+
+
+def test_macos_info_plist_and_entitlements_parse(packaging_dir: Path) -> None:
+    info = plistlib.loads((packaging_dir / "macos" / "Info.plist").read_bytes())
+    assert info["CFBundleName"] == "Storyteller"
+    assert info["NSHighResolutionCapable"] is True
+    entitlements = plistlib.loads((packaging_dir / "macos" / "entitlements.plist").read_bytes())
+    # ctypes callbacks (llama.cpp's log and abort callbacks) crash the hardened runtime without it.
+    assert entitlements["com.apple.security.cs.allow-unsigned-executable-memory"] is True
+
+
+def test_windows_installer_installs_what_the_spec_builds(packaging_dir: Path) -> None:
+    iss = (packaging_dir / "windows" / "storyteller.iss").read_text()
+    spec = (packaging_dir / "storyteller.spec").read_text()
+    assert 'APP_NAME = "Storyteller"' in spec and 'name="storyteller-cli"' in spec
+    assert 'Filename: "{app}\\Storyteller.exe"' in iss
+    assert "PrivilegesRequired=lowest" in iss  # per-user: no administrator rights
+    assert "OutputBaseFilename=Storyteller-{#AppVersion}-setup" in iss
+
+
+def test_spec_version_comes_from_the_package(packaging_dir: Path) -> None:
+    spec = (packaging_dir / "storyteller.spec").read_text()
+    assert "VERSION = desktop_app.__version__" in spec
+    assert __version__
+
+
+def _xwd(width: int, height: int, pixels_bgrx: bytes) -> bytes:
+    name = b"screen\x00\x00"
+    header_size = 100 + len(name)
+    fields = [header_size, 7, 2, 24, width, height, 0, 0, 32, 0, 32, 32, width * 4, 4,
+              0xFF0000, 0xFF00, 0xFF, 8, 256, 0, width, height, 0, 0, 0]  # fmt: skip
+    return struct.pack(">25I", *fields) + name + pixels_bgrx
+
+
+def test_xwd_screenshots_convert_to_png(xwd_to_png: ModuleType) -> None:
+    red, blue = bytes([0, 0, 255, 0]), bytes([255, 0, 0, 0])  # BGRX
+    image = xwd_to_png.xwd_to_image(_xwd(2, 1, red + blue))
+    assert image.size == (2, 1)
+    assert image.getpixel((0, 0)) == (255, 0, 0)
+    assert image.getpixel((1, 0)) == (0, 0, 255)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def test_xwd_with_an_unsupported_depth_is_refused(xwd_to_png: ModuleType) -> None:
+    data = bytearray(_xwd(1, 1, bytes(4)))
+    data[44:48] = struct.pack(">I", 16)  # bits per pixel
+    with pytest.raises(ValueError, match="16 bpp"):
+        xwd_to_png.xwd_to_image(bytes(data))
