@@ -190,13 +190,35 @@ class Library:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (taken up front, so it never fails half-way on a lock)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                raise self._write_error(err) from err
             try:
                 yield self._conn
+            except sqlite3.OperationalError as err:
+                self._conn.execute("ROLLBACK")
+                raise self._write_error(err) from err
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as err:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise self._write_error(err) from err
+
+    def _write_error(self, err: sqlite3.OperationalError) -> LibraryError:
+        if "locked" in str(err) or "busy" in str(err):
+            return LibraryError(
+                f"the library {self.path} stayed busy for {BUSY_TIMEOUT_S:.0f} s ({err}): "
+                "another program is writing to it; try again when it is done"
+            )
+        return LibraryError(
+            f"the library {self.path} cannot be written ({err}): check free disk space and the "
+            "folder's permissions"
+        )
 
     # -- albums ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from desktop_app import paths
-from desktop_app.library import Library, LibraryVersionError, RunSpec, RunStatus
+from desktop_app.library import Library, LibraryError, LibraryVersionError, RunSpec, RunStatus
 from desktop_app.library.schema import SCHEMA_VERSION
 
 
@@ -89,3 +89,25 @@ def test_a_file_that_is_not_a_library_is_refused_with_advice(tmp_path: Path) -> 
     db.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(LibraryVersionError, match="not a Storyteller library"):
         Library.open(db)
+
+
+def test_a_library_busy_writing_elsewhere_still_reads_and_reports_a_stuck_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import desktop_app.library.store as store
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.2)
+    library = Library.open(tmp_path / "lib")
+    library.create_album("A")
+    other = sqlite3.connect(library.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        assert [a.name for a in library.albums()] == ["A"]  # WAL: readers are not blocked
+        with pytest.raises(LibraryError, match="stayed busy"):
+            library.create_album("B")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    library.create_album("B")
+    assert [a.name for a in library.albums()] == ["A", "B"]
+    library.close()
