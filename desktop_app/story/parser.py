@@ -18,6 +18,7 @@ parse issue that ``validate`` passes on.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 
 from desktop_app.story.model import (
@@ -213,6 +214,7 @@ def _split_cells(line: str) -> list[str]:
     return [cell.replace("\\|", "|").strip() for cell in cells]
 
 
+@functools.lru_cache(maxsize=512)  # the same few tags ("<gdo char1>") come back all the time
 def _tag_ids(attributes: str) -> tuple[str, ...]:
     ids = (part.strip("\"'/=") for part in _ID_SPLIT_RE.split(attributes))
     return tuple(dict.fromkeys(i for i in ids if i))
@@ -455,16 +457,12 @@ class _ParseState:
         for position, field_name in enumerate(columns):
             if field_name is None or position >= len(cells):
                 continue
-            split_box = ", ".join(c for c in cells[position:] if c)
-            if (
-                field_name == "box"
-                and position == len(columns) - 1
-                and len(cells) > len(columns)
-                and parse_box(split_box) is not None
-            ):
-                values["box"] = split_box  # "| 40 | 88 | 210 | 400 |": a box split over cells
-            else:
-                values.setdefault(field_name, cells[position])
+            if field_name == "box" and position == len(columns) - 1 and len(cells) > len(columns):
+                split_box = ", ".join(c for c in cells[position:] if c)
+                if parse_box(split_box) is not None:
+                    values["box"] = split_box  # "| 40 | 88 | 210 | 400 |": split over cells
+                    continue
+            values.setdefault(field_name, cells[position])
         self._add_row(table, values)
 
     def _add_row(self, table: _Table, values: dict[str, str]) -> None:
