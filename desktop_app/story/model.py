@@ -110,8 +110,11 @@ class NarrativePhase:
     line: int | None = None
 
 
-class SpanKind(enum.Enum):
-    """What a piece of story text is: plain, or grounded by a ``<gdo>``/``<gda>``/``<gdl>`` tag."""
+class SpanKind(str, enum.Enum):
+    """What a piece of story text is: plain, or grounded by a ``<gdo>``/``<gda>``/``<gdl>`` tag.
+
+    A ``str`` enum: ``span.kind == "entity"`` holds, as in the JSON contract.
+    """
 
     TEXT = "text"
     ENTITY = "entity"  # <gdo ids>: a mention of a character or object
@@ -156,7 +159,9 @@ class ThinkState(enum.Enum):
     CLOSED = "closed"
 
 
-class Severity(enum.Enum):
+class Severity(str, enum.Enum):
+    """How bad an issue is; a ``str`` enum, so ``issue.severity == "error"`` holds."""
+
     ERROR = "error"
     WARNING = "warning"
 

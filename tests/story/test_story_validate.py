@@ -150,3 +150,9 @@ def test_readme_documents_every_issue_code_with_its_severity() -> None:
     )[0]
     for code, (severity, _) in ISSUE_CODES.items():
         assert f"| `{code}` | {severity.value} |" in section, code
+
+
+def test_severity_and_kind_compare_equal_to_their_json_strings() -> None:
+    issues = _issues("<gdi image1><gdo char1>x</gdo></gdi>", frame_count=2)
+    assert "error" in [issue.severity for issue in issues]
+    assert parse_story("<gdi image1><gdo c>x</gdo></gdi>").segments[0].spans[0].kind == "entity"
