@@ -212,6 +212,10 @@ class LlamaCppBackend:
         self._loaded = _Loaded(llm, mtmd_ctx, n_ctx)
         return self._loaded
 
+    def preload(self, n_ctx: int | None = None) -> None:
+        """Load the model and projector now (otherwise the first ``generate`` does)."""
+        self._load(n_ctx or self.fixed_n_ctx or min(MIN_CONTEXT, self.text_info.context_length))
+
     def _unload(self) -> None:
         if self._loaded is None:
             return
