@@ -310,10 +310,14 @@ class AnalysisPanel(QWidget):
         pixmap, original = cache[photo.path]
         prepared = photo.prepared_size or original
         x1, y1, x2, y2 = services.map_box((box.x1, box.y1, box.x2, box.y2), prepared, original)
+        # A square around the box (with a margin) so small or thin things keep some context.
+        side = max(x2 - x1, y2 - y1) * 1.15
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        left = min(max(0.0, cx - side / 2), max(0.0, original[0] - side))
+        top = min(max(0.0, cy - side / 2), max(0.0, original[1] - side))
         scale = pixmap.width() / original[0]
-        rect = QRect(
-            int(x1 * scale), int(y1 * scale), int((x2 - x1) * scale), int((y2 - y1) * scale)
-        )
+        rect = QRect(int(left * scale), int(top * scale), int(side * scale), int(side * scale))
+        rect = rect.intersected(pixmap.rect())
         if rect.width() < 2 or rect.height() < 2:
             return None
         crop = pixmap.copy(rect).scaled(

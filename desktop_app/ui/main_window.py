@@ -277,6 +277,7 @@ class MainWindow(QMainWindow):
         )
         self.album_view.setSpacing(2)
         self.album_view.setWordWrap(True)
+        self.album_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         albums_label.setBuddy(self.album_view)
         album_buttons = QHBoxLayout()
         self.new_album_button = _tool_button(self.act_new_album, "New")
@@ -290,6 +291,9 @@ class MainWindow(QMainWindow):
         self.run_view.setAccessibleName("Story versions")
         self.run_view.setModel(self.run_model)
         self.run_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.run_view.setWordWrap(True)
+        self.run_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.run_view.setSpacing(2)
         self.run_view.setToolTip("Select one version to read it; select two and Compare.")
         versions_label.setBuddy(self.run_view)
         run_buttons = QHBoxLayout()
@@ -404,9 +408,10 @@ class MainWindow(QMainWindow):
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setMaximumWidth(180)
         self.progress_bar.setTextVisible(False)
-        self.progress_bar.setVisible(False)
         toolbar.addWidget(QLabel(" "))
-        toolbar.addWidget(self.progress_bar)
+        # A widget inside a toolbar is shown and hidden through its action.
+        self.progress_action = toolbar.addWidget(self.progress_bar)
+        self.progress_action.setVisible(False)
         toolbar.addWidget(QLabel(" "))
         toolbar.addWidget(self.phase_label)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
@@ -653,6 +658,7 @@ class MainWindow(QMainWindow):
         self.photo_model.set_photos(photos)
         self._load_thumbnails(photos)
         self._update_cost()
+        self._update_actions()
 
     def _load_thumbnails(self, photos: Sequence[Any]) -> None:
         wanted = [p for p in photos if not p.missing and not self.photo_model.has_thumbnail(p.id)]
@@ -892,7 +898,7 @@ class MainWindow(QMainWindow):
         handle.failed.connect(self._on_generation_failed)
         self._generation = handle
         self.progress_bar.setRange(0, 0)
-        self.progress_bar.setVisible(True)
+        self.progress_action.setVisible(True)
         self.phase_label.setText("Starting…")
         self._render_timer.start()
         self._update_actions()
@@ -984,7 +990,7 @@ class MainWindow(QMainWindow):
         self.live = None
         self._generation = None
         self._render_timer.stop()
-        self.progress_bar.setVisible(False)
+        self.progress_action.setVisible(False)
         self._update_actions()
         return live
 

@@ -384,13 +384,13 @@ class RunListModel(QAbstractListModel):
 
 
 def describe_run(run: Any) -> str:
-    """One line for a version: number, status, when, preset and seed."""
+    """A version in two lines: number and status; when, preset and seed."""
     status = getattr(run.status, "value", run.status)
     when = (run.created or "")[:16].replace("T", " ")
     params = dict(run.parameters)
-    bits = [f"#{run.id}", status, when]
+    details = [when]
     if params.get("preset"):
-        bits.append(str(params["preset"]))
+        details.append(str(params["preset"]))
     if params.get("seed") is not None:
-        bits.append(f"seed {params['seed']}")
-    return " · ".join(bit for bit in bits if bit)
+        details.append(f"seed {params['seed']}")
+    return f"#{run.id} · {status}\n" + " · ".join(bit for bit in details if bit)

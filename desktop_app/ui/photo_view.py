@@ -101,7 +101,7 @@ class PhotoView(QGraphicsView):
         self.photo_path: Path | None = None
         self.original_size: tuple[int, int] = (0, 0)
         self._boxes: list[BoxItem] = []
-        self._labels: list[QGraphicsSimpleTextItem] = []
+        self._labels: list[QGraphicsSimpleTextItem | QGraphicsRectItem] = []
         self._placeholder = self._scene.addSimpleText("")
         self._placeholder.setBrush(QBrush(QColor("#dddddd")))
         self.set_placeholder("Hover a highlighted word in the story to see who or what it means.")
@@ -171,16 +171,27 @@ class PhotoView(QGraphicsView):
             self._boxes.append(item)
             label = QGraphicsSimpleTextItem(overlay.label)
             font = QFont()
-            font.setPixelSize(max(10, int(16 * scale)))
+            font.setPixelSize(max(10, int(15 * scale)))
             font.setBold(True)
             label.setFont(font)
             label.setBrush(QBrush(QColor("white")))
-            label.setPen(QPen(QColor("black"), 0.6 * scale))
             x1, y1, _x2, _y2 = overlay.rect
-            label.setPos(x1 + 3 * scale, max(0.0, y1 - font.pixelSize() - 4 * scale))
-            label.setZValue(2)
+            text = label.boundingRect()
+            pad = 3 * scale
+            top = y1 - text.height() - 2 * pad
+            if top < 0:  # no room above the box: put the label just inside it
+                top = y1
+            background = QGraphicsRectItem(
+                QRectF(x1, top, text.width() + 2 * pad, text.height() + 2 * pad)
+            )
+            background.setBrush(QBrush(color))
+            background.setPen(QPen(Qt.PenStyle.NoPen))
+            background.setZValue(2)
+            label.setPos(x1 + pad, top + pad)
+            label.setZValue(3)
+            self._scene.addItem(background)
             self._scene.addItem(label)
-            self._labels.append(label)
+            self._labels.extend([background, label])
 
     def box_items(self) -> list[BoxItem]:
         return list(self._boxes)

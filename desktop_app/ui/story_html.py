@@ -17,16 +17,16 @@ from desktop_app.story.render import span_display_text
 
 # Okabe-Ito colours (colour-blind safe), darkened where needed to read on white.
 PALETTE: tuple[str, ...] = (
-    "#0072B2",
-    "#D55E00",
-    "#009E73",
-    "#CC79A7",
-    "#B8860B",
-    "#3A8FC7",
-    "#7F3C8D",
-    "#8C564B",
-    "#2F4F4F",
-    "#C0392B",
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#9A7B00",  # dark yellow
+    "#6A3D9A",  # purple
+    "#8C564B",  # brown
+    "#117A8B",  # teal
+    "#C0392B",  # red
+    "#4B5D73",  # slate
 )
 KIND_STYLE = {
     "entity": "font-weight:600;",

@@ -112,6 +112,7 @@ class StoryPanel(QWidget):
         right_layout.addWidget(self.photo_view, 3)
         right_layout.addWidget(self.issues_label)
         right_layout.addWidget(self.issues_list, 1)
+        self.issues_list.setMaximumHeight(180)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.browser)
