@@ -27,13 +27,18 @@ from gguf import GGMLQuantizationType as GGML
 
 from convert import __version__
 from convert.config import ModelConfig, read_config
-from convert.errors import ConversionError, InsufficientDiskSpaceError, OutputExistsError
+from convert.errors import (
+    AdapterError,
+    ConversionError,
+    InsufficientDiskSpaceError,
+    OutputExistsError,
+)
 from convert.gguf_write import PlannedTensor, TensorProducer, target_shape, write_gguf
 from convert.lora import LoraAdapter
 from convert.quant_types import MmprojType, TextQuant, parse_mmproj_type, parse_quant
 from convert.quantize import quantize_gguf
 from convert.safetensors_source import TensorSource
-from convert.tensor_map import MappedTensor, Part, map_checkpoint
+from convert.tensor_map import MappedTensor, Part, Transform, map_checkpoint
 from convert.vocab import Vocab, read_vocab
 
 logger = logging.getLogger(__name__)
@@ -289,6 +294,12 @@ def convert_checkpoint(
     if lora_dir is not None:
         adapter = LoraAdapter(lora_dir)
         adapter.check_against({m.hf_name: source.entry(m.source_name).shape for m in mapped})
+        for item in mapped:
+            if item.hf_name in adapter.target_weights and item.transform is Transform.SPLIT_TIME:
+                raise AdapterError(
+                    f"the adapter changes the Conv3d patch embedding ({item.hf_name}), which cannot be "
+                    "merged here: merge it with PEFT (merge_and_unload) and convert the merged model"
+                )
 
     out_dir = Path(outdir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
