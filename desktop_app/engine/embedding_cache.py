@@ -77,8 +77,7 @@ class EmbeddingCache:
                 self.hits += 1
                 return array
             if array is not None:
-                logger.warning("dropping cached embedding %s of the wrong shape", path)
-                self._remove(path)
+                logger.debug("cached embedding %s has shape %s, not %s", path, array.shape, shape)
         self.misses += 1
         return None
 
