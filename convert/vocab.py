@@ -118,12 +118,13 @@ def read_vocab(
         else:
             tokens.append(f"[PAD{i}]")
             token_types.append(TOKEN_UNUSED)
-    if len(set(tokens)) != len(tokens):
-        seen: set[str] = set()
-        duplicate = next(t for t in tokens if t in seen or seen.add(t))  # type: ignore[func-returns-value]
-        raise ConversionError(
-            f"tokenizer.json defines the token {duplicate!r} twice; llama.cpp needs unique tokens"
-        )
+    seen: set[str] = set()
+    for token in tokens:
+        if token in seen:  # llama.cpp aborts the whole process on duplicate token strings
+            raise ConversionError(
+                f"tokenizer.json defines the token {token!r} twice; llama.cpp needs unique tokens"
+            )
+        seen.add(token)
 
     merges = tuple(_merge_string(m) for m in model.get("merges", []))
     if not merges:

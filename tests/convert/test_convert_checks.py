@@ -331,3 +331,23 @@ def test_convert_errors_are_conversion_errors() -> None:
     ):
         assert issubclass(error, ConversionError)
     assert os.environ.get("STORYTELLER_HOME")  # the autouse fixture isolates every test
+
+
+def test_both_merge_formats_become_space_joined_pairs() -> None:
+    from convert.vocab import _merge_string
+
+    assert _merge_string("Ġ t") == "Ġ t"  # the older "left right" string format
+    assert _merge_string(["Ġ", "t"]) == "Ġ t"  # the newer pair format
+    assert (
+        _merge_string(["a b", "c"]) == f"a{chr(ord(' ') + 256)}b c"
+    )  # literal space inside a part
+
+
+def test_duplicate_token_strings_are_refused(tmp_path: Path) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "src")
+    tokenizer = json.loads((src / "tokenizer.json").read_text())
+    first = next(iter(tokenizer["model"]["vocab"]))
+    tokenizer["added_tokens"].append({"id": 630, "content": first, "special": False})
+    (src / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(ConversionError, match="twice"):
+        convert_tiny(tmp_path / "out", src=src)
