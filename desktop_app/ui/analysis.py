@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QScrollArea,
+    QSplitter,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -29,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.ui import services
-from desktop_app.ui.photo_view import read_photo
+from desktop_app.ui.photo_view import BoxOverlay, PhotoView, read_photo
 from desktop_app.ui.story_html import colors_for, display_name
 from desktop_app.ui.story_panel import FramePhoto
 
@@ -57,11 +59,16 @@ def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTable
     for c in range(len(headers)):
         table.setColumnWidth(c, min(table.columnWidth(c), 260))
     table.resizeRowsToContents()
-    height = table.horizontalHeader().height() + sum(
-        table.rowHeight(r) for r in range(table.rowCount())
+    # Tall enough for every row plus a horizontal scroll bar: no inner vertical scrolling.
+    height = (
+        table.horizontalHeader().sizeHint().height()
+        + sum(table.rowHeight(r) for r in range(table.rowCount()))
+        + table.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        + 2 * table.frameWidth()
+        + 2
     )
-    table.setMinimumHeight(min(height + 6, 320))
-    table.setMaximumHeight(height + 6 if rows else table.horizontalHeader().height() + 6)
+    table.setMinimumHeight(min(height, 360))
+    table.setMaximumHeight(height)
     return table
 
 
@@ -103,7 +110,18 @@ class AnalysisPanel(QWidget):
         hint.setWordWrap(True)
         cast_layout.addWidget(hint)
         cast_layout.addWidget(self.cast_list)
-        self.tabs.addTab(self.frame_tabs, "Frames")
+        self.frame_photo = PhotoView(self)
+        self.frame_photo.setObjectName("analysisPhoto")
+        self.frame_photo.set_placeholder("The photo of the frame shows here.")
+        frames_split = QSplitter(Qt.Orientation.Horizontal, self)
+        frames_split.addWidget(self.frame_tabs)
+        frames_split.addWidget(self.frame_photo)
+        frames_split.setStretchFactor(0, 3)
+        frames_split.setStretchFactor(1, 2)
+        frames_split.setChildrenCollapsible(False)
+        frames_split.setSizes([720, 440])
+        self.tabs.addTab(frames_split, "Frames")
+        self.frame_tabs.currentChanged.connect(lambda _i: self._show_frame_photo())
         self.tabs.addTab(self.narrative_table, "Narrative")
         self.tabs.addTab(cast_page, "Cast")
         self.tabs.addTab(self.matrix, "Who appears where")
@@ -125,6 +143,7 @@ class AnalysisPanel(QWidget):
     def clear(self) -> None:
         self.story = None
         self.frame_tabs.clear()
+        self.frame_photo.clear_photo()
         self.narrative_table.setRowCount(0)
         self._filling = True
         self.cast_list.clear()
@@ -144,6 +163,7 @@ class AnalysisPanel(QWidget):
         self._fill_frames(story)
         if 0 <= current_frame_tab < self.frame_tabs.count():
             self.frame_tabs.setCurrentIndex(current_frame_tab)
+        self._show_frame_photo()
         self._fill_narrative(story)
         self._fill_cast(story)
         self._fill_matrix(story)
@@ -196,11 +216,13 @@ class AnalysisPanel(QWidget):
             )
             for table in (characters, objects):
                 table.setProperty("frame", frame.index)
+                # Selecting a row shows its box on the photo; activating it (double-click,
+                # Enter) shows it in the story.
                 table.cellActivated.connect(
                     lambda r, _c, t=table, f=frame.index: self._on_table_row(t, f, r)
                 )
-                table.cellClicked.connect(
-                    lambda r, c, t=table, f=frame.index: c == 0 and self._on_table_row(t, f, r)
+                table.currentCellChanged.connect(
+                    lambda r, _c, _pr, _pc, t=table, f=frame.index: self._on_row_selected(t, f, r)
                 )
             layout.addWidget(QLabel("<b>Characters</b>"))
             layout.addWidget(characters)
@@ -212,7 +234,44 @@ class AnalysisPanel(QWidget):
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
             scroll.setWidget(page)
+            scroll.setProperty("frame", frame.index)
             self.frame_tabs.addTab(scroll, f"Frame {frame.index}")
+
+    def _frame_at_tab(self) -> int | None:
+        page = self.frame_tabs.currentWidget()
+        return page.property("frame") if page is not None else None
+
+    def _show_frame_photo(self, only: str | None = None) -> None:
+        """Show the current frame's photo with every box of that frame (or only ``only``'s)."""
+        frame_number = self._frame_at_tab()
+        if frame_number is None:
+            return  # the tabs are being rebuilt
+        photo = self.frame_photos.get(frame_number)
+        if self.story is None or photo is None:
+            self.frame_photo.clear_photo()
+            return
+        if not self.frame_photo.set_photo(photo.path):
+            return
+        frame = self.story.frame(frame_number)
+        if frame is None:
+            return
+        original = self.frame_photo.original_size
+        prepared = photo.prepared_size or original
+        colors = colors_for(self.story)
+        overlays = []
+        for entity in (*frame.characters, *frame.objects):
+            if entity.box is None or (only is not None and entity.id != only):
+                continue
+            box = entity.box
+            rect = services.map_box((box.x1, box.y1, box.x2, box.y2), prepared, original)
+            label = display_name(self.story, entity.id, self.names)
+            overlays.append(BoxOverlay(entity.id, label, rect, colors.get(entity.id, "#ffcc00")))
+        self.frame_photo.show_boxes(overlays)
+
+    def _on_row_selected(self, table: QTableWidget, frame: int, row: int) -> None:
+        item = table.item(row, 0) if row >= 0 else None
+        if item is not None and item.text():
+            self._show_frame_photo(only=item.text())
 
     def _on_table_row(self, table: QTableWidget, frame: int, row: int) -> None:
         item = table.item(row, 0)

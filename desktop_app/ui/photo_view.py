@@ -169,9 +169,10 @@ class PhotoView(QGraphicsView):
             item.setZValue(1)
             self._scene.addItem(item)
             self._boxes.append(item)
-            label = QGraphicsSimpleTextItem(overlay.label)
+            text_label = overlay.label if len(overlay.label) <= 26 else overlay.label[:25] + "…"
+            label = QGraphicsSimpleTextItem(text_label)
             font = QFont()
-            font.setPixelSize(max(10, int(15 * scale)))
+            font.setPixelSize(max(10, int(13 * scale)))
             font.setBold(True)
             label.setFont(font)
             label.setBrush(QBrush(QColor("white")))
@@ -181,13 +182,13 @@ class PhotoView(QGraphicsView):
             top = y1 - text.height() - 2 * pad
             if top < 0:  # no room above the box: put the label just inside it
                 top = y1
-            background = QGraphicsRectItem(
-                QRectF(x1, top, text.width() + 2 * pad, text.height() + 2 * pad)
-            )
+            width = text.width() + 2 * pad
+            left = max(0.0, min(x1, self.original_size[0] - width))  # keep it on the photo
+            background = QGraphicsRectItem(QRectF(left, top, width, text.height() + 2 * pad))
             background.setBrush(QBrush(color))
             background.setPen(QPen(Qt.PenStyle.NoPen))
             background.setZValue(2)
-            label.setPos(x1 + pad, top + pad)
+            label.setPos(left + pad, top + pad)
             label.setZValue(3)
             self._scene.addItem(background)
             self._scene.addItem(label)

@@ -377,3 +377,136 @@ def test_versions_switch_delete_and_compare(
     window.delete_current_run()
     assert [r.id for r in library.runs(album.id)] == [second.id]
     assert window.current_run.id == second.id
+
+
+# ----------------------------------------------------------------------------- more album work
+
+
+def dated_photo(path: Path, when: str) -> Path:
+    """A small JPEG whose EXIF says it was taken at ``when`` ("YYYY:MM:DD HH:MM:SS")."""
+    from PIL import Image
+
+    image = Image.new("RGB", (280, 196), (80, 120, 200))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = when
+    image.save(path, exif=exif)
+    return path
+
+
+def test_sort_by_date_and_remove_photos_keep_the_files(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, tmp_path: Path
+) -> None:
+    late = dated_photo(tmp_path / "b-late.jpg", "2024:06:02 18:00:00")
+    early = dated_photo(tmp_path / "a-early.jpg", "2024:06:01 09:00:00")
+    window = make_window()
+    album = album_with_photos(qtbot, window, [late, early])
+    window.sort_by_date()
+    assert [p.path.name for p in window.photo_model.photos()] == ["a-early.jpg", "b-late.jpg"]
+    assert [p.path.name for p in library.photos(album.id)] == ["a-early.jpg", "b-late.jpg"]
+    window.filmstrip.setCurrentIndex(window.photo_model.index(0))
+    window.remove_selected_photos()
+    assert [p.path.name for p in library.photos(album.id)] == ["b-late.jpg"]
+    assert early.exists()  # only the album membership was removed
+
+
+def test_missing_photos_get_a_badge_and_are_left_out_of_the_story(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    tmp_path: Path,
+    sample_photos: list[Path],
+) -> None:
+    copies = []
+    for photo in sample_photos[:2]:
+        copy = tmp_path / photo.name
+        copy.write_bytes(photo.read_bytes())
+        copies.append(copy)
+    window = make_window()
+    album = album_with_photos(qtbot, window, copies)
+    copies[1].unlink()  # moved away behind the app's back
+    window.reload_albums(select_id=album.id)
+    assert "⚠ 1 missing" in window.album_view.currentIndex().data()
+    assert "missing" in window.photo_model.index(1).data()
+    run = generate_and_wait(qtbot, window)
+    assert [p.path.name for p in run.photos] == [copies[0].name]
+
+
+def test_files_that_are_not_photos_are_reported_by_name(
+    qtbot: Any, make_window: Callable[..., Any], tmp_path: Path
+) -> None:
+    from desktop_app.ui import errors as ui_errors
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    window = make_window()
+    window.new_album("Mixed", edit=False)
+    drop_urls(window.filmstrip.viewport(), [notes])
+    qtbot.waitUntil(lambda: bool(ui_errors.open_error_dialogs()), timeout=10_000)
+    (dialog,) = ui_errors.open_error_dialogs()
+    assert "notes.txt" in dialog.text()
+    dialog.close()
+    assert window.photo_model.rowCount() == 0
+
+
+class FailingBackend:
+    """Writes a few tokens, then fails the way a backend reports a problem the user can fix."""
+
+    description = "failing test backend"
+
+    def generate(self, request: Any, *, should_stop: Any) -> Any:
+        from desktop_app.engine.events import Phase, PhaseEvent, TokenEvent
+        from desktop_app.errors import StorytellerError
+
+        yield PhaseEvent(Phase.WRITING)
+        yield TokenEvent("<think>\n## Image 1\n")
+        raise StorytellerError("the server at http://127.0.0.1:9 went away: check that it runs")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_backend_shows_its_message_and_keeps_a_failed_version(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+) -> None:
+    from desktop_app.ui import errors as ui_errors
+
+    window = make_window(FailingBackend())
+    album = album_with_photos(qtbot, window, sample_photos[:1])
+    generate_and_wait(qtbot, window)
+    (dialog,) = ui_errors.open_error_dialogs()
+    assert "went away: check that it runs" in dialog.text()
+    dialog.close()
+    (run,) = library.runs(album.id)
+    assert run.status is RunStatus.FAILED and "went away" in run.error
+    assert run.raw_output.startswith("<think>")
+    assert window.act_generate.isEnabled()  # the user can try again
+
+
+def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    from PySide6.QtWidgets import QTableWidget
+
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    panel = window.analysis_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.frame_tabs.setCurrentIndex(2)  # frame 3
+    photo = panel.frame_photo
+    assert photo.photo_path is not None and photo.photo_path.name == sample_photos[2].name
+    assert {b.overlay.entity_id for b in photo.box_items()} == {
+        "char1",
+        "char3",
+        "obj1",
+        "obj2",
+        "bg1",
+    }
+    characters = panel.frame_tabs.currentWidget().widget().findChildren(QTableWidget)[0]
+    characters.setCurrentCell(1, 0)  # Grandpa Joe's row
+    (box,) = photo.box_items()
+    assert box.overlay.entity_id == "char3"
+    pen = box.pen().widthF() / 2
+    assert_rect_close(
+        box.sceneBoundingRect().adjusted(pen, pen, -pen, -pen), expected_scene_rect(3, "char3")
+    )
