@@ -11,9 +11,9 @@ Two grammars, one after the other (the sampler switches when ``</think>\\n`` has
    tags may only name ids that frame K's tables defined (characters act, background regions
    are places).
 
-Lengths are capped so that the worst case fits ``max_tokens`` even at one character per token:
-a strict run always ends with a complete story. Short budgets give terse cells; the caps relax
-as the budget grows.
+Lengths are capped so that the worst case fits ``max_tokens`` even at one character per token
+(free text is printable ASCII, so no token adds less): a strict run always ends with a complete
+story. Short budgets give terse cells; the caps relax as the budget grows.
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ SETTING_ELEMENTS = (
     "Background",
 )
 NARRATIVE_PHASES = ("Introduction", "Development", "Conflict", "Turning Point", "Conclusion")
+# Printable ASCII only (the model writes English): every token then adds at least one
+# character, which is what makes the length caps a guarantee. Cells exclude the table bar and
+# tag brackets; story text excludes "<" (tags are the grammar's own).
+CELL_CHAR = "[\\x20-\\x3B\\x3D\\x3F-\\x7B\\x7D\\x7E]"
+TEXT_CHAR = "[\\x20-\\x3B\\x3D-\\x7E]"
+TEXT_FIRST_CHAR = "[\\x21-\\x3B\\x3D-\\x7E]"
 # Box cut points: x1 lies before a cut and x2 at or after it, which forces x1 < x2.
 BOX_CUTS = 6
 
@@ -203,7 +209,7 @@ class StrictFormat:
         """GBNF of the analysis block (root rule ``root``)."""
         caps = self.think_caps
         n = len(self.image_sizes)
-        cell_tail = f"[^|<>\\x00-\\x1F]{{0,{caps.cell - 1}}}" if caps.cell > 1 else ""
+        cell_tail = f"{CELL_CHAR}{{0,{caps.cell - 1}}}" if caps.cell > 1 else ""
         rules = [
             "root ::= "
             + literal("<think>\n")
@@ -293,13 +299,13 @@ class StrictFormat:
             ):
                 caps = candidate
                 break
-        text_rule = "[^< \\x00-\\x1F]" + (
-            f" [^<\\x00-\\x1F]{{0,{caps.text - 1}}}" if caps.text > 1 else ""
+        text_rule = TEXT_FIRST_CHAR + (
+            f" {TEXT_CHAR}{{0,{caps.text - 1}}}" if caps.text > 1 else ""
         )
         rules = [
             "root ::= " + " ".join(f"seg{k}" for k in range(1, len(frames) + 1)),
             f"text ::= {text_rule}",
-            f"inner ::= [^<\\x00-\\x1F]{{1,{caps.tag_text}}}",
+            f"inner ::= {TEXT_CHAR}{{1,{caps.tag_text}}}",
         ]
         for k, ids in enumerate(frames, start=1):
             characters = sorted(i for i in ids if i.startswith("char"))

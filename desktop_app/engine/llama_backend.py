@@ -589,56 +589,108 @@ def _token_bytes(vocab: int, token: int) -> bytes:
 
 
 class _Sampler:
-    """llama.cpp's sampler chain: [grammar] -> top-k -> top-p -> temperature -> seeded draw."""
+    """llama.cpp's sampler chain: top-k -> top-p -> temperature -> seeded draw, and a grammar.
+
+    With a grammar, checking all 152k vocabulary entries against it every token is what makes
+    constrained generation slow. So a token is first drawn without the grammar and checked alone
+    (one candidate); only when the grammar rejects it is the token drawn again from a chain that
+    starts with the grammar (as llama.cpp's own common sampler does). Both grammar instances see
+    every accepted token, so they stay in step.
+    """
 
     def __init__(self, vocab: int, sampling: SamplingParams, grammar_text: str | None) -> None:
+        import llama_cpp
+
         self.vocab = vocab
         self.sampling = sampling
-        self.chain = None
-        self._build(grammar_text)
+        self.free_chain = self._chain(None)
+        self.grammar_chain = None
+        self.grammar_check = None
+        self._candidate = llama_cpp.llama_token_data()
+        self._single = llama_cpp.llama_token_data_array(
+            data=ctypes.pointer(self._candidate), size=1, selected=-1, sorted=False
+        )
+        self.resampled = 0  # tokens the grammar rejected (for the benchmark)
+        if grammar_text is not None:
+            self.set_grammar(grammar_text)
 
-    def _build(self, grammar_text: str | None) -> None:
+    def _grammar(self, grammar_text: str) -> int:
+        import llama_cpp
+
+        constraint = llama_cpp.llama_sampler_init_grammar(
+            self.vocab, grammar_text.encode("utf-8"), b"root"
+        )
+        if not constraint:
+            raise GenerationError("the strict-format grammar was rejected by llama.cpp")
+        return constraint
+
+    def _chain(self, grammar_text: str | None) -> int:
         import llama_cpp
 
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if grammar_text is not None:
-            constraint = llama_cpp.llama_sampler_init_grammar(
-                self.vocab, grammar_text.encode("utf-8"), b"root"
-            )
-            if not constraint:
+            try:
+                llama_cpp.llama_sampler_chain_add(chain, self._grammar(grammar_text))
+            except GenerationError:
                 llama_cpp.llama_sampler_free(chain)
-                raise GenerationError("the strict-format grammar was rejected by llama.cpp")
-            llama_cpp.llama_sampler_chain_add(chain, constraint)
+                raise
         sampling = self.sampling
         if sampling.temperature <= 0:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        else:
-            seed = llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(TOP_K))
-            llama_cpp.llama_sampler_chain_add(
-                chain, llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1)
-            )
-            llama_cpp.llama_sampler_chain_add(
-                chain, llama_cpp.llama_sampler_init_temp(sampling.temperature)
-            )
-            llama_cpp.llama_sampler_chain_add(
-                chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF)
-            )
-        self.chain = chain
+            return chain
+        seed = llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed
+        for stage in (
+            llama_cpp.llama_sampler_init_top_k(TOP_K),
+            llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1),
+            llama_cpp.llama_sampler_init_temp(sampling.temperature),
+            llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF),
+        ):
+            llama_cpp.llama_sampler_chain_add(chain, stage)
+        return chain
 
     def set_grammar(self, grammar_text: str) -> None:
-        """Continue under a new grammar (the story part of strict format)."""
-        self.close()
-        self._build(grammar_text)
+        """Constrain the tokens from now on by ``grammar_text`` (replacing any grammar)."""
+        self._free_grammar()
+        self.grammar_check = self._grammar(grammar_text)
+        self.grammar_chain = self._chain(grammar_text)
+
+    def _allowed(self, token: int) -> bool:
+        import llama_cpp
+
+        self._candidate.id = token
+        self._candidate.logit = 0.0
+        self._candidate.p = 0.0
+        self._single.selected = -1
+        llama_cpp.llama_sampler_apply(self.grammar_check, ctypes.byref(self._single))
+        return self._candidate.logit != float("-inf")
 
     def sample(self, ctx: int) -> int:
         import llama_cpp
 
-        return llama_cpp.llama_sampler_sample(self.chain, ctx, -1)
+        token = llama_cpp.llama_sampler_sample(self.free_chain, ctx, -1)
+        if self.grammar_check is None:
+            return token
+        if self._allowed(token):
+            llama_cpp.llama_sampler_accept(self.grammar_chain, token)
+        else:
+            self.resampled += 1
+            token = llama_cpp.llama_sampler_sample(self.grammar_chain, ctx, -1)
+        llama_cpp.llama_sampler_accept(self.grammar_check, token)
+        return token
+
+    def _free_grammar(self) -> None:
+        import llama_cpp
+
+        for name in ("grammar_chain", "grammar_check"):
+            sampler = getattr(self, name)
+            if sampler is not None:
+                llama_cpp.llama_sampler_free(sampler)
+                setattr(self, name, None)
 
     def close(self) -> None:
         import llama_cpp
 
-        if self.chain is not None:
-            llama_cpp.llama_sampler_free(self.chain)
-            self.chain = None
+        self._free_grammar()
+        if self.free_chain is not None:
+            llama_cpp.llama_sampler_free(self.free_chain)
+            self.free_chain = None
