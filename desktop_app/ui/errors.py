@@ -150,3 +150,13 @@ def install_excepthooks(parent_for_dialogs: QWidget | None = None) -> None:
 
     sys.excepthook = sys_hook
     threading.excepthook = thread_hook
+
+
+def uninstall_excepthooks() -> None:
+    """Put Python's own hooks back (tests; the app keeps its hooks until it exits)."""
+    global _relay
+    sys.excepthook = sys.__excepthook__
+    threading.excepthook = threading.__excepthook__
+    if _relay is not None:
+        _relay.deleteLater()
+        _relay = None

@@ -139,15 +139,18 @@ def test_errors_become_messages_that_say_what_to_fix(qtbot: Any) -> None:
 
 def test_an_exception_in_any_thread_becomes_a_dialog_not_a_crash(qtbot: Any) -> None:
     ui_errors.install_excepthooks()
+    try:
 
-    def boom() -> None:
-        raise StorytellerError("the thread failed: try again")
+        def boom() -> None:
+            raise StorytellerError("the thread failed: try again")
 
-    thread = threading.Thread(target=boom)
-    thread.start()
-    thread.join()
-    qtbot.waitUntil(lambda: bool(ui_errors.open_error_dialogs()), timeout=5_000)
-    assert close_error_dialogs() == ["the thread failed: try again"]
+        thread = threading.Thread(target=boom)
+        thread.start()
+        thread.join()
+        qtbot.waitUntil(lambda: bool(ui_errors.open_error_dialogs()), timeout=5_000)
+        assert close_error_dialogs() == ["the thread failed: try again"]
+    finally:
+        ui_errors.uninstall_excepthooks()
 
 
 def test_keyboard_tab_moves_through_story_words_and_shows_their_boxes(

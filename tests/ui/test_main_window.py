@@ -510,3 +510,36 @@ def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
     assert_rect_close(
         box.sceneBoundingRect().adjusted(pen, pen, -pen, -pen), expected_scene_rect(3, "char3")
     )
+
+
+def test_a_folder_dropped_on_the_album_list_is_imported(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album = window.new_album("From a folder", edit=False)
+    drop_urls(window.album_view.viewport(), [sample_photos[0].parent])
+    qtbot.waitUntil(lambda: window.photo_model.rowCount() == len(sample_photos), timeout=10_000)
+    assert sorted(p.path.name for p in library.photos(album.id)) == sorted(
+        p.name for p in sample_photos
+    )
+
+
+def test_a_validation_issue_jumps_to_its_frame_and_entity(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], story_output: str
+) -> None:
+    # The model names char9 in frame 3's text, but no table defines it.
+    broken = story_output.replace(
+        "<gdo char3>Grandpa Joe</gdo> <gda char3>came walking over</gda>",
+        "<gdo char9>Grandpa Joe</gdo> <gda char3>came walking over</gda>",
+    )
+    assert broken != story_output
+    window = make_window(scripted_backend(broken))
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    issues = window.story_panel.issues_list
+    assert issues.count() >= 1
+    item = next(issues.item(i) for i in range(issues.count()) if "char9" in issues.item(i).text())
+    assert "error" in window.story_panel.issues_label.text()
+    issues.itemClicked.emit(item)
+    view = window.story_panel.photo_view
+    assert view.photo_path is not None and view.photo_path.name == sample_photos[2].name
