@@ -2,12 +2,13 @@
 # CI step for issue 7: build the Linux bundle from this venv (its llama-cpp-python is the portable
 # CPU build .ci/run installs) and prove the frozen app works on a machine without a display:
 #   1. packaging/build.py --archive: dist/Storyteller/ and the tar.gz, with size and build time;
-#   2. the bundle's own converter (`Storyteller -m convert.cli`) converts the committed tiny
+#   2. every bundled library's dependencies resolve (ldd);
+#   3. the bundle's own converter (`Storyteller -m convert.cli`) converts the committed tiny
 #      checkpoint, through llama.cpp's K-quant quantizer;
-#   3. `Storyteller --self-test --model --mmproj` with no DISPLAY and no QT_QPA_PLATFORM: Qt
+#   4. `Storyteller --self-test --model --mmproj` with no DISPLAY and no QT_QPA_PLATFORM: Qt
 #      offscreen, llama.cpp + vision library, photos, a one-photo story;
-#   4. `Storyteller doctor --self-test` (its model probe runs in a child `Storyteller -m ...`);
-#   5. under Xvfb: the self-test on the real xcb platform, and the GUI's window, screenshotted to
+#   5. `Storyteller doctor --self-test` (its model probe runs in a child `Storyteller -m ...`);
+#   6. under Xvfb: the self-test on the real xcb platform, and the GUI's window, screenshotted to
 #      dist/screenshots/ (for review) and checked to be drawn and still running after 8 s.
 # Takes about a minute on two cores (the PyInstaller build is most of it).
 set -euo pipefail
@@ -25,6 +26,15 @@ step "build the bundle"
 started=$(date +%s)
 "$PY" packaging/build.py --archive
 echo "build step: $(( $(date +%s) - started )) s"
+
+step "every bundled library finds the libraries it links"
+# Wayland's client libraries are the user's (any Wayland desktop has them; without them Qt uses
+# xcb), like libGL/libEGL, which PyInstaller never bundles.
+missing=$(cd dist/Storyteller/_internal && find . -name "*.so*" -type f | while read -r lib; do
+  LD_LIBRARY_PATH=$PWD ldd "$lib" 2>/dev/null | grep "not found" | sed "s|^|$lib: |" || true
+done | grep -v -E "libwayland-(client|cursor|egl)" | sort -u || true)
+if [ -n "$missing" ]; then echo "$missing"; exit 1; fi
+echo "ok"
 
 step "convert the tiny fixture checkpoint with the bundled converter"
 "$APP" -m convert.cli tests/fixtures/tiny-qwen25vl/checkpoint --outdir "$WORK/model" \
