@@ -29,7 +29,9 @@ from pathlib import Path
 PACKAGING_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGING_DIR.parent
 APP_NAME = "Storyteller"
-APP_ID = "io.github.storyteller.Storyteller"
+# The desktop entry and icon name on Linux: the GUI calls setDesktopFileName("storyteller"), which
+# is the Wayland app id, and a compositor matches it to <id>.desktop for the window's icon.
+DESKTOP_ID = "storyteller"
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 
@@ -130,11 +132,13 @@ def add_linux_desktop_files(bundle: Path) -> None:
     """The .desktop entry, hicolor icons and install/uninstall script next to the executable."""
     applications = bundle / "share" / "applications"
     applications.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(PACKAGING_DIR / "linux" / f"{APP_ID}.desktop", applications)
+    shutil.copy2(PACKAGING_DIR / "linux" / f"{DESKTOP_ID}.desktop", applications)
     for size in ICON_SIZES:
         target = bundle / "share" / "icons" / "hicolor" / f"{size}x{size}" / "apps"
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PACKAGING_DIR / "icons" / f"storyteller-{size}.png", target / f"{APP_ID}.png")
+        shutil.copy2(
+            PACKAGING_DIR / "icons" / f"storyteller-{size}.png", target / f"{DESKTOP_ID}.png"
+        )
     for script in ("install.sh",):
         shutil.copy2(PACKAGING_DIR / "linux" / script, bundle / script)
         (bundle / script).chmod(0o755)

@@ -7,7 +7,8 @@
 #   ./install.sh --uninstall  remove them again (your albums, stories and models are kept)
 set -eu
 
-APP_ID=io.github.storyteller.Storyteller
+# Must equal the GUI's QGuiApplication.setDesktopFileName(): the Wayland app id.
+APP_ID=storyteller
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA_HOME=${XDG_DATA_HOME:-$HOME/.local/share}
 BIN_DIR=$HOME/.local/bin

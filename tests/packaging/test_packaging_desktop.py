@@ -8,6 +8,7 @@ import plistlib
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +16,8 @@ import pytest
 from PIL import Image
 
 from desktop_app import __version__
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_icons_are_what_the_generator_draws(
@@ -48,9 +51,9 @@ def test_icns_has_the_retina_sizes(make_icons: ModuleType, tmp_path: Path) -> No
 
 
 def test_desktop_entry_is_valid(packaging_dir: Path) -> None:
-    entry = packaging_dir / "linux" / "io.github.storyteller.Storyteller.desktop"
+    entry = packaging_dir / "linux" / "storyteller.desktop"
     text = entry.read_text()
-    assert "Icon=io.github.storyteller.Storyteller\n" in text
+    assert "Icon=storyteller\n" in text
     if shutil.which("desktop-file-validate") is None:
         pytest.skip("desktop-file-validate (desktop-file-utils) is not installed")
     result = subprocess.run(
@@ -82,15 +85,12 @@ def test_install_script_adds_and_removes_the_menu_entry(
     )
     assert installed.returncode == 0, installed.stderr
 
-    desktop = home / ".local/share/applications/io.github.storyteller.Storyteller.desktop"
+    desktop = home / ".local/share/applications/storyteller.desktop"
     text = desktop.read_text()
     assert f'Exec="{bundle}/Storyteller"' in text
     assert f"TryExec={bundle}/Storyteller" in text
     for size in (16, 48, 256, 512):
-        assert (
-            home
-            / f".local/share/icons/hicolor/{size}x{size}/apps/io.github.storyteller.Storyteller.png"
-        ).is_file()
+        assert (home / f".local/share/icons/hicolor/{size}x{size}/apps/storyteller.png").is_file()
     command = home / ".local/bin/storyteller"
     assert command.resolve() == (bundle / "Storyteller").resolve()
     assert subprocess.run(
@@ -109,9 +109,7 @@ def test_install_script_adds_and_removes_the_menu_entry(
     assert removed.returncode == 0, removed.stderr
     assert not desktop.exists()
     assert not command.exists()
-    assert not (
-        home / ".local/share/icons/hicolor/48x48/apps/io.github.storyteller.Storyteller.png"
-    ).exists()
+    assert not (home / ".local/share/icons/hicolor/48x48/apps/storyteller.png").exists()
     assert (bundle / "Storyteller").exists()  # the app itself is never removed
 
 
@@ -163,3 +161,24 @@ def test_xwd_with_an_unsupported_depth_is_refused(xwd_to_png: ModuleType) -> Non
     data[44:48] = struct.pack(">I", 16)  # bits per pixel
     with pytest.raises(ValueError, match="16 bpp"):
         xwd_to_png.xwd_to_image(bytes(data))
+
+
+def test_desktop_entry_name_is_the_app_id_the_gui_announces(packaging_dir: Path) -> None:
+    """On Wayland the compositor finds the window's icon through <app id>.desktop."""
+    probe = (
+        "from desktop_app.ui.app import create_application\n"
+        "print(create_application([]).desktopFileName())\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=60,
+        check=True,
+    )
+    app_id = result.stdout.strip().splitlines()[-1]
+    assert (packaging_dir / "linux" / f"{app_id}.desktop").is_file()
+    assert f"Icon={app_id}\n" in (packaging_dir / "linux" / f"{app_id}.desktop").read_text()
