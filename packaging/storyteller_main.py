@@ -13,13 +13,37 @@ import multiprocessing
 import os
 import runpy
 import sys
+from typing import TextIO
+
+
+def _inherited_windows_stream(std_handle: int) -> TextIO | None:
+    """The stdout/stderr pipe a parent handed to the windowed .exe, if any.
+
+    A windowed (GUI-subsystem) program gets ``sys.stdout = None`` even when its parent captures
+    its output (the first-run guide runs ``Storyteller --self-test`` and reads the report), but
+    the inherited OS handle is still there.
+    """
+    try:
+        import ctypes
+        import msvcrt
+
+        get_std_handle = ctypes.windll.kernel32.GetStdHandle  # type: ignore[attr-defined]
+        get_std_handle.restype = ctypes.c_void_p
+        handle = get_std_handle(std_handle)
+        if handle in (None, 0, ctypes.c_void_p(-1).value):
+            return None
+        fd = msvcrt.open_osfhandle(handle, os.O_WRONLY)
+        return open(fd, "w", encoding="utf-8", buffering=1)
+    except (OSError, AttributeError, ValueError, ImportError):
+        return None
 
 
 def _ensure_streams() -> None:
     """A windowed app on Windows/macOS has no stdout/stderr; printing must not crash it."""
-    for name in ("stdout", "stderr"):
+    for name, std_handle in (("stdout", -11), ("stderr", -12)):  # STD_OUTPUT/ERROR_HANDLE
         if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+            stream = _inherited_windows_stream(std_handle) if sys.platform == "win32" else None
+            setattr(sys, name, stream or open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
 
 def _run_module(argv: list[str]) -> None:
