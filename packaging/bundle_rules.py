@@ -90,6 +90,9 @@ EXCLUDED_PYTHON_MODULES: tuple[str, ...] = (
     "pytest", "_pytest", "pytestqt", "hypothesis", "IPython", "matplotlib", "test",
     "PyInstaller", "ruff", "importlinter", "grimp", "torch", "transformers",
     "llama_cpp.server",
+    # Terminal pretty-printers only reached through httpx's command line and pydantic's debug
+    # helpers; the app's own progress output is tqdm.
+    "rich", "pygments", "click", "markdown_it", "mdurl",
 )  # fmt: skip
 
 
@@ -159,8 +162,11 @@ def filter_entries(entries: Iterable[tuple[str, str, str]]) -> list[tuple[str, s
     return [entry for entry in entries if keep_entry(entry[0])]
 
 
-def qt_modules_imported_by(source_root: Path, packages: Iterable[str]) -> dict[str, set[str]]:
-    """Qt module name -> the files of ``packages`` (under ``source_root``) that import it."""
+def modules_imported_by(source_root: Path, packages: Iterable[str]) -> dict[str, set[str]]:
+    """Imported module name -> the files of ``packages`` (under ``source_root``) importing it.
+
+    ``from PySide6 import QtPdf`` counts as ``PySide6.QtPdf``; relative imports are skipped.
+    """
     found: dict[str, set[str]] = {}
     for package in packages:
         for path in sorted((source_root / package).rglob("*.py")):
@@ -169,23 +175,34 @@ def qt_modules_imported_by(source_root: Path, packages: Iterable[str]) -> dict[s
                 names: list[str] = []
                 if isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module:
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     names = [node.module]
                     if node.module == "PySide6":
                         names = [f"PySide6.{alias.name}" for alias in node.names]
                 for name in names:
-                    parts = name.split(".")
-                    if parts[0] == "PySide6" and len(parts) > 1:
-                        found.setdefault(parts[1], set()).add(str(path.relative_to(source_root)))
+                    found.setdefault(name, set()).add(path.relative_to(source_root).as_posix())
     return found
 
 
+def _excluded_by(module: str) -> str | None:
+    """The exclusion entry that removes ``module`` from the bundle, if any."""
+    parts = module.split(".")
+    if parts[0] == "PySide6" and len(parts) > 1 and parts[1] in EXCLUDED_QT_MODULES:
+        return f"PySide6.{parts[1]} (EXCLUDED_QT_MODULES)"
+    for excluded in EXCLUDED_PYTHON_MODULES:
+        if module == excluded or module.startswith(excluded + "."):
+            return f"{excluded} (EXCLUDED_PYTHON_MODULES)"
+    return None
+
+
 def check_app_imports(source_root: Path, packages: Iterable[str]) -> list[str]:
-    """Problems: app files that import a Qt module the bundle leaves out (empty when none)."""
-    imported = qt_modules_imported_by(source_root, packages)
-    return [
-        f"{', '.join(sorted(files))} imports PySide6.{module}, which the bundle excludes: "
-        f"remove it from EXCLUDED_QT_MODULES in packaging/bundle_rules.py"
-        for module, files in sorted(imported.items())
-        if module in EXCLUDED_QT_MODULES
-    ]
+    """Problems: app files importing a module the bundle leaves out (empty when none)."""
+    problems = []
+    for module, files in sorted(modules_imported_by(source_root, packages).items()):
+        excluded = _excluded_by(module)
+        if excluded is not None:
+            problems.append(
+                f"{', '.join(sorted(files))} imports {module}, which the bundle excludes: "
+                f"remove {excluded} from packaging/bundle_rules.py"
+            )
+    return problems
