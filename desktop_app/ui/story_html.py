@@ -9,7 +9,7 @@ does not depend on colour alone. ``SpanRef`` records what each link points at.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,10 +209,3 @@ def _analysis_progress_html(
             line += f'<br><span style="color:#666;">{_esc("; ".join(settings[:3]))}</span>'
         out.append(f"<p><b>Frame {frame.index}</b>: {line}</p>")
     return "".join(out)
-
-
-def frames_in(story: Any) -> Sequence[int]:
-    """Frame numbers that have either analysis or story text."""
-    numbers = {frame.index for frame in story.frames}
-    numbers |= {seg.image for seg in story.segments if seg.image is not None}
-    return sorted(numbers)

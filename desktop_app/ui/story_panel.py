@@ -367,6 +367,3 @@ class StoryPanel(QWidget):
                 self.show_entities(issue.frame, ())
         elif issue.id:
             self.select_entity(issue.id)
-
-    def entity_label(self, entity_id: str) -> str:
-        return display_name(self.story, entity_id, self.names) if self.story else entity_id

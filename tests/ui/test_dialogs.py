@@ -181,3 +181,30 @@ def test_main_actions_have_shortcuts(make_window: Callable[..., Any]) -> None:
     assert shortcuts["Stop"] == "Esc"
     assert shortcuts["New album"] == "Ctrl+N"
     assert shortcuts["Add photos…"] == "Ctrl+O"
+
+
+@pytest.mark.slow
+def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: Any) -> None:
+    from PySide6.QtCore import QTimer
+
+    from desktop_app.ui.app import run_app
+
+    seen: list[str] = []
+
+    def look_and_quit() -> None:
+        for widget in QApplication.topLevelWidgets():
+            if widget.isVisible():
+                seen.append(type(widget).__name__)
+                widget.close()
+        QApplication.instance().quit()
+
+    QTimer.singleShot(800, look_and_quit)
+    try:
+        assert run_app([]) == 0
+    finally:
+        ui_errors.uninstall_excepthooks()
+    assert "MainWindow" in seen and "FirstRunGuide" in seen
+    for widget in QApplication.topLevelWidgets():
+        if type(widget).__name__ == "MainWindow":
+            widget.library.close()
+            widget.deleteLater()
