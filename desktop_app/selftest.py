@@ -1,4 +1,4 @@
-"""The self-test behind ``Storyteller --self-test`` and ``storyteller doctor``.
+"""The self-test behind ``Storyteller --self-test`` (and the first-run guide's model check).
 
 It answers "does this installation work?" on a user's machine or in CI, without a display: Qt
 starts (offscreen when there is no display) and draws a widget, decodes a JPEG through its image
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 # keeps exactly these image plugins, so a check here catches a plugin the bundle lost.
 REQUIRED_QT_IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "gif", "webp", "tiff", "svg")
 
-# ggml backend registry names -> what a user calls them. "BLAS" and "RPC" are helpers, not devices.
+# Prefixes of ggml backend registry names that are GPU backends ("BLAS" and "RPC" are helpers).
 _GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "MUSA", "CANN")
 
 # Few tokens: the story check proves the pipeline runs, not that the model writes well.
@@ -97,7 +97,10 @@ class LlamaBuildInfo:
 
     @property
     def accelerator(self) -> str:
-        """The backend that does the heavy work: a GPU backend when compiled in, else ``CPU``."""
+        """The compiled-in backend meant to do the heavy work: a GPU backend if any, else ``CPU``.
+
+        Compiled, not necessarily usable: ``gpu_offload`` says whether a device was found.
+        """
         for name in self.backends:
             if any(name.upper().startswith(gpu.upper()) for gpu in _GPU_BACKENDS):
                 return name
