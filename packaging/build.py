@@ -36,6 +36,7 @@ ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 
 def project_version() -> str:
+    """The version the bundle carries: ``desktop_app.__version__``."""
     sys.path.insert(0, str(ROOT))
     import desktop_app
 
@@ -43,6 +44,7 @@ def project_version() -> str:
 
 
 def platform_tag() -> str:
+    """``linux-x86_64``, ``macos-arm64``, ``windows-x86_64``: the archive name's platform part."""
     system = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(
         sys.platform, sys.platform
     )
@@ -65,6 +67,7 @@ def executable_path(dist: Path) -> Path:
 
 
 def run_pyinstaller(dist: Path, work: Path, *, clean: bool) -> None:
+    """Run PyInstaller on packaging/storyteller.spec."""
     command = [
         sys.executable,
         "-m",
@@ -157,6 +160,7 @@ def tree_size(path: Path) -> int:
 
 
 def largest_parts(bundle: Path, count: int = 8) -> list[tuple[str, int]]:
+    """The biggest top-level entries of the bundle's ``_internal`` folder, with their bytes."""
     internal = bundle / "_internal" if (bundle / "_internal").is_dir() else bundle
     sizes = []
     for child in internal.iterdir():
@@ -170,6 +174,7 @@ def largest_parts(bundle: Path, count: int = 8) -> list[tuple[str, int]]:
 
 
 def make_tarball(bundle: Path, version: str) -> Path:
+    """``Storyteller-<version>-<platform>.tar.gz`` of the one-folder bundle, written atomically."""
     archive = bundle.parent / f"{APP_NAME}-{version}-{platform_tag()}.tar.gz"
     partial = archive.with_name(archive.name + ".part")
     with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
@@ -179,6 +184,7 @@ def make_tarball(bundle: Path, version: str) -> Path:
 
 
 def make_dmg(app: Path, version: str) -> Path:
+    """A compressed disk image of the .app (macOS only: hdiutil)."""
     dmg = app.parent / f"{APP_NAME}-{version}-{platform_tag()}.dmg"
     subprocess.run(
         [
@@ -199,6 +205,7 @@ def make_dmg(app: Path, version: str) -> Path:
 
 
 def codesign(app: Path, identity: str) -> None:
+    """Sign the .app with the hardened runtime and our entitlements (macOS only)."""
     entitlements = PACKAGING_DIR / "macos" / "entitlements.plist"
     subprocess.run(
         [
@@ -210,6 +217,7 @@ def codesign(app: Path, identity: str) -> None:
 
 
 def make_windows_installer(dist: Path, version: str) -> Path | None:
+    """Compile packaging/windows/storyteller.iss with Inno Setup; None when iscc is missing."""
     iscc = shutil.which("iscc") or shutil.which("ISCC")
     default = (
         Path(os.environ.get("PROGRAMFILES(X86)", r"C:\Program Files (x86)"))
