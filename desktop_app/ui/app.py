@@ -60,18 +60,28 @@ def _model_name(settings: Any) -> str:
     return found.name if found is not None else ""
 
 
-def run_app(argv: list[str]) -> int:
-    """Create the QApplication and the main window; return the exit code of the event loop."""
-    app = create_application(argv)
+def start_app(argv: list[str]) -> Any:
+    """Set up the application and show the main window (and the first-run guide if no model
+    is set up); return the window, or None when the library cannot be opened (the message is
+    shown)."""
+    create_application(argv)
     install_excepthooks()
     try:
         settings = services.load_settings()
         window = build_main_window(settings)
     except StorytellerError as err:
         show_error(None, err, action="Opening the library")
-        app.exec()  # shows the message until it is closed
-        return 1
+        return None
     window.show()
     if not services.model_configured(settings):
         QTimer.singleShot(0, window.open_first_run_guide)
-    return app.exec()
+    return window
+
+
+def run_app(argv: list[str]) -> int:
+    """Create the QApplication and the main window; return the exit code of the event loop."""
+    window = start_app(argv)
+    app = QApplication.instance()
+    assert app is not None
+    exit_code = app.exec()  # without a window it shows the error message until it is closed
+    return exit_code if window is not None else 1

@@ -183,28 +183,19 @@ def test_main_actions_have_shortcuts(make_window: Callable[..., Any]) -> None:
     assert shortcuts["Add photos…"] == "Ctrl+O"
 
 
-@pytest.mark.slow
 def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: Any) -> None:
-    from PySide6.QtCore import QTimer
+    from desktop_app.ui.app import start_app
 
-    from desktop_app.ui.app import run_app
-
-    seen: list[str] = []
-
-    def look_and_quit() -> None:
-        for widget in QApplication.topLevelWidgets():
-            if widget.isVisible():
-                seen.append(type(widget).__name__)
-                widget.close()
-        QApplication.instance().quit()
-
-    QTimer.singleShot(800, look_and_quit)
     try:
-        assert run_app([]) == 0
+        window = start_app([])
     finally:
         ui_errors.uninstall_excepthooks()
-    assert "MainWindow" in seen and "FirstRunGuide" in seen
-    for widget in QApplication.topLevelWidgets():
-        if type(widget).__name__ == "MainWindow":
-            widget.library.close()
-            widget.deleteLater()
+    assert window is not None
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.findChild(FirstRunGuide) is not None, timeout=5_000)
+    guide = window.findChild(FirstRunGuide)
+    assert guide.isVisible()
+    assert window.isVisible() and window.backend_label.text().startswith("llama.cpp")
+    guide.close()
+    window.close()
+    window.library.close()
