@@ -1,8 +1,9 @@
 """Exporting a story version: HTML with embedded photos, Markdown, JSON and PDF.
 
-HTML, Markdown and JSON come from ``desktop_app.story``'s renderers and are written atomically;
-they may run in a worker thread. PDF is laid out by Qt (``QTextDocument`` printed to a
-``QPdfWriter``) and must run in the GUI thread.
+HTML, Markdown and JSON come from ``desktop_app.story``'s renderers; PDF is laid out by Qt
+(``QTextDocument`` printed to a ``QPdfWriter``, both usable outside the GUI thread, as are the
+``QImage`` photos it embeds). Every file is written to a temporary name and renamed, and every
+export may run in a worker thread.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def export_story(
     photos: Mapping[int, Path],
     title: str,
 ) -> Path:
-    """Write ``story`` to ``path`` as ``kind``; returns ``path``. PDF only in the GUI thread."""
+    """Write ``story`` to ``path`` as ``kind``; returns ``path``."""
     if kind == "pdf":
         write_pdf(path, story, names, photos, title)
         return path

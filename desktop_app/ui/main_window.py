@@ -1203,21 +1203,13 @@ class MainWindow(QMainWindow):
             self.export(kind, Path(path))
 
     def export(self, kind: str, path: Path) -> WorkerHandle | None:
-        """Write the current version to ``path`` in the background (PDF: in the GUI thread)."""
+        """Write the current version to ``path`` in the background."""
         if self.current_story is None or self.current_run is None:
             return None
         album = self.current_album()
         title = album.name if album else "Story"
         story, issues, names = self.current_story, list(self.current_issues), self.current_names()
         photos = {i: p.path for i, p in frame_photos_of(self.current_run).items()}
-        if kind == "pdf":
-            try:
-                export_story(kind, path, story, issues, names, photos, title)
-            except Exception as err:
-                show_error(self, err, action="Exporting")
-                return None
-            self.show_status(f"Exported to {path}")
-            return None
         worker = CallableWorker(
             lambda ctx: export_story(kind, path, story, issues, names, photos, title)
         )

@@ -330,6 +330,7 @@ def test_export_writes_the_story_with_the_users_names(
     if kind == "pdf":
         data = target.read_bytes()
         assert data.startswith(b"%PDF") and b"/Page" in data
+        assert data.count(b"/Subtype /Image") >= 4  # each frame's photo beside its text
         return
     content = target.read_text(encoding="utf-8")
     if kind == "json":
