@@ -92,7 +92,7 @@ def write_pdf(
         url = f"frame-photo:{index}"
         document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
         images[index] = url
-    rendered = render_story(story, names=names, frame_images=images, image_width=200)
+    rendered = render_story(story, names=names, frame_images=images, image_width=200, links=False)
     document.setHtml(f"<h1>{_escape(title)}</h1>{rendered.html}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,7 @@ def _span_html(
     story: Any,
     names: Mapping[str, str] | None,
     selected_id: str | None,
+    link: bool = True,
 ) -> str:
     first = span.ids[0] if span.ids else ""
     color = colors.get(first, "#333333")
@@ -114,6 +115,8 @@ def _span_html(
     who = ", ".join(f"{display_name(story, i, names)} ({i})" for i in span.ids)
     title = f"{KIND_LABEL.get(kind, kind)}: {who}"
     text = span_display_text(span, story, names)
+    if not link:  # printed or exported: styled text, no link to follow
+        return f'<span style="{style}">{_esc(text)}</span>'
     return f'<a href="{href}" style="{style}" title="{_esc(title)}">{_esc(text)}</a>'
 
 
@@ -126,11 +129,13 @@ def render_story(
     frame_count: int | None = None,
     live: bool = False,
     image_width: int = 180,
+    links: bool = True,
 ) -> RenderedStory:
     """Render ``story`` (a ``desktop_app.story`` Story) to Qt rich text.
 
     ``frame_images`` maps a frame number to an image URL registered with the document;
-    ``live`` adds a progress line for a story still being written.
+    ``live`` adds a progress line for a story still being written; ``links=False`` renders
+    spans as styled text (print, PDF).
     """
     colors = colors_for(story)
     spans: dict[str, SpanRef] = {}
@@ -148,7 +153,9 @@ def render_story(
                 continue
             href = f"span:{len(spans)}"
             spans[href] = SpanRef(frame, tuple(span.ids), kind, span.text)
-            text_parts.append(_span_html(href, span, kind, colors, story, names, selected_id))
+            text_parts.append(
+                _span_html(href, span, kind, colors, story, names, selected_id, links)
+            )
         body = "".join(text_parts).strip() or '<span style="color:#888;">…</span>'
         image = (frame_images or {}).get(frame) if frame is not None else None
         image_cell = (
