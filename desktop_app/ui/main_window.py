@@ -94,6 +94,7 @@ class LiveRun:
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
         self.dirty = False
+        self.frame_photos: dict[int, FramePhoto] = {}
         self.phase = ""
         self.stop_requested = False
 
@@ -882,6 +883,8 @@ class MainWindow(QMainWindow):
             index: FramePhoto(p.path, services.prepared_size((p.width, p.height), self.detail()))
             for index, p in enumerate(usable, start=1)
         }
+        self.live.frame_photos = frame_photos
+        self.current_run = None  # the panels now show the run being written
         self.story_panel.set_frame_photos(frame_photos)
         self.analysis_panel.set_frame_photos(frame_photos)
         self.story_panel.clear("Starting…")
@@ -943,8 +946,10 @@ class MainWindow(QMainWindow):
 
     def _render_live(self) -> None:
         live = self.live
-        if live is None or not live.dirty:
-            return
+        if live is None or not live.dirty or live.album_id != self.current_album_id:
+            return  # (the user is looking at another album: render when they come back)
+        if self.current_run is not None and self.current_run.id != live.run_id:
+            return  # an older version of this album is open
         live.dirty = False
         story = live.parser.snapshot()
         self.current_story = story
@@ -1069,7 +1074,8 @@ class MainWindow(QMainWindow):
         if run is None:
             return
         if self.live is not None and run.id == self.live.run_id:
-            return  # the live view already shows it
+            self._show_live()
+            return
         if self.current_run is not None and run.id == self.current_run.id:
             return
         try:
@@ -1078,6 +1084,17 @@ class MainWindow(QMainWindow):
             show_error(self, err, action="Opening the story")
             return
         self._show_run(run)
+
+    def _show_live(self) -> None:
+        """Show the story being written (after looking at another album or version)."""
+        live = self.live
+        if live is None:
+            return
+        self.current_run = None
+        self.story_panel.set_frame_photos(live.frame_photos)
+        self.analysis_panel.set_frame_photos(live.frame_photos)
+        live.dirty = True
+        self._render_live()
 
     def _show_run(self, run: Any) -> None:
         """Show a stored version: parse its output, check it, render story and analysis."""

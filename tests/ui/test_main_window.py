@@ -544,3 +544,24 @@ def test_a_validation_issue_jumps_to_its_frame_and_entity(
     issues.itemClicked.emit(item)
     view = window.story_panel.photo_view
     assert view.photo_path is not None and view.photo_path.name == sample_photos[2].name
+
+
+def test_switching_albums_while_writing_keeps_each_album_its_own_story(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    sample_photos: list[Path],
+    story_output: str,
+) -> None:
+    window = make_window(scripted_backend(story_output, token_delay_s=0.003))
+    first = album_with_photos(qtbot, window, sample_photos, name="Kite day")
+    window.generate()
+    qtbot.waitUntil(lambda: window.live is not None and window.live.tokens > 20, timeout=10_000)
+    other = window.new_album("Empty", edit=False)
+    assert window.current_album_id == other.id
+    qtbot.waitUntil(lambda: not window.is_generating(), timeout=30_000)
+    assert "No story yet" in window.story_panel.browser.toPlainText()
+    assert window.run_model.rowCount() == 0
+    window.album_view.setCurrentIndex(window.album_model.index(window.album_model.row_of(first.id)))
+    assert "Grandpa Joe" in window.story_panel.browser.toPlainText()
+    assert [r.status for r in library.runs(first.id)] == [RunStatus.COMPLETE]
