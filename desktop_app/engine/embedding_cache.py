@@ -3,8 +3,8 @@
 The vision encoder is the slow part of a run on a CPU, and llama-cpp-python's chat handlers
 re-encode every photo on every call. An embedding depends only on the photo's pixels, the size it
 was prepared to and the vision projector, so that triple is the key; a re-run of the same album
-reads them back. Disk files are written atomically and the folder is kept under a size limit
-(oldest used first out).
+reads them back. Disk files are written atomically at the end of a run (``flush``) and the folder is
+kept under a size limit (oldest used first out).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app.engine.images import PREPARATION_VERSION
-from desktop_app.fileio import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +51,7 @@ class EmbeddingCache:
         self._memory_used = 0
         self.hits = 0
         self.misses = 0
+        self._pending: dict[str, np.ndarray] = {}
 
     def _path(self, key: str) -> Path | None:
         return self.folder / key[:2] / f"{key}{_SUFFIX}" if self.folder is not None else None
@@ -82,19 +82,39 @@ class EmbeddingCache:
         return None
 
     def put(self, key: str, array: np.ndarray) -> None:
-        """Keep ``array`` in memory and write it to disk (atomically), then trim the folder."""
+        """Keep ``array`` in memory now; it goes to disk at the next ``flush``.
+
+        Deferring the disk write keeps it out of the time to first token.
+        """
         array = np.ascontiguousarray(array, dtype=np.float32)
         self._remember(key, array)
-        path = self._path(key)
-        if path is None:
-            return
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        try:
-            atomic_write_bytes(path, buffer.getvalue())
+        if self.folder is not None:
+            self._pending[key] = array
+
+    def flush(self) -> None:
+        """Write pending embeddings to disk (atomically), then trim the folder to its limit.
+
+        No fsync: the cache is regenerable, and a file cut short by a power loss fails to load
+        and is dropped. A full or read-only disk only loses the cache, never the story.
+        """
+        pending, self._pending = self._pending, {}
+        written = False
+        for key, array in pending.items():
+            path = self._path(key)
+            assert path is not None
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(buffer.getvalue())
+                os.replace(tmp, path)
+                written = True
+            except OSError as err:
+                logger.warning("cannot write embedding cache %s: %s", path, err)
+                self._remove(tmp)
+        if written:
             self._trim_disk()
-        except OSError as err:  # a full or read-only cache must not fail the story
-            logger.warning("cannot write embedding cache %s: %s", path, err)
 
     def clear_memory(self) -> None:
         self._memory.clear()

@@ -132,6 +132,7 @@ class LlamaCppBackend:
         )
         self.projector_id = self._projector_identity(manifest)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
+        self.grammar_resampled = 0  # strict format: tokens the grammar made us draw again
         self._loaded: _Loaded | None = None
         self._abort = _Abort()
 
@@ -272,6 +273,12 @@ class LlamaCppBackend:
 
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         """Yield phase and token events, then one ``ResultEvent`` (see ``StoryBackend``)."""
+        try:
+            yield from self._generate(request, should_stop)
+        finally:
+            self.cache.flush()  # new embeddings reach the disk after the run, not before it
+
+    def _generate(self, request: StoryRequest, should_stop: ShouldStop) -> Iterator[Event]:
         import llama_cpp
         from llama_cpp import mtmd_cpp
 
@@ -562,6 +569,7 @@ class LlamaCppBackend:
                 pieces.append(tail)
                 yield TokenEvent(tail)
         finally:
+            self.grammar_resampled += sampler.resampled
             sampler.close()
         ended = time.perf_counter()
         timings = Timings(

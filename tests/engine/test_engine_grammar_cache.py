@@ -85,7 +85,10 @@ def test_embeddings_survive_on_disk_and_bad_files_are_dropped(tmp_path: Path) ->
     assert key != embedding_key("abc", (84, 112), "mmproj-1")
     assert key != embedding_key("abc", (112, 84), "mmproj-2")
     array = np.arange(12 * 8, dtype=np.float32).reshape(12, 8)
-    EmbeddingCache(tmp_path).put(key, array)
+    cache = EmbeddingCache(tmp_path)
+    cache.put(key, array)
+    assert not list(tmp_path.glob("*/*.npy"))  # disk writes wait for the end of the run
+    cache.flush()
     fresh = EmbeddingCache(tmp_path)
     assert np.array_equal(fresh.get(key, (12, 8)), array)
     assert fresh.get(key, (12, 16)) is None  # another model width: not this embedding
@@ -99,6 +102,7 @@ def test_the_disk_cache_stays_under_its_size_limit(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path, disk_bytes=3 * 4096 + 500)
     for index in range(6):
         cache.put(f"{index:064x}", np.zeros((32, 32), dtype=np.float32))  # 4 KiB + header
+        cache.flush()
     kept = list(tmp_path.glob("*/*.npy"))
     assert 1 <= len(kept) <= 3
     assert sum(p.stat().st_size for p in kept) <= 3 * 4096 + 500
