@@ -546,6 +546,7 @@ def test_a_validation_issue_jumps_to_its_frame_and_entity(
     assert view.photo_path is not None and view.photo_path.name == sample_photos[2].name
 
 
+@pytest.mark.slow
 def test_switching_albums_while_writing_keeps_each_album_its_own_story(
     qtbot: Any,
     make_window: Callable[..., Any],
@@ -553,7 +554,7 @@ def test_switching_albums_while_writing_keeps_each_album_its_own_story(
     sample_photos: list[Path],
     story_output: str,
 ) -> None:
-    window = make_window(scripted_backend(story_output, token_delay_s=0.003))
+    window = make_window(scripted_backend(story_output, token_delay_s=0.001))
     first = album_with_photos(qtbot, window, sample_photos, name="Kite day")
     window.generate()
     qtbot.waitUntil(lambda: window.live is not None and window.live.tokens > 20, timeout=10_000)
