@@ -194,6 +194,20 @@ class MainWindow(QMainWindow):
             None,
             "Remove the selected photos from this album (the files are kept)",
         )
+        self.act_move_earlier = action(
+            "Move photo &earlier",
+            lambda: self.move_selected_photos(-1),
+            "Alt+Left",
+            None,
+            "Move the selected photos one place earlier in the story",
+        )
+        self.act_move_later = action(
+            "Move photo &later",
+            lambda: self.move_selected_photos(+1),
+            "Alt+Right",
+            None,
+            "Move the selected photos one place later in the story",
+        )
         self.act_sort_date = action(
             "Sort by &date",
             self.sort_by_date,
@@ -497,6 +511,8 @@ class MainWindow(QMainWindow):
             self.act_delete_album,
             self.act_add_photos,
             self.act_remove_photos,
+            self.act_move_earlier,
+            self.act_move_later,
             self.act_sort_date,
             self.act_relink,
         ):
@@ -519,6 +535,8 @@ class MainWindow(QMainWindow):
         self.photo_model.order_changed.connect(self._on_order_changed)
         self.photo_model.files_dropped.connect(self._on_files_dropped)
         self.photo_model.modelReset.connect(self._update_cost)
+        self.filmstrip.clicked.connect(self._on_photo_clicked)
+        self.filmstrip.activated.connect(self._on_photo_clicked)
         self.photo_model.rowsMoved.connect(lambda *_: self.filmstrip.viewport().update())
         self.run_view.selectionModel().selectionChanged.connect(self._on_run_selection)
         self.detail_combo.currentIndexChanged.connect(self._update_cost)
@@ -595,6 +613,7 @@ class MainWindow(QMainWindow):
         self.album_model.update_album(album)
         if album_id == self.current_album_id:
             self.album_title.setText(f"<b>{_html(album.name)}</b>")
+            self.setWindowTitle(f"{album.name} — Storyteller")
 
     def delete_album(self) -> None:
         album = self.current_album()
@@ -636,6 +655,7 @@ class MainWindow(QMainWindow):
     def _show_album(self, album: Any | None) -> None:
         self.current_album_id = album.id if album is not None else None
         self.album_title.setText(f"<b>{_html(album.name)}</b>" if album else "")
+        self.setWindowTitle(f"{album.name} — Storyteller" if album else "Storyteller")
         if album is None:
             self.photo_model.set_photos([])
             self.run_model.set_runs([])
@@ -779,6 +799,44 @@ class MainWindow(QMainWindow):
         self._reload_photos()
         self._refresh_album_row(self.current_album_id)
         self.show_status(f"Removed {len(ids)} photo(s) from the album; the files are untouched.")
+
+    def move_selected_photos(self, step: int) -> None:
+        """Move the selected photos one place earlier (-1) or later (+1): drag without a mouse."""
+        rows = sorted(i.row() for i in self.filmstrip.selectionModel().selectedIndexes())
+        if not rows:
+            return
+        ids = [self.photo_model.photo_at(r).id for r in rows]
+        target = rows[0] - 1 if step < 0 else rows[-1] + 2
+        if target < 0 or target > self.photo_model.rowCount():
+            return
+        if self.photo_model.move_photos(ids, target):
+            selection = self.filmstrip.selectionModel()
+            selection.clearSelection()
+            for photo_id in ids:
+                row = self.photo_model.row_of(photo_id)
+                if row is not None:
+                    selection.select(
+                        self.photo_model.index(row), QItemSelectionModel.SelectionFlag.Select
+                    )
+            first_row = self.photo_model.row_of(ids[0])
+            if first_row is not None:
+                selection.setCurrentIndex(
+                    self.photo_model.index(first_row), QItemSelectionModel.SelectionFlag.NoUpdate
+                )
+
+    def _on_photo_clicked(self, index: QModelIndex) -> None:
+        """Show the clicked photo, with every box the current story has in it."""
+        photo = self.photo_model.photo_at(index.row())
+        if photo is None or self.current_story is None:
+            return
+        frames = self.story_panel.frame_photos
+        frame = next((n for n, p in frames.items() if p.path == photo.path), None)
+        if frame is None:
+            return
+        analysis = self.current_story.frame(frame)
+        ids = tuple(e.id for e in (*analysis.characters, *analysis.objects)) if analysis else ()
+        self.story_panel.show_entities(frame, ids)
+        self.tabs.setCurrentWidget(self.story_panel)
 
     def sort_by_date(self) -> None:
         if self.current_album_id is None:
@@ -1295,6 +1353,8 @@ class MainWindow(QMainWindow):
         self.act_delete_album.setEnabled(has_album)
         self.act_remove_photos.setEnabled(has_album and selected_photos)
         self.act_sort_date.setEnabled(has_album and has_photos)
+        self.act_move_earlier.setEnabled(has_album and selected_photos)
+        self.act_move_later.setEnabled(has_album and selected_photos)
         self.act_relink.setEnabled(has_album and has_photos)
         self.act_generate.setEnabled(has_album and has_photos and not generating)
         self.act_stop.setEnabled(generating)

@@ -566,3 +566,32 @@ def test_switching_albums_while_writing_keeps_each_album_its_own_story(
     window.album_view.setCurrentIndex(window.album_model.index(window.album_model.row_of(first.id)))
     assert "Grandpa Joe" in window.story_panel.browser.toPlainText()
     assert [r.status for r in library.runs(first.id)] == [RunStatus.COMPLETE]
+
+
+def test_photos_can_be_reordered_with_the_keyboard(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album = album_with_photos(qtbot, window, sample_photos)
+    window.filmstrip.setFocus()
+    window.filmstrip.setCurrentIndex(window.photo_model.index(0))
+    qtbot.keyClick(window.filmstrip, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    qtbot.keyClick(window.filmstrip, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    names = [p.name for p in sample_photos]
+    expected = [names[1], names[2], names[0], names[3]]
+    assert [p.path.name for p in library.photos(album.id)] == expected
+    window.move_selected_photos(-1)
+    assert [p.path.name for p in library.photos(album.id)] == [names[1], names[0], *names[2:]]
+
+
+def test_clicking_a_photo_in_the_strip_shows_it_with_its_boxes(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    rect = window.filmstrip.visualRect(window.photo_model.index(1))
+    qtbot.mouseClick(window.filmstrip.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    view = window.story_panel.photo_view
+    assert view.photo_path is not None and view.photo_path.name == sample_photos[1].name
+    assert {b.overlay.entity_id for b in view.box_items()} == {"char1", "char2", "obj1", "bg2"}
