@@ -120,9 +120,7 @@ def test_the_app_imports_no_module_the_bundle_excludes(bundle_rules: ModuleType)
     assert bundle_rules.check_app_imports(REPO_ROOT, ["desktop_app", "convert"]) == []
 
 
-def test_a_newly_used_excluded_module_is_reported(
-    bundle_rules: ModuleType, tmp_path: Path
-) -> None:
+def test_a_newly_used_excluded_module_is_reported(bundle_rules: ModuleType, tmp_path: Path) -> None:
     package = tmp_path / "app"
     package.mkdir()
     (package / "viewer.py").write_text(
