@@ -853,13 +853,19 @@ class MainWindow(QMainWindow):
         if self.current_album_id is None:
             return
         folder = QFileDialog.getExistingDirectory(self, "Find moved photos in")
-        if not folder:
-            return
+        if folder:
+            self.relink(Path(folder))
+
+    def relink(self, folder: Path) -> WorkerHandle | None:
+        """Look for the album's missing photos in ``folder`` (by content) in the background."""
+        if self.current_album_id is None:
+            return None
         album_id = self.current_album_id
         library = self.library
         worker = CallableWorker(lambda ctx: library.relink(album_id, folder))
         handle = self._start(worker, "Looking for moved photos", busy=True)
         handle.finished.connect(lambda report: self._on_relinked(album_id, report))
+        return handle
 
     def _on_relinked(self, album_id: int, report: Any) -> None:
         self._refresh_album_row(album_id)

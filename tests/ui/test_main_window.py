@@ -595,3 +595,29 @@ def test_clicking_a_photo_in_the_strip_shows_it_with_its_boxes(
     view = window.story_panel.photo_view
     assert view.photo_path is not None and view.photo_path.name == sample_photos[1].name
     assert {b.overlay.entity_id for b in view.box_items()} == {"char1", "char2", "obj1", "bg2"}
+
+
+def test_relinking_finds_a_moved_photo_and_clears_the_badge(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    tmp_path: Path,
+    sample_photos: list[Path],
+) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    copy = here / sample_photos[0].name
+    copy.write_bytes(sample_photos[0].read_bytes())
+    window = make_window()
+    album = album_with_photos(qtbot, window, [copy])
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    copy.rename(moved / copy.name)
+    window.reload_albums(select_id=album.id)
+    assert "missing" in window.album_view.currentIndex().data()
+    handle = window.relink(moved)
+    assert handle is not None
+    with qtbot.waitSignal(handle.ended, timeout=10_000):
+        pass
+    qtbot.waitUntil(lambda: "missing" not in window.album_view.currentIndex().data())
+    assert library.photos(album.id)[0].path == moved / copy.name
