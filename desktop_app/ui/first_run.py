@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,30 +47,45 @@ def self_test_command(model: Path, mmproj: Path) -> list[str]:
     return [*program, "--self-test", "--model", str(model), "--mmproj", str(mmproj)]
 
 
+class Cancelled(Exception):
+    """The user closed the guide while a job ran; the job stopped and left nothing behind."""
+
+
 def check_model_loads(model: Path, mmproj: Path, ctx: JobContext) -> str:
-    """Run the self-test on the model in a child process; return its report or raise."""
+    """Run the self-test on the model in a child process; return its report or raise.
+
+    Cancelling kills the child process (it may be deep inside llama.cpp, which cannot be
+    interrupted otherwise).
+    """
     ctx.report(-1, "Loading the model and telling a one-photo story…")
-    try:
-        done = subprocess.run(
-            self_test_command(model, mmproj),
-            capture_output=True,
-            text=True,
-            timeout=LOAD_CHECK_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as err:
+    process = subprocess.Popen(
+        self_test_command(model, mmproj),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + LOAD_CHECK_TIMEOUT_S
+    while True:
+        try:
+            report, _ = process.communicate(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            if ctx.should_stop() or time.monotonic() > deadline:
+                process.kill()
+                process.communicate()
+                if ctx.should_stop():
+                    raise Cancelled() from None
+                raise StorytellerError(
+                    f"{model.name} did not answer within {LOAD_CHECK_TIMEOUT_S} s: try fewer "
+                    "GPU layers or a smaller quantization"
+                ) from None
+    if process.returncode != 0:
+        tail = "\n".join((report or "").strip().splitlines()[-6:])
         raise StorytellerError(
-            f"{model.name} did not answer within {LOAD_CHECK_TIMEOUT_S} s: try fewer GPU layers "
-            "or a smaller quantization"
-        ) from err
-    report = (done.stdout or "") + (done.stderr or "")
-    if done.returncode != 0:
-        tail = "\n".join(report.strip().splitlines()[-6:])
-        raise StorytellerError(
-            f"{model.name} did not load or could not tell a story (exit {done.returncode}):\n"
+            f"{model.name} did not load or could not tell a story (exit {process.returncode}):\n"
             f"{tail}\nConvert the model again or choose other files"
         )
-    return report
+    return report or ""
 
 
 class FirstRunGuide(QDialog):
@@ -231,6 +247,9 @@ class FirstRunGuide(QDialog):
             from convert import convert_checkpoint
 
             def progress(event: Any) -> None:
+                if ctx.should_stop():
+                    # The converter cleans up after any exception from its progress callback.
+                    raise Cancelled()
                 percent = int(100 * event.done / event.total) if event.total else -1
                 ctx.report(percent, f"{event.stage.value}: {percent}%")
 
@@ -303,6 +322,10 @@ class FirstRunGuide(QDialog):
 
     def _on_failed(self, err: BaseException, details: str) -> None:
         self.convert_progress.setVisible(False)
+        if isinstance(err, Cancelled):
+            self.check_status.setText("Cancelled.")
+            self._update_buttons()
+            return
         self.check_status.setText("✖ " + str(err).splitlines()[0])
         show_error(self, err, details, action="Setting up the model")
         self._update_buttons()

@@ -199,3 +199,25 @@ def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: 
     guide.close()
     window.close()
     window.library.close()
+
+
+def test_closing_the_guide_during_the_load_check_kills_the_child_process(
+    qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import time
+
+    from desktop_app.ui import first_run
+
+    marker = tmp_path / "child-finished"
+    slow = f"import time, pathlib; time.sleep(20); pathlib.Path({str(marker)!r}).touch()"
+    monkeypatch.setattr(first_run, "self_test_command", lambda *_a: [sys.executable, "-c", slow])
+    guide = FirstRunGuide(Settings())
+    qtbot.addWidget(guide)
+    guide.set_model_files(tmp_path / "m.gguf", tmp_path / "mmproj-m.gguf")
+    guide.start_check()
+    started = time.monotonic()
+    guide.reject()  # "Later"
+    assert time.monotonic() - started < 5
+    qtbot.waitUntil(lambda: guide.check_status.text() == "Cancelled.", timeout=5_000)
+    assert not marker.exists()
