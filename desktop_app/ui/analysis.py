@@ -138,9 +138,11 @@ class AnalysisPanel(QWidget):
         self.matrix.cellClicked.connect(self._on_matrix_activated)
 
     def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+        """The photos of the frames (crops and the frame photo come from them)."""
         self.frame_photos = dict(frame_photos)
 
     def clear(self) -> None:
+        """Show no analysis."""
         self.story = None
         self.frame_tabs.clear()
         self.frame_photo.clear_photo()

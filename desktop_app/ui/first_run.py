@@ -213,6 +213,7 @@ class FirstRunGuide(QDialog):
         )
 
     def set_model_files(self, model: Path, mmproj: Path) -> None:
+        """Use ``model`` and ``mmproj`` (not yet checked)."""
         self.model_path, self.mmproj_path = model, mmproj
         self.checked = False
         self.found_label.setText(f"Model: {model}\nVision: {mmproj}")
@@ -298,6 +299,7 @@ class FirstRunGuide(QDialog):
     # ------------------------------------------------------------------ load check
 
     def start_check(self) -> WorkerHandle | None:
+        """Check in the background that the chosen files load and tell a story."""
         if self.model_path is None or self.mmproj_path is None:
             self.check_status.setText("Locate or convert the model first.")
             return None
@@ -345,6 +347,7 @@ class FirstRunGuide(QDialog):
     # ------------------------------------------------------------------ finish
 
     def finish(self) -> None:
+        """Save the chosen model in the settings and close."""
         if self.model_path is None or self.mmproj_path is None:
             return
         settings = self._settings.replace(
@@ -359,6 +362,7 @@ class FirstRunGuide(QDialog):
         self.accept()
 
     def stop_worker(self) -> None:
+        """Cancel the running job (conversion or check) and wait for it."""
         if self._worker is not None:
             self._worker.stop()
 

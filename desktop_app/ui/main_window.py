@@ -99,6 +99,7 @@ class LiveRun:
         self.stop_requested = False
 
     def tokens_per_s(self) -> float:
+        """Decoding speed since the first token."""
         if self.first_token_at is None or self.tokens < 2:
             return 0.0
         elapsed = time.perf_counter() - self.first_token_at
@@ -599,6 +600,7 @@ class MainWindow(QMainWindow):
         return album
 
     def rename_album(self) -> None:
+        """Start editing the current album's name in place."""
         index = self.album_view.currentIndex()
         if index.isValid():
             self.album_view.setFocus()
@@ -616,6 +618,7 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"{album.name} — Storyteller")
 
     def delete_album(self) -> None:
+        """Delete the current album (after asking); photo files are not touched."""
         album = self.current_album()
         if album is None:
             return
@@ -643,6 +646,7 @@ class MainWindow(QMainWindow):
             self._show_album(None)
 
     def current_album(self) -> Any | None:
+        """The selected album's record, or None."""
         if self.current_album_id is None:
             return None
         row = self.album_model.row_of(self.current_album_id)
@@ -703,6 +707,7 @@ class MainWindow(QMainWindow):
         handle.item.connect(lambda item: self.photo_model.set_thumbnail(item[0], item[1]))
 
     def add_photos_dialog(self) -> None:
+        """Pick photos with a file dialog and import them into the current album."""
         if self.current_album_id is None:
             self.new_album("New album", edit=False)
         files, _ = QFileDialog.getOpenFileNames(
@@ -783,6 +788,7 @@ class MainWindow(QMainWindow):
         self.show_status("New photo order saved.")
 
     def remove_selected_photos(self) -> None:
+        """Take the selected photos out of the album (the files stay)."""
         if self.current_album_id is None:
             return
         ids = [
@@ -839,6 +845,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.story_panel)
 
     def sort_by_date(self) -> None:
+        """Order the album's photos by capture date and save that order."""
         if self.current_album_id is None:
             return
         try:
@@ -850,6 +857,7 @@ class MainWindow(QMainWindow):
         self.show_status("Photos sorted by the date they were taken.")
 
     def relink_dialog(self) -> None:
+        """Pick a folder to look for the album's missing photos in."""
         if self.current_album_id is None:
             return
         folder = QFileDialog.getExistingDirectory(self, "Find moved photos in")
@@ -888,19 +896,24 @@ class MainWindow(QMainWindow):
     # ================================================================== generation
 
     def detail(self) -> Detail:
+        """The detail level chosen in the toolbar."""
         return self.detail_combo.currentData()
 
     def preset(self) -> Preset:
+        """The sampling preset chosen in the toolbar."""
         return self.preset_combo.currentData()
 
     def max_tokens(self) -> int:
+        """The longest story to ask for (Settings.max_tokens, else the model card's 4096)."""
         return int(getattr(self.settings, "max_tokens", 0) or DEFAULT_MAX_TOKENS)
 
     def seed(self) -> int | None:
+        """The seed chosen in the toolbar; None for a random one."""
         value = self.seed_spin.value()
         return None if value < 0 else value
 
     def is_generating(self) -> bool:
+        """True while a story is being written."""
         return self._generation is not None
 
     def generate(self) -> None:
@@ -1193,10 +1206,12 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def selected_runs(self) -> list[Any]:
+        """The versions selected in the versions list, newest first."""
         rows = sorted({i.row() for i in self.run_view.selectionModel().selectedIndexes()})
         return [run for run in (self.run_model.run_at(r) for r in rows) if run is not None]
 
     def delete_current_run(self) -> None:
+        """Delete the selected versions (after asking)."""
         runs = self.selected_runs()
         if not runs:
             return
@@ -1223,6 +1238,7 @@ class MainWindow(QMainWindow):
             self._show_run(None)
 
     def compare_versions(self) -> None:
+        """Show the two selected versions (or the two newest) side by side."""
         runs = self.selected_runs()
         all_runs = self.run_model.runs()
         if len(runs) < 2:
@@ -1268,9 +1284,11 @@ class MainWindow(QMainWindow):
     # ================================================================== export
 
     def current_names(self) -> dict[str, str]:
+        """The user's display names for the open version."""
         return self.library.display_names(self.current_run.id) if self.current_run else {}
 
     def export_dialog(self, kind: str) -> None:
+        """Ask where to export the open version as ``kind`` and export it."""
         if self.current_story is None or self.current_run is None:
             self.show_status("Open a story version to export it.")
             return
@@ -1299,6 +1317,7 @@ class MainWindow(QMainWindow):
         return handle
 
     def copy_story(self) -> None:
+        """Copy the open version's story, without tags, to the clipboard."""
         if self.current_story is None:
             return
         text = services.render_export("text", self.current_story, [], names=self.current_names())
@@ -1308,6 +1327,7 @@ class MainWindow(QMainWindow):
     # ================================================================== settings
 
     def open_settings(self) -> None:
+        """Open the settings dialog (non-modal to the event loop)."""
         from desktop_app.ui.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.settings, self)
@@ -1333,6 +1353,7 @@ class MainWindow(QMainWindow):
         self.show_status("Settings saved.")
 
     def open_first_run_guide(self) -> None:
+        """Open the first-run guide."""
         from desktop_app.ui.first_run import FirstRunGuide
 
         guide = FirstRunGuide(self.settings, self)
@@ -1342,11 +1363,13 @@ class MainWindow(QMainWindow):
     # ================================================================== misc
 
     def set_backend_status(self, backend: str, model: str) -> None:
+        """Show the backend/device and model in the status bar."""
         self.backend_label.setText(backend or "no model loaded yet")
         self.backend_label.setToolTip("The engine and the device it runs on")
         self.model_label.setText(f"model: {model}" if model else "")
 
     def show_status(self, message: str) -> None:
+        """A passing message in the status bar."""
         self.statusBar().showMessage(message, 8000)
 
     def _update_actions(self) -> None:
@@ -1392,6 +1415,7 @@ class MainWindow(QMainWindow):
         handle.thread.deleteLater()
 
     def running_workers(self) -> list[WorkerHandle]:
+        """Workers whose thread is still running."""
         return [h for h in self._workers if h.is_running()]
 
     def closeEvent(self, event: QCloseEvent) -> None:

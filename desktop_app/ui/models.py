@@ -45,12 +45,14 @@ class AlbumListModel(QAbstractListModel):
         self._missing: dict[int, int] = {}
 
     def set_albums(self, albums: Sequence[Any], missing: dict[int, int]) -> None:
+        """Show a new album list with each album's count of missing photos."""
         self.beginResetModel()  # the whole list changed (start-up, library moved)
         self._albums = list(albums)
         self._missing = dict(missing)
         self.endResetModel()
 
     def update_album(self, album: Any, missing: int | None = None) -> None:
+        """Insert ``album`` or refresh its row (and its missing-photo count)."""
         row = self.row_of(album.id)
         if missing is not None:
             self._missing[album.id] = missing
@@ -64,6 +66,7 @@ class AlbumListModel(QAbstractListModel):
         self.dataChanged.emit(index, index)
 
     def remove_album(self, album_id: int) -> None:
+        """Remove the row of ``album_id``."""
         row = self.row_of(album_id)
         if row is None:
             return
@@ -171,6 +174,7 @@ class PhotoListModel(QAbstractListModel):
         return None
 
     def set_thumbnail(self, photo_id: int, image: QImage) -> None:
+        """Show ``image`` as the thumbnail of ``photo_id``."""
         row = self.row_of(photo_id)
         if row is None or image.isNull():
             return
@@ -322,11 +326,13 @@ class RunListModel(QAbstractListModel):
         self._runs: list[Any] = []
 
     def set_runs(self, runs: Sequence[Any]) -> None:
+        """Show a new list of versions (newest first)."""
         self.beginResetModel()
         self._runs = sorted(runs, key=lambda run: run.id, reverse=True)
         self.endResetModel()
 
     def upsert(self, run: Any) -> None:
+        """Insert ``run`` at the top or refresh its row."""
         row = self.row_of(run.id)
         if row is None:
             self.beginInsertRows(QModelIndex(), 0, 0)
@@ -338,6 +344,7 @@ class RunListModel(QAbstractListModel):
         self.dataChanged.emit(index, index)
 
     def remove(self, run_id: int) -> None:
+        """Remove the row of ``run_id``."""
         row = self.row_of(run_id)
         if row is None:
             return

@@ -107,12 +107,14 @@ class PhotoView(QGraphicsView):
         self.set_placeholder("Hover a highlighted word in the story to see who or what it means.")
 
     def set_placeholder(self, text: str) -> None:
+        """The text shown while no photo is."""
         self._placeholder.setText(text)
         self._placeholder.setVisible(self.photo_item is None)
         if self.photo_item is None:
             self._scene.setSceneRect(self._placeholder.boundingRect().adjusted(-20, -20, 20, 20))
 
     def clear_photo(self) -> None:
+        """Show no photo (and no boxes)."""
         self.clear_boxes()
         if self.photo_item is not None:
             self._scene.removeItem(self.photo_item)
@@ -146,6 +148,7 @@ class PhotoView(QGraphicsView):
         return True
 
     def clear_boxes(self) -> None:
+        """Remove every drawn box and label."""
         for item in [*self._boxes, *self._labels]:
             self._scene.removeItem(item)
         self._boxes.clear()
@@ -195,6 +198,7 @@ class PhotoView(QGraphicsView):
             self._labels.extend([background, label])
 
     def box_items(self) -> list[BoxItem]:
+        """The rectangle items drawn now, one per box."""
         return list(self._boxes)
 
     def _fit(self) -> None:

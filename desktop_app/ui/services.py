@@ -29,6 +29,7 @@ def parse_story(text: str) -> Any:
 
 
 def new_stream_parser() -> Any:
+    """A parser for a story that is still being written."""
     from desktop_app.story.parser import StoryStreamParser
 
     return StoryStreamParser()
@@ -49,6 +50,7 @@ def boxes_for(story: Any, entity_id: str) -> dict[int, Any]:
 
 
 def box_in_frame(story: Any, entity_id: str, frame: int) -> Any | None:
+    """The box of ``entity_id`` in frame ``frame``, or None."""
     for row in story.frames:
         if row.index != frame:
             continue
@@ -135,18 +137,21 @@ def estimate_cost(
 
 
 def load_settings() -> Any:
+    """The saved settings (defaults when there are none)."""
     from desktop_app.settings import load_settings as load
 
     return load()
 
 
 def save_settings(settings: Any) -> None:
+    """Save ``settings`` atomically."""
     from desktop_app.settings import save_settings as save
 
     save(settings)
 
 
 def default_settings() -> Any:
+    """Settings with every value at its default."""
     from desktop_app.settings import Settings
 
     return Settings()

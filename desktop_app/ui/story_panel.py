@@ -146,6 +146,7 @@ class StoryPanel(QWidget):
     # ------------------------------------------------------------------ content
 
     def clear(self, message: str = "") -> None:
+        """Show no story: ``message``, or how to get one."""
         self.story = None
         self.spans = {}
         self.selected_id = None
@@ -162,6 +163,7 @@ class StoryPanel(QWidget):
         self.photo_caption.setText("")
 
     def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+        """The photos of the frames of the story about to be shown."""
         self.frame_photos = dict(frame_photos)
         self._registered_images.clear()
 
@@ -184,6 +186,7 @@ class StoryPanel(QWidget):
             self.set_issues(issues)
 
     def set_names(self, names: Mapping[str, str]) -> None:
+        """Re-render with the user's display names (a rename)."""
         self.names = dict(names)
         if self.story is not None:
             self._render()
@@ -233,6 +236,7 @@ class StoryPanel(QWidget):
         bar.setValue(bar.maximum() if self._live and at_bottom else position)
 
     def set_issues(self, issues: list[Any]) -> None:
+        """List the validator's issues; each item jumps to its place when activated."""
         self.issues_list.clear()
         errors = 0
         for issue in issues:

@@ -35,6 +35,7 @@ class JobContext:
         self._worker = worker
 
     def should_stop(self) -> bool:
+        """True once the job was asked to stop."""
         return self._worker.is_cancelled()
 
     def report(self, percent: int, message: str) -> None:
@@ -69,6 +70,7 @@ class Worker(QObject):
         self._cancel.set()
 
     def is_cancelled(self) -> bool:
+        """True once ``cancel()`` was called."""
         return self._cancel.is_set()
 
     def execute(self) -> Any:
@@ -173,9 +175,11 @@ class WorkerHandle(QObject):
         self.ended.emit()
 
     def is_running(self) -> bool:
+        """True while the worker's thread runs."""
         return shiboken6.isValid(self.thread) and self.thread.isRunning()
 
     def cancel(self) -> None:
+        """Ask the job to stop at its next check."""
         self.worker.cancel()
 
     def stop(self, timeout_ms: int = 30_000) -> bool:
