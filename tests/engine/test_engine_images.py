@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from desktop_app.engine import images
 from desktop_app.engine.images import (
     MAX_IMAGE_TOKENS,
     MIN_IMAGE_TOKENS,
@@ -137,12 +138,23 @@ def test_missing_file_is_a_photo_error(tmp_path: Path) -> None:
         prepare_image(tmp_path / "gone.jpg", 512)
 
 
-@pytest.mark.skipif(heif_support(), reason="pillow-heif is installed")
-def test_heic_without_pillow_heif_says_what_to_do(tmp_path: Path) -> None:
+def test_heic_without_pillow_heif_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "_heif_registered", False)  # as if pillow-heif were missing
     path = tmp_path / "IMG_0001.HEIC"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
     with pytest.raises(PhotoError, match=r"IMG_0001\.HEIC cannot be read: install pillow-heif"):
         prepare_image(path, 512)
+
+
+def test_heic_is_read_with_pillow_heif(tmp_path: Path) -> None:
+    if not heif_support():
+        pytest.skip("pillow-heif is not installed (the 'heic' extra)")
+    path = tmp_path / "IMG_0002.heic"
+    Image.new("RGB", (120, 90), (10, 200, 30)).save(path)
+    prepared = prepare_image(path, 512)
+    assert prepared.original_size == (120, 90) and prepared.prepared_size == (112, 84)
 
 
 def test_prepare_photos_reports_every_bad_file_and_keeps_the_good(tmp_path: Path) -> None:
