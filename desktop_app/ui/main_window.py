@@ -891,7 +891,16 @@ class MainWindow(QMainWindow):
         estimate = services.estimate_cost(
             [(p.width, p.height) for p in photos], self.detail(), self.max_tokens()
         )
-        self.cost_label.setText(f"{len(photos)} photos · {estimate.describe()}")
+        text = f"{len(photos)} photos · {estimate.describe()}"
+        if estimate.problem:
+            self.cost_label.setText(f'<span style="color:#b00020;">⚠ {_html(text)}</span>')
+            self.cost_label.setToolTip(estimate.problem)
+        else:
+            self.cost_label.setText(_html(text))
+            self.cost_label.setToolTip(
+                "Estimated cost of a story of these photos at this detail level: vision "
+                "tokens, context size and memory for the default 7B model"
+            )
 
     # ================================================================== generation
 

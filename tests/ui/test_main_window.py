@@ -621,3 +621,20 @@ def test_relinking_finds_a_moved_photo_and_clears_the_badge(
         pass
     qtbot.waitUntil(lambda: "missing" not in window.album_view.currentIndex().data())
     assert library.photos(album.id)[0].path == moved / copy.name
+
+
+def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    sample_photos: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from desktop_app.engine import costs
+
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    assert "⚠" not in window.cost_label.text()
+    monkeypatch.setattr(costs, "physical_memory_bytes", lambda: 2 * 2**30)  # a 2 GiB machine
+    window.detail_combo.setCurrentIndex(2)  # high detail: the estimate is recomputed
+    assert "⚠" in window.cost_label.text()
+    assert "GiB of memory" in window.cost_label.toolTip()
