@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 TOP_K = 50
 N_BATCH = 512
 MIN_CONTEXT = 4096
+# Where strict format switches from the analysis grammar to the story grammar.
+THINK_END = "</think>\n"
 
 
 class GenerationError(StorytellerError):
@@ -534,6 +536,7 @@ class LlamaCppBackend:
         writing_started = time.perf_counter()
         generated = 0
         in_story = False
+        recent = ""  # the last characters written, to see the analysis end
         try:
             for _ in range(sampling.max_tokens):
                 if should_stop():
@@ -550,7 +553,8 @@ class LlamaCppBackend:
                         first_token_s = time.perf_counter() - started
                     pieces.append(text)
                     yield TokenEvent(text)
-                if strict is not None and not in_story and "".join(pieces).endswith("</think>\n"):
+                recent = (recent + text)[-len(THINK_END) :]
+                if strict is not None and not in_story and recent == THINK_END:
                     in_story = True
                     sampler.set_grammar(
                         strict.story_grammar("".join(pieces), sampling.max_tokens - generated)
