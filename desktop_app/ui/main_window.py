@@ -709,7 +709,7 @@ class MainWindow(QMainWindow):
     def add_photos_dialog(self) -> None:
         """Pick photos with a file dialog and import them into the current album."""
         if self.current_album_id is None:
-            self.new_album("New album", edit=False)
+            self.new_album(self._unique_album_name(), edit=False)
         files, _ = QFileDialog.getOpenFileNames(
             self,
             "Add photos",
@@ -734,7 +734,10 @@ class MainWindow(QMainWindow):
 
     def import_paths(self, paths: Sequence[Path], insert_at: int = -1) -> None:
         """Add files and folders to the current album in the background (a new album if none)."""
-        if self.current_album_id is None and self.new_album("New album", edit=False) is None:
+        if (
+            self.current_album_id is None
+            and self.new_album(self._unique_album_name(), edit=False) is None
+        ):
             return
         album_id = self.current_album_id
         assert album_id is not None

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import ui_sample
 from conftest import scripted_backend
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QRectF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -638,3 +638,16 @@ def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
     window.detail_combo.setCurrentIndex(2)  # high detail: the estimate is recomputed
     assert "⚠" in window.cost_label.text()
     assert "GiB of memory" in window.cost_label.toolTip()
+
+
+def test_photos_dropped_with_no_album_selected_go_into_a_new_album(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+) -> None:
+    window = make_window()
+    library.create_album("New album")  # the default name is taken: the app picks another
+    window.reload_albums()
+    window.album_view.setCurrentIndex(QModelIndex())
+    window._show_album(None)
+    drop_urls(window.filmstrip.viewport(), sample_photos[:2])
+    qtbot.waitUntil(lambda: window.photo_model.rowCount() == 2, timeout=10_000)
+    assert sorted(a.name for a in library.albums()) == ["New album", "New album 2"]
