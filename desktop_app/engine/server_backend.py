@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator
 
@@ -76,6 +78,53 @@ def build_request(
         # llama.cpp's and llama-cpp-python's servers take a GBNF "grammar" field.
         body["extra_body"] = {"grammar": strict.combined_grammar()}
     return body
+
+
+_END = object()
+_STOPPED = object()
+# How often a cancel is noticed while the server is still reading the prompt.
+POLL_S = 0.1
+
+
+class _Stream:
+    """The request and its chunks on a helper thread, so a cancel is noticed even while the
+    server is still reading the prompt (nothing arrives then); closing drops the connection."""
+
+    def __init__(self, client: object, body: dict[str, object]) -> None:
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._response: object = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._pump, args=(client, body), name="storyteller-server-stream", daemon=True
+        )
+        self._thread.start()
+
+    def _pump(self, client: object, body: dict[str, object]) -> None:
+        try:
+            self._response = client.chat.completions.create(**body)  # type: ignore[attr-defined]
+            if self._closed.is_set():
+                self._response.close()  # type: ignore[attr-defined]
+                return
+            for chunk in self._response:  # type: ignore[attr-defined]
+                self._queue.put(chunk)
+            self._queue.put(_END)
+        except BaseException as err:  # delivered to the consumer's thread
+            self._queue.put(err if not self._closed.is_set() else _END)
+
+    def next(self, should_stop: ShouldStop) -> object:
+        """The next chunk, ``_END``, an exception, or ``_STOPPED`` once ``should_stop()``."""
+        while True:
+            try:
+                return self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                if should_stop():
+                    return _STOPPED
+
+    def close(self) -> None:
+        self._closed.set()
+        response = self._response
+        if response is not None:
+            response.close()  # type: ignore[attr-defined]
 
 
 class OpenAIServerBackend:
@@ -166,12 +215,20 @@ class OpenAIServerBackend:
         writing_started = None
         chunks = 0
         prompt_tokens = 0
+        stream = _Stream(self._client, body)
         try:
-            stream = self._client.chat.completions.create(**body)
-        except openai.OpenAIError as err:
-            raise self._translate(err) from err
-        try:
-            for chunk in stream:
+            while True:
+                item = stream.next(should_stop)
+                if item is _STOPPED:
+                    finish = FinishReason.CANCELLED
+                    break
+                if item is _END:
+                    break
+                if isinstance(item, openai.OpenAIError):
+                    raise self._translate(item) from item
+                if isinstance(item, BaseException):
+                    raise item
+                chunk = item
                 if getattr(chunk, "usage", None) is not None:
                     prompt_tokens = chunk.usage.prompt_tokens or prompt_tokens
                 if not chunk.choices:
@@ -194,8 +251,6 @@ class OpenAIServerBackend:
                 if should_stop():
                     finish = FinishReason.CANCELLED
                     break
-        except openai.OpenAIError as err:
-            raise self._translate(err) from err
         finally:
             stream.close()
         ended = time.perf_counter()

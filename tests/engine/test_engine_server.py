@@ -20,6 +20,8 @@ from PIL import Image
 from desktop_app.cli import main as cli_main
 from desktop_app.engine.events import (
     FinishReason,
+    Phase,
+    PhaseEvent,
     ResultEvent,
     RunResult,
     SamplingParams,
@@ -205,3 +207,25 @@ def test_server_errors_say_what_to_do(server: str, photos: list[Path]) -> None:
         run(OpenAIServerBackend(server + "/not-here", api_key=API_KEY, model="x"), request)
     with pytest.raises(ServerError, match=r"cannot reach the server at .* is it running"):
         run(OpenAIServerBackend(f"http://127.0.0.1:{free_port()}"), request)
+
+
+def test_cancel_while_the_server_reads_the_prompt(server: str, photos: list[Path]) -> None:
+    backend = OpenAIServerBackend(server, api_key=API_KEY)
+    events: list[object] = []
+
+    def reading() -> bool:
+        return any(isinstance(e, PhaseEvent) and e.phase is Phase.READING_PROMPT for e in events)
+
+    try:
+        request = StoryRequest(photos=tuple(photos), sampling=SamplingParams(max_tokens=64))
+        result = None
+        for event in backend.generate(request, should_stop=reading):
+            events.append(event)
+            if isinstance(event, ResultEvent):
+                result = event.result
+        assert result is not None and result.finish_reason is FinishReason.CANCELLED
+        assert result.raw_output == ""
+        again, _ = run(backend, request)
+        assert again.finish_reason is not FinishReason.CANCELLED and again.raw_output
+    finally:
+        backend.close()
