@@ -1112,12 +1112,20 @@ class MainWindow(QMainWindow):
         if live is not None:
             try:
                 run = self.library.fail_run(live.run_id, str(err))
+                if live.tokens == 0:
+                    # Nothing was written (no model set up, a server down...): no version to keep.
+                    self.library.delete_run(live.run_id)
+                    self.run_model.remove(live.run_id)
+                    self.compare_panel.set_runs(self.run_model.runs())
+                    run = None
             except StorytellerError:
                 logger.warning("could not record the failure of run %s", live.run_id)
         self.phase_label.setText("Failed")
         show_error(self, err, details, action="Writing the story")
         if live is not None:
             self._after_run(live, run)
+            if run is None and live.album_id == self.current_album_id:
+                self._reload_runs(select_latest=True)
 
     def _after_run(self, live: LiveRun, run: Any) -> None:
         self._refresh_album_row(live.album_id)

@@ -221,6 +221,14 @@ def describe_backend_settings(settings: Any) -> str:
 
 def backend_from_settings(settings: Any) -> Any:
     """The story backend the settings describe (may read model files: call it in a worker)."""
+    from desktop_app.engine.factory import NoModelError
     from desktop_app.engine.factory import backend_from_settings as factory
+    from desktop_app.errors import StorytellerError
 
-    return factory(settings if settings is not None else default_settings())
+    try:
+        return factory(settings if settings is not None else default_settings())
+    except NoModelError as err:  # its message speaks of command-line options
+        raise StorytellerError(
+            "No model is set up yet: use Help → First-run guide to locate or convert one, or "
+            "File → Settings to choose the model files or a server"
+        ) from err

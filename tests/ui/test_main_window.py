@@ -651,3 +651,24 @@ def test_photos_dropped_with_no_album_selected_go_into_a_new_album(
     drop_urls(window.filmstrip.viewport(), sample_photos[:2])
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 2, timeout=10_000)
     assert sorted(a.name for a in library.albums()) == ["New album", "New album 2"]
+
+
+def test_generating_without_a_model_says_what_to_do_and_keeps_no_empty_version(
+    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+) -> None:
+    from desktop_app.settings import Settings
+    from desktop_app.ui import errors as ui_errors
+    from desktop_app.ui import services
+
+    settings = Settings()  # no model files, no server, none installed in this test home
+    window = make_window(
+        settings=settings, backend_factory=lambda: services.backend_from_settings(settings)
+    )
+    album = album_with_photos(qtbot, window, sample_photos[:1])
+    generate_and_wait(qtbot, window)
+    (dialog,) = ui_errors.open_error_dialogs()
+    text = dialog.text()
+    dialog.close()
+    assert "No model is set up yet" in text and "First-run guide" in text
+    assert library.runs(album.id) == []
+    assert window.run_model.rowCount() == 0
