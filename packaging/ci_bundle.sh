@@ -50,6 +50,12 @@ env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM "$APP" --self-test \
 echo "self-test wall time: $(( ($(date +%s%N) - started_ns) / 1000000 )) ms"
 grep -q "platform offscreen" "$WORK/selftest.txt"
 grep -q "\[     ok\] story" "$WORK/selftest.txt"
+# The bundled llama.cpp must be the portable build: a GGML_NATIVE build on a machine with AVX-512
+# would list it here, and crash with SIGILL on most laptops.
+if grep -q "AVX512" "$WORK/selftest.txt"; then
+  echo "the bundled llama.cpp was compiled for AVX-512: rebuild it with CMAKE_ARGS=-DGGML_NATIVE=OFF" >&2
+  exit 1
+fi
 test -s "$WORK/selftest.png"
 
 step "doctor with a one-photo story (child process through Storyteller -m)"
@@ -70,7 +76,7 @@ kill -0 \$gui   # still running: the window opened and the app did not crash
 # Xvfb keeps its screen as an XWD file in -fbdir: copy it while the window is up.
 cp "$WORK/fb/Xvfb_screen0" "$WORK/screen.xwd"
 kill \$gui
-wait \$gui || true
+wait \$gui 2>/dev/null || true
 EOF
   chmod +x "$WORK/xvfb.sh"
   mkdir -p "$WORK/fb"
