@@ -145,6 +145,44 @@ def test_a_projector_of_another_width_is_refused(tmp_path: Path, tiny_model: Tin
         check_pair(read_text_model_info(tiny_model.text_gguf), read_projector_info(other))
 
 
+def test_projector_width_falls_back_to_the_merger_bias(tmp_path: Path) -> None:
+    import gguf
+    import numpy as np
+
+    older = tmp_path / "mmproj-older.gguf"
+    writer = gguf.GGUFWriter(str(older), "clip")
+    writer.add_string("clip.projector_type", "qwen2.5vl_merger")
+    writer.add_tensor("mm.2.bias", np.zeros(3584, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert read_projector_info(older).projection_dim == 3584
+
+
+def test_metadata_of_a_full_size_tokenizer_reads_fast(tmp_path: Path) -> None:
+    import time
+
+    import gguf
+
+    big = tmp_path / "big.gguf"
+    writer = gguf.GGUFWriter(str(big), "qwen2vl")
+    writer.add_uint32("qwen2vl.embedding_length", 3584)
+    writer.add_uint32("qwen2vl.context_length", 128000)
+    writer.add_token_list([f"t{i}".encode() for i in range(152_064)])
+    writer.add_token_types([1] * 152_064)
+    writer.add_string("tokenizer.chat_template", "{{ messages }}")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    started = time.perf_counter()
+    info = read_text_model_info(big)
+    assert time.perf_counter() - started < 3  # gguf-py's reader takes ~15 s here
+    assert (info.embedding_length, info.context_length) == (3584, 128000)
+    assert info.chat_template == "{{ messages }}"
+
+
 def test_swapped_files_and_non_gguf_are_explained(tmp_path: Path, tiny_model: TinyModel) -> None:
     with pytest.raises(ModelFileError, match="swap --model and --mmproj"):
         read_text_model_info(tiny_model.mmproj_gguf)
