@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer
+from PySide6.QtCore import (
+    QByteArray,
+    QItemSelectionModel,
+    QModelIndex,
+    QSettings,
+    QSize,
+    Qt,
+    QTimer,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -47,6 +55,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app import paths
 from desktop_app.engine.events import (
     Detail,
     PhaseEvent,
@@ -145,9 +154,10 @@ class MainWindow(QMainWindow):
         self._render_timer = QTimer(self)
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self._render_live)
-        self.reload_albums()
-        self._update_actions()
         self.resize(1440, 900)
+        last_album = self._restore_window_state()
+        self.reload_albums(select_id=last_album)
+        self._update_actions()
 
     # ================================================================== construction
 
@@ -456,6 +466,8 @@ class MainWindow(QMainWindow):
         main.setSizes([250, 1190])
         main.setChildrenCollapsible(False)
         self.setCentralWidget(main)
+        self.main_splitter = main
+        self.centre_splitter = centre
 
         # ---- status bar
         status = self.statusBar()
@@ -946,6 +958,7 @@ class MainWindow(QMainWindow):
             detail=self.detail(),
             sampling=self.preset().sampling(max_tokens=self.max_tokens(), seed=self.seed()),
         )
+        self._remember_choices()
         parameters = {
             "preset": self.preset().value,
             "detail": self.detail().value,
@@ -994,6 +1007,21 @@ class MainWindow(QMainWindow):
         self.phase_label.setText("Starting…")
         self._render_timer.start()
         self._update_actions()
+
+    def _remember_choices(self) -> None:
+        """Keep the toolbar's preset, detail and seed as the defaults of the next session."""
+        if self.settings is None:
+            return
+        chosen = {"preset": self.preset(), "detail": self.detail(), "seed": self.seed()}
+        if all(getattr(self.settings, key) == value for key, value in chosen.items()):
+            return
+        settings = self.settings.replace(**chosen)
+        try:
+            services.save_settings(settings)
+        except (StorytellerError, OSError) as err:
+            self.show_status(f"Could not save your choices: {err}")
+            return
+        self.settings = settings
 
     def backend(self) -> StoryBackend:
         """The backend, created on first use (in the worker thread: loading can take a while)."""
@@ -1438,6 +1466,37 @@ class MainWindow(QMainWindow):
         """Workers whose thread is still running."""
         return [h for h in self._workers if h.is_running()]
 
+    def _window_state(self) -> QSettings:
+        return QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+    def _restore_window_state(self) -> int | None:
+        """Size, panel sizes and album of the last session; returns that album's id."""
+        state = self._window_state()
+        for key, restore in (
+            ("geometry", self.restoreGeometry),
+            ("main_splitter", self.main_splitter.restoreState),
+            ("centre_splitter", self.centre_splitter.restoreState),
+            ("story_splitter", self.story_panel.splitter.restoreState),
+        ):
+            value = state.value(key)
+            if isinstance(value, QByteArray):
+                restore(value)
+        album = state.value("album")
+        try:
+            return int(album) if album is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def _save_window_state(self) -> None:
+        state = self._window_state()
+        state.setValue("geometry", self.saveGeometry())
+        state.setValue("main_splitter", self.main_splitter.saveState())
+        state.setValue("centre_splitter", self.centre_splitter.saveState())
+        state.setValue("story_splitter", self.story_panel.splitter.saveState())
+        if self.current_album_id is not None:
+            state.setValue("album", self.current_album_id)
+        state.sync()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.is_generating():
             if not self._close_when_idle and not self._confirm(
@@ -1452,6 +1511,7 @@ class MainWindow(QMainWindow):
             self.stop_generation()
             event.ignore()  # closes again once the partial story is saved
             return
+        self._save_window_state()
         for handle in list(self._workers):
             handle.stop()
         if self._backend is not None:

@@ -221,3 +221,24 @@ def test_closing_the_guide_during_the_load_check_kills_the_child_process(
     assert time.monotonic() - started < 5
     qtbot.waitUntil(lambda: guide.check_status.text() == "Cancelled.", timeout=5_000)
     assert not marker.exists()
+
+
+def test_window_layout_album_and_story_choices_come_back_next_time(
+    qtbot: Any, make_window: Callable[..., Any], library: Any
+) -> None:
+    from desktop_app.engine.events import Detail, Preset
+
+    window = make_window(settings=Settings())
+    window.new_album("First", edit=False)
+    second = window.new_album("Second", edit=False)
+    window.preset_combo.setCurrentIndex(1)  # creative
+    window.detail_combo.setCurrentIndex(2)  # high
+    window.seed_spin.setValue(42)
+    window._remember_choices()
+    window.main_splitter.setSizes([400, 1040])
+    sizes = window.main_splitter.sizes()
+    window.close()
+    again = make_window(settings=load_settings())
+    assert again.current_album_id == second.id
+    assert again.main_splitter.sizes() == sizes
+    assert (again.preset(), again.detail(), again.seed()) == (Preset.CREATIVE, Detail.HIGH, 42)
