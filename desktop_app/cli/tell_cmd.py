@@ -242,6 +242,22 @@ def run_to_dict(result: RunResult, request: StoryRequest) -> dict[str, Any]:
     }
 
 
+def _photo_uris(result: RunResult, request: StoryRequest) -> dict[int, str]:
+    """Frame index -> the photo as the model saw it (JPEG data URI), for the HTML page."""
+    import base64
+
+    from desktop_app.engine.images import PhotoError, prepare_image
+
+    uris = {}
+    for index, photo in enumerate(result.photos, start=1):
+        try:
+            jpeg = prepare_image(photo.path, request.detail.token_budget).encoded("JPEG")
+        except PhotoError:
+            continue  # moved since the run: the page just shows no picture for it
+        uris[index] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+    return uris
+
+
 def render_output(result: RunResult, request: StoryRequest, fmt: str) -> str:
     """The story in ``fmt`` (json: the story contract plus ``run``)."""
     from desktop_app.story.parser import parse_story
@@ -256,7 +272,7 @@ def render_output(result: RunResult, request: StoryRequest, fmt: str) -> str:
     sizes = {index: photo.prepared_size for index, photo in enumerate(result.photos, start=1)}
     issues = validate(story, frame_count=len(result.photos), image_sizes=sizes)
     if fmt == "html":
-        return render_html(story, issues, title="Storyteller")
+        return render_html(story, issues, images=_photo_uris(result, request), title="Storyteller")
     data = story_to_dict(story, issues)
     data["run"] = run_to_dict(result, request)
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"

@@ -274,3 +274,15 @@ def test_ctrl_c_keeps_the_partial_story_in_out(
     data = json.loads(out.read_text())
     assert data["run"]["finish_reason"] == "cancelled"
     assert data["run"]["raw_output"] == "".join(tokens_seen[:3])
+
+
+def test_html_output_shows_each_photo_beside_its_frame(
+    tiny_model: TinyModel, album: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "story.html"
+    args = ["tell", *map(str, album[:2]), "--model", str(tiny_model.text_gguf)]
+    args += ["--mmproj", str(tiny_model.mmproj_gguf), "--format", "html", "--out", str(out)]
+    assert cli_main([*args, "--max-tokens", "1500", "--strict-format", "-q"]) == 0
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("data:image/jpeg;base64,") == 2
