@@ -124,7 +124,8 @@ def request_from_args(args: argparse.Namespace, photos: Sequence[Path]) -> Story
     """The story request for ``photos`` (album order) from the options and the settings."""
     settings = _settings()
     preset = Preset(args.preset) if getattr(args, "preset", None) else settings.preset
-    max_tokens = getattr(args, "max_tokens", None) or settings.max_tokens
+    max_tokens = getattr(args, "max_tokens", None)
+    max_tokens = settings.max_tokens if max_tokens is None else max_tokens
     seed = getattr(args, "seed", None)
     base = preset.sampling(max_tokens=max_tokens, seed=seed if seed is not None else settings.seed)
     temperature = getattr(args, "temperature", None)

@@ -1,0 +1,69 @@
+"""``storyteller tell`` options: what the command line, the settings and the presets decide."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from desktop_app.cli import tell_cmd
+from desktop_app.engine.events import DEFAULT_INSTRUCTION, Detail, Preset
+from desktop_app.errors import StorytellerError
+from desktop_app.settings import Settings, save_settings
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    tell_cmd.add_tell_options(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_are_the_model_card_and_normal_detail() -> None:
+    request = tell_cmd.request_from_args(parse(), [Path("a.jpg"), Path("b.jpg")])
+    assert request.photos == (Path("a.jpg"), Path("b.jpg"))
+    assert (request.sampling.temperature, request.sampling.top_p) == (0.7, 0.9)
+    assert request.sampling.max_tokens == 4096 and request.sampling.seed is None
+    assert request.detail is Detail.NORMAL and not request.strict_format
+    assert request.instruction == DEFAULT_INSTRUCTION
+
+
+def test_settings_fill_in_what_the_command_line_leaves_out() -> None:
+    save_settings(
+        Settings(
+            detail=Detail.HIGH, preset=Preset.FAITHFUL, seed=9, max_tokens=2000, strict_format=True
+        )
+    )
+    request = tell_cmd.request_from_args(parse("--temperature", "0.5"), [Path("a.jpg")])
+    assert request.detail is Detail.HIGH and request.strict_format
+    assert (request.sampling.temperature, request.sampling.top_p) == (0.5, 0.8)
+    assert (request.sampling.seed, request.sampling.max_tokens) == (9, 2000)
+    overridden = tell_cmd.request_from_args(
+        parse("--detail", "low", "--preset", "creative", "--seed", "1", "--max-tokens", "64"),
+        [Path("a.jpg")],
+    )
+    assert overridden.detail is Detail.LOW
+    assert (overridden.sampling.temperature, overridden.sampling.seed) == (0.7, 1)
+    assert overridden.sampling.max_tokens == 64
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--top-p", "0"), "--top-p must be in"),
+        (("--temperature", "-1"), "--temperature cannot be negative"),
+        (("--max-tokens", "0"), "--max-tokens must be at least 1"),
+    ],
+)
+def test_impossible_sampling_is_refused(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(StorytellerError, match=message):
+        tell_cmd.request_from_args(parse(*argv), [Path("a.jpg")])
+
+
+def test_mmproj_alone_is_refused_and_server_wins_over_settings_model(tmp_path: Path) -> None:
+    with pytest.raises(StorytellerError, match="--mmproj needs --model"):
+        tell_cmd.backend_from_args(parse("--mmproj", str(tmp_path / "m.gguf")))
+    save_settings(Settings(model_path=tmp_path / "x.gguf", mmproj_path=tmp_path / "mmproj.gguf"))
+    backend = tell_cmd.backend_from_args(parse("--server", "http://127.0.0.1:9"))
+    assert backend.description == "server http://127.0.0.1:9/v1"
+    backend.close()
