@@ -295,12 +295,13 @@ class LlamaCppBackend:
                 [p.prepared_size for p in photos], request.sampling.max_tokens
             )
 
-        yield PhaseEvent(Phase.LOADING_MODEL)
-        load_started = time.perf_counter()
         prompt_text = build_prompt(
             request.instruction, total, chat_template=self.text_info.chat_template
         )
         n_ctx = self.plan_context(prompt_text, photos, request.sampling.max_tokens)
+
+        yield PhaseEvent(Phase.LOADING_MODEL)
+        load_started = time.perf_counter()
         was_loaded = self._loaded is not None and self._loaded.n_ctx >= n_ctx
         loaded = self._load(n_ctx)
         load_s = 0.0 if was_loaded else time.perf_counter() - load_started
