@@ -42,6 +42,10 @@ STORY_CHECK_MAX_TOKENS = 24
 _MAX_ERROR_LINES = 6
 
 
+class SelfTestProblem(StorytellerError):
+    """A check found something wrong; the message says what and what to do."""
+
+
 class CheckStatus(enum.Enum):
     PASSED = "ok"
     FAILED = "FAILED"
@@ -199,6 +203,9 @@ def check_qt(results: list[CheckResult], workdir: Path, screenshot: Path | None)
         from PySide6 import __version__ as pyside_version
         from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, Qt
         from PySide6.QtGui import (
+            QFontDatabase,
+            QFontInfo,
+            QFontMetrics,
             QGuiApplication,
             QImage,
             QImageReader,
@@ -210,6 +217,14 @@ def check_qt(results: list[CheckResult], workdir: Path, screenshot: Path | None)
 
         app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "storyteller"])
         platform = QGuiApplication.platformName()
+        # Without any font file Qt still "draws" text, as empty boxes, and still lists fontconfig's
+        # generic families; only the default font's glyph coverage tells.
+        families = QFontDatabase.families()
+        if not QFontMetrics(app.font()).inFont("A"):
+            raise SelfTestProblem(
+                "no fonts found: every text would show as boxes; install fonts "
+                "(for example the fonts-dejavu-core package)"
+            )
 
         widget = QWidget()
         widget.setWindowTitle("Storyteller self-test")
@@ -224,29 +239,29 @@ def check_qt(results: list[CheckResult], workdir: Path, screenshot: Path | None)
         image = widget.grab().toImage()
         widget.close()
         if image.isNull() or image.width() < 100:
-            raise RuntimeError("the widget could not be drawn (empty grab)")
+            raise SelfTestProblem("the widget could not be drawn (empty grab)")
         colours = {
             image.pixel(x, y)
             for x in range(0, image.width(), 3)
             for y in range(0, image.height(), 3)
         }
         if len(colours) < 2:
-            raise RuntimeError("the widget drew no text: no usable font was found")
+            raise SelfTestProblem("the widget drew no text: no usable font was found")
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             if not image.save(str(screenshot)):
-                raise RuntimeError(f"could not save the screenshot to {screenshot}")
+                raise SelfTestProblem(f"could not save the screenshot to {screenshot}")
 
         formats = {bytes(name.data()).decode() for name in QImageReader.supportedImageFormats()}
         missing = [name for name in REQUIRED_QT_IMAGE_FORMATS if name not in formats]
         if missing:
-            raise RuntimeError(
+            raise SelfTestProblem(
                 f"Qt cannot read {', '.join(missing)} images (image format plugins missing)"
             )
         photo = sample_photo(workdir / "qt-check.jpg")
         decoded = QImage(str(photo))
         if decoded.isNull() or (decoded.width(), decoded.height()) != (448, 336):
-            raise RuntimeError("Qt could not decode a JPEG photo")
+            raise SelfTestProblem("Qt could not decode a JPEG photo")
 
         pdf_bytes = QByteArray()
         buffer = QBuffer(pdf_bytes)
@@ -260,7 +275,7 @@ def check_qt(results: list[CheckResult], workdir: Path, screenshot: Path | None)
         painter.end()
         buffer.close()
         if not bytes(pdf_bytes.data()).startswith(b"%PDF"):
-            raise RuntimeError("Qt could not write a PDF (export to PDF would fail)")
+            raise SelfTestProblem("Qt could not write a PDF (export to PDF would fail)")
 
         outcome["summary"] = f"PySide6 {pyside_version}, platform {platform}"
         outcome["details"] = (
@@ -268,6 +283,7 @@ def check_qt(results: list[CheckResult], workdir: Path, screenshot: Path | None)
             + (f", saved to {screenshot}" if screenshot else ""),
             f"image formats: {', '.join(sorted(formats))}",
             f"PDF export: {pdf_bytes.size()} bytes",
+            f"fonts: {len(families)} families, default {QFontInfo(app.font()).family()}",
         )
 
 
@@ -281,7 +297,9 @@ def check_llama(results: list[CheckResult]) -> LlamaBuildInfo | None:
         from desktop_app.engine import device
 
         if not info.backends:
-            raise RuntimeError("llama.cpp loaded but lists no ggml backend (see the log with -v)")
+            raise SelfTestProblem(
+                "llama.cpp loaded but lists no ggml backend (see the log with -v)"
+            )
         devices = [f"{d.kind} {d.name} ({d.description})" for d in device.devices()]
 
         outcome["summary"] = f"llama-cpp-python {info.version}, backend {info.accelerator}" + (
@@ -306,12 +324,12 @@ def check_images(results: list[CheckResult], workdir: Path) -> None:
         with Image.open(jpeg) as image:
             image.load()
             if image.size != (448, 336) or image.format != "JPEG":
-                raise RuntimeError("Pillow could not read back a JPEG")
+                raise SelfTestProblem("Pillow could not read back a JPEG")
             image.save(png)
         with Image.open(png) as image:
             red, _green, blue = image.convert("RGB").getpixel((5, 5))
             if not (blue > red and blue > 150):
-                raise RuntimeError("Pillow decoded a PNG with the wrong colours")
+                raise SelfTestProblem("Pillow decoded a PNG with the wrong colours")
         details = [f"Pillow {Image.__version__}: JPEG and PNG read and written"]
         details.append("WebP: " + ("yes" if features.check("webp") else "no"))
         try:
@@ -322,7 +340,7 @@ def check_images(results: list[CheckResult], workdir: Path) -> None:
             prepared = prepare_image(jpeg, 256)
             width, height = prepared.prepared_size
             if width % 28 or height % 28:
-                raise RuntimeError(f"photo prepared to {width}x{height}, not multiples of 28")
+                raise SelfTestProblem(f"photo prepared to {width}x{height}, not multiples of 28")
             details.append(f"engine prepared a 448x336 photo to {width}x{height}")
             details.append("HEIC: " + ("yes" if heif_support() else "no (install pillow-heif)"))
         outcome["summary"] = "photos can be read"
@@ -367,7 +385,7 @@ def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: 
         finally:
             backend.close()
         if result is None:
-            raise RuntimeError("the backend ended without a result")
+            raise SelfTestProblem("the backend ended without a result")
         timings = result.timings
         outcome["summary"] = (
             f"{model.name}: {result.timings.generated_tokens or tokens} tokens "

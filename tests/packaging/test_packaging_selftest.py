@@ -34,13 +34,15 @@ def _headless_env() -> dict[str, str]:
     return env
 
 
-def _run_self_test(*args: str) -> subprocess.CompletedProcess[str]:
+def _run_self_test(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     # A subprocess: Qt must start without a display on its own, and llama.cpp may abort a process.
     return subprocess.run(
         [sys.executable, "-m", "desktop_app", "--self-test", *args],
         capture_output=True,
         text=True,
-        env=_headless_env(),
+        env={**_headless_env(), **(env or {})},
         cwd=REPO_ROOT,
         timeout=120,
         check=False,
@@ -58,6 +60,16 @@ def test_self_test_passes_headless_and_draws_text(tmp_path: Path) -> None:
     with Image.open(screenshot) as image:
         dark_pixels = sum(1 for pixel in image.convert("L").get_flattened_data() if pixel < 100)
     assert dark_pixels > 50, "the test widget's text was not drawn (fonts missing?)"
+
+
+def test_self_test_fails_on_a_system_without_fonts(tmp_path: Path) -> None:
+    """A minimal Linux install has no fonts: Qt would draw every text as empty boxes."""
+    no_fonts = tmp_path / "fonts.conf"
+    no_fonts.write_text('<?xml version="1.0"?>\n<fontconfig></fontconfig>\n')
+    result = _run_self_test(env={"FONTCONFIG_FILE": str(no_fonts)})
+    assert result.returncode == 1
+    qt_line = next(line for line in result.stdout.splitlines() if "] Qt" in line)
+    assert "FAILED" in qt_line and "no fonts found" in qt_line and "fonts-dejavu-core" in qt_line
 
 
 @pytest.mark.slow
