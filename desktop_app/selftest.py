@@ -342,7 +342,16 @@ def check_images(results: list[CheckResult], workdir: Path) -> None:
             if width % 28 or height % 28:
                 raise SelfTestProblem(f"photo prepared to {width}x{height}, not multiples of 28")
             details.append(f"engine prepared a 448x336 photo to {width}x{height}")
-            details.append("HEIC: " + ("yes" if heif_support() else "no (install pillow-heif)"))
+            if heif_support():
+                # An iPhone photo's path: encode a HEIC, then prepare it like any photo.
+                heic = workdir / "pil-check.heic"
+                with Image.open(jpeg) as image:
+                    image.save(heic, format="HEIF", quality=60)
+                if prepare_image(heic, 256).original_size != (448, 336):
+                    raise SelfTestProblem("a HEIC photo was decoded to the wrong size")
+                details.append("HEIC: read and written (pillow-heif)")
+            else:
+                details.append("HEIC: no (install pillow-heif to read iPhone photos)")
         outcome["summary"] = "photos can be read"
         outcome["details"] = tuple(details)
 
