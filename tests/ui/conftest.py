@@ -17,8 +17,8 @@ import pytest
 import ui_sample
 from PySide6.QtCore import QtMsgType
 from PySide6.QtWidgets import QApplication
+from ui_sample import scripted_backend
 
-from desktop_app.engine.scripted import ScriptedBackend
 from desktop_app.ui import services, workers
 
 # Messages the offscreen platform prints for any top-level window; they say nothing about us.
@@ -84,13 +84,6 @@ def library() -> Iterator[Any]:
     lib = services.open_library(None)
     yield lib
     lib.close()
-
-
-def scripted_backend(output: str, token_delay_s: float = 0.0) -> ScriptedBackend:
-    """A backend replaying ``output``; photos are 'prepared' to the sample's prepared size."""
-    return ScriptedBackend(
-        output, token_delay_s=token_delay_s, prepared_size=ui_sample.PREPARED_SIZE
-    )
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
-from test_main_window import album_with_photos, generate_and_wait
+from ui_helpers import album_with_photos, generate_and_wait
 
 from desktop_app import paths
 from desktop_app.errors import StorytellerError

@@ -8,53 +8,20 @@ version -> rename a character -> export.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import ui_sample
-from conftest import scripted_backend
-from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QPointF, QRectF, Qt, QUrl
+from PySide6.QtCore import QModelIndex, QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication
+from ui_helpers import album_with_photos, drop_urls, generate_and_wait
+from ui_sample import scripted_backend
 
 from desktop_app.library.records import RunStatus
 from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
-
-
-def drop_urls(target: QWidget, paths: Sequence[Path], pos: QPoint | None = None) -> None:
-    """Drop ``paths`` on ``target`` as a file manager would (drag enter, move, drop)."""
-    data = QMimeData()
-    data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    point = QPointF(pos if pos is not None else QPoint(target.width() - 5, target.height() // 2))
-    buttons = Qt.MouseButton.LeftButton
-    mods = Qt.KeyboardModifier.NoModifier
-    action = Qt.DropAction.CopyAction
-    enter = QDragEnterEvent(point.toPoint(), action, data, buttons, mods)
-    QApplication.sendEvent(target, enter)
-    assert enter.isAccepted(), "the drop target refused the files"
-    move = QDragMoveEvent(point.toPoint(), action, data, buttons, mods)
-    QApplication.sendEvent(target, move)
-    drop = QDropEvent(point, action, data, buttons, mods)
-    QApplication.sendEvent(target, drop)
-
-
-def album_with_photos(
-    qtbot: Any, window: Any, photos: Sequence[Path], name: str = "Kite day"
-) -> Any:
-    album = window.new_album(name, edit=False)
-    drop_urls(window.filmstrip.viewport(), photos)
-    qtbot.waitUntil(lambda: window.photo_model.rowCount() == len(photos), timeout=10_000)
-    return album
-
-
-def generate_and_wait(qtbot: Any, window: Any) -> Any:
-    window.generate()
-    assert window.is_generating()
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
-    return window.current_run
-
 
 # ----------------------------------------------------------------------------- item models
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_main_window import drop_urls
+from ui_helpers import drop_urls
 
 from desktop_app.engine.events import Detail
 from desktop_app.library.records import RunStatus

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from desktop_app.engine.events import Detail
 from desktop_app.engine.images import prepared_size_for
+from desktop_app.engine.scripted import ScriptedBackend
 
 PHOTO_SIZE = (896, 672)  # original pixels of every sample photo
 DETAIL = Detail.NORMAL
@@ -342,3 +343,8 @@ Then the wind turned. <gdo obj1>The kite</gdo> dived and tangled itself in the b
 <gdi image4>
 By sunset the three of them sat together on <gdo obj3>the bench</gdo>. <gdo char1>Maya</gdo> <gda char1>smoothed the torn corner</gda> of <gdo obj1>her kite</gdo> on her lap, <gdo char3>Grandpa Joe</gdo> <gda char3>hummed an old song</gda>, and <gdo char2>Biscuit</gdo> <gda char2>fell asleep</gda> at their feet, dreaming of red things in the sky.
 </gdi>"""
+
+
+def scripted_backend(output: str, token_delay_s: float = 0.0) -> ScriptedBackend:
+    """A backend replaying ``output``; photos are 'prepared' to the sample's prepared size."""
+    return ScriptedBackend(output, token_delay_s=token_delay_s, prepared_size=PREPARED_SIZE)

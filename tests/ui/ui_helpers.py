@@ -1,0 +1,44 @@
+"""Driving the main window the way a user does: dropping files, waiting for a story."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+
+def drop_urls(target: QWidget, paths: Sequence[Path], pos: QPoint | None = None) -> None:
+    """Drop ``paths`` on ``target`` as a file manager would (drag enter, move, drop)."""
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    point = QPointF(pos if pos is not None else QPoint(target.width() - 5, target.height() // 2))
+    buttons = Qt.MouseButton.LeftButton
+    mods = Qt.KeyboardModifier.NoModifier
+    action = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(point.toPoint(), action, data, buttons, mods)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted(), "the drop target refused the files"
+    move = QDragMoveEvent(point.toPoint(), action, data, buttons, mods)
+    QApplication.sendEvent(target, move)
+    drop = QDropEvent(point, action, data, buttons, mods)
+    QApplication.sendEvent(target, drop)
+
+
+def album_with_photos(
+    qtbot: Any, window: Any, photos: Sequence[Path], name: str = "Kite day"
+) -> Any:
+    album = window.new_album(name, edit=False)
+    drop_urls(window.filmstrip.viewport(), photos)
+    qtbot.waitUntil(lambda: window.photo_model.rowCount() == len(photos), timeout=10_000)
+    return album
+
+
+def generate_and_wait(qtbot: Any, window: Any) -> Any:
+    window.generate()
+    assert window.is_generating()
+    qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
+    return window.current_run
