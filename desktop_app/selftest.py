@@ -111,6 +111,35 @@ class LlamaBuildInfo:
         return "CPU"
 
 
+def _backends_via_ggml_base() -> tuple[str, ...]:
+    """The ggml backend names, asking libggml-base for them explicitly.
+
+    The registry lives in libggml and the name accessor in libggml-base. Linux and macOS find
+    both through libggml's handle (which is what ``desktop_app.engine.device`` relies on);
+    Windows' GetProcAddress does not look into a DLL's dependencies, so there ggml-base is
+    loaded by name. Empty when neither works.
+    """
+    import ctypes
+
+    from llama_cpp import _ctypes_extensions, _ggml
+
+    try:
+        registry = _ggml.libggml
+        base = _ctypes_extensions.load_shared_library("ggml-base", _ggml.libggml_base_path)
+        registry.ggml_backend_reg_count.restype = ctypes.c_size_t
+        registry.ggml_backend_reg_get.restype = ctypes.c_void_p
+        registry.ggml_backend_reg_get.argtypes = [ctypes.c_size_t]
+        base.ggml_backend_reg_name.restype = ctypes.c_char_p
+        base.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
+        return tuple(
+            (base.ggml_backend_reg_name(registry.ggml_backend_reg_get(index)) or b"?").decode()
+            for index in range(registry.ggml_backend_reg_count())
+        )
+    except (OSError, AttributeError, RuntimeError, FileNotFoundError) as err:
+        logger.warning("cannot list llama.cpp backends through ggml-base: %s", err)
+        return ()
+
+
 def llama_build_info() -> LlamaBuildInfo:
     """Load llama.cpp and report its version and compiled-in ggml backends.
 
@@ -127,7 +156,7 @@ def llama_build_info() -> LlamaBuildInfo:
         system_info = system_info.decode(errors="replace")
     return LlamaBuildInfo(
         version=str(getattr(llama_cpp, "__version__", "unknown")),
-        backends=device.compiled_backends(),
+        backends=device.compiled_backends() or _backends_via_ggml_base(),
         gpu_offload=device.gpu_offload_supported(),
         system_info=str(system_info).strip(" |"),
     )
