@@ -68,7 +68,8 @@ _EXCLUDED_QT_LIB = re.compile(
     r"(?:\.so[.\d]*|\.dll|\.framework(?:/.*)?|\.pyi?|\.abi3\.so|\.pyd)$"
 )
 
-# Qt translations: only qtbase's (standard dialogs and buttons in the user's language).
+# Qt translations: only qtbase's (standard dialogs and buttons in the user's language), and only
+# when the app installs a QTranslator (``uses_qt_translations``): unused, they are 6 MB.
 _QT_TRANSLATION = re.compile(r"(?:^|/)translations/(?P<name>[^/]+)\.qm$")
 
 # Libraries that must come from the user's system, never from the build machine: the GPU driver's
@@ -136,8 +137,11 @@ def qt_plugin_of(dest: str) -> tuple[str, str] | None:
     return plugin_type, stem
 
 
-def keep_entry(dest: str) -> bool:
-    """Whether a file PyInstaller collected (by its path inside the bundle) stays in the bundle."""
+def keep_entry(dest: str, *, qt_translations: bool = True) -> bool:
+    """Whether a file PyInstaller collected (by its path inside the bundle) stays in the bundle.
+
+    ``qt_translations``: keep Qt's own qtbase translations (when the app loads them).
+    """
     path = _posix(dest)
     plugin = qt_plugin_of(path)
     if plugin is not None:
@@ -151,15 +155,26 @@ def keep_entry(dest: str) -> bool:
         return False
     translation = _QT_TRANSLATION.search(path)
     if translation is not None and "PySide6/" in path:
-        return translation.group("name").startswith("qtbase_")
+        return qt_translations and translation.group("name").startswith("qtbase_")
     if _SYSTEM_ONLY_LIBS.search(path):
         return False
     return not _FULLY_VERSIONED_LLAMA_LIB.search(path)
 
 
-def filter_entries(entries: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+def filter_entries(
+    entries: Iterable[tuple[str, str, str]], *, qt_translations: bool = True
+) -> list[tuple[str, str, str]]:
     """PyInstaller TOC entries ``(dest, src, typecode)`` that ``keep_entry`` keeps."""
-    return [entry for entry in entries if keep_entry(entry[0])]
+    return [entry for entry in entries if keep_entry(entry[0], qt_translations=qt_translations)]
+
+
+def uses_qt_translations(source_root: Path, packages: Iterable[str]) -> bool:
+    """Whether the app's code loads Qt translations (mentions ``QTranslator``)."""
+    return any(
+        "QTranslator" in path.read_text(encoding="utf-8")
+        for package in packages
+        for path in (source_root / package).rglob("*.py")
+    )
 
 
 def modules_imported_by(source_root: Path, packages: Iterable[str]) -> dict[str, set[str]]:

@@ -189,3 +189,16 @@ def test_tarball_keeps_links_and_the_top_folder(build_script: ModuleType, tmp_pa
     assert archive.name.startswith("Storyteller-9.9.9-")
     assert members["Storyteller/_internal/libx.so"].issym()
     assert "Storyteller/Storyteller" in members
+
+
+def test_qt_translations_ship_only_when_the_app_loads_them(
+    bundle_rules: ModuleType, tmp_path: Path
+) -> None:
+    german = "PySide6/Qt/translations/qtbase_de.qm"
+    assert not bundle_rules.keep_entry(german, qt_translations=False)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("from PySide6.QtCore import QCoreApplication\n")
+    assert not bundle_rules.uses_qt_translations(tmp_path, ["app"])
+    (app / "i18n.py").write_text("from PySide6.QtCore import QTranslator\n")
+    assert bundle_rules.uses_qt_translations(tmp_path, ["app"])
