@@ -286,3 +286,16 @@ def test_html_output_shows_each_photo_beside_its_frame(
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert page.count("data:image/jpeg;base64,") == 2
+
+
+def test_the_model_sees_the_photos(backend: LlamaCppBackend, tmp_path: Path) -> None:
+    red, blue = tmp_path / "red.png", tmp_path / "blue.png"
+    Image.new("RGB", (112, 112), (255, 0, 0)).save(red)
+    Image.new("RGB", (112, 112), (0, 0, 255)).save(blue)
+    greedy = SamplingParams(temperature=0.0, max_tokens=24)
+    outputs = [
+        run(backend, StoryRequest(photos=(photo,), sampling=greedy))[0].raw_output
+        for photo in (red, blue, red)
+    ]
+    assert outputs[0] == outputs[2]  # greedy and cached: the same photo, the same words
+    assert outputs[0] != outputs[1]  # another photo, another story
