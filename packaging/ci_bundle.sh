@@ -7,8 +7,9 @@
 #      checkpoint, through llama.cpp's K-quant quantizer;
 #   4. `Storyteller --self-test --model --mmproj` with no DISPLAY and no QT_QPA_PLATFORM: Qt
 #      offscreen, llama.cpp + vision library, photos, a one-photo story;
-#   5. `Storyteller doctor --self-test` (its model probe runs in a child `Storyteller -m ...`);
-#   6. under Xvfb: the self-test on the real xcb platform, and the GUI's window, screenshotted to
+#   5. `Storyteller tell --strict-format` (the CLI and llama.cpp's grammar sampler), as JSON;
+#   6. `Storyteller doctor --self-test` (its model probe runs in a child `Storyteller -m ...`);
+#   7. under Xvfb: the self-test on the real xcb platform, and the GUI's window, screenshotted to
 #      dist/screenshots/ (for review) and checked to be drawn and still running after 8 s.
 # Takes about a minute on two cores (the PyInstaller build is most of it).
 set -euo pipefail
@@ -61,6 +62,18 @@ if grep -q "AVX512" "$WORK/selftest.txt"; then
   exit 1
 fi
 test -s "$WORK/selftest.png"
+
+step "storyteller tell through the bundle (strict format: llama.cpp's grammar sampler), as JSON"
+"$APP" tell tests/fixtures/tiny-qwen25vl/image.png --model "$MODEL" --mmproj "$MMPROJ" \
+  --strict-format --max-tokens 600 --seed 1 --format json -q > "$WORK/story.json"
+# Strict format makes even the random tiny model write a complete story that validates.
+"$PY" -c "
+import json, sys
+story = json.load(open(sys.argv[1]))
+assert story['complete'] and len(story['frames']) == 1, story
+assert not [issue for issue in story['issues'] if issue['severity'] == 'error'], story['issues']
+print('complete one-frame story, no errors')
+" "$WORK/story.json"
 
 step "doctor with a one-photo story (child process through Storyteller -m)"
 env -u DISPLAY "$APP" doctor --model "$MODEL" --mmproj "$MMPROJ" --self-test | tee "$WORK/doctor.txt"
