@@ -1,4 +1,4 @@
-"""``storyteller --self-test`` / ``storyteller doctor``: what a user or CI sees when checking an install."""
+"""``storyteller --self-test``: what a user, the first-run guide or CI sees when checking an install."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -73,7 +74,7 @@ def test_self_test_fails_on_a_system_without_fonts(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_self_test_tells_a_one_photo_story_with_the_tiny_model(tiny_model) -> None:
+def test_self_test_tells_a_one_photo_story_with_the_tiny_model(tiny_model: Any) -> None:
     result = _run_self_test(
         "--model", str(tiny_model.text_gguf), "--mmproj", str(tiny_model.mmproj_gguf)
     )
@@ -96,7 +97,9 @@ def test_self_test_fails_with_exit_1_and_names_a_missing_model(
 
 
 @pytest.mark.slow
-def test_self_test_reports_a_corrupt_model_instead_of_crashing(tmp_path: Path, tiny_model) -> None:
+def test_self_test_reports_a_corrupt_model_instead_of_crashing(
+    tmp_path: Path, tiny_model: Any
+) -> None:
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(range(256)) * 8)
     result = _run_self_test("--model", str(corrupt), "--mmproj", str(tiny_model.mmproj_gguf))
