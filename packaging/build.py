@@ -1,7 +1,7 @@
 """Build the double-click Storyteller app for the platform this runs on.
 
     python packaging/build.py                  # dist/Storyteller/ (dist/Storyteller.app on macOS)
-    python packaging/build.py --archive        # + the tar.gz / .dmg / Inno Setup installer
+    python packaging/build.py --archive        # + the tar.gz and .deb / .dmg / Inno Setup installer
     python packaging/build.py --self-test      # + run the bundle's self-test and report its time
     python packaging/build.py --self-test --model TEXT.gguf --mmproj MMPROJ.gguf
 
@@ -183,6 +183,61 @@ def make_tarball(bundle: Path, version: str) -> Path:
     return archive
 
 
+def make_deb(bundle: Path, version: str) -> Path:
+    """``storyteller_<version>_<arch>.deb``: the bundle in /opt/storyteller, with a menu entry,
+    icons, a ``storyteller`` command, and the system libraries it needs as dependencies.
+
+    Built with ``dpkg-deb`` (Debian/Ubuntu build machines have it); installs with a double-click
+    in the desktop's software installer or ``sudo apt install ./storyteller_*.deb``.
+    """
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    root = bundle.parent / "deb-root"
+    if root.exists():
+        shutil.rmtree(root)
+    app_dir = root / "opt" / "storyteller"
+    app_dir.parent.mkdir(parents=True)
+    shutil.copytree(bundle, app_dir, symlinks=True)
+    for loose in ("install.sh", "README.txt", "share"):  # the tarball's self-install kit
+        target = app_dir / loose
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    share = root / "usr" / "share"
+    (share / "applications").mkdir(parents=True)
+    entry = (PACKAGING_DIR / "linux" / f"{DESKTOP_ID}.desktop").read_text(encoding="utf-8")
+    entry = entry.replace("Exec=Storyteller", "Exec=/opt/storyteller/Storyteller")
+    entry = entry.replace("TryExec=Storyteller", "TryExec=/opt/storyteller/Storyteller")
+    (share / "applications" / f"{DESKTOP_ID}.desktop").write_text(entry, encoding="utf-8")
+    for size in ICON_SIZES:
+        icons = share / "icons" / "hicolor" / f"{size}x{size}" / "apps"
+        icons.mkdir(parents=True)
+        shutil.copy2(
+            PACKAGING_DIR / "icons" / f"storyteller-{size}.png", icons / f"{DESKTOP_ID}.png"
+        )
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "storyteller").symlink_to("/opt/storyteller/Storyteller")
+    control = (PACKAGING_DIR / "linux" / "control.in").read_text(encoding="utf-8")
+    control = (
+        control.replace("@VERSION@", version)
+        .replace("@ARCH@", arch)
+        .replace("@INSTALLED_KB@", str(tree_size(root) // 1024))
+    )
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN" / "control").write_text(control, encoding="utf-8")
+    for path in [root, *root.rglob("*")]:  # dpkg wants 0755 folders whatever the umask was
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    deb = bundle.parent / f"storyteller_{version}_{arch}.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    shutil.rmtree(root)
+    return deb
+
+
 def make_dmg(app: Path, version: str) -> Path:
     """A compressed disk image of the .app (macOS only: hdiutil)."""
     dmg = app.parent / f"{APP_NAME}-{version}-{platform_tag()}.dmg"
@@ -275,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clean", action="store_true", help="discard PyInstaller's cache first")
     parser.add_argument("--skip-build", action="store_true", help="reuse the bundle in --dist")
-    parser.add_argument("--archive", action="store_true", help="make the tar.gz / .dmg / installer")
+    parser.add_argument(
+        "--archive", action="store_true", help="make the tar.gz and .deb / .dmg / installer"
+    )
     parser.add_argument("--sign-identity", help="macOS: codesign the .app with this identity")
     parser.add_argument("--self-test", action="store_true", help="run the bundle's self-test")
     parser.add_argument("--model", type=Path, help="text GGUF for the self-test's story check")
@@ -315,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
             archive = make_tarball(bundle, version)
         if archive is not None:
             print(f"archive: {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
+        if sys.platform.startswith("linux") and shutil.which("dpkg-deb"):
+            deb = make_deb(bundle, version)
+            print(f"package: {deb} ({deb.stat().st_size / 1e6:.0f} MB)")
 
     if args.self_test:
         code, seconds = run_bundle_self_test(

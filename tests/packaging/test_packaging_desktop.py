@@ -182,3 +182,41 @@ def test_desktop_entry_name_is_the_app_id_the_gui_announces(packaging_dir: Path)
     app_id = result.stdout.strip().splitlines()[-1]
     assert (packaging_dir / "linux" / f"{app_id}.desktop").is_file()
     assert f"Icon={app_id}\n" in (packaging_dir / "linux" / f"{app_id}.desktop").read_text()
+
+
+@pytest.mark.skipif(
+    shutil.which("dpkg-deb") is None, reason="dpkg-deb (Debian/Ubuntu) is not installed"
+)
+def test_deb_installs_the_app_in_opt_with_menu_entry_command_and_dependencies(
+    tmp_path: Path, build_script: ModuleType
+) -> None:
+    bundle = _fake_bundle(tmp_path, build_script)
+    (bundle / "_internal").mkdir()
+    (bundle / "_internal" / "libx.so.0").write_bytes(b"x")
+    (bundle / "_internal" / "libx.so").symlink_to("libx.so.0")
+    deb = build_script.make_deb(bundle, "1.2.3")
+    assert deb.name.startswith("storyteller_1.2.3_")
+    assert not (bundle.parent / "deb-root").exists()  # the staging folder is cleaned up
+
+    def field(name: str) -> str:
+        return subprocess.run(
+            ["dpkg-deb", "--field", str(deb), name], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    assert field("Package") == "storyteller"
+    assert field("Version") == "1.2.3"
+    depends = field("Depends")
+    for system_library in ("libgl1", "libegl1", "fonts-dejavu-core"):
+        assert system_library in depends  # what a bare Debian 12 needed (README)
+
+    unpacked = tmp_path / "unpacked"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    assert (unpacked / "opt/storyteller/Storyteller").is_file()
+    assert (unpacked / "opt/storyteller/_internal/libx.so").is_symlink()
+    assert not (unpacked / "opt/storyteller/install.sh").exists()  # the package does that job
+    assert os.readlink(unpacked / "usr/bin/storyteller") == "/opt/storyteller/Storyteller"
+    entry = unpacked / "usr/share/applications/storyteller.desktop"
+    assert "Exec=/opt/storyteller/Storyteller\n" in entry.read_text()
+    assert (unpacked / "usr/share/icons/hicolor/256x256/apps/storyteller.png").is_file()
+    if shutil.which("desktop-file-validate"):
+        assert subprocess.run(["desktop-file-validate", str(entry)], check=False).returncode == 0
