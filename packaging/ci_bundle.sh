@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI step for issue 7: build the Linux bundle from this venv (its llama-cpp-python is the portable
 # CPU build .ci/run installs) and prove the frozen app works on a machine without a display:
-#   1. packaging/build.py --archive: dist/Storyteller/ and the tar.gz, with size and build time;
+#   1. packaging/build.py --archive: dist/Storyteller/, the tar.gz and the .deb, with size and time;
 #   2. every bundled library's dependencies resolve (ldd);
 #   3. the bundle's own converter (`Storyteller -m convert.cli`) converts the committed tiny
 #      checkpoint, through llama.cpp's K-quant quantizer;
