@@ -1,8 +1,12 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""File helpers shared by the engine and the library.
+
+Atomic writes (a reader sees the old file or the new one, never half of one) and content hashes.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -37,3 +41,15 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+_HASH_CHUNK = 4 * 1024 * 1024
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's content, read in chunks (photos and models can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

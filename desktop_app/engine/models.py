@@ -8,7 +8,6 @@ in one folder by name. ``verify`` checks sizes (and sha256 on request) before an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -17,12 +16,12 @@ from pathlib import Path
 
 from desktop_app import paths
 from desktop_app.engine.gguf_info import ModelFileError
+from desktop_app.fileio import sha256_file
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 CATALOG_NAME = "catalog.json"
-_HASH_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -208,15 +207,6 @@ def default_model(search_dirs: Sequence[Path] | None = None) -> ModelFiles | Non
         return preference.index(quant) if quant in preference else len(preference)
 
     return min(models, key=rank)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(model_files: ModelFiles, sha256: bool = False) -> None:

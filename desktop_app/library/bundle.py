@@ -24,9 +24,8 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from desktop_app.fileio import atomic_open
+from desktop_app.fileio import atomic_open, sha256_file
 from desktop_app.library.errors import BundleError, LibraryError
-from desktop_app.library.photofiles import sha256_of_file
 from desktop_app.library.records import Album, RunPhoto, RunStatus, StoryRun
 from desktop_app.library.store import AlbumRef, Library
 from desktop_app.library.storyjson import parse_and_validate
@@ -266,7 +265,7 @@ def import_bundle(
         else:
             raise BundleError(f"{bundle} is neither an export folder nor a zip: check the path")
         for file_name, entry in entries:
-            if sha256_of_file(staging / file_name) != entry.get("sha256"):
+            if sha256_file(staging / file_name) != entry.get("sha256"):
                 raise BundleError(f"{file_name} in {bundle.name} is damaged (its hash differs)")
         album_name = _unique_album_name(library, name or manifest["album"]["name"])
         final_folder = imported_root / f"{_folder_slug(album_name)}-{uuid.uuid4().hex[:8]}"

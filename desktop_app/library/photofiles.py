@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -17,9 +16,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from desktop_app.fileio import sha256_file
 from desktop_app.library.errors import NotAnImageError, PhotoUnreadableError
-
-_HASH_CHUNK = 1 << 20
 
 # EXIF tags (Exif 2.32): orientation in IFD0; dates and their UTC offsets in the Exif sub-IFD.
 _TAG_ORIENTATION = 0x0112
@@ -59,15 +57,6 @@ class PhotoFacts:
     width: int
     height: int
     captured_at: str | None
-
-
-def sha256_of_file(path: Path) -> str:
-    """The SHA-256 of a file's content, read in chunks (photos can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _exif_datetime(value: object, offset: object) -> str | None:
@@ -117,7 +106,7 @@ def read_photo_facts(path: Path) -> PhotoFacts:
         with Image.open(path) as image:
             width, height = image.size
             exif = image.getexif()
-        sha256 = sha256_of_file(path)
+        sha256 = sha256_file(path)
     except UnidentifiedImageError:
         if _looks_like_heif(path):
             raise NotAnImageError(

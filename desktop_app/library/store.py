@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from desktop_app import paths
 from desktop_app.engine.events import FinishReason, RunResult
+from desktop_app.fileio import sha256_file
 from desktop_app.library import schema, storyjson, thumbnails
 from desktop_app.library.errors import (
     AlbumExistsError,
@@ -37,7 +38,6 @@ from desktop_app.library.photofiles import (
     PhotoFacts,
     expand_paths,
     read_photo_facts,
-    sha256_of_file,
     walk_files,
 )
 from desktop_app.library.records import (
@@ -546,7 +546,7 @@ class Library:
             if not waiting:
                 continue
             try:
-                digest = sha256_of_file(candidate)
+                digest = sha256_file(candidate)
             except OSError:
                 continue
             for photo in waiting:
