@@ -7,6 +7,7 @@ installs use it. Otherwise the platform's user folders (platformdirs) are used.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -53,6 +54,16 @@ def source_checkout_models_dir() -> Path | None:
     """``models/`` of a source checkout, when Storyteller runs from one."""
     candidate = Path(__file__).resolve().parent.parent / "models"
     return candidate if (candidate / "catalog.json").is_file() else None
+
+
+def catalog_file() -> Path | None:
+    """The model catalogue: ``models/catalog.json`` of a source checkout (or a bundle), else the
+    copy a wheel installs under ``<prefix>/share/storyteller`` (pyproject's data-files)."""
+    checkout = source_checkout_models_dir()
+    if checkout is not None:
+        return checkout / "catalog.json"
+    installed = Path(sys.prefix) / "share" / "storyteller" / "catalog.json"
+    return installed if installed.is_file() else None
 
 
 def model_search_dirs() -> list[Path]:

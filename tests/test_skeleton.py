@@ -42,3 +42,20 @@ def test_console_script_module_runs_headless() -> None:
     )
     assert result.returncode == 0
     assert "grounded story" in result.stdout
+
+
+def test_catalog_is_found_in_a_checkout_and_in_an_installed_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout_catalog = paths.catalog_file()
+    assert checkout_catalog is not None and checkout_catalog.parent.name == "models"
+
+    # A non-editable install has no checkout; the wheel's data-files put the catalogue here.
+    installed = tmp_path / "share" / "storyteller" / "catalog.json"
+    installed.parent.mkdir(parents=True)
+    installed.write_text(checkout_catalog.read_text())
+    monkeypatch.setattr(paths, "source_checkout_models_dir", lambda: None)
+    monkeypatch.setattr(paths.sys, "prefix", str(tmp_path))
+    assert paths.catalog_file() == installed
+    installed.unlink()
+    assert paths.catalog_file() is None

@@ -80,9 +80,8 @@ def _size(path: Path) -> int:
 
 
 def catalog_path() -> Path | None:
-    """``models/catalog.json`` of the source checkout, when there is one."""
-    checkout = paths.source_checkout_models_dir()
-    return checkout / CATALOG_NAME if checkout is not None else None
+    """The model catalogue file, when this installation has one."""
+    return paths.catalog_file()
 
 
 def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
