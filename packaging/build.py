@@ -33,6 +33,9 @@ APP_NAME = "Storyteller"
 # is the Wayland app id, and a compositor matches it to <id>.desktop for the window's icon.
 DESKTOP_ID = "storyteller"
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
+# The PNG icons are package data of the GUI (it sets them as its window icon); the menu entry's
+# hicolor icons are copied from there (packaging/icons/make_icons.py writes them).
+APP_ICON_DIR = ROOT / "desktop_app" / "ui" / "icons"
 
 
 def project_version() -> str:
@@ -139,9 +142,7 @@ def add_linux_desktop_files(bundle: Path) -> None:
     for size in ICON_SIZES:
         target = bundle / "share" / "icons" / "hicolor" / f"{size}x{size}" / "apps"
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(
-            PACKAGING_DIR / "icons" / f"storyteller-{size}.png", target / f"{DESKTOP_ID}.png"
-        )
+        shutil.copy2(APP_ICON_DIR / f"storyteller-{size}.png", target / f"{DESKTOP_ID}.png")
     for script in ("install.sh",):
         shutil.copy2(PACKAGING_DIR / "linux" / script, bundle / script)
         (bundle / script).chmod(0o755)
@@ -212,9 +213,7 @@ def make_deb(bundle: Path, version: str) -> Path:
     for size in ICON_SIZES:
         icons = share / "icons" / "hicolor" / f"{size}x{size}" / "apps"
         icons.mkdir(parents=True)
-        shutil.copy2(
-            PACKAGING_DIR / "icons" / f"storyteller-{size}.png", icons / f"{DESKTOP_ID}.png"
-        )
+        shutil.copy2(APP_ICON_DIR / f"storyteller-{size}.png", icons / f"{DESKTOP_ID}.png")
     (root / "usr" / "bin").mkdir(parents=True)
     (root / "usr" / "bin" / "storyteller").symlink_to("/opt/storyteller/Storyteller")
     control = (PACKAGING_DIR / "linux" / "control.in").read_text(encoding="utf-8")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from desktop_app.errors import StorytellerError
@@ -15,6 +16,23 @@ from desktop_app.ui import services
 from desktop_app.ui.errors import install_excepthooks, show_error
 
 logger = logging.getLogger(__name__)
+
+# Package data written by packaging/icons/make_icons.py: the same files the Linux packages install
+# as hicolor icons, so the window, the taskbar and the menu entry show one picture.
+ICON_DIR = Path(__file__).resolve().parent / "icons"
+
+
+def app_icon() -> QIcon:
+    """Storyteller's icon with every size that is installed (16 to 512 px), so Qt picks a sharp
+    one for the title bar, the taskbar and high-DPI screens; a null icon if the files are
+    missing (Qt then shows its default)."""
+    icon = QIcon()
+    for path in sorted(ICON_DIR.glob("storyteller-*.png")):
+        size = int(path.stem.rsplit("-", 1)[1])
+        icon.addFile(str(path), QSize(size, size))
+    if icon.isNull():
+        logger.warning("no window icon: %s has no storyteller-*.png", ICON_DIR)
+    return icon
 
 
 def create_application(argv: list[str]) -> QApplication:
@@ -30,6 +48,9 @@ def create_application(argv: list[str]) -> QApplication:
     app.setApplicationDisplayName("Storyteller")
     app.setOrganizationName("Storyteller")
     app.setDesktopFileName("storyteller")
+    # Without it a pip-installed app shows a generic window and taskbar icon (the bundles also
+    # embed the icon in the executable, but X11 and Wayland windows take it from here).
+    app.setWindowIcon(app_icon())
     return app
 
 

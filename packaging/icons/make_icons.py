@@ -7,6 +7,10 @@ needs no design tool. Run from the repository root:
     python packaging/icons/make_icons.py            # rewrite the committed PNGs and the .ico
     python packaging/icons/make_icons.py --icns DIR # also write DIR/storyteller.icns (macOS build)
 
+The PNGs are package data of the app (desktop_app/ui/icons/): the GUI sets them as its window icon,
+so a pip install shows the right icon too, and the packages' hicolor icons are copied from there.
+The Windows .ico is only for the installer and the .exe, so it stays here in packaging/icons/.
+
 The output is deterministic: running it twice gives identical files, and a test checks that the
 committed files are what this script draws.
 """
@@ -21,6 +25,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 
 ICON_DIR = Path(__file__).resolve().parent
+# One copy of each PNG, inside the app package (pyproject's package-data ships "*.png").
+APP_ICON_DIR = ICON_DIR.parents[1] / "desktop_app" / "ui" / "icons"
 MASTER_SIZE = 1024
 # freedesktop hicolor sizes; 16..256 also go into the Windows .ico; 512 is the largest committed
 # PNG (macOS 1024 is drawn at build time into the .icns).
@@ -142,13 +148,19 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def expected_files() -> dict[str, bytes]:
-    """File name -> content of every committed icon file."""
+def png_name(size: int) -> str:
+    """The file name of the ``size`` px PNG (in ``APP_ICON_DIR``)."""
+    return f"storyteller-{size}.png"
+
+
+def expected_files() -> dict[Path, bytes]:
+    """Committed path -> content of every icon file: the PNGs in ``APP_ICON_DIR``, the .ico in
+    ``ICON_DIR``."""
     master = draw_master()
-    files = {f"storyteller-{size}.png": png_bytes(render(size, master)) for size in PNG_SIZES}
+    files = {APP_ICON_DIR / png_name(size): png_bytes(render(size, master)) for size in PNG_SIZES}
     ico = io.BytesIO()
     render(256, master).save(ico, "ICO", sizes=[(n, n) for n in ICO_SIZES])
-    files["storyteller.ico"] = ico.getvalue()
+    files[ICON_DIR / "storyteller.ico"] = ico.getvalue()
     return files
 
 
@@ -163,12 +175,15 @@ def write_icns(path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outdir", type=Path, default=ICON_DIR, help="where the icons go")
+    parser.add_argument(
+        "--outdir", type=Path, help="write every icon file into this folder instead of its place"
+    )
     parser.add_argument("--icns", type=Path, metavar="DIR", help="also write DIR/storyteller.icns")
     args = parser.parse_args(argv)
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    for name, content in expected_files().items():
-        (args.outdir / name).write_bytes(content)
+    for path, content in expected_files().items():
+        target = args.outdir / path.name if args.outdir else path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
     if args.icns:
         write_icns(args.icns / "storyteller.icns")
     return 0

@@ -24,17 +24,30 @@ def test_committed_icons_are_what_the_generator_draws(
     make_icons: ModuleType, packaging_dir: Path
 ) -> None:
     """Edit make_icons.py, then rerun it: the committed files must never drift from the script."""
-    for name, content in make_icons.expected_files().items():
-        committed = packaging_dir / "icons" / name
+    for committed, content in make_icons.expected_files().items():
+        name = committed.relative_to(REPO_ROOT)
         assert committed.is_file(), f"{name} missing: run python packaging/icons/make_icons.py"
         assert committed.read_bytes() == content, f"{name} is stale: rerun make_icons.py"
+
+
+def test_each_png_icon_is_committed_once_inside_the_app_package(
+    make_icons: ModuleType, packaging_dir: Path
+) -> None:
+    """The GUI's window icon and the packages' hicolor icons are the same files: no second copy
+    under packaging/ that could drift."""
+    app_icons = REPO_ROOT / "desktop_app" / "ui" / "icons"
+    assert app_icons == make_icons.APP_ICON_DIR
+    assert sorted(p.name for p in app_icons.glob("*.png")) == sorted(
+        make_icons.png_name(size) for size in make_icons.PNG_SIZES
+    )
+    assert list(packaging_dir.rglob("storyteller-*.png")) == []
 
 
 def test_icons_are_square_at_every_size_and_transparent_in_the_corners(
     packaging_dir: Path, make_icons: ModuleType
 ) -> None:
     for size in make_icons.PNG_SIZES:
-        with Image.open(packaging_dir / "icons" / f"storyteller-{size}.png") as image:
+        with Image.open(make_icons.APP_ICON_DIR / make_icons.png_name(size)) as image:
             assert image.size == (size, size)
             assert image.mode == "RGBA"
             assert image.getpixel((0, 0))[3] == 0  # rounded tile: corners see through
@@ -90,7 +103,10 @@ def test_install_script_adds_and_removes_the_menu_entry(
     assert f'Exec="{bundle}/Storyteller"' in text
     assert f"TryExec={bundle}/Storyteller" in text
     for size in (16, 48, 256, 512):
-        assert (home / f".local/share/icons/hicolor/{size}x{size}/apps/storyteller.png").is_file()
+        installed = home / f".local/share/icons/hicolor/{size}x{size}/apps/storyteller.png"
+        # the menu shows the same picture the running window sets (the app's package data)
+        app_icon = REPO_ROOT / "desktop_app" / "ui" / "icons" / f"storyteller-{size}.png"
+        assert installed.read_bytes() == app_icon.read_bytes()
     command = home / ".local/bin/storyteller"
     assert command.resolve() == (bundle / "Storyteller").resolve()
     assert subprocess.run(
