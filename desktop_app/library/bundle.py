@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import os
 import re
@@ -22,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from PIL import Image, ImageOps
-
 from desktop_app.fileio import atomic_open, sha256_file
 from desktop_app.library.errors import BundleError, LibraryError
 from desktop_app.library.records import Album, RunPhoto, RunStatus, StoryRun
 from desktop_app.library.store import AlbumRef, Library
 from desktop_app.library.storyjson import parse_and_validate
+from desktop_app.library.thumbnails import fitted_jpeg
 from desktop_app.story.render import render_html, render_markdown, story_to_dict
 
 BUNDLE_FORMAT = "storyteller-album-bundle"
@@ -68,14 +66,8 @@ def _choose_run(library: Library, album: Album, run_id: int | None) -> StoryRun:
 
 def _embedded_image(path: Path) -> str:
     """A data URI of the photo, upright and at most ``EMBEDDED_MAX_SIDE`` pixels."""
-    with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image)
-        upright.thumbnail((EMBEDDED_MAX_SIDE, EMBEDDED_MAX_SIDE))
-        if upright.mode != "RGB":
-            upright = upright.convert("RGB")
-        buffer = io.BytesIO()
-        upright.save(buffer, "JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    jpeg = fitted_jpeg(path, EMBEDDED_MAX_SIDE, purpose="for the story page")
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def _photo_entry_name(index: int, path: Path) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from desktop_app.fileio import atomic_open
-from desktop_app.library.errors import PhotoMissingError, PhotoUnreadableError
+from desktop_app.library.errors import LibraryError, PhotoMissingError, PhotoUnreadableError
 from desktop_app.library.records import Photo
 
 THUMBNAIL_SIZES = (128, 256, 512)
@@ -18,13 +19,18 @@ def thumbnail_file(thumbnails_dir: Path, sha256: str, size: int) -> Path:
     return thumbnails_dir / sha256[:2] / f"{sha256}-{size}.jpg"
 
 
-def render_thumbnail(source: Path, target: Path, size: int) -> None:
-    """Write a JPEG of ``source`` fitting ``size``x``size``, upright (EXIF orientation applied)."""
+def fitted_jpeg(source: Path, max_side: int, *, purpose: str = "") -> bytes:
+    """``source`` as JPEG bytes: upright (EXIF orientation applied), fitting ``max_side`` pixels
+    both ways, transparency flattened onto white.
+
+    Raises ``PhotoUnreadableError`` naming the file when it cannot be decoded; ``purpose`` (e.g.
+    "for its thumbnail") says in that message what the image was read for.
+    """
     try:
         with Image.open(source) as image:
-            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+            image.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, faster
             upright = ImageOps.exif_transpose(image)
-            upright.thumbnail((size, size))
+            upright.thumbnail((max_side, max_side))
             if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
                 rgba = upright.convert("RGBA")
                 flat = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -32,11 +38,26 @@ def render_thumbnail(source: Path, target: Path, size: int) -> None:
                 upright = flat
             elif upright.mode != "RGB":
                 upright = upright.convert("RGB")
-            with atomic_open(target, "wb") as handle:
-                upright.save(handle, "JPEG", quality=85)
+            buffer = io.BytesIO()
+            upright.save(buffer, "JPEG", quality=85)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        what = f" {purpose}" if purpose else ""
         raise PhotoUnreadableError(
-            source, f"{source.name} cannot be read for its thumbnail ({err}): check the file"
+            source, f"{source.name} cannot be read{what} ({err}): check the file"
+        ) from err
+    return buffer.getvalue()
+
+
+def render_thumbnail(source: Path, target: Path, size: int) -> None:
+    """Write a JPEG of ``source`` fitting ``size``x``size``, upright (EXIF orientation applied)."""
+    data = fitted_jpeg(source, size, purpose="for its thumbnail")
+    try:
+        with atomic_open(target, "wb") as handle:
+            handle.write(data)
+    except OSError as err:
+        raise LibraryError(
+            f"the thumbnail of {source.name} cannot be saved in {target.parent} ({err}): "
+            "check free disk space and the cache folder's permissions"
         ) from err
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 from library_helpers import STORY_TEXT, distinct_photos, make_photo
+from PIL import Image
 
 from desktop_app.engine.events import StoryRequest
 from desktop_app.engine.scripted import ScriptedBackend
-from desktop_app.library import BundleError, Library, RunStatus
+from desktop_app.library import BundleError, Library, PhotoUnreadableError, RunStatus
 from desktop_app.library.tell import tell_album
 
 
@@ -88,6 +92,29 @@ def test_export_refuses_to_overwrite_and_leaves_no_partial_files(
         "photos é",
         "taken",
     ]
+
+
+def test_a_photo_that_became_unreadable_stops_the_export_with_its_name(
+    library: Library, told_album: int, tmp_path: Path
+) -> None:
+    library.photos("Rainy day")[1].path.write_bytes(b"not a jpeg any more")
+    with pytest.raises(PhotoUnreadableError, match=r"photo02\.jpg cannot be read.*check the file"):
+        library.export_album("Rainy day", tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists()
+
+
+def test_transparent_photos_are_embedded_on_white(library: Library, tmp_path: Path) -> None:
+    library.create_album("Clear")
+    png = tmp_path / "clear.png"
+    Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(png)
+    library.add_photos("Clear", [png])
+    tell_album(library, "Clear", ScriptedBackend(STORY_TEXT), lambda p: StoryRequest(photos=p))
+    dest = library.export_album("Clear", tmp_path / "clear-export")
+    html = (dest / "story.html").read_text()
+    encoded = re.search(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", html)
+    assert encoded is not None
+    with Image.open(io.BytesIO(base64.b64decode(encoded.group(1)))) as embedded:
+        assert embedded.convert("L").getextrema()[0] > 240  # white, not black
 
 
 def test_an_album_without_a_story_cannot_be_exported(library: Library, tmp_path: Path) -> None:
