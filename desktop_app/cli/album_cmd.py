@@ -318,7 +318,7 @@ def _tell(args: argparse.Namespace, library: Library) -> int:
         else None
     )
     try:
-        with tell_cmd._Interrupt() as interrupt:  # Ctrl-C stops and keeps the partial story
+        with tell_cmd.StopOnCtrlC() as interrupt:  # Ctrl-C stops and keeps the partial story
             run = tell_album(
                 library,
                 args.name,

@@ -279,14 +279,15 @@ def render_output(result: RunResult, request: StoryRequest, fmt: str) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
-class _Interrupt:
-    """First Ctrl-C: ask the run to stop (keeping the partial story); second: abort now."""
+class StopOnCtrlC:
+    """A ``should_stop`` for command-line runs: the first Ctrl-C asks the run to stop (keeping
+    the partial story), a second aborts at once. Use it as a context manager around the run."""
 
     def __init__(self) -> None:
         self.requested = threading.Event()
         self._previous: Any = None
 
-    def __enter__(self) -> _Interrupt:
+    def __enter__(self) -> StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -312,7 +313,7 @@ def _tell(args: argparse.Namespace) -> int:
     show_progress = not args.quiet
     backend = backend_from_args(args)
     try:
-        with _Interrupt() as interrupt:
+        with StopOnCtrlC() as interrupt:
             result = run_story(backend, request, show_progress=show_progress, should_stop=interrupt)
     finally:
         backend.close()

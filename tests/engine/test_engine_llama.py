@@ -252,7 +252,7 @@ def test_ctrl_c_keeps_the_partial_story_in_out(
 
     # The first Ctrl-C arrives after three tokens (what the SIGINT handler does).
     monkeypatch.setattr(tell_cmd._Progress, "event", event)
-    monkeypatch.setattr(tell_cmd._Interrupt, "__call__", lambda self: len(tokens_seen) >= 3)
+    monkeypatch.setattr(tell_cmd.StopOnCtrlC, "__call__", lambda self: len(tokens_seen) >= 3)
     out = tmp_path / "partial.json"
     code = cli_main(
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,17 @@ def test_mmproj_alone_is_refused_and_server_wins_over_settings_model(tmp_path: P
     backend = tell_cmd.backend_from_args(parse("--server", "http://127.0.0.1:9"))
     assert backend.description == "server http://127.0.0.1:9/v1"
     backend.close()
+
+
+def test_first_ctrl_c_asks_to_stop_and_the_second_aborts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with tell_cmd.StopOnCtrlC() as stop:
+        assert not stop()
+        signal.raise_signal(signal.SIGINT)
+        assert stop()  # the run stops at its next check and keeps what it wrote
+        assert "Ctrl-C again to abort" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
