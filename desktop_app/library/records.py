@@ -91,6 +91,7 @@ class ImportReport:
     duplicates: tuple[DuplicatePhoto, ...] = ()
     failed: tuple[FailedFile, ...] = ()
     skipped: tuple[Path, ...] = ()  # non-image files found while walking folders
+    stopped: bool = False  # asked to stop before every file was looked at; the rest were not
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +102,7 @@ class ImportReport:
             ],
             "failed": [{"path": str(f.path), "message": f.message} for f in self.failed],
             "skipped": [str(path) for path in self.skipped],
+            "stopped": self.stopped,
         }
 
 
@@ -117,6 +119,7 @@ class RelinkReport:
 
     relinked: tuple[RelinkedPhoto, ...] = ()
     still_missing: tuple[Photo, ...] = ()
+    stopped: bool = False  # asked to stop before the whole folder was searched
 
 
 class RunStatus(enum.Enum):

@@ -383,6 +383,7 @@ class Library:
         photo_paths: Iterable[str | os.PathLike[str]],
         *,
         progress: ImportProgress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> ImportReport:
         """Add files and folders (walked recursively) to the end of the album.
 
@@ -391,12 +392,19 @@ class Library:
         ``failed``, each with a message naming it. A file whose content the album already
         holds is reported in ``duplicates`` and not added twice. The same content in another
         album is shared (one photo, several albums). Nothing is written to the photo files.
+
+        ``should_stop`` is asked before each file: once it returns True no further file is
+        looked at, the photos read so far are still added, and the report says ``stopped``.
         """
         album = self.album(ref)
         facts: list[PhotoFacts] = []
         failed: list[FailedFile] = []
         skipped: list[Path] = []
+        stopped = False
         for count, (path, explicit) in enumerate(expand_paths(Path(p) for p in photo_paths), 1):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
             if progress is not None:
                 progress(count, path)
             known = self._known_facts(path)
@@ -463,7 +471,9 @@ class Library:
                 )
                 stored = conn.execute("SELECT * FROM photos WHERE id = ?", (photo_id,)).fetchone()
                 added.append(self._photo_from_row(stored))
-        return ImportReport(tuple(added), tuple(duplicates), tuple(failed), tuple(skipped))
+        return ImportReport(
+            tuple(added), tuple(duplicates), tuple(failed), tuple(skipped), stopped=stopped
+        )
 
     def _album_photo_ids(self, conn: sqlite3.Connection, album_id: int) -> list[int]:
         rows = conn.execute(
@@ -521,10 +531,18 @@ class Library:
         )
         return self.reorder(album.id, [photo.id for _, photo in ordered])
 
-    def relink(self, ref: AlbumRef, folder: str | os.PathLike[str]) -> RelinkReport:
+    def relink(
+        self,
+        ref: AlbumRef,
+        folder: str | os.PathLike[str],
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RelinkReport:
         """Find the album's missing photos in ``folder`` (recursively) by content hash.
 
         Only files with the size of a missing photo are hashed, so large folders are cheap.
+        ``should_stop`` is asked before each file: once it returns True the search ends, the
+        photos found so far are relinked and the report says ``stopped``.
         """
         album = self.album(ref)
         root = Path(folder).expanduser().absolute()
@@ -535,8 +553,12 @@ class Library:
         for photo in missing:
             by_size.setdefault(photo.size, []).append(photo)
         found: dict[int, Path] = {}
+        stopped = False
         for candidate in walk_files(root):
             if not by_size:
+                break
+            if should_stop is not None and should_stop():
+                stopped = True
                 break
             try:
                 size = candidate.stat().st_size
@@ -568,7 +590,7 @@ class Library:
                 )
                 relinked.append(RelinkedPhoto(photo.id, photo.path, new_path))
         still = tuple(photo for photo in missing if photo.id not in found)
-        return RelinkReport(tuple(relinked), still)
+        return RelinkReport(tuple(relinked), still, stopped=stopped)
 
     def thumbnail_path(self, photo: Photo, size: int = 256) -> Path:
         """The photo's thumbnail (upright, fits ``size`` pixels), made now if not cached."""

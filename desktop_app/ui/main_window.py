@@ -135,6 +135,8 @@ class MainWindow(QMainWindow):
         self._backend: StoryBackend | None = None
         self._confirm = confirm or _ask_yes_no
         self._workers: list[WorkerHandle] = []
+        self._imports: list[WorkerHandle] = []  # imports and relinks: "Stop importing" ends them
+        self._closing = False
         self._generation: WorkerHandle | None = None
         self.live: LiveRun | None = None
         self._close_when_idle = False
@@ -232,6 +234,13 @@ class MainWindow(QMainWindow):
             None,
             None,
             "Find moved photos in a folder by their content",
+        )
+        self.act_cancel_import = action(
+            "Stop &importing",
+            self.cancel_imports,
+            None,
+            sp.SP_DialogCancelButton,
+            "Stop adding photos (or looking for moved ones); photos already added stay",
         )
         self.act_generate = action(
             "&Generate",
@@ -345,6 +354,9 @@ class MainWindow(QMainWindow):
         self.add_photos_button = _tool_button(self.act_add_photos, "Add photos…")
         self.remove_photos_button = _tool_button(self.act_remove_photos, "Remove")
         self.sort_button = _tool_button(self.act_sort_date, "Sort by date")
+        self.cancel_import_button = _tool_button(self.act_cancel_import, "Stop importing")
+        self.cancel_import_button.setObjectName("cancelImportButton")
+        self.cancel_import_button.setVisible(False)  # shown only while photos are imported
         self.cost_label = QLabel("")
         self.cost_label.setObjectName("costLabel")
         self.cost_label.setToolTip(
@@ -356,6 +368,7 @@ class MainWindow(QMainWindow):
         photo_bar.addWidget(self.add_photos_button)
         photo_bar.addWidget(self.remove_photos_button)
         photo_bar.addWidget(self.sort_button)
+        photo_bar.addWidget(self.cancel_import_button)
         photo_bar.addStretch(1)
         photo_bar.addWidget(self.cost_label)
         self.filmstrip = QListView(photos)
@@ -493,6 +506,7 @@ class MainWindow(QMainWindow):
             self.add_photos_button,
             self.remove_photos_button,
             self.sort_button,
+            self.cancel_import_button,
             self.filmstrip,
             self.preset_combo,
             self.detail_combo,
@@ -528,6 +542,7 @@ class MainWindow(QMainWindow):
             self.act_move_later,
             self.act_sort_date,
             self.act_relink,
+            self.act_cancel_import,
         ):
             album_menu.addAction(act)
         story_menu = bar.addMenu("&Story")
@@ -759,7 +774,9 @@ class MainWindow(QMainWindow):
             def progress(count: int, path: Path) -> None:
                 ctx.report(-1, f"Importing {count}: {path.name}")
 
-            report = library.add_photos(album_id, list(paths), progress=progress)
+            report = library.add_photos(
+                album_id, list(paths), progress=progress, should_stop=ctx.should_stop
+            )
             if insert_at >= 0 and report.added:
                 order = [p.id for p in library.photos(album_id)]
                 added = [p.id for p in report.added]
@@ -769,12 +786,38 @@ class MainWindow(QMainWindow):
 
         handle = self._start(CallableWorker(job), "Importing photos", busy=True)
         handle.finished.connect(lambda report: self._on_import_done(album_id, report))
+        self._track_import(handle)
+
+    def _track_import(self, handle: WorkerHandle) -> None:
+        """Offer "Stop importing" while ``handle`` (an import or a relink) runs."""
+        self._imports.append(handle)
+        handle.ended.connect(lambda h=handle: self._import_ended(h))
+        self._update_actions()
+
+    def _import_ended(self, handle: WorkerHandle) -> None:
+        if handle in self._imports:
+            self._imports.remove(handle)
+        self._update_actions()
+
+    def is_importing(self) -> bool:
+        """True while photos are being imported or looked for."""
+        return any(handle.is_running() for handle in self._imports)
+
+    def cancel_imports(self) -> None:
+        """Stop the running imports and relinks after the file each one is reading; the photos
+        added so far stay in the album."""
+        running = [handle for handle in self._imports if handle.is_running()]
+        for handle in running:
+            handle.cancel()
+        if running:
+            self.show_status("Stopping the import…")
 
     def _on_import_done(self, album_id: int, report: Any) -> None:
         self._refresh_album_row(album_id)
         if album_id == self.current_album_id:
             self._reload_photos()
-        parts = [f"Added {len(report.added)} photo(s)"]
+        added = f"Added {len(report.added)} photo(s)"
+        parts = [f"Import stopped. {added}" if report.stopped else added]
         if report.duplicates:
             parts.append(f"{len(report.duplicates)} already in the album")
         if report.skipped:
@@ -782,7 +825,7 @@ class MainWindow(QMainWindow):
         if report.failed:
             parts.append(f"{len(report.failed)} could not be read")
         self.show_status("; ".join(parts) + ".")
-        if report.failed:
+        if report.failed and not self._closing:  # no message box for a window being closed
             details = "\n".join(f.message for f in report.failed[:20])
             show_error(
                 self,
@@ -885,18 +928,20 @@ class MainWindow(QMainWindow):
             return None
         album_id = self.current_album_id
         library = self.library
-        worker = CallableWorker(lambda ctx: library.relink(album_id, folder))
+        worker = CallableWorker(
+            lambda ctx: library.relink(album_id, folder, should_stop=ctx.should_stop)
+        )
         handle = self._start(worker, "Looking for moved photos", busy=True)
         handle.finished.connect(lambda report: self._on_relinked(album_id, report))
+        self._track_import(handle)
         return handle
 
     def _on_relinked(self, album_id: int, report: Any) -> None:
         self._refresh_album_row(album_id)
         if album_id == self.current_album_id:
             self._reload_photos()
-        self.show_status(
-            f"Found {len(report.relinked)} photo(s); {len(report.still_missing)} still missing."
-        )
+        found = f"Found {len(report.relinked)} photo(s); {len(report.still_missing)} still missing."
+        self.show_status(f"Search stopped. {found}" if report.stopped else found)
 
     def _update_cost(self) -> None:
         photos = [p for p in self.photo_model.photos() if p.width and p.height]
@@ -1433,6 +1478,9 @@ class MainWindow(QMainWindow):
         self.act_move_earlier.setEnabled(has_album and selected_photos)
         self.act_move_later.setEnabled(has_album and selected_photos)
         self.act_relink.setEnabled(has_album and has_photos)
+        importing = bool(self._imports)
+        self.act_cancel_import.setEnabled(importing)
+        self.cancel_import_button.setVisible(importing)
         self.act_generate.setEnabled(has_album and has_photos and not generating)
         self.act_stop.setEnabled(generating)
         self.act_copy.setEnabled(has_story and not generating)
@@ -1512,6 +1560,9 @@ class MainWindow(QMainWindow):
             event.ignore()  # closes again once the partial story is saved
             return
         self._save_window_state()
+        self._closing = True
+        # Every job checks its cancel flag between steps (an import between files), so this
+        # returns after the current file or token, not when a big folder is done.
         for handle in list(self._workers):
             handle.stop()
         if self._backend is not None:

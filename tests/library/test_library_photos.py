@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,56 @@ def test_missing_photos_are_flagged_and_relinked_by_hash(library: Library, tmp_p
     after = library.photos("A")
     assert [p.name for p in after] == ["renamed.jpg", "photo02.jpg", "photo03.jpg"]
     assert [p.missing for p in after] == [False, False, True]
+
+
+def _stop_after(files: int) -> tuple[list[int], Callable[[], bool]]:
+    """A ``should_stop`` that lets ``files`` files through; the list counts its calls."""
+    calls: list[int] = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) > files
+
+    return calls, should_stop
+
+
+def test_a_stopped_import_keeps_the_photos_read_so_far_and_says_it_stopped(
+    library: Library, tmp_path: Path
+) -> None:
+    photos = distinct_photos(tmp_path / "big", 6)
+    library.create_album("A")
+    calls, should_stop = _stop_after(2)
+    report = library.add_photos("A", [tmp_path / "big"], should_stop=should_stop)
+    assert report.stopped is True
+    assert report.to_dict()["stopped"] is True
+    assert [p.name for p in report.added] == [p.name for p in photos[:2]]
+    assert [p.name for p in library.photos("A")] == [p.name for p in photos[:2]]
+    assert len(calls) == 3  # asked once per file, no file looked at after it said stop
+
+    # Importing the folder again adds the rest (the first two are duplicates), unstopped.
+    again = library.add_photos("A", [tmp_path / "big"], should_stop=lambda: False)
+    assert again.stopped is False
+    assert len(again.added) == 4 and len(again.duplicates) == 2
+    assert [p.name for p in library.photos("A")] == [p.name for p in photos]
+
+
+def test_a_stopped_relink_keeps_what_it_found_and_says_it_stopped(
+    library: Library, tmp_path: Path
+) -> None:
+    photos = distinct_photos(tmp_path / "old", 3)
+    library.create_album("A")
+    library.add_photos("A", [tmp_path / "old"])
+    new_place = tmp_path / "new"
+    new_place.mkdir()
+    for photo in photos:
+        shutil.move(str(photo), new_place / photo.name)
+    _calls, should_stop = _stop_after(1)
+    report = library.relink("A", new_place, should_stop=should_stop)
+    assert report.stopped is True
+    assert len(report.relinked) == 1 and len(report.still_missing) == 2
+    assert sum(not p.missing for p in library.photos("A")) == 1
+    finished = library.relink("A", new_place)
+    assert finished.stopped is False and len(finished.relinked) == 2
 
 
 def test_thumbnails_are_upright_cached_and_rebuilt_when_deleted(

@@ -8,6 +8,7 @@ version -> rename a character -> export.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -588,6 +589,82 @@ def test_relinking_finds_a_moved_photo_and_clears_the_badge(
         pass
     qtbot.waitUntil(lambda: "missing" not in window.album_view.currentIndex().data())
     assert library.photos(album.id)[0].path == moved / copy.name
+
+
+SLOW_IMPORT_FILES = 40
+SLOW_IMPORT_S_PER_FILE = 0.1  # 4 s for the whole folder if nothing stops it
+
+
+@pytest.fixture
+def slow_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[Path]]:
+    """A folder of distinct photos that takes ``SLOW_IMPORT_S_PER_FILE`` per file to read (a
+    big folder on a slow disk); returns it and the list of files read so far."""
+    from PIL import Image
+
+    from desktop_app.library import store
+
+    folder = tmp_path / "big folder"
+    folder.mkdir()
+    for index in range(SLOW_IMPORT_FILES):
+        Image.new("RGB", (8, 8), (index * 6, 100, 200)).save(folder / f"img{index:02d}.png")
+    read: list[Path] = []
+    real_read = store.read_photo_facts
+
+    def slow_read(path: Path) -> Any:
+        read.append(path)
+        time.sleep(SLOW_IMPORT_S_PER_FILE)
+        return real_read(path)
+
+    monkeypatch.setattr(store, "read_photo_facts", slow_read)
+    return folder, read
+
+
+def test_closing_the_window_during_a_big_import_returns_promptly(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    slow_import: tuple[Path, list[Path]],
+) -> None:
+    folder, read = slow_import
+    window = make_window()
+    album = window.new_album("Big", edit=False)
+    window.import_paths([folder])
+    assert window.is_importing()
+    qtbot.waitUntil(lambda: len(read) >= 1, timeout=5_000)
+    started = time.perf_counter()
+    window.close()
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0, f"closing waited {elapsed:.1f} s for the import"
+    assert not window.running_workers()
+    kept = len(library.photos(album.id))
+    assert 1 <= kept < SLOW_IMPORT_FILES  # what was read is kept; the rest was never opened
+    assert len(read) < SLOW_IMPORT_FILES
+
+
+def test_stop_importing_keeps_the_photos_added_so_far(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    slow_import: tuple[Path, list[Path]],
+) -> None:
+    folder, read = slow_import
+    window = make_window()
+    album = window.new_album("Big", edit=False)
+    assert window.cancel_import_button.isHidden()
+    drop_urls(window.filmstrip.viewport(), [folder])
+    qtbot.waitUntil(lambda: len(read) >= 2, timeout=5_000)
+    assert window.cancel_import_button.isVisible() and window.cancel_import_button.isEnabled()
+    qtbot.mouseClick(window.cancel_import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_importing(), timeout=2_000)
+    qtbot.waitUntil(lambda: window.cancel_import_button.isHidden(), timeout=2_000)
+    kept = library.photos(album.id)
+    assert 2 <= len(kept) < SLOW_IMPORT_FILES
+    assert window.photo_model.rowCount() == len(kept)
+    assert (
+        window.statusBar()
+        .currentMessage()
+        .startswith(f"Import stopped. Added {len(kept)} photo(s)")
+    )
 
 
 def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
