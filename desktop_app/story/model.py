@@ -166,6 +166,35 @@ class Severity(str, enum.Enum):
     WARNING = "warning"
 
 
+_ERROR = Severity.ERROR
+_WARNING = Severity.WARNING
+
+# Every code an Issue can have, with its severity and meaning (the README lists the same). The
+# parser reports the structural ones, validate() the rest.
+ISSUE_CODES: dict[str, tuple[Severity, str]] = {
+    "empty-output": (_ERROR, "the output is empty"),
+    "missing-think": (_ERROR, "there is no <think> analysis block before the story"),
+    "unclosed-think": (_ERROR, "<think> is never closed by </think>"),
+    "truncated": (_ERROR, "the output stops mid-way (inside the analysis, a <gdi> block or a tag)"),
+    "no-story": (_ERROR, "the analysis is closed but no story follows it"),
+    "empty-analysis": (_WARNING, "the <think> block holds no per-image tables"),
+    "missing-frame": (_ERROR, "a photo of the album has no <gdi> story segment"),
+    "extra-frame": (_WARNING, "a story segment or analysis names a photo the album does not have"),
+    "missing-analysis": (_WARNING, "a photo of the album has no '## Image N' analysis"),
+    "duplicate-frame": (_WARNING, "a photo has two story segments or two analyses"),
+    "out-of-order": (_WARNING, "story segments are not in photo order"),
+    "empty-segment": (_WARNING, "a <gdi> block holds no text"),
+    "unknown-id": (_WARNING, "a story tag names an id that no Characters/Objects table defines"),
+    "missing-id": (_WARNING, "a Characters/Objects row has no id"),
+    "bad-box": (_WARNING, "a box is missing, does not parse, is empty or lies outside the image"),
+    "unclosed-tag": (_WARNING, "a <gdi>, <gdo>, <gda> or <gdl> tag is never closed"),
+    "mismatched-tag": (_WARNING, "a closing tag does not match the open tag it closes"),
+    "stray-tag": (_WARNING, "a closing tag with nothing to close, or <think> inside the story"),
+    "bad-tag": (_WARNING, "a <gdi> tag without an image number"),
+    "stray-text": (_WARNING, "text outside any <gdi> block (kept as an unnumbered segment)"),
+}
+
+
 @dataclass(frozen=True)
 class Issue:
     """A problem found in an output, with a stable ``code`` (see README, "story JSON contract")."""
@@ -176,6 +205,19 @@ class Issue:
     frame: int | None = None
     id: str | None = None
     line: int | None = None
+
+    @classmethod
+    def for_code(
+        cls,
+        code: str,
+        message: str,
+        *,
+        frame: int | None = None,
+        entity_id: str | None = None,
+        line: int | None = None,
+    ) -> Issue:
+        """An issue with ``code``'s severity from ``ISSUE_CODES`` (an unknown code is a bug)."""
+        return cls(code, ISSUE_CODES[code][0], message, frame=frame, id=entity_id, line=line)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from desktop_app.story.model import (
     NarrativePhase,
     Segment,
     SettingRow,
-    Severity,
     Span,
     SpanKind,
     Story,
@@ -218,18 +217,6 @@ def _split_cells(line: str) -> list[str]:
 def _tag_ids(attributes: str) -> tuple[str, ...]:
     ids = (part.strip("\"'/=") for part in _ID_SPLIT_RE.split(attributes))
     return tuple(dict.fromkeys(i for i in ids if i))
-
-
-def _issue(
-    code: str,
-    message: str,
-    *,
-    line: int | None,
-    frame: int | None = None,
-    entity_id: str | None = None,
-    severity: Severity = Severity.WARNING,
-) -> Issue:
-    return Issue(code, severity, message, frame=frame, id=entity_id, line=line)
 
 
 class _ParseState:
@@ -562,7 +549,7 @@ class _ParseState:
             self.line += piece[: len(piece) - len(stripped)].count("\n")
             self._open_segment(image=None, block=False)
             self.add_issue(
-                _issue("stray-text", "story text outside any <gdi> block", line=self.line)
+                Issue.for_code("stray-text", "story text outside any <gdi> block", line=self.line)
             )
             piece = stripped
         self.text_parts.append(piece)
@@ -598,7 +585,7 @@ class _ParseState:
 
     def _close_inline(self, kind: SpanKind, ids: tuple[str, ...], line: int, why: str) -> None:
         self.add_issue(
-            _issue(
+            Issue.for_code(
                 "unclosed-tag",
                 f"<{_TAG_NAMES[kind]} {' '.join(ids)}> is not closed ({why})",
                 line=line,
@@ -614,7 +601,7 @@ class _ParseState:
             self._close_inline(kind, ids, line, why or "the block ends")
         if self.segment_is_block and not closed:
             self.add_issue(
-                _issue(
+                Issue.for_code(
                     "unclosed-tag",
                     f"<gdi image{self.segment_image}> is not closed ({why})",
                     line=self.segment_line,
@@ -648,7 +635,9 @@ class _ParseState:
                 self.mode = _Mode.ANALYSIS
                 return True
             self.add_issue(
-                _issue("stray-tag", f"<{'/' if closing else ''}think> in the story", line=self.line)
+                Issue.for_code(
+                    "stray-tag", f"<{'/' if closing else ''}think> in the story", line=self.line
+                )
             )
             return False
         if name == "gdi":
@@ -659,14 +648,16 @@ class _ParseState:
             if not self.segment_open:
                 self._open_segment(image=None, block=False)
                 self.add_issue(
-                    _issue("stray-text", "story text outside any <gdi> block", line=self.line)
+                    Issue.for_code(
+                        "stray-text", "story text outside any <gdi> block", line=self.line
+                    )
                 )
             self._flush_text()
             self.stack.append((kind, _tag_ids(attributes), self.line))
             return False
         if not self.stack:
             self.add_issue(
-                _issue(
+                Issue.for_code(
                     "stray-tag",
                     f"</{name}> closes nothing",
                     line=self.line,
@@ -684,7 +675,7 @@ class _ParseState:
         else:
             open_kind, open_ids, _ = self.stack.pop()
             self.add_issue(
-                _issue(
+                Issue.for_code(
                     "mismatched-tag",
                     f"</{name}> closes <{_TAG_NAMES[open_kind]} {' '.join(open_ids)}>",
                     line=self.line,
@@ -699,7 +690,7 @@ class _ParseState:
             if self.segment_open and self.segment_is_block:
                 self._close_segment(closed=True)
             else:
-                self.add_issue(_issue("stray-tag", "</gdi> closes nothing", line=self.line))
+                self.add_issue(Issue.for_code("stray-tag", "</gdi> closes nothing", line=self.line))
             return
         number = _DIGITS_RE.search(attributes)
         image = int(number.group()) if number is not None else None
@@ -709,7 +700,9 @@ class _ParseState:
         self.saw_block = True
         if image is None:
             self.add_issue(
-                _issue("bad-tag", f"<gdi{attributes}> names no image number", line=self.line)
+                Issue.for_code(
+                    "bad-tag", f"<gdi{attributes}> names no image number", line=self.line
+                )
             )
 
     # ---- the result -----------------------------------------------------------------------

@@ -9,53 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from desktop_app.story.model import (
+    ISSUE_CODES,
     Character,
     Issue,
     Segment,
-    Severity,
     SpanKind,
     Story,
     StoryObject,
     ThinkState,
 )
 
-ERROR = Severity.ERROR
-WARNING = Severity.WARNING
-
-# Every code validate() can report, with its severity and meaning (the README lists the same).
-ISSUE_CODES: dict[str, tuple[Severity, str]] = {
-    "empty-output": (ERROR, "the output is empty"),
-    "missing-think": (ERROR, "there is no <think> analysis block before the story"),
-    "unclosed-think": (ERROR, "<think> is never closed by </think>"),
-    "truncated": (ERROR, "the output stops mid-way (inside the analysis, a <gdi> block or a tag)"),
-    "no-story": (ERROR, "the analysis is closed but no story follows it"),
-    "empty-analysis": (WARNING, "the <think> block holds no per-image tables"),
-    "missing-frame": (ERROR, "a photo of the album has no <gdi> story segment"),
-    "extra-frame": (WARNING, "a story segment or analysis names a photo the album does not have"),
-    "missing-analysis": (WARNING, "a photo of the album has no '## Image N' analysis"),
-    "duplicate-frame": (WARNING, "a photo has two story segments or two analyses"),
-    "out-of-order": (WARNING, "story segments are not in photo order"),
-    "empty-segment": (WARNING, "a <gdi> block holds no text"),
-    "unknown-id": (WARNING, "a story tag names an id that no Characters/Objects table defines"),
-    "missing-id": (WARNING, "a Characters/Objects row has no id"),
-    "bad-box": (WARNING, "a box is missing, does not parse, is empty or lies outside the image"),
-    "unclosed-tag": (WARNING, "a <gdi>, <gdo>, <gda> or <gdl> tag is never closed"),
-    "mismatched-tag": (WARNING, "a closing tag does not match the open tag it closes"),
-    "stray-tag": (WARNING, "a closing tag with nothing to close, or <think> inside the story"),
-    "bad-tag": (WARNING, "a <gdi> tag without an image number"),
-    "stray-text": (WARNING, "text outside any <gdi> block (kept as an unnumbered segment)"),
-}
-
-
-def _issue(
-    code: str,
-    message: str,
-    *,
-    frame: int | None = None,
-    entity_id: str | None = None,
-    line: int | None = None,
-) -> Issue:
-    return Issue(code, ISSUE_CODES[code][0], message, frame=frame, id=entity_id, line=line)
+__all__ = ["ISSUE_CODES", "validate"]
 
 
 def validate(
@@ -71,7 +35,7 @@ def validate(
     box-inside-image check. Parse issues found by the parser are included.
     """
     if story.empty:
-        return [_issue("empty-output", "the output is empty: the model wrote nothing")]
+        return [Issue.for_code("empty-output", "the output is empty: the model wrote nothing")]
     issues: list[Issue] = list(story.parse_issues)
     issues.extend(_structure_issues(story))
     issues.extend(_segment_issues(story, frame_count))
@@ -88,10 +52,10 @@ def _structure_issues(story: Story) -> list[Issue]:
             else "boxes and names of the story's characters are unknown"
         )
         issues.append(
-            _issue("missing-think", f"the output has no <think> analysis block: {detail}")
+            Issue.for_code("missing-think", f"the output has no <think> analysis block: {detail}")
         )
     elif story.think is ThinkState.OPEN:
-        issues.append(_issue("unclosed-think", "the analysis is never closed by </think>"))
+        issues.append(Issue.for_code("unclosed-think", "the analysis is never closed by </think>"))
     if story.truncated:
         last = story.segments[-1] if story.segments else None
         if story.ends_mid_tag:
@@ -101,7 +65,7 @@ def _structure_issues(story: Story) -> list[Issue]:
         else:
             where = "inside an unfinished story segment"
         issues.append(
-            _issue(
+            Issue.for_code(
                 "truncated",
                 f"the output stops {where}; the model probably ran out of tokens",
                 frame=last.image if last is not None and not story.ends_mid_tag else None,
@@ -109,10 +73,10 @@ def _structure_issues(story: Story) -> list[Issue]:
             )
         )
     if story.think is ThinkState.CLOSED and not story.segments:
-        issues.append(_issue("no-story", "the analysis is there but no story follows it"))
+        issues.append(Issue.for_code("no-story", "the analysis is there but no story follows it"))
     if story.think is not ThinkState.ABSENT and not story.frames and not story.truncated:
         issues.append(
-            _issue(
+            Issue.for_code(
                 "empty-analysis",
                 "the <think> block has no '## Image N' tables: "
                 "boxes and names of the story's characters are unknown",
@@ -134,7 +98,7 @@ def _segment_issues(story: Story, frame_count: int | None) -> list[Issue]:
             continue
         if segment.image in seen_images:
             issues.append(
-                _issue(
+                Issue.for_code(
                     "duplicate-frame",
                     f"image {segment.image} has a second story segment",
                     frame=segment.image,
@@ -143,7 +107,7 @@ def _segment_issues(story: Story, frame_count: int | None) -> list[Issue]:
             )
         elif segment.image < last_image:
             issues.append(
-                _issue(
+                Issue.for_code(
                     "out-of-order",
                     f"the segment for image {segment.image} comes after image {last_image}",
                     frame=segment.image,
@@ -154,7 +118,7 @@ def _segment_issues(story: Story, frame_count: int | None) -> list[Issue]:
         last_image = max(last_image, segment.image)
         if segment.closed and not segment.text.strip():
             issues.append(
-                _issue(
+                Issue.for_code(
                     "empty-segment",
                     f"the story segment for image {segment.image} is empty",
                     frame=segment.image,
@@ -163,7 +127,7 @@ def _segment_issues(story: Story, frame_count: int | None) -> list[Issue]:
             )
         if frame_count is not None and not 1 <= segment.image <= frame_count:
             issues.append(
-                _issue(
+                Issue.for_code(
                     "extra-frame",
                     f"the story has a segment for image {segment.image} "
                     f"but the album has {frame_count} photo{'s' if frame_count != 1 else ''}",
@@ -175,7 +139,7 @@ def _segment_issues(story: Story, frame_count: int | None) -> list[Issue]:
         for index in range(1, frame_count + 1):
             if index not in seen_images:
                 issues.append(
-                    _issue(
+                    Issue.for_code(
                         "missing-frame",
                         f"image {index} has no story segment (<gdi image{index}>)",
                         frame=index,
@@ -196,7 +160,7 @@ def _unknown_ids(segment: Segment, defined: frozenset[str]) -> list[Issue]:
             reported.add(entity_id)
             where = f"image {segment.image}" if segment.image is not None else "the story"
             issues.append(
-                _issue(
+                Issue.for_code(
                     "unknown-id",
                     f"{entity_id} is tagged in {where} but no analysis table defines it",
                     frame=segment.image,
@@ -215,7 +179,7 @@ def _table_issues(
     for frame in story.frames:
         if frame.index in seen:
             issues.append(
-                _issue(
+                Issue.for_code(
                     "duplicate-frame",
                     f"image {frame.index} is analysed twice",
                     frame=frame.index,
@@ -225,7 +189,7 @@ def _table_issues(
         seen.add(frame.index)
         if frame_count is not None and not 1 <= frame.index <= frame_count:
             issues.append(
-                _issue(
+                Issue.for_code(
                     "extra-frame",
                     f"the analysis describes image {frame.index} "
                     f"but the album has {frame_count} photo{'s' if frame_count != 1 else ''}",
@@ -237,7 +201,7 @@ def _table_issues(
         for row in (*frame.characters, *frame.objects):
             if not row.id:
                 issues.append(
-                    _issue(
+                    Issue.for_code(
                         "missing-id",
                         f"a row of image {frame.index}'s analysis has no id",
                         frame=frame.index,
@@ -247,7 +211,7 @@ def _table_issues(
             problem = _box_problem(row, size)
             if problem is not None:
                 issues.append(
-                    _issue(
+                    Issue.for_code(
                         "bad-box",
                         f"the box of {row.id or 'a row'} in image {frame.index} {problem}",
                         frame=frame.index,
@@ -259,7 +223,7 @@ def _table_issues(
         for index in range(1, frame_count + 1):
             if index not in seen:
                 issues.append(
-                    _issue(
+                    Issue.for_code(
                         "missing-analysis",
                         f"image {index} has no analysis (## Image {index})",
                         frame=index,
