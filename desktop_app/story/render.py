@@ -363,11 +363,10 @@ def _span_html(
     text = _e(strip_tags(span_display_text(span, story, names)))
     if span.kind is SpanKind.TEXT:
         return text
-    defined = story.defined_ids()
     labels = [f"{i} · {display_name(i, story, names)}" for i in span.ids]
     title = f"{_KIND_WORDS[span.kind]}: " + ("; ".join(labels) if labels else "no id")
     colour = colours.get(span.ids[0], "#777") if span.ids else "#777"
-    unknown = " unknown" if any(i not in defined for i in span.ids) or not span.ids else ""
+    unknown = " unknown" if not span.ids or any(story.entity(i) is None for i in span.ids) else ""
     style = f"text-decoration-color: {colour}; background: {colour}1f"
     return (
         f'<span class="g {span.kind.value}{unknown}" data-ids="{_e(" ".join(span.ids))}" '
