@@ -236,15 +236,15 @@ def _stories(args: argparse.Namespace, library: Library) -> int:
 
 def _story(args: argparse.Namespace, library: Library) -> int:
     album = library.album(args.name)
-    runs = library.runs(album)
     if args.story is not None:
         run = library.run(args.story)
         if run.album_id != album.id:
             raise StorytellerError(f"story {args.story} is not one of album {album.name!r}'s")
-    elif runs:
-        run = runs[-1]
     else:
-        raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
+        runs = library.runs(album)
+        if not runs:
+            raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
+        run = runs[-1]
     if args.raw:
         sys.stdout.write(run.raw_output)
         return EXIT_OK

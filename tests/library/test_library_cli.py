@@ -142,6 +142,10 @@ def test_stories_json_story_cast_export_and_import(cli: Cli, tmp_path: Path) -> 
     assert code == 0 and "Rain (2)" in out
     imported = cli.json("stories", "Rain (2)")["stories"]
     assert [s["status"] for s in imported] == ["stopped"]
+    # --story picks a story by id, and only one of the album named.
+    assert cli("story", "Rain", "--story", str(run_id), "--raw") == (0, STORY_TEXT)
+    code, _ = cli("story", "Rain (2)", "--story", str(run_id))
+    assert code != 0 and f"story {run_id} is not one of album 'Rain (2)'" in cli.err
 
 
 def test_album_tell_streams_into_a_new_story(
