@@ -35,10 +35,16 @@ def _generate(folder: Path, count: int, size: tuple[int, int]) -> None:
         Image.new("RGB", size, color).save(sub / f"IMG_{index:05d}.jpg", exif=exif.tobytes())
 
 
-def _timed(rows: list[tuple[str, float, str]], label: str, work: Callable[[], Any]) -> Any:
+def _timed(
+    rows: list[tuple[str, float, str]],
+    label: str,
+    work: Callable[[], Any],
+    note: Callable[[Any], str] = lambda _result: "",
+) -> Any:
+    """Run ``work``, add a row with its time and ``note(result)``, and return the result."""
     started = time.perf_counter()
     result = work()
-    rows.append((label, time.perf_counter() - started, ""))
+    rows.append((label, time.perf_counter() - started, note(result)))
     return result
 
 
@@ -59,16 +65,24 @@ def main() -> int:
         )
         library = Library.open(root / "library", thumbnails_dir=root / "thumbs")
         library.create_album("Bench")
-        report = _timed(
-            rows, "import folder (first time)", lambda: library.add_photos("Bench", [photos])
+        _timed(
+            rows,
+            "import folder (first time)",
+            lambda: library.add_photos("Bench", [photos]),
+            lambda report: f"{len(report.added)} added",
         )
-        rows[-1] = (rows[-1][0], rows[-1][1], f"{len(report.added)} added")
-        listed = _timed(rows, "list album (with missing check)", lambda: library.photos("Bench"))
-        rows[-1] = (rows[-1][0], rows[-1][1], f"{len(listed)} photos")
-        again = _timed(
-            rows, "import same folder again", lambda: library.add_photos("Bench", [photos])
+        listed = _timed(
+            rows,
+            "list album (with missing check)",
+            lambda: library.photos("Bench"),
+            lambda album_photos: f"{len(album_photos)} photos",
         )
-        rows[-1] = (rows[-1][0], rows[-1][1], f"{len(again.duplicates)} duplicates")
+        _timed(
+            rows,
+            "import same folder again",
+            lambda: library.add_photos("Bench", [photos]),
+            lambda report: f"{len(report.duplicates)} duplicates",
+        )
         _timed(rows, "sort by capture date", lambda: library.sort_by_capture_date("Bench"))
         first = listed[:100]
         _timed(
