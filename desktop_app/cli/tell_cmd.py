@@ -19,6 +19,7 @@ from typing import Any
 from desktop_app.engine.events import (
     DEFAULT_INSTRUCTION,
     Detail,
+    FinishReason,
     Phase,
     PhaseEvent,
     Preset,
@@ -191,7 +192,17 @@ class _Progress:
             if event.total and self.bar is not None:
                 self.bar.update(event.index - self.bar.n)
         elif isinstance(event, TokenEvent) and self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(event.tokens)
+        elif (
+            isinstance(event, ResultEvent) and self.bar is not None and self.phase is Phase.WRITING
+        ):
+            # Tokens that never became text are only in the final count; a story that ended
+            # before --max-tokens is complete, so its bar closes full.
+            result = event.result
+            self.bar.update(result.timings.generated_tokens - self.bar.n)
+            if result.finish_reason is FinishReason.STOP:
+                self.bar.total = self.bar.n
+                self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:

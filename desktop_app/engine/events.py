@@ -94,9 +94,15 @@ class PhaseEvent:
 
 @dataclass(frozen=True)
 class TokenEvent:
-    """A piece of generated text, in order."""
+    """A piece of generated text, in order.
+
+    ``tokens`` counts the generated tokens this piece completes: more than one when earlier
+    tokens held only part of a UTF-8 character (or no text at all). The run's final count is
+    ``Timings.generated_tokens``.
+    """
 
     text: str
+    tokens: int = 1
 
 
 @dataclass(frozen=True)

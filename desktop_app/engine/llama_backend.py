@@ -536,6 +536,7 @@ class LlamaCppBackend:
         first_token_s = 0.0
         writing_started = time.perf_counter()
         generated = 0
+        reported = 0  # tokens already carried by a TokenEvent
         in_story = False
         recent = ""  # the last characters written, to see the analysis end
         try:
@@ -553,7 +554,8 @@ class LlamaCppBackend:
                     if not pieces:
                         first_token_s = time.perf_counter() - started
                     pieces.append(text)
-                    yield TokenEvent(text)
+                    yield TokenEvent(text, generated - reported)
+                    reported = generated
                 recent = (recent + text)[-len(THINK_END) :]
                 if strict is not None and not in_story and recent == THINK_END:
                     in_story = True
@@ -572,7 +574,7 @@ class LlamaCppBackend:
             tail = "" if finish is FinishReason.CANCELLED else decoder.decode(b"", final=True)
             if tail:
                 pieces.append(tail)
-                yield TokenEvent(tail)
+                yield TokenEvent(tail, generated - reported)
         finally:
             self.grammar_resampled += sampler.resampled
             sampler.close()

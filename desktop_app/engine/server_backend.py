@@ -67,6 +67,9 @@ def build_request(
         "model": model,
         "messages": chat_messages(request.instruction, [image_part(p) for p in photos]),
         "stream": True,
+        # The final chunk then carries the token counts (llama.cpp's server only sends them when
+        # asked; servers that do not know the option ignore it).
+        "stream_options": {"include_usage": True},
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "max_tokens": sampling.max_tokens,
@@ -214,7 +217,7 @@ class OpenAIServerBackend:
         first_token_s = prompt_eval_s = 0.0
         writing_started = None
         chunks = 0
-        prompt_tokens = 0
+        prompt_tokens = completion_tokens = 0
         stream = _Stream(self._client, body)
         try:
             while True:
@@ -231,6 +234,7 @@ class OpenAIServerBackend:
                 chunk = item
                 if getattr(chunk, "usage", None) is not None:
                     prompt_tokens = chunk.usage.prompt_tokens or prompt_tokens
+                    completion_tokens = chunk.usage.completion_tokens or completion_tokens
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -260,7 +264,8 @@ class OpenAIServerBackend:
             prompt_eval_s=prompt_eval_s,
             first_token_s=first_token_s,
             generation_s=ended - writing_started if writing_started else 0.0,
-            generated_tokens=chunks,
+            # The server's own count when it sends one; else one per streamed piece.
+            generated_tokens=completion_tokens or chunks,
             prompt_tokens=prompt_tokens,
         )
         yield ResultEvent(

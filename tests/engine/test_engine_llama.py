@@ -162,6 +162,19 @@ def test_cancel_after_the_first_token_keeps_the_partial_output(
     assert len(tokens) == 1 and result.raw_output == tokens[0] != ""
 
 
+def test_token_events_carry_every_generated_token(
+    backend: LlamaCppBackend, album: list[Path]
+) -> None:
+    request = StoryRequest(photos=tuple(album[:1]), sampling=SamplingParams(max_tokens=60, seed=1))
+    result, events = run(backend, request)
+    pieces = [e for e in events if isinstance(e, TokenEvent)]
+    # The random model writes byte tokens that are only part of a character: fewer pieces than
+    # tokens, yet the pieces account for every token (what the progress bar counts).
+    assert len(pieces) < result.timings.generated_tokens == 60
+    assert sum(piece.tokens for piece in pieces) == 60
+    assert "".join(piece.text for piece in pieces) == result.raw_output
+
+
 def test_cancel_while_reading_the_prompt_stops_and_the_backend_still_works(
     backend: LlamaCppBackend, album: list[Path]
 ) -> None:

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import argparse
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from desktop_app.cli import tell_cmd
-from desktop_app.engine.events import DEFAULT_INSTRUCTION, Detail, Preset
+from desktop_app.engine.events import (
+    DEFAULT_INSTRUCTION,
+    Detail,
+    Event,
+    FinishReason,
+    Phase,
+    PhaseEvent,
+    Preset,
+    ResultEvent,
+    RunResult,
+    SamplingParams,
+    ShouldStop,
+    StoryRequest,
+    Timings,
+    TokenEvent,
+)
 from desktop_app.errors import StorytellerError
 from desktop_app.settings import Settings, save_settings
 
@@ -82,3 +98,43 @@ def test_first_ctrl_c_asks_to_stop_and_the_second_aborts(
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+class _Backend:
+    """Writes "a", then "é" completed by its second token, then a token with no text."""
+
+    description = "test"
+
+    def __init__(self, finish: FinishReason) -> None:
+        self.finish = finish
+
+    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
+        yield PhaseEvent(Phase.WRITING)
+        yield TokenEvent("a")
+        yield TokenEvent("é", tokens=2)
+        result = RunResult(
+            "aé",
+            self.finish,
+            (),
+            request.sampling,
+            "test",
+            "test",
+            Timings(generated_tokens=4),
+        )
+        yield ResultEvent(result)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("finish", "final_bar"),
+    [(FinishReason.STOP, "4/4"), (FinishReason.CANCELLED, "4/60")],
+)
+def test_the_writing_bar_counts_tokens_and_closes_at_the_final_count(
+    finish: FinishReason, final_bar: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = StoryRequest(photos=(Path("a.jpg"),), sampling=SamplingParams(max_tokens=60))
+    tell_cmd.run_story(_Backend(finish), request, show_progress=True)
+    last_draw = capsys.readouterr().err.strip().split("\r")[-1]
+    assert last_draw.startswith("writing") and f" {final_bar} " in last_draw
