@@ -18,6 +18,7 @@ from desktop_app.story.model import (
     Issue,
     NarrativePhase,
     Segment,
+    SettingRow,
     Span,
     SpanKind,
     Story,
@@ -168,6 +169,43 @@ def _segment_label(segment: Segment) -> str:
     return f"Image {segment.image}" if segment.image is not None else "Outside any image"
 
 
+# The analysis tables as Markdown and HTML print them: the same columns, each in its own markup.
+_CHARACTER_HEADERS = (
+    "Id",
+    "Name",
+    "Description",
+    "Emotions",
+    "Actions",
+    "Narrative function",
+    "Box",
+)
+_OBJECT_HEADERS = ("Id", "Description", "Function", "Interaction", "Narrative function", "Box")
+_SETTING_HEADERS = ("Element", "Description", "Mood", "Time", "Narrative function")
+_NARRATIVE_HEADERS = ("Phase", "Description", "Key events", "Images")
+
+
+def _character_details(c: Character) -> tuple[str, ...]:
+    """A Characters row's cells after its id and name."""
+    return (c.description, c.emotions, c.actions, c.narrative_function, c.box_text)
+
+
+def _object_details(o: StoryObject) -> tuple[str, ...]:
+    """An Objects row's cells after its id."""
+    return (o.description, o.function, o.interaction, o.narrative_function, o.box_text)
+
+
+def _setting_cells(s: SettingRow) -> tuple[str, ...]:
+    return (s.element, s.description, s.mood, s.time, s.narrative_function)
+
+
+def _phase_cells(p: NarrativePhase) -> tuple[str, ...]:
+    return (p.phase, p.description, p.key_events, ", ".join(str(i) for i in p.images))
+
+
+def _appears_in(story: Story, entity_id: str) -> str:
+    return ", ".join(str(i) for i in story.frames_of(entity_id))
+
+
 # ---- plain text ----------------------------------------------------------------------------
 
 
@@ -211,7 +249,7 @@ def render_markdown(story: Story, names: Mapping[str, str] | None = None) -> str
                     c.id,
                     display_name(c.id, story, names),
                     c.description,
-                    ", ".join(str(i) for i in story.frames_of(c.id)),
+                    _appears_in(story, c.id),
                 )
                 for c in cast
             ),
@@ -224,65 +262,24 @@ def render_markdown(story: Story, names: Mapping[str, str] | None = None) -> str
         if frame.characters:
             out += ["**Characters**", ""]
             out += _md_table(
+                _CHARACTER_HEADERS,
                 (
-                    "Id",
-                    "Name",
-                    "Description",
-                    "Emotions",
-                    "Actions",
-                    "Narrative function",
-                    "Box",
-                ),
-                (
-                    (
-                        c.id,
-                        names.get(c.id, c.name) if names else c.name,
-                        c.description,
-                        c.emotions,
-                        c.actions,
-                        c.narrative_function,
-                        c.box_text,
-                    )
+                    (c.id, names.get(c.id, c.name) if names else c.name, *_character_details(c))
                     for c in frame.characters
                 ),
             )
             out.append("")
         if frame.objects:
             out += ["**Objects**", ""]
-            out += _md_table(
-                ("Id", "Description", "Function", "Interaction", "Narrative function", "Box"),
-                (
-                    (
-                        o.id,
-                        o.description,
-                        o.function,
-                        o.interaction,
-                        o.narrative_function,
-                        o.box_text,
-                    )
-                    for o in frame.objects
-                ),
-            )
+            out += _md_table(_OBJECT_HEADERS, ((o.id, *_object_details(o)) for o in frame.objects))
             out.append("")
         if frame.settings:
             out += ["**Setting**", ""]
-            out += _md_table(
-                ("Element", "Description", "Mood", "Time", "Narrative function"),
-                (
-                    (s.element, s.description, s.mood, s.time, s.narrative_function)
-                    for s in frame.settings
-                ),
-            )
+            out += _md_table(_SETTING_HEADERS, map(_setting_cells, frame.settings))
             out.append("")
     if story.narrative:
         out += ["### Narrative structure", ""]
-        out += _md_table(
-            ("Phase", "Description", "Key events", "Images"),
-            (
-                (p.phase, p.description, p.key_events, ", ".join(str(i) for i in p.images))
-                for p in story.narrative
-            ),
-        )
+        out += _md_table(_NARRATIVE_HEADERS, map(_phase_cells, story.narrative))
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -464,7 +461,7 @@ def render_html(
                         _id_cell(c.id, colours),
                         _name_cell(c, names),
                         _e(c.description),
-                        _e(", ".join(str(i) for i in story.frames_of(c.id))),
+                        _e(_appears_in(story, c.id)),
                     )
                     for c in cast
                 ),
@@ -479,16 +476,8 @@ def render_html(
             parts.append("<h3>Narrative structure</h3>")
             parts.append(
                 _html_table(
-                    ("Phase", "Description", "Key events", "Images"),
-                    (
-                        (
-                            _e(p.phase),
-                            _e(p.description),
-                            _e(p.key_events),
-                            _e(", ".join(str(i) for i in p.images)),
-                        )
-                        for p in story.narrative
-                    ),
+                    _NARRATIVE_HEADERS,
+                    (tuple(map(_e, _phase_cells(p))) for p in story.narrative),
                 )
             )
         parts.append("</section>")
@@ -502,16 +491,12 @@ def _frame_html(frame: Frame, names: Mapping[str, str] | None, colours: Mapping[
         parts.append("<h4>Characters</h4>")
         parts.append(
             _html_table(
-                ("Id", "Name", "Description", "Emotions", "Actions", "Narrative function", "Box"),
+                _CHARACTER_HEADERS,
                 (
                     (
                         _id_cell(c.id, colours),
                         _name_cell(c, names),
-                        _e(c.description),
-                        _e(c.emotions),
-                        _e(c.actions),
-                        _e(c.narrative_function),
-                        _e(c.box_text),
+                        *map(_e, _character_details(c)),
                     )
                     for c in frame.characters
                 ),
@@ -521,35 +506,15 @@ def _frame_html(frame: Frame, names: Mapping[str, str] | None, colours: Mapping[
         parts.append("<h4>Objects</h4>")
         parts.append(
             _html_table(
-                ("Id", "Description", "Function", "Interaction", "Narrative function", "Box"),
-                (
-                    (
-                        _id_cell(o.id, colours),
-                        _e(o.description),
-                        _e(o.function),
-                        _e(o.interaction),
-                        _e(o.narrative_function),
-                        _e(o.box_text),
-                    )
-                    for o in frame.objects
-                ),
+                _OBJECT_HEADERS,
+                ((_id_cell(o.id, colours), *map(_e, _object_details(o))) for o in frame.objects),
             )
         )
     if frame.settings:
         parts.append("<h4>Setting</h4>")
         parts.append(
             _html_table(
-                ("Element", "Description", "Mood", "Time", "Narrative function"),
-                (
-                    (
-                        _e(s.element),
-                        _e(s.description),
-                        _e(s.mood),
-                        _e(s.time),
-                        _e(s.narrative_function),
-                    )
-                    for s in frame.settings
-                ),
+                _SETTING_HEADERS, (tuple(map(_e, _setting_cells(s))) for s in frame.settings)
             )
         )
     return "".join(parts)
