@@ -1,7 +1,12 @@
-"""Two versions of an album's story side by side."""
+"""Two versions of an album's story side by side, each frame's photo beside its text.
+
+Each column is rendered by the story view's own path (``register_frame_images`` and
+``render_story``), only with smaller photos, under a header that says which version it is.
+"""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +24,29 @@ from PySide6.QtWidgets import (
 from desktop_app.ui import services
 from desktop_app.ui.models import describe_run
 from desktop_app.ui.story_html import render_story
+from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
+
+COMPARE_THUMB_PX = 120  # half the window per column: smaller photos than the story view's
+
+
+def run_header_html(run: Any) -> str:
+    """Which version a column shows: number, status and date; preset, detail, seed and model."""
+    status = str(getattr(run.status, "value", run.status))
+    when = (run.created or "")[:16].replace("T", " ")
+    params = dict(run.parameters)
+    model = dict(run.model).get("name") or run.backend or "unknown model"
+    details = [
+        f"preset {params['preset']}" if params.get("preset") else "",
+        f"{params['detail']} detail" if params.get("detail") else "",
+        f"seed {params['seed']}" if params.get("seed") is not None else "",
+        f"model {model}",
+        f"{len(run.raw_output)} characters",
+    ]
+    return (
+        f"<b>Version #{run.id}</b> · <b>{html.escape(status)}</b> · {html.escape(when)}<br>"
+        f'<span style="color:#555;">'
+        f"{html.escape(' · '.join(bit for bit in details if bit))}</span>"
+    )
 
 
 class ComparePanel(QWidget):
@@ -33,17 +61,24 @@ class ComparePanel(QWidget):
         self.right_combo = QComboBox(self)
         self.left_browser = QTextBrowser(self)
         self.right_browser = QTextBrowser(self)
+        self.left_header = QLabel(self)
+        self.right_header = QLabel(self)
         for browser in (self.left_browser, self.right_browser):
             browser.setOpenLinks(False)
         columns = QSplitter(Qt.Orientation.Horizontal, self)
-        for combo, browser in (
-            (self.left_combo, self.left_browser),
-            (self.right_combo, self.right_browser),
+        for side, combo, header, browser in (
+            ("left", self.left_combo, self.left_header, self.left_browser),
+            ("right", self.right_combo, self.right_header, self.right_browser),
         ):
+            header.setObjectName(f"{side}CompareHeader")
+            header.setTextFormat(Qt.TextFormat.RichText)
+            header.setWordWrap(True)
+            # Stays above the text while it scrolls: which version this column is.
             column = QWidget(columns)
             layout = QVBoxLayout(column)
             layout.setContentsMargins(0, 0, 0, 0)
             layout.addWidget(combo)
+            layout.addWidget(header)
             layout.addWidget(browser)
             columns.addWidget(column)
         top = QHBoxLayout()
@@ -51,12 +86,12 @@ class ComparePanel(QWidget):
         top.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(columns)
+        layout.addWidget(columns, 1)  # the columns take the height, not the caption
         self.left_combo.currentIndexChanged.connect(
-            lambda _i: self._show(self.left_combo, self.left_browser)
+            lambda _i: self._show(self.left_combo, self.left_header, self.left_browser)
         )
         self.right_combo.currentIndexChanged.connect(
-            lambda _i: self._show(self.right_combo, self.right_browser)
+            lambda _i: self._show(self.right_combo, self.right_header, self.right_browser)
         )
         self._placeholder()
 
@@ -64,6 +99,8 @@ class ComparePanel(QWidget):
         text = '<p style="color:#666;">Generate two versions of a story to compare them here.</p>'
         self.left_browser.setHtml(text)
         self.right_browser.setHtml("")
+        self.left_header.setText("")
+        self.right_header.setText("")
 
     def set_runs(self, runs: Sequence[Any]) -> None:
         """The versions to choose from (newest first)."""
@@ -73,7 +110,7 @@ class ComparePanel(QWidget):
             combo.blockSignals(True)
             combo.clear()
             for run in self._runs:
-                combo.addItem(describe_run(run), run.id)
+                combo.addItem(describe_run(run).replace("\n", " · "), run.id)  # one line
             row = combo.findData(current)
             combo.setCurrentIndex(row if row >= 0 else -1)
             combo.blockSignals(False)
@@ -97,10 +134,10 @@ class ComparePanel(QWidget):
         self.set_runs(self._runs)
         self.left_combo.setCurrentIndex(self.left_combo.findData(left.id))
         self.right_combo.setCurrentIndex(self.right_combo.findData(right.id))
-        self._show(self.left_combo, self.left_browser)
-        self._show(self.right_combo, self.right_browser)
+        self._show(self.left_combo, self.left_header, self.left_browser)
+        self._show(self.right_combo, self.right_header, self.right_browser)
 
-    def _show(self, combo: QComboBox, browser: QTextBrowser) -> None:
+    def _show(self, combo: QComboBox, header: QLabel, browser: QTextBrowser) -> None:
         run_id = combo.currentData()
         run = getattr(self, "_full", {}).get(run_id) or next(
             (r for r in self._runs if r.id == run_id), None
@@ -109,6 +146,17 @@ class ComparePanel(QWidget):
             return
         story = services.parse_story(run.raw_output)
         names = self._library_names.get(run_id, {})
-        rendered = render_story(story, names=names, frame_images=None, image_width=0)
-        header = f"<p><b>{describe_run(run)}</b> · {len(run.raw_output)} characters</p>"
-        browser.setHtml(header + rendered.html)
+        # A fresh registration each time: the column may have shown another version (with other
+        # photos under the same frame numbers) before.
+        images = register_frame_images(
+            browser.document(),
+            story,
+            frame_photos_of(run),
+            width=COMPARE_THUMB_PX,
+            device_ratio=self.devicePixelRatioF(),
+        )
+        rendered = render_story(
+            story, names=names, frame_images=images, image_width=COMPARE_THUMB_PX
+        )
+        header.setText(run_header_html(run))
+        browser.setHtml(rendered.html)

@@ -71,7 +71,7 @@ from desktop_app.ui.compare import ComparePanel
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.exporting import EXPORT_KINDS, export_story
 from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
-from desktop_app.ui.story_panel import FramePhoto, StoryPanel
+from desktop_app.ui.story_panel import FramePhoto, StoryPanel, frame_photos_of
 from desktop_app.ui.workers import (
     CallableWorker,
     GenerateWorker,
@@ -1595,11 +1595,6 @@ class _LazyBackend:
 
     def close(self) -> None:
         pass
-
-
-def frame_photos_of(run: Any) -> dict[int, FramePhoto]:
-    """Frame number -> photo of a stored run (the paths and sizes the model saw)."""
-    return {photo.index: FramePhoto(photo.path, photo.prepared_size) for photo in run.photos}
 
 
 def _tool_button(action: QAction, text: str) -> QPushButton:

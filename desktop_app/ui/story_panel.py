@@ -56,6 +56,48 @@ def load_thumbnail(path: Path, width: int) -> QImage:
     return image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
 
 
+def frame_photos_of(run: Any) -> dict[int, FramePhoto]:
+    """Frame number -> photo of a stored run (the paths and sizes the model saw)."""
+    return {photo.index: FramePhoto(photo.path, photo.prepared_size) for photo in run.photos}
+
+
+def register_frame_images(
+    document: QTextDocument,
+    story: Any,
+    frame_photos: Mapping[int, FramePhoto],
+    *,
+    width: int,
+    device_ratio: float,
+    registered: set[int] | None = None,
+) -> dict[int, str]:
+    """Register a thumbnail of each frame's photo with ``document``; return frame -> image URL
+    for ``render_story(frame_images=...)``.
+
+    Frames in ``registered`` are assumed to be in the document already (their URL is returned
+    without decoding the photo again); newly registered frames are added to it. A frame whose
+    photo is unknown or unreadable gets no URL (the text shows "photo N" instead).
+    """
+    urls: dict[int, str] = {}
+    done = registered if registered is not None else set()
+    for segment in story.segments:
+        frame = segment.image
+        if frame is None or frame in urls:
+            continue
+        photo = frame_photos.get(frame)
+        if photo is None:
+            continue
+        url = f"frame-photo:{frame}"
+        if frame not in done:
+            # Decoded at least twice the shown width so it stays sharp on high-DPI screens.
+            image = load_thumbnail(photo.path, int(width * max(2.0, device_ratio)))
+            if image.isNull():
+                continue
+            document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
+            done.add(frame)
+        urls[frame] = url
+    return urls
+
+
 class StoryBrowser(QTextBrowser):
     """Rich-text story; hovering a link emits ``highlighted``, tabbing to one ``link_focused``."""
 
@@ -193,31 +235,17 @@ class StoryPanel(QWidget):
             if self._shown_span is not None:
                 self._show_span(self._shown_span)
 
-    def _frame_image_url(self, frame: int) -> str | None:
-        photo = self.frame_photos.get(frame)
-        if photo is None:
-            return None
-        url = f"frame-photo:{frame}"
-        if frame not in self._registered_images:
-            ratio = max(1.0, self.devicePixelRatioF())
-            image = load_thumbnail(photo.path, int(THUMB_PX * max(2.0, ratio)))
-            if image.isNull():
-                return None
-            self.browser.document().addResource(
-                QTextDocument.ResourceType.ImageResource, QUrl(url), image
-            )
-            self._registered_images.add(frame)
-        return url
-
     def _render(self) -> None:
         if self.story is None:
             return
-        images: dict[int, str] = {}
-        for segment in self.story.segments:
-            if segment.image is not None:
-                url = self._frame_image_url(segment.image)
-                if url:
-                    images[segment.image] = url
+        images = register_frame_images(
+            self.browser.document(),
+            self.story,
+            self.frame_photos,
+            width=THUMB_PX,
+            device_ratio=self.devicePixelRatioF(),
+            registered=self._registered_images,
+        )
         rendered = render_story(
             self.story,
             names=self.names,

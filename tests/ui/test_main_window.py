@@ -348,6 +348,49 @@ def test_versions_switch_delete_and_compare(
     assert window.current_run.id == second.id
 
 
+def test_compared_versions_show_each_frames_photo_and_a_header(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    sample_photos: list[Path],
+) -> None:
+    from PySide6.QtGui import QImage, QTextDocument
+
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    first = generate_and_wait(qtbot, window)
+    second = generate_and_wait(qtbot, window)
+    window.compare_versions()
+    panel = window.compare_panel
+    frames = range(1, len(sample_photos) + 1)
+    for run, header, browser in (
+        (first, panel.left_header, panel.left_browser),
+        (second, panel.right_header, panel.right_browser),
+    ):
+        markup = browser.toHtml()
+        for frame in frames:
+            assert f'src="frame-photo:{frame}"' in markup  # the photo beside the frame's text
+            image = browser.document().resource(
+                QTextDocument.ResourceType.ImageResource, QUrl(f"frame-photo:{frame}")
+            )
+            assert isinstance(image, QImage) and not image.isNull()
+        assert "Grandpa Joe" in browser.toPlainText()
+        text = header.text()
+        assert f"Version #{run.id}" in text
+        assert "complete" in text
+        assert run.created[:10] in text  # the date
+        assert "preset faithful" in text
+        assert "model " in text and "scripted" in text
+    # Each frame's thumbnail is that frame's photo: the four sample photos differ in colour.
+    left = panel.left_browser.document()
+    colours = {
+        left.resource(QTextDocument.ResourceType.ImageResource, QUrl(f"frame-photo:{f}"))
+        .pixelColor(5, 5)
+        .name()
+        for f in frames
+    }
+    assert len(colours) == len(sample_photos)
+
+
 # ----------------------------------------------------------------------------- more album work
 
 
