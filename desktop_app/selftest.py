@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_app import __version__
+from desktop_app.engine import device
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,6 @@ logger = logging.getLogger(__name__)
 # Image formats the app must read through Qt (the photo view, thumbnails and icons): the bundle
 # keeps exactly these image plugins, so a check here catches a plugin the bundle lost.
 REQUIRED_QT_IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "gif", "webp", "tiff", "svg")
-
-# Prefixes of ggml backend registry names that are GPU backends ("BLAS" and "RPC" are helpers).
-_GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "MUSA", "CANN")
 
 # Few tokens: the story check proves the pipeline runs, not that the model writes well.
 STORY_CHECK_MAX_TOKENS = 24
@@ -105,39 +103,7 @@ class LlamaBuildInfo:
 
         Compiled, not necessarily usable: ``gpu_offload`` says whether a device was found.
         """
-        for name in self.backends:
-            if any(name.upper().startswith(gpu.upper()) for gpu in _GPU_BACKENDS):
-                return name
-        return "CPU"
-
-
-def _backends_via_ggml_base() -> tuple[str, ...]:
-    """The ggml backend names, asking libggml-base for them explicitly.
-
-    The registry lives in libggml and the name accessor in libggml-base. Linux and macOS find
-    both through libggml's handle (which is what ``desktop_app.engine.device`` relies on);
-    Windows' GetProcAddress does not look into a DLL's dependencies, so there ggml-base is
-    loaded by name. Empty when neither works.
-    """
-    import ctypes
-
-    from llama_cpp import _ctypes_extensions, _ggml
-
-    try:
-        registry = _ggml.libggml
-        base = _ctypes_extensions.load_shared_library("ggml-base", _ggml.libggml_base_path)
-        registry.ggml_backend_reg_count.restype = ctypes.c_size_t
-        registry.ggml_backend_reg_get.restype = ctypes.c_void_p
-        registry.ggml_backend_reg_get.argtypes = [ctypes.c_size_t]
-        base.ggml_backend_reg_name.restype = ctypes.c_char_p
-        base.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
-        return tuple(
-            (base.ggml_backend_reg_name(registry.ggml_backend_reg_get(index)) or b"?").decode()
-            for index in range(registry.ggml_backend_reg_count())
-        )
-    except (OSError, AttributeError, RuntimeError, FileNotFoundError) as err:
-        logger.warning("cannot list llama.cpp backends through ggml-base: %s", err)
-        return ()
+        return device.gpu_backend(self.backends) or "CPU"
 
 
 def llama_build_info() -> LlamaBuildInfo:
@@ -149,14 +115,12 @@ def llama_build_info() -> LlamaBuildInfo:
     import llama_cpp
     from llama_cpp import llama_cpp as low_level
 
-    from desktop_app.engine import device
-
     system_info = low_level.llama_print_system_info()
     if isinstance(system_info, bytes):
         system_info = system_info.decode(errors="replace")
     return LlamaBuildInfo(
         version=str(getattr(llama_cpp, "__version__", "unknown")),
-        backends=device.compiled_backends() or _backends_via_ggml_base(),
+        backends=device.compiled_backends(),
         gpu_offload=device.gpu_offload_supported(),
         system_info=str(system_info).strip(" |"),
     )
@@ -322,8 +286,6 @@ def check_llama(results: list[CheckResult]) -> LlamaBuildInfo | None:
     with _timed(results, "llama.cpp") as outcome:
         info = llama_build_info()
         import llama_cpp.mtmd_cpp  # noqa: F401  (loads libmtmd, the vision library)
-
-        from desktop_app.engine import device
 
         if not info.backends:
             raise SelfTestProblem(

@@ -1,7 +1,8 @@
 """Which compute backends this llama.cpp build has, which devices it sees, and CPU cores.
 
-The ggml backend registry (``ggml_backend_reg_*`` / ``ggml_backend_dev_*`` in libggml) is the
-authority: a CUDA, Metal or Vulkan build registers that backend next to the CPU one.
+The ggml backend registry (``ggml_backend_reg_*`` / ``ggml_backend_dev_*`` in libggml and
+libggml-base) is the authority: a CUDA, Metal or Vulkan build registers that backend next to the
+CPU one.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 logger = logging.getLogger(__name__)
 
 # ggml_backend_dev_type
 _DEVICE_TYPES = {0: "CPU", 1: "GPU", 2: "iGPU", 3: "accelerator", 4: "meta"}
-# Registry names of the GPU backends users ask about, in the words they use.
+# Registry names of the GPU backends users ask about, in the words they use ("BLAS" and "RPC"
+# are helpers, not accelerators).
 _ACCELERATORS = {
     "CUDA": "CUDA",
     "Metal": "Metal",
@@ -27,6 +31,25 @@ _ACCELERATORS = {
     "ROCm": "ROCm",
     "HIP": "ROCm",
     "SYCL": "SYCL",
+    "OpenCL": "OpenCL",
+    "MUSA": "MUSA",
+    "CANN": "CANN",
+}
+
+# The registry query: (result type, argument types) of each ggml function it calls.
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "ggml_backend_reg_count": (ctypes.c_size_t, []),
+    "ggml_backend_reg_get": (ctypes.c_void_p, [ctypes.c_size_t]),
+    "ggml_backend_reg_name": (ctypes.c_char_p, [ctypes.c_void_p]),
+    "ggml_backend_dev_count": (ctypes.c_size_t, []),
+    "ggml_backend_dev_get": (ctypes.c_void_p, [ctypes.c_size_t]),
+    "ggml_backend_dev_name": (ctypes.c_char_p, [ctypes.c_void_p]),
+    "ggml_backend_dev_description": (ctypes.c_char_p, [ctypes.c_void_p]),
+    "ggml_backend_dev_type": (ctypes.c_int, [ctypes.c_void_p]),
+    "ggml_backend_dev_memory": (
+        None,
+        [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)],
+    ),
 }
 
 
@@ -41,43 +64,53 @@ class DeviceInfo:
     memory_free: int
 
 
-def _libggml() -> ctypes.CDLL:
-    from llama_cpp import _ggml  # loads libggml next to libllama
+def bind_ggml(libraries: Sequence[object]) -> SimpleNamespace:
+    """The registry functions, each taken from the first of ``libraries`` that exports it.
 
-    lib = _ggml.libggml
-    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
-    lib.ggml_backend_reg_count.argtypes = []
-    lib.ggml_backend_reg_get.restype = ctypes.c_void_p
-    lib.ggml_backend_reg_get.argtypes = [ctypes.c_size_t]
-    lib.ggml_backend_reg_name.restype = ctypes.c_char_p
-    lib.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
-    lib.ggml_backend_dev_count.restype = ctypes.c_size_t
-    lib.ggml_backend_dev_count.argtypes = []
-    lib.ggml_backend_dev_get.restype = ctypes.c_void_p
-    lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-    for name in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
-        getattr(lib, name).restype = ctypes.c_char_p
-        getattr(lib, name).argtypes = [ctypes.c_void_p]
-    lib.ggml_backend_dev_type.restype = ctypes.c_int
-    lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
-    lib.ggml_backend_dev_memory.restype = None
-    lib.ggml_backend_dev_memory.argtypes = [
-        ctypes.c_void_p,
-        ctypes.POINTER(ctypes.c_size_t),
-        ctypes.POINTER(ctypes.c_size_t),
-    ]
-    return lib
+    The registry (``*_count``/``*_get``) lives in libggml, the name and memory accessors in
+    libggml-base. Linux and macOS find both through libggml's handle, but Windows'
+    GetProcAddress does not look into a DLL's dependencies, so ggml-base must be asked itself.
+    Raises AttributeError naming a function no library exports.
+    """
+    functions = {}
+    for name, (result_type, argument_types) in _SIGNATURES.items():
+        for library in libraries:
+            try:
+                function = getattr(library, name)
+            except AttributeError:
+                continue
+            function.restype = result_type
+            function.argtypes = argument_types
+            functions[name] = function
+            break
+        else:
+            raise AttributeError(f"no llama.cpp library exports {name}")
+    return SimpleNamespace(**functions)
+
+
+@functools.lru_cache(maxsize=1)
+def _libggml() -> SimpleNamespace:
+    from llama_cpp import _ctypes_extensions, _ggml  # loads libggml next to libllama
+
+    libraries: list[object] = []
+    try:  # first, so every platform resolves the accessors the way Windows must
+        libraries.append(
+            _ctypes_extensions.load_shared_library("ggml-base", _ggml.libggml_base_path)
+        )
+    except (OSError, RuntimeError) as err:  # a build with one merged libggml has no ggml-base
+        logger.debug("no separate ggml-base library: %s", err)
+    libraries.append(_ggml.libggml)
+    return bind_ggml(libraries)
 
 
 @functools.lru_cache(maxsize=1)
 def compiled_backends() -> tuple[str, ...]:
     """Names of the ggml backends in this build, e.g. ``("CUDA", "CPU")``."""
     try:
-        lib = _libggml()
-        count = lib.ggml_backend_reg_count()
+        ggml = _libggml()
         return tuple(
-            (lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)) or b"?").decode()
-            for i in range(count)
+            (ggml.ggml_backend_reg_name(ggml.ggml_backend_reg_get(i)) or b"?").decode()
+            for i in range(ggml.ggml_backend_reg_count())
         )
     except (ImportError, OSError, AttributeError) as err:
         logger.warning("cannot list llama.cpp backends: %s", err)
@@ -108,6 +141,15 @@ def devices() -> list[DeviceInfo]:
     return found
 
 
+def gpu_backend(backends: Sequence[str]) -> str | None:
+    """The GPU backend among registry ``backends`` in users' words ("Metal" for "MTL"), if any."""
+    for name in backends:
+        for prefix, label in _ACCELERATORS.items():
+            if name.upper().startswith(prefix.upper()):
+                return label
+    return None
+
+
 def gpu_offload_supported() -> bool:
     """Whether this llama.cpp build can put layers on a GPU."""
     try:
@@ -122,11 +164,7 @@ def accelerator(n_gpu_layers: int = -1) -> str:
     """What runs the model: "CUDA", "Metal", "Vulkan", ... or "CPU"."""
     if n_gpu_layers == 0 or not gpu_offload_supported():
         return "CPU"
-    for name in compiled_backends():
-        for prefix, label in _ACCELERATORS.items():
-            if name.startswith(prefix):
-                return label
-    return "GPU"
+    return gpu_backend(compiled_backends()) or "GPU"
 
 
 @functools.lru_cache(maxsize=1)

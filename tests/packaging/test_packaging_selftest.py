@@ -169,11 +169,3 @@ def test_report_fails_only_on_failed_checks() -> None:
     assert not report.ok
     assert "libllama.so missing" in report.format()
     assert report.format().splitlines()[-1].startswith("self-test: SOME CHECKS FAILED")
-
-
-def test_backend_names_through_ggml_base_match_the_engine_query() -> None:
-    """The Windows-safe fallback (ggml-base loaded by name) sees the same registry."""
-    from desktop_app.engine import device
-    from desktop_app.selftest import _backends_via_ggml_base
-
-    assert _backends_via_ggml_base() == device.compiled_backends() != ()
