@@ -601,6 +601,10 @@ class Library:
     def _lock_file(self, token: str) -> Path:
         return self.root / "run-locks" / f"{token}.lock"
 
+    def _writer_alive(self, owner_token: str | None) -> bool:
+        """Whether a live process (this one included) still writes the run with this token."""
+        return bool(owner_token) and is_held(self._lock_file(owner_token))
+
     def start_run(self, ref: AlbumRef, spec: RunSpec) -> int:
         """Record a new run as ``running`` and return its id.
 
@@ -813,10 +817,20 @@ class Library:
         return self._follow_relinks([self._run_from_row(row) for row in rows])
 
     def delete_run(self, run_id: int) -> None:
-        run = self.run(run_id)
-        if run.status is RunStatus.RUNNING and run_id in self._run_locks:
-            raise LibraryError(f"story {run_id} is still being written: stop it first")
+        """Forget a story run; one that this or another live process is writing is refused."""
+        self.run(run_id)
         with self._write() as conn:
+            # Decided inside the write transaction, as in recover_interrupted: the run's lock
+            # file is held by whichever process writes it, this one included.
+            row = conn.execute(
+                "SELECT status, owner_token FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if (
+                row is not None
+                and row["status"] == RunStatus.RUNNING.value
+                and self._writer_alive(row["owner_token"])
+            ):
+                raise LibraryError(f"story {run_id} is still being written: stop it first")
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def set_display_name(self, run_id: int, entity_id: str, name: str | None) -> None:
@@ -932,7 +946,7 @@ class Library:
                 ).fetchone()
                 if current is None or current["status"] != RunStatus.RUNNING.value:
                     continue
-                if token and is_held(self._lock_file(token)):
+                if self._writer_alive(token):
                     continue
                 run = self._run_from_row(
                     conn.execute("SELECT * FROM runs WHERE id = ?", (row["id"],)).fetchone()

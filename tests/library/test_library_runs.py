@@ -105,6 +105,21 @@ def test_recovery_leaves_a_run_this_process_is_writing_alone(
     assert library.stop_run(run_id).raw_output == "partial"
 
 
+def test_a_run_being_written_cannot_be_deleted_from_another_window(
+    library: Library, album_with_photos: str
+) -> None:
+    run_id = library.start_run(album_with_photos, RunSpec(photo_ids=()))
+    library.append_output(run_id, "partial")
+    with Library.open(library.path) as second_window:
+        with pytest.raises(StorytellerError, match=f"story {run_id} is still being written"):
+            second_window.delete_run(run_id)
+        with pytest.raises(StorytellerError, match="still being written"):
+            library.delete_run(run_id)
+        assert library.stop_run(run_id).raw_output == "partial"
+        second_window.delete_run(run_id)  # once it has ended, it can go
+    assert library.runs(album_with_photos) == []
+
+
 def test_a_stopped_run_keeps_its_partial_output(library: Library, album_with_photos: str) -> None:
     tokens = 0
 
