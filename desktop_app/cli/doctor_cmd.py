@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from desktop_app.errors import StorytellerError
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 PROBE_TIMEOUT_S = 600
@@ -55,7 +57,7 @@ def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="storyteller-doctor-") as folder:
         backend = LlamaCppBackend(text_gguf, mmproj_gguf, cache_dir=Path(folder) / "cache")
         try:
-            backend._load(1024)
+            backend.preload(1024)
             report["load_s"] = round(time.perf_counter() - started, 3)
             report["backend"] = backend.description
             if self_test:
@@ -119,7 +121,6 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     from desktop_app.engine import costs, device
     from desktop_app.engine.factory import resolve_model
     from desktop_app.engine.models import ModelFiles, find_models, verify
-    from desktop_app.errors import StorytellerError
     from desktop_app.settings import load_settings
 
     settings = load_settings()
@@ -245,8 +246,7 @@ def _print_report(report: dict[str, Any]) -> None:
 
 def _doctor(args: argparse.Namespace) -> int:
     if args.mmproj is not None and args.model is None:
-        print("storyteller: --mmproj needs --model", file=sys.stderr)
-        return EXIT_FAILED
+        raise StorytellerError("--mmproj needs --model (the text GGUF it belongs to)")
     if args.model is not None:
         args.self_test = True
     report = collect(args)
@@ -278,8 +278,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _probe_main(argv: list[str]) -> int:
     """Child-process entry: ``--probe TEXT MMPROJ [--self-test]``; prints one JSON line."""
     import logging
-
-    from desktop_app.errors import StorytellerError
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     text, mmproj = Path(argv[1]), Path(argv[2])

@@ -63,3 +63,8 @@ def test_doctor_without_models_says_how_to_get_one(capsys: pytest.CaptureFixture
     assert "llama.cpp backends: CPU" in out
     assert "models: none found" in out or "model [found]" in out
     assert str(paths.settings_file()) in out and str(paths.user_models_dir()) in out
+
+
+def test_doctor_refuses_mmproj_without_its_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["doctor", "--mmproj", "mmproj-x.gguf"]) == 1
+    assert "--mmproj needs --model" in capsys.readouterr().err
