@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from desktop_app.story import ISSUE_CODES, Issue, Severity, parse_story, validate
@@ -34,6 +35,12 @@ def test_a_clean_output_has_no_issue() -> None:
 def test_every_code_has_a_severity_and_a_meaning() -> None:
     for code, (severity, meaning) in ISSUE_CODES.items():
         assert isinstance(severity, Severity) and meaning, code
+
+
+def test_the_readme_lists_every_code_with_its_severity() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    documented = dict(re.findall(r"^\| `([a-z-]+)` \| (error|warning) \|", readme, re.MULTILINE))
+    assert documented == {code: severity.value for code, (severity, _) in ISSUE_CODES.items()}
 
 
 def test_empty_output() -> None:
