@@ -122,8 +122,6 @@ def tell_album(
         model=model or {},
     )
     run_id = library.start_run(target, spec)
-    if on_started is not None:
-        on_started(run_id)
     result: RunResult | None = None
 
     def record(event: Event) -> None:
@@ -136,6 +134,8 @@ def tell_album(
             on_event(event)
 
     try:
+        if on_started is not None:  # inside the try: if it fails, the run is recorded failed
+            on_started(run_id)
         if runner is None:
             for event in backend.generate(request, should_stop=should_stop):
                 record(event)

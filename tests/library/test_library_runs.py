@@ -164,6 +164,25 @@ def test_a_failed_run_records_the_error_and_keeps_its_partial_output(
     assert library.recover_interrupted() == []  # a failed run is not "running"
 
 
+def test_a_failing_on_started_callback_leaves_a_failed_run_not_a_running_one(
+    library: Library, album_with_photos: str
+) -> None:
+    def broken_callback(_run_id: int) -> None:
+        raise RuntimeError("the window went away")
+
+    with pytest.raises(RuntimeError):
+        tell_album(
+            library,
+            album_with_photos,
+            ScriptedBackend(STORY_TEXT),
+            _request,
+            on_started=broken_callback,
+        )
+    (run,) = library.runs(album_with_photos)
+    assert run.status is RunStatus.FAILED and "the window went away" in run.error
+    library.delete_run(run.id)  # nothing holds it any more
+
+
 def test_telling_an_album_with_a_missing_photo_names_it(
     library: Library, album_with_photos: str
 ) -> None:
