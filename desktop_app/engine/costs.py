@@ -100,13 +100,19 @@ def estimate_run(
     image_tokens = tuple(estimate_tokens(size, detail.token_budget) for size in photo_sizes)
     tokens = context_tokens(text_tokens, image_tokens, max_tokens)
     n_ctx = round_context(tokens)
-    memory = (
+    memory = run_memory_bytes(shape, n_ctx, max(image_tokens, default=0))
+    return RunEstimate(tokens=tokens, n_ctx=n_ctx, memory_bytes=memory, image_tokens=image_tokens)
+
+
+def run_memory_bytes(shape: ModelShape, n_ctx: int, largest_image_tokens: int) -> int:
+    """Memory a run takes: weights, a KV cache of ``n_ctx`` cells, the vision encoder's peak on
+    the largest photo, and the runtime's fixed buffers."""
+    return (
         shape.weights_bytes
         + n_ctx * shape.kv_bytes_per_token
-        + vision_encoder_bytes(max(image_tokens, default=0), shape.vision_heads)
+        + vision_encoder_bytes(largest_image_tokens, shape.vision_heads)
         + RUNTIME_OVERHEAD_BYTES
     )
-    return RunEstimate(tokens=tokens, n_ctx=n_ctx, memory_bytes=memory, image_tokens=image_tokens)
 
 
 def physical_memory_bytes() -> int | None:

@@ -40,11 +40,6 @@ class TextModelInfo:
     def head_dim(self) -> int:
         return self.embedding_length // max(1, self.n_heads)
 
-    @property
-    def kv_bytes_per_token(self) -> int:
-        """Bytes of F16 K and V cache per context cell."""
-        return 2 * self.n_layers * self.n_kv_heads * self.head_dim * 2
-
 
 @dataclass(frozen=True)
 class ProjectorInfo:

@@ -125,6 +125,14 @@ class LlamaCppBackend:
         self.text_info = read_text_model_info(self.model_path)
         self.projector_info = read_projector_info(self.mmproj_path)
         check_pair(self.text_info, self.projector_info)
+        self.shape = costs.ModelShape(
+            n_layers=self.text_info.n_layers,
+            n_kv_heads=self.text_info.n_kv_heads,
+            head_dim=self.text_info.head_dim,
+            context_length=self.text_info.context_length,
+            vision_heads=self.projector_info.vision_heads,
+            weights_bytes=self.text_info.file_size + self.projector_info.file_size,
+        )
         self.n_gpu_layers = n_gpu_layers if device.gpu_offload_supported() else 0
         self.n_threads = n_threads or device.physical_cores()
         self.fixed_n_ctx = n_ctx
@@ -255,18 +263,11 @@ class LlamaCppBackend:
                 costs.round_context(needed), min(MIN_CONTEXT, self.text_info.context_length)
             )
         largest = max((p.tokens for p in photos), default=0)
-        memory = (
-            self.text_info.file_size
-            + self.projector_info.file_size
-            + n_ctx * self.text_info.kv_bytes_per_token
-            + costs.vision_encoder_bytes(largest, self.projector_info.vision_heads)
-            + costs.RUNTIME_OVERHEAD_BYTES
-        )
         costs.check_fits(
             needed,
             n_ctx=n_ctx,
             context_length=self.text_info.context_length,
-            memory_bytes=memory,
+            memory_bytes=costs.run_memory_bytes(self.shape, n_ctx, largest),
             physical_bytes=costs.physical_memory_bytes() if self.n_gpu_layers == 0 else None,
         )
         return n_ctx

@@ -17,6 +17,7 @@ from PIL import Image
 
 from desktop_app.cli import main as cli_main
 from desktop_app.cli import tell_cmd
+from desktop_app.engine import costs
 from desktop_app.engine.events import (
     FinishReason,
     Phase,
@@ -250,6 +251,17 @@ def test_a_context_too_small_fails_before_any_work(
             LlamaCppBackend(tiny_model.text_gguf, tiny_model.mmproj_gguf, cache_dir=tmp_path),
             too_long,
         )
+
+
+def test_a_run_the_computer_cannot_hold_is_refused_before_loading(
+    tiny_model: TinyModel, album: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(costs, "physical_memory_bytes", lambda: 256 * 2**20)
+    engine = LlamaCppBackend(tiny_model.text_gguf, tiny_model.mmproj_gguf, cache_dir=tmp_path)
+    request = StoryRequest(photos=tuple(album), sampling=SamplingParams(max_tokens=64))
+    with pytest.raises(StorytellerError, match=r"GiB of memory .* this computer has 0\.2 GiB"):
+        run(engine, request)
+    assert engine._loaded is None
 
 
 def test_ctrl_c_keeps_the_partial_story_in_out(
