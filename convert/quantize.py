@@ -20,16 +20,19 @@ from pathlib import Path
 from convert.errors import QuantizationError
 
 _PROGRESS = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")
+_NO_LLAMA_CPP_EXIT = 3  # the child's exit status when llama-cpp-python cannot be imported
+_NO_LLAMA_CPP = (
+    "K-quants need llama-cpp-python (pip install llama-cpp-python); F32, F16, BF16 and Q8_0 "
+    "work without it"
+)
+_OTHER_TYPES = "choose --quant Q8_0, F16 or BF16, which do not go through llama.cpp's quantizer"
 
 
 def _quantize_in_process(src: Path, dst: Path, ftype: int, threads: int) -> int:
     try:
         import llama_cpp
     except ImportError as err:  # pragma: no cover - depends on the install
-        raise QuantizationError(
-            "K-quants need llama-cpp-python (pip install llama-cpp-python); F32, F16, BF16 and Q8_0 "
-            "work without it"
-        ) from err
+        raise QuantizationError(_NO_LLAMA_CPP) from err
     import ctypes
 
     llama_cpp.llama_backend_init()
@@ -60,7 +63,9 @@ def quantize_gguf(
         worker.start()
         worker.join()
         if not result or result[0] != 0:
-            raise QuantizationError(f"llama.cpp could not quantize {src.name} (see its log above)")
+            raise QuantizationError(
+                f"llama.cpp could not quantize {src.name} (its log has the reason): {_OTHER_TYPES}"
+            )
         return
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
@@ -86,17 +91,19 @@ def quantize_gguf(
                 if match and on_progress is not None:
                     on_progress(int(match[1]), int(match[2]))
         except BaseException:
+            # Ctrl-C, or the caller cancelling from on_progress: the C call cannot be stopped, so
+            # kill the child and reap it before the caller deletes the file it is writing.
             child.kill()
+            child.wait()
             raise
         code = child.wait()
+    if code == _NO_LLAMA_CPP_EXIT:
+        raise QuantizationError(_NO_LLAMA_CPP)
     if code != 0:
         details = "\n".join(tail)
-        if code < 0:
-            raise QuantizationError(
-                f"llama.cpp's quantizer crashed (signal {-code}) on {src.name}:\n{details}"
-            )
+        what = f"crashed (signal {-code})" if code < 0 else f"failed (exit {code})"
         raise QuantizationError(
-            f"llama.cpp could not quantize {src.name} (exit {code}):\n{details}"
+            f"llama.cpp's quantizer {what} on {src.name}: {_OTHER_TYPES}. Its last output:\n{details}"
         )
 
 
@@ -106,8 +113,8 @@ def _main(argv: list[str]) -> int:
     try:
         from llama_cpp import _logger
     except ImportError:
-        print("llama-cpp-python is not installed: K-quants need it", file=sys.stderr)
-        return 3
+        print(_NO_LLAMA_CPP, file=sys.stderr)
+        return _NO_LLAMA_CPP_EXIT
     _logger.logger.setLevel(logging.DEBUG)  # let the per-tensor progress lines through
     src, dst, ftype, threads = Path(argv[0]), Path(argv[1]), int(argv[2]), int(argv[3])
     return 0 if _quantize_in_process(src, dst, ftype, threads) == 0 else 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections import namedtuple
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from checkpoint_variants import copy_checkpoint, write_safetensors
 from gguf import GGUFValueType as V
 
-from convert import ConversionError, convert_checkpoint, gguf_write, pipeline
+from convert import ConversionError, convert_checkpoint, gguf_write, pipeline, quantize
 from convert import cli as convert_cli
 from convert.errors import (
     AdapterError,
@@ -295,6 +297,38 @@ def test_a_failure_midway_leaves_nothing_that_looks_complete(
     monkeypatch.setattr(gguf_write.TensorProducer, "chunks", failing_chunks)
     with pytest.raises(KeyboardInterrupt):
         convert_tiny(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# Stands in for llama.cpp's quantizer child: starts the output file, reports one tensor, then
+# works far longer than any test (the real one on the tiny model is done before it can be stopped).
+SLOW_QUANTIZER = (
+    "import sys, time; open(sys.argv[1], 'wb').write(b'GGUF'); "
+    "sys.stderr.write('[   1/  30] blk.0.attn_q.weight\\n'); sys.stderr.flush(); time.sleep(60)"
+)
+
+
+def test_interrupt_while_k_quantizing_kills_the_child_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    children: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def slow_quantizer(command: list[str], **kwargs: object) -> subprocess.Popen:
+        destination = command[4]  # python -m convert.quantize SRC DST FTYPE THREADS
+        child = real_popen([sys.executable, "-c", SLOW_QUANTIZER, destination], **kwargs)  # type: ignore[call-overload]
+        children.append(child)
+        return child
+
+    def interrupt_while_quantizing(event: pipeline.ProgressEvent) -> None:
+        if event.stage is pipeline.Stage.QUANTIZE and event.done >= 1:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the parent while the child works
+
+    monkeypatch.setattr(quantize.subprocess, "Popen", slow_quantizer)
+    with pytest.raises(KeyboardInterrupt):
+        convert_tiny(tmp_path, quant="Q4_K_M", progress=interrupt_while_quantizing)
+    assert len(children) == 1
+    assert children[0].returncode not in (None, 0)  # killed and reaped, not left working
     assert list(tmp_path.iterdir()) == []
 
 
