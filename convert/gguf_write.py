@@ -129,20 +129,9 @@ class TensorProducer:
                 continue
             values = bf16_to_f32(raw) if entry.dtype == "BF16" else raw.astype(np.float32)
             if merge:
-                values = self._merge_rows(
-                    mapped.hf_name, values, row_offset + start, row_offset + stop
-                )
+                assert self.adapter is not None
+                values = self.adapter.merge(mapped.hf_name, values, row_offset + start)
             yield encode(values, planned.ggml_type)
-
-    def _merge_rows(self, weight: str, values: np.ndarray, start: int, stop: int) -> np.ndarray:
-        assert self.adapter is not None
-        pair = self.adapter.pairs[weight]
-        lora_a = self.adapter.tensors.float32(pair.a_key)
-        lora_b = self.adapter.tensors.float32(pair.b_key)[start:stop]
-        delta = lora_b @ lora_a
-        delta *= np.float32(pair.scale)
-        delta += values
-        return delta
 
 
 class StreamingGGUFWriter(gguf.GGUFWriter):

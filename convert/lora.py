@@ -162,11 +162,15 @@ class LoraAdapter:
                     "in the checkpoint; pass the base model it was trained on"
                 )
 
-    def merge(self, weight_name: str, weight: np.ndarray) -> np.ndarray:
-        """``weight + scale * B @ A`` in float32 (a new array; the input is not modified)."""
+    def merge(self, weight_name: str, weight: np.ndarray, first_row: int = 0) -> np.ndarray:
+        """``weight + scale * B @ A`` in float32 (a new array; the input is not modified).
+
+        ``weight`` may be a block of rows of the full matrix starting at ``first_row``, so a large
+        weight can be merged chunk by chunk.
+        """
         pair = self.pairs[weight_name]
         lora_a = self.tensors.float32(pair.a_key)
-        lora_b = self.tensors.float32(pair.b_key)
+        lora_b = self.tensors.float32(pair.b_key)[first_row : first_row + weight.shape[0]]
         delta = lora_b @ lora_a
         delta *= np.float32(pair.scale)
         delta += weight
