@@ -92,33 +92,26 @@ def _settings() -> Any:
 
 def backend_from_args(args: argparse.Namespace) -> StoryBackend:
     """The backend the options (falling back to the settings) ask for."""
-    from desktop_app.engine.factory import resolve_model
-    from desktop_app.engine.llama_backend import LlamaCppBackend
-    from desktop_app.engine.server_backend import OpenAIServerBackend
+    from desktop_app.engine.factory import backend_from_settings
 
     settings = _settings()
     model_arg = getattr(args, "model", None)
+    mmproj_arg = getattr(args, "mmproj", None)
     server = getattr(args, "server", None) or (None if model_arg else settings.server_url)
-    if server:
-        return OpenAIServerBackend(
-            server,
-            api_key=getattr(args, "api_key", None) or settings.api_key,
-            model=getattr(args, "server_model", None) or settings.server_model,
-        )
-    if getattr(args, "mmproj", None) and not model_arg:
+    if not server and mmproj_arg and not model_arg:
         raise StorytellerError("--mmproj needs --model (the text GGUF it belongs to)")
-    model_path = model_arg or settings.model_path
-    mmproj_path = getattr(args, "mmproj", None) or (None if model_arg else settings.mmproj_path)
-    model = resolve_model(model_path, mmproj_path, sha256=getattr(args, "verify_sha256", False))
     n_gpu_layers = getattr(args, "n_gpu_layers", None)
-    return LlamaCppBackend(
-        model.text_path,
-        model.mmproj_path,
+    chosen = settings.replace(
+        server_url=server,
+        api_key=getattr(args, "api_key", None) or settings.api_key,
+        server_model=getattr(args, "server_model", None) or settings.server_model,
+        # A --model given alone pairs with its own mmproj, never with the configured one.
+        model_path=model_arg or settings.model_path,
+        mmproj_path=mmproj_arg or (None if model_arg else settings.mmproj_path),
         n_gpu_layers=settings.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
         n_threads=getattr(args, "threads", None) or settings.n_threads,
-        n_ctx=settings.n_ctx,
-        manifest=model.manifest,
     )
+    return backend_from_settings(chosen, verify_sha256=getattr(args, "verify_sha256", False))
 
 
 def request_from_args(args: argparse.Namespace, photos: Sequence[Path]) -> StoryRequest:

@@ -60,8 +60,11 @@ def resolve_model(
     return model
 
 
-def backend_from_settings(settings: Settings) -> StoryBackend:
-    """The backend the settings ask for: a server when ``server_url`` is set, else llama.cpp."""
+def backend_from_settings(settings: Settings, *, verify_sha256: bool = False) -> StoryBackend:
+    """The backend the settings ask for: a server when ``server_url`` is set, else llama.cpp.
+
+    ``verify_sha256`` also checks the model files' sha256 against their manifest first.
+    """
     from desktop_app.engine.llama_backend import LlamaCppBackend
     from desktop_app.engine.server_backend import OpenAIServerBackend
 
@@ -69,7 +72,7 @@ def backend_from_settings(settings: Settings) -> StoryBackend:
         return OpenAIServerBackend(
             settings.server_url, api_key=settings.api_key, model=settings.server_model
         )
-    model = resolve_model(settings.model_path, settings.mmproj_path)
+    model = resolve_model(settings.model_path, settings.mmproj_path, sha256=verify_sha256)
     return LlamaCppBackend(
         model.text_path,
         model.mmproj_path,

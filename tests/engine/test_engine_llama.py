@@ -8,6 +8,7 @@ story, a second run of the same album skips the vision encoder, problems surface
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -262,6 +263,20 @@ def test_a_run_the_computer_cannot_hold_is_refused_before_loading(
     with pytest.raises(StorytellerError, match=r"GiB of memory .* this computer has 0\.2 GiB"):
         run(engine, request)
     assert engine._loaded is None
+
+
+def test_verify_sha256_refuses_a_damaged_model(
+    tiny_model: TinyModel, album: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model.directory, copy)
+    text = copy / tiny_model.text_gguf.name
+    damaged = bytearray(text.read_bytes())
+    damaged[-1] ^= 0xFF  # same size: only the hash can tell
+    text.write_bytes(bytes(damaged))
+    argv = ["tell", str(album[0]), "--model", str(text), "--max-tokens", "4", "-q"]
+    assert cli_main([*argv, "--verify-sha256"]) == 1
+    assert f"{text.name} has sha256" in capsys.readouterr().err
 
 
 def test_ctrl_c_keeps_the_partial_story_in_out(
