@@ -79,14 +79,9 @@ def _size(path: Path) -> int:
         return 0
 
 
-def catalog_path() -> Path | None:
-    """The model catalogue file, when this installation has one."""
-    return paths.catalog_file()
-
-
 def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
     """The known variants, default first; empty (with a log line) when no catalog is at hand."""
-    path = path or catalog_path()
+    path = path or paths.catalog_file()
     if path is None or not path.is_file():
         logger.debug("no model catalog found")
         return []
