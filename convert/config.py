@@ -84,15 +84,19 @@ class ModelConfig:
     raw: dict[str, Any]
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def load_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's or adapter's JSON file as a dict; a missing or broken file is a ConversionError."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        loaded = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise MissingFileError(
             f"{path} is missing: download the complete checkpoint folder"
         ) from err
-    except json.JSONDecodeError as err:
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConversionError(f"{path} is not valid JSON ({err}): download it again") from err
+    if not isinstance(loaded, dict):
+        raise ConversionError(f"{path} is not a JSON object: download it again")
+    return loaded
 
 
 def describe_model(config: dict[str, Any]) -> str:
@@ -118,7 +122,7 @@ def check_is_qwen25vl(folder: Path) -> dict[str, Any]:
             f"{folder} has no config.json: point SRC at a Hugging Face checkpoint folder "
             "(config.json, *.safetensors, tokenizer.json)"
         )
-    config = _load_json(config_path)
+    config = load_json(config_path)
     archs = config.get("architectures") or []
     if QWEN25VL_ARCHITECTURE in archs or config.get("model_type") == QWEN25VL_MODEL_TYPE:
         return config
@@ -183,7 +187,7 @@ def read_config(folder: Path) -> ModelConfig:
         vision_raw = config["vision_config"]
         preprocessor = {}
         if (folder / "preprocessor_config.json").is_file():
-            preprocessor = _load_json(folder / "preprocessor_config.json")
+            preprocessor = load_json(folder / "preprocessor_config.json")
         vision = VisionConfig(
             depth=int(vision_raw.get("depth", vision_raw.get("num_hidden_layers", 32))),
             hidden_size=int(vision_raw["hidden_size"]),

@@ -8,7 +8,6 @@ Adapter keys may use either naming scheme (``base_model.model.model.layers.*`` o
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from convert.config import load_json
 from convert.errors import AdapterError, MissingFileError
 from convert.safetensors_source import TensorSource
 from convert.tensor_map import normalise_name
@@ -63,7 +63,7 @@ class LoraAdapter:
             raise MissingFileError(
                 f"{folder} has no adapter_config.json: --lora needs a PEFT adapter folder"
             )
-        self.config: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
+        self.config: dict[str, Any] = load_json(config_path)
         self._check_kind()
         weights = folder / "adapter_model.safetensors"
         if not weights.is_file():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convert.config import load_json
 from convert.errors import ConversionError, MissingFileError
 
 # safetensors dtype string -> (numpy dtype of the stored bytes, element size)
@@ -102,7 +103,7 @@ def safetensors_files(folder: Path) -> list[Path]:
     """The weight files of a checkpoint folder, from its index when sharded; checks every shard exists."""
     index_path = folder / "model.safetensors.index.json"
     if index_path.is_file():
-        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = load_json(index_path)
         names = sorted(set(index.get("weight_map", {}).values()))
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:

@@ -8,11 +8,11 @@ strings; bos/eos/pad ids; the chat template.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convert.config import load_json
 from convert.errors import ConversionError, MissingFileError
 
 TOKEN_NORMAL = 1
@@ -66,7 +66,7 @@ def read_chat_template(folder: Path, tokenizer_config: dict[str, Any]) -> str | 
         return jinja.read_text(encoding="utf-8")
     json_file = folder / "chat_template.json"
     if json_file.is_file():
-        value = json.loads(json_file.read_text(encoding="utf-8")).get("chat_template")
+        value = load_json(json_file).get("chat_template")
         if value:
             return str(value)
     return None
@@ -82,11 +82,9 @@ def read_vocab(
             f"{folder} has no tokenizer.json: download it with the checkpoint (for QwenStoryteller, or "
             "copy it from Qwen/Qwen2.5-VL-7B-Instruct, whose tokenizer it shares)"
         )
-    tokenizer = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+    tokenizer = load_json(tokenizer_path)
     config_path = folder / "tokenizer_config.json"
-    tokenizer_config = (
-        json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    )
+    tokenizer_config = load_json(config_path) if config_path.is_file() else {}
 
     model = tokenizer.get("model", {})
     if model.get("type") != "BPE":

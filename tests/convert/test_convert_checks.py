@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -214,6 +215,22 @@ def test_missing_tensor_is_reported(tmp_path: Path) -> None:
     write_safetensors(src / "model.safetensors", kept)
     with pytest.raises(UnknownTensorError, match=r"incomplete.*mm\.2\.bias"):
         convert_tiny(tmp_path / "out", src=src)
+
+
+@pytest.mark.parametrize(
+    ("folder", "file_name"),
+    [
+        ("checkpoint", "tokenizer.json"),
+        ("checkpoint", "model.safetensors.index.json"),
+        ("lora", "adapter_config.json"),
+    ],
+)
+def test_a_broken_json_file_is_named(tmp_path: Path, folder: str, file_name: str) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "checkpoint")
+    adapter = copy_folder(FIXTURE / "lora", tmp_path / "lora")
+    (tmp_path / folder / file_name).write_text('{"truncated": ')
+    with pytest.raises(ConversionError, match=rf"{re.escape(file_name)} is not valid JSON.*again"):
+        convert_tiny(tmp_path / "out", src=src, lora=adapter)
 
 
 def test_config_llama_cpp_would_run_wrong_is_refused(tmp_path: Path) -> None:
