@@ -14,6 +14,7 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType as GGML
 
+from convert.errors import UnsupportedCheckpointError
 from convert.lora import LoraAdapter
 from convert.safetensors_source import TensorSource, bf16_to_f32
 from convert.tensor_map import MappedTensor, Transform
@@ -47,15 +48,18 @@ class PlannedTensor:
 def target_shape(mapped: MappedTensor, source_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of each GGUF tensor a checkpoint tensor becomes."""
     if mapped.transform is Transform.SPLIT_ROWS_3:
-        if source_shape[0] % 3:
-            raise ValueError(
-                f"{mapped.source_name} has {source_shape[0]} rows, not a multiple of 3"
+        if not source_shape or source_shape[0] % 3:
+            raise UnsupportedCheckpointError(
+                f"{mapped.source_name} has shape {list(source_shape)}, but a fused q/k/v needs a "
+                "multiple of 3 rows: the checkpoint is damaged or not Qwen2.5-VL; download it again"
             )
         return (source_shape[0] // 3, *source_shape[1:])
     if mapped.transform is Transform.SPLIT_TIME:
         if len(source_shape) != 5 or source_shape[2] != 2:
-            raise ValueError(
-                f"{mapped.source_name} has shape {list(source_shape)}, expected [out, in, 2, p, p]"
+            raise UnsupportedCheckpointError(
+                f"{mapped.source_name} has shape {list(source_shape)}, but llama.cpp needs a Conv3d "
+                "patch kernel [out, in, 2, p, p] (temporal_patch_size 2): the checkpoint is damaged "
+                "or not Qwen2.5-VL; download it again"
             )
         return (source_shape[0], source_shape[1], source_shape[3], source_shape[4])
     return source_shape

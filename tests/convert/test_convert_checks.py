@@ -233,6 +233,18 @@ def test_a_broken_json_file_is_named(tmp_path: Path, folder: str, file_name: str
         convert_tiny(tmp_path / "out", src=src, lora=adapter)
 
 
+def test_a_patch_kernel_llama_cpp_cannot_split_is_named(tmp_path: Path) -> None:
+    src = copy_checkpoint(CHECKPOINT, tmp_path / "src", single_file=True)
+    source = TensorSource.from_folder(src)
+    tensors = {n: np.array(source.raw(n)) for n in source}
+    tensors["visual.patch_embed.proj.weight"] = tensors["visual.patch_embed.proj.weight"][:, :, :1]
+    write_safetensors(src / "model.safetensors", tensors)
+    with pytest.raises(
+        UnsupportedCheckpointError, match=r"patch_embed\.proj\.weight.*\[out, in, 2"
+    ):
+        convert_tiny(tmp_path / "out", src=src)
+
+
 def test_config_llama_cpp_would_run_wrong_is_refused(tmp_path: Path) -> None:
     src = copy_folder(CHECKPOINT, tmp_path / "src")
     config = json.loads((src / "config.json").read_text())
