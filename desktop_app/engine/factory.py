@@ -29,25 +29,21 @@ def resolve_model(
     """
     if model_path is not None:
         model_path = Path(model_path).expanduser()
-        if mmproj_path is None:
-            partner = next(
-                (m for m in find_models([model_path.parent]) if m.text_path == model_path), None
+        mmproj = Path(mmproj_path).expanduser() if mmproj_path is not None else None
+        # The pair as found on disk carries its manifest (sizes, sha256) when there is one.
+        found = next(
+            (
+                m
+                for m in find_models([model_path.parent])
+                if m.text_path == model_path and mmproj in (None, m.mmproj_path)
+            ),
+            None,
+        )
+        if found is None and mmproj is None:
+            raise NoModelError(
+                f"no vision projector (mmproj) found next to {model_path.name}: pass --mmproj"
             )
-            if partner is None:
-                raise NoModelError(
-                    f"no vision projector (mmproj) found next to {model_path.name}: pass --mmproj"
-                )
-            model = partner
-        else:
-            manifest_match = next(
-                (
-                    m
-                    for m in find_models([model_path.parent])
-                    if m.text_path == model_path and m.mmproj_path == Path(mmproj_path)
-                ),
-                None,
-            )
-            model = manifest_match or ModelFiles(model_path, Path(mmproj_path).expanduser())
+        model = found or ModelFiles(model_path, mmproj)
     else:
         found = default_model()
         if found is None:

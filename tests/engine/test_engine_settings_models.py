@@ -199,3 +199,22 @@ def test_swapped_files_and_non_gguf_are_explained(tmp_path: Path, tiny_model: Ti
 def test_model_files_describe_themselves(tiny_model: TinyModel) -> None:
     files = ModelFiles(tiny_model.text_gguf, tiny_model.mmproj_gguf, tiny_model.manifest)
     assert files.name == "tiny-qwen25vl" and "F16" in files.describe()
+
+
+def test_a_given_model_finds_its_partner_and_manifest(
+    tiny_model: TinyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_app.engine.factory import NoModelError, resolve_model
+
+    shutil.copytree(tiny_model.directory, tmp_path / "model")
+    text, mmproj = tiny_model.text_gguf.name, tiny_model.mmproj_gguf.name
+    monkeypatch.setenv("HOME", str(tmp_path))
+    alone = resolve_model(Path("~/model") / text, None)
+    assert alone.mmproj_path == tmp_path / "model" / mmproj and alone.manifest is not None
+    # Both given, the way a shell leaves a quoted "~": the manifest still comes with them.
+    pair = resolve_model(Path("~/model") / text, Path("~/model") / mmproj)
+    assert pair.manifest == alone.manifest
+    (tmp_path / "lone").mkdir()
+    shutil.copy(tiny_model.text_gguf, tmp_path / "lone" / text)
+    with pytest.raises(NoModelError, match="pass --mmproj"):
+        resolve_model(tmp_path / "lone" / text, None)
