@@ -108,13 +108,9 @@ def text_tensor_type(planned_name: str, shape: tuple[int, ...], base: GGML) -> G
 
 def mmproj_tensor_type(planned_name: str, shape: tuple[int, ...], base: GGML) -> GGML:
     """As for text, and the patch kernels are F16 or F32 only (they feed im2col)."""
-    if len(shape) <= 1:
-        return GGML.F32
-    if planned_name.startswith("v.patch_embd."):
+    if len(shape) > 1 and planned_name.startswith("v.patch_embd."):
         return GGML.F16 if base is GGML.F16 else GGML.F32
-    if base is GGML.Q8_0 and shape[-1] % 32:
-        return GGML.F16
-    return base
+    return text_tensor_type(planned_name, shape, base)
 
 
 def _plan(
