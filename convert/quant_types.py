@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gguf import GGMLQuantizationType as GGML
 from gguf import LlamaFileType
@@ -54,23 +55,25 @@ class MmprojType(enum.Enum):
         return self.value
 
 
+_Kind = TypeVar("_Kind", TextQuant, MmprojType)
+
+
+def _parse(kinds: type[_Kind], value: str | _Kind, option: str) -> _Kind:
+    """The member of ``kinds`` whose label is ``value`` (case-insensitive), with the choices in the error."""
+    if isinstance(value, kinds):
+        return value
+    for kind in kinds:
+        if kind.spec.label.lower() == str(value).lower():
+            return kind
+    choices = ", ".join(k.spec.label for k in kinds)
+    raise ConversionError(f"unknown {option} {value!r}: choose one of {choices}")
+
+
 def parse_quant(value: str | TextQuant) -> TextQuant:
     """``"q4_k_m"`` -> TextQuant.Q4_K_M (case-insensitive), with the choices in the error."""
-    if isinstance(value, TextQuant):
-        return value
-    for quant in TextQuant:
-        if quant.spec.label.lower() == str(value).lower():
-            return quant
-    choices = ", ".join(q.spec.label for q in TextQuant)
-    raise ConversionError(f"unknown --quant {value!r}: choose one of {choices}")
+    return _parse(TextQuant, value, "--quant")
 
 
 def parse_mmproj_type(value: str | MmprojType) -> MmprojType:
     """``"F16"`` -> MmprojType.F16 (case-insensitive), with the choices in the error."""
-    if isinstance(value, MmprojType):
-        return value
-    for kind in MmprojType:
-        if kind.spec.label.lower() == str(value).lower():
-            return kind
-    choices = ", ".join(k.spec.label for k in MmprojType)
-    raise ConversionError(f"unknown --mmproj-type {value!r}: choose one of {choices}")
+    return _parse(MmprojType, value, "--mmproj-type")
