@@ -359,7 +359,6 @@ def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: 
             ResultEvent,
             SamplingParams,
             StoryRequest,
-            TokenEvent,
         )
         from desktop_app.engine.llama_backend import LlamaCppBackend
 
@@ -371,14 +370,11 @@ def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: 
         )
         backend = LlamaCppBackend(model, mmproj, cache_dir=workdir / "embeddings")
         phases: list[str] = []
-        tokens = 0
         result = None
         try:
             for event in backend.generate(request, should_stop=lambda: False):
                 if isinstance(event, PhaseEvent):
                     phases.append(event.describe())
-                elif isinstance(event, TokenEvent):
-                    tokens += 1
                 elif isinstance(event, ResultEvent):
                     result = event.result
             description = backend.description
@@ -388,16 +384,14 @@ def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: 
             raise SelfTestProblem("the backend ended without a result")
         timings = result.timings
         outcome["summary"] = (
-            f"{model.name}: {result.timings.generated_tokens or tokens} tokens "
+            f"{model.name}: {timings.generated_tokens} tokens "
             f"({result.finish_reason.value}) on {description}"
         )
         preview = result.raw_output.strip().replace("\n", " ")
+        (seen,) = result.photos
         outcome["details"] = (
             f"phases: {', '.join(phases)}",
-            f"photo {result.photos[0].original_size} -> {result.photos[0].prepared_size}, "
-            f"{result.photos[0].tokens} vision tokens"
-            if result.photos
-            else "no photo info",
+            f"photo {seen.original_size} -> {seen.prepared_size}, {seen.tokens} vision tokens",
             f"load {timings.load_s:.2f} s, first token {timings.first_token_s:.2f} s, "
             f"{timings.tokens_per_s:.1f} tokens/s",
             f"output: {preview[:120]!r}",
