@@ -2,8 +2,9 @@
 
 Every test gets a fresh library in its own STORYTELLER_HOME (tests/conftest.py) and, through
 ``make_window``, a main window whose story backend is scripted (deterministic) unless the test
-passes another one. Windows are closed at the end of the test; a worker thread still running
-after that fails the test.
+passes another one (``story_window``: one already showing the sample album's finished story).
+Windows are closed at the end of the test; a worker thread still running after that fails the
+test.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import ui_sample
 from PySide6.QtCore import QtMsgType
 from PySide6.QtWidgets import QApplication
+from ui_helpers import album_with_photos, generate_and_wait
 from ui_sample import scripted_backend
 
 from desktop_app.ui import services, workers
@@ -122,3 +124,12 @@ def make_window(qtbot: Any, library: Any, story_output: str) -> Iterator[Callabl
         for handle in list(window._workers):
             handle.stop()
         QApplication.processEvents()
+
+
+@pytest.fixture
+def story_window(qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]) -> Any:
+    """A main window showing the sample album and its finished (scripted) story."""
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    return window

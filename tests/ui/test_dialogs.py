@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
-from ui_helpers import album_with_photos, generate_and_wait
+from ui_helpers import close_error_dialogs
 
 from desktop_app import paths
 from desktop_app.errors import StorytellerError
@@ -18,15 +18,6 @@ from desktop_app.settings import Settings, load_settings
 from desktop_app.ui import errors as ui_errors
 from desktop_app.ui.first_run import FirstRunGuide
 from desktop_app.ui.settings_dialog import SettingsDialog
-
-
-def close_error_dialogs() -> list[str]:
-    texts = []
-    for box in ui_errors.open_error_dialogs():
-        texts.append(box.text())
-        box.close()
-    QApplication.processEvents()
-    return texts
 
 
 def test_settings_dialog_saves_what_the_user_entered(qtbot: Any, tmp_path: Path) -> None:
@@ -154,11 +145,9 @@ def test_an_exception_in_any_thread_becomes_a_dialog_not_a_crash(qtbot: Any) -> 
 
 
 def test_keyboard_tab_moves_through_story_words_and_shows_their_boxes(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+    qtbot: Any, story_window: Any, sample_photos: list[Path]
 ) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
+    window = story_window
     browser = window.story_panel.browser
     browser.setFocus()
     browser.moveCursor(browser.textCursor().MoveOperation.Start)

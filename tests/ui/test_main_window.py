@@ -18,7 +18,7 @@ import ui_sample
 from PySide6.QtCore import QModelIndex, QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
-from ui_helpers import album_with_photos, drop_urls, generate_and_wait
+from ui_helpers import album_with_photos, close_error_dialogs, drop_urls, generate_and_wait
 from ui_sample import scripted_backend
 
 from desktop_app.library.records import RunStatus
@@ -27,12 +27,8 @@ from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
 # ----------------------------------------------------------------------------- item models
 
 
-def test_item_models_pass_qt_model_tester(
-    qtbot: Any, qtmodeltester: Any, make_window: Callable[..., Any], sample_photos: list[Path]
-) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
+def test_item_models_pass_qt_model_tester(qtmodeltester: Any, story_window: Any) -> None:
+    window = story_window
     assert isinstance(window.album_model, AlbumListModel)
     qtmodeltester.check(window.album_model)
     assert isinstance(window.photo_model, PhotoListModel)
@@ -176,6 +172,12 @@ def expected_scene_rect(frame: int, entity_id: str) -> QRectF:
     return QRectF(x1 * ow / pw, y1 * oh / ph, (x2 - x1) * ow / pw, (y2 - y1) * oh / ph)
 
 
+def box_rect(box: Any) -> QRectF:
+    """A box item's rectangle in scene (original photo) pixels, without its pen's width."""
+    pen = box.pen().widthF() / 2
+    return box.sceneBoundingRect().adjusted(pen, pen, -pen, -pen)
+
+
 def assert_rect_close(actual: QRectF, expected: QRectF, tolerance: float = 0.75) -> None:
     for a, e in (
         (actual.left(), expected.left()),
@@ -187,11 +189,9 @@ def assert_rect_close(actual: QRectF, expected: QRectF, tolerance: float = 0.75)
 
 
 def test_hovering_a_word_draws_its_box_at_the_right_place_at_any_window_size(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+    story_window: Any, sample_photos: list[Path]
 ) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
+    window = story_window
     panel = window.story_panel
     href = next(h for h, s in panel.spans.items() if s.frame == 3 and s.ids == ("char3",))
     panel.browser.highlighted.emit(QUrl(href))  # what hovering (or tabbing to) the link emits
@@ -200,15 +200,7 @@ def test_hovering_a_word_draws_its_box_at_the_right_place_at_any_window_size(
     (box,) = view.box_items()
     assert box.overlay.entity_id == "char3"
     expected = expected_scene_rect(3, "char3")
-    assert_rect_close(
-        box.sceneBoundingRect().adjusted(
-            box.pen().widthF() / 2,
-            box.pen().widthF() / 2,
-            -box.pen().widthF() / 2,
-            -box.pen().widthF() / 2,
-        ),
-        expected,
-    )
+    assert_rect_close(box_rect(box), expected)
     # The photo item covers the whole original photo in the same coordinates.
     assert_rect_close(view.photo_item.sceneBoundingRect(), QRectF(0, 0, *ui_sample.PHOTO_SIZE))
     # On screen the box sits over the same part of the photo, whatever the window size.
@@ -224,11 +216,9 @@ def test_hovering_a_word_draws_its_box_at_the_right_place_at_any_window_size(
 
 
 def test_clicking_a_box_highlights_every_mention_of_that_entity(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+    qtbot: Any, story_window: Any
 ) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
+    window = story_window
     panel = window.story_panel
     panel.show_entities(1, ("char2",))
     (box,) = panel.photo_view.box_items()
@@ -246,15 +236,10 @@ def test_clicking_a_box_highlights_every_mention_of_that_entity(
 
 
 def test_renaming_a_character_shows_everywhere_and_is_stored_as_an_edit(
-    qtbot: Any,
-    make_window: Callable[..., Any],
-    library: Any,
-    sample_photos: list[Path],
-    story_output: str,
+    story_window: Any, library: Any, story_output: str
 ) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    run = generate_and_wait(qtbot, window)
+    window = story_window
+    run = window.current_run
     gallery = window.analysis_panel.cast_list
     item = next(gallery.item(i) for i in range(gallery.count()) if gallery.item(i).text() == "Maya")
     item.setText("Mia")  # what editing the name in the cast gallery does
@@ -280,15 +265,10 @@ def test_renaming_a_character_shows_everywhere_and_is_stored_as_an_edit(
 
 @pytest.mark.parametrize("kind", ["html", "markdown", "json", "pdf"])
 def test_export_writes_the_story_with_the_users_names(
-    qtbot: Any,
-    make_window: Callable[..., Any],
-    sample_photos: list[Path],
-    tmp_path: Path,
-    kind: str,
+    qtbot: Any, story_window: Any, tmp_path: Path, kind: str
 ) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    run = generate_and_wait(qtbot, window)
+    window = story_window
+    run = window.current_run
     window.rename_entity("char2", "Sir Biscuit")
     target = tmp_path / f"story.{kind}"
     handle = window.export(kind, target)
@@ -312,13 +292,8 @@ def test_export_writes_the_story_with_the_users_names(
     assert run.id == window.current_run.id
 
 
-def test_copy_as_text_puts_the_plain_story_on_the_clipboard(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
-) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
-    window.copy_story()
+def test_copy_as_text_puts_the_plain_story_on_the_clipboard(story_window: Any) -> None:
+    story_window.copy_story()
     text = QApplication.clipboard().text()
     assert "Grandpa Joe" in text and "<gd" not in text
 
@@ -454,9 +429,8 @@ def test_files_that_are_not_photos_are_reported_by_name(
     window.new_album("Mixed", edit=False)
     drop_urls(window.filmstrip.viewport(), [notes])
     qtbot.waitUntil(lambda: bool(ui_errors.open_error_dialogs()), timeout=10_000)
-    (dialog,) = ui_errors.open_error_dialogs()
-    assert "notes.txt" in dialog.text()
-    dialog.close()
+    (message,) = close_error_dialogs()
+    assert "notes.txt" in message
     assert window.photo_model.rowCount() == 0
 
 
@@ -480,14 +454,11 @@ class FailingBackend:
 def test_a_failing_backend_shows_its_message_and_keeps_a_failed_version(
     qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
-    from desktop_app.ui import errors as ui_errors
-
     window = make_window(FailingBackend())
     album = album_with_photos(qtbot, window, sample_photos[:1])
     generate_and_wait(qtbot, window)
-    (dialog,) = ui_errors.open_error_dialogs()
-    assert "went away: check that it runs" in dialog.text()
-    dialog.close()
+    (message,) = close_error_dialogs()
+    assert "went away: check that it runs" in message
     (run,) = library.runs(album.id)
     assert run.status is RunStatus.FAILED and "went away" in run.error
     assert run.raw_output.startswith("<think>")
@@ -495,13 +466,11 @@ def test_a_failing_backend_shows_its_message_and_keeps_a_failed_version(
 
 
 def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+    story_window: Any, sample_photos: list[Path]
 ) -> None:
     from PySide6.QtWidgets import QTableWidget
 
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
+    window = story_window
     panel = window.analysis_panel
     window.tabs.setCurrentWidget(panel)
     panel.frame_tabs.setCurrentIndex(2)  # frame 3
@@ -518,10 +487,7 @@ def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
     characters.setCurrentCell(1, 0)  # Grandpa Joe's row
     (box,) = photo.box_items()
     assert box.overlay.entity_id == "char3"
-    pen = box.pen().widthF() / 2
-    assert_rect_close(
-        box.sceneBoundingRect().adjusted(pen, pen, -pen, -pen), expected_scene_rect(3, "char3")
-    )
+    assert_rect_close(box_rect(box), expected_scene_rect(3, "char3"))
 
 
 def test_a_folder_dropped_on_the_album_list_is_imported(
@@ -596,11 +562,9 @@ def test_photos_can_be_reordered_with_the_keyboard(
 
 
 def test_clicking_a_photo_in_the_strip_shows_it_with_its_boxes(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+    qtbot: Any, story_window: Any, sample_photos: list[Path]
 ) -> None:
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
+    window = story_window
     rect = window.filmstrip.visualRect(window.photo_model.index(1))
     qtbot.mouseClick(window.filmstrip.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     view = window.story_panel.photo_view
@@ -744,7 +708,6 @@ def test_generating_without_a_model_says_what_to_do_and_keeps_no_empty_version(
     qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
     from desktop_app.settings import Settings
-    from desktop_app.ui import errors as ui_errors
     from desktop_app.ui import services
 
     settings = Settings()  # no model files, no server, none installed in this test home
@@ -753,9 +716,7 @@ def test_generating_without_a_model_says_what_to_do_and_keeps_no_empty_version(
     )
     album = album_with_photos(qtbot, window, sample_photos[:1])
     generate_and_wait(qtbot, window)
-    (dialog,) = ui_errors.open_error_dialogs()
-    text = dialog.text()
-    dialog.close()
+    (text,) = close_error_dialogs()
     assert "No model is set up yet" in text and "First-run guide" in text
     assert library.runs(album.id) == []
     assert window.run_model.rowCount() == 0

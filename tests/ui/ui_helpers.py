@@ -42,3 +42,15 @@ def generate_and_wait(qtbot: Any, window: Any) -> Any:
     assert window.is_generating()
     qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
     return window.current_run
+
+
+def close_error_dialogs() -> list[str]:
+    """Close every open error dialog; return their texts (what the user was told)."""
+    from desktop_app.ui import errors as ui_errors
+
+    texts = []
+    for box in ui_errors.open_error_dialogs():
+        texts.append(box.text())
+        box.close()
+    QApplication.processEvents()
+    return texts
