@@ -34,69 +34,106 @@ RecordRole = Qt.ItemDataRole.UserRole + 1
 IdRole = Qt.ItemDataRole.UserRole + 2
 
 
-class AlbumListModel(QAbstractListModel):
+class _RecordListModel(QAbstractListModel):
+    """One row per record (anything with an ``id``): the row bookkeeping the list models share.
+
+    Subclasses say what a record shows for each role in ``_record_data``; ``RecordRole`` and
+    ``IdRole`` answer the same in every model.
+    """
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._records: list[Any] = []
+
+    def _reset(self, records: Sequence[Any]) -> None:
+        self.beginResetModel()
+        self._records = list(records)
+        self.endResetModel()
+
+    def _insert_or_refresh(self, record: Any, insert_at: int) -> None:
+        """Refresh the row of ``record``'s id, or insert it as row ``insert_at``."""
+        row = self.row_of(record.id)
+        if row is None:
+            self.beginInsertRows(QModelIndex(), insert_at, insert_at)
+            self._records.insert(insert_at, record)
+            self.endInsertRows()
+            return
+        self._records[row] = record
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def _remove(self, record_id: int) -> bool:
+        """Remove the row of ``record_id``; False when there is none."""
+        row = self.row_of(record_id)
+        if row is None:
+            return False
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._records[row]
+        self.endRemoveRows()
+        return True
+
+    def row_of(self, record_id: int) -> int | None:
+        """The row showing the record with id ``record_id``, if any."""
+        for row, record in enumerate(self._records):
+            if record.id == record_id:
+                return row
+        return None
+
+    def _record_at(self, row: int) -> Any | None:
+        return self._records[row] if 0 <= row < len(self._records) else None
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._records)
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        record = self._record_at(index.row()) if index.isValid() else None
+        if record is None:
+            return None
+        if role == RecordRole:
+            return record
+        if role == IdRole:
+            return record.id
+        return self._record_data(record, index.row(), role)
+
+    def _record_data(self, record: Any, row: int, role: int) -> Any:
+        raise NotImplementedError
+
+
+class AlbumListModel(_RecordListModel):
     """Albums with their photo counts and how many photos are missing on disk."""
 
     rename_requested = Signal(int, str)  # album id, new name (the window asks the library)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._albums: list[Any] = []
         self._missing: dict[int, int] = {}
 
     def set_albums(self, albums: Sequence[Any], missing: dict[int, int]) -> None:
         """Show a new album list with each album's count of missing photos."""
-        self.beginResetModel()  # the whole list changed (start-up, library moved)
-        self._albums = list(albums)
         self._missing = dict(missing)
-        self.endResetModel()
+        self._reset(albums)  # the whole list changed (start-up, library moved)
 
     def update_album(self, album: Any, missing: int | None = None) -> None:
-        """Insert ``album`` or refresh its row (and its missing-photo count)."""
-        row = self.row_of(album.id)
+        """Append ``album`` or refresh its row (and its missing-photo count)."""
         if missing is not None:
             self._missing[album.id] = missing
-        if row is None:
-            self.beginInsertRows(QModelIndex(), len(self._albums), len(self._albums))
-            self._albums.append(album)
-            self.endInsertRows()
-            return
-        self._albums[row] = album
-        index = self.index(row)
-        self.dataChanged.emit(index, index)
+        self._insert_or_refresh(album, len(self._records))
 
     def remove_album(self, album_id: int) -> None:
         """Remove the row of ``album_id``."""
-        row = self.row_of(album_id)
-        if row is None:
-            return
-        self.beginRemoveRows(QModelIndex(), row, row)
-        del self._albums[row]
-        self._missing.pop(album_id, None)
-        self.endRemoveRows()
-
-    def row_of(self, album_id: int) -> int | None:
-        for row, album in enumerate(self._albums):
-            if album.id == album_id:
-                return row
-        return None
+        if self._remove(album_id):
+            self._missing.pop(album_id, None)
 
     def album_at(self, row: int) -> Any | None:
-        return self._albums[row] if 0 <= row < len(self._albums) else None
+        return self._record_at(row)
 
     def albums(self) -> list[Any]:
-        return list(self._albums)
+        return list(self._records)
 
     def missing_count(self, album_id: int) -> int:
         return self._missing.get(album_id, 0)
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._albums)
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._albums):
-            return None
-        album = self._albums[index.row()]
+    def _record_data(self, album: Any, row: int, role: int) -> Any:
         missing = self._missing.get(album.id, 0)
         if role == Qt.ItemDataRole.DisplayRole:
             photos = f"{album.photo_count} photo{'s' if album.photo_count != 1 else ''}"
@@ -115,10 +152,6 @@ class AlbumListModel(QAbstractListModel):
             return f"Album {album.name}, {album.photo_count} photos" + (
                 f", {missing} missing" if missing else ""
             )
-        if role == RecordRole:
-            return album
-        if role == IdRole:
-            return album.id
         return None
 
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
@@ -130,14 +163,14 @@ class AlbumListModel(QAbstractListModel):
         if not index.isValid() or role != Qt.ItemDataRole.EditRole:
             return False
         name = str(value).strip()
-        album = self._albums[index.row()]
+        album = self._records[index.row()]
         if not name or name == album.name:
             return False
         self.rename_requested.emit(album.id, name)
         return True
 
 
-class PhotoListModel(QAbstractListModel):
+class PhotoListModel(_RecordListModel):
     """The photos of one album, in story order, with thumbnails; drag to reorder, drop to add."""
 
     order_changed = Signal(list)  # photo ids in the new order (after a drag inside the list)
@@ -145,33 +178,24 @@ class PhotoListModel(QAbstractListModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._photos: list[Any] = []
         self._thumbnails: dict[int, QIcon] = {}
         self._placeholder: QIcon | None = None
         self.icon_size = QSize(128, 96)
 
     def set_photos(self, photos: Sequence[Any]) -> None:
         """Show a different album (or its reloaded photo list)."""
-        self.beginResetModel()
-        self._photos = list(photos)
-        keep = {photo.id for photo in self._photos}
+        keep = {photo.id for photo in photos}
         self._thumbnails = {k: v for k, v in self._thumbnails.items() if k in keep}
-        self.endResetModel()
+        self._reset(photos)
 
     def photos(self) -> list[Any]:
-        return list(self._photos)
+        return list(self._records)
 
     def photo_at(self, row: int) -> Any | None:
-        return self._photos[row] if 0 <= row < len(self._photos) else None
+        return self._record_at(row)
 
     def ids(self) -> list[int]:
-        return [photo.id for photo in self._photos]
-
-    def row_of(self, photo_id: int) -> int | None:
-        for row, photo in enumerate(self._photos):
-            if photo.id == photo_id:
-                return row
-        return None
+        return [photo.id for photo in self._records]
 
     def set_thumbnail(self, photo_id: int, image: QImage) -> None:
         """Show ``image`` as the thumbnail of ``photo_id``."""
@@ -199,7 +223,7 @@ class PhotoListModel(QAbstractListModel):
         if not moving:
             return False
         rest = [pid for pid in self.ids() if pid not in set(moving)]
-        before_row = len(self._photos) if before_row < 0 else before_row
+        before_row = len(self._records) if before_row < 0 else before_row
         insert_at = len([pid for pid in self.ids()[:before_row] if pid not in set(moving)])
         new_order = rest[:insert_at] + moving + rest[insert_at:]
         if new_order == self.ids():
@@ -217,20 +241,14 @@ class PhotoListModel(QAbstractListModel):
             # beginMoveRows wants the destination row as counted before the move.
             if not self.beginMoveRows(QModelIndex(), source, source, QModelIndex(), target):
                 continue
-            photo = self._photos.pop(source)
-            self._photos.insert(target, photo)
+            photo = self._records.pop(source)
+            self._records.insert(target, photo)
             self.endMoveRows()
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._photos)
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._photos):
-            return None
-        photo = self._photos[index.row()]
+    def _record_data(self, photo: Any, row: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             date = (photo.captured_at or "")[:10]
-            label = f"{index.row() + 1}. {photo.path.name}"
+            label = f"{row + 1}. {photo.path.name}"
             if photo.missing:
                 return f"{label}\n⚠ missing"
             return f"{label}\n{date}" if date else label
@@ -250,11 +268,7 @@ class PhotoListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ForegroundRole and photo.missing:
             return QColor("#b00020")
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"Photo {index.row() + 1}: {photo.path.name}"
-        if role == RecordRole:
-            return photo
-        if role == IdRole:
-            return photo.id
+            return f"Photo {row + 1}: {photo.path.name}"
         return None
 
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
@@ -279,9 +293,9 @@ class PhotoListModel(QAbstractListModel):
 
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
         data = QMimeData()
-        ids = [self._photos[index.row()].id for index in sorted(indexes, key=lambda i: i.row())]
+        ids = [self._records[index.row()].id for index in sorted(indexes, key=lambda i: i.row())]
         data.setData(PHOTO_IDS_MIME, QByteArray(json.dumps(ids).encode()))
-        data.setUrls([QUrl.fromLocalFile(str(self._photos[i.row()].path)) for i in indexes])
+        data.setUrls([QUrl.fromLocalFile(str(self._records[i.row()].path)) for i in indexes])
         return data
 
     def canDropMimeData(
@@ -318,59 +332,28 @@ class PhotoListModel(QAbstractListModel):
         return True
 
 
-class RunListModel(QAbstractListModel):
+class RunListModel(_RecordListModel):
     """The story runs (versions) of one album, newest first."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._runs: list[Any] = []
 
     def set_runs(self, runs: Sequence[Any]) -> None:
         """Show a new list of versions (newest first)."""
-        self.beginResetModel()
-        self._runs = sorted(runs, key=lambda run: run.id, reverse=True)
-        self.endResetModel()
+        self._reset(sorted(runs, key=lambda run: run.id, reverse=True))
 
     def upsert(self, run: Any) -> None:
         """Insert ``run`` at the top or refresh its row."""
-        row = self.row_of(run.id)
-        if row is None:
-            self.beginInsertRows(QModelIndex(), 0, 0)
-            self._runs.insert(0, run)
-            self.endInsertRows()
-            return
-        self._runs[row] = run
-        index = self.index(row)
-        self.dataChanged.emit(index, index)
+        self._insert_or_refresh(run, 0)
 
     def remove(self, run_id: int) -> None:
         """Remove the row of ``run_id``."""
-        row = self.row_of(run_id)
-        if row is None:
-            return
-        self.beginRemoveRows(QModelIndex(), row, row)
-        del self._runs[row]
-        self.endRemoveRows()
-
-    def row_of(self, run_id: int) -> int | None:
-        for row, run in enumerate(self._runs):
-            if run.id == run_id:
-                return row
-        return None
+        self._remove(run_id)
 
     def run_at(self, row: int) -> Any | None:
-        return self._runs[row] if 0 <= row < len(self._runs) else None
+        return self._record_at(row)
 
     def runs(self) -> list[Any]:
-        return list(self._runs)
+        return list(self._records)
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._runs)
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._runs):
-            return None
-        run = self._runs[index.row()]
+    def _record_data(self, run: Any, row: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return describe_run(run)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -383,10 +366,6 @@ class RunListModel(QAbstractListModel):
             if status in ("stopped", "interrupted"):
                 return QColor("#8a5a00")
             return None
-        if role == RecordRole:
-            return run
-        if role == IdRole:
-            return run.id
         return None
 
 
