@@ -196,7 +196,8 @@ def _looks_like_heif(path: Path, head: bytes) -> bool:
     )
 
 
-def _upright_size(image: Image.Image) -> tuple[int, int]:
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened photo once turned upright by its EXIF orientation."""
     orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     width, height = image.size
     return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
@@ -241,7 +242,7 @@ def prepare_image(path: str | Path, token_budget: int) -> PreparedImage:
     content_hash = hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as image:
-            original_size = _upright_size(image)
+            original_size = upright_size(image)
             prepared_size = prepared_size_for(original_size, token_budget)
             image.seek(0)  # first frame of animations (GIF, WebP, TIFF pages)
             if image.format == "JPEG":

@@ -26,6 +26,7 @@ from desktop_app.engine.events import (
     Timings,
     TokenEvent,
 )
+from desktop_app.engine.images import tokens_for_size, upright_size
 
 # Roughly token-sized pieces: a word with its leading space, or a run of punctuation/markup.
 _PIECE = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
@@ -57,9 +58,9 @@ class ScriptedBackend:
 
     def _photo_info(self, path: Path) -> PhotoInfo:
         with Image.open(path) as image:
-            original = image.size
+            original = upright_size(image)  # what the real backends report and boxes map onto
         prepared = self._prepared_size or original
-        return PhotoInfo(path, original, prepared, (prepared[0] // 28) * (prepared[1] // 28))
+        return PhotoInfo(path, original, prepared, tokens_for_size(prepared))
 
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         self.runs += 1

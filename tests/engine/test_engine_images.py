@@ -184,3 +184,14 @@ def test_boxes_map_both_ways_and_clamp() -> None:
     assert map_box_to_original((-10, 0, 500, 400), prepared, original) == pytest.approx(
         (0.0, 0.0, 4032.0, 3024.0)
     )
+
+
+def test_the_scripted_backend_reports_a_sideways_photo_upright(tmp_path: Path) -> None:
+    from desktop_app.engine.events import ResultEvent, StoryRequest
+    from desktop_app.engine.scripted import ScriptedBackend
+
+    photo = save_rotated_jpeg(tmp_path / "sideways.jpg", (120, 80))
+    events = ScriptedBackend("story").generate(StoryRequest((photo,)), should_stop=lambda: False)
+    result = next(e for e in events if isinstance(e, ResultEvent)).result
+    # Same as the real backends: the size boxes are mapped onto is the upright photo's.
+    assert result.photos[0].original_size == prepare_image(photo, 512).original_size == (80, 120)
