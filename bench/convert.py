@@ -34,8 +34,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(1, str(REPO_ROOT / "tests" / "convert"))
 
 import numpy as np  # noqa: E402
+from checkpoint_variants import write_safetensors  # noqa: E402
 
 TINY = REPO_ROOT / "tests" / "fixtures" / "tiny-qwen25vl" / "checkpoint"
 
@@ -58,27 +60,6 @@ import conversion.base as base
 base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "qwen2"
 runpy.run_path(root + "/convert_hf_to_gguf.py", run_name="__main__")
 """
-
-
-def _write_safetensors(
-    path: Path, tensors: dict[str, tuple[str, tuple[int, ...], np.ndarray]]
-) -> None:
-    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name, (dtype, shape, data) in tensors.items():
-        header[name] = {
-            "dtype": dtype,
-            "shape": list(shape),
-            "data_offsets": [offset, offset + data.nbytes],
-        }
-        offset += data.nbytes
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as handle:
-        handle.write(len(encoded).to_bytes(8, "little"))
-        handle.write(encoded)
-        for _, _, data in tensors.values():
-            data.tofile(handle)
 
 
 def _bf16(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -144,10 +125,10 @@ def make_checkpoint(folder: Path) -> int:
     total = 0
     for n, shard in enumerate(shards, start=1):
         file_name = f"model-{n:05d}-of-00002.safetensors"
-        tensors = {name: ("BF16", shapes[name], _bf16(shapes[name], rng, 0.02)) for name in shard}
-        _write_safetensors(folder / file_name, tensors)
+        tensors = {name: _bf16(shapes[name], rng, 0.02) for name in shard}  # uint16: BF16
+        write_safetensors(folder / file_name, tensors)
         weight_map |= dict.fromkeys(shard, file_name)
-        total += sum(t[2].nbytes for t in tensors.values())
+        total += sum(t.nbytes for t in tensors.values())
     (folder / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
     )
@@ -182,14 +163,18 @@ def make_checkpoint(folder: Path) -> int:
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of a child process; raises if it fails."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - started
-    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed ({child.returncode}):\n{stderr[-2000:]}")
+    # stderr goes to a file, not a pipe: nothing reads a pipe until the child exits, and a child
+    # that logs more than the pipe holds (llama.cpp's converter logs every tensor) would block.
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            log.seek(0)
+            stderr = log.read().decode(errors="replace")
+            raise RuntimeError(f"{command[:3]} failed ({child.returncode}):\n{stderr[-2000:]}")
     return elapsed, usage.ru_maxrss * 1024
 
 
