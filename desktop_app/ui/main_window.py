@@ -567,6 +567,14 @@ class MainWindow(QMainWindow):
         self.filmstrip.activated.connect(self._on_photo_clicked)
         self.photo_model.rowsMoved.connect(lambda *_: self.filmstrip.viewport().update())
         self.run_view.selectionModel().selectionChanged.connect(self._on_run_selection)
+        # The compare tab offers the versions the list shows, whatever changed them.
+        for signal in (
+            self.run_model.modelReset,
+            self.run_model.rowsInserted,
+            self.run_model.rowsRemoved,
+            self.run_model.dataChanged,
+        ):
+            signal.connect(lambda *_: self.compare_panel.set_runs(self.run_model.runs()))
         self.detail_combo.currentIndexChanged.connect(self._update_cost)
         self.story_panel.status_message.connect(self.show_status)
         self.analysis_panel.name_edited.connect(self.rename_entity)
@@ -1189,7 +1197,6 @@ class MainWindow(QMainWindow):
                     # Nothing was written (no model set up, a server down...): no version to keep.
                     self.library.delete_run(live.run_id)
                     self.run_model.remove(live.run_id)
-                    self.compare_panel.set_runs(self.run_model.runs())
                     run = None
             except StorytellerError:
                 logger.warning("could not record the failure of run %s", live.run_id)
@@ -1220,7 +1227,6 @@ class MainWindow(QMainWindow):
             show_error(self, err, action="Reading the stories")
             runs = []
         self.run_model.set_runs(runs)
-        self.compare_panel.set_runs(runs)
         if select_latest and runs:
             self._select_run_row(self.run_model.run_at(0).id)
         elif not runs:
@@ -1322,7 +1328,6 @@ class MainWindow(QMainWindow):
                 return
             self.run_model.remove(run.id)
         self.current_run = None
-        self.compare_panel.set_runs(self.run_model.runs())
         if self.current_album_id is not None:
             self._refresh_album_row(self.current_album_id)
         if self.run_model.rowCount():
@@ -1340,7 +1345,6 @@ class MainWindow(QMainWindow):
             self.show_status("An album needs two versions to compare: generate another one.")
             return
         left, right = runs[1], runs[0]  # older on the left
-        self.compare_panel.set_runs(all_runs)
         self.compare_panel.compare(
             self.library.run(left.id),
             self.library.run(right.id),

@@ -323,6 +323,17 @@ def test_versions_switch_delete_and_compare(
     assert window.current_run.id == second.id
 
 
+def test_the_compare_tab_offers_the_versions_the_list_shows(qtbot: Any, story_window: Any) -> None:
+    window = story_window
+    first = window.current_run
+    second = generate_and_wait(qtbot, window)  # no Compare click: the tab must follow anyway
+    combo = window.compare_panel.right_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == [second.id, first.id]
+    assert "complete" in combo.itemText(0)
+    window.delete_current_run()  # the newest one is selected
+    assert [combo.itemData(i) for i in range(combo.count())] == [first.id]
+
+
 def test_compared_versions_show_each_frames_photo_and_a_header(
     qtbot: Any,
     make_window: Callable[..., Any],
