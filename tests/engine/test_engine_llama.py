@@ -88,29 +88,18 @@ def run(
     return result, events
 
 
+def tell(tiny_model: TinyModel, photos: list[Path], *options: str) -> int:
+    """``storyteller tell PHOTOS --model TINY --mmproj TINY OPTIONS``; its exit code."""
+    model = ["--model", str(tiny_model.text_gguf), "--mmproj", str(tiny_model.mmproj_gguf)]
+    return cli_main(["tell", *map(str, photos), *model, *options])
+
+
 def test_tell_writes_a_story_json_with_the_photo_sizes(
     tiny_model: TinyModel, album: list[Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "story.json"
-    code = cli_main(
-        [
-            "tell",
-            *map(str, album),
-            "--model",
-            str(tiny_model.text_gguf),
-            "--mmproj",
-            str(tiny_model.mmproj_gguf),
-            "--format",
-            "json",
-            "--out",
-            str(out),
-            "--max-tokens",
-            "48",
-            "--seed",
-            "5",
-            "--quiet",
-        ]
-    )
+    options = ["--format", "json", "--out", str(out), "--max-tokens", "48", "--seed", "5", "-q"]
+    code = tell(tiny_model, album, *options)
     assert code == 0
     data = json.loads(out.read_text())
     photos = data["run"]["photos"]
@@ -294,22 +283,7 @@ def test_ctrl_c_keeps_the_partial_story_in_out(
     monkeypatch.setattr(tell_cmd._Progress, "event", event)
     monkeypatch.setattr(tell_cmd.StopOnCtrlC, "__call__", lambda self: len(tokens_seen) >= 3)
     out = tmp_path / "partial.json"
-    code = cli_main(
-        [
-            "tell",
-            *map(str, album),
-            "--model",
-            str(tiny_model.text_gguf),
-            "--mmproj",
-            str(tiny_model.mmproj_gguf),
-            "--format",
-            "json",
-            "--out",
-            str(out),
-            "--max-tokens",
-            "64",
-        ]
-    )
+    code = tell(tiny_model, album, "--format", "json", "--out", str(out), "--max-tokens", "64")
     assert code == 130
     data = json.loads(out.read_text())
     assert data["run"]["finish_reason"] == "cancelled"
@@ -320,9 +294,8 @@ def test_html_output_shows_each_photo_beside_its_frame(
     tiny_model: TinyModel, album: list[Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "story.html"
-    args = ["tell", *map(str, album[:2]), "--model", str(tiny_model.text_gguf)]
-    args += ["--mmproj", str(tiny_model.mmproj_gguf), "--format", "html", "--out", str(out)]
-    assert cli_main([*args, "--max-tokens", "1500", "--strict-format", "-q"]) == 0
+    options = ["--format", "html", "--out", str(out), "--max-tokens", "1500", "--strict-format"]
+    assert tell(tiny_model, album[:2], *options, "-q") == 0
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert page.count("data:image/jpeg;base64,") == 2
