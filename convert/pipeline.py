@@ -222,6 +222,15 @@ def _existing_outputs(outdir: Path, names: list[str]) -> list[Path]:
     return found
 
 
+def _io_error(err: OSError, out_dir: Path) -> ConversionError:
+    """An operating-system error while converting, as a message that names the file and the fix."""
+    return ConversionError(
+        f"converting stopped at {err.filename or out_dir}: {err.strerror or err}. Check that the "
+        f"checkpoint can be read and that {out_dir} can be written and has free space (or choose "
+        "another --outdir), then run again"
+    )
+
+
 class _Reporter:
     """Turns byte counts into ProgressEvents for the caller's callback."""
 
@@ -298,7 +307,10 @@ def convert_checkpoint(
                 )
 
     out_dir = Path(outdir).expanduser().resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _io_error(err, out_dir) from err
     text_name, mmproj_name = output_names(model_name, text_quant, projector_type)
     existing = _existing_outputs(out_dir, [text_name, mmproj_name])
     if existing and not force:
@@ -421,6 +433,8 @@ def convert_checkpoint(
         manifest_tmp = partial(manifest_path)
         manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.replace(manifest_tmp, manifest_path)
+    except OSError as err:  # a full disk, a folder made read-only, a shard that went away
+        raise _io_error(err, out_dir) from err
     finally:
         for tmp in partials:
             with contextlib.suppress(FileNotFoundError):

@@ -6,6 +6,7 @@ output with gguf-py; llama.cpp itself is exercised in test_convert_parity / test
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -325,6 +326,18 @@ def test_a_failure_midway_leaves_nothing_that_looks_complete(
 
     monkeypatch.setattr(gguf_write.TensorProducer, "chunks", failing_chunks)
     with pytest.raises(KeyboardInterrupt):
+        convert_tiny(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_midway_is_a_conversion_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: gguf_write.TensorProducer, planned: gguf_write.PlannedTensor) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x.partial"))
+
+    monkeypatch.setattr(gguf_write.TensorProducer, "chunks", disk_full)
+    with pytest.raises(ConversionError, match=r"x\.partial: No space left.*another --outdir"):
         convert_tiny(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
