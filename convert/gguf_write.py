@@ -6,6 +6,7 @@ just those rows, so even the 7B's 152064 x 3584 embedding never sits in memory w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,7 @@ class PlannedTensor:
 
     @property
     def n_elements(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:

@@ -8,6 +8,7 @@ tensor, not the model.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,10 +41,7 @@ class TensorEntry:
 
     @property
     def n_elements(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
 
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
