@@ -247,7 +247,6 @@ JOBS = {
 def main(request_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
     arrays: dict[str, Any] = {}
-    summary = []
     for index, job in enumerate(request["jobs"]):
         result = JOBS[job["kind"]](job)
         entry: dict[str, Any] = {"kind": job["kind"]}
@@ -256,7 +255,6 @@ def main(request_path: str) -> int:
                 entry[key] = value
             else:
                 arrays[f"{index}_{key}"] = np.asarray(value)
-        summary.append(entry)
         print(json.dumps({"done": index, **entry}), flush=True)
     np.savez(request["out"], **arrays)
     return 0
