@@ -16,11 +16,8 @@ from collections.abc import Sequence
 
 from desktop_app import __version__
 from desktop_app.cli import selftest_cmd
+from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.errors import StorytellerError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 # Subcommand modules, in the order `storyteller --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (

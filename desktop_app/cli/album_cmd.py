@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.engine.events import (
     RunResult,
     ShouldStop,
@@ -22,10 +23,6 @@ from desktop_app.engine.events import (
 )
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace, Library], int]
 

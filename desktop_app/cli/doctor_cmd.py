@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from desktop_app.errors import StorytellerError
 
-EXIT_OK = 0
-EXIT_FAILED = 1
 PROBE_TIMEOUT_S = 600
 
 

@@ -15,8 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_FAILED = 1
+from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_OK
 
 SELF_TEST_HELP = (
     "check that Qt, llama.cpp and photo loading work (offscreen when there is no display) and "

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_app.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.engine.events import (
     DEFAULT_INSTRUCTION,
     Detail,
@@ -33,9 +34,6 @@ from desktop_app.engine.events import (
 )
 from desktop_app.errors import StorytellerError
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 FORMATS = ("json", "text", "md", "html")
 
 
