@@ -225,7 +225,7 @@ class FirstRunGuide(QDialog):
         if not path:
             return
         model = Path(path)
-        mmproj = next((p for p in model.parent.glob("*.gguf") if "mmproj" in p.name.lower()), None)
+        mmproj = services.projector_beside(model)
         if mmproj is None or "mmproj" in model.name.lower():
             other, _ = QFileDialog.getOpenFileName(
                 self, "Vision file (mmproj)", str(model.parent), "GGUF (*.gguf)"

@@ -203,6 +203,13 @@ def model_configured(settings: Any) -> bool:
         return False
 
 
+def projector_beside(model: Path) -> Path | None:
+    """The vision (mmproj) GGUF the engine pairs with the text GGUF ``model``, found beside it."""
+    from desktop_app.engine.models import find_models
+
+    return next((m.mmproj_path for m in find_models([model.parent]) if m.text_path == model), None)
+
+
 def describe_backend_settings(settings: Any) -> str:
     """Backend and device for the status bar, before any model is loaded."""
     if settings is None:

@@ -162,7 +162,7 @@ class SettingsDialog(QDialog):
         if path:
             self.model_edit.setText(path)
             if not self.mmproj_edit.text():
-                pair = next(Path(path).parent.glob("*mmproj*.gguf"), None)
+                pair = services.projector_beside(Path(path))
                 if pair is not None:
                     self.mmproj_edit.setText(str(pair))
 

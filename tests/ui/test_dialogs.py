@@ -42,6 +42,34 @@ def test_settings_dialog_saves_what_the_user_entered(qtbot: Any, tmp_path: Path)
     assert load_settings() == settings  # written to the settings file
 
 
+def test_picking_a_model_fills_in_the_vision_file_the_engine_pairs_with_it(
+    qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    from desktop_app.engine.factory import resolve_model
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model = folder / "story-Q4_K_M.gguf"
+    names = ("mmproj-aaa-f16.gguf", "mmproj-bbb-f16.gguf", "mmproj-story-f16.gguf", "xmmproj.gguf")
+    for path in (model, *(folder / name for name in names)):
+        path.write_bytes(b"GGUF")
+    partner = folder / "mmproj-story-f16.gguf"
+    assert resolve_model(model, None).mmproj_path == partner  # what "automatic" loads
+    picked = [(str(model), "")]
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: picked.pop(0))
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    dialog._pick_model()
+    assert (dialog.model_edit.text(), dialog.mmproj_edit.text()) == (str(model), str(partner))
+    picked.append((str(model), ""))
+    guide = FirstRunGuide(Settings())
+    qtbot.addWidget(guide)
+    guide._locate()
+    assert (guide.model_path, guide.mmproj_path) == (model, partner)
+
+
 def test_settings_dialog_names_the_field_to_fix_and_saves_nothing(qtbot: Any) -> None:
     dialog = SettingsDialog(Settings())
     qtbot.addWidget(dialog)
