@@ -311,6 +311,27 @@ def test_not_enough_disk_space_is_checked_before_writing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_k_quant_space_check_counts_the_intermediate_and_the_final_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K-quants hold the F16/BF16 intermediate and the quantized file at once: room for the
+    16-bit pair alone (what an F16 conversion writes) must not be taken as enough."""
+    f16 = convert_tiny(tmp_path / "f16")
+    room_for_f16 = (
+        f16.text_gguf.stat().st_size + f16.mmproj_gguf.stat().st_size + pipeline.DISK_MARGIN_BYTES
+    )
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(
+        pipeline.shutil,
+        "disk_usage",
+        lambda path: usage(10**12, 10**12 - room_for_f16, room_for_f16),
+    )
+    convert_tiny(tmp_path / "f16-again")  # the check itself lets F16 through
+    with pytest.raises(InsufficientDiskSpaceError, match="free some space"):
+        convert_tiny(tmp_path / "q4", quant="Q4_K_M")
+    assert list((tmp_path / "q4").iterdir()) == []
+
+
 def test_a_failure_midway_leaves_nothing_that_looks_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
