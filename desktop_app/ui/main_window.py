@@ -955,6 +955,7 @@ class MainWindow(QMainWindow):
         photos = [p for p in self.photo_model.photos() if p.width and p.height]
         if not photos:
             self.cost_label.setText("Drop photos here or use Add photos (5–10 work best)")
+            self.cost_label.setToolTip("")  # not the estimate of the photos that were here
             return
         estimate = services.estimate_cost(
             [(p.width, p.height) for p in photos], self.detail(), self.max_tokens()

@@ -700,6 +700,10 @@ def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
     window.detail_combo.setCurrentIndex(2)  # high detail: the estimate is recomputed
     assert "⚠" in window.cost_label.text()
     assert "GiB of memory" in window.cost_label.toolTip()
+    window.filmstrip.selectAll()
+    window.remove_selected_photos()  # no photos left: no estimate to explain
+    assert "⚠" not in window.cost_label.text()
+    assert "GiB" not in window.cost_label.toolTip()
 
 
 def test_photos_dropped_with_no_album_selected_go_into_a_new_album(
