@@ -40,6 +40,16 @@ IdRole = Qt.ItemDataRole.UserRole + 1
 FrameRole = Qt.ItemDataRole.UserRole + 2
 
 
+def _set_rows(table: QTableWidget, rows: list[list[str]]) -> None:
+    """Show ``rows`` of text in ``table``, each cell's full text also as its tooltip."""
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            item = QTableWidgetItem(value)
+            item.setToolTip(value)
+            table.setItem(r, c, item)
+
+
 def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTableWidget:
     table = QTableWidget(len(rows), len(headers), parent)
     table.setHorizontalHeaderLabels(headers)
@@ -47,11 +57,7 @@ def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTable
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setWordWrap(True)
     table.setAlternatingRowColors(True)
-    for r, row in enumerate(rows):
-        for c, value in enumerate(row):
-            item = QTableWidgetItem(value)
-            item.setToolTip(value)
-            table.setItem(r, c, item)
+    _set_rows(table, rows)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setStretchLastSection(True)
@@ -293,12 +299,7 @@ class AnalysisPanel(QWidget):
             for p in story.narrative
         ]
         table = self.narrative_table
-        table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, value in enumerate(row):
-                item = QTableWidgetItem(value)
-                item.setToolTip(value)
-                table.setItem(r, c, item)
+        _set_rows(table, rows)
         table.resizeRowsToContents()
         table.setMaximumHeight(16777215)
 

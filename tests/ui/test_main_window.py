@@ -501,6 +501,21 @@ def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
     assert_rect_close(box_rect(box), expected_scene_rect(3, "char3"))
 
 
+def test_the_narrative_tab_lists_each_phase_with_its_frames(story_window: Any) -> None:
+    table = story_window.analysis_panel.narrative_table
+    rows = [
+        [table.item(r, c).text() for c in range(table.columnCount())]
+        for r in range(table.rowCount())
+    ]
+    assert [row[0] for row in rows] == ["Introduction", "Development", "Conflict", "Conclusion"]
+    assert rows[2][1:] == [
+        "The kite is caught in the old oak",
+        "Maya cannot reach it; Grandpa Joe arrives",
+        "3",
+    ]
+    assert table.item(2, 2).toolTip() == rows[2][2]  # a cut-off cell shows its text on hover
+
+
 def test_a_folder_dropped_on_the_album_list_is_imported(
     qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
