@@ -136,6 +136,7 @@ def read_vocab(
         content = _token_content(tokenizer_config.get(key))
         return ids.get(content) if content else None
 
+    bos_id, eos_id = token_id("bos_token"), token_id("eos_token")
     chat_template = read_chat_template(folder, tokenizer_config)
     if not chat_template:
         raise MissingFileError(
@@ -146,8 +147,8 @@ def read_vocab(
         tokens=tuple(tokens),
         token_types=tuple(token_types),
         merges=merges,
-        bos_id=token_id("bos_token") if token_id("bos_token") is not None else config_bos,
-        eos_id=token_id("eos_token") if token_id("eos_token") is not None else config_eos,
+        bos_id=bos_id if bos_id is not None else config_bos,
+        eos_id=eos_id if eos_id is not None else config_eos,
         pad_id=token_id("pad_token"),
         chat_template=chat_template,
     )
