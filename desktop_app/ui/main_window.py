@@ -12,6 +12,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,21 +92,18 @@ DEFAULT_MAX_TOKENS = 4096  # the model card's limit; Settings.max_tokens overrid
 BackendFactory = Callable[[], StoryBackend]
 
 
+@dataclass
 class LiveRun:
     """The run being generated: its id, the stream parser and speed bookkeeping."""
 
-    def __init__(self, album_id: int, run_id: int, frame_count: int, parser: Any) -> None:
-        self.album_id = album_id
-        self.run_id = run_id
-        self.frame_count = frame_count
-        self.parser = parser
-        self.tokens = 0
-        self.started = time.perf_counter()
-        self.first_token_at: float | None = None
-        self.dirty = False
-        self.frame_photos: dict[int, FramePhoto] = {}
-        self.phase = ""
-        self.stop_requested = False
+    album_id: int
+    run_id: int
+    frame_count: int
+    parser: Any
+    frame_photos: dict[int, FramePhoto]
+    tokens: int = 0
+    first_token_at: float | None = None
+    dirty: bool = False  # tokens arrived since the last render
 
     def tokens_per_s(self) -> float:
         """Decoding speed since the first token."""
@@ -1032,14 +1030,13 @@ class MainWindow(QMainWindow):
         except StorytellerError as err:
             show_error(self, err, action="Starting the story")
             return
-        self.live = LiveRun(
-            self.current_album_id, run_id, len(usable), services.new_stream_parser()
-        )
         frame_photos = {
             index: FramePhoto(p.path, services.prepared_size((p.width, p.height), self.detail()))
             for index, p in enumerate(usable, start=1)
         }
-        self.live.frame_photos = frame_photos
+        self.live = LiveRun(
+            self.current_album_id, run_id, len(usable), services.new_stream_parser(), frame_photos
+        )
         self.current_run = None  # the panels now show the run being written
         self.story_panel.set_frame_photos(frame_photos)
         self.analysis_panel.set_frame_photos(frame_photos)
@@ -1093,7 +1090,6 @@ class MainWindow(QMainWindow):
     def _on_phase(self, event: PhaseEvent) -> None:
         if self.live is None:
             return
-        self.live.phase = event.describe()
         self.phase_label.setText(event.describe().capitalize() + "…")
         if event.total:
             self.progress_bar.setRange(0, event.total)
@@ -1156,7 +1152,6 @@ class MainWindow(QMainWindow):
         """Stop writing at the next token; the story so far becomes a stopped version."""
         if self._generation is None or self.live is None:
             return
-        self.live.stop_requested = True
         self._generation.cancel()
         self.phase_label.setText("Stopping…")
         self.act_stop.setEnabled(False)
