@@ -2,8 +2,8 @@
 
 Order of work: read and check everything (config, tensor names, tokenizer, adapter, output folder,
 disk space) before writing a byte; write both GGUFs under ``*.partial`` names; quantize K-quants
-from an F16/BF16 intermediate; hash; rename; write manifest.json last. Any failure removes the
-partial files, so an interrupted run leaves nothing that looks complete.
+from an F16/BF16 intermediate; hash; flush to disk; rename; write manifest.json last. Any failure
+removes the partial files, so an interrupted run leaves nothing that looks complete.
 """
 
 from __future__ import annotations
@@ -196,6 +196,13 @@ def _mmproj_metadata(
     writer.add_vision_spatial_merge_size(vision.spatial_merge_size)
     writer.add_vision_image_mean([float(v) for v in vision.image_mean])
     writer.add_vision_image_std([float(v) for v in vision.image_std])
+
+
+def _flush_to_disk(path: Path) -> None:
+    """Make a finished file durable before it is renamed to its final name, so a power cut
+    cannot leave a final-named file with missing data (the rename may reach the disk first)."""
+    with open(path, "r+b") as handle:
+        os.fsync(handle.fileno())
 
 
 def _sha256(path: Path, on_bytes: Callable[[int], None]) -> str:
@@ -405,6 +412,8 @@ def convert_checkpoint(
         sizes = {"text": text_tmp.stat().st_size, "mmproj": mmproj_tmp.stat().st_size}
         advance = reporter.stage(Stage.CHECKSUM, sizes["text"] + sizes["mmproj"])
         hashes = {"text": _sha256(text_tmp, advance), "mmproj": _sha256(mmproj_tmp, advance)}
+        _flush_to_disk(text_tmp)
+        _flush_to_disk(mmproj_tmp)
         for old in _existing_outputs(out_dir, [text_name, mmproj_name]):
             old.unlink()
         os.replace(text_tmp, text_path)
@@ -432,6 +441,7 @@ def convert_checkpoint(
         manifest_path = out_dir / MANIFEST_NAME
         manifest_tmp = partial(manifest_path)
         manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _flush_to_disk(manifest_tmp)
         os.replace(manifest_tmp, manifest_path)
     except OSError as err:  # a full disk, a folder made read-only, a shard that went away
         raise _io_error(err, out_dir) from err
