@@ -1,27 +1,25 @@
 """Exporting a story version: HTML with embedded photos, Markdown, JSON and PDF.
 
 HTML, Markdown and JSON come from ``desktop_app.story``'s renderers; PDF is laid out by Qt
-(``QTextDocument`` printed to a ``QPdfWriter``, both usable outside the GUI thread, as are the
-``QImage`` photos it embeds). Every file is written to a temporary name and renamed, and every
-export may run in a worker thread.
+(``QTextDocument`` printed to a ``QPdfWriter`` over a ``QBuffer``, all usable outside the GUI
+thread, as are the ``QImage`` photos it embeds). Every file is written to a temporary name and
+renamed (``desktop_app.fileio``), and every export may run in a worker thread.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
-from PySide6.QtCore import QMarginsF, QUrl
+from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QUrl
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from desktop_app.errors import StorytellerError
-from desktop_app.fileio import atomic_write_text
+from desktop_app.fileio import atomic_write_bytes, atomic_write_text
 from desktop_app.ui import services
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import load_thumbnail
@@ -73,10 +71,14 @@ def export_story(
     try:
         atomic_write_text(path, text)
     except OSError as err:
-        raise StorytellerError(
-            f"{path} cannot be written ({err.strerror or err}): choose another folder"
-        ) from err
+        raise _cannot_write(path, err) from err
     return path
+
+
+def _cannot_write(path: Path, err: OSError) -> StorytellerError:
+    return StorytellerError(
+        f"{path} cannot be written ({err.strerror or err}): choose another folder"
+    )
 
 
 def write_pdf(
@@ -94,32 +96,30 @@ def write_pdf(
         images[index] = url
     rendered = render_story(story, names=names, frame_images=images, image_width=200, links=False)
     document.setHtml(f"<h1>{_escape(title)}</h1>{rendered.html}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
-        writer = QPdfWriter(tmp_name)
-        writer.setTitle(title)
-        writer.setCreator("Storyteller")
-        writer.setResolution(150)
-        writer.setPageLayout(
-            QPageLayout(
-                QPageSize(QPageSize.PageSizeId.A4),
-                QPageLayout.Orientation.Portrait,
-                QMarginsF(15, 15, 15, 15),
-                QPageLayout.Unit.Millimeter,
-            )
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(buffer)
+    writer.setTitle(title)
+    writer.setCreator("Storyteller")
+    writer.setResolution(150)
+    writer.setPageLayout(
+        QPageLayout(
+            QPageSize(QPageSize.PageSizeId.A4),
+            QPageLayout.Orientation.Portrait,
+            QMarginsF(15, 15, 15, 15),
+            QPageLayout.Unit.Millimeter,
         )
-        document.print_(writer)
-        del writer  # finishes the file
-        if os.path.getsize(tmp_name) == 0:
-            raise StorytellerError(f"{path} could not be written as PDF: the file came out empty")
-        os.replace(tmp_name, target)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    )
+    document.print_(writer)
+    del writer  # finishes the PDF
+    pdf = bytes(buffer.data().data())
+    buffer.close()
+    if not pdf:
+        raise StorytellerError(f"{path} could not be written as PDF: the file came out empty")
+    try:
+        atomic_write_bytes(path, pdf)
+    except OSError as err:
+        raise _cannot_write(path, err) from err
 
 
 def _escape(text: str) -> str:

@@ -292,6 +292,20 @@ def test_export_writes_the_story_with_the_users_names(
     assert run.id == window.current_run.id
 
 
+@pytest.mark.parametrize("kind", ["markdown", "pdf"])
+def test_an_export_that_cannot_be_written_says_what_to_do(tmp_path: Path, kind: str) -> None:
+    from desktop_app.errors import StorytellerError
+    from desktop_app.ui import services
+    from desktop_app.ui.exporting import export_story
+
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("")
+    story = services.parse_story(ui_sample.story_text())
+    with pytest.raises(StorytellerError, match=r"cannot be written \(.*\): choose another folder"):
+        export_story(kind, not_a_folder / f"story.{kind}", story, [], {}, {}, "Kite day")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_copy_as_text_puts_the_plain_story_on_the_clipboard(story_window: Any) -> None:
     story_window.copy_story()
     text = QApplication.clipboard().text()
