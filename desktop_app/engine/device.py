@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 logger = logging.getLogger(__name__)
@@ -167,30 +168,28 @@ def accelerator(n_gpu_layers: int = -1) -> str:
     return gpu_backend(compiled_backends()) or "GPU"
 
 
+def _linux_physical_cores(cpu_root: Path = Path("/sys/devices/system/cpu")) -> int | None:
+    """Cores as the kernel's topology groups hardware threads: one sibling list per core.
+
+    Unlike ``/proc/cpuinfo``'s "core id" (x86 only), this also holds on ARM, where every CPU
+    is its own core. None when the topology cannot be read.
+    """
+    try:
+        siblings = {
+            path.read_text(encoding="ascii").strip()
+            for path in cpu_root.glob("cpu[0-9]*/topology/thread_siblings_list")
+        }
+    except OSError:
+        return None
+    return len(siblings) or None
+
+
 @functools.lru_cache(maxsize=1)
 def physical_cores() -> int:
     """Physical CPU cores (hyper-threads do not speed up llama.cpp's matrix kernels)."""
     count: int | None = None
     if sys.platform.startswith("linux"):
-        try:
-            cores = set()
-            physical_id = core_id = ""
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                for line in handle:
-                    key, _, value = line.partition(":")
-                    key, value = key.strip(), value.strip()
-                    if key == "physical id":
-                        physical_id = value
-                    elif key == "core id":
-                        core_id = value
-                    elif not key and (physical_id or core_id):
-                        cores.add((physical_id, core_id))
-                        physical_id = core_id = ""
-            if physical_id or core_id:
-                cores.add((physical_id, core_id))
-            count = len(cores) or None
-        except OSError:
-            count = None
+        count = _linux_physical_cores()
     elif sys.platform == "darwin":
         try:
             out = subprocess.run(

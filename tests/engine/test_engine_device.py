@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,30 @@ def test_gpu_backend_names_the_accelerator_in_users_words(
     backends: tuple[str, ...], label: str | None
 ) -> None:
     assert device.gpu_backend(backends) == label
+
+
+def _topology(root: Path, siblings: list[str]) -> Path:
+    for index, listed in enumerate(siblings):
+        folder = root / f"cpu{index}" / "topology"
+        folder.mkdir(parents=True)
+        (folder / "thread_siblings_list").write_text(listed + "\n")
+    (root / "cpufreq").mkdir()  # not a CPU
+    return root
+
+
+@pytest.mark.parametrize(
+    ("siblings", "cores"),
+    [
+        (["0,2", "1,3", "0,2", "1,3"], 2),  # x86 with hyper-threading: two threads per core
+        (["0", "1", "2", "3", "4", "5"], 6),  # ARM (Ampere, Apple silicon under Linux): no SMT
+        (["0-1", "0-1", "2-3", "2-3"], 2),
+    ],
+)
+def test_linux_cores_come_from_the_kernels_thread_siblings(
+    siblings: list[str], cores: int, tmp_path: Path
+) -> None:
+    assert device._linux_physical_cores(_topology(tmp_path, siblings)) == cores
+
+
+def test_no_topology_means_unknown(tmp_path: Path) -> None:
+    assert device._linux_physical_cores(tmp_path) is None
