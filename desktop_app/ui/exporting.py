@@ -9,17 +9,17 @@ renamed (``desktop_app.fileio``), and every export may run in a worker thread.
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps
 from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QUrl
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from desktop_app.errors import StorytellerError
 from desktop_app.fileio import atomic_write_bytes, atomic_write_text
+from desktop_app.library.errors import PhotoUnreadableError
+from desktop_app.library.thumbnails import fitted_jpeg
 from desktop_app.ui import services
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import load_thumbnail
@@ -37,14 +37,10 @@ EMBED_MAX_SIDE = 1280  # photos embedded in HTML exports are downscaled to this
 def photo_data_uri(path: Path, max_side: int = EMBED_MAX_SIDE) -> str | None:
     """The photo as a JPEG ``data:`` URI (EXIF rotation applied), or None if unreadable."""
     try:
-        with Image.open(path) as image:
-            upright = ImageOps.exif_transpose(image).convert("RGB")
-    except OSError:
+        jpeg = fitted_jpeg(path, max_side)  # the library's thumbnail decode path
+    except PhotoUnreadableError:
         return None
-    upright.thumbnail((max_side, max_side))
-    buffer = io.BytesIO()
-    upright.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def export_story(
