@@ -160,6 +160,7 @@ def test_heic_is_read_with_pillow_heif(tmp_path: Path) -> None:
 def test_prepare_photos_reports_every_bad_file_and_keeps_the_good(tmp_path: Path) -> None:
     good = tmp_path / "good.png"
     Image.new("RGB", (84, 84)).save(good)
+    original = good.read_bytes()
     (tmp_path / "a.jpg").write_bytes(b"")
     (tmp_path / "b.jpg").write_bytes(b"nope")
     prepared: list = []
@@ -171,7 +172,8 @@ def test_prepare_photos_reports_every_bad_file_and_keeps_the_good(tmp_path: Path
     assert "2 photos cannot be used" in str(caught.value)
     assert "a.jpg" in str(caught.value) and "b.jpg" in str(caught.value)
     assert [p.path for p in prepared] == [good]
-    assert good.read_bytes()  # originals untouched
+    assert good.read_bytes() == original  # originals untouched
+    assert (tmp_path / "b.jpg").read_bytes() == b"nope"
 
 
 def test_boxes_map_both_ways_and_clamp() -> None:
