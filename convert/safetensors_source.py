@@ -58,7 +58,7 @@ def read_header(path: Path) -> list[TensorEntry]:
             head = handle.read(8)
             if len(head) != 8:
                 raise ConversionError(
-                    f"{path} is not a safetensors file: it is shorter than 8 bytes"
+                    f"{path} is not a safetensors file (it is shorter than 8 bytes): download it again"
                 )
             (header_len,) = struct.unpack("<Q", head)
             file_size = path.stat().st_size
@@ -73,7 +73,9 @@ def read_header(path: Path) -> list[TensorEntry]:
             f"{path} is missing: download the complete checkpoint folder"
         ) from err
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConversionError(f"{path} is not a safetensors file (unreadable header)") from err
+        raise ConversionError(
+            f"{path} is not a safetensors file (unreadable header): download it again"
+        ) from err
     data_start = 8 + header_len
     entries = []
     for name, meta in header.items():
@@ -133,7 +135,7 @@ class TensorSource:
                 if entry.dtype not in _STORED_DTYPES:
                     raise ConversionError(
                         f"{entry.name} in {path.name} is stored as {entry.dtype}; only F32, F16 and BF16 "
-                        "checkpoints can be converted"
+                        "checkpoints can be converted: use the original, unquantized checkpoint"
                     )
                 self._entries[entry.name] = entry
 

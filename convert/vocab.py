@@ -15,6 +15,9 @@ from typing import Any
 from convert.config import load_json
 from convert.errors import ConversionError, MissingFileError
 
+# The fix for a tokenizer.json llama.cpp cannot use: QwenStoryteller shares Qwen's tokenizer.
+_USE_QWEN_TOKENIZER = "copy tokenizer.json from Qwen/Qwen2.5-VL-7B-Instruct"
+
 TOKEN_NORMAL = 1
 TOKEN_CONTROL = 3
 TOKEN_USER_DEFINED = 4
@@ -89,7 +92,8 @@ def read_vocab(
     model = tokenizer.get("model", {})
     if model.get("type") != "BPE":
         raise ConversionError(
-            f"tokenizer.json is a {model.get('type')} tokenizer; Qwen2.5-VL uses byte-level BPE"
+            f"tokenizer.json is a {model.get('type')} tokenizer; Qwen2.5-VL uses byte-level BPE: "
+            f"{_USE_QWEN_TOKENIZER}"
         )
     by_id: dict[int, str] = {int(i): t for t, i in model.get("vocab", {}).items()}
     types: dict[int, int] = dict.fromkeys(by_id, TOKEN_NORMAL)
@@ -105,7 +109,7 @@ def read_vocab(
     if max(by_id, default=-1) >= n_rows:
         raise ConversionError(
             f"tokenizer.json defines token id {max(by_id)}, but the embedding has only {n_rows} rows: "
-            "the tokenizer belongs to another model"
+            f"the tokenizer belongs to another model; {_USE_QWEN_TOKENIZER}"
         )
     tokens = []
     token_types = []
@@ -120,14 +124,16 @@ def read_vocab(
     for token in tokens:
         if token in seen:  # llama.cpp aborts the whole process on duplicate token strings
             raise ConversionError(
-                f"tokenizer.json defines the token {token!r} twice; llama.cpp needs unique tokens"
+                f"tokenizer.json defines the token {token!r} twice; llama.cpp needs unique tokens: "
+                f"{_USE_QWEN_TOKENIZER}"
             )
         seen.add(token)
 
     merges = tuple(_merge_string(m) for m in model.get("merges", []))
     if not merges:
         raise ConversionError(
-            "tokenizer.json has no BPE merges; llama.cpp cannot load a BPE vocabulary without them"
+            "tokenizer.json has no BPE merges; llama.cpp cannot load a BPE vocabulary without them: "
+            f"{_USE_QWEN_TOKENIZER}"
         )
 
     ids = {t: i for i, t in by_id.items()}
