@@ -328,8 +328,14 @@ def convert_checkpoint(
         )
 
     text_base = text_quant.spec.direct_type
+    file_type = text_quant.spec.file_type
     if text_base is None:  # a K-quant: llama.cpp quantizes from an F16/BF16 intermediate
         text_base = _intermediate_type(mapped, source, adapter)
+        file_type = (
+            gguf.LlamaFileType.MOSTLY_BF16
+            if text_base is GGML.BF16
+            else gguf.LlamaFileType.MOSTLY_F16
+        )
     text_plan = _plan(mapped, source, Part.TEXT, text_base)
     mmproj_base = projector_type.spec.direct_type
     assert mmproj_base is not None  # every mmproj type is written by gguf-py
@@ -361,15 +367,6 @@ def convert_checkpoint(
     try:
         text_written = partial(
             text_path, ".intermediate.partial" if text_quant.is_kquant else ".partial"
-        )
-        file_type = (
-            text_quant.spec.file_type
-            if not text_quant.is_kquant
-            else (
-                gguf.LlamaFileType.MOSTLY_BF16
-                if text_base is GGML.BF16
-                else gguf.LlamaFileType.MOSTLY_F16
-            )
         )
         write_gguf(
             text_written,
