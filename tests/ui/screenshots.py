@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -46,6 +47,7 @@ def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
                 break
             time.sleep(0.1)
         process.terminate()
+        process.wait(timeout=10)  # reap it before trying the next display
     sys.exit("could not start Xvfb on displays :90-:119")
 
 
@@ -79,7 +81,6 @@ def inner(out: Path) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QWidget
 
-    from desktop_app.engine.scripted import ScriptedBackend
     from desktop_app.settings import Settings
     from desktop_app.ui import services
     from desktop_app.ui.app import create_application
@@ -90,10 +91,8 @@ def inner(out: Path) -> int:
     photos = ui_sample.write_photos(Path(os.environ["STORYTELLER_HOME"]) / "Pictures" / "Kite day")
     delay = [0.0]
 
-    def backend() -> ScriptedBackend:
-        return ScriptedBackend(
-            ui_sample.story_text(), token_delay_s=delay[0], prepared_size=ui_sample.PREPARED_SIZE
-        )
+    def backend() -> Any:
+        return ui_sample.scripted_backend(ui_sample.story_text(), token_delay_s=delay[0])
 
     settings = Settings()
     library = services.open_library(settings)
