@@ -270,8 +270,7 @@ class AnalysisPanel(QWidget):
         for entity in (*frame.characters, *frame.objects):
             if entity.box is None or (only is not None and entity.id != only):
                 continue
-            box = entity.box
-            rect = services.map_box((box.x1, box.y1, box.x2, box.y2), prepared, original)
+            rect = services.map_box(entity.box, prepared, original)
             label = display_name(self.story, entity.id, self.names)
             overlays.append(BoxOverlay(entity.id, label, rect, colors.get(entity.id, "#ffcc00")))
         self.frame_photo.show_boxes(overlays)
@@ -371,7 +370,7 @@ class AnalysisPanel(QWidget):
             cache[photo.path] = (pixmap, (full.width(), full.height()))
         pixmap, original = cache[photo.path]
         prepared = photo.prepared_size or original
-        x1, y1, x2, y2 = services.map_box((box.x1, box.y1, box.x2, box.y2), prepared, original)
+        x1, y1, x2, y2 = services.map_box(box, prepared, original)
         # A square around the box (with a margin) so small or thin things keep some context.
         side = max(x2 - x1, y2 - y1) * 1.15
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2

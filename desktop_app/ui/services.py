@@ -51,13 +51,7 @@ def boxes_for(story: Any, entity_id: str) -> dict[int, Any]:
 
 def box_in_frame(story: Any, entity_id: str, frame: int) -> Any | None:
     """The box of ``entity_id`` in frame ``frame``, or None."""
-    for row in story.frames:
-        if row.index != frame:
-            continue
-        for entity in [*row.characters, *row.objects]:
-            if entity.id == entity_id and entity.box is not None:
-                return entity.box
-    return None
+    return story.boxes_for(entity_id).get(frame)
 
 
 def render_export(
@@ -99,14 +93,14 @@ def prepared_size(original_size: tuple[int, int], detail: Detail) -> tuple[int, 
 
 
 def map_box(
-    box: tuple[float, float, float, float],
-    prepared: tuple[int, int],
-    original: tuple[int, int],
+    box: Any, prepared: tuple[int, int], original: tuple[int, int]
 ) -> tuple[float, float, float, float]:
-    """A box in prepared-image pixels -> pixels of the upright original photo (clamped)."""
+    """A story ``Box`` in prepared-image pixels -> pixels of the upright original photo
+    (clamped), as ``(x1, y1, x2, y2)``."""
     from desktop_app.engine.images import map_box_to_original
 
-    x1, y1, x2, y2 = map_box_to_original(box, prepared, original)
+    corners = (box.x1, box.y1, box.x2, box.y2)
+    x1, y1, x2, y2 = map_box_to_original(corners, prepared, original)
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
 

@@ -343,7 +343,7 @@ class StoryPanel(QWidget):
             if box is None:
                 missing.append(name)
                 continue
-            rect = services.map_box((box.x1, box.y1, box.x2, box.y2), prepared, original)
+            rect = services.map_box(box, prepared, original)
             overlays.append(BoxOverlay(entity_id, name, rect, colors.get(entity_id, "#ffcc00")))
         self.photo_view.show_boxes(overlays)
         who = ", ".join(o.label for o in overlays)
