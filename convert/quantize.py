@@ -1,9 +1,10 @@
 """K-quants through llama.cpp's quantizer (``llama_cpp.llama_model_quantize``), in a subprocess.
 
 The C call cannot be cancelled and aborts the process on some malformed inputs, so it runs in a
-child Python (``python -m convert.quantize IN OUT FTYPE THREADS``); its log lines
-``[  12/ 339] name - [...]`` drive the progress callback. A frozen app (no separate Python to
-start) runs it on a worker thread instead.
+child process (``python -m convert.quantize IN OUT FTYPE THREADS``); its log lines
+``[  12/ 339] name - [...]`` drive the progress callback. In the bundled app ``sys.executable`` is
+the app itself, which runs ``-m MODULE`` like Python does (packaging/storyteller_main.py), so the
+same child process works there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -54,19 +54,6 @@ def quantize_gguf(
 ) -> None:
     """Quantize the F16/BF16 GGUF ``src`` to ``dst`` with llama.cpp file type ``ftype``."""
     threads = threads or os.cpu_count() or 1
-    if getattr(sys, "frozen", False):
-        result: list[int] = []
-        worker = threading.Thread(
-            target=lambda: result.append(_quantize_in_process(src, dst, ftype, threads)),
-            daemon=True,
-        )
-        worker.start()
-        worker.join()
-        if not result or result[0] != 0:
-            raise QuantizationError(
-                f"llama.cpp could not quantize {src.name} (its log has the reason): {_OTHER_TYPES}"
-            )
-        return
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
