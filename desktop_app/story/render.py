@@ -286,21 +286,21 @@ def render_markdown(story: Story, names: Mapping[str, str] | None = None) -> str
 
 # ---- HTML ----------------------------------------------------------------------------------
 
-# Okabe–Ito colours (distinguishable with the common colour-vision deficiencies), darkened where
-# needed so text underlined in them stays readable on white; then a few more distinct hues.
-_PALETTE = (
-    "#0072B2",
-    "#D55E00",
-    "#009E73",
-    "#CC79A7",
-    "#B8860B",
-    "#56B4E9",
-    "#8B4513",
-    "#6A3D9A",
-    "#E69F00",
-    "#33A02C",
-    "#E31A1C",
-    "#1F78B4",
+# One colour per entity, shared by every view (the app's story and analysis panels use these
+# too, so an entity has the same colour on screen and in an export). Okabe–Ito hues (told apart
+# with the common colour-vision deficiencies), darkened where needed so coloured text reads on
+# white, then a few more distinct dark hues.
+ENTITY_PALETTE: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#9A7B00",  # dark yellow
+    "#6A3D9A",  # purple
+    "#8C564B",  # brown
+    "#117A8B",  # teal
+    "#C0392B",  # red
+    "#4B5D73",  # slate
 )
 _KIND_WORDS = {
     SpanKind.ENTITY: "mention",
@@ -340,7 +340,7 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _colours(story: Story) -> dict[str, str]:
+def entity_colours(story: Story) -> dict[str, str]:
     """One colour per id: defined ids in order of definition, then ids only the story uses."""
     order: dict[str, None] = {}
     for frame in story.frames:
@@ -351,7 +351,7 @@ def _colours(story: Story) -> dict[str, str]:
         for span in segment.spans:
             for entity_id in span.ids:
                 order.setdefault(entity_id, None)
-    return {entity_id: _PALETTE[i % len(_PALETTE)] for i, entity_id in enumerate(order)}
+    return {entity_id: ENTITY_PALETTE[i % len(ENTITY_PALETTE)] for i, entity_id in enumerate(order)}
 
 
 def _span_html(
@@ -408,7 +408,7 @@ def render_html(
     underline style and the ids follow in superscript (and in the tooltip). ``images`` maps a
     frame index to an image ``src`` (e.g. a data: URI) shown beside that frame's text.
     """
-    colours = _colours(story)
+    colours = entity_colours(story)
     images = images or {}
     page_title = title or "Story"
     parts: list[str] = [

@@ -13,21 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from desktop_app.story.render import span_display_text
+from desktop_app.story.render import entity_colours, span_display_text
 
-# Okabe-Ito colours (colour-blind safe), darkened where needed to read on white.
-PALETTE: tuple[str, ...] = (
-    "#0072B2",  # blue
-    "#D55E00",  # vermillion
-    "#009E73",  # bluish green
-    "#CC79A7",  # reddish purple
-    "#9A7B00",  # dark yellow
-    "#6A3D9A",  # purple
-    "#8C564B",  # brown
-    "#117A8B",  # teal
-    "#C0392B",  # red
-    "#4B5D73",  # slate
-)
 KIND_STYLE = {
     "entity": "font-weight:600;",
     "action": "font-style:italic;",
@@ -57,24 +44,9 @@ def kind_value(kind: Any) -> str:
     return str(getattr(kind, "value", kind))
 
 
-def entity_ids_in_order(story: Any) -> list[str]:
-    """Every id the story mentions, in order of first appearance (tables first, then text)."""
-    seen: dict[str, None] = {}
-    for frame in story.frames:
-        for character in frame.characters:
-            seen.setdefault(character.id, None)
-        for obj in frame.objects:
-            seen.setdefault(obj.id, None)
-    for segment in story.segments:
-        for span in segment.spans:
-            for entity_id in span.ids:
-                seen.setdefault(entity_id, None)
-    return list(seen)
-
-
 def colors_for(story: Any) -> dict[str, str]:
-    """A stable colour per entity id."""
-    return {eid: PALETTE[i % len(PALETTE)] for i, eid in enumerate(entity_ids_in_order(story))}
+    """A stable colour per entity id, the same as in exported pages."""
+    return entity_colours(story)
 
 
 def display_name(story: Any, entity_id: str, names: Mapping[str, str] | None = None) -> str:
