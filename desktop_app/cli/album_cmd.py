@@ -202,6 +202,8 @@ def _relink(args: argparse.Namespace, library: Library) -> int:
     report = library.relink(args.name, args.folder)
     for item in report.relinked:
         print(f"found {item.old_path.name} at {item.new_path}")
+    for skipped in report.unreadable:
+        _err(f"skipped: {skipped.message}")
     for photo in report.still_missing:
         _err(f"still missing: {photo.path}")
     print(f"relinked {len(report.relinked)} photo(s); {len(report.still_missing)} still missing")

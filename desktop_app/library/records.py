@@ -115,10 +115,12 @@ class RelinkedPhoto:
 
 @dataclass(frozen=True)
 class RelinkReport:
-    """Photos found again by content hash, and those still missing."""
+    """Photos found again by content hash, those still missing, and files that were skipped."""
 
     relinked: tuple[RelinkedPhoto, ...] = ()
     still_missing: tuple[Photo, ...] = ()
+    # Files in the searched folder that vanished or could not be read during the search.
+    unreadable: tuple[FailedFile, ...] = ()
     stopped: bool = False  # asked to stop before the whole folder was searched
 
 

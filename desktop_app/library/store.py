@@ -80,6 +80,16 @@ def _local_iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).isoformat(timespec="seconds")
 
 
+def _relink_skip_message(path: Path, err: OSError) -> str:
+    """Why a relink candidate was skipped; the message names the file."""
+    if isinstance(err, FileNotFoundError):
+        return f"{path.name} vanished from {path.parent} while it was being searched: skipped"
+    if isinstance(err, PermissionError):
+        return f"{path.name} cannot be read: permission denied (check the file's permissions)"
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{path.name} cannot be read ({reason}): skipped; check the file"
+
+
 @dataclass
 class _OutputBuffer:
     """Streamed text not yet written to the database, and when it last was."""
@@ -542,7 +552,8 @@ class Library:
 
         Only files with the size of a missing photo are hashed, so large folders are cheap.
         ``should_stop`` is asked before each file: once it returns True the search ends, the
-        photos found so far are relinked and the report says ``stopped``.
+        photos found so far are relinked and the report says ``stopped``. A file that vanishes
+        or cannot be read during the search is listed in ``unreadable`` and skipped.
         """
         album = self.album(ref)
         root = Path(folder).expanduser().absolute()
@@ -552,7 +563,8 @@ class Library:
         by_size: dict[int, list[Photo]] = {}
         for photo in missing:
             by_size.setdefault(photo.size, []).append(photo)
-        found: dict[int, Path] = {}
+        found: dict[int, tuple[Path, float]] = {}  # photo id -> (new path, its mtime)
+        unreadable: list[FailedFile] = []
         stopped = False
         for candidate in walk_files(root):
             if not by_size:
@@ -560,20 +572,30 @@ class Library:
             if should_stop is not None and should_stop():
                 stopped = True
                 break
+            # Every read of the candidate happens here, outside the write below: a file that
+            # vanishes or cannot be read is reported and skipped, never fatal to the batch.
             try:
                 size = candidate.stat().st_size
-            except OSError:
-                continue
-            waiting = by_size.get(size)
-            if not waiting:
-                continue
-            try:
+                waiting = by_size.get(size)
+                if not waiting:
+                    continue
                 digest = sha256_file(candidate)
-            except OSError:
+                after = candidate.stat()  # the mtime to record, and proof it is still there
+            except OSError as err:
+                unreadable.append(FailedFile(candidate, _relink_skip_message(candidate, err)))
+                continue
+            if after.st_size != size:
+                unreadable.append(
+                    FailedFile(
+                        candidate,
+                        f"{candidate.name} changed while it was being read: skipped (search "
+                        "again once it is finished copying)",
+                    )
+                )
                 continue
             for photo in waiting:
                 if photo.sha256 == digest:
-                    found[photo.id] = candidate
+                    found[photo.id] = (candidate, after.st_mtime)
                     waiting.remove(photo)
                     break
             if not waiting:
@@ -581,16 +603,16 @@ class Library:
         relinked: list[RelinkedPhoto] = []
         with self._write() as conn:
             for photo in missing:
-                new_path = found.get(photo.id)
-                if new_path is None:
+                if photo.id not in found:
                     continue
+                new_path, mtime = found[photo.id]
                 conn.execute(
                     "UPDATE photos SET path = ?, mtime = ? WHERE id = ?",
-                    (str(new_path), new_path.stat().st_mtime, photo.id),
+                    (str(new_path), mtime, photo.id),
                 )
                 relinked.append(RelinkedPhoto(photo.id, photo.path, new_path))
         still = tuple(photo for photo in missing if photo.id not in found)
-        return RelinkReport(tuple(relinked), still, stopped=stopped)
+        return RelinkReport(tuple(relinked), still, tuple(unreadable), stopped=stopped)
 
     def thumbnail_path(self, photo: Photo, size: int = 256) -> Path:
         """The photo's thumbnail (upright, fits ``size`` pixels), made now if not cached."""

@@ -17,6 +17,7 @@ from desktop_app.library import (
     Library,
     LibraryError,
     PhotoMissingError,
+    store,
 )
 
 
@@ -186,6 +187,42 @@ def test_missing_photos_are_flagged_and_relinked_by_hash(library: Library, tmp_p
     after = library.photos("A")
     assert [p.name for p in after] == ["renamed.jpg", "photo02.jpg", "photo03.jpg"]
     assert [p.missing for p in after] == [False, False, True]
+
+
+def test_a_candidate_that_vanishes_or_cannot_be_read_is_skipped_not_fatal(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = distinct_photos(tmp_path / "old", 3)
+    library.create_album("A")
+    library.add_photos("A", [tmp_path / "old"])
+    new_place = tmp_path / "new"
+    new_place.mkdir()
+    # Walked in name order: a copy of photo01 that vanishes right after it is hashed, a copy of
+    # photo02 that cannot be read, then the files that stay.
+    shutil.copy(photos[0], new_place / "a vanishing.jpg")
+    shutil.copy(photos[1], new_place / "b locked.jpg")
+    for photo in photos:
+        shutil.move(str(photo), new_place / photo.name)
+    real_hash = store.sha256_file
+
+    def hash_then_interfere(path: Path) -> str:
+        if path.name == "b locked.jpg":
+            raise PermissionError(13, "Permission denied", str(path))
+        digest = real_hash(path)
+        if path.name == "a vanishing.jpg":
+            path.unlink()  # another program moved it on between hashing and writing
+        return digest
+
+    monkeypatch.setattr(store, "sha256_file", hash_then_interfere)
+    report = library.relink("A", new_place)
+    assert sorted(r.new_path.name for r in report.relinked) == [p.name for p in photos]
+    assert report.still_missing == ()
+    assert [(f.path.name, "vanished" in f.message) for f in report.unreadable] == [
+        ("a vanishing.jpg", True),
+        ("b locked.jpg", False),
+    ]
+    assert "permission denied" in report.unreadable[1].message.lower()
+    assert [p.missing for p in library.photos("A")] == [False, False, False]
 
 
 def _stop_after(files: int) -> tuple[list[int], Callable[[], bool]]:
