@@ -217,12 +217,36 @@ def read_config(folder: Path) -> ModelConfig:
 def check_llama_cpp_constraints(model: ModelConfig) -> None:
     """Refuse configs llama.cpp 0.3.36 would reject, or run differently from transformers (notes C)."""
     text, vision = model.text, model.vision
+    sizes = {
+        "hidden_size": text.hidden_size,
+        "intermediate_size": text.intermediate_size,
+        "num_hidden_layers": text.num_layers,
+        "num_attention_heads": text.num_heads,
+        "num_key_value_heads": text.num_kv_heads,
+        "vocab_size": text.vocab_size,
+        "vision_config.depth": vision.depth,
+        "vision_config.hidden_size": vision.hidden_size,
+        "vision_config.intermediate_size": vision.intermediate_size,
+        "vision_config.num_heads": vision.num_heads,
+        "vision_config.patch_size": vision.patch_size,
+        "vision_config.out_hidden_size": vision.out_hidden_size,
+    }
+    not_positive = [f"{key} {value}" for key, value in sizes.items() if value <= 0]
+    if not_positive:  # checked first: the rules below divide by these
+        raise UnsupportedCheckpointError(
+            f"config.json gives {', '.join(not_positive)}, but sizes must be positive: the file "
+            "was edited or damaged; download the checkpoint folder again"
+        )
     problems = []
     if text.hidden_size % text.num_heads or text.num_heads % text.num_kv_heads:
         problems.append(
             "text hidden_size must divide into num_attention_heads, and heads into KV heads"
         )
-    if len(text.mrope_section) > 4 or sum(text.mrope_section) * 2 != text.head_dim:
+    if (
+        len(text.mrope_section) > 4
+        or min(text.mrope_section) < 0
+        or sum(text.mrope_section) * 2 != text.head_dim
+    ):
         problems.append(
             f"mrope_section {list(text.mrope_section)} must have at most 4 entries summing to "
             f"head_dim/2 = {text.head_dim // 2}"
@@ -231,6 +255,16 @@ def check_llama_cpp_constraints(model: ModelConfig) -> None:
         problems.append("vision spatial_merge_size must be 2 (llama.cpp hard-codes it)")
     if vision.temporal_patch_size != 2:
         problems.append("vision temporal_patch_size must be 2 (llama.cpp uses exactly two kernels)")
+    if vision.in_channels != 3:
+        problems.append(f"vision in_chans is {vision.in_channels}; llama.cpp feeds 3-channel RGB")
+    if vision.window_size != 112:
+        problems.append(
+            f"vision window_size is {vision.window_size}; llama.cpp hard-codes a 112-pixel window"
+        )
+    if vision.patch_size > 56:
+        problems.append(
+            "vision patch_size must be at most 56 (a window must hold one merged patch)"
+        )
     if vision.hidden_size % vision.num_heads or (vision.hidden_size // vision.num_heads) % 4:
         problems.append("vision head size (hidden_size / num_heads) must be a multiple of 4")
     if vision.intermediate_size == vision.hidden_size:
@@ -247,7 +281,7 @@ def check_llama_cpp_constraints(model: ModelConfig) -> None:
         )
     indexes = vision.fullatt_block_indexes
     if indexes:
-        step = indexes[0] + 1
+        step = max(indexes[0] + 1, 1)
         expected = tuple(range(step - 1, vision.depth, step))
         if indexes != expected:
             problems.append(
@@ -260,5 +294,8 @@ def check_llama_cpp_constraints(model: ModelConfig) -> None:
         problems.append("preprocessor_config.json image_mean/image_std need 3 values")
     if problems:
         raise UnsupportedCheckpointError(
-            "this Qwen2.5-VL checkpoint cannot run correctly in llama.cpp: " + "; ".join(problems)
+            "this Qwen2.5-VL checkpoint cannot run correctly in llama.cpp: "
+            + "; ".join(problems)
+            + ". If config.json was edited, download the checkpoint folder again; otherwise this "
+            "model cannot be converted for llama.cpp"
         )

@@ -41,3 +41,7 @@ class InsufficientDiskSpaceError(ConversionError):
 
 class QuantizationError(ConversionError):
     """llama.cpp's quantizer failed or is not installed."""
+
+
+class ShapeMismatchError(UnsupportedCheckpointError):
+    """A tensor's shape is not the one config.json implies (weights and config from different models)."""

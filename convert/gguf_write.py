@@ -15,7 +15,6 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType as GGML
 
-from convert.errors import UnsupportedCheckpointError
 from convert.lora import LoraAdapter
 from convert.safetensors_source import TensorSource, bf16_to_f32
 from convert.tensor_map import MappedTensor, Transform
@@ -44,21 +43,11 @@ class PlannedTensor:
 
 
 def target_shape(mapped: MappedTensor, source_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape of each GGUF tensor a checkpoint tensor becomes."""
+    """The shape of each GGUF tensor a checkpoint tensor becomes (``source_shape`` was checked
+    against the config by ``tensor_map.check_shapes``: 3 x rows for q/k/v, a time axis of 2)."""
     if mapped.transform is Transform.SPLIT_ROWS_3:
-        if not source_shape or source_shape[0] % 3:
-            raise UnsupportedCheckpointError(
-                f"{mapped.source_name} has shape {list(source_shape)}, but a fused q/k/v needs a "
-                "multiple of 3 rows: the checkpoint is damaged or not Qwen2.5-VL; download it again"
-            )
         return (source_shape[0] // 3, *source_shape[1:])
     if mapped.transform is Transform.SPLIT_TIME:
-        if len(source_shape) != 5 or source_shape[2] != 2:
-            raise UnsupportedCheckpointError(
-                f"{mapped.source_name} has shape {list(source_shape)}, but llama.cpp needs a Conv3d "
-                "patch kernel [out, in, 2, p, p] (temporal_patch_size 2): the checkpoint is damaged "
-                "or not Qwen2.5-VL; download it again"
-            )
         return (source_shape[0], source_shape[1], source_shape[3], source_shape[4])
     return source_shape
 

@@ -1,7 +1,7 @@
 """``convert_checkpoint``: a Qwen2.5-VL checkpoint (+ LoRA) -> text GGUF + mmproj GGUF + manifest.
 
-Order of work: read and check everything (config, tensor names, tokenizer, adapter, output folder,
-disk space) before writing a byte; write both GGUFs under ``*.partial`` names; quantize K-quants
+Order of work: read and check everything (config, tensor names and shapes, tokenizer, adapter,
+output folder, disk space) before writing a byte; write both GGUFs under ``*.partial`` names; quantize K-quants
 from an F16/BF16 intermediate; hash; flush to disk; rename; write manifest.json last. Any failure
 removes the partial files, so an interrupted run leaves nothing that looks complete.
 """
@@ -38,7 +38,7 @@ from convert.lora import LoraAdapter
 from convert.quant_types import MmprojType, TextQuant, parse_mmproj_type, parse_quant
 from convert.quantize import quantize_gguf
 from convert.safetensors_source import TensorSource
-from convert.tensor_map import MappedTensor, Part, Transform, map_checkpoint
+from convert.tensor_map import MappedTensor, Part, Transform, check_shapes, map_checkpoint
 from convert.vocab import Vocab, read_vocab
 
 logger = logging.getLogger(__name__)
@@ -289,16 +289,11 @@ def convert_checkpoint(
     config = read_config(src_dir)
     source = TensorSource.from_folder(src_dir)
     mapped = map_checkpoint(source, config)
-    embed = next(m for m in mapped if m.targets == ("token_embd.weight",))
-    embed_shape = source.entry(embed.source_name).shape
-    if len(embed_shape) != 2 or embed_shape[1] != config.text.hidden_size:
-        raise ConversionError(
-            f"{embed.source_name} is {list(embed_shape)}, but config.json says hidden_size "
-            f"{config.text.hidden_size}: the config does not belong to these weights"
-        )
+    # Headers only: a shape llama.cpp would reject at load is refused before anything is written.
+    check_shapes(mapped, {m.source_name: source.entry(m.source_name).shape for m in mapped}, config)
     vocab = read_vocab(
         src_dir,
-        n_rows=embed_shape[0],
+        n_rows=config.text.vocab_size,
         config_bos=config.text.bos_token_id,
         config_eos=config.text.eos_token_id,
     )

@@ -1,6 +1,9 @@
 """Hugging Face tensor names -> GGUF tensor names, as a data table.
 
-Facts from ../shared/notes/llamacpp-qwen25vl.md A.4 (text) and B.3/B.4 (mmproj). Weights are
+Facts from ../shared/notes/llamacpp-qwen25vl.md A.4 (text) and B.3/B.4 (mmproj). Each row also
+gives the tensor's shape as named dimensions of the normalised config, so a checkpoint whose
+weights disagree with its config.json is refused from the safetensors headers alone, before
+llama.cpp would reject (or clip.cpp abort on) the written files. Weights are
 written unchanged (no transposes, no q/k permutation) except for two vision reshapes: the fused
 ``attn.qkv`` is split into q/k/v row blocks, and the Conv3d patch kernel is split along time into
 two Conv2d kernels.
@@ -10,11 +13,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from convert.config import ModelConfig
-from convert.errors import UnknownTensorError
+from convert.errors import ShapeMismatchError, UnknownTensorError
 
 # Checkpoint name prefixes, rewritten to the hub's legacy layout before matching. transformers
 # 4.52-4.57 save ``model.language_model.*`` / ``model.visual.*``; the hub files use the legacy one.
@@ -43,18 +46,25 @@ class Transform(enum.Enum):
 
 @dataclass(frozen=True)
 class TensorRule:
-    """One row of the table: a full-match pattern and the GGUF name template(s) it maps to."""
+    """One row of the table: a full-match pattern, the GGUF name template(s) it maps to, and
+    the checkpoint shape as dimension names (keys of ``config_dimensions``). The shape is the
+    weight's; a ``bias`` matched by the same row has the weight's first dimension."""
 
     part: Part
     pattern: str
     targets: tuple[str, ...]
+    shape: tuple[str, ...]
     transform: Transform = Transform.COPY
 
 
 def _rule(
-    part: Part, pattern: str, *targets: str, transform: Transform = Transform.COPY
+    part: Part,
+    pattern: str,
+    *targets: str,
+    shape: tuple[str, ...],
+    transform: Transform = Transform.COPY,
 ) -> TensorRule:
-    return TensorRule(part, pattern, targets, transform)
+    return TensorRule(part, pattern, targets, shape, transform)
 
 
 _T, _V = Part.TEXT, Part.MMPROJ
@@ -62,43 +72,97 @@ _BLK = r"model\.layers\.(?P<bid>\d+)\."
 _VBLK = r"visual\.blocks\.(?P<bid>\d+)\."
 
 TENSOR_RULES: tuple[TensorRule, ...] = (
-    _rule(_T, r"model\.embed_tokens\.weight", "token_embd.weight"),
-    _rule(_T, r"model\.norm\.weight", "output_norm.weight"),
-    _rule(_T, r"lm_head\.weight", "output.weight"),
-    _rule(_T, _BLK + r"input_layernorm\.weight", "blk.{bid}.attn_norm.weight"),
-    _rule(_T, _BLK + r"self_attn\.q_proj\.(?P<kind>weight|bias)", "blk.{bid}.attn_q.{kind}"),
-    _rule(_T, _BLK + r"self_attn\.k_proj\.(?P<kind>weight|bias)", "blk.{bid}.attn_k.{kind}"),
-    _rule(_T, _BLK + r"self_attn\.v_proj\.(?P<kind>weight|bias)", "blk.{bid}.attn_v.{kind}"),
-    _rule(_T, _BLK + r"self_attn\.o_proj\.weight", "blk.{bid}.attn_output.weight"),
-    _rule(_T, _BLK + r"post_attention_layernorm\.weight", "blk.{bid}.ffn_norm.weight"),
-    _rule(_T, _BLK + r"mlp\.gate_proj\.weight", "blk.{bid}.ffn_gate.weight"),
-    _rule(_T, _BLK + r"mlp\.up_proj\.weight", "blk.{bid}.ffn_up.weight"),
-    _rule(_T, _BLK + r"mlp\.down_proj\.weight", "blk.{bid}.ffn_down.weight"),
+    _rule(_T, r"model\.embed_tokens\.weight", "token_embd.weight", shape=("vocab", "hidden")),
+    _rule(_T, r"model\.norm\.weight", "output_norm.weight", shape=("hidden",)),
+    _rule(_T, r"lm_head\.weight", "output.weight", shape=("vocab", "hidden")),
+    _rule(_T, _BLK + r"input_layernorm\.weight", "blk.{bid}.attn_norm.weight", shape=("hidden",)),
+    _rule(
+        _T,
+        _BLK + r"self_attn\.q_proj\.(?P<kind>weight|bias)",
+        "blk.{bid}.attn_q.{kind}",
+        shape=("q_rows", "hidden"),
+    ),
+    _rule(
+        _T,
+        _BLK + r"self_attn\.k_proj\.(?P<kind>weight|bias)",
+        "blk.{bid}.attn_k.{kind}",
+        shape=("kv_rows", "hidden"),
+    ),
+    _rule(
+        _T,
+        _BLK + r"self_attn\.v_proj\.(?P<kind>weight|bias)",
+        "blk.{bid}.attn_v.{kind}",
+        shape=("kv_rows", "hidden"),
+    ),
+    _rule(
+        _T,
+        _BLK + r"self_attn\.o_proj\.weight",
+        "blk.{bid}.attn_output.weight",
+        shape=("hidden", "q_rows"),
+    ),
+    _rule(
+        _T,
+        _BLK + r"post_attention_layernorm\.weight",
+        "blk.{bid}.ffn_norm.weight",
+        shape=("hidden",),
+    ),
+    _rule(
+        _T, _BLK + r"mlp\.gate_proj\.weight", "blk.{bid}.ffn_gate.weight", shape=("ffn", "hidden")
+    ),
+    _rule(_T, _BLK + r"mlp\.up_proj\.weight", "blk.{bid}.ffn_up.weight", shape=("ffn", "hidden")),
+    _rule(
+        _T, _BLK + r"mlp\.down_proj\.weight", "blk.{bid}.ffn_down.weight", shape=("hidden", "ffn")
+    ),
     _rule(
         _V,
         r"visual\.patch_embed\.proj\.weight",
         "v.patch_embd.weight",
         "v.patch_embd.weight.1",
+        shape=("v_hidden", "channels", "time", "patch", "patch"),
         transform=Transform.SPLIT_TIME,
     ),
-    _rule(_V, _VBLK + r"norm1\.weight", "v.blk.{bid}.ln1.weight"),
-    _rule(_V, _VBLK + r"norm2\.weight", "v.blk.{bid}.ln2.weight"),
+    _rule(_V, _VBLK + r"norm1\.weight", "v.blk.{bid}.ln1.weight", shape=("v_hidden",)),
+    _rule(_V, _VBLK + r"norm2\.weight", "v.blk.{bid}.ln2.weight", shape=("v_hidden",)),
     _rule(
         _V,
         _VBLK + r"attn\.qkv\.(?P<kind>weight|bias)",
         "v.blk.{bid}.attn_q.{kind}",
         "v.blk.{bid}.attn_k.{kind}",
         "v.blk.{bid}.attn_v.{kind}",
+        shape=("v_qkv_rows", "v_hidden"),
         transform=Transform.SPLIT_ROWS_3,
     ),
-    _rule(_V, _VBLK + r"attn\.proj\.(?P<kind>weight|bias)", "v.blk.{bid}.attn_out.{kind}"),
     _rule(
         _V,
-        _VBLK + r"mlp\.(?P<ffn>gate|up|down)_proj\.(?P<kind>weight|bias)",
-        "v.blk.{bid}.ffn_{ffn}.{kind}",
+        _VBLK + r"attn\.proj\.(?P<kind>weight|bias)",
+        "v.blk.{bid}.attn_out.{kind}",
+        shape=("v_hidden", "v_hidden"),
     ),
-    _rule(_V, r"visual\.merger\.ln_q\.weight", "v.post_ln.weight"),
-    _rule(_V, r"visual\.merger\.mlp\.(?P<mm>[02])\.(?P<kind>weight|bias)", "mm.{mm}.{kind}"),
+    _rule(
+        _V,
+        _VBLK + r"mlp\.(?P<ffn>gate|up)_proj\.(?P<kind>weight|bias)",
+        "v.blk.{bid}.ffn_{ffn}.{kind}",
+        shape=("v_ffn", "v_hidden"),
+    ),
+    _rule(
+        _V,
+        _VBLK + r"mlp\.down_proj\.(?P<kind>weight|bias)",
+        "v.blk.{bid}.ffn_down.{kind}",
+        shape=("v_hidden", "v_ffn"),
+    ),
+    _rule(_V, r"visual\.merger\.ln_q\.weight", "v.post_ln.weight", shape=("v_hidden",)),
+    _rule(
+        _V,
+        r"visual\.merger\.mlp\.0\.(?P<kind>weight|bias)",
+        "mm.0.{kind}",
+        shape=("merged", "merged"),
+    ),
+    _rule(
+        _V,
+        r"visual\.merger\.mlp\.2\.(?P<kind>weight|bias)",
+        "mm.2.{kind}",
+        shape=("out_hidden", "merged"),
+    ),
 )
 
 _COMPILED = tuple((re.compile(rule.pattern), rule) for rule in TENSOR_RULES)
@@ -122,6 +186,7 @@ class MappedTensor:
     targets: tuple[str, ...]
     transform: Transform
     block: int | None
+    shape: tuple[str, ...]  # dimension names, resolved by config_dimensions
 
 
 def map_tensor(source_name: str) -> MappedTensor:
@@ -138,6 +203,7 @@ def map_tensor(source_name: str) -> MappedTensor:
                 targets=tuple(t.format(**groups) for t in rule.targets),
                 transform=rule.transform,
                 block=int(groups["bid"]) if "bid" in groups else None,
+                shape=rule.shape[:1] if groups.get("kind") == "bias" else rule.shape,
             )
     raise UnknownTensorError(
         f"the checkpoint holds a tensor the converter does not know: {source_name!r}. It is not part of "
@@ -173,6 +239,91 @@ def map_checkpoint(names: Iterable[str], config: ModelConfig) -> list[MappedTens
         )
     order = {part: i for i, part in enumerate(Part)}
     return sorted(mapped, key=lambda m: (order[m.part], _natural_key(m.targets[0])))
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One named size the table's shapes use: its value and where config.json says so."""
+
+    size: int
+    source: str  # for messages, e.g. "hidden_size 3584"
+
+
+def config_dimensions(config: ModelConfig) -> dict[str, Dimension]:
+    """The sizes every checkpoint tensor's shape is made of, from the normalised config."""
+    text, vision = config.text, config.vision
+    merge = vision.spatial_merge_size
+    return {
+        "vocab": Dimension(text.vocab_size, f"vocab_size {text.vocab_size}"),
+        "hidden": Dimension(text.hidden_size, f"hidden_size {text.hidden_size}"),
+        "q_rows": Dimension(
+            text.num_heads * text.head_dim,
+            f"num_attention_heads {text.num_heads} x head size {text.head_dim}",
+        ),
+        "kv_rows": Dimension(
+            text.num_kv_heads * text.head_dim,
+            f"num_key_value_heads {text.num_kv_heads} x head size {text.head_dim}",
+        ),
+        "ffn": Dimension(text.intermediate_size, f"intermediate_size {text.intermediate_size}"),
+        "v_hidden": Dimension(
+            vision.hidden_size, f"vision_config.hidden_size {vision.hidden_size}"
+        ),
+        "v_qkv_rows": Dimension(
+            3 * vision.hidden_size, f"3 x vision_config.hidden_size {vision.hidden_size}"
+        ),
+        "v_ffn": Dimension(
+            vision.intermediate_size,
+            f"vision_config.intermediate_size {vision.intermediate_size}",
+        ),
+        "channels": Dimension(vision.in_channels, f"vision_config.in_chans {vision.in_channels}"),
+        "time": Dimension(
+            vision.temporal_patch_size,
+            f"vision_config.temporal_patch_size {vision.temporal_patch_size}",
+        ),
+        "patch": Dimension(vision.patch_size, f"vision_config.patch_size {vision.patch_size}"),
+        "merged": Dimension(
+            merge * merge * vision.hidden_size,
+            f"vision_config.spatial_merge_size {merge} squared x hidden_size {vision.hidden_size}",
+        ),
+        "out_hidden": Dimension(
+            vision.out_hidden_size, f"vision_config.out_hidden_size {vision.out_hidden_size}"
+        ),
+    }
+
+
+def check_shapes(
+    mapped: Iterable[MappedTensor], shapes: Mapping[str, tuple[int, ...]], config: ModelConfig
+) -> None:
+    """Refuse a checkpoint whose tensor shapes (by source name, from the safetensors headers)
+    are not the ones config.json implies; the message names the first such tensor."""
+    dims = config_dimensions(config)
+    mismatches = []
+    for item in mapped:
+        actual = tuple(shapes[item.source_name])
+        expected = tuple(dims[d].size for d in item.shape)
+        if actual != expected:
+            mismatches.append((item, actual, expected))
+    if not mismatches:
+        return
+    item, actual, expected = mismatches[0]
+    if len(actual) == len(expected):
+        said = dict.fromkeys(
+            dims[d].source for d, a, e in zip(item.shape, actual, expected, strict=True) if a != e
+        )
+        claim = f"config.json says {', '.join(said)}, but"
+    else:
+        claim = f"config.json implies a {len(expected)}-dimensional tensor, but"
+    others = len(mismatches) - 1
+    more = (
+        f" ({others} more {'tensor disagrees' if others == 1 else 'tensors disagree'} too)"
+        if others
+        else ""
+    )
+    raise ShapeMismatchError(
+        f"{claim} {item.source_name} is {list(actual)} (expected {list(expected)}){more}: the "
+        "weights and config.json come from different models, or a file is damaged; download the "
+        "checkpoint folder again (and do not edit config.json)"
+    )
 
 
 def _natural_key(name: str) -> tuple[object, ...]:

@@ -234,39 +234,164 @@ def test_a_broken_json_file_is_named(tmp_path: Path, folder: str, file_name: str
         convert_tiny(tmp_path / "out", src=src, lora=adapter)
 
 
-def test_a_patch_kernel_llama_cpp_cannot_split_is_named(tmp_path: Path) -> None:
-    src = copy_checkpoint(CHECKPOINT, tmp_path / "src", single_file=True)
+def edit_config(src: Path, text: dict[str, object], vision: dict[str, object]) -> None:
+    config = json.loads((src / "config.json").read_text())
+    config.update(text)
+    config["vision_config"].update(vision)
+    (src / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("text", "vision", "message"),
+    [
+        # the brief's case: a config for a bigger model next to these weights
+        (
+            {"hidden_size": 512, "num_attention_heads": 8},
+            {"out_hidden_size": 512},
+            r"config\.json says hidden_size 512, but model\.layers\.0\.self_attn\.k_proj\.weight is "
+            r"\[128, 256\] \(expected \[128, 512\]\) \(24 more tensors disagree too\)",
+        ),
+        (
+            {"vocab_size": 1280},
+            {},
+            r"vocab_size 1280, but lm_head\.weight is \[640, 256\].*"
+            r"\(1 more tensor disagrees too\)",  # the embedding
+        ),
+        (
+            {"intermediate_size": 1024},
+            {},
+            r"intermediate_size 1024, but model\.layers\.0\.mlp\.down_proj\.weight is \[256, 512\]",
+        ),
+        (
+            {"num_key_value_heads": 4},
+            {},
+            r"num_key_value_heads 4 x head size 64, but model\.layers\.0\.self_attn\.k_proj\.bias is "
+            r"\[128\] \(expected \[256\]\)",
+        ),
+        (
+            {},
+            {"intermediate_size": 192},
+            r"vision_config\.intermediate_size 192, but visual\.blocks\.0\.mlp\.down_proj\.weight",
+        ),
+        (
+            {},
+            {"hidden_size": 96},
+            r"spatial_merge_size 2 squared x hidden_size 96, but visual\.merger\.mlp\.0\.bias is \[256\]",
+        ),
+        (
+            {},
+            {"patch_size": 16},
+            r"vision_config\.patch_size 16, but visual\.patch_embed\.proj\.weight is \[64, 3, 2, 14, 14\]",
+        ),
+    ],
+)
+def test_config_that_disagrees_with_the_weights_is_refused_before_writing(
+    tmp_path: Path, text: dict[str, object], vision: dict[str, object], message: str
+) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "src")
+    edit_config(src, text, vision)
+    with pytest.raises(UnsupportedCheckpointError, match=message) as caught:
+        convert_tiny(tmp_path / "out", src=src)
+    assert "come from different models" in str(caught.value)
+    assert "download the checkpoint folder again" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "message"),
+    [
+        # a shard from another model size
+        (
+            "model.layers.1.self_attn.q_proj.weight",
+            (128, 256),
+            r"num_attention_heads 4 x head size 64, but model\.layers\.1\.self_attn\.q_proj\.weight "
+            r"is \[128, 256\] \(expected \[256, 256\]\)",
+        ),
+        (
+            "model.norm.weight",
+            (128,),
+            r"hidden_size 256, but model\.norm\.weight is \[128\]",
+        ),
+        # a Conv3d kernel llama.cpp cannot split into its two Conv2d kernels
+        (
+            "visual.patch_embed.proj.weight",
+            (64, 3, 1, 14, 14),
+            r"temporal_patch_size 2, but visual\.patch_embed\.proj\.weight is \[64, 3, 1, 14, 14\]",
+        ),
+        (
+            "visual.blocks.1.attn.qkv.bias",
+            (64,),
+            r"3 x vision_config\.hidden_size 64, but visual\.blocks\.1\.attn\.qkv\.bias is \[64\]",
+        ),
+        (
+            "visual.merger.mlp.2.weight",
+            (128, 256),
+            r"out_hidden_size 256, but visual\.merger\.mlp\.2\.weight is \[128, 256\]",
+        ),
+        (
+            "visual.blocks.0.norm2.weight",
+            (64, 1),
+            r"implies a 1-dimensional tensor, but visual\.blocks\.0\.norm2\.weight is \[64, 1\]",
+        ),
+    ],
+)
+def test_a_tensor_shape_the_config_does_not_imply_is_refused_before_writing(
+    tmp_path: Path, name: str, shape: tuple[int, ...], message: str
+) -> None:
+    src = copy_checkpoint(CHECKPOINT, tmp_path / "src", single_file=True, dtype="F32")
     source = TensorSource.from_folder(src)
     tensors = {n: np.array(source.raw(n)) for n in source}
-    tensors["visual.patch_embed.proj.weight"] = tensors["visual.patch_embed.proj.weight"][:, :, :1]
+    tensors[name] = np.zeros(shape, np.float32)
     write_safetensors(src / "model.safetensors", tensors)
-    with pytest.raises(
-        UnsupportedCheckpointError, match=r"patch_embed\.proj\.weight.*\[out, in, 2"
-    ):
+    with pytest.raises(UnsupportedCheckpointError, match=message):
         convert_tiny(tmp_path / "out", src=src)
+    assert not (tmp_path / "out").exists()
 
 
-def test_config_llama_cpp_would_run_wrong_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "vision", "message"),
+    [
+        ({}, {"depth": 4, "fullatt_block_indexes": [1]}, r"fullatt_block_indexes \[1\].*\[1, 3\]"),
+        ({}, {"fullatt_block_indexes": [-1]}, "fullatt_block_indexes"),
+        ({}, {"spatial_merge_size": 4}, "spatial_merge_size must be 2"),
+        ({}, {"temporal_patch_size": 3}, "temporal_patch_size must be 2"),
+        ({}, {"num_heads": 32}, r"head size .* multiple of 4"),  # 64 / 32 = 2
+        ({}, {"intermediate_size": 64}, "intermediate_size equal to hidden_size"),
+        ({}, {"out_hidden_size": 128}, "out_hidden_size 128 must equal the text hidden_size 256"),
+        ({}, {"in_chans": 1}, "in_chans is 1"),
+        ({}, {"window_size": 224}, "112-pixel window"),
+        ({"rope_scaling": {"type": "mrope", "mrope_section": [8, 12, 10]}}, {}, "mrope_section"),
+        ({"num_key_value_heads": 0}, {}, r"num_key_value_heads 0, but sizes must be positive"),
+        ({}, {"num_heads": 0}, r"vision_config\.num_heads 0, but sizes must be positive"),
+    ],
+)
+def test_config_llama_cpp_would_reject_or_run_wrong_is_refused(
+    tmp_path: Path, text: dict[str, object], vision: dict[str, object], message: str
+) -> None:
     src = copy_folder(CHECKPOINT, tmp_path / "src")
-    config = json.loads((src / "config.json").read_text())
-    config["vision_config"]["depth"] = 4
-    config["vision_config"]["fullatt_block_indexes"] = [1]  # llama.cpp would also make layer 3 full
-    (src / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UnsupportedCheckpointError, match="fullatt_block_indexes"):
+    edit_config(src, text, vision)
+    with pytest.raises(UnsupportedCheckpointError, match=message) as caught:
         convert_tiny(tmp_path / "out", src=src)
+    assert "download the checkpoint folder again" in str(caught.value)
+    assert not (tmp_path / "out").exists()
 
 
-def test_adapter_for_another_base_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("half", ["lora_A", "lora_B"])
+def test_adapter_for_another_base_is_refused(tmp_path: Path, half: str) -> None:
+    """An A (in-features) or B (out-features) matrix that does not fit the base weight."""
     adapter = copy_folder(FIXTURE / "lora", tmp_path / "other")
     source = TensorSource([adapter / "adapter_model.safetensors"])
     tensors = {}
     for name in source:
         array = np.array(source.float32(name))
-        tensors[name] = np.zeros((array.shape[0], 512), np.float32) if ".lora_A." in name else array
+        if f".{half}." in name:
+            wider = (array.shape[0], 512) if half == "lora_A" else (512, array.shape[1])
+            array = np.zeros(wider, np.float32)
+        tensors[name] = array
     write_safetensors(adapter / "adapter_model.safetensors", tensors)
-    with pytest.raises(AdapterError, match="another base model"):
+    with pytest.raises(AdapterError, match=r"another base model.*512"):
         convert_tiny(tmp_path / "out", lora=adapter)
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
