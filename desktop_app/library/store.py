@@ -363,12 +363,28 @@ class Library:
     def missing_photos(self, ref: AlbumRef) -> list[Photo]:
         return [photo for photo in self.photos(ref) if photo.missing]
 
-    def _known_facts(self, path: Path) -> PhotoFacts | None:
-        """Facts recorded for ``path`` if the file is unchanged (same size and mtime)."""
+    def _recorded_facts(self, given: Iterable[Path]) -> dict[Path, sqlite3.Row]:
+        """The library's records for files at or under the ``given`` paths, by path.
+
+        One range query per given path (not one per file), using the index on ``path``; when
+        a path was recorded twice the newest record wins.
+        """
+        rows: list[sqlite3.Row] = []
         with self._lock:
-            row = self._conn.execute(
-                "SELECT * FROM photos WHERE path = ? ORDER BY id DESC LIMIT 1", (str(path),)
-            ).fetchone()
+            for path in given:
+                text = str(path)
+                # Files under a folder sort between "folder/" and "folder0" ("0" follows "/").
+                prefix = text.rstrip(os.sep) + os.sep
+                rows += self._conn.execute(
+                    """SELECT id, path, size, mtime, sha256, width, height, captured_at
+                       FROM photos WHERE path = ? OR (path >= ? AND path < ?)""",
+                    (text, prefix, prefix[:-1] + chr(ord(os.sep) + 1)),
+                ).fetchall()
+        return {Path(row["path"]): row for row in sorted(rows, key=lambda row: row["id"])}
+
+    @staticmethod
+    def _unchanged_facts(path: Path, row: sqlite3.Row | None) -> PhotoFacts | None:
+        """The recorded facts for ``path`` if the file is unchanged (same size and mtime)."""
         if row is None:
             return None
         try:
@@ -407,18 +423,20 @@ class Library:
         looked at, the photos read so far are still added, and the report says ``stopped``.
         """
         album = self.album(ref)
+        given = [Path(os.path.abspath(Path(p).expanduser())) for p in photo_paths]
+        recorded = self._recorded_facts(given)
         facts: list[PhotoFacts] = []
         failed: list[FailedFile] = []
         skipped: list[Path] = []
         stopped = False
-        for count, (path, explicit) in enumerate(expand_paths(Path(p) for p in photo_paths), 1):
+        for count, (path, explicit) in enumerate(expand_paths(given), 1):
             if should_stop is not None and should_stop():
                 stopped = True
                 break
             if progress is not None:
                 progress(count, path)
-            known = self._known_facts(path)
-            if known is not None:
+            known = self._unchanged_facts(path, recorded.get(path))
+            if known is not None:  # not re-read or re-hashed
                 facts.append(known)
                 continue
             try:
@@ -432,6 +450,7 @@ class Library:
         duplicates: list[DuplicatePhoto] = []
         added_at = _now()
         with self._write() as conn:
+            in_album = set(self._album_photo_ids(conn, album.id))
             position = conn.execute(
                 "SELECT COALESCE(MAX(position), 0) FROM album_photos WHERE album_id = ?",
                 (album.id,),
@@ -441,7 +460,7 @@ class Library:
                     "SELECT * FROM photos WHERE sha256 = ?", (fact.sha256,)
                 ).fetchone()
                 if row is None:
-                    photo_id = conn.execute(
+                    cursor = conn.execute(
                         """INSERT INTO photos
                            (path, sha256, size, mtime, width, height, captured_at, added)
                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -455,32 +474,36 @@ class Library:
                             fact.captured_at,
                             added_at,
                         ),
-                    ).lastrowid
+                    )
+                    photo = Photo(  # what was just written; no need to read it back
+                        id=int(cursor.lastrowid or 0),
+                        path=fact.path,
+                        sha256=fact.sha256,
+                        size=fact.size,
+                        mtime=fact.mtime,
+                        width=fact.width,
+                        height=fact.height,
+                        captured_at=fact.captured_at,
+                    )
                 else:
-                    photo_id = row["id"]
-                    if row["path"] != str(fact.path) and not Path(row["path"]).is_file():
+                    photo = self._photo_from_row(row)
+                    if photo.missing and photo.path != fact.path:
                         # The known copy moved away and this file has its content: follow it.
                         conn.execute(
                             "UPDATE photos SET path = ?, mtime = ? WHERE id = ?",
-                            (str(fact.path), fact.mtime, photo_id),
+                            (str(fact.path), fact.mtime, photo.id),
                         )
-                    in_album = conn.execute(
-                        "SELECT 1 FROM album_photos WHERE album_id = ? AND photo_id = ?",
-                        (album.id, photo_id),
-                    ).fetchone()
-                    if in_album:
-                        existing = conn.execute(
-                            "SELECT * FROM photos WHERE id = ?", (photo_id,)
-                        ).fetchone()
-                        duplicates.append(DuplicatePhoto(fact.path, self._photo_from_row(existing)))
+                        photo = replace(photo, path=fact.path, mtime=fact.mtime, missing=False)
+                    if photo.id in in_album:
+                        duplicates.append(DuplicatePhoto(fact.path, photo))
                         continue
                 position += 1
                 conn.execute(
                     "INSERT INTO album_photos (album_id, photo_id, position) VALUES (?, ?, ?)",
-                    (album.id, photo_id, position),
+                    (album.id, photo.id, position),
                 )
-                stored = conn.execute("SELECT * FROM photos WHERE id = ?", (photo_id,)).fetchone()
-                added.append(self._photo_from_row(stored))
+                in_album.add(photo.id)
+                added.append(photo)
         return ImportReport(
             tuple(added), tuple(duplicates), tuple(failed), tuple(skipped), stopped=stopped
         )

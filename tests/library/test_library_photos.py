@@ -297,14 +297,25 @@ def test_thumbnails_are_upright_cached_and_rebuilt_when_deleted(
 def test_reimporting_an_unchanged_file_is_a_duplicate_without_rehashing(
     library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = make_photo(tmp_path / "a.jpg")
+    folder = tmp_path / "trip"
+    path = make_photo(folder / "a.jpg")
+    changed = make_photo(folder / "deeper" / "b.jpg", color=(1, 2, 3))
     library.create_album("A")
-    library.add_photos("A", [path])
-    import desktop_app.library.store as store
+    library.add_photos("A", [folder])
+    real_read = store.read_photo_facts
+    read_again: list[str] = []
 
-    def fail(_path: Path) -> None:
-        raise AssertionError("an unchanged file was read again")
+    def record_read(path: Path) -> object:
+        read_again.append(path.name)
+        return real_read(path)
 
-    monkeypatch.setattr(store, "read_photo_facts", fail)
+    monkeypatch.setattr(store, "read_photo_facts", record_read)
     report = library.add_photos("A", [path])
     assert len(report.duplicates) == 1
+    report = library.add_photos("A", [folder])  # files found under a folder are known too
+    assert len(report.duplicates) == 2 and read_again == []
+    make_photo(changed, color=(9, 9, 9))  # new content at a known path is read again
+    os.utime(changed, (1_000_000_000, 1_000_000_000))
+    report = library.add_photos("A", [folder])
+    assert read_again == ["b.jpg"]
+    assert [p.name for p in report.added] == ["b.jpg"] and len(report.duplicates) == 1
