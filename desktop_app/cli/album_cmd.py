@@ -111,8 +111,20 @@ def _report_import(report: ImportReport, album: Album) -> None:
 
 
 def _add(args: argparse.Namespace, library: Library) -> int:
-    report = library.add_photos(args.name, args.paths)
+    from desktop_app.cli.tell_cmd import StopOnCtrlC
+
+    library.album(args.name)  # an unknown album is reported before any file is read
+    # Ctrl-C stops after the file being read; the photos read so far are still added.
+    with StopOnCtrlC() as interrupt:
+        report = library.add_photos(args.name, args.paths, should_stop=interrupt)
     _report_import(report, library.album(args.name))
+    if report.stopped:
+        _err(
+            f"stopped by Ctrl-C: kept the {len(report.added)} photo(s) added before the stop; "
+            "run the same command again to add the rest (photos already in the album are "
+            "skipped)"
+        )
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed else EXIT_OK
 
 

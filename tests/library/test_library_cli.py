@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +205,48 @@ def test_album_tell_on_the_tiny_model_keeps_the_model_identity(
     assert story["model"]["mmproj"]["file"] == Path(tiny_model.mmproj_gguf).name
     assert all(p["prepared_size"] for p in story["photos"])
     assert story["timings"]["generated_tokens"] > 0
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_ctrl_c_stops_album_add_between_files_and_keeps_what_was_added(tmp_path: Path) -> None:
+    photos = distinct_photos(tmp_path / "big", 40)
+    with Library.open(tmp_path / "lib") as library:
+        library.create_album("A")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    adder = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("slow_album_add.py")),
+            str(tmp_path / "lib"),
+            "A",
+            str(tmp_path / "big"),
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert adder.stderr is not None
+        reads = 0
+        while reads < 3:  # three files in (each takes 50 ms), press Ctrl-C
+            line = adder.stderr.readline()
+            assert line, f"album add ended before it was interrupted (exit {adder.wait()})"
+            reads += line.startswith("reading ")
+        adder.send_signal(signal.SIGINT)
+        out, err = adder.communicate(timeout=30)
+    finally:
+        if adder.poll() is None:
+            adder.kill()
+            adder.wait()
+    assert adder.returncode == 130, err
+    assert "stopping" in err and "stopped by Ctrl-C" in err
+    with Library.open(tmp_path / "lib") as library:
+        kept = [photo.name for photo in library.photos("A")]
+    assert 3 <= len(kept) < len(photos)
+    assert kept == [photo.name for photo in photos[: len(kept)]]  # in order, none half-added
+    assert f"added {len(kept)} photo(s)" in out and f"kept the {len(kept)} photo(s)" in err
