@@ -946,7 +946,10 @@ class MainWindow(QMainWindow):
         self._refresh_album_row(album_id)
         if album_id == self.current_album_id:
             self._reload_photos()
-        found = f"Found {len(report.relinked)} photo(s); {len(report.still_missing)} still missing."
+        found = f"Found {len(report.relinked)} photo(s); {len(report.still_missing)} still missing"
+        if report.unreadable:  # non-fatal: those files vanished or were unreadable mid-search
+            found += f"; {len(report.unreadable)} file(s) in the folder could not be read"
+        found += "."
         self.show_status(f"Search stopped. {found}" if report.stopped else found)
 
     def _update_cost(self) -> None:

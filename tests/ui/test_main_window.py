@@ -657,6 +657,46 @@ def test_relinking_finds_a_moved_photo_and_clears_the_badge(
     assert library.photos(album.id)[0].path == moved / copy.name
 
 
+def test_relinking_reports_files_it_could_not_read_in_the_status_bar(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    tmp_path: Path,
+    sample_photos: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from desktop_app.fileio import sha256_file
+    from desktop_app.library import store
+
+    here = tmp_path / "here"
+    here.mkdir()
+    copy = here / sample_photos[0].name
+    copy.write_bytes(sample_photos[0].read_bytes())
+    window = make_window()
+    album = album_with_photos(qtbot, window, [copy])
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    # A same-size file the search must hash, which the OS refuses to read (searched first).
+    locked = moved / "0-locked.jpg"
+    locked.write_bytes(copy.read_bytes())
+    copy.rename(moved / copy.name)
+
+    def refusing_sha256(path: Path) -> str:
+        if Path(path).name == locked.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return sha256_file(path)
+
+    monkeypatch.setattr(store, "sha256_file", refusing_sha256)
+    window.reload_albums(select_id=album.id)
+    handle = window.relink(moved)
+    assert handle is not None
+    with qtbot.waitSignal(handle.ended, timeout=10_000):
+        pass
+    qtbot.waitUntil(lambda: "could not be read" in window.statusBar().currentMessage())
+    assert "Found 1 photo(s); 0 still missing; 1 file(s)" in window.statusBar().currentMessage()
+    assert library.photos(album.id)[0].path == moved / copy.name
+
+
 SLOW_IMPORT_FILES = 40
 SLOW_IMPORT_S_PER_FILE = 0.1  # 4 s for the whole folder if nothing stops it
 
