@@ -11,9 +11,17 @@ Two grammars, one after the other (the sampler switches when ``</think>\\n`` has
    tags may only name ids that frame K's tables defined (characters act, background regions
    are places).
 
-Lengths are capped so that the worst case fits ``max_tokens`` even at one character per token
-(free text is printable ASCII, so no token adds less): a strict run always ends with a complete
-story. Short budgets give terse cells; the caps relax as the budget grows.
+Free text (table cells, story text) may be any Unicode text except control characters, line
+breaks and the few characters the structure needs (``|``, ``<``, ``>`` in cells; ``<`` in the
+story), so names like "José" or "Łucja" and non-English stories keep their letters.
+
+Lengths are capped so that the worst case fits ``max_tokens``: every token adds at least one byte
+(llama.cpp's grammar refuses empty pieces), so the caps count the bytes a text can take, not its
+characters. A printable ASCII character is one byte and costs one unit; any other character costs
+``NON_ASCII_UNITS`` (4), because llama.cpp decodes byte tokens without refusing every overlong
+form: "é" is two bytes, but written byte by byte as ``F0 80 83 A9`` it takes four tokens (overlong
+ASCII is refused, so its one unit holds). A strict run therefore always ends with a complete story.
+Short budgets give terse cells; the caps relax as the budget grows.
 """
 
 from __future__ import annotations
@@ -48,19 +56,33 @@ SETTING_ELEMENTS = (
     "Background",
 )
 NARRATIVE_PHASES = ("Introduction", "Development", "Conflict", "Turning Point", "Conclusion")
-# Printable ASCII only (the model writes English): every token then adds at least one
-# character, which is what makes the length caps a guarantee. Cells exclude the table bar and
-# tag brackets; story text excludes "<" (tags are the grammar's own).
+# Free text comes in two classes whose length costs differ (see the module docstring): printable
+# ASCII, one unit, and every other character, NON_ASCII_UNITS. Cells exclude the table bar and
+# tag brackets; story text excludes "<" (tags are the grammar's own). A first character is never
+# whitespace (the parser strips it, and an all-blank cell or segment would read as empty).
 CELL_CHAR = "[\\x20-\\x3B\\x3D\\x3F-\\x7B\\x7D\\x7E]"
+CELL_FIRST_CHAR = "[\\x21-\\x3B\\x3D\\x3F-\\x7B\\x7D\\x7E]"
 TEXT_CHAR = "[\\x20-\\x3B\\x3D-\\x7E]"
 TEXT_FIRST_CHAR = "[\\x21-\\x3B\\x3D-\\x7E]"
+# Beyond ASCII: no C1 controls (U+0080-U+009F, NEL among them), no line or paragraph separator
+# (U+2028, U+2029), no surrogates. Positive ranges that end at U+10FFFF, not a negated class: a
+# negated class would also match the "code points" llama.cpp decodes from the invalid bytes
+# F5-FF, which Python then turns into U+FFFD.
+NON_ASCII_CHAR = "[\\u00A0-\\u2027\\u202A-\\uD7FF\\uE000-\\U0010FFFF]"
+# The same without the characters Python's str.isspace() counts as whitespace.
+NON_ASCII_FIRST_CHAR = (
+    "[\\u00A1-\\u167F\\u1681-\\u1FFF\\u200B-\\u2027\\u202A-\\u202E\\u2030-\\u205E"
+    "\\u2060-\\u2FFF\\u3001-\\uD7FF\\uE000-\\U0010FFFF]"
+)
+# Length units (worst-case tokens) one character of the NON_ASCII classes may take.
+NON_ASCII_UNITS = 4
 # Box cut points: x1 lies before a cut and x2 at or after it, which forces x1 < x2.
 BOX_CUTS = 6
 
 
 @dataclass(frozen=True)
 class ThinkCaps:
-    cell: int  # characters per table cell
+    cell: int  # length units per table cell (see NON_ASCII_UNITS)
     characters: int  # rows per Characters table
     objects: int  # obj rows per Objects table
     backgrounds: int  # bg rows per Objects table
@@ -70,9 +92,9 @@ class ThinkCaps:
 
 @dataclass(frozen=True)
 class StoryCaps:
-    text: int  # characters of plain text between tags
+    text: int  # length units of plain text between tags
     tags: int  # tags per segment
-    tag_text: int  # characters inside a tag
+    tag_text: int  # length units inside a tag
 
 
 THINK_LADDER = (
@@ -162,6 +184,31 @@ def _nested_rows(names: Sequence[str]) -> str:
     return text
 
 
+def length_rules(name: str, ascii_class: str, budget: int) -> list[str]:
+    """Rules ``name1`` .. ``name{budget}``: ``nameB`` is any text of at most B length units.
+
+    An ASCII character (``ascii_class``) costs one unit, any other (NON_ASCII_CHAR) costs
+    NON_ASCII_UNITS; each rule is optional, so the text may stop anywhere.
+    """
+    rules = []
+    for units in range(1, budget + 1):
+        options = [ascii_class + (f" {name}{units - 1}" if units > 1 else "")]
+        if units >= NON_ASCII_UNITS:
+            rest = units - NON_ASCII_UNITS
+            options.append(NON_ASCII_CHAR + (f" {name}{rest}" if rest else ""))
+        rules.append(f"{name}{units} ::= ( " + " | ".join(options) + " )?")
+    return rules
+
+
+def bounded_text(first_ascii: str, first_other: str, rest: str, budget: int) -> str:
+    """GBNF for non-empty text of at most ``budget`` units, its tail from ``length_rules(rest)``."""
+    options = [first_ascii + (f" {rest}{budget - 1}" if budget > 1 else "")]
+    if budget >= NON_ASCII_UNITS:
+        tail = budget - NON_ASCII_UNITS
+        options.append(first_other + (f" {rest}{tail}" if tail else ""))
+    return "( " + " | ".join(options) + " )"
+
+
 class StrictFormat:
     """The two grammars of one strict run: analysis first, then the story."""
 
@@ -186,7 +233,7 @@ class StrictFormat:
         return [2 * len(str(w)) + 2 * len(str(h)) + 6 for w, h in self.image_sizes]
 
     def think_worst_length(self, caps: ThinkCaps) -> int:
-        """The longest analysis this grammar allows, in characters."""
+        """The longest analysis this grammar allows, in length units (at least its tokens)."""
         n = len(self.image_sizes)
         cell = caps.cell
         total = len("<think>\n") + len("## Narrative Structure\n") + len(NARRATIVE_HEADER)
@@ -209,7 +256,6 @@ class StrictFormat:
         """GBNF of the analysis block (root rule ``root``)."""
         caps = self.think_caps
         n = len(self.image_sizes)
-        cell_tail = f"{CELL_CHAR}{{0,{caps.cell - 1}}}" if caps.cell > 1 else ""
         rules = [
             "root ::= "
             + literal("<think>\n")
@@ -217,7 +263,9 @@ class StrictFormat:
             + " ".join(f"frame{k}" for k in range(1, n + 1))
             + " narrative "
             + literal("</think>\n"),
-            f"cell ::= [A-Za-z0-9] {cell_tail}",
+            "cell ::= "
+            + bounded_text(CELL_FIRST_CHAR, NON_ASCII_FIRST_CHAR, "cellrest", caps.cell),
+            *length_rules("cellrest", CELL_CHAR, caps.cell - 1),
             "sep ::= " + literal(" | "),
             "element ::= " + _choice(SETTING_ELEMENTS),
             "phase ::= " + _choice(NARRATIVE_PHASES),
@@ -278,7 +326,7 @@ class StrictFormat:
 
     @staticmethod
     def story_worst_length(frame_ids: Sequence[Sequence[str]], caps: StoryCaps) -> int:
-        """The longest story this grammar allows, in characters."""
+        """The longest story this grammar allows, in length units (at least its tokens)."""
         total = 0
         for k, ids in enumerate(frame_ids, start=1):
             longest_id = max((len(i) for i in ids), default=0)
@@ -299,13 +347,14 @@ class StrictFormat:
             ):
                 caps = candidate
                 break
-        text_rule = TEXT_FIRST_CHAR + (
-            f" {TEXT_CHAR}{{0,{caps.text - 1}}}" if caps.text > 1 else ""
-        )
         rules = [
             "root ::= " + " ".join(f"seg{k}" for k in range(1, len(frames) + 1)),
-            f"text ::= {text_rule}",
-            f"inner ::= {TEXT_CHAR}{{1,{caps.tag_text}}}",
+            "text ::= "
+            + bounded_text(TEXT_FIRST_CHAR, NON_ASCII_FIRST_CHAR, "textrest", caps.text),
+            # Text after a tag may start with a space ("<gdo char1>José</gdo> waves").
+            "after ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "textrest", caps.text),
+            "inner ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "textrest", caps.tag_text),
+            *length_rules("textrest", TEXT_CHAR, max(caps.text, caps.tag_text) - 1),
         ]
         for k, ids in enumerate(frames, start=1):
             characters = sorted(i for i in ids if i.startswith("char"))
@@ -325,7 +374,7 @@ class StrictFormat:
             body = "text"
             if tags and caps.tags:
                 rules.append(f"tag{k} ::= " + " | ".join(f"( {t} )" for t in tags))
-                body = f"text ( tag{k} text? ){{0,{caps.tags}}}"
+                body = f"text ( tag{k} after? ){{0,{caps.tags}}}"
             rules.append(
                 f"seg{k} ::= " + literal(f"<gdi image{k}>\n") + f" {body} " + literal("\n</gdi>\n")
             )
