@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -36,6 +36,8 @@ from desktop_app.ui.story_html import colors_for, display_name
 from desktop_app.ui.story_panel import FramePhoto
 
 CAST_ICON = QSize(112, 112)
+CROP_MARGIN = 0.04  # of the box's width (left and right) and height (top and bottom)
+CROP_PADDING = QColor("#e4e4e4")  # fills the icon around a crop that is not square
 IdRole = Qt.ItemDataRole.UserRole + 1
 FrameRole = Qt.ItemDataRole.UserRole + 2
 
@@ -76,6 +78,40 @@ def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTable
     table.setMinimumHeight(min(height, 360))
     table.setMaximumHeight(height)
     return table
+
+
+def fitted_crop(
+    pixmap: QPixmap,
+    original: tuple[int, int],
+    box: tuple[float, float, float, float],
+    icon: QSize,
+) -> QPixmap | None:
+    """The part of the photo inside ``box`` (original-photo pixels, plus a small margin), scaled
+    to fit ``icon`` without changing its shape and centred on a neutral square; None when the
+    box is (nearly) empty.
+
+    ``pixmap`` may be a downscaled decode of the photo, ``original`` its full upright size. The
+    crop is cut to the box only: a square around a tall box would show the people beside it.
+    """
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
+    scale = pixmap.width() / original[0]
+    rect = QRectF(
+        (x1 - mx) * scale, (y1 - my) * scale, (x2 - x1 + 2 * mx) * scale, (y2 - y1 + 2 * my) * scale
+    )
+    source = rect.intersected(QRectF(pixmap.rect()))
+    if source.width() < 2 or source.height() < 2:
+        return None
+    fit = min(icon.width() / source.width(), icon.height() / source.height())
+    target = QRectF(0, 0, source.width() * fit, source.height() * fit)
+    target.moveCenter(QRectF(0, 0, icon.width(), icon.height()).center())
+    result = QPixmap(icon)
+    result.fill(CROP_PADDING)
+    painter = QPainter(result)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    painter.drawPixmap(target, pixmap, source)
+    painter.end()
+    return result
 
 
 class AnalysisPanel(QWidget):
@@ -370,23 +406,8 @@ class AnalysisPanel(QWidget):
             cache[photo.path] = (pixmap, (full.width(), full.height()))
         pixmap, original = cache[photo.path]
         prepared = photo.prepared_size or original
-        x1, y1, x2, y2 = services.map_box(box, prepared, original)
-        # A square around the box (with a margin) so small or thin things keep some context.
-        side = max(x2 - x1, y2 - y1) * 1.15
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        left = min(max(0.0, cx - side / 2), max(0.0, original[0] - side))
-        top = min(max(0.0, cy - side / 2), max(0.0, original[1] - side))
-        scale = pixmap.width() / original[0]
-        rect = QRect(int(left * scale), int(top * scale), int(side * scale), int(side * scale))
-        rect = rect.intersected(pixmap.rect())
-        if rect.width() < 2 or rect.height() < 2:
-            return None
-        crop = pixmap.copy(rect).scaled(
-            CAST_ICON,
-            Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation,
-        )
-        return QIcon(crop)
+        crop = fitted_crop(pixmap, original, services.map_box(box, prepared, original), CAST_ICON)
+        return None if crop is None else QIcon(crop)
 
     def _on_cast_item_changed(self, item: QListWidgetItem) -> None:
         if self._filling:
