@@ -85,10 +85,14 @@ def fitted_crop(
     original: tuple[int, int],
     box: tuple[float, float, float, float],
     icon: QSize,
+    device_ratio: float = 1.0,
 ) -> QPixmap | None:
     """The part of the photo inside ``box`` (original-photo pixels, plus a small margin), scaled
     to fit ``icon`` without changing its shape and centred on a neutral square; None when the
     box is (nearly) empty.
+
+    The result has ``icon`` × ``device_ratio`` pixels and says so (``devicePixelRatio``), so a
+    high-DPI screen shows it at full resolution instead of enlarging a small icon.
 
     ``pixmap`` may be a downscaled decode of the photo, ``original`` its full upright size. The
     crop is cut to the box only: a square around a tall box would show the people beside it.
@@ -105,7 +109,8 @@ def fitted_crop(
     fit = min(icon.width() / source.width(), icon.height() / source.height())
     target = QRectF(0, 0, source.width() * fit, source.height() * fit)
     target.moveCenter(QRectF(0, 0, icon.width(), icon.height()).center())
-    result = QPixmap(icon)
+    result = QPixmap(icon * device_ratio)
+    result.setDevicePixelRatio(device_ratio)
     result.fill(CROP_PADDING)
     painter = QPainter(result)
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
@@ -399,14 +404,20 @@ class AnalysisPanel(QWidget):
             return None
         _area, frame, box = best
         photo = self.frame_photos[frame]
+        device_ratio = self.devicePixelRatioF()
         if photo.path not in cache:
-            pixmap, full = read_photo(photo.path, max_side=1024)
+            # Decoded larger on high-DPI screens so that small boxes still give sharp crops.
+            pixmap, full = read_photo(
+                photo.path, max_side=int(1024 * min(2.0, max(1.0, device_ratio)))
+            )
             if pixmap.isNull():
                 return None
             cache[photo.path] = (pixmap, (full.width(), full.height()))
         pixmap, original = cache[photo.path]
         prepared = photo.prepared_size or original
-        crop = fitted_crop(pixmap, original, services.map_box(box, prepared, original), CAST_ICON)
+        crop = fitted_crop(
+            pixmap, original, services.map_box(box, prepared, original), CAST_ICON, device_ratio
+        )
         return None if crop is None else QIcon(crop)
 
     def _on_cast_item_changed(self, item: QListWidgetItem) -> None:

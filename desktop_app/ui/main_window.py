@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -723,13 +724,16 @@ class MainWindow(QMainWindow):
         if not wanted:
             return
         library = self.library
+        device_ratio = self.filmstrip.devicePixelRatioF()
+        # Enough pixels for the icon on this screen (the cached 256 px covers up to 2x).
+        size = max(THUMBNAIL_PX, math.ceil(FILMSTRIP_ICON.width() * device_ratio))
 
         def job(ctx: JobContext) -> None:
             for photo in wanted:
                 if ctx.should_stop():
                     return
                 try:
-                    path = library.thumbnail_path(photo, THUMBNAIL_PX)
+                    path = library.thumbnail_path(photo, size)
                 except StorytellerError:
                     continue
                 image = QImage(str(path))  # QImage (not QPixmap) is safe outside the GUI thread
@@ -737,7 +741,9 @@ class MainWindow(QMainWindow):
                     ctx.emit((photo.id, image))
 
         handle = self._start(CallableWorker(job), "Loading thumbnails")
-        handle.item.connect(lambda item: self.photo_model.set_thumbnail(item[0], item[1]))
+        handle.item.connect(
+            lambda item: self.photo_model.set_thumbnail(item[0], item[1], device_ratio)
+        )
 
     def add_photos_dialog(self) -> None:
         """Pick photos with a file dialog and import them into the current album."""

@@ -197,12 +197,24 @@ class PhotoListModel(_RecordListModel):
     def ids(self) -> list[int]:
         return [photo.id for photo in self._records]
 
-    def set_thumbnail(self, photo_id: int, image: QImage) -> None:
-        """Show ``image`` as the thumbnail of ``photo_id``."""
+    def set_thumbnail(self, photo_id: int, image: QImage, device_ratio: float = 1.0) -> None:
+        """Show ``image`` as the thumbnail of ``photo_id`` on a screen with ``device_ratio``
+        device pixels per logical pixel (the view's ``devicePixelRatioF()``)."""
         row = self.row_of(photo_id)
         if row is None or image.isNull():
             return
-        self._thumbnails[photo_id] = QIcon(QPixmap.fromImage(image))
+        # Fitted to the icon in device pixels and tagged with the ratio: a high-DPI screen then
+        # draws every pixel instead of enlarging an icon made for a 1x screen.
+        device_size = self.icon_size * device_ratio
+        if image.width() > device_size.width() or image.height() > device_size.height():
+            image = image.scaled(
+                device_size,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        pixmap = QPixmap.fromImage(image)
+        pixmap.setDevicePixelRatio(device_ratio)
+        self._thumbnails[photo_id] = QIcon(pixmap)
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 

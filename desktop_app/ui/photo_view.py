@@ -130,7 +130,11 @@ class PhotoView(QGraphicsView):
         if self.photo_item is not None and self.photo_path == path:
             return True
         self.clear_photo()
-        pixmap, full = read_photo(path)
+        # The view draws the photo scaled to device pixels (its transform and the screen's
+        # ratio together), so only the decoded size matters for sharpness: more on high-DPI
+        # screens. The pixmap stays untagged: scene units are original-photo pixels.
+        ratio = min(2.0, max(1.0, self.devicePixelRatioF()))
+        pixmap, full = read_photo(path, int(DISPLAY_MAX_SIDE * ratio))
         if pixmap.isNull():
             self.set_placeholder(f"{path.name} cannot be shown: it is missing or not an image.")
             return False
