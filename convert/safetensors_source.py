@@ -137,6 +137,15 @@ class TensorSource:
                         f"{entry.name} in {path.name} is stored as {entry.dtype}; only F32, F16 and BF16 "
                         "checkpoints can be converted: use the original, unquantized checkpoint"
                     )
+                earlier = self._entries.get(entry.name)
+                if earlier is not None:
+                    # Which copy is right cannot be told; silently keeping one would convert a
+                    # mix of two downloads.
+                    raise ConversionError(
+                        f"{entry.name} is stored twice, in {earlier.path.name} and {path.name}: the "
+                        "folder mixes files from two downloads; delete the checkpoint folder and "
+                        "download it again"
+                    )
                 self._entries[entry.name] = entry
 
     @classmethod

@@ -209,6 +209,18 @@ def test_unknown_tensor_is_named_not_skipped(tmp_path: Path) -> None:
         convert_tiny(tmp_path / "out", src=src)
 
 
+def test_a_tensor_stored_in_two_shards_is_refused_not_overwritten(tmp_path: Path) -> None:
+    src = copy_folder(CHECKPOINT, tmp_path / "src")
+    # A stray shard from another download that holds a tensor the checkpoint already has.
+    write_safetensors(src / "extra.safetensors", {"model.norm.weight": np.ones(256, np.float32)})
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    index["weight_map"]["model.norm.weight"] = "extra.safetensors"
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ConversionError, match=r"model\.norm\.weight is stored twice.*again"):
+        convert_tiny(tmp_path / "out", src=src)
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_tensor_is_reported(tmp_path: Path) -> None:
     src = copy_checkpoint(CHECKPOINT, tmp_path / "src", single_file=True)
     source = TensorSource.from_folder(src)
