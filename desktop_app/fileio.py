@@ -8,20 +8,45 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 
+def _create_temporary(target: Path) -> str:
+    """Create a new, empty temporary file beside ``target`` and return its name.
+
+    Created with ``os.open(..., 0o666)`` so the user's umask decides its permissions, as for any
+    file a program saves (``tempfile.mkstemp`` would make every export private, 0600).
+    """
+    while True:
+        name = str(target.parent / f".{target.name}.{secrets.token_hex(6)}.part")
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return name
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+def atomic_open(
+    path: str | os.PathLike[str],
+    mode: str = "w",
+    *,
+    private: bool = False,
+    **kwargs: object,
+) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    ``private`` makes the file readable by its owner only (settings that may hold an API key).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
+    tmp_name = _create_temporary(target)
     try:
+        if private:
+            os.chmod(tmp_name, 0o600)
         with open(tmp_name, mode, **kwargs) as handle:  # type: ignore[call-overload]
             yield handle
             handle.flush()
@@ -33,8 +58,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, private: bool = False) -> None:
+    with atomic_open(path, "w", private=private, encoding="utf-8", newline="") as handle:
         handle.write(text)
 
 

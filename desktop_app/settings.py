@@ -129,4 +129,7 @@ def load_settings(path: Path | None = None) -> Settings:
 def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Write ``settings`` atomically (a crash leaves the old file, never half of one)."""
     path = path or paths.settings_file()
-    atomic_write_text(path, json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
+    # Private: the file may hold the server's API key.
+    atomic_write_text(
+        path, json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n", private=True
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +61,17 @@ def test_catalog_is_found_in_a_checkout_and_in_an_installed_wheel(
     assert paths.catalog_file() == installed
     installed.unlink()
     assert paths.catalog_file() is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_atomic_writes_follow_the_umask_unless_private(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        export = tmp_path / "story.html"
+        atomic_write_text(export, "<p>shared</p>")
+        secret = tmp_path / "settings.json"
+        atomic_write_text(secret, '{"api_key": "k"}', private=True)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(export.stat().st_mode) == 0o644  # an export others may read
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600

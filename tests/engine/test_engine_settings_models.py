@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -218,3 +220,10 @@ def test_a_given_model_finds_its_partner_and_manifest(
     shutil.copy(tiny_model.text_gguf, tmp_path / "lone" / text)
     with pytest.raises(NoModelError, match="pass --mmproj"):
         resolve_model(tmp_path / "lone" / text, None)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_settings_holding_an_api_key_are_readable_by_their_owner_only() -> None:
+    save_settings(Settings(server_url="http://127.0.0.1:8080", api_key="sk-local"))
+    assert stat.S_IMODE(paths.settings_file().stat().st_mode) == 0o600
+    assert load_settings().api_key == "sk-local"
