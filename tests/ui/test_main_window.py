@@ -631,6 +631,33 @@ def test_clicking_a_photo_in_the_strip_shows_it_with_its_boxes(
     assert {b.overlay.entity_id for b in view.box_items()} == {"char1", "char2", "obj1", "bg2"}
 
 
+def album_whose_photo_moved(
+    qtbot: Any, window: Any, tmp_path: Path, photo: Path, *, also_in_new_folder: str = ""
+) -> tuple[Any, Path, Path]:
+    """An album holding a copy of ``photo`` that was then moved to another folder, where a
+    same-content file named ``also_in_new_folder`` (when given) lies too.
+    Returns the album, the new folder and the photo's new path."""
+    here = tmp_path / "here"
+    here.mkdir()
+    copy = here / photo.name
+    copy.write_bytes(photo.read_bytes())
+    album = album_with_photos(qtbot, window, [copy])
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    if also_in_new_folder:
+        (moved / also_in_new_folder).write_bytes(copy.read_bytes())
+    copy.rename(moved / copy.name)
+    window.reload_albums(select_id=album.id)
+    return album, moved, moved / copy.name
+
+
+def relink_and_wait(qtbot: Any, window: Any, folder: Path) -> None:
+    handle = window.relink(folder)
+    assert handle is not None
+    with qtbot.waitSignal(handle.ended, timeout=10_000):
+        pass
+
+
 def test_relinking_finds_a_moved_photo_and_clears_the_badge(
     qtbot: Any,
     make_window: Callable[..., Any],
@@ -638,23 +665,12 @@ def test_relinking_finds_a_moved_photo_and_clears_the_badge(
     tmp_path: Path,
     sample_photos: list[Path],
 ) -> None:
-    here = tmp_path / "here"
-    here.mkdir()
-    copy = here / sample_photos[0].name
-    copy.write_bytes(sample_photos[0].read_bytes())
     window = make_window()
-    album = album_with_photos(qtbot, window, [copy])
-    moved = tmp_path / "moved"
-    moved.mkdir()
-    copy.rename(moved / copy.name)
-    window.reload_albums(select_id=album.id)
+    album, moved, new_path = album_whose_photo_moved(qtbot, window, tmp_path, sample_photos[0])
     assert "missing" in window.album_view.currentIndex().data()
-    handle = window.relink(moved)
-    assert handle is not None
-    with qtbot.waitSignal(handle.ended, timeout=10_000):
-        pass
+    relink_and_wait(qtbot, window, moved)
     qtbot.waitUntil(lambda: "missing" not in window.album_view.currentIndex().data())
-    assert library.photos(album.id)[0].path == moved / copy.name
+    assert library.photos(album.id)[0].path == new_path
 
 
 def test_relinking_reports_files_it_could_not_read_in_the_status_bar(
@@ -668,33 +684,23 @@ def test_relinking_reports_files_it_could_not_read_in_the_status_bar(
     from desktop_app.fileio import sha256_file
     from desktop_app.library import store
 
-    here = tmp_path / "here"
-    here.mkdir()
-    copy = here / sample_photos[0].name
-    copy.write_bytes(sample_photos[0].read_bytes())
     window = make_window()
-    album = album_with_photos(qtbot, window, [copy])
-    moved = tmp_path / "moved"
-    moved.mkdir()
     # A same-size file the search must hash, which the OS refuses to read (searched first).
-    locked = moved / "0-locked.jpg"
-    locked.write_bytes(copy.read_bytes())
-    copy.rename(moved / copy.name)
+    locked_name = "0-locked.jpg"
+    album, moved, new_path = album_whose_photo_moved(
+        qtbot, window, tmp_path, sample_photos[0], also_in_new_folder=locked_name
+    )
 
     def refusing_sha256(path: Path) -> str:
-        if Path(path).name == locked.name:
+        if Path(path).name == locked_name:
             raise PermissionError(13, "Permission denied", str(path))
         return sha256_file(path)
 
     monkeypatch.setattr(store, "sha256_file", refusing_sha256)
-    window.reload_albums(select_id=album.id)
-    handle = window.relink(moved)
-    assert handle is not None
-    with qtbot.waitSignal(handle.ended, timeout=10_000):
-        pass
+    relink_and_wait(qtbot, window, moved)
     qtbot.waitUntil(lambda: "could not be read" in window.statusBar().currentMessage())
     assert "Found 1 photo(s); 0 still missing; 1 file(s)" in window.statusBar().currentMessage()
-    assert library.photos(album.id)[0].path == moved / copy.name
+    assert library.photos(album.id)[0].path == new_path
 
 
 SLOW_IMPORT_FILES = 40
