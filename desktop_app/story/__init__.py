@@ -27,6 +27,7 @@ from desktop_app.story.render import (
     render_text,
     story_to_dict,
 )
+from desktop_app.story.trained_layout import render_trained
 from desktop_app.story.validate import ISSUE_CODES, validate
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "render_html",
     "render_markdown",
     "render_text",
+    "render_trained",
     "story_to_dict",
     "validate",
 ]

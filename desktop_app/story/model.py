@@ -53,7 +53,8 @@ class Character:
 
 @dataclass(frozen=True)
 class StoryObject:
-    """One row of a frame's Objects table (objects ``objK`` and background regions ``bgK``)."""
+    """One row of a frame's Objects table: objects ``objK``, background regions ``bgK`` and
+    landmarks ``lmK`` (see ``desktop_app.story.ids``)."""
 
     id: str
     description: str
@@ -119,7 +120,7 @@ class SpanKind(str, enum.Enum):
     TEXT = "text"
     ENTITY = "entity"  # <gdo ids>: a mention of a character or object
     ACTION = "action"  # <gda ids>: an action, ids are who performs it
-    LOCATION = "location"  # <gdl ids>: a place, ids name background regions
+    LOCATION = "location"  # <gdl ids>: a place, ids name background regions or landmarks
 
 
 @dataclass(frozen=True)

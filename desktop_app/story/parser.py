@@ -21,6 +21,7 @@ import enum
 import functools
 import re
 
+from desktop_app.story.ids import OBJECT_TABLE_KINDS, EntityKind, is_entity_id
 from desktop_app.story.model import (
     Box,
     Character,
@@ -55,7 +56,6 @@ _HEADING_RE = re.compile(r"^\s*(?:#{1,6}\s*(.*?)\s*#*|\*\*(.+?)\*\*:?)\s*$")
 _FRAME_TITLE_RE = re.compile(r"^(?:image|frame|photo|picture)\s*#?\s*(\d{1,6})\b", re.IGNORECASE)
 _BARE_FRAME_TITLE_RE = re.compile(r"^(?:image|frame)\s*#?\s*\d{1,6}\s*:?$", re.IGNORECASE)
 _SEPARATOR_ROW_RE = re.compile(r"^[\s|:-]*$")  # "|---|:--:|", or a row of empty cells
-_DATA_ID_RE = re.compile(r"^(char|obj|bg)\s*\d+$", re.IGNORECASE)
 # A number not glued to a word: "x1=40" yields 40, not 1.
 _NUMBER_RE = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _IMAGE_RANGE_RE = re.compile(r"(\d{1,6})\s*(?:-|–|—|to)\s*(\d{1,6})|(\d{1,6})")
@@ -402,7 +402,7 @@ class _ParseState:
 
     def _header_table(self, headers: list[str]) -> _Table | None:
         """The table kind a header row announces, or None when the row is data."""
-        if any(_DATA_ID_RE.match(h) for h in headers):
+        if any(is_entity_id(h) for h in headers):
             return None
         for header in headers:
             if header in _DISTINCTIVE_HEADERS:
@@ -420,7 +420,7 @@ class _ParseState:
         cells = _split_cells(line)
         # Rows that start with an id are data; only other rows can be a header.
         header_table = None
-        if not (cells and _DATA_ID_RE.match(cells[0])):
+        if not (cells and is_entity_id(cells[0])):
             headers = [_normalise_header(c) for c in cells]
             header_table = self._header_table(headers)
         if header_table is not None:
@@ -432,9 +432,9 @@ class _ParseState:
         table = self.table
         if table is _Table.NONE:
             first = cells[0].lower() if cells else ""
-            if first.startswith("char"):
+            if first.startswith(EntityKind.CHARACTER.value):
                 table = _Table.CHARACTERS
-            elif first.startswith(("obj", "bg")):
+            elif first.startswith(tuple(kind.value for kind in OBJECT_TABLE_KINDS)):
                 table = _Table.OBJECTS
             else:
                 return  # a row of a table we cannot place

@@ -1,7 +1,8 @@
 """Golden files: outputs we wrote in the shape of DESIGN.md 2.1-2.2, and what every renderer makes of them.
 
 ``golden/raw/NAME.txt`` is a model output (clean, messy or cut off); ``golden/expected/NAME.*``
-holds its JSON contract (with validation issues), plain text, Markdown and HTML. After an
+holds its JSON contract (with validation issues), plain text, Markdown, HTML and the output
+written back in the trained layout (``NAME.trained.txt``). After an
 intended change of output, regenerate with ``STORYTELLER_REGEN_GOLDEN=1 pytest tests/story``
 and review the diff.
 """
@@ -22,6 +23,7 @@ from desktop_app.story import (
     story_to_dict,
     validate,
 )
+from desktop_app.story.trained_layout import render_trained
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 RAW_DIR = GOLDEN_DIR / "raw"
@@ -42,6 +44,10 @@ FRAME_COUNTS = {
     "missing_think_close": 5,
     "no_think": 5,
     "no_gdi": 5,
+    # Written by us in the trained layout, byte for byte (DESIGN.md 2.1-2.2): global ids that
+    # do not start at 1 and come back in later frames, landmarks, empty tables.
+    "trained_global_ids": 3,
+    "trained_empty_tables": 2,
 }
 # Prepared image sizes for cases whose boxes are checked against the image.
 IMAGE_SIZES = {"messy_boxes": {1: (448, 448), 2: (448, 448)}}
@@ -49,6 +55,7 @@ IMAGE_SIZES = {"messy_boxes": {1: (448, 448), 2: (448, 448)}}
 DISPLAY_NAMES = {
     "clean_5_frames": {"char1": "Grandma Nora"},
     "unicode_names": {"char1": "Zoé", "char2": "Misaki"},
+    "trained_global_ids": {"char3": "Uncle Tomás"},
 }
 
 
@@ -62,6 +69,8 @@ def _render_all(name: str) -> dict[str, str]:
         "txt": render_text(story, names),
         "md": render_markdown(story, names),
         "html": render_html(story, issues, names=names, title=name),
+        # The output written back in the trained layout (what JSON -> text export writes).
+        "trained.txt": render_trained(story),
     }
 
 
@@ -230,3 +239,30 @@ def test_story_without_think_or_without_gdi() -> None:
     no_gdi = _load("no_gdi")
     assert [s["image"] for s in no_gdi["story"]] == [None]
     assert {"stray-text", "missing-frame"} <= _codes(no_gdi)
+
+
+def test_trained_layout_goldens_read_global_ids_and_landmarks_without_complaint() -> None:
+    data = _load("trained_global_ids")
+    assert data["complete"] is True and data["issues"] == []
+    assert [o["id"] for o in data["frames"][0]["objects"]] == ["obj4", "bg26", "lm1"]
+    assert data["frames"][1]["characters"] == []
+    assert [c["id"] for c in data["frames"][2]["characters"]] == ["char5", "char3"]
+    assert [p["images"] for p in data["narrative"]] == [[1], [2], [2, 3]]
+    places = [s["ids"] for seg in data["story"] for s in seg["spans"] if s["kind"] == "location"]
+    assert ["lm1"] in places and ["bg26"] in places
+    text = (EXPECTED_DIR / "trained_global_ids.txt").read_text(encoding="utf-8")
+    assert "Uncle Tomás sat down on the step" in text  # char3 renamed in frame 3 too
+    page = (EXPECTED_DIR / "trained_global_ids.html").read_text(encoding="utf-8")
+    assert 'data-ids="lm1"' in page and "place: lm1" in page
+
+
+def test_the_trained_rendering_of_a_trained_golden_is_the_raw_text_itself() -> None:
+    for name in ("trained_global_ids", "trained_empty_tables"):
+        raw = (RAW_DIR / f"{name}.txt").read_text(encoding="utf-8")
+        assert (EXPECTED_DIR / f"{name}.trained.txt").read_text(encoding="utf-8") == raw
+
+
+def test_a_messy_output_written_back_in_the_trained_layout_has_trained_boxes() -> None:
+    text = (EXPECTED_DIR / "messy_boxes.trained.txt").read_text(encoding="utf-8")
+    assert "| 40,88,210,400 |" in text and "[40, 88" not in text
+    assert "| N/A |" in text  # a box that does not parse stays as the model wrote it
