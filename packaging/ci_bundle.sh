@@ -65,7 +65,7 @@ test -s "$WORK/selftest.png"
 
 step "storyteller tell through the bundle (strict format: llama.cpp's grammar sampler), as JSON"
 "$APP" tell tests/fixtures/tiny-qwen25vl/image.png --model "$MODEL" --mmproj "$MMPROJ" \
-  --strict-format --max-tokens 600 --seed 1 --format json -q > "$WORK/story.json"
+  --strict-format --max-tokens 1200 --seed 1 --format json -q > "$WORK/story.json"
 # Strict format makes even the random tiny model write a complete story that validates.
 "$PY" -c "
 import json, sys

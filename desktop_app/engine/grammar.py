@@ -1,19 +1,34 @@
-"""Strict format: GBNF grammars that make the output a complete, valid grounded story.
+"""Strict format v2: GBNF grammars that make the output a complete story in the trained layout.
 
-Two grammars, one after the other (the sampler switches when ``</think>\\n`` has been written):
+Every literal comes from ``desktop_app.story.trained_layout``, the renderer of the trained
+layout, so a strict run writes exactly the bytes QwenStoryteller was trained on (DESIGN.md 2.1,
+2.2) and ``render_trained(parse_story(output)) == output``. Two grammars, one after the other
+(the sampler switches when ``</think>\\n`` has been written):
 
-1. the analysis: ``<think>``, exactly one ``## Image K`` section per photo in order with the three
-   tables of DESIGN.md 2.1 (ids numbered ``char1, char2, …`` / ``obj1, …`` / ``bg1, …`` per
-   table, so none repeats), bounding boxes whose numbers lie inside that photo's prepared size
-   with ``x1 < x2`` and ``y1 < y2``, the Narrative Structure table with image numbers 1..N,
-   then ``</think>``;
-2. the story: one ``<gdi imageK>`` segment per photo in order, whose ``<gdo>``/``<gda>``/``<gdl>``
-   tags may only name ids that frame K's tables defined (characters act, background regions
-   are places).
+1. the analysis: ``<think>``, exactly one ``## Image K`` section per photo in order with its three
+   tables (each may be empty), ids ``charK`` in Characters and ``objK``/``bgK``/``lmK`` in
+   Objects with any K of up to ``ID_DIGITS`` digits, so ids are global and a later frame may
+   reuse any earlier one (cross-frame identity); boxes ``x1,y1,x2,y2`` inside that photo's
+   prepared size with ``x1 < x2`` and ``y1 < y2``; the Narrative Structure table with image
+   numbers 1..N, then ``</think>``;
+2. the story: one ``<gdi imageK>`` segment per photo in order, one empty line apart, whose tags
+   may only name ids that frame K's tables defined (``gdo`` any, ``gda`` characters, ``gdl``
+   background regions and landmarks).
+
+Unique ids within a table. With unbounded numbers this is not context-free in any useful size
+(the grammar would have to remember every subset of ids used so far), so the grammar allows any
+id and the engine enforces uniqueness: ``TableIds`` follows the text as it is written and, while
+an id is being written in a Characters or Objects row, names the continuations that would finish
+an id the table already has (or lead to a prefix with no unused completion left); the sampler
+removes exactly those tokens before it draws. That only ever removes tokens, so every proof about
+the grammar (shape, length) still holds, and an unused id is always reachable. Servers get the
+combined grammar alone: there uniqueness, like id consistency, is left to the validator.
 
 Free text (table cells, story text) may be any Unicode text except control characters, line
 breaks and the few characters the structure needs (``|``, ``<``, ``>`` in cells; ``<`` in the
-story), so names like "José" or "Łucja" and non-English stories keep their letters.
+story), so names like "José" or "Łucja" and non-English stories keep their letters. Free text
+never starts or ends with whitespace where the parser would strip it (a cell's ends, a segment's
+ends), so what is written is what parses and renders back.
 
 Lengths are capped so that the worst case fits ``max_tokens``: every token adds at least one byte
 (llama.cpp's grammar refuses empty pieces), so the caps count the bytes a text can take, not its
@@ -21,45 +36,30 @@ characters. A printable ASCII character is one byte and costs one unit; any othe
 ``NON_ASCII_UNITS`` (4), because llama.cpp decodes byte tokens without refusing every overlong
 form: "é" is two bytes, but written byte by byte as ``F0 80 83 A9`` it takes four tokens (overlong
 ASCII is refused, so its one unit holds). A strict run therefore always ends with a complete story.
-Short budgets give terse cells; the caps relax as the budget grows.
+Short budgets give terse cells and fewer rows; the caps relax as the budget grows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from desktop_app.errors import StorytellerError
+from desktop_app.story import trained_layout as layout
+from desktop_app.story.ids import OBJECT_TABLE_KINDS, EntityKind, entity_kind
+from desktop_app.story.model import SpanKind
 
-CHARACTER_HEADER = (
-    "| Character ID | Name | Description | Emotions | Actions | Narrative Function "
-    "| Bounding Box |\n|---|---|---|---|---|---|---|\n"
-)
-OBJECT_HEADER = (
-    "| Object ID | Description | Function | Interaction | Narrative Function | Bounding Box |\n"
-    "|---|---|---|---|---|---|\n"
-)
-SETTING_HEADER = (
-    "| Setting Element | Description | Mood | Time | Narrative Function |\n|---|---|---|---|---|\n"
-)
-NARRATIVE_HEADER = "| Narrative Phase | Description | Key Events | Images |\n|---|---|---|---|\n"
-SETTING_ELEMENTS = (
-    "Location",
-    "Environment",
-    "Lighting",
-    "Weather",
-    "Time Period",
-    "Architecture",
-    "Interior Design",
-    "Atmosphere",
-    "Background",
-)
-NARRATIVE_PHASES = ("Introduction", "Development", "Conflict", "Turning Point", "Conclusion")
+SETTING_ELEMENTS = layout.SETTING_ELEMENTS
+NARRATIVE_PHASES = layout.NARRATIVE_PHASES
+# Ids: a kind prefix and a number without leading zeros of at most ID_DIGITS digits (0..999):
+# stories number entities globally ("bg26"), so any number must be possible, and the bound keeps
+# the length proof finite.
+ID_DIGITS = 3
 # Free text comes in two classes whose length costs differ (see the module docstring): printable
 # ASCII, one unit, and every other character, NON_ASCII_UNITS. Cells exclude the table bar and
-# tag brackets; story text excludes "<" (tags are the grammar's own). A first character is never
-# whitespace (the parser strips it, and an all-blank cell or segment would read as empty).
+# tag brackets; story text excludes "<" (tags are the grammar's own). The *_FIRST classes leave
+# out whitespace: they start (and end) texts the parser would otherwise strip.
 CELL_CHAR = "[\\x20-\\x3B\\x3D\\x3F-\\x7B\\x7D\\x7E]"
 CELL_FIRST_CHAR = "[\\x21-\\x3B\\x3D\\x3F-\\x7B\\x7D\\x7E]"
 TEXT_CHAR = "[\\x20-\\x3B\\x3D-\\x7E]"
@@ -74,6 +74,8 @@ NON_ASCII_FIRST_CHAR = (
     "[\\u00A1-\\u167F\\u1681-\\u1FFF\\u200B-\\u2027\\u202A-\\u202E\\u2030-\\u205E"
     "\\u2060-\\u2FFF\\u3001-\\uD7FF\\uE000-\\U0010FFFF]"
 )
+# The whitespace NON_ASCII_CHAR allows (NON_ASCII_CHAR minus NON_ASCII_FIRST_CHAR).
+NON_ASCII_SPACE = "[\\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000]"
 # Length units (worst-case tokens) one character of the NON_ASCII classes may take.
 NON_ASCII_UNITS = 4
 # Box cut points: x1 lies before a cut and x2 at or after it, which forces x1 < x2.
@@ -83,10 +85,9 @@ BOX_CUTS = 6
 @dataclass(frozen=True)
 class ThinkCaps:
     cell: int  # length units per table cell (see NON_ASCII_UNITS)
-    characters: int  # rows per Characters table
-    objects: int  # obj rows per Objects table
-    backgrounds: int  # bg rows per Objects table
-    settings: int  # rows per Setting table (>= 1)
+    characters: int  # rows per Characters table (0 or more)
+    objects: int  # rows per Objects table: objects, background regions and landmarks
+    settings: int  # rows per Setting table (0 or more)
     phases: int  # rows of the Narrative Structure table (>= 1)
 
 
@@ -97,14 +98,19 @@ class StoryCaps:
     tag_text: int  # length units inside a tag
 
 
+# From roomy to terse; the first that fits the budget is used. A real story has up to about ten
+# characters and fifteen objects and places per frame: the top rungs allow that.
 THINK_LADDER = (
-    ThinkCaps(100, 5, 5, 3, 4, 5),
-    ThinkCaps(64, 4, 4, 2, 3, 5),
-    ThinkCaps(40, 3, 3, 2, 2, 4),
-    ThinkCaps(24, 2, 2, 1, 2, 3),
-    ThinkCaps(12, 1, 1, 1, 1, 2),
-    ThinkCaps(4, 1, 1, 0, 1, 1),
-    ThinkCaps(1, 0, 0, 0, 1, 1),
+    ThinkCaps(100, 12, 18, 4, 5),
+    ThinkCaps(64, 10, 15, 4, 5),
+    ThinkCaps(40, 10, 15, 3, 5),
+    ThinkCaps(40, 6, 8, 3, 5),
+    ThinkCaps(24, 4, 5, 2, 4),
+    ThinkCaps(24, 3, 3, 2, 3),
+    ThinkCaps(12, 2, 2, 1, 2),
+    ThinkCaps(12, 1, 1, 1, 2),
+    ThinkCaps(4, 1, 1, 1, 1),
+    ThinkCaps(1, 0, 0, 0, 1),
 )
 STORY_LADDER = (
     StoryCaps(240, 10, 40),
@@ -115,6 +121,9 @@ STORY_LADDER = (
     StoryCaps(10, 1, 8),
     StoryCaps(4, 0, 1),
 )
+_TAG_KINDS = (SpanKind.ENTITY, SpanKind.ACTION, SpanKind.LOCATION)
+_LONGEST_PREFIX = max(len(kind.value) for kind in EntityKind)
+LONGEST_ID = _LONGEST_PREFIX + ID_DIGITS
 
 
 def literal(text: str) -> str:
@@ -159,29 +168,26 @@ def _cuts(size: int) -> list[int]:
     return cuts or [1]
 
 
+def box_length(width: int, height: int) -> int:
+    """The longest box text inside ``width`` x ``height``."""
+    return 2 * len(str(width)) + 2 * len(str(height)) + 3 * len(layout.BOX_SEPARATOR)
+
+
 def box_rule(width: int, height: int) -> tuple[str, int]:
-    """GBNF for ``x1, y1, x2, y2`` inside ``width`` x ``height`` with x1 < x2, y1 < y2; max length."""
+    """GBNF for ``x1,y1,x2,y2`` inside ``width`` x ``height`` with x1 < x2, y1 < y2; max length."""
+    comma = literal(layout.BOX_SEPARATOR)
     options = []
     for cx in _cuts(width):
         for cy in _cuts(height):
             options.append(
-                f'{integer_range(0, cx - 1)} ", " {integer_range(0, cy - 1)} ", " '
-                f'{integer_range(cx, width)} ", " {integer_range(cy, height)}'
+                f"{integer_range(0, cx - 1)} {comma} {integer_range(0, cy - 1)} {comma} "
+                f"{integer_range(cx, width)} {comma} {integer_range(cy, height)}"
             )
-    max_len = 2 * len(str(width)) + 2 * len(str(height)) + 6
-    return "(" + " | ".join(options) + ")", max_len
+    return "(" + " | ".join(options) + ")", box_length(width, height)
 
 
-def _choice(words: Sequence[str]) -> str:
+def _choice(words: Iterable[str]) -> str:
     return "(" + " | ".join(literal(word) for word in words) + ")"
-
-
-def _nested_rows(names: Sequence[str]) -> str:
-    """Rows that may stop after any one but come in order: ( r1 ( r2 ( r3 )? )? )?."""
-    text = ""
-    for name in reversed(names):
-        text = f"( {name} {text} )?" if text else f"( {name} )?"
-    return text
 
 
 def length_rules(name: str, ascii_class: str, budget: int) -> list[str]:
@@ -200,13 +206,51 @@ def length_rules(name: str, ascii_class: str, budget: int) -> list[str]:
     return rules
 
 
+def trimmed_length_rules(name: str, ascii_solid: str, budget: int) -> list[str]:
+    """Rules ``name1`` .. ``name{budget}``: text of at most B units that is empty or ends in a
+    character that is not whitespace (the parser strips trailing whitespace).
+
+    ``nameB`` is optional; ``nameBx`` is the same text, not empty. ``ascii_solid`` is the ASCII
+    class without the space; the space is the only ASCII whitespace the text classes allow.
+    """
+    rules = []
+    for units in range(1, budget + 1):
+
+        def tail(rule: str, rest: int) -> str:
+            return f" {rule}{rest}" if rest else ""
+
+        options = [ascii_solid + tail(name, units - 1)]
+        if units > 1:
+            options.append(f'" " {name}{units - 1}x')
+        if units >= NON_ASCII_UNITS:
+            rest = units - NON_ASCII_UNITS
+            options.append(NON_ASCII_FIRST_CHAR + tail(name, rest))
+            if rest:
+                options.append(f"{NON_ASCII_SPACE} {name}{rest}x")
+        rules.append(f"{name}{units}x ::= " + " | ".join(options))
+        rules.append(f"{name}{units} ::= {name}{units}x?")
+    return rules
+
+
 def bounded_text(first_ascii: str, first_other: str, rest: str, budget: int) -> str:
-    """GBNF for non-empty text of at most ``budget`` units, its tail from ``length_rules(rest)``."""
+    """GBNF for non-empty text of at most ``budget`` units, its tail from ``rest`` rules."""
     options = [first_ascii + (f" {rest}{budget - 1}" if budget > 1 else "")]
     if budget >= NON_ASCII_UNITS:
         tail = budget - NON_ASCII_UNITS
         options.append(first_other + (f" {rest}{tail}" if tail else ""))
     return "( " + " | ".join(options) + " )"
+
+
+def id_rules() -> list[str]:
+    """``idnum``, ``charid``, ``objid`` (objects, background regions, landmarks), ``placeid``."""
+    digits = f"[1-9] [0-9]{{0,{ID_DIGITS - 1}}}" if ID_DIGITS > 1 else "[1-9]"
+    places = [kind.value for kind in EntityKind if kind.is_place]
+    return [
+        f'idnum ::= "0" | {digits}',
+        f"charid ::= {literal(EntityKind.CHARACTER.value)} idnum",
+        f"objid ::= {_choice(kind.value for kind in OBJECT_TABLE_KINDS)} idnum",
+        f"placeid ::= {_choice(places)} idnum",
+    ]
 
 
 class StrictFormat:
@@ -229,96 +273,76 @@ class StrictFormat:
 
     # -- analysis -------------------------------------------------------------------------------
 
-    def _box_lengths(self) -> list[int]:
-        return [2 * len(str(w)) + 2 * len(str(h)) + 6 for w, h in self.image_sizes]
-
     def think_worst_length(self, caps: ThinkCaps) -> int:
         """The longest analysis this grammar allows, in length units (at least its tokens)."""
         n = len(self.image_sizes)
         cell = caps.cell
-        total = len("<think>\n") + len("## Narrative Structure\n") + len(NARRATIVE_HEADER)
-        total += len("</think>\n")
-        for index, box in enumerate(self._box_lengths(), start=1):
-            total += len(f"## Image {index}\n\n### Characters\n") + len(CHARACTER_HEADER)
-            total += caps.characters * (len("| char | ") + 2 + 5 * (cell + 3) + box + 3)
-            total += len("\n### Objects\n") + len(OBJECT_HEADER)
-            total += (caps.objects + caps.backgrounds) * (
-                len("| obj | ") + 2 + 4 * (cell + 3) + box + 3
-            )
-            total += len("\n### Setting\n") + len(SETTING_HEADER)
-            total += caps.settings * (len("| Interior Design | ") + 4 * (cell + 3) + 1)
-            total += 1
-        images_cell = n * (len(str(n)) + 2)
-        total += caps.phases * (len("| Turning Point | ") + 2 * (cell + 3) + images_cell + 3)
+        sep = len(layout.CELL_SEPARATOR)
+        row_ends = len(layout.CELL_OPEN) + len(layout.ROW_CLOSE)
+        total = len(layout.THINK_OPEN) + len(layout.NARRATIVE_OPEN) + len(layout.THINK_CLOSE)
+        for index, (width, height) in enumerate(self.image_sizes, start=1):
+            box = box_length(width, height)
+            total += len(layout.frame_heading(index)) + len(layout.CHARACTERS_OPEN)
+            total += caps.characters * (row_ends + LONGEST_ID + 5 * (sep + cell) + sep + box)
+            total += len(layout.OBJECTS_OPEN)
+            total += caps.objects * (row_ends + LONGEST_ID + 4 * (sep + cell) + sep + box)
+            total += len(layout.SETTING_OPEN)
+            longest_element = max(map(len, SETTING_ELEMENTS))
+            total += caps.settings * (row_ends + longest_element + 4 * (sep + cell))
+            total += len(layout.FRAME_CLOSE)
+        images_cell = n * len(str(n)) + (n - 1) * len(", ")
+        longest_phase = max(map(len, NARRATIVE_PHASES))
+        total += caps.phases * (row_ends + longest_phase + 2 * (sep + cell) + sep + images_cell)
         return total
 
-    def think_grammar(self) -> str:
-        """GBNF of the analysis block (root rule ``root``)."""
-        caps = self.think_caps
+    def think_grammar(self, caps: ThinkCaps | None = None) -> str:
+        """GBNF of the analysis block (root rule ``root``), by default with ``think_caps``."""
+        caps = caps or self.think_caps
         n = len(self.image_sizes)
+        open_row, sep, close_row = (
+            literal(layout.CELL_OPEN),
+            "sep",
+            literal(layout.ROW_CLOSE),
+        )
         rules = [
             "root ::= "
-            + literal("<think>\n")
+            + literal(layout.THINK_OPEN)
             + " "
             + " ".join(f"frame{k}" for k in range(1, n + 1))
             + " narrative "
-            + literal("</think>\n"),
+            + literal(layout.THINK_CLOSE),
             "cell ::= "
             + bounded_text(CELL_FIRST_CHAR, NON_ASCII_FIRST_CHAR, "cellrest", caps.cell),
-            *length_rules("cellrest", CELL_CHAR, caps.cell - 1),
-            "sep ::= " + literal(" | "),
+            *trimmed_length_rules("cellrest", CELL_FIRST_CHAR, caps.cell - 1),
+            f"sep ::= {literal(layout.CELL_SEPARATOR)}",
+            *id_rules(),
             "element ::= " + _choice(SETTING_ELEMENTS),
             "phase ::= " + _choice(NARRATIVE_PHASES),
             "imagenum ::= " + integer_range(1, n),
             f"images ::= imagenum ({literal(', ')} imagenum){{0,{max(0, n - 1)}}}",
-            "setrow ::= "
-            + literal("| ")
-            + " element sep cell sep cell sep cell sep cell "
-            + literal(" |\n"),
-            "narrow ::= "
-            + literal("| ")
-            + " phase sep cell sep cell sep images "
-            + literal(" |\n"),
-            "narrative ::= "
-            + literal("## Narrative Structure\n" + NARRATIVE_HEADER)
-            + f" narrow{{1,{caps.phases}}}",
+            f"setrow ::= {open_row} element {sep} cell {sep} cell {sep} cell {sep} cell "
+            + close_row,
+            f"narrow ::= {open_row} phase {sep} cell {sep} cell {sep} images {close_row}",
+            f"narrative ::= {literal(layout.NARRATIVE_OPEN)} narrow{{1,{caps.phases}}}",
         ]
         for k, (width, height) in enumerate(self.image_sizes, start=1):
             box, _ = box_rule(width, height)
             rules.append(f"box{k} ::= {box}")
-            char_rows = [f"c{k}x{i}" for i in range(1, caps.characters + 1)]
-            obj_rows = [f"o{k}x{i}" for i in range(1, caps.objects + 1)]
-            bg_rows = [f"b{k}x{i}" for i in range(1, caps.backgrounds + 1)]
-            for i, name in enumerate(char_rows, start=1):
-                rules.append(
-                    f"{name} ::= "
-                    + literal(f"| char{i} | ")
-                    + f" cell sep cell sep cell sep cell sep cell sep box{k} "
-                    + literal(" |\n")
-                )
-            for prefix, names in (("obj", obj_rows), ("bg", bg_rows)):
-                for i, name in enumerate(names, start=1):
-                    rules.append(
-                        f"{name} ::= "
-                        + literal(f"| {prefix}{i} | ")
-                        + f" cell sep cell sep cell sep cell sep box{k} "
-                        + literal(" |\n")
-                    )
+            rules.append(
+                f"crow{k} ::= {open_row} charid" + f" {sep} cell" * 5 + f" {sep} box{k} {close_row}"
+            )
+            rules.append(
+                f"orow{k} ::= {open_row} objid" + f" {sep} cell" * 4 + f" {sep} box{k} {close_row}"
+            )
             rules.append(
                 f"frame{k} ::= "
-                + literal(f"## Image {k}\n\n### Characters\n" + CHARACTER_HEADER)
-                + " "
-                + (_nested_rows(char_rows) if char_rows else "")
-                + " "
-                + literal("\n### Objects\n" + OBJECT_HEADER)
-                + " "
-                + (_nested_rows(obj_rows) if obj_rows else "")
-                + " "
-                + (_nested_rows(bg_rows) if bg_rows else "")
-                + " "
-                + literal("\n### Setting\n" + SETTING_HEADER)
-                + f" setrow{{1,{caps.settings}}} "
-                + literal("\n")
+                + literal(layout.frame_heading(k) + layout.CHARACTERS_OPEN)
+                + f" crow{k}{{0,{caps.characters}}} "
+                + literal(layout.OBJECTS_OPEN)
+                + f" orow{k}{{0,{caps.objects}}} "
+                + literal(layout.SETTING_OPEN)
+                + f" setrow{{0,{caps.settings}}} "
+                + literal(layout.FRAME_CLOSE)
             )
         return "\n".join(rules) + "\n"
 
@@ -327,83 +351,143 @@ class StrictFormat:
     @staticmethod
     def story_worst_length(frame_ids: Sequence[Sequence[str]], caps: StoryCaps) -> int:
         """The longest story this grammar allows, in length units (at least its tokens)."""
-        total = 0
+        total = len(layout.SEGMENT_SEPARATOR) * max(0, len(frame_ids) - 1)
         for k, ids in enumerate(frame_ids, start=1):
             longest_id = max((len(i) for i in ids), default=0)
             tags = caps.tags if ids else 0
             tag = len("<gdo >") + 2 * longest_id + 1 + caps.tag_text + len("</gdo>")
-            total += len(f"<gdi image{k}>\n") + caps.text + tags * (tag + caps.text)
-            total += len("\n</gdi>\n")
+            total += len(layout.segment_open(k)) + caps.text + tags * (tag + caps.text)
+            total += len(layout.SEGMENT_CLOSE)
         return total
 
     def story_grammar(self, think_text: str, remaining_tokens: int) -> str:
         """GBNF of the story, given the analysis written (its ids) and the tokens left."""
-        frames = defined_ids(think_text, len(self.image_sizes))
+        frames = [sorted(ids) for ids in defined_ids(think_text, len(self.image_sizes))]
+        return "\n".join(self._story_rules(frames, remaining_tokens)) + "\n"
+
+    def _story_rules(self, frames: Sequence[Sequence[str]], budget: int) -> list[str]:
+        """Story rules; a frame's ids may be ``["*"]``: any id of the right kind (no analysis)."""
+        lengths = [[("x" * LONGEST_ID if i == "*" else i) for i in ids] for ids in frames]
         caps = STORY_LADDER[-1]
         for candidate in STORY_LADDER:
-            if (
-                self.story_worst_length([sorted(ids) for ids in frames], candidate)
-                <= remaining_tokens
-            ):
+            if self.story_worst_length(lengths, candidate) <= budget:
                 caps = candidate
                 break
+        segments = [f"seg{k}" for k in range(1, len(frames) + 1)]
         rules = [
-            "root ::= " + " ".join(f"seg{k}" for k in range(1, len(frames) + 1)),
-            "text ::= "
-            + bounded_text(TEXT_FIRST_CHAR, NON_ASCII_FIRST_CHAR, "textrest", caps.text),
-            # Text after a tag may start with a space ("<gdo char1>José</gdo> waves").
-            "after ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "textrest", caps.text),
-            "inner ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "textrest", caps.tag_text),
-            *length_rules("textrest", TEXT_CHAR, max(caps.text, caps.tag_text) - 1),
+            "root ::= " + f" {literal(layout.SEGMENT_SEPARATOR)} ".join(segments),
+            # Text that starts a segment, follows a tag or fills one; the "end" variants are the
+            # last piece of a segment and end in a non-space (the parser strips what follows).
+            "text ::= " + bounded_text(TEXT_FIRST_CHAR, NON_ASCII_FIRST_CHAR, "tany", caps.text),
+            "textend ::= "
+            + bounded_text(TEXT_FIRST_CHAR, NON_ASCII_FIRST_CHAR, "tsolid", caps.text),
+            "after ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "tany", caps.text),
+            "afterend ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "tsolid", caps.text),
+            "inner ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "tany", caps.tag_text),
+            "innerend ::= " + bounded_text(TEXT_CHAR, NON_ASCII_CHAR, "tsolid", caps.tag_text),
+            *length_rules("tany", TEXT_CHAR, max(caps.text, caps.tag_text) - 1),
+            *trimmed_length_rules("tsolid", TEXT_FIRST_CHAR, max(caps.text, caps.tag_text) - 1),
+            *id_rules(),
         ]
         for k, ids in enumerate(frames, start=1):
-            characters = sorted(i for i in ids if i.startswith("char"))
-            backgrounds = sorted(i for i in ids if i.startswith("bg"))
-            everything = sorted(ids)
-            tags = []
-            for tag, names in (("gdo", everything), ("gda", characters), ("gdl", backgrounds)):
-                if names:
-                    rules.append(f"{tag}{k}id ::= {_choice(names)}")
-                    tags.append(
-                        literal(f"<{tag} ")
-                        + f" {tag}{k}id ({literal(' ')} {tag}{k}id)? "
-                        + literal(">")
-                        + " inner "
-                        + literal(f"</{tag}>")
-                    )
-            body = "text"
+            tags, tags_end = [], []
+            for kind in _TAG_KINDS:
+                rule = f"{layout.tag_close(kind)[2:5]}{k}ids"
+                if ids == ["*"]:
+                    # No analysis to read ids from: any id of the right kind, one or two.
+                    one = {
+                        SpanKind.ENTITY: "( charid | objid )",
+                        SpanKind.ACTION: "charid",
+                        SpanKind.LOCATION: "placeid",
+                    }[kind]
+                    rules.append(f"{rule} ::= {one} ({literal(' ')} {one})?")
+                else:
+                    allowed = [i for i in ids if _tag_may_name(kind, i)]
+                    if not allowed:
+                        continue
+                    rules.extend(_distinct_ids_rules(rule, allowed))
+                opening = literal(layout.tag_open(kind, ["@"]).split("@")[0]) + f" {rule} "
+                opening += literal(">")
+                tags.append(f"{opening} inner {literal(layout.tag_close(kind))}")
+                tags_end.append(f"{opening} innerend {literal(layout.tag_close(kind))}")
+            body = "textend"
             if tags and caps.tags:
                 rules.append(f"tag{k} ::= " + " | ".join(f"( {t} )" for t in tags))
-                body = f"text ( tag{k} after? ){{0,{caps.tags}}}"
+                rules.append(f"tagend{k} ::= " + " | ".join(f"( {t} )" for t in tags_end))
+                # The last tag either ends the segment (its text ending in a non-space) or is
+                # followed by text that does.
+                last = f"( tagend{k} | tag{k} afterend )"
+                middle = f"( tag{k} after? ){{0,{caps.tags - 1}}} " if caps.tags > 1 else ""
+                # A segment may start with a tag ("<gdo char1>Maya</gdo> waves"), as in training.
+                body = f"( textend | text? {middle}{last} )"
             rules.append(
-                f"seg{k} ::= " + literal(f"<gdi image{k}>\n") + f" {body} " + literal("\n</gdi>\n")
+                f"seg{k} ::= {literal(layout.segment_open(k))} {body} "
+                + literal(layout.SEGMENT_CLOSE)
             )
-        return "\n".join(rules) + "\n"
+        return rules
 
     def combined_grammar(self) -> str:
         """One grammar for both parts, for servers that cannot switch grammars mid-stream.
 
-        The story may then name any id the caps allow in each frame, defined or not: the shape
-        is guaranteed, id consistency is left to the validator.
+        The story may then name any id of the right kind in each frame, defined or not: the
+        shape is guaranteed, id consistency (and uniqueness within a table) is left to the
+        validator.
         """
-        caps = self.think_caps
-        possible = (
-            [f"char{i}" for i in range(1, caps.characters + 1)]
-            + [f"obj{i}" for i in range(1, caps.objects + 1)]
-            + [f"bg{i}" for i in range(1, caps.backgrounds + 1)]
-        )
-        fake_think = "".join(
-            f"## Image {k}\n" + "".join(f"| {i} |\n" for i in possible)
-            for k in range(1, len(self.image_sizes) + 1)
+        # The story's share must be reserved up front: take the roomiest analysis that leaves
+        # the story a middle rung of its ladder (or the analysis caps alone, if none does).
+        wildcard = [[("x" * LONGEST_ID)]] * len(self.image_sizes)
+        story_share = self.story_worst_length(wildcard, STORY_LADDER[len(STORY_LADDER) // 2])
+        caps = next(
+            (
+                c
+                for c in THINK_LADDER
+                if self.think_worst_length(c) + story_share <= self.max_tokens
+            ),
+            self.think_caps,
         )
         reserve = self.max_tokens - self.think_worst_length(caps)
-        think = self.think_grammar().replace("root ::=", "think ::=", 1)
-        story = self.story_grammar(fake_think, reserve).replace("root ::=", "story ::=", 1)
-        return "root ::= think story\n" + think + story
+        think = self.think_grammar(caps).replace("root ::=", "think ::=", 1)
+        story_rules = self._story_rules([["*"]] * len(self.image_sizes), reserve)
+        # The id rules are in both parts: keep one copy.
+        shared = set(id_rules())
+        story = [rule for rule in story_rules if rule not in shared]
+        story[0] = story[0].replace("root ::=", "story ::=", 1)
+        return "root ::= think story\n" + think + "\n".join(story) + "\n"
+
+
+def _tag_may_name(tag: SpanKind, entity_id: str) -> bool:
+    """``<gdo>`` names anything, ``<gda>`` a character, ``<gdl>`` a place (bg or lm)."""
+    kind = entity_kind(entity_id)
+    if kind is None:
+        return False
+    if tag is SpanKind.ACTION:
+        return kind is EntityKind.CHARACTER
+    if tag is SpanKind.LOCATION:
+        return kind.is_place
+    return True
+
+
+def _distinct_ids_rules(rule: str, allowed: Sequence[str]) -> list[str]:
+    """``rule``: one id of ``allowed``, or two different ones separated by a space.
+
+    Two different ids, not any two: the parser reads ``<gdo char1 char1>`` as naming char1 once,
+    which would not render back to the same bytes. One tail rule per first id keeps it at
+    len(allowed) squared literals.
+    """
+    if len(allowed) == 1:
+        return [f"{rule} ::= {literal(allowed[0])}"]
+    rules = [
+        f"{rule} ::= "
+        + " | ".join(f"{literal(first)} {rule}t{i}" for i, first in enumerate(allowed))
+    ]
+    for i, first in enumerate(allowed):
+        others = [other for other in allowed if other != first]
+        rules.append(f"{rule}t{i} ::= ({literal(' ')} {_choice(others)})?")
+    return rules
 
 
 _FRAME_HEADING = re.compile(r"^## Image (\d+)\s*$", re.MULTILINE)
-_ROW_ID = re.compile(r"^\|\s*((?:char|obj|bg)\d+)\s*\|", re.MULTILINE)
+_ROW_ID = re.compile(r"^\|\s*((?:char|obj|bg|lm)[0-9]+)\s*\|", re.MULTILINE)
 
 
 def defined_ids(think_text: str, n_frames: int) -> list[set[str]]:
@@ -418,3 +502,97 @@ def defined_ids(think_text: str, n_frames: int) -> list[set[str]]:
         if 0 <= index < n_frames:
             frames[index].update(_ROW_ID.findall(section))
     return frames
+
+
+# ---- unique ids within a table (enforced by the engine, see the module docstring) -----------
+
+# A row from its start: "| ", a kind prefix, digits, and whatever follows (which, when there is
+# anything, finishes the id).
+_ID_CELL = re.compile(r"\| ?([a-z]{0,4})([0-9]*)(.*)", re.DOTALL)
+_ID_TABLES = frozenset({"### Characters", "### Objects"})
+_KIND_PREFIXES = frozenset(kind.value for kind in EntityKind)
+
+
+class TableIds:
+    """Follows an analysis as it is written and says which continuations would repeat an id.
+
+    ``feed`` the text as it streams. While ``active`` (a Characters or Objects row of a table
+    that already has ids is at its id cell), ``forbids(piece)`` is True when writing ``piece``
+    next would finish an id the table already has, or leave an id prefix none of whose
+    completions (within ``ID_DIGITS`` digits) is unused; ``id_is_taken()`` is True when the
+    digits so far spell a used id, so any piece that does not go on with a digit finishes it.
+    Together they never forbid every way on: an unused id always stays reachable.
+    """
+
+    def __init__(self) -> None:
+        self._line = ""
+        self._table = False  # inside a Characters or Objects table
+        self._in_rows = False  # ... and past its separator row
+        self._used: set[str] = set()
+
+    def feed(self, text: str) -> None:
+        """Add written text."""
+        while text:
+            newline = text.find("\n")
+            if newline < 0:
+                self._line += text
+                return
+            self._end_line(self._line + text[:newline])
+            self._line = ""
+            text = text[newline + 1 :]
+
+    def _end_line(self, line: str) -> None:
+        if line.startswith("#"):
+            self._table = line.strip() in _ID_TABLES
+            self._in_rows = False
+            self._used = set()
+        elif self._table and line.startswith("|-"):
+            self._in_rows = True
+        elif self._in_rows:
+            match = _ROW_ID.match(line + "\n")
+            if match is not None:
+                self._used.add(match.group(1))
+
+    @property
+    def used(self) -> frozenset[str]:
+        """The ids the current table has so far."""
+        return frozenset(self._used)
+
+    @property
+    def active(self) -> bool:
+        """True while an id is being written in a table that already has ids."""
+        if not (self._in_rows and self._used):
+            return False
+        match = _ID_CELL.fullmatch(self._line)
+        return not self._line or (match is not None and not match.group(3))
+
+    def forbids(self, piece: str) -> bool:
+        """True when writing ``piece`` next would repeat an id (or make that unavoidable)."""
+        if not self.active:
+            return False
+        match = _ID_CELL.fullmatch(self._line + piece)
+        if match is None:
+            return False  # not a row
+        prefix, digits, after = match.groups()
+        if prefix not in _KIND_PREFIXES or not digits:
+            return False
+        if after:
+            return prefix + digits in self._used  # the id is finished
+        return not self._has_unused_completion(prefix + digits)
+
+    def id_is_taken(self) -> bool:
+        """True when the id written so far, if it ended here, is one the table already has."""
+        match = _ID_CELL.fullmatch(self._line)
+        if match is None:
+            return False
+        prefix, digits, after = match.groups()
+        return not after and bool(digits) and prefix + digits in self._used
+
+    def _has_unused_completion(self, partial: str) -> bool:
+        digits = partial.lstrip("abcdefghijklmnopqrstuvwxyz")
+        # Ids have no leading zeros: "0" is complete; any other digits may grow to ID_DIGITS.
+        room = (
+            1 if digits.startswith("0") else sum(10**j for j in range(ID_DIGITS - len(digits) + 1))
+        )
+        taken = sum(1 for used in self._used if used.startswith(partial))
+        return taken < room

@@ -144,6 +144,7 @@ class LlamaCppBackend:
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
         self.grammar_resampled = 0  # strict format: tokens the grammar made us draw again
         self._loaded: _Loaded | None = None
+        self._id_tokens: _IdTokens | None = None  # strict format: built on first use
         self._abort = _Abort()
 
     # -- identity -------------------------------------------------------------------------------
@@ -531,6 +532,11 @@ class LlamaCppBackend:
 
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         sampler = _Sampler(vocab, sampling, strict.think_grammar() if strict else None)
+        table_ids = None
+        if strict is not None:
+            if self._id_tokens is None:
+                self._id_tokens = _IdTokens(vocab)
+            table_ids = grammar.TableIds()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         finish = FinishReason.LENGTH
@@ -545,6 +551,8 @@ class LlamaCppBackend:
                 if should_stop():
                     finish = FinishReason.CANCELLED
                     break
+                if table_ids is not None and table_ids.active and self._id_tokens is not None:
+                    self._id_tokens.forbid_repeats(llm.ctx, table_ids)
                 token = sampler.sample(llm.ctx)
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish = FinishReason.STOP
@@ -558,6 +566,8 @@ class LlamaCppBackend:
                     yield TokenEvent(text, generated - reported)
                     reported = generated
                 recent = (recent + text)[-len(THINK_END) :]
+                if table_ids is not None and not in_story:
+                    table_ids.feed(text)
                 if strict is not None and not in_story and recent == THINK_END:
                     in_story = True
                     sampler.set_grammar(
@@ -602,6 +612,43 @@ def _token_bytes(vocab: int, token: int) -> bytes:
         buffer = ctypes.create_string_buffer(-size)
         size = llama_cpp.llama_token_to_piece(vocab, token, buffer, -size, 0, False)
     return buffer.raw[: max(size, 0)]
+
+
+class _IdTokens:
+    """The tokens that can finish or extend an id, to keep ids unique within a table.
+
+    Built once per model from its vocabulary. ``forbid_repeats`` sets the logits of the tokens
+    ``grammar.TableIds`` forbids to -inf before a token is drawn, so the free draw and the
+    grammar-constrained draw both skip them (and both grammar instances stay in step).
+    """
+
+    def __init__(self, vocab: int) -> None:
+        import llama_cpp
+
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        finishers = []
+        self.with_digits: list[tuple[int, str]] = []
+        for token in range(self.n_vocab):
+            data = _token_bytes(vocab, token)
+            if not data:
+                continue  # control tokens: the grammar decides about them
+            if not data[:1].isdigit():
+                finishers.append(token)
+            if len(data) <= 16 and any(0x30 <= byte <= 0x39 for byte in data):
+                self.with_digits.append((token, data.decode("utf-8", errors="replace")))
+        # Pieces that do not start with a digit end an id whose digits are already written.
+        self.finishers = np.array(finishers, dtype=np.int64)
+
+    def forbid_repeats(self, ctx: int, table_ids: grammar.TableIds) -> None:
+        """Remove the tokens that would repeat an id of the current table from the next draw."""
+        import llama_cpp
+
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), (self.n_vocab,))
+        if table_ids.id_is_taken():
+            logits[self.finishers] = -np.inf
+        for token, piece in self.with_digits:
+            if table_ids.forbids(piece):
+                logits[token] = -np.inf
 
 
 class _Sampler:

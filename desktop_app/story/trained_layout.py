@@ -141,8 +141,9 @@ def box_cell(box: Box) -> str:
 
 
 def _cell(text: str) -> str:
-    # A cell is one line; a bar inside it is escaped so the row still has its columns.
-    return " ".join(text.split()).replace("|", "\\|")
+    # A cell is one line (the parser strips its ends anyway); a bar inside it is escaped so the
+    # row keeps its columns. Inner spaces stay as written: they are part of the trained bytes.
+    return " ".join(text.splitlines()).strip().replace("|", "\\|")
 
 
 def _box_text(row: Character | StoryObject) -> str:

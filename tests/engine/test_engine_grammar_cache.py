@@ -46,18 +46,20 @@ def test_boxes_allowed_by_the_grammar_are_inside_and_not_inverted(
     regex = as_regex(rule)
     x1, x2 = sorted(data.draw(st.lists(st.integers(0, width), min_size=2, max_size=2)))
     y1, y2 = sorted(data.draw(st.lists(st.integers(0, height), min_size=2, max_size=2)))
-    text = f"{x1}, {y1}, {x2}, {y2}"
+    text = f"{x1},{y1},{x2},{y2}"  # the trained form: no spaces
     if regex.fullmatch(text):
         assert x1 < x2 and y1 < y2 and len(text) <= max_len
-    assert not regex.fullmatch(f"{x2}, {y2}, {x1}, {y1}")  # inverted or empty
-    assert not regex.fullmatch(f"0, 0, {width + 1}, {height}")
-    assert regex.fullmatch(f"0, 0, {width}, {height}")
+    assert not regex.fullmatch(f"{x2},{y2},{x1},{y1}")  # inverted or empty
+    assert not regex.fullmatch(f"0,0,{width + 1},{height}")
+    assert not regex.fullmatch(f"0, 0, {width}, {height}")
+    assert regex.fullmatch(f"0,0,{width},{height}")
 
 
 def test_strict_caps_shrink_with_the_budget_and_refuse_when_too_small() -> None:
     roomy = StrictFormat([(448, 336)] * 2, 16000)
     tight = StrictFormat([(448, 336)] * 2, 2200)
     assert roomy.think_caps.cell > tight.think_caps.cell
+    assert roomy.think_caps.characters >= 10 and roomy.think_caps.objects >= 15
     assert tight.think_worst_length(tight.think_caps) <= 2200
     with pytest.raises(StorytellerError, match="needs --max-tokens of at least"):
         StrictFormat([(448, 336)] * 5, 500)
@@ -68,16 +70,18 @@ def test_strict_caps_shrink_with_the_budget_and_refuse_when_too_small() -> None:
 
 def test_story_grammar_only_names_ids_the_frame_defined() -> None:
     think = (
-        "<think>\n## Image 1\n\n### Characters\n| char1 | a |\n### Objects\n| bg1 | b |\n\n"
-        "## Image 2\n\n### Characters\n| char1 | a |\n| char2 | c |\n"
+        "<think>\n## Image 1\n\n### Characters\n| char1 | a |\n### Objects\n| bg1 | b |\n"
+        "| lm4 | c |\n\n## Image 2\n\n### Characters\n| char1 | a |\n| char2 | c |\n"
         "## Narrative Structure\n| Introduction | x | y | 1, 2 |\n</think>\n"
     )
-    assert defined_ids(think, 2) == [{"char1", "bg1"}, {"char1", "char2"}]
+    assert defined_ids(think, 2) == [{"char1", "bg1", "lm4"}, {"char1", "char2"}]
     grammar = StrictFormat([(84, 84), (84, 84)], 4000).story_grammar(think, 2000)
-    assert 'gdo1id ::= ("bg1" | "char1")' in grammar
-    assert 'gdl1id ::= ("bg1")' in grammar
-    assert "gdl2id" not in grammar  # frame 2 has no background region to be a place
-    assert 'gda2id ::= ("char1" | "char2")' in grammar
+    assert 'gdo1ids ::= "bg1" gdo1idst0 | "char1" gdo1idst1 | "lm4" gdo1idst2' in grammar
+    assert 'gdo1idst1 ::= (" " ("bg1" | "lm4"))?' in grammar  # a second id, not char1 again
+    assert 'gdl1ids ::= "bg1" gdl1idst0 | "lm4" gdl1idst1' in grammar  # landmarks are places
+    assert 'gda1ids ::= "char1"\n' in grammar
+    assert "gdl2ids" not in grammar  # frame 2 has no background region or landmark
+    assert 'gda2ids ::= "char1" gda2idst0 | "char2" gda2idst1' in grammar
 
 
 def test_embeddings_survive_on_disk_and_bad_files_are_dropped(tmp_path: Path) -> None:

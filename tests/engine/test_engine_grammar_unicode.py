@@ -13,16 +13,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from desktop_app.engine.grammar import (
-    CHARACTER_HEADER,
-    NARRATIVE_HEADER,
-    NON_ASCII_CHAR,
-    NON_ASCII_FIRST_CHAR,
-    OBJECT_HEADER,
-    SETTING_HEADER,
-    StrictFormat,
-)
+from desktop_app.engine.grammar import NON_ASCII_CHAR, NON_ASCII_FIRST_CHAR, StrictFormat
 from desktop_app.story.parser import parse_story
+from desktop_app.story.trained_layout import (
+    CHARACTERS_OPEN,
+    FRAME_CLOSE,
+    NARRATIVE_OPEN,
+    OBJECTS_OPEN,
+    SETTING_OPEN,
+    frame_heading,
+    render_trained,
+)
 from desktop_app.story.validate import validate
 
 if TYPE_CHECKING:
@@ -34,29 +35,28 @@ SIZES = [(84, 112), (112, 56)]
 
 
 def analysis(names: tuple[str, str, str], cell: str = "calm") -> str:
+    """An analysis in the trained layout (DESIGN.md 2.1)."""
     jose, zoe, lucja = names
     return (
-        "<think>\n## Image 1\n\n### Characters\n"
-        + CHARACTER_HEADER
-        + f"| char1 | {jose} | a man in a red coat | {cell} | waves | hero | 10, 20, 60, 100 |\n"
-        + f"| char2 | {zoe} | a girl | {cell} | laughs | friend | 0, 0, 84, 112 |\n"
-        + "\n### Objects\n"
-        + OBJECT_HEADER
-        + "| obj1 | a kite | toy | held | hope | 5, 5, 30, 40 |\n"
-        + "| bg1 | the beach | place | none | setting | 0, 50, 84, 112 |\n"
-        + "\n### Setting\n"
-        + SETTING_HEADER
+        "<think>\n"
+        + frame_heading(1)
+        + CHARACTERS_OPEN
+        + f"| char1 | {jose} | a man in a red coat | {cell} | waves | hero | 10,20,60,100 |\n"
+        + f"| char2 | {zoe} | a girl | {cell} | laughs | friend | 0,0,84,112 |\n"
+        + OBJECTS_OPEN
+        + "| obj1 | a kite | toy | held | hope | 5,5,30,40 |\n"
+        + "| bg1 | the beach | place | none | setting | 0,50,84,112 |\n"
+        + SETTING_OPEN
         + "| Location | a beach | bright | noon | start |\n"
-        + "\n## Image 2\n\n### Characters\n"
-        + CHARACTER_HEADER
-        + f"| char1 | {lucja} | an aunt | {cell} | cooks | host | 1, 1, 111, 55 |\n"
-        + "\n### Objects\n"
-        + OBJECT_HEADER
-        + "\n### Setting\n"
-        + SETTING_HEADER
+        + FRAME_CLOSE
+        + frame_heading(2)
+        + CHARACTERS_OPEN
+        + f"| char1 | {lucja} | an aunt | {cell} | cooks | host | 1,1,111,55 |\n"
+        + OBJECTS_OPEN
+        + SETTING_OPEN
         + "| Interior Design | a kitchen | warm | evening | end |\n"
-        + "\n## Narrative Structure\n"
-        + NARRATIVE_HEADER
+        + FRAME_CLOSE
+        + NARRATIVE_OPEN
         + "| Introduction | a day out | they meet | 1, 2 |\n"
         + "</think>\n"
     )
@@ -66,8 +66,8 @@ def story(names: tuple[str, str, str], town: str) -> str:
     jose, zoe, lucja = names
     return (
         f"<gdi image1>\nOn the beach of {town}, <gdo char1>{jose}</gdo> waves at "
-        f"<gdo char2>{zoe}</gdo> by <gdl bg1>the sea</gdl>.\n</gdi>\n"
-        f"<gdi image2>\nLater <gda char1>{lucja}</gda> cooks for everyone.\n</gdi>\n"
+        f"<gdo char2>{zoe}</gdo> by <gdl bg1>the sea</gdl>.\n</gdi>\n\n"
+        f"<gdi image2>\nLater <gda char1>{lucja}</gda> cooks for everyone.\n</gdi>"
     )
 
 
@@ -103,6 +103,7 @@ def test_names_and_stories_beyond_ascii_are_accepted_and_ascii_still_is(
         whole = think + story(names, town)
         sizes = dict(enumerate(SIZES, start=1))
         assert validate(parse_story(whole), frame_count=2, image_sizes=sizes) == []
+        assert render_trained(parse_story(whole)) == whole  # the trained bytes
         story_grammar = strict.story_grammar(think, 16000 - len(think.encode()))
         for bytewise in (False, True):
             cases.append({"grammar": think_grammar, "text": think, "bytewise": bytewise})
@@ -121,14 +122,14 @@ def test_names_and_stories_beyond_ascii_are_accepted_and_ascii_still_is(
 
 
 def test_structure_and_length_caps_still_hold_for_unicode(tiny_model: TinyModel) -> None:
-    tight_strict = StrictFormat(SIZES, 1500)
+    tight_strict = StrictFormat(SIZES, 1800)
     assert tight_strict.think_caps.cell == 4  # four length units per cell
     tight = tight_strict.think_grammar()
     roomy_strict = StrictFormat(SIZES, 16000)
     roomy = roomy_strict.think_grammar()
     think = analysis(UNICODE)
     story_grammar = roomy_strict.story_grammar(think, 16000 - len(think.encode()))
-    row = "<think>\n## Image 1\n\n### Characters\n" + CHARACTER_HEADER + "| char1 | "
+    row = "<think>\n" + frame_heading(1) + CHARACTERS_OPEN + "| char1 | "
     cell = len(row.encode())  # where the Name cell starts
     segment = len("<gdi image1>\n")
     # (grammar, text, byte offset where llama.cpp refuses it or None), fed one byte per token

@@ -33,6 +33,7 @@ from desktop_app.engine.images import UnusablePhotosError
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.errors import StorytellerError
 from desktop_app.story.parser import parse_story
+from desktop_app.story.trained_layout import render_trained
 from desktop_app.story.validate import validate
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def test_strict_format_output_always_validates(backend: LlamaCppBackend, album: 
     for seed in (1, 2):
         request = StoryRequest(
             photos=tuple(album[:2]),
-            sampling=SamplingParams(max_tokens=1500, seed=seed),
+            sampling=SamplingParams(max_tokens=2500, seed=seed),
             strict_format=True,
         )
         result, _ = run(backend, request)
@@ -131,6 +132,8 @@ def test_strict_format_output_always_validates(backend: LlamaCppBackend, album: 
         assert validate(story, frame_count=2, image_sizes=sizes) == []
         assert [frame.index for frame in story.frames] == [1, 2]
         assert [segment.image for segment in story.segments] == [1, 2]
+        # Exactly the trained layout: the renderer of DESIGN.md 2.1-2.2 writes the same bytes.
+        assert render_trained(story) == result.raw_output
 
 
 def test_strict_format_refuses_a_budget_too_small(
@@ -294,7 +297,7 @@ def test_html_output_shows_each_photo_beside_its_frame(
     tiny_model: TinyModel, album: list[Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "story.html"
-    options = ["--format", "html", "--out", str(out), "--max-tokens", "1500", "--strict-format"]
+    options = ["--format", "html", "--out", str(out), "--max-tokens", "2500", "--strict-format"]
     assert tell(tiny_model, album[:2], *options, "-q") == 0
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")

@@ -136,7 +136,7 @@ def test_server_tells_a_strict_story_that_validates(server: str, photos: list[Pa
     try:
         request = StoryRequest(
             photos=tuple(photos),
-            sampling=SamplingParams(max_tokens=1500, seed=4),
+            sampling=SamplingParams(max_tokens=2500, seed=4),
             strict_format=True,
         )
         result, events = run(backend, request)

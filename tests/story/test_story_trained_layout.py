@@ -108,7 +108,7 @@ def test_every_golden_keeps_its_content_through_the_trained_layout() -> None:
 
 def test_messy_rows_are_normalised_to_the_trained_form() -> None:
     messy = (
-        "<think>\n## Image 1\n### Characters\n| char1 | Maya |  Girl  in\tred | Calm | Waves "
+        "<think>\n## Image 1\n### Characters\n| char1 | Maya |  Girl in red | Calm | Waves "
         "| Hero | [40, 88, 210.5, 400] |\n### Objects\n| obj1 | Map with a \\| fold | Guide | - "
         "| Goal | N/A |\n## Narrative Structure\n| Introduction | Start | Boat | 1 |\n"
         "</think>\n<gdi image1>\n<gdo char1>Maya</gdo> waves.\n</gdi>\n"
