@@ -10,7 +10,7 @@ sampling (temperature, top-p, top-k 50, seed), same context and threads:
 - ``storyteller --strict-format``: the same with the grammar, for its cost on tokens/s.
 
 Usage: ``python bench/engine.py [--model TEXT.gguf --mmproj MMPROJ.gguf] [--photos N]
-[--size WxH] [--max-tokens N] [--detail low|normal|high]``. Without a model it converts the
+[--size WxH] [--max-tokens N] [--detail trained|more|most]``. Without a model it converts the
 tiny test checkpoint (tests/fixtures) and benchmarks that: it measures the pipeline's overhead,
 not a real model's speed.
 """
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="448x336")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--strict-max-tokens", type=int, default=4096)
-    parser.add_argument("--detail", choices=[d.value for d in Detail], default="normal")
+    parser.add_argument("--detail", choices=[d.value for d in Detail], default="more")
     parser.add_argument("--runs", type=int, default=3, help="cold+warm pairs (best is shown)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)

@@ -365,7 +365,7 @@ def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: 
         photo = sample_photo(workdir / "story-check.jpg")
         request = StoryRequest(
             photos=(photo,),
-            detail=Detail.LOW,
+            detail=Detail.AS_TRAINED,
             sampling=SamplingParams(temperature=0.0, max_tokens=STORY_CHECK_MAX_TOKENS, seed=1),
         )
         backend = LlamaCppBackend(model, mmproj, cache_dir=workdir / "embeddings")

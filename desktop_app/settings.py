@@ -35,7 +35,7 @@ class Settings:
     n_threads: int | None = None  # None: physical cores
     n_ctx: int | None = None  # None: sized per run from its real token cost
     library_dir: Path | None = None
-    detail: Detail = Detail.NORMAL
+    detail: Detail = Detail.AS_TRAINED
     preset: Preset = Preset.CREATIVE
     max_tokens: int = 4096
     seed: int | None = None

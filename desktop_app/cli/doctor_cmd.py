@@ -65,7 +65,7 @@ def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]
                 gradient.save(photo)
                 request = StoryRequest(
                     photos=(photo,),
-                    detail=Detail.LOW,
+                    detail=Detail.AS_TRAINED,
                     sampling=SamplingParams(max_tokens=32, seed=1),
                 )
                 for event in backend.generate(request, should_stop=lambda: False):

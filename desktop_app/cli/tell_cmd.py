@@ -19,6 +19,7 @@ from typing import Any
 from desktop_app.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.engine.events import (
     DEFAULT_INSTRUCTION,
+    OLD_DETAIL_NAMES,
     Detail,
     FinishReason,
     Phase,
@@ -59,9 +60,10 @@ def add_tell_options(parser: argparse.ArgumentParser) -> None:
     story = parser.add_argument_group("story")
     story.add_argument(
         "--detail",
-        choices=[d.value for d in Detail],
+        choices=[d.value for d in Detail] + list(OLD_DETAIL_NAMES),
         default=None,
-        help="vision tokens per photo: low 256, normal 512, high 1024 (default normal)",
+        help="vision tokens per photo: trained 256 (closest to the training frames, default), "
+        "more 512, most 1024 (beyond the training resolution); low/normal/high still work",
     )
     story.add_argument(
         "--preset",

@@ -12,21 +12,75 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Union
 
-# The generic instruction placed before the photos, as in training (DESIGN.md section 2).
-DEFAULT_INSTRUCTION = "Create a story based on these images."
+# The instruction placed before the photos: by default one of the trained ones (see prompt.py);
+# re-exported, the CLI and GUI take them from here.
+from desktop_app.engine.prompt import DEFAULT_INSTRUCTION as DEFAULT_INSTRUCTION
+from desktop_app.engine.prompt import TRAINED_INSTRUCTIONS as TRAINED_INSTRUCTIONS
+from desktop_app.engine.prompt import is_trained_instruction as is_trained_instruction
 
 
 class Detail(enum.Enum):
-    """How many vision tokens one photo may cost: more detail, better boxes, slower runs."""
+    """How many vision tokens one photo may cost, named by what the model saw in training.
 
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
+    Training frames were small movie stills at their own size (about 150-250 image tokens), so
+    "as trained" is the budget closest to them; more detail goes beyond the training resolution
+    (sharper boxes on big photos, maybe, and slower runs). The values before these names (low,
+    normal, high) still read as the same budgets: settings and scripts that use them keep
+    working, and runs stored with them keep their recorded detail.
+    """
+
+    AS_TRAINED = "trained"
+    MORE = "more"
+    MOST = "most"
+    # The first releases' names, as aliases (code written against them keeps working).
+    LOW = "trained"
+    NORMAL = "more"
+    HIGH = "most"
 
     @property
     def token_budget(self) -> int:
         """Per-image vision-token budget (llama.cpp accepts 8..4096)."""
-        return {Detail.LOW: 256, Detail.NORMAL: 512, Detail.HIGH: 1024}[self]
+        return {Detail.AS_TRAINED: 256, Detail.MORE: 512, Detail.MOST: 1024}[self]
+
+    @property
+    def label(self) -> str:
+        """What the GUI calls it: "As trained", "More detail", "Most detail"."""
+        return {
+            Detail.AS_TRAINED: "As trained",
+            Detail.MORE: "More detail",
+            Detail.MOST: "Most detail",
+        }[self]
+
+    @property
+    def beyond_training(self) -> bool:
+        """True when photos get more pixels than the model's training frames had."""
+        return self is not Detail.AS_TRAINED
+
+    @classmethod
+    def _missing_(cls, value: object) -> Detail | None:
+        # The names of the first releases: the same budgets under their old words.
+        return _OLD_DETAIL_NAMES.get(value) if isinstance(value, str) else None
+
+
+_OLD_DETAIL_NAMES = {"low": Detail.AS_TRAINED, "normal": Detail.MORE, "high": Detail.MOST}
+OLD_DETAIL_NAMES = tuple(_OLD_DETAIL_NAMES)
+
+
+def recorded_detail(parameters: dict[str, object]) -> Detail | None:
+    """The detail a stored run was told with, whatever the name it was stored under.
+
+    The token budget a run recorded decides (it is what the model saw); the stored name is the
+    fallback for runs without one.
+    """
+    budget = parameters.get("token_budget")
+    for detail in Detail:
+        if budget == detail.token_budget:
+            return detail
+    name = parameters.get("detail")
+    try:
+        return Detail(name) if isinstance(name, str) else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -64,7 +118,7 @@ class StoryRequest:
     """One story run: photos in album order and how to tell their story."""
 
     photos: tuple[Path, ...]
-    detail: Detail = Detail.NORMAL
+    detail: Detail = Detail.AS_TRAINED
     sampling: SamplingParams = field(default_factory=SamplingParams)
     strict_format: bool = False
     instruction: str = DEFAULT_INSTRUCTION

@@ -21,6 +21,29 @@ SYSTEM_PROMPT = (
     "reasoning process before writing the final story."
 )
 
+# The instructions QwenStoryteller was trained with: the training adapter drew one at random for
+# every example, "" (none) among them (DESIGN.md section 2). The default is the first one; any
+# other text is beyond training.
+TRAINED_INSTRUCTIONS: tuple[str, ...] = (
+    "Create a story based on these images.",
+    "Tell me a story that connects these images.",
+    "Generate a narrative that ties these images together.",
+    "Craft a cohesive story from this sequence of images.",
+    "Looking at these images, what story could they tell?",
+    "Can you create a narrative that explains the progression in these images?",
+    "These images form a sequence - please tell the story they represent.",
+    "Write a story that captures what's happening across these images.",
+    "These images tell a story - what is it?",
+    "",
+)
+DEFAULT_INSTRUCTION = TRAINED_INSTRUCTIONS[0]
+
+
+def is_trained_instruction(instruction: str) -> bool:
+    """True for one of the instructions the model was trained with (or none at all)."""
+    return instruction in TRAINED_INSTRUCTIONS
+
+
 # llama.cpp's mtmd default media marker (mtmd_default_marker()).
 MEDIA_MARKER = "<__media__>"
 

@@ -25,6 +25,7 @@ from desktop_app.ui import services
 from desktop_app.ui.models import describe_run
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
+from desktop_app.ui.trained_choices import recorded_detail_words
 
 COMPARE_THUMB_PX = 120  # half the window per column: smaller photos than the story view's
 
@@ -37,7 +38,7 @@ def run_header_html(run: Any) -> str:
     model = dict(run.model).get("name") or run.backend or "unknown model"
     details = [
         f"preset {params['preset']}" if params.get("preset") else "",
-        f"{params['detail']} detail" if params.get("detail") else "",
+        recorded_detail_words(params),
         f"seed {params['seed']}" if params.get("seed") is not None else "",
         f"model {model}",
         f"{len(run.raw_output)} characters",

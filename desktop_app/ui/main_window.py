@@ -74,6 +74,7 @@ from desktop_app.ui.errors import show_error
 from desktop_app.ui.exporting import EXPORT_KINDS, export_story
 from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
 from desktop_app.ui.story_panel import FramePhoto, StoryPanel, frame_photos_of
+from desktop_app.ui.trained_choices import DETAIL_TIP, InstructionCombo, detail_tip
 from desktop_app.ui.workers import (
     CallableWorker,
     GenerateWorker,
@@ -419,11 +420,15 @@ class MainWindow(QMainWindow):
         self.detail_combo.setObjectName("detailCombo")
         for detail in Detail:
             self.detail_combo.addItem(
-                f"{detail.value.capitalize()} detail ({detail.token_budget} tokens/photo)", detail
+                f"{detail.label} ({detail.token_budget} tokens/photo)", detail
             )
-        detail = getattr(self.settings, "detail", Detail.NORMAL)
+            self.detail_combo.setItemData(
+                self.detail_combo.count() - 1, detail_tip(detail), Qt.ItemDataRole.ToolTipRole
+            )
+        detail = getattr(self.settings, "detail", Detail.AS_TRAINED)
         self.detail_combo.setCurrentIndex(list(Detail).index(detail))
-        self.detail_combo.setToolTip("More detail: better boxes, slower and more memory")
+        self.detail_combo.setToolTip(DETAIL_TIP)
+        self.instruction_combo = InstructionCombo(self)
         self.seed_spin = QSpinBox(self)
         self.seed_spin.setObjectName("seedSpin")
         self.seed_spin.setRange(-1, 2_147_483_647)
@@ -440,6 +445,8 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(self.detail_combo)
         toolbar.addWidget(QLabel("  "))
         toolbar.addWidget(self.seed_spin)
+        toolbar.addWidget(QLabel("  "))
+        toolbar.addWidget(self.instruction_combo)
         toolbar.addSeparator()
         self.phase_label = QLabel("")
         self.phase_label.setObjectName("phaseLabel")
@@ -510,6 +517,7 @@ class MainWindow(QMainWindow):
             self.preset_combo,
             self.detail_combo,
             self.seed_spin,
+            self.instruction_combo,
             self.tabs,
             self.story_panel.browser,
             self.story_panel.issues_list,
@@ -1018,11 +1026,14 @@ class MainWindow(QMainWindow):
             photos=tuple(p.path for p in usable),
             detail=self.detail(),
             sampling=self.preset().sampling(max_tokens=self.max_tokens(), seed=self.seed()),
+            instruction=self.instruction_combo.instruction(),
         )
         self._remember_choices()
         parameters = {
             "preset": self.preset().value,
             "detail": self.detail().value,
+            "token_budget": self.detail().token_budget,
+            "instruction": request.instruction,
             **request.sampling.to_dict(),
         }
         try:
@@ -1497,7 +1508,12 @@ class MainWindow(QMainWindow):
             act.setEnabled(has_story and not generating)
         self.act_delete_run.setEnabled(bool(self.selected_runs()))
         self.act_compare.setEnabled(self.run_model.rowCount() >= 2)
-        for widget in (self.preset_combo, self.detail_combo, self.seed_spin):
+        for widget in (
+            self.preset_combo,
+            self.detail_combo,
+            self.seed_spin,
+            self.instruction_combo,
+        ):
             widget.setEnabled(not generating)
 
     def _start(self, worker: Worker, action: str | None, busy: bool = False) -> WorkerHandle:

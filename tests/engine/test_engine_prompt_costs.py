@@ -49,6 +49,20 @@ def test_chatml_puts_the_instruction_before_the_photos_in_order() -> None:
     assert "<|vision_start|>" not in text
 
 
+def test_the_instructions_are_the_ten_the_training_drew_from() -> None:
+    from desktop_app.engine.prompt import DEFAULT_INSTRUCTION, TRAINED_INSTRUCTIONS
+
+    # DESIGN.md section 2: the training adapter's list, "" (no instruction) among them.
+    assert len(TRAINED_INSTRUCTIONS) == 10 and "" in TRAINED_INSTRUCTIONS
+    assert "These images form a sequence - please tell the story they represent." in (
+        TRAINED_INSTRUCTIONS
+    )
+    assert DEFAULT_INSTRUCTION == "Create a story based on these images."
+    for instruction in TRAINED_INSTRUCTIONS:
+        text = render_chatml(instruction, 2)
+        assert f"<|im_start|>user\n{instruction}{MEDIA_MARKER}{MEDIA_MARKER}<|im_end|>" in text
+
+
 def test_the_models_own_template_renders_the_same_prompt(tiny_checkpoint: Path) -> None:
     config = json.loads((tiny_checkpoint / "tokenizer_config.json").read_text())
     template = config["chat_template"]

@@ -12,6 +12,7 @@ import pytest
 from desktop_app.cli import tell_cmd
 from desktop_app.engine.events import (
     DEFAULT_INSTRUCTION,
+    TRAINED_INSTRUCTIONS,
     Detail,
     Event,
     FinishReason,
@@ -25,6 +26,7 @@ from desktop_app.engine.events import (
     StoryRequest,
     Timings,
     TokenEvent,
+    is_trained_instruction,
 )
 from desktop_app.errors import StorytellerError
 from desktop_app.settings import Settings, save_settings
@@ -36,32 +38,53 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def test_defaults_are_the_model_card_and_normal_detail() -> None:
+def test_defaults_are_the_model_card_and_the_trained_detail_and_instruction() -> None:
     request = tell_cmd.request_from_args(parse(), [Path("a.jpg"), Path("b.jpg")])
     assert request.photos == (Path("a.jpg"), Path("b.jpg"))
     assert (request.sampling.temperature, request.sampling.top_p) == (0.7, 0.9)
     assert request.sampling.max_tokens == 4096 and request.sampling.seed is None
-    assert request.detail is Detail.NORMAL and not request.strict_format
-    assert request.instruction == DEFAULT_INSTRUCTION
+    assert request.detail is Detail.AS_TRAINED and not request.strict_format
+    assert request.detail.token_budget == 256  # the budget closest to the training frames
+    assert request.instruction == DEFAULT_INSTRUCTION == "Create a story based on these images."
 
 
 def test_settings_fill_in_what_the_command_line_leaves_out() -> None:
     save_settings(
         Settings(
-            detail=Detail.HIGH, preset=Preset.FAITHFUL, seed=9, max_tokens=2000, strict_format=True
+            detail=Detail.MOST, preset=Preset.FAITHFUL, seed=9, max_tokens=2000, strict_format=True
         )
     )
     request = tell_cmd.request_from_args(parse("--temperature", "0.5"), [Path("a.jpg")])
-    assert request.detail is Detail.HIGH and request.strict_format
+    assert request.detail is Detail.MOST and request.strict_format
     assert (request.sampling.temperature, request.sampling.top_p) == (0.5, 0.8)
     assert (request.sampling.seed, request.sampling.max_tokens) == (9, 2000)
     overridden = tell_cmd.request_from_args(
-        parse("--detail", "low", "--preset", "creative", "--seed", "1", "--max-tokens", "64"),
+        parse("--detail", "more", "--preset", "creative", "--seed", "1", "--max-tokens", "64"),
         [Path("a.jpg")],
     )
-    assert overridden.detail is Detail.LOW
+    assert overridden.detail is Detail.MORE
     assert (overridden.sampling.temperature, overridden.sampling.seed) == (0.7, 1)
     assert overridden.sampling.max_tokens == 64
+
+
+@pytest.mark.parametrize(
+    ("old", "budget"),
+    [("low", 256), ("normal", 512), ("high", 1024)],
+    ids=["low", "normal", "high"],
+)
+def test_the_old_detail_names_still_work_with_their_budgets(old: str, budget: int) -> None:
+    request = tell_cmd.request_from_args(parse("--detail", old), [Path("a.jpg")])
+    assert request.detail.token_budget == budget
+    assert Detail(old) is request.detail  # settings files that stored the old name too
+
+
+def test_no_instruction_and_any_trained_one_can_be_chosen() -> None:
+    none = tell_cmd.request_from_args(parse("--instruction", ""), [Path("a.jpg")])
+    assert none.instruction == "" and is_trained_instruction("")
+    chosen = TRAINED_INSTRUCTIONS[4]
+    request = tell_cmd.request_from_args(parse("--instruction", chosen), [Path("a.jpg")])
+    assert request.instruction == chosen and is_trained_instruction(chosen)
+    assert not is_trained_instruction("Write a poem about my cat.")
 
 
 @pytest.mark.parametrize(

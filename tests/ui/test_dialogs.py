@@ -249,7 +249,7 @@ def test_window_layout_album_and_story_choices_come_back_next_time(
     window.new_album("First", edit=False)
     second = window.new_album("Second", edit=False)
     window.preset_combo.setCurrentIndex(1)  # creative
-    window.detail_combo.setCurrentIndex(2)  # high
+    window.detail_combo.setCurrentIndex(2)  # most detail
     window.seed_spin.setValue(42)
     window._remember_choices()
     window.main_splitter.setSizes([400, 1040])
@@ -258,4 +258,4 @@ def test_window_layout_album_and_story_choices_come_back_next_time(
     again = make_window(settings=load_settings())
     assert again.current_album_id == second.id
     assert again.main_splitter.sizes() == sizes
-    assert (again.preset(), again.detail(), again.seed()) == (Preset.CREATIVE, Detail.HIGH, 42)
+    assert (again.preset(), again.detail(), again.seed()) == (Preset.CREATIVE, Detail.MOST, 42)

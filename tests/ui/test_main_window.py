@@ -791,7 +791,7 @@ def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
     album_with_photos(qtbot, window, sample_photos)
     assert "⚠" not in window.cost_label.text()
     monkeypatch.setattr(costs, "physical_memory_bytes", lambda: 2 * 2**30)  # a 2 GiB machine
-    window.detail_combo.setCurrentIndex(2)  # high detail: the estimate is recomputed
+    window.detail_combo.setCurrentIndex(2)  # most detail: the estimate is recomputed
     assert "⚠" in window.cost_label.text()
     assert "GiB of memory" in window.cost_label.toolTip()
     window.filmstrip.selectAll()

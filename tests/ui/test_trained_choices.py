@@ -1,0 +1,71 @@
+"""The toolbar speaks the training's terms: detail levels and the instruction before the photos."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from ui_helpers import album_with_photos, generate_and_wait
+
+from desktop_app.engine.events import TRAINED_INSTRUCTIONS, Detail
+from desktop_app.settings import Settings
+from desktop_app.ui.compare import run_header_html
+from desktop_app.ui.trained_choices import NO_INSTRUCTION
+
+
+def test_detail_levels_are_named_by_what_the_model_saw(make_window: Callable[..., Any]) -> None:
+    window = make_window(settings=Settings())
+    combo = window.detail_combo
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    assert labels == [
+        "As trained (256 tokens/photo)",
+        "More detail (512 tokens/photo)",
+        "Most detail (1024 tokens/photo)",
+    ]
+    assert window.detail() is Detail.AS_TRAINED  # the default
+    tips = [combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(combo.count())]
+    assert "closest to the training" in tips[0]
+    assert all("beyond the training resolution" in tip for tip in tips[1:])
+
+
+def test_the_instruction_is_a_trained_one_none_or_the_user_s_own(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], library: Any
+) -> None:
+    window = make_window(settings=Settings())
+    combo = window.instruction_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == list(TRAINED_INSTRUCTIONS)
+    assert combo.instruction() == "Create a story based on these images."
+    assert "trained with" in combo.toolTip()
+    combo.setCurrentIndex(combo.findText(NO_INSTRUCTION))
+    assert combo.instruction() == "" and not combo.is_custom()
+    combo.setEditText("Tell the story of our trip to Lisbon.")
+    assert combo.is_custom() and "beyond training" in combo.toolTip()
+    album_with_photos(qtbot, window, sample_photos[:2])
+    run = generate_and_wait(qtbot, window)
+    stored = library.run(run.id).parameters
+    assert stored["instruction"] == "Tell the story of our trip to Lisbon."
+    assert (stored["detail"], stored["token_budget"]) == ("trained", 256)
+
+
+def test_runs_stored_with_the_old_detail_names_keep_their_recorded_detail(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], library: Any
+) -> None:
+    from desktop_app.library.records import RunSpec
+
+    window = make_window(settings=Settings())
+    album = album_with_photos(qtbot, window, sample_photos[:1])
+    photo_ids = tuple(p.id for p in window.photo_model.photos())
+    # What the first releases stored: the GUI wrote only the name, the CLI the budget too.
+    old_gui = library.start_run(
+        album.id, RunSpec(photo_ids=photo_ids, parameters={"detail": "normal"})
+    )
+    old_cli = library.start_run(
+        album.id,
+        RunSpec(photo_ids=photo_ids, parameters={"detail": "high", "token_budget": 1024}),
+    )
+    headers = [run_header_html(library.run(run_id)) for run_id in (old_gui, old_cli)]
+    assert "More detail, 512 tokens/photo" in headers[0]
+    assert "Most detail, 1024 tokens/photo" in headers[1]
+    assert library.run(old_gui).parameters == {"detail": "normal"}  # stored as it was
