@@ -35,6 +35,7 @@ from convert.errors import (
 )
 from convert.gguf_write import PlannedTensor, TensorProducer, target_shape, write_gguf
 from convert.lora import LoraAdapter
+from convert.provenance import checkpoint_identity, default_name
 from convert.quant_types import MmprojType, TextQuant, parse_mmproj_type, parse_quant
 from convert.quantize import quantize_gguf
 from convert.safetensors_source import TensorSource
@@ -284,7 +285,9 @@ def convert_checkpoint(
             f"{src_dir} is not a folder: SRC must be a Hugging Face checkpoint folder"
         )
     lora_dir = Path(lora).expanduser().resolve() if lora is not None else None
-    model_name = _safe_name(name or (lora_dir.name if lora_dir else src_dir.name))
+    # A hub cache snapshot's folder is named by its commit: name the model after its repo then.
+    named_by = lora_dir or src_dir
+    model_name = _safe_name(name or default_name(named_by) or named_by.name)
 
     config = read_config(src_dir)
     source = TensorSource.from_folder(src_dir)
@@ -415,6 +418,9 @@ def convert_checkpoint(
             "name": model_name,
             "source": str(src_dir),
             "lora": str(lora_dir) if lora_dir else None,
+            # Which model this is (QwenStoryteller and QwenStoryteller2 convert alike).
+            "checkpoint": checkpoint_identity(src_dir),
+            "lora_checkpoint": checkpoint_identity(lora_dir) if lora_dir else None,
             "quant": text_quant.spec.label,
             "mmproj_type": projector_type.spec.label,
             "files": {

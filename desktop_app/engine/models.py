@@ -40,6 +40,16 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
+class CatalogCheckpoint:
+    """A Hugging Face checkpoint the converter turns into QwenStoryteller GGUFs."""
+
+    repo: str  # "daniel3303/QwenStoryteller2"
+    name: str  # the model name its files start with
+    note: str
+    default: bool
+
+
+@dataclass(frozen=True)
 class ModelFiles:
     """A text GGUF and the mmproj GGUF that belongs to it."""
 
@@ -66,6 +76,13 @@ class ModelFiles:
     @property
     def size_bytes(self) -> int:
         return _size(self.text_path) + _size(self.mmproj_path)
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The hub checkpoint the files were converted from, when the manifest knows it."""
+        identity = (self.manifest or {}).get("checkpoint")
+        repo = identity.get("repo") if isinstance(identity, dict) else None
+        return repo if isinstance(repo, str) and repo else None
 
     def describe(self) -> str:
         quant = f" ({self.quant})" if self.quant else ""
@@ -103,6 +120,24 @@ def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
         for item in data.get("variants", [])
     ]
     return sorted(entries, key=lambda entry: not entry.default)
+
+
+def load_checkpoints(path: Path | None = None) -> list[CatalogCheckpoint]:
+    """The checkpoints the catalog knows (QwenStoryteller, QwenStoryteller2), default first."""
+    path = path or paths.catalog_file()
+    if path is None or not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    checkpoints = [
+        CatalogCheckpoint(
+            repo=item["repo"],
+            name=item.get("name") or item["repo"].split("/")[-1],
+            note=item.get("note", ""),
+            default=bool(item.get("default", False)),
+        )
+        for item in data.get("checkpoints", [])
+    ]
+    return sorted(checkpoints, key=lambda checkpoint: not checkpoint.default)
 
 
 def _read_manifest(path: Path) -> dict | None:

@@ -7,6 +7,7 @@ llama.cpp can abort the whole process on a damaged file.
 
 from __future__ import annotations
 
+import html
 import subprocess
 import sys
 import time
@@ -45,6 +46,16 @@ def self_test_command(model: Path, mmproj: Path) -> list[str]:
         [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "desktop_app"]
     )
     return [*program, "--self-test", "--model", str(model), "--mmproj", str(mmproj)]
+
+
+def checkpoints_html(checkpoints: list[Any]) -> str:
+    """The checkpoints the catalog knows, as the guide lists them (any of them converts)."""
+    if not checkpoints:
+        return ""
+    items = "".join(
+        f"<li><b>{html.escape(c.repo)}</b>: {html.escape(c.note)}</li>" for c in checkpoints
+    )
+    return f"Download one of these from Hugging Face, then convert it here:<ul>{items}</ul>"
 
 
 class Cancelled(Exception):
@@ -142,6 +153,10 @@ class FirstRunGuide(QDialog):
         self.convert_status = QLabel("")
         self.convert_status.setWordWrap(True)
         convert_form = QFormLayout(convert_box)
+        self.checkpoints_label = QLabel(checkpoints_html(services.known_checkpoints()))
+        self.checkpoints_label.setObjectName("knownCheckpoints")
+        self.checkpoints_label.setWordWrap(True)
+        convert_form.addRow(self.checkpoints_label)
         convert_form.addRow("Checkpoint:", self._browse_row(self.source_edit, "Checkpoint folder"))
         convert_form.addRow("LoRA adapter:", self._browse_row(self.lora_edit, "LoRA folder"))
         convert_form.addRow("Quality:", self.quant_combo)

@@ -197,6 +197,13 @@ def model_configured(settings: Any) -> bool:
         return False
 
 
+def known_checkpoints() -> list[Any]:
+    """The checkpoints the model catalog knows (QwenStoryteller, QwenStoryteller2)."""
+    from desktop_app.engine.models import load_checkpoints
+
+    return load_checkpoints()
+
+
 def projector_beside(model: Path) -> Path | None:
     """The vision (mmproj) GGUF the engine pairs with the text GGUF ``model``, found beside it."""
     from desktop_app.engine.models import find_models

@@ -61,6 +61,32 @@ def fields(path: Path) -> dict[str, tuple[list[V], object]]:
 # --- what gets written ----------------------------------------------------------------------------
 
 
+def test_the_manifest_records_which_checkpoint_the_files_came_from(tmp_path: Path) -> None:
+    # A Hugging Face cache snapshot of QwenStoryteller2: the repo is in the folder's path.
+    snapshot = tmp_path / "hub" / "models--daniel3303--QwenStoryteller2" / "snapshots" / "ab12cd"
+    copy_folder(CHECKPOINT, snapshot)
+    second = convert_checkpoint(snapshot, tmp_path / "out2", quant="F16")
+    assert second.manifest["checkpoint"]["repo"] == "daniel3303/QwenStoryteller2"
+    assert second.manifest["checkpoint"]["revision"] == "ab12cd"
+    assert second.text_gguf.name == "QwenStoryteller2-F16.gguf"  # not the snapshot's hash
+    saved = json.loads(second.manifest_path.read_text(encoding="utf-8"))
+    assert saved["checkpoint"] == second.manifest["checkpoint"]
+    # A plain folder whose config names its hub repo (as transformers' save_pretrained does).
+    plain = copy_folder(CHECKPOINT, tmp_path / "downloaded")
+    config = json.loads((plain / "config.json").read_text(encoding="utf-8"))
+    config["_name_or_path"] = "daniel3303/QwenStoryteller"
+    (plain / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    first = convert_tiny(tmp_path / "out1", src=plain)
+    assert first.manifest["checkpoint"]["repo"] == "daniel3303/QwenStoryteller"
+    assert first.manifest["checkpoint"]["revision"] is None
+    # Without either, the fingerprint still tells checkpoints apart.
+    unknown = convert_tiny(tmp_path / "out3")
+    assert unknown.manifest["checkpoint"]["repo"] is None
+    fingerprints = {r.manifest["checkpoint"]["fingerprint"] for r in (first, second, unknown)}
+    assert len(fingerprints) == 2  # the edited config differs; the two copies do not
+    assert unknown.manifest["lora_checkpoint"] is None
+
+
 def test_text_gguf_keys_have_the_types_llama_cpp_asserts(tmp_path: Path) -> None:
     result = convert_tiny(tmp_path)
     kv = fields(result.text_gguf)

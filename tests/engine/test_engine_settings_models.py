@@ -227,3 +227,14 @@ def test_settings_holding_an_api_key_are_readable_by_their_owner_only() -> None:
     save_settings(Settings(server_url="http://127.0.0.1:8080", api_key="sk-local"))
     assert stat.S_IMODE(paths.settings_file().stat().st_mode) == 0o600
     assert load_settings().api_key == "sk-local"
+
+
+def test_the_catalog_knows_both_checkpoints_and_the_default_first() -> None:
+    from desktop_app.engine.models import load_checkpoints
+
+    checkpoints = load_checkpoints()
+    assert [c.repo for c in checkpoints] == [
+        "daniel3303/QwenStoryteller",
+        "daniel3303/QwenStoryteller2",
+    ]
+    assert checkpoints[0].default and "DPO" in checkpoints[1].note

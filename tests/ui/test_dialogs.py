@@ -123,6 +123,13 @@ def test_first_run_guide_converts_a_checkpoint_and_checks_that_it_loads(
     assert load_settings().mmproj_path == guide.mmproj_path
 
 
+def test_first_run_guide_names_both_checkpoints_that_convert(qtbot: Any) -> None:
+    guide = FirstRunGuide(Settings())
+    qtbot.addWidget(guide)
+    text = guide.checkpoints_label.text()
+    assert "daniel3303/QwenStoryteller</b>" in text and "daniel3303/QwenStoryteller2" in text
+
+
 def test_first_run_guide_reports_a_broken_model_file(qtbot: Any, tmp_path: Path) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a gguf file")
