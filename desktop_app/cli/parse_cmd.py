@@ -1,9 +1,11 @@
 """``storyteller parse``: read a saved QwenStoryteller output and print it parsed and checked.
 
-    storyteller parse FILE|- [--frames N] [--format json|text|md|html]
+    storyteller parse FILE|- [--frames N] [--format json|text|md|html|trained]
 
-JSON (the default) is the public story contract documented in the README; text, Markdown and
-HTML are the same renderings the app exports. Validation issues are part of the JSON; for the
+FILE is a raw model output, or a story JSON (the contract, e.g. an export's story.json). JSON
+(the default) is the public story contract documented in the README; text, Markdown and HTML are
+the same renderings the app exports; ``trained`` writes the story back as model text in exactly
+the layout QwenStoryteller was trained on (so JSON -> trained turns a story JSON back into text). Validation issues are part of the JSON; for the
 other formats they are summarised on stderr so that the rendering on stdout stays clean.
 """
 
@@ -15,23 +17,30 @@ import os
 import sys
 
 from desktop_app.errors import StorytellerError
+from desktop_app.story.from_json import StoryJsonError, looks_like_story_json, story_from_dict
+from desktop_app.story.model import Story
 from desktop_app.story.parser import parse_story
 from desktop_app.story.render import render_html, render_markdown, render_text, story_to_dict
+from desktop_app.story.trained_layout import render_trained
 from desktop_app.story.validate import validate
 
-FORMATS = ("json", "text", "md", "html")
+FORMATS = ("json", "text", "md", "html", "trained")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``storyteller parse`` to the command line."""
     parser = subparsers.add_parser(
         "parse",
-        help="parse a saved model output and print it as JSON, text, Markdown or HTML",
+        help="parse a saved model output (or story JSON) and print it as JSON, text, Markdown, "
+        "HTML or the trained layout",
         description="Parse a QwenStoryteller output (the raw text with <think> analysis and "
-        "<gdi> story), check it, and print the result. Issues are in the JSON; with another "
-        "format they are listed on stderr.",
+        "<gdi> story) or a story JSON, check it, and print the result. Issues are in the JSON; "
+        "with another format they are listed on stderr. --format trained writes the model "
+        "text in the layout the model was trained on.",
     )
-    parser.add_argument("file", metavar="FILE", help="the output text file, or - for stdin")
+    parser.add_argument(
+        "file", metavar="FILE", help="the output text file or a story JSON, or - for stdin"
+    )
     parser.add_argument(
         "--frames",
         type=_frame_count,
@@ -75,7 +84,7 @@ def read_output(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Parse, validate and print; exit status 0 whatever the issues (they are reported)."""
     text = read_output(args.file)
-    story = parse_story(text)
+    story = _story_of(text, args.file)
     issues = validate(story, frame_count=args.frames)
     if args.format == "json":
         rendered = json.dumps(story_to_dict(story, issues), indent=2, ensure_ascii=False) + "\n"
@@ -83,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         rendered = render_text(story)
     elif args.format == "md":
         rendered = render_markdown(story)
+    elif args.format == "trained":
+        rendered = render_trained(story)  # the exact bytes: no newline added after </gdi>
     else:
         title = "Story" if args.file == "-" else f"Story: {os.path.basename(args.file)}"
         rendered = render_html(story, issues, title=title)
@@ -100,6 +111,23 @@ def run(args: argparse.Namespace) -> int:
             suffix = f" ({where})" if where else ""
             print(f"{issue.severity.value}: {issue.code}: {issue.message}{suffix}", file=sys.stderr)
     return 0
+
+
+def _story_of(text: str, path: str) -> Story:
+    """The story in ``text``: a story JSON read back, or a raw output parsed."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None  # not JSON after all: a raw output that starts with a brace
+        if looks_like_story_json(data):
+            try:
+                return story_from_dict(data)
+            except StoryJsonError as err:
+                raise StorytellerError(
+                    f"{path}: {err}: give a raw output or a story.json as Storyteller writes it"
+                ) from None
+    return parse_story(text)
 
 
 def _write_utf8(text: str) -> None:

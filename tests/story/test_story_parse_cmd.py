@@ -89,3 +89,37 @@ def test_output_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert "美咲".encode() in result.stdout
+
+
+def test_trained_format_writes_the_trained_bytes(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    raw = RAW_DIR / "trained_global_ids.txt"
+    assert main(["parse", str(raw), "--format", "trained"]) == 0
+    assert capsysbinary.readouterr().out == raw.read_bytes()
+
+
+def test_a_story_json_goes_back_to_trained_text(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    raw = RAW_DIR / "trained_empty_tables.txt"
+    assert main(["parse", str(raw)]) == 0
+    story_json = tmp_path / "story.json"
+    story_json.write_bytes(capsysbinary.readouterr().out)
+    assert main(["parse", str(story_json), "--format", "trained"]) == 0
+    assert capsysbinary.readouterr().out == raw.read_bytes()
+    # A hand-edited JSON (a renamed character) comes back as text with the edit.
+    data = json.loads(story_json.read_text(encoding="utf-8"))
+    data["frames"][1]["characters"][0]["name"] = "Adélaïde"
+    story_json.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["parse", str(story_json), "--format", "trained"]) == 0
+    assert "| char7 | Adélaïde | Girl on a red bicycle |" in capsysbinary.readouterr().out.decode()
+
+
+def test_a_malformed_story_json_is_refused_with_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "story.json"
+    broken.write_text('{"frames": [{"characters": []}], "story": []}', encoding="utf-8")
+    assert main(["parse", str(broken), "--format", "trained"]) == 1
+    assert "story JSON is malformed" in capsys.readouterr().err
