@@ -371,8 +371,9 @@ class AnalysisPanel(QWidget):
             item.setData(FrameRole, frames[0] if frames else None)
             entity = story.entity(entity_id)
             description = getattr(entity, "description", "") if entity else ""
+            kind = services.entity_kind_word(entity_id)
             item.setToolTip(
-                f"{name} ({entity_id})\n{description}\n"
+                f"{name} ({entity_id}{', ' + kind if kind else ''})\n{description}\n"
                 f"appears in frame(s) {', '.join(str(f) for f in frames) or '—'}"
             )
             item.setFlags(

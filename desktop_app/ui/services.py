@@ -35,6 +35,14 @@ def new_stream_parser() -> Any:
     return StoryStreamParser()
 
 
+def entity_kind_word(entity_id: str) -> str:
+    """ "character", "object", "place" (bgK) or "landmark" (lmK, a place too); "" if not an id."""
+    from desktop_app.story.ids import entity_kind
+
+    kind = entity_kind(entity_id)
+    return kind.noun if kind is not None else ""
+
+
 def validate_story(
     story: Any, frame_count: int | None, image_sizes: Mapping[int, tuple[int, int]] | None
 ) -> list[Any]:

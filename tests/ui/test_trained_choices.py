@@ -11,6 +11,7 @@ from ui_helpers import album_with_photos, generate_and_wait
 
 from desktop_app.engine.events import TRAINED_INSTRUCTIONS, Detail
 from desktop_app.settings import Settings
+from desktop_app.ui import services
 from desktop_app.ui.compare import run_header_html
 from desktop_app.ui.trained_choices import NO_INSTRUCTION
 
@@ -69,3 +70,12 @@ def test_runs_stored_with_the_old_detail_names_keep_their_recorded_detail(
     assert "More detail, 512 tokens/photo" in headers[0]
     assert "Most detail, 1024 tokens/photo" in headers[1]
     assert library.run(old_gui).parameters == {"detail": "normal"}  # stored as it was
+
+
+def test_the_cast_gallery_says_what_kind_each_id_names(story_window: Any) -> None:
+    gallery = story_window.analysis_panel.cast_list
+    tips = {gallery.item(i).toolTip().split("\n")[0] for i in range(gallery.count())}
+    assert any("(char1, character)" in tip for tip in tips)
+    assert any("(bg1, place)" in tip for tip in tips)
+    assert services.entity_kind_word("lm2") == "landmark"  # landmarks are places too
+    assert services.entity_kind_word("Maya") == ""
