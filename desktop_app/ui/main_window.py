@@ -982,7 +982,8 @@ class MainWindow(QMainWindow):
         else:
             self.cost_label.setText(_html(text))
             self.cost_label.setToolTip(
-                "Estimated cost of a story of these photos at this detail level: vision "
+                f"Estimated cost of a story of these photos at {self.detail().label} "
+                f"(at most {self.detail().token_budget} tokens per photo): vision "
                 "tokens, context size and memory for the default 7B model"
             )
 

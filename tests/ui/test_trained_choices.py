@@ -16,7 +16,9 @@ from desktop_app.ui.compare import run_header_html
 from desktop_app.ui.trained_choices import NO_INSTRUCTION
 
 
-def test_detail_levels_are_named_by_what_the_model_saw(make_window: Callable[..., Any]) -> None:
+def test_detail_levels_are_named_by_what_the_model_saw(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+) -> None:
     window = make_window(settings=Settings())
     combo = window.detail_combo
     labels = [combo.itemText(i) for i in range(combo.count())]
@@ -29,6 +31,10 @@ def test_detail_levels_are_named_by_what_the_model_saw(make_window: Callable[...
     tips = [combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(combo.count())]
     assert "closest to the training" in tips[0]
     assert all("beyond the training resolution" in tip for tip in tips[1:])
+    album_with_photos(qtbot, window, sample_photos[:2])
+    assert "at As trained (at most 256 tokens per photo)" in window.cost_label.toolTip()
+    combo.setCurrentIndex(2)
+    assert "at Most detail (at most 1024 tokens per photo)" in window.cost_label.toolTip()
 
 
 def test_the_instruction_is_a_trained_one_none_or_the_user_s_own(
