@@ -46,12 +46,15 @@ class InstructionCombo(QComboBox):
         self.setEditable(True)
         self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.setMinimumContentsLength(24)
+        self.setMinimumContentsLength(18)
         for text in TRAINED_INSTRUCTIONS:
             self.addItem(text or NO_INSTRUCTION, text)
             self.setItemData(self.count() - 1, TRAINED_TIP, Qt.ItemDataRole.ToolTipRole)
-        self.setCurrentIndex(TRAINED_INSTRUCTIONS.index(DEFAULT_INSTRUCTION))
         self.currentTextChanged.connect(self._update_tip)
+        # Show a chosen sentence from its start (an editable combo leaves the cursor at its end).
+        self.currentIndexChanged.connect(lambda _index: self.lineEdit().setCursorPosition(0))
+        self.setCurrentIndex(TRAINED_INSTRUCTIONS.index(DEFAULT_INSTRUCTION))
+        self.lineEdit().setCursorPosition(0)
         self._update_tip()
 
     def instruction(self) -> str:

@@ -52,7 +52,7 @@ def test_a_told_story_is_kept_complete_with_what_made_it(
     assert [p.prepared_size for p in run.photos] == [(28, 28), (28, 28)]
     assert [p.original_size for p in run.photos] == [(40, 30), (40, 30)]
     assert run.parameters["sampling"]["seed"] == 7
-    assert run.parameters["detail"] == "normal"
+    assert (run.parameters["detail"], run.parameters["token_budget"]) == ("trained", 256)
     assert run.backend == "scripted (no model)"
     assert run.model["name"] == "tiny"
     assert run.timings["generated_tokens"] > 0
