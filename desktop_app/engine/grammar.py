@@ -123,7 +123,11 @@ STORY_LADDER = (
 )
 _TAG_KINDS = (SpanKind.ENTITY, SpanKind.ACTION, SpanKind.LOCATION)
 _LONGEST_PREFIX = max(len(kind.value) for kind in EntityKind)
-LONGEST_ID = _LONGEST_PREFIX + ID_DIGITS
+
+
+def longest_id() -> int:
+    """The longest id the grammar allows ("char" and ``ID_DIGITS`` digits)."""
+    return _LONGEST_PREFIX + ID_DIGITS
 
 
 def literal(text: str) -> str:
@@ -279,13 +283,14 @@ class StrictFormat:
         cell = caps.cell
         sep = len(layout.CELL_SEPARATOR)
         row_ends = len(layout.CELL_OPEN) + len(layout.ROW_CLOSE)
+        id_length = longest_id()
         total = len(layout.THINK_OPEN) + len(layout.NARRATIVE_OPEN) + len(layout.THINK_CLOSE)
         for index, (width, height) in enumerate(self.image_sizes, start=1):
             box = box_length(width, height)
             total += len(layout.frame_heading(index)) + len(layout.CHARACTERS_OPEN)
-            total += caps.characters * (row_ends + LONGEST_ID + 5 * (sep + cell) + sep + box)
+            total += caps.characters * (row_ends + id_length + 5 * (sep + cell) + sep + box)
             total += len(layout.OBJECTS_OPEN)
-            total += caps.objects * (row_ends + LONGEST_ID + 4 * (sep + cell) + sep + box)
+            total += caps.objects * (row_ends + id_length + 4 * (sep + cell) + sep + box)
             total += len(layout.SETTING_OPEN)
             longest_element = max(map(len, SETTING_ELEMENTS))
             total += caps.settings * (row_ends + longest_element + 4 * (sep + cell))
@@ -367,7 +372,7 @@ class StrictFormat:
 
     def _story_rules(self, frames: Sequence[Sequence[str]], budget: int) -> list[str]:
         """Story rules; a frame's ids may be ``["*"]``: any id of the right kind (no analysis)."""
-        lengths = [[("x" * LONGEST_ID if i == "*" else i) for i in ids] for ids in frames]
+        lengths = [[("x" * longest_id() if i == "*" else i) for i in ids] for ids in frames]
         caps = STORY_LADDER[-1]
         for candidate in STORY_LADDER:
             if self.story_worst_length(lengths, candidate) <= budget:
@@ -435,7 +440,7 @@ class StrictFormat:
         """
         # The story's share must be reserved up front: take the roomiest analysis that leaves
         # the story a middle rung of its ladder (or the analysis caps alone, if none does).
-        wildcard = [[("x" * LONGEST_ID)]] * len(self.image_sizes)
+        wildcard = [["x" * longest_id()]] * len(self.image_sizes)
         story_share = self.story_worst_length(wildcard, STORY_LADDER[len(STORY_LADDER) // 2])
         caps = next(
             (
