@@ -221,3 +221,14 @@ def test_random_stories_survive_the_trained_layout(story: Story) -> None:
     assert parsed.complete and not parsed.parse_issues
     assert content(parsed) == content(story)
     assert render_trained(parsed) == text
+
+
+def test_every_golden_survives_the_json_contract_and_back() -> None:
+    from desktop_app.story import story_to_dict
+    from desktop_app.story.from_json import story_from_dict
+
+    for path in sorted(RAW_DIR.glob("*.txt")):
+        story = parse_story(path.read_text(encoding="utf-8"))
+        again = story_from_dict(story_to_dict(story, []))
+        assert content(again) == content(story), path.name
+        assert again.complete == story.complete, path.name
