@@ -26,7 +26,8 @@ from desktop_app.engine.events import (
     Timings,
     TokenEvent,
 )
-from desktop_app.engine.images import tokens_for_size, upright_size
+from desktop_app.engine.images import tokens_for_size
+from desktop_app.imaging import upright_size
 
 # Roughly token-sized pieces: a word with its leading space, or a run of punctuation/markup.
 _PIECE = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")

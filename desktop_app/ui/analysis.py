@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui import services
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView, read_photo
-from desktop_app.ui.story_html import colors_for, display_name
 from desktop_app.ui.story_panel import FramePhoto
 
 CAST_ICON = QSize(112, 112)
@@ -229,7 +229,7 @@ class AnalysisPanel(QWidget):
                 [
                     [
                         c.id,
-                        display_name(story, c.id, self.names) if c.id in self.names else c.name,
+                        display_name(c.id, story, self.names) if c.id in self.names else c.name,
                         c.description,
                         c.emotions,
                         c.actions,
@@ -306,13 +306,13 @@ class AnalysisPanel(QWidget):
             return
         original = self.frame_photo.original_size
         prepared = photo.prepared_size or original
-        colors = colors_for(self.story)
+        colors = entity_colours(self.story)
         overlays = []
         for entity in (*frame.characters, *frame.objects):
             if entity.box is None or (only is not None and entity.id != only):
                 continue
             rect = services.map_box(entity.box, prepared, original)
-            label = display_name(self.story, entity.id, self.names)
+            label = display_name(entity.id, self.story, self.names)
             overlays.append(BoxOverlay(entity.id, label, rect, colors.get(entity.id, "#ffcc00")))
         self.frame_photo.show_boxes(overlays)
 
@@ -361,10 +361,10 @@ class AnalysisPanel(QWidget):
     def _fill_cast(self, story: Any) -> None:
         self._filling = True
         self.cast_list.clear()
-        colors = colors_for(story)
+        colors = entity_colours(story)
         photo_cache: dict[Path, tuple[QPixmap, tuple[int, int]]] = {}
         for entity_id in self.cast_ids(story):
-            name = display_name(story, entity_id, self.names)
+            name = display_name(entity_id, story, self.names)
             frames = story.frames_of(entity_id)
             item = QListWidgetItem(name)
             item.setData(IdRole, entity_id)
@@ -455,9 +455,9 @@ class AnalysisPanel(QWidget):
         self.matrix.setColumnCount(len(frames))
         self.matrix.setHorizontalHeaderLabels([f"Frame {f}" for f in frames])
         self.matrix.setVerticalHeaderLabels(
-            [f"{display_name(story, i, self.names)} ({i})" for i in ids]
+            [f"{display_name(i, story, self.names)} ({i})" for i in ids]
         )
-        colors = colors_for(story)
+        colors = entity_colours(story)
         for r, entity_id in enumerate(ids):
             present = set(story.frames_of(entity_id))
             for c, frame in enumerate(frames):

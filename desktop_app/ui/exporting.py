@@ -8,7 +8,6 @@ renamed (``desktop_app.fileio``), and every export may run in a worker thread.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,10 @@ from typing import Any
 from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QUrl
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
+from desktop_app.app import exports
 from desktop_app.errors import StorytellerError
 from desktop_app.fileio import atomic_write_bytes, atomic_write_text
-from desktop_app.library.errors import PhotoUnreadableError
-from desktop_app.library.thumbnails import fitted_jpeg
-from desktop_app.ui import services
+from desktop_app.imaging import PhotoUnreadableError
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import load_thumbnail
 
@@ -37,10 +35,9 @@ EMBED_MAX_SIDE = 1280  # photos embedded in HTML exports are downscaled to this
 def photo_data_uri(path: Path, max_side: int = EMBED_MAX_SIDE) -> str | None:
     """The photo as a JPEG ``data:`` URI (EXIF rotation applied), or None if unreadable."""
     try:
-        jpeg = fitted_jpeg(path, max_side)  # the library's thumbnail decode path
+        return exports.photo_data_uri(path, max_side)
     except PhotoUnreadableError:
         return None
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def export_story(
@@ -63,7 +60,7 @@ def export_story(
             uri = photo_data_uri(photo)
             if uri is not None:
                 images[index] = uri
-    text = services.render_export(kind, story, issues, names=names, images=images, title=title)
+    text = exports.render_export(kind, story, issues, names=names, images=images, title=title)
     try:
         atomic_write_text(path, text)
     except OSError as err:

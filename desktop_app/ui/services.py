@@ -1,7 +1,7 @@
 """The one place where the GUI calls the core packages (story, engine, library, settings).
 
 Every call the windows make into ``desktop_app.story``, ``desktop_app.engine``,
-``desktop_app.library`` and ``desktop_app.settings`` goes through this module, so a change in
+``desktop_app.library`` and ``desktop_app.app.settings`` goes through this module, so a change in
 one of their APIs is absorbed here. Nothing in this module touches widgets.
 """
 
@@ -64,22 +64,9 @@ def render_export(
     title: str | None = None,
 ) -> str:
     """The text of an export: ``kind`` is "html", "markdown", "json" or "text"."""
-    from desktop_app.story import render
+    from desktop_app.app.exports import render_export as render
 
-    if kind == "html":
-        return render.render_html(story, issues, names=names, images=images, title=title)
-    if kind == "markdown":
-        return render.render_markdown(story, names=names)
-    if kind == "text":
-        return render.render_text(story, names=names)
-    if kind == "json":
-        import json
-
-        data = render.story_to_dict(story, issues)
-        if names:
-            data = {**data, "display_names": dict(names)}
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    raise ValueError(f"unknown export kind {kind!r}")
+    return render(kind, story, issues, names=names, images=images, title=title)
 
 
 # ----------------------------------------------------------------------------- engine
@@ -145,21 +132,21 @@ def estimate_cost(
 
 def load_settings() -> Any:
     """The saved settings (defaults when there are none)."""
-    from desktop_app.settings import load_settings as load
+    from desktop_app.app.settings import load_settings as load
 
     return load()
 
 
 def save_settings(settings: Any) -> None:
     """Save ``settings`` atomically."""
-    from desktop_app.settings import save_settings as save
+    from desktop_app.app.settings import save_settings as save
 
     save(settings)
 
 
 def default_settings() -> Any:
     """Settings with every value at its default."""
-    from desktop_app.settings import Settings
+    from desktop_app.app.settings import Settings
 
     return Settings()
 
@@ -222,8 +209,8 @@ def describe_backend_settings(settings: Any) -> str:
 
 def backend_from_settings(settings: Any) -> Any:
     """The story backend the settings describe (may read model files: call it in a worker)."""
-    from desktop_app.engine.factory import NoModelError
-    from desktop_app.engine.factory import backend_from_settings as factory
+    from desktop_app.app.backends import NoModelError
+    from desktop_app.app.backends import backend_from_settings as factory
     from desktop_app.errors import StorytellerError
 
     try:

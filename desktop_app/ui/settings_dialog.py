@@ -41,7 +41,7 @@ def _path_row(parent: QWidget, edit: QLineEdit, pick: Any) -> QWidget:
 
 
 class SettingsDialog(QDialog):
-    """Edit and save ``desktop_app.settings.Settings``; emits ``saved`` with the new settings."""
+    """Edit and save ``Settings``; emits ``saved`` with the new settings."""
 
     saved = Signal(object)
 

@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui import services
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView
-from desktop_app.ui.story_html import SpanRef, colors_for, display_name, render_story
+from desktop_app.ui.story_html import SpanRef, render_story
 
 THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels)
 
@@ -334,12 +335,12 @@ class StoryPanel(QWidget):
             return
         original = self.photo_view.original_size
         prepared = photo.prepared_size or original
-        colors = colors_for(self.story)
+        colors = entity_colours(self.story)
         overlays: list[BoxOverlay] = []
         missing: list[str] = []
         for entity_id in entity_ids:
             box = services.box_in_frame(self.story, entity_id, frame)
-            name = display_name(self.story, entity_id, self.names)
+            name = display_name(entity_id, self.story, self.names)
             if box is None:
                 missing.append(name)
                 continue
@@ -367,7 +368,7 @@ class StoryPanel(QWidget):
                 if entity_id in span.ids:
                     self._scroll_to_span(href)
                     break
-            name = display_name(self.story, entity_id, self.names) if self.story else entity_id
+            name = display_name(entity_id, self.story, self.names) if self.story else entity_id
             count = sum(entity_id in span.ids for span in self.spans.values())
             self.status_message.emit(f"{name} ({entity_id}): {count} mention(s) highlighted")
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from desktop_app.engine import images
+from desktop_app import imaging
 from desktop_app.engine.images import (
     MAX_IMAGE_TOKENS,
     MIN_IMAGE_TOKENS,
@@ -141,7 +141,7 @@ def test_missing_file_is_a_photo_error(tmp_path: Path) -> None:
 def test_heic_without_pillow_heif_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(images, "_heif_registered", False)  # as if pillow-heif were missing
+    monkeypatch.setattr(imaging, "_heif_registered", False)  # as if pillow-heif were missing
     path = tmp_path / "IMG_0001.HEIC"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
     with pytest.raises(PhotoError, match=r"IMG_0001\.HEIC cannot be read: install pillow-heif"):

@@ -81,7 +81,7 @@ def inner(out: Path) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QWidget
 
-    from desktop_app.settings import Settings
+    from desktop_app.app.settings import Settings
     from desktop_app.ui import services
     from desktop_app.ui.app import create_application
     from desktop_app.ui.main_window import MainWindow

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication
 from ui_helpers import close_error_dialogs
 
 from desktop_app import paths
+from desktop_app.app.settings import Settings, load_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.settings import Settings, load_settings
 from desktop_app.ui import errors as ui_errors
 from desktop_app.ui.first_run import FirstRunGuide
 from desktop_app.ui.settings_dialog import SettingsDialog
@@ -47,7 +47,7 @@ def test_picking_a_model_fills_in_the_vision_file_the_engine_pairs_with_it(
 ) -> None:
     from PySide6.QtWidgets import QFileDialog
 
-    from desktop_app.engine.factory import resolve_model
+    from desktop_app.app.backends import resolve_model
 
     folder = tmp_path / "models"
     folder.mkdir()

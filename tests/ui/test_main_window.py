@@ -817,6 +817,7 @@ def test_generating_without_a_model_says_what_to_do_and_keeps_no_empty_version(
     qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
     from desktop_app.settings import Settings
+
     from desktop_app.ui import services
 
     settings = Settings()  # no model files, no server, none installed in this test home

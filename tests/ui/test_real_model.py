@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from ui_helpers import drop_urls
 
+from desktop_app.app.settings import Settings
 from desktop_app.engine.events import Detail
 from desktop_app.library.records import RunStatus
-from desktop_app.settings import Settings
 from desktop_app.ui import services
 
 

@@ -1,17 +1,17 @@
-"""One place that turns settings into a backend, for the GUI, the CLI and the library."""
+"""Settings -> story backend, and what identifies the model a backend runs, for GUI and CLI."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+from desktop_app.app.settings import Settings
 from desktop_app.engine.events import StoryBackend
 from desktop_app.engine.models import ModelFiles, default_model, find_models, verify
 from desktop_app.errors import StorytellerError
-
-if TYPE_CHECKING:
-    from desktop_app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -77,3 +77,47 @@ def backend_from_settings(settings: Settings, *, verify_sha256: bool = False) ->
         n_ctx=settings.n_ctx,
         manifest=model.manifest,
     )
+
+
+def _file_identity(path: Path, manifest_entry: dict[str, Any] | None) -> dict[str, Any]:
+    identity: dict[str, Any] = {"file": path.name, "size": None, "sha256": None}
+    with contextlib.suppress(OSError):
+        identity["size"] = path.stat().st_size
+    if manifest_entry and manifest_entry.get("file") == path.name:
+        identity["sha256"] = manifest_entry.get("sha256")
+        if identity["size"] is None:
+            identity["size"] = manifest_entry.get("size")
+    return identity
+
+
+def model_identity(text_path: Path, mmproj_path: Path | None = None) -> dict[str, Any]:
+    """File names, sizes and (from a ``manifest.json`` beside them, when there) sha256.
+
+    Never hashes the model files themselves: they are gigabytes.
+    """
+    manifest: dict[str, Any] = {}
+    manifest_path = text_path.parent / "manifest.json"
+    try:
+        loaded = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            manifest = loaded
+    except (OSError, ValueError):
+        pass
+    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    identity: dict[str, Any] = {"text": _file_identity(text_path, files.get("text"))}
+    if mmproj_path is not None:
+        identity["mmproj"] = _file_identity(mmproj_path, files.get("mmproj"))
+    if manifest.get("name"):
+        identity["name"] = manifest["name"]
+    return identity
+
+
+def backend_model_identity(backend: StoryBackend) -> dict[str, Any]:
+    """The identity of the model files an embedded backend loads; {} for a server (its model id
+    arrives with the run's result)."""
+    # Any backend that runs local files exposes them (LlamaCppBackend does); others do not.
+    model_path = getattr(backend, "model_path", None)
+    if not model_path:
+        return {}
+    mmproj_path = getattr(backend, "mmproj_path", None)
+    return model_identity(Path(model_path), Path(mmproj_path) if mmproj_path else None)
