@@ -24,14 +24,8 @@ class AlbumStore(Database):
 
     @staticmethod
     def _album_from_row(row: sqlite3.Row) -> Album:
-        return Album(
-            id=row["id"],
-            name=row["name"],
-            notes=row["notes"],
-            created=row["created"],
-            photo_count=row["photo_count"],
-            run_count=row["run_count"],
-        )
+        # The select names its columns after the record's fields.
+        return Album(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (sqlite3.Row)
 
     def albums(self) -> list[Album]:
         """Every album, by name, with its photo and story counts."""

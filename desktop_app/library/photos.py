@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from desktop_app.fileio import sha256_file
@@ -46,6 +46,20 @@ def _relink_skip_message(path: Path, err: OSError) -> str:
     return f"{path.name} cannot be read ({reason}): skipped; check the file"
 
 
+_FACT_COLUMNS = ("size", "mtime", "sha256", "width", "height", "captured_at")
+
+
+def _facts_from_row(row: sqlite3.Row) -> PhotoFacts:
+    """What a ``photos`` row records about its file."""
+    return PhotoFacts(Path(row["path"]), **{column: row[column] for column in _FACT_COLUMNS})
+
+
+def _photo(photo_id: int, facts: PhotoFacts, *, missing: bool = False) -> Photo:
+    """The photo record of ``facts`` stored as ``photo_id``."""
+    recorded = {item.name: getattr(facts, item.name) for item in fields(facts)}
+    return Photo(id=photo_id, missing=missing, **recorded)
+
+
 class PhotoStore(AlbumStore):
     """The photos the library knows and each album's ordered membership."""
 
@@ -53,18 +67,8 @@ class PhotoStore(AlbumStore):
 
     @staticmethod
     def _photo_from_row(row: sqlite3.Row) -> Photo:
-        path = Path(row["path"])
-        return Photo(
-            id=row["id"],
-            path=path,
-            sha256=row["sha256"],
-            size=row["size"],
-            mtime=row["mtime"],
-            width=row["width"],
-            height=row["height"],
-            captured_at=row["captured_at"],
-            missing=not path.is_file(),
-        )
+        facts = _facts_from_row(row)
+        return _photo(row["id"], facts, missing=not facts.path.is_file())
 
     def photos(self, ref: AlbumRef) -> list[Photo]:
         """The album's photos in album order, each flagged ``missing`` if its file is gone."""
@@ -117,15 +121,7 @@ class PhotoStore(AlbumStore):
             return None
         if stat.st_size != row["size"] or stat.st_mtime != row["mtime"]:
             return None
-        return PhotoFacts(
-            path=path,
-            size=row["size"],
-            mtime=row["mtime"],
-            sha256=row["sha256"],
-            width=row["width"],
-            height=row["height"],
-            captured_at=row["captured_at"],
-        )
+        return _facts_from_row(row)
 
     def add_photos(
         self,
@@ -199,16 +195,8 @@ class PhotoStore(AlbumStore):
                             added_at,
                         ),
                     )
-                    photo = Photo(  # what was just written; no need to read it back
-                        id=int(cursor.lastrowid or 0),
-                        path=fact.path,
-                        sha256=fact.sha256,
-                        size=fact.size,
-                        mtime=fact.mtime,
-                        width=fact.width,
-                        height=fact.height,
-                        captured_at=fact.captured_at,
-                    )
+                    # What was just written; no need to read it back.
+                    photo = _photo(int(cursor.lastrowid or 0), fact)
                 else:
                     photo = self._photo_from_row(row)
                     if photo.missing and photo.path != fact.path:
