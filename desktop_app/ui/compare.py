@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.library.records import StoryRun
 from desktop_app.ui import services
 from desktop_app.ui.models import describe_run
 from desktop_app.ui.story_html import render_story
@@ -29,16 +30,16 @@ from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
 COMPARE_THUMB_PX = 120  # half the window per column: smaller photos than the story view's
 
 
-def run_header_html(run: Any) -> str:
+def run_header_html(run: StoryRun) -> str:
     """Which version a column shows: number, status and date; preset, detail, seed and model."""
-    status = str(getattr(run.status, "value", run.status))
+    status = run.status.value
     when = (run.created or "")[:16].replace("T", " ")
-    params = dict(run.parameters)
+    asked = run.asked
     model = dict(run.model).get("name") or run.backend or "unknown model"
     details = [
-        f"preset {params['preset']}" if params.get("preset") else "",
-        f"{params['detail']} detail" if params.get("detail") else "",
-        f"seed {params['seed']}" if params.get("seed") is not None else "",
+        f"preset {asked.preset}" if asked.preset else "",
+        f"{asked.detail} detail" if asked.detail else "",
+        f"seed {asked.seed}" if asked.seed is not None else "",
         f"model {model}",
         f"{len(run.raw_output)} characters",
     ]

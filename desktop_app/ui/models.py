@@ -25,6 +25,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
+from desktop_app.library.records import StoryRun
+
 PHOTO_IDS_MIME = "application/x-storyteller-photo-ids"
 URI_LIST_MIME = "text/uri-list"
 
@@ -381,14 +383,14 @@ class RunListModel(_RecordListModel):
         return None
 
 
-def describe_run(run: Any) -> str:
+def describe_run(run: StoryRun) -> str:
     """A version in two lines: number and status; when, preset and seed."""
-    status = getattr(run.status, "value", run.status)
+    status = run.status.value
     when = (run.created or "")[:16].replace("T", " ")
-    params = dict(run.parameters)
+    asked = run.asked  # GUI- and CLI-told versions alike, whichever shape they were stored in
     details = [when]
-    if params.get("preset"):
-        details.append(str(params["preset"]))
-    if params.get("seed") is not None:
-        details.append(f"seed {params['seed']}")
+    if asked.preset:
+        details.append(asked.preset)
+    if asked.seed is not None:
+        details.append(f"seed {asked.seed}")
     return f"#{run.id} · {status}\n" + " · ".join(bit for bit in details if bit)
