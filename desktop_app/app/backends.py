@@ -121,3 +121,33 @@ def backend_model_identity(backend: StoryBackend) -> dict[str, Any]:
         return {}
     mmproj_path = getattr(backend, "mmproj_path", None)
     return model_identity(Path(model_path), Path(mmproj_path) if mmproj_path else None)
+
+
+def model_configured(settings: Settings) -> bool:
+    """True when the settings name a server or model files, or a default model is installed."""
+    if settings.server_url or settings.model_path:
+        return True
+    try:
+        return default_model() is not None
+    except Exception:  # discovery is a convenience: a broken model folder means "none found"
+        logger.debug("model discovery failed", exc_info=True)
+        return False
+
+
+def projector_beside(model: Path) -> Path | None:
+    """The vision (mmproj) GGUF the engine pairs with the text GGUF ``model``, found beside it."""
+    return next((m.mmproj_path for m in find_models([model.parent]) if m.text_path == model), None)
+
+
+def describe_settings_backend(settings: Settings) -> str:
+    """Backend and device the settings ask for, before any model is loaded (status bar)."""
+    if settings.server_url:
+        return f"server {settings.server_url}"
+    try:
+        from desktop_app.engine.device import accelerator
+
+        device = accelerator(settings.n_gpu_layers)
+    except Exception:  # a device query must never stop the window from opening
+        logger.debug("device query failed", exc_info=True)
+        device = "CPU"
+    return f"llama.cpp ({device})"

@@ -20,6 +20,17 @@ from desktop_app.story.model import Box, Issue, Story
 from desktop_app.story.render import story_to_dict
 
 
+def box_on_photo(
+    box: Box, prepared_size: tuple[int, int], original_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """``box`` (prepared-image pixels) on the upright photo, clamped, as ``(x1, y1, x2, y2)``
+    with x1 <= x2 and y1 <= y2."""
+    x1, y1, x2, y2 = map_box_to_original(
+        (box.x1, box.y1, box.x2, box.y2), prepared_size, original_size
+    )
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
 @dataclass(frozen=True)
 class FrameGeometry:
     """The photo of one frame: where it is and the two sizes boxes are mapped between.
@@ -34,14 +45,11 @@ class FrameGeometry:
     prepared_size: tuple[int, int] | None = None
 
     def box_on_photo(self, box: Box) -> tuple[float, float, float, float] | None:
-        """``box`` (prepared-image pixels) on the upright photo, clamped, as ``(x1, y1, x2, y2)``
-        with x1 <= x2 and y1 <= y2; None when the sizes are not known."""
+        """``box`` on this frame's upright photo (see ``box_on_photo``); None when the sizes
+        are not known."""
         if self.original_size is None or self.prepared_size is None:
             return None
-        x1, y1, x2, y2 = map_box_to_original(
-            (box.x1, box.y1, box.x2, box.y2), self.prepared_size, self.original_size
-        )
-        return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+        return box_on_photo(box, self.prepared_size, self.original_size)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app.stored_story import box_on_photo
 from desktop_app.story.names import display_name, entity_colours
-from desktop_app.ui import services
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView, read_photo
 from desktop_app.ui.story_panel import FramePhoto
 
@@ -311,7 +311,7 @@ class AnalysisPanel(QWidget):
         for entity in (*frame.characters, *frame.objects):
             if entity.box is None or (only is not None and entity.id != only):
                 continue
-            rect = services.map_box(entity.box, prepared, original)
+            rect = box_on_photo(entity.box, prepared, original)
             label = display_name(entity.id, self.story, self.names)
             overlays.append(BoxOverlay(entity.id, label, rect, colors.get(entity.id, "#ffcc00")))
         self.frame_photo.show_boxes(overlays)
@@ -394,7 +394,7 @@ class AnalysisPanel(QWidget):
         cache: dict[Path, tuple[QPixmap, tuple[int, int]]],
     ) -> QIcon | None:
         """A crop of the entity from the frame where its box is largest."""
-        boxes = services.boxes_for(story, entity_id)
+        boxes = story.boxes_for(entity_id)
         best: tuple[float, int, Any] | None = None
         for frame, box in boxes.items():
             area = max(0.0, box.x2 - box.x1) * max(0.0, box.y2 - box.y1)
@@ -416,7 +416,7 @@ class AnalysisPanel(QWidget):
         pixmap, original = cache[photo.path]
         prepared = photo.prepared_size or original
         crop = fitted_crop(
-            pixmap, original, services.map_box(box, prepared, original), CAST_ICON, device_ratio
+            pixmap, original, box_on_photo(box, prepared, original), CAST_ICON, device_ratio
         )
         return None if crop is None else QIcon(crop)
 

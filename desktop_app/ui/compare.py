@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app.stored_story import StoredStory
 from desktop_app.library.records import StoryRun
-from desktop_app.ui import services
 from desktop_app.ui.models import describe_run
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
@@ -145,7 +145,7 @@ class ComparePanel(QWidget):
         )
         if run is None:
             return
-        story = services.parse_story(run.raw_output)
+        story = StoredStory.of_run(run).story
         names = self._library_names.get(run_id, {})
         # A fresh registration each time: the column may have shown another version (with other
         # photos under the same frame numbers) before.

@@ -31,8 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app import paths
+from desktop_app.app.backends import projector_beside
+from desktop_app.app.settings import Settings, save_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle, start_worker
 
@@ -98,7 +99,7 @@ class FirstRunGuide(QDialog):
         self.setObjectName("firstRunGuide")
         self.setWindowTitle("Welcome to Storyteller")
         self.setMinimumWidth(680)
-        self._settings = settings if settings is not None else services.default_settings()
+        self._settings = settings if settings is not None else Settings()
         self._worker: WorkerHandle | None = None
         self.model_path: Path | None = self._settings.model_path
         self.mmproj_path: Path | None = self._settings.mmproj_path
@@ -225,7 +226,7 @@ class FirstRunGuide(QDialog):
         if not path:
             return
         model = Path(path)
-        mmproj = services.projector_beside(model)
+        mmproj = projector_beside(model)
         if mmproj is None or "mmproj" in model.name.lower():
             other, _ = QFileDialog.getOpenFileName(
                 self, "Vision file (mmproj)", str(model.parent), "GGUF (*.gguf)"
@@ -354,7 +355,7 @@ class FirstRunGuide(QDialog):
             model_path=self.model_path, mmproj_path=self.mmproj_path, server_url=None
         )
         try:
-            services.save_settings(settings)
+            save_settings(settings)
         except (StorytellerError, OSError) as err:
             show_error(self, err, action="Saving the settings")
             return

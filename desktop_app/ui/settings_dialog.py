@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app.backends import describe_settings_backend, projector_beside
+from desktop_app.app.settings import Settings, save_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
 from desktop_app.ui.errors import show_error
 
 
@@ -50,7 +51,7 @@ class SettingsDialog(QDialog):
         self.setObjectName("settingsDialog")
         self.setWindowTitle("Settings")
         self.setMinimumWidth(640)
-        self._settings = settings if settings is not None else services.default_settings()
+        self._settings = settings if settings is not None else Settings()
         s = self._settings
 
         # ---- engine
@@ -117,7 +118,7 @@ class SettingsDialog(QDialog):
         perf_form.addRow("GPU layers:", gpu_row)
         perf_form.addRow("CPU threads:", self.threads_spin)
         perf_form.addRow("Context size:", self.ctx_spin)
-        self.device_label = QLabel(services.describe_backend_settings(s))
+        self.device_label = QLabel(describe_settings_backend(s))
         perf_form.addRow("Device:", self.device_label)
 
         # ---- library
@@ -162,7 +163,7 @@ class SettingsDialog(QDialog):
         if path:
             self.model_edit.setText(path)
             if not self.mmproj_edit.text():
-                pair = services.projector_beside(Path(path))
+                pair = projector_beside(Path(path))
                 if pair is not None:
                     self.mmproj_edit.setText(str(pair))
 
@@ -218,7 +219,7 @@ class SettingsDialog(QDialog):
             self.problem_label.setText(str(err))
             return False
         try:
-            services.save_settings(settings)
+            save_settings(settings)
         except (StorytellerError, OSError) as err:
             show_error(self, err, action="Saving the settings")
             return False

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app.stored_story import box_on_photo
 from desktop_app.story.names import display_name, entity_colours
-from desktop_app.ui import services
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView
 from desktop_app.ui.story_html import SpanRef, render_story
 
@@ -315,7 +315,7 @@ class StoryPanel(QWidget):
         self._shown_span = span
         frame = span.frame
         if frame is None and span.ids and self.story is not None:
-            frames = services.boxes_for(self.story, span.ids[0])
+            frames = self.story.boxes_for(span.ids[0])
             frame = min(frames) if frames else None
         if frame is None:
             self.status_message.emit(f"“{span.text}” is not tied to a photo.")
@@ -339,12 +339,12 @@ class StoryPanel(QWidget):
         overlays: list[BoxOverlay] = []
         missing: list[str] = []
         for entity_id in entity_ids:
-            box = services.box_in_frame(self.story, entity_id, frame)
+            box = self.story.boxes_for(entity_id).get(frame)
             name = display_name(entity_id, self.story, self.names)
             if box is None:
                 missing.append(name)
                 continue
-            rect = services.map_box(box, prepared, original)
+            rect = box_on_photo(box, prepared, original)
             overlays.append(BoxOverlay(entity_id, name, rect, colors.get(entity_id, "#ffcc00")))
         self.photo_view.show_boxes(overlays)
         who = ", ".join(o.label for o in overlays)
