@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,40 +90,11 @@ def map_box(
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
 
-@dataclass(frozen=True)
-class CostEstimate:
-    """What a story of the current photos will cost, and why it may not fit ("" if it fits)."""
-
-    image_tokens: int
-    n_ctx: int
-    memory_bytes: int
-    problem: str = ""
-
-    def describe(self) -> str:
-        gib = self.memory_bytes / 2**30
-        return f"≈ {self.image_tokens:,} image tokens · context {self.n_ctx:,} · ≈ {gib:.1f} GiB"
-
-
-def estimate_cost(
-    sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
-) -> CostEstimate:
+def estimate_cost(sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int) -> Any:
     """Estimated tokens, context and memory of a story over photos of ``sizes`` (7B model)."""
-    from desktop_app.engine import costs
-    from desktop_app.errors import StorytellerError
+    from desktop_app.app.costs import estimate_cost as estimate
 
-    estimate = costs.estimate_run(list(sizes), detail, max_tokens)
-    problem = ""
-    try:
-        costs.check_fits(
-            estimate.tokens,
-            n_ctx=estimate.n_ctx,
-            context_length=costs.QWEN25VL_7B.context_length,
-            memory_bytes=estimate.memory_bytes,
-            physical_bytes=costs.physical_memory_bytes(),
-        )
-    except StorytellerError as err:
-        problem = str(err)
-    return CostEstimate(sum(estimate.image_tokens), estimate.n_ctx, estimate.memory_bytes, problem)
+    return estimate(sizes, detail, max_tokens)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -158,15 +128,9 @@ def library_location(settings: Any) -> Path | None:
 
 def open_library(settings: Any = None) -> Any:
     """Open (creating if needed) the library the settings point at."""
-    from desktop_app.library.store import Library
+    from desktop_app.app.settings import open_library as open_it
 
-    folder = library_location(settings)
-    library = Library.open(folder) if folder else Library.open()
-    try:
-        library.recover_interrupted()
-    except Exception:  # recovery is best effort; the library itself is fine
-        logger.warning("could not recover interrupted runs", exc_info=True)
-    return library
+    return open_it(settings)
 
 
 def model_configured(settings: Any) -> bool:
