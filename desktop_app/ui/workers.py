@@ -11,19 +11,22 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from desktop_app.app.telling import RunEnded, RunStarted, TellEvent
 from desktop_app.engine.events import (
     PhaseEvent,
     ResultEvent,
+    ShouldStop,
     StoryBackend,
     StoryRequest,
     TokenEvent,
 )
+from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,27 @@ class CallableWorker(Worker):
 
     def execute(self) -> Any:
         return self._job(JobContext(self))
+
+
+class TellWorker(Worker):
+    """Relays a story being told (``app.telling.tell``): ``RunStarted`` as ``item``, phases and
+    tokens as their signals, and the ``RunEnded`` as the result."""
+
+    def __init__(self, events: Callable[[ShouldStop], Iterator[TellEvent]]) -> None:
+        super().__init__()
+        self._events = events
+
+    def execute(self) -> RunEnded:
+        for event in self._events(self.is_cancelled):
+            if isinstance(event, TokenEvent):
+                self.token.emit(event.text)
+            elif isinstance(event, PhaseEvent):
+                self.phase.emit(event)
+            elif isinstance(event, RunStarted):
+                self.item.emit(event)
+            elif isinstance(event, RunEnded):
+                return event
+        raise StorytellerError("the story ended without being stored: try again")
 
 
 class GenerateWorker(Worker):
