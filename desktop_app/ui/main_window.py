@@ -11,9 +11,7 @@ import contextlib
 import itertools
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,81 +35,41 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QListView,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop_app import paths
-from desktop_app.engine.events import (
-    Detail,
-    PhaseEvent,
-    Preset,
-    RunResult,
-    StoryBackend,
-    StoryRequest,
-)
 from desktop_app.errors import StorytellerError
 from desktop_app.ui import services
 from desktop_app.ui.analysis import AnalysisPanel
 from desktop_app.ui.compare import ComparePanel
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.exporting import EXPORT_KINDS, export_story
+from desktop_app.ui.generation_controller import BackendFactory, GenerationController, LiveRun
 from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
-from desktop_app.ui.story_panel import FramePhoto, StoryPanel, frame_photos_of
-from desktop_app.ui.workers import (
-    CallableWorker,
-    GenerateWorker,
-    JobContext,
-    Worker,
-    WorkerHandle,
-    start_worker,
-)
+from desktop_app.ui.status_bar import StatusBar
+from desktop_app.ui.story_panel import StoryPanel, frame_photos_of
+from desktop_app.ui.story_toolbar import StoryToolbar
+from desktop_app.ui.workers import CallableWorker, JobContext, Worker, WorkerHandle, WorkerPool
 
 logger = logging.getLogger(__name__)
 
-RENDER_INTERVAL_MS = 100  # live story re-render: at most ~10 times a second
 THUMBNAIL_PX = 256
 FILMSTRIP_ICON = QSize(128, 96)
 DEFAULT_MAX_TOKENS = 4096  # the model card's limit; Settings.max_tokens overrides it
-
-BackendFactory = Callable[[], StoryBackend]
-
-
-@dataclass
-class LiveRun:
-    """The run being generated: its id, the stream parser and speed bookkeeping."""
-
-    album_id: int
-    run_id: int
-    frame_count: int
-    parser: Any
-    frame_photos: dict[int, FramePhoto]
-    tokens: int = 0
-    first_token_at: float | None = None
-    dirty: bool = False  # tokens arrived since the last render
-
-    def tokens_per_s(self) -> float:
-        """Decoding speed since the first token."""
-        if self.first_token_at is None or self.tokens < 2:
-            return 0.0
-        elapsed = time.perf_counter() - self.first_token_at
-        return (self.tokens - 1) / elapsed if elapsed > 0 else 0.0
 
 
 class MainWindow(QMainWindow):
@@ -130,15 +88,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Storyteller")
         self.library = library
         self.settings = settings
-        self._backend_factory = backend_factory
-        self._backend: StoryBackend | None = None
         self._confirm = confirm or _ask_yes_no
-        self._workers: list[WorkerHandle] = []
+        self.workers = WorkerPool(self)
         self._imports: list[WorkerHandle] = []  # imports and relinks: "Stop importing" ends them
         self._closing = False
-        self._generation: WorkerHandle | None = None
-        self.live: LiveRun | None = None
         self._close_when_idle = False
+        self.generation = GenerationController(self, backend_factory)
         self.current_album_id: int | None = None
         self.current_run: Any = None
         self.current_story: Any = None
@@ -152,9 +107,6 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self.setAcceptDrops(True)
-        self._render_timer = QTimer(self)
-        self._render_timer.setInterval(RENDER_INTERVAL_MS)
-        self._render_timer.timeout.connect(self._render_live)
         self.resize(1440, 900)
         last_album = self._restore_window_state()
         self.reload_albums(select_id=last_album)
@@ -243,14 +195,14 @@ class MainWindow(QMainWindow):
         )
         self.act_generate = action(
             "&Generate",
-            self.generate,
+            self.generation.generate,
             "Ctrl+Return",
             sp.SP_MediaPlay,
             "Tell the story of these photos",
         )
         self.act_stop = action(
             "&Stop",
-            self.stop_generation,
+            self.generation.stop,
             "Esc",
             sp.SP_MediaStop,
             "Stop writing; the story so far is kept as a stopped version",
@@ -398,62 +350,8 @@ class MainWindow(QMainWindow):
         photos_layout.addWidget(self.filmstrip)
 
         # ---- generation toolbar
-        toolbar = QToolBar("Story", self)
-        toolbar.setObjectName("storyToolbar")
-        toolbar.setMovable(False)
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        toolbar.addAction(self.act_generate)
-        toolbar.addAction(self.act_stop)
-        toolbar.addSeparator()
-        self.preset_combo = QComboBox(self)
-        self.preset_combo.setObjectName("presetCombo")
-        self.preset_combo.addItem("Faithful", Preset.FAITHFUL)
-        self.preset_combo.addItem("Creative", Preset.CREATIVE)
-        preset = getattr(self.settings, "preset", Preset.FAITHFUL)
-        self.preset_combo.setCurrentIndex(0 if preset is Preset.FAITHFUL else 1)
-        self.preset_combo.setToolTip(
-            "Faithful: sticks closely to what is in the photos. Creative: the model card's "
-            "sampling (temperature 0.7, top-p 0.9)."
-        )
-        self.detail_combo = QComboBox(self)
-        self.detail_combo.setObjectName("detailCombo")
-        for detail in Detail:
-            self.detail_combo.addItem(
-                f"{detail.value.capitalize()} detail ({detail.token_budget} tokens/photo)", detail
-            )
-        detail = getattr(self.settings, "detail", Detail.NORMAL)
-        self.detail_combo.setCurrentIndex(list(Detail).index(detail))
-        self.detail_combo.setToolTip("More detail: better boxes, slower and more memory")
-        self.seed_spin = QSpinBox(self)
-        self.seed_spin.setObjectName("seedSpin")
-        self.seed_spin.setRange(-1, 2_147_483_647)
-        seed = getattr(self.settings, "seed", None)
-        self.seed_spin.setValue(-1 if seed is None else seed)
-        self.seed_spin.setSpecialValueText("random")
-        self.seed_spin.setPrefix("seed ")
-        self.seed_spin.setToolTip("A fixed seed tells the same story again; 'random' varies it")
-        preset_label = QLabel(" Preset ")
-        preset_label.setBuddy(self.preset_combo)
-        toolbar.addWidget(preset_label)
-        toolbar.addWidget(self.preset_combo)
-        toolbar.addWidget(QLabel("  "))
-        toolbar.addWidget(self.detail_combo)
-        toolbar.addWidget(QLabel("  "))
-        toolbar.addWidget(self.seed_spin)
-        toolbar.addSeparator()
-        self.phase_label = QLabel("")
-        self.phase_label.setObjectName("phaseLabel")
-        self.progress_bar = QProgressBar(self)
-        self.progress_bar.setMaximumWidth(180)
-        self.progress_bar.setTextVisible(False)
-        toolbar.addWidget(QLabel(" "))
-        # A widget inside a toolbar is shown and hidden through its action.
-        self.progress_action = toolbar.addWidget(self.progress_bar)
-        self.progress_action.setVisible(False)
-        toolbar.addWidget(QLabel(" "))
-        toolbar.addWidget(self.phase_label)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-        self.toolbar = toolbar
+        self.story_toolbar = StoryToolbar(self.act_generate, self.act_stop, self.settings, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.story_toolbar)
 
         # ---- centre bottom: story / analysis / compare
         self.story_panel = StoryPanel(self)
@@ -482,16 +380,8 @@ class MainWindow(QMainWindow):
         self.centre_splitter = centre
 
         # ---- status bar
-        status = self.statusBar()
-        self.backend_label = QLabel("")
-        self.backend_label.setObjectName("backendLabel")
-        self.model_label = QLabel("")
-        self.model_label.setObjectName("modelLabel")
-        self.speed_label = QLabel("")
-        self.speed_label.setObjectName("speedLabel")
-        for label in (self.backend_label, self.model_label, self.speed_label):
-            status.addPermanentWidget(label)
-        self.set_backend_status("", "")
+        self.status_bar = StatusBar(self)
+        self.setStatusBar(self.status_bar)
 
         # Tab order: albums -> photos -> generation controls -> story -> photo -> issues.
         order = [
@@ -507,9 +397,9 @@ class MainWindow(QMainWindow):
             self.sort_button,
             self.cancel_import_button,
             self.filmstrip,
-            self.preset_combo,
-            self.detail_combo,
-            self.seed_spin,
+            self.story_toolbar.preset_combo,
+            self.story_toolbar.detail_combo,
+            self.story_toolbar.seed_spin,
             self.tabs,
             self.story_panel.browser,
             self.story_panel.issues_list,
@@ -574,7 +464,10 @@ class MainWindow(QMainWindow):
             self.run_model.dataChanged,
         ):
             signal.connect(lambda *_: self.compare_panel.set_runs(self.run_model.runs()))
-        self.detail_combo.currentIndexChanged.connect(self._update_cost)
+        self.story_toolbar.detail_combo.currentIndexChanged.connect(self._update_cost)
+        self.generation.run_started.connect(self._on_run_started)
+        self.generation.run_ended.connect(self._on_run_ended)
+        self.generation.state_changed.connect(self._update_actions)
         self.story_panel.status_message.connect(self.show_status)
         self.analysis_panel.name_edited.connect(self.rename_entity)
         self.analysis_panel.entity_activated.connect(self._show_entity_from_analysis)
@@ -656,7 +549,8 @@ class MainWindow(QMainWindow):
         album = self.current_album()
         if album is None:
             return
-        if self.live is not None and self.live.album_id == album.id:
+        live = self.generation.live
+        if live is not None and live.album_id == album.id:
             self.show_status("Stop the story being written before deleting its album.")
             return
         if not self._confirm(
@@ -965,7 +859,7 @@ class MainWindow(QMainWindow):
             self.cost_label.setToolTip("")  # not the estimate of the photos that were here
             return
         estimate = services.estimate_cost(
-            [(p.width, p.height) for p in photos], self.detail(), self.max_tokens()
+            [(p.width, p.height) for p in photos], self.story_toolbar.detail(), self.max_tokens()
         )
         text = f"{len(photos)} photos · {estimate.describe()}"
         if estimate.problem:
@@ -980,99 +874,15 @@ class MainWindow(QMainWindow):
 
     # ================================================================== generation
 
-    def detail(self) -> Detail:
-        """The detail level chosen in the toolbar."""
-        return self.detail_combo.currentData()
-
-    def preset(self) -> Preset:
-        """The sampling preset chosen in the toolbar."""
-        return self.preset_combo.currentData()
-
     def max_tokens(self) -> int:
         """The longest story to ask for (Settings.max_tokens, else the model card's 4096)."""
         return int(getattr(self.settings, "max_tokens", 0) or DEFAULT_MAX_TOKENS)
 
-    def seed(self) -> int | None:
-        """The seed chosen in the toolbar; None for a random one."""
-        value = self.seed_spin.value()
-        return None if value < 0 else value
-
-    def is_generating(self) -> bool:
-        """True while a story is being written."""
-        return self._generation is not None
-
-    def generate(self) -> None:
-        """Start telling the story of the current album's photos."""
-        if self.is_generating() or self.current_album_id is None:
-            return
-        photos = self.photo_model.photos()
-        usable = [p for p in photos if not p.missing]
-        if not usable:
-            self.show_status("Add photos to the album first.")
-            return
-        if len(usable) < len(photos):
-            self.show_status(
-                f"{len(photos) - len(usable)} missing photo(s) are left out of this story."
-            )
-        request = StoryRequest(
-            photos=tuple(p.path for p in usable),
-            detail=self.detail(),
-            sampling=self.preset().sampling(max_tokens=self.max_tokens(), seed=self.seed()),
-        )
-        self._remember_choices()
-        parameters = {
-            "preset": self.preset().value,
-            "detail": self.detail().value,
-            **request.sampling.to_dict(),
-        }
-        try:
-            from desktop_app.library.records import RunSpec
-
-            run_id = self.library.start_run(
-                self.current_album_id,
-                RunSpec(
-                    photo_ids=tuple(p.id for p in usable),
-                    parameters=parameters,
-                    backend=self._backend.description if self._backend else "",
-                ),
-            )
-        except StorytellerError as err:
-            show_error(self, err, action="Starting the story")
-            return
-        frame_photos = {
-            index: FramePhoto(p.path, services.prepared_size((p.width, p.height), self.detail()))
-            for index, p in enumerate(usable, start=1)
-        }
-        self.live = LiveRun(
-            self.current_album_id, run_id, len(usable), services.new_stream_parser(), frame_photos
-        )
-        self.current_run = None  # the panels now show the run being written
-        self.story_panel.set_frame_photos(frame_photos)
-        self.analysis_panel.set_frame_photos(frame_photos)
-        self.story_panel.clear("Starting…")
-        self.tabs.setCurrentWidget(self.story_panel)
-        self._refresh_album_row(self.current_album_id)
-        with contextlib.suppress(StorytellerError):
-            self.run_model.upsert(self.library.run(run_id))
-        self._select_run_row(run_id)
-
-        handle = self._start(GenerateWorker(_LazyBackend(self), request), None)
-        handle.phase.connect(self._on_phase)
-        handle.token.connect(self._on_token)
-        handle.finished.connect(self._on_generation_finished)
-        handle.failed.connect(self._on_generation_failed)
-        self._generation = handle
-        self.progress_bar.setRange(0, 0)
-        self.progress_action.setVisible(True)
-        self.phase_label.setText("Starting…")
-        self._render_timer.start()
-        self._update_actions()
-
-    def _remember_choices(self) -> None:
+    def remember_choices(self) -> None:
         """Keep the toolbar's preset, detail and seed as the defaults of the next session."""
         if self.settings is None:
             return
-        chosen = {"preset": self.preset(), "detail": self.detail(), "seed": self.seed()}
+        chosen = self.story_toolbar.choices()
         if all(getattr(self.settings, key) == value for key, value in chosen.items()):
             return
         settings = self.settings.replace(**chosen)
@@ -1083,136 +893,13 @@ class MainWindow(QMainWindow):
             return
         self.settings = settings
 
-    def backend(self) -> StoryBackend:
-        """The backend, created on first use (in the worker thread: loading can take a while)."""
-        if self._backend is None:
-            self._backend = self._backend_factory()
-        return self._backend
+    def _on_run_started(self, album_id: int, run_id: int) -> None:
+        self._refresh_album_row(album_id)
+        with contextlib.suppress(StorytellerError):
+            self.run_model.upsert(self.library.run(run_id))
+        self._select_run_row(run_id)
 
-    def replace_backend(self, factory: BackendFactory) -> None:
-        """Use another backend from the next run on (settings changed)."""
-        if self._backend is not None and not self.is_generating():
-            self._backend.close()
-            self._backend = None
-        self._backend_factory = factory
-
-    def _on_phase(self, event: PhaseEvent) -> None:
-        if self.live is None:
-            return
-        self.phase_label.setText(event.describe().capitalize() + "…")
-        if event.total:
-            self.progress_bar.setRange(0, event.total)
-            self.progress_bar.setValue(event.index)
-        else:
-            self.progress_bar.setRange(0, 0)
-
-    def _on_token(self, text: str) -> None:
-        live = self.live
-        if live is None:
-            return
-        if live.first_token_at is None:
-            live.first_token_at = time.perf_counter()
-        live.tokens += 1
-        live.parser.feed(text)
-        live.dirty = True
-        try:
-            self.library.append_output(live.run_id, text)
-        except StorytellerError:
-            logger.warning("could not save streamed text of run %s", live.run_id, exc_info=True)
-
-    def _render_live(self) -> None:
-        live = self.live
-        if live is None or not live.dirty or live.album_id != self.current_album_id:
-            return  # (the user is looking at another album: render when they come back)
-        if self.current_run is not None and self.current_run.id != live.run_id:
-            return  # an older version of this album is open
-        live.dirty = False
-        story = live.parser.snapshot()
-        self.current_story = story
-        self.story_panel.set_story(story, live=True, frame_count=live.frame_count)
-        if self.tabs.currentWidget() is self.analysis_panel:
-            self.analysis_panel.set_story(story, {})
-        self.phase_label.setText(self._live_phase(story, live))
-        self.progress_bar.setRange(0, live.frame_count * 2)
-        self.progress_bar.setValue(self._live_progress(story, live))
-
-    @staticmethod
-    def _live_phase(story: Any, live: LiveRun) -> str:
-        speed = live.tokens_per_s()
-        rate = f" · {speed:.1f} tokens/s" if speed else ""
-        if story.segments:
-            frame = story.segments[-1].image or len(story.segments)
-            where = f"Writing frame {frame}/{live.frame_count}"
-        elif story.narrative:
-            where = "Planning the narrative"
-        elif story.frames:
-            where = f"Analysing frame {story.frames[-1].index}/{live.frame_count}"
-        else:
-            where = "Analysing"
-        return f"{where}{rate} · {live.tokens} tokens"
-
-    @staticmethod
-    def _live_progress(story: Any, live: LiveRun) -> int:
-        if story.segments:
-            return live.frame_count + min(live.frame_count, len(story.segments))
-        return min(live.frame_count, len(story.frames))
-
-    def stop_generation(self) -> None:
-        """Stop writing at the next token; the story so far becomes a stopped version."""
-        if self._generation is None or self.live is None:
-            return
-        self._generation.cancel()
-        self.phase_label.setText("Stopping…")
-        self.act_stop.setEnabled(False)
-
-    def _end_generation(self) -> LiveRun | None:
-        live = self.live
-        self.live = None
-        self._generation = None
-        self._render_timer.stop()
-        self.progress_action.setVisible(False)
-        self._update_actions()
-        return live
-
-    def _on_generation_finished(self, result: RunResult) -> None:
-        live = self._end_generation()
-        if live is None:
-            return
-        try:
-            run = self.library.finish_run(live.run_id, result)
-        except StorytellerError as err:
-            show_error(self, err, action="Saving the story")
-            run = None
-        speed = result.timings.tokens_per_s or live.tokens_per_s()
-        self.speed_label.setText(f"last run {speed:.1f} tokens/s")
-        self.set_backend_status(result.backend, result.model)
-        verb = "Stopped" if result.cancelled else "Finished"
-        self.phase_label.setText(
-            f"{verb}: {result.timings.generated_tokens or live.tokens} tokens, {speed:.1f} tokens/s"
-        )
-        self._after_run(live, run)
-
-    def _on_generation_failed(self, err: BaseException, details: str) -> None:
-        live = self._end_generation()
-        run = None
-        if live is not None:
-            try:
-                run = self.library.fail_run(live.run_id, str(err))
-                if live.tokens == 0:
-                    # Nothing was written (no model set up, a server down...): no version to keep.
-                    self.library.delete_run(live.run_id)
-                    self.run_model.remove(live.run_id)
-                    run = None
-            except StorytellerError:
-                logger.warning("could not record the failure of run %s", live.run_id)
-        self.phase_label.setText("Failed")
-        show_error(self, err, details, action="Writing the story")
-        if live is not None:
-            self._after_run(live, run)
-            if run is None and live.album_id == self.current_album_id:
-                self._reload_runs(select_latest=True)
-
-    def _after_run(self, live: LiveRun, run: Any) -> None:
+    def _on_run_ended(self, live: LiveRun, run: Any, failed: bool) -> None:
         self._refresh_album_row(live.album_id)
         if run is not None and live.album_id == self.current_album_id:
             self.run_model.upsert(run)
@@ -1220,6 +907,8 @@ class MainWindow(QMainWindow):
             self._show_run(run)
         if self._close_when_idle:
             QTimer.singleShot(0, self.close)
+        if failed and run is None and live.album_id == self.current_album_id:
+            self._reload_runs(select_latest=True)
 
     # ================================================================== versions
 
@@ -1254,8 +943,9 @@ class MainWindow(QMainWindow):
         run = self.run_model.run_at(rows[0])
         if run is None:
             return
-        if self.live is not None and run.id == self.live.run_id:
-            self._show_live()
+        live = self.generation.live
+        if live is not None and run.id == live.run_id:
+            self.generation.show_live()
             return
         if self.current_run is not None and run.id == self.current_run.id:
             return
@@ -1265,17 +955,6 @@ class MainWindow(QMainWindow):
             show_error(self, err, action="Opening the story")
             return
         self._show_run(run)
-
-    def _show_live(self) -> None:
-        """Show the story being written (after looking at another album or version)."""
-        live = self.live
-        if live is None:
-            return
-        self.current_run = None
-        self.story_panel.set_frame_photos(live.frame_photos)
-        self.analysis_panel.set_frame_photos(live.frame_photos)
-        live.dirty = True
-        self._render_live()
 
     def _show_run(self, run: Any) -> None:
         """Show a stored version: parse its output, check it, render story and analysis."""
@@ -1319,7 +998,8 @@ class MainWindow(QMainWindow):
         runs = self.selected_runs()
         if not runs:
             return
-        if self.live is not None and any(run.id == self.live.run_id for run in runs):
+        live = self.generation.live
+        if live is not None and any(run.id == live.run_id for run in runs):
             self.show_status("Stop the story being written before deleting it.")
             return
         label = f"version #{runs[0].id}" if len(runs) == 1 else f"{len(runs)} versions"
@@ -1439,10 +1119,10 @@ class MainWindow(QMainWindow):
     def _on_settings_saved(self, settings: Any) -> None:
         old_library = services.library_location(self.settings)
         self.settings = settings
-        self.replace_backend(lambda: services.backend_from_settings(settings))
-        self.set_backend_status(services.describe_backend_settings(settings), "")
+        self.generation.replace_backend(lambda: services.backend_from_settings(settings))
+        self.status_bar.set_backend(services.describe_backend_settings(settings), "")
         new_library = services.library_location(settings)
-        if new_library != old_library and not self.is_generating():
+        if new_library != old_library and not self.generation.is_generating():
             try:
                 library = services.open_library(settings)
             except StorytellerError as err:
@@ -1464,20 +1144,14 @@ class MainWindow(QMainWindow):
 
     # ================================================================== misc
 
-    def set_backend_status(self, backend: str, model: str) -> None:
-        """Show the backend/device and model in the status bar."""
-        self.backend_label.setText(backend or "no model loaded yet")
-        self.backend_label.setToolTip("The engine and the device it runs on")
-        self.model_label.setText(f"model: {model}" if model else "")
-
     def show_status(self, message: str) -> None:
         """A passing message in the status bar."""
-        self.statusBar().showMessage(message, 8000)
+        self.status_bar.show_status(message)
 
     def _update_actions(self) -> None:
         has_album = self.current_album_id is not None
         has_photos = self.photo_model.rowCount() > 0
-        generating = self.is_generating()
+        generating = self.generation.is_generating()
         has_story = self.current_story is not None and self.current_run is not None
         selected_photos = bool(self.filmstrip.selectionModel().selectedIndexes())
         self.act_rename_album.setEnabled(has_album)
@@ -1491,37 +1165,24 @@ class MainWindow(QMainWindow):
         self.act_cancel_import.setEnabled(importing)
         self.cancel_import_button.setVisible(importing)
         self.act_generate.setEnabled(has_album and has_photos and not generating)
-        self.act_stop.setEnabled(generating)
+        self.act_stop.setEnabled(generating and not self.generation.is_stopping())
         self.act_copy.setEnabled(has_story and not generating)
         for act in self.export_actions.values():
             act.setEnabled(has_story and not generating)
         self.act_delete_run.setEnabled(bool(self.selected_runs()))
         self.act_compare.setEnabled(self.run_model.rowCount() >= 2)
-        for widget in (self.preset_combo, self.detail_combo, self.seed_spin):
-            widget.setEnabled(not generating)
+        self.story_toolbar.set_choices_enabled(not generating)
 
     def _start(self, worker: Worker, action: str | None, busy: bool = False) -> WorkerHandle:
         """Start ``worker``; failures are shown as "``action`` failed"."""
-        handle = start_worker(worker, self)
+        handle = self.workers.start(worker)
         if action is not None:
             handle.failed.connect(
                 lambda err, details: show_error(self, err, details, action=action)
             )
             if busy:
                 handle.progress.connect(lambda _p, message: self.show_status(message))
-        self._workers.append(handle)
-        handle.ended.connect(lambda h=handle: self._forget_worker(h))
         return handle
-
-    def _forget_worker(self, handle: WorkerHandle) -> None:
-        if handle in self._workers:
-            self._workers.remove(handle)
-        handle.worker.deleteLater()
-        handle.thread.deleteLater()
-
-    def running_workers(self) -> list[WorkerHandle]:
-        """Workers whose thread is still running."""
-        return [h for h in self._workers if h.is_running()]
 
     def _window_state(self) -> QSettings:
         return QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
@@ -1555,7 +1216,7 @@ class MainWindow(QMainWindow):
         state.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.is_generating():
+        if self.generation.is_generating():
             if not self._close_when_idle and not self._confirm(
                 self,
                 "Stop writing?",
@@ -1565,18 +1226,15 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self._close_when_idle = True
-            self.stop_generation()
+            self.generation.stop()
             event.ignore()  # closes again once the partial story is saved
             return
         self._save_window_state()
         self._closing = True
         # Every job checks its cancel flag between steps (an import between files), so this
         # returns after the current file or token, not when a big folder is done.
-        for handle in list(self._workers):
-            handle.stop()
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        self.workers.stop_all()
+        self.generation.close_backend()
         event.accept()
 
 
@@ -1587,23 +1245,6 @@ class FilmstripDelegate(QStyledItemDelegate):
         super().initStyleOption(option, index)
         option.decorationPosition = QStyleOptionViewItem.Position.Top
         option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
-
-
-class _LazyBackend:
-    """Creates the window's backend on first use, in the worker thread."""
-
-    def __init__(self, window: MainWindow) -> None:
-        self._window = window
-
-    @property
-    def description(self) -> str:
-        return self._window.backend().description
-
-    def generate(self, request: StoryRequest, *, should_stop: Callable[[], bool]) -> Any:
-        return self._window.backend().generate(request, should_stop=should_stop)
-
-    def close(self) -> None:
-        pass
 
 
 def _tool_button(action: QAction, text: str) -> QPushButton:

@@ -97,7 +97,7 @@ def inner(out: Path) -> int:
     settings = Settings()
     library = services.open_library(settings)
     window = MainWindow(library, backend, settings=settings, confirm=lambda *_a: True)
-    window.set_backend_status("llama.cpp (CPU)", "QwenStoryteller Q4_K_M")
+    window.status_bar.set_backend("llama.cpp (CPU)", "QwenStoryteller Q4_K_M")
 
     def spin(ms: int) -> None:
         loop = QEventLoop()
@@ -137,10 +137,10 @@ def inner(out: Path) -> int:
     save(window, "02-album.png")
 
     delay[0] = 0.006
-    window.generate()
-    wait_until(lambda: "Writing frame 3" in window.phase_label.text(), timeout_s=60)
+    window.generation.generate()
+    wait_until(lambda: "Writing frame 3" in window.story_toolbar.phase_label.text(), timeout_s=60)
     save(window, "03-writing.png")
-    wait_until(lambda: not window.is_generating(), timeout_s=60)
+    wait_until(lambda: not window.generation.is_generating(), timeout_s=60)
 
     panel = window.story_panel
     href = next(h for h, s in panel.spans.items() if s.frame == 3 and s.ids == ("char3",))

@@ -212,7 +212,7 @@ def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: 
     qtbot.waitUntil(lambda: window.findChild(FirstRunGuide) is not None, timeout=5_000)
     guide = window.findChild(FirstRunGuide)
     assert guide.isVisible()
-    assert window.isVisible() and window.backend_label.text().startswith("llama.cpp")
+    assert window.isVisible() and window.status_bar.backend_label.text().startswith("llama.cpp")
     guide.close()
     window.close()
     window.library.close()
@@ -248,14 +248,18 @@ def test_window_layout_album_and_story_choices_come_back_next_time(
     window = make_window(settings=Settings())
     window.new_album("First", edit=False)
     second = window.new_album("Second", edit=False)
-    window.preset_combo.setCurrentIndex(1)  # creative
-    window.detail_combo.setCurrentIndex(2)  # high
-    window.seed_spin.setValue(42)
-    window._remember_choices()
+    window.story_toolbar.preset_combo.setCurrentIndex(1)  # creative
+    window.story_toolbar.detail_combo.setCurrentIndex(2)  # high
+    window.story_toolbar.seed_spin.setValue(42)
+    window.remember_choices()
     window.main_splitter.setSizes([400, 1040])
     sizes = window.main_splitter.sizes()
     window.close()
     again = make_window(settings=load_settings())
     assert again.current_album_id == second.id
     assert again.main_splitter.sizes() == sizes
-    assert (again.preset(), again.detail(), again.seed()) == (Preset.CREATIVE, Detail.HIGH, 42)
+    assert (
+        again.story_toolbar.preset(),
+        again.story_toolbar.detail(),
+        again.story_toolbar.seed(),
+    ) == (Preset.CREATIVE, Detail.HIGH, 42)

@@ -98,14 +98,18 @@ def test_generate_shows_a_live_structured_story_and_keeps_it_as_a_version(
 ) -> None:
     window = make_window(scripted_backend(story_output, token_delay_s=0.002))
     album_with_photos(qtbot, window, sample_photos)
-    window.generate()
+    window.generation.generate()
     # While writing: the phase line and a structured (not raw) view of the analysis so far.
-    qtbot.waitUntil(lambda: "Analysing frame" in window.phase_label.text(), timeout=10_000)
-    assert "tokens" in window.phase_label.text()
+    qtbot.waitUntil(
+        lambda: "Analysing frame" in window.story_toolbar.phase_label.text(), timeout=10_000
+    )
+    assert "tokens" in window.story_toolbar.phase_label.text()
     live_text = window.story_panel.browser.toPlainText()
     assert "|" not in live_text and "<think>" not in live_text
-    qtbot.waitUntil(lambda: "Writing frame" in window.phase_label.text(), timeout=20_000)
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
+    qtbot.waitUntil(
+        lambda: "Writing frame" in window.story_toolbar.phase_label.text(), timeout=20_000
+    )
+    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=20_000)
 
     run = window.current_run
     assert run.status is RunStatus.COMPLETE
@@ -113,7 +117,7 @@ def test_generate_shows_a_live_structured_story_and_keeps_it_as_a_version(
     text = window.story_panel.browser.toPlainText()
     assert "Frame 4" in text and "Grandpa Joe" in text and "<gdo" not in text
     assert "no problems found" in window.story_panel.issues_label.text()
-    assert "tokens/s" in window.speed_label.text()
+    assert "tokens/s" in window.status_bar.speed_label.text()
     assert window.run_model.rowCount() == 1
 
 
@@ -126,10 +130,15 @@ def test_stop_after_the_first_token_keeps_the_partial_story_as_a_stopped_version
 ) -> None:
     window = make_window(scripted_backend(story_output, token_delay_s=0.01))
     album = album_with_photos(qtbot, window, sample_photos)
-    window.generate()
-    qtbot.waitUntil(lambda: window.live is not None and window.live.tokens >= 1, timeout=10_000)
-    window.stop_generation()
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=10_000)
+    window.generation.generate()
+    qtbot.waitUntil(
+        lambda: window.generation.live is not None and window.generation.live.tokens >= 1,
+        timeout=10_000,
+    )
+    window.generation.stop()
+    assert window.generation.is_generating() and not window.act_stop.isEnabled()  # pressed once
+    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=10_000)
+    assert window.act_generate.isEnabled() and not window.act_stop.isEnabled()
     runs = library.runs(album.id)
     assert [r.status for r in runs] == [RunStatus.STOPPED]
     partial = runs[0].raw_output
@@ -153,8 +162,11 @@ def test_closing_while_generating_asks_then_stops_cleanly(
 
     window = make_window(scripted_backend(story_output, token_delay_s=0.01), confirm=confirm)
     album = album_with_photos(qtbot, window, sample_photos)
-    window.generate()
-    qtbot.waitUntil(lambda: window.live is not None and window.live.tokens >= 3, timeout=10_000)
+    window.generation.generate()
+    qtbot.waitUntil(
+        lambda: window.generation.live is not None and window.generation.live.tokens >= 3,
+        timeout=10_000,
+    )
     window.close()
     assert asked == ["Stop writing?"]
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
@@ -592,11 +604,14 @@ def test_switching_albums_while_writing_keeps_each_album_its_own_story(
 ) -> None:
     window = make_window(scripted_backend(story_output, token_delay_s=0.001))
     first = album_with_photos(qtbot, window, sample_photos, name="Kite day")
-    window.generate()
-    qtbot.waitUntil(lambda: window.live is not None and window.live.tokens > 20, timeout=10_000)
+    window.generation.generate()
+    qtbot.waitUntil(
+        lambda: window.generation.live is not None and window.generation.live.tokens > 20,
+        timeout=10_000,
+    )
     other = window.new_album("Empty", edit=False)
     assert window.current_album_id == other.id
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=30_000)
+    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=30_000)
     assert "No story yet" in window.story_panel.browser.toPlainText()
     assert window.run_model.rowCount() == 0
     window.album_view.setCurrentIndex(window.album_model.index(window.album_model.row_of(first.id)))
@@ -747,7 +762,7 @@ def test_closing_the_window_during_a_big_import_returns_promptly(
     window.close()
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, f"closing waited {elapsed:.1f} s for the import"
-    assert not window.running_workers()
+    assert not window.workers.running()
     kept = len(library.photos(album.id))
     assert 1 <= kept < SLOW_IMPORT_FILES  # what was read is kept; the rest was never opened
     assert len(read) < SLOW_IMPORT_FILES
@@ -791,7 +806,7 @@ def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
     album_with_photos(qtbot, window, sample_photos)
     assert "⚠" not in window.cost_label.text()
     monkeypatch.setattr(costs, "physical_memory_bytes", lambda: 2 * 2**30)  # a 2 GiB machine
-    window.detail_combo.setCurrentIndex(2)  # high detail: the estimate is recomputed
+    window.story_toolbar.detail_combo.setCurrentIndex(2)  # high detail: the estimate is recomputed
     assert "⚠" in window.cost_label.text()
     assert "GiB of memory" in window.cost_label.toolTip()
     window.filmstrip.selectAll()

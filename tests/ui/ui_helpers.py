@@ -38,9 +38,9 @@ def album_with_photos(
 
 
 def generate_and_wait(qtbot: Any, window: Any) -> Any:
-    window.generate()
-    assert window.is_generating()
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
+    window.generation.generate()
+    assert window.generation.is_generating()
+    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=20_000)
     return window.current_run
 
 
