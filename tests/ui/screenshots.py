@@ -126,10 +126,10 @@ def inner(out: Path) -> int:
     spin(500)
     save(window, "01-empty.png")
 
-    window.new_album("Kite day", edit=False)
-    window.new_album("Grandma's 80th", edit=False)
-    window.album_view.setCurrentIndex(window.album_model.index(0))
-    window.import_paths(photos)
+    window.sidebar.new_album("Kite day", edit=False)
+    window.sidebar.new_album("Grandma's 80th", edit=False)
+    window.sidebar.album_view.setCurrentIndex(window.album_model.index(0))
+    window.imports.import_paths(photos)
     wait_until(lambda: window.photo_model.rowCount() == len(photos))
     wait_until(
         lambda: all(window.photo_model.has_thumbnail(p.id) for p in window.photo_model.photos())
@@ -153,7 +153,7 @@ def inner(out: Path) -> int:
     window.analysis_panel.tabs.setCurrentIndex(0)
     window.analysis_panel.frame_tabs.setCurrentIndex(2)
     save(window, "05-analysis.png")
-    window.rename_entity("char2", "Biscuit the Brave")
+    window.versions.rename_entity("char2", "Biscuit the Brave")
     window.analysis_panel.tabs.setCurrentIndex(2)
     save(window, "06-cast.png")
     window.analysis_panel.tabs.setCurrentIndex(3)

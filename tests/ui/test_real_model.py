@@ -30,8 +30,8 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
     window = make_window(
         settings=settings, backend_factory=lambda: services.backend_from_settings(settings)
     )
-    album = window.new_album("Tiny", edit=False)
-    drop_urls(window.filmstrip.viewport(), [tiny_image])
+    album = window.sidebar.new_album("Tiny", edit=False)
+    drop_urls(window.filmstrip.view.viewport(), [tiny_image])
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
     window.generation.generate()
     qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=120_000)
