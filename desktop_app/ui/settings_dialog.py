@@ -52,8 +52,28 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(640)
         self._settings = settings if settings is not None else services.default_settings()
         s = self._settings
+        engine_box = self._build_engine_box(s)
+        perf_box = self._build_performance_box(s)
+        library_box = self._build_library_box(s)
+        self.problem_label = QLabel("")
+        self.problem_label.setObjectName("settingsProblem")
+        self.problem_label.setStyleSheet("color:#b00020;")
+        self.problem_label.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(engine_box)
+        layout.addWidget(perf_box)
+        layout.addWidget(library_box)
+        layout.addWidget(self.problem_label)
+        layout.addWidget(buttons)
+        self.local_radio.toggled.connect(self._update_enabled)
+        self._update_enabled()
 
-        # ---- engine
+    def _build_engine_box(self, s: Any) -> QGroupBox:
         engine_box = QGroupBox("Where the model runs", self)
         self.local_radio = QRadioButton("On this computer (llama.cpp, works offline)")
         self.server_radio = QRadioButton("On a server (OpenAI-compatible: llama.cpp server, vLLM…)")
@@ -87,8 +107,9 @@ class SettingsDialog(QDialog):
         engine_layout.addLayout(server_form)
         self.server_radio.setChecked(bool(s.server_url))
         self.local_radio.setChecked(not s.server_url)
+        return engine_box
 
-        # ---- performance
+    def _build_performance_box(self, s: Any) -> QGroupBox:
         perf_box = QGroupBox("Performance (embedded model)", self)
         self.gpu_auto = QCheckBox("Automatic (as many layers as the GPU build can take)")
         self.gpu_spin = QSpinBox()
@@ -119,8 +140,9 @@ class SettingsDialog(QDialog):
         perf_form.addRow("Context size:", self.ctx_spin)
         self.device_label = QLabel(services.describe_backend_settings(s))
         perf_form.addRow("Device:", self.device_label)
+        return perf_box
 
-        # ---- library
+    def _build_library_box(self, s: Any) -> QGroupBox:
         library_box = QGroupBox("Library", self)
         self.library_edit = QLineEdit(str(s.library_dir or ""))
         self.library_edit.setPlaceholderText("default: your user data folder")
@@ -131,24 +153,7 @@ class SettingsDialog(QDialog):
         note = QLabel("Albums and stories are kept here; your photos stay where they are.")
         note.setWordWrap(True)
         library_form.addRow(note)
-
-        self.problem_label = QLabel("")
-        self.problem_label.setObjectName("settingsProblem")
-        self.problem_label.setStyleSheet("color:#b00020;")
-        self.problem_label.setWordWrap(True)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        buttons.accepted.connect(self.save)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(engine_box)
-        layout.addWidget(perf_box)
-        layout.addWidget(library_box)
-        layout.addWidget(self.problem_label)
-        layout.addWidget(buttons)
-        self.local_radio.toggled.connect(self._update_enabled)
-        self._update_enabled()
+        return library_box
 
     def _update_enabled(self) -> None:
         local = self.local_radio.isChecked()
