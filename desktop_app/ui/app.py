@@ -63,7 +63,9 @@ def build_main_window(settings: Any = None) -> Any:
     window = MainWindow(
         library, lambda: services.backend_from_settings(window.settings), settings=settings
     )
-    window.set_backend_status(services.describe_backend_settings(settings), _model_name(settings))
+    window.status_bar.set_backend(
+        services.describe_backend_settings(settings), _model_name(settings)
+    )
     return window
 
 

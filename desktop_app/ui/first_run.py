@@ -112,16 +112,8 @@ class FirstRunGuide(QDialog):
             "the language model (<i>.gguf</i>) and its vision part (<i>mmproj .gguf</i>).</p>"
         )
         intro.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addWidget(self._build_locate_box())
-        layout.addWidget(self._build_convert_box())
-        layout.addWidget(self._build_check_box())
-        layout.addLayout(self._build_buttons())
-        self._update_buttons()
 
-    def _build_locate_box(self) -> QGroupBox:
-        """Step 1a: point at model files already on disk."""
+        # ---- step 1a: locate
         locate_box = QGroupBox("1. I already have the model files", self)
         self.locate_button = QPushButton("Locate model files…")
         self.locate_button.clicked.connect(self._locate)
@@ -130,10 +122,41 @@ class FirstRunGuide(QDialog):
         locate_layout = QVBoxLayout(locate_box)
         locate_layout.addWidget(self.found_label)
         locate_layout.addWidget(self.locate_button)
-        return locate_box
+
+        convert_box = self._build_convert_box()
+
+        # ---- step 2: check
+        check_box = QGroupBox("2. Check that it works", self)
+        self.check_button = QPushButton("Load the model and tell a test story")
+        self.check_button.clicked.connect(self._check)
+        self.check_status = QLabel("Not checked yet.")
+        self.check_status.setWordWrap(True)
+        check_layout = QVBoxLayout(check_box)
+        check_layout.addWidget(self.check_button)
+        check_layout.addWidget(self.check_status)
+
+        # ---- step 3: done
+        buttons = QHBoxLayout()
+        self.later_button = QPushButton("Later")
+        self.later_button.clicked.connect(self.reject)
+        self.settings_hint = QLabel("A server can be set up in Settings instead.")
+        self.done_button = QPushButton("3. Use this model")
+        self.done_button.setDefault(True)
+        self.done_button.clicked.connect(self.finish)
+        buttons.addWidget(self.settings_hint, 1)
+        buttons.addWidget(self.later_button)
+        buttons.addWidget(self.done_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(locate_box)
+        layout.addWidget(convert_box)
+        layout.addWidget(check_box)
+        layout.addLayout(buttons)
+        self._update_buttons()
 
     def _build_convert_box(self) -> QGroupBox:
-        """Step 1b: convert a downloaded checkpoint."""
+        """Step 1b: convert a downloaded checkpoint (and LoRA) to model files."""
         convert_box = QGroupBox("… or convert a downloaded checkpoint", self)
         self.source_edit = QLineEdit()
         self.source_edit.setPlaceholderText("folder of the Hugging Face checkpoint (Qwen2.5-VL-7B)")
@@ -160,32 +183,6 @@ class FirstRunGuide(QDialog):
         convert_form.addRow(self.convert_progress)
         convert_form.addRow(self.convert_status)
         return convert_box
-
-    def _build_check_box(self) -> QGroupBox:
-        """Step 2: load the model and tell a test story."""
-        check_box = QGroupBox("2. Check that it works", self)
-        self.check_button = QPushButton("Load the model and tell a test story")
-        self.check_button.clicked.connect(self._check)
-        self.check_status = QLabel("Not checked yet.")
-        self.check_status.setWordWrap(True)
-        check_layout = QVBoxLayout(check_box)
-        check_layout.addWidget(self.check_button)
-        check_layout.addWidget(self.check_status)
-        return check_box
-
-    def _build_buttons(self) -> QHBoxLayout:
-        """Step 3: use the model (or later)."""
-        buttons = QHBoxLayout()
-        self.later_button = QPushButton("Later")
-        self.later_button.clicked.connect(self.reject)
-        self.settings_hint = QLabel("A server can be set up in Settings instead.")
-        self.done_button = QPushButton("3. Use this model")
-        self.done_button.setDefault(True)
-        self.done_button.clicked.connect(self.finish)
-        buttons.addWidget(self.settings_hint, 1)
-        buttons.addWidget(self.later_button)
-        buttons.addWidget(self.done_button)
-        return buttons
 
     def _browse_row(self, edit: QLineEdit, title: str) -> QWidget:
         row = QWidget(self)

@@ -52,9 +52,10 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setMinimumWidth(640)
         self._settings = settings if settings is not None else Settings()
-        engine_box = self._build_engine_box(self._settings)
-        perf_box = self._build_performance_box(self._settings)
-        library_box = self._build_library_box(self._settings)
+        s = self._settings
+        engine_box = self._build_engine_box(s)
+        perf_box = self._build_performance_box(s)
+        library_box = self._build_library_box(s)
         self.problem_label = QLabel("")
         self.problem_label.setObjectName("settingsProblem")
         self.problem_label.setStyleSheet("color:#b00020;")
@@ -73,8 +74,7 @@ class SettingsDialog(QDialog):
         self.local_radio.toggled.connect(self._update_enabled)
         self._update_enabled()
 
-    def _build_engine_box(self, s: Settings) -> QGroupBox:
-        """Where the model runs: local files or a server."""
+    def _build_engine_box(self, s: Any) -> QGroupBox:
         engine_box = QGroupBox("Where the model runs", self)
         self.local_radio = QRadioButton("On this computer (llama.cpp, works offline)")
         self.server_radio = QRadioButton("On a server (OpenAI-compatible: llama.cpp server, vLLM…)")
@@ -110,8 +110,7 @@ class SettingsDialog(QDialog):
         self.local_radio.setChecked(not s.server_url)
         return engine_box
 
-    def _build_performance_box(self, s: Settings) -> QGroupBox:
-        """GPU layers, CPU threads and context size of the embedded model."""
+    def _build_performance_box(self, s: Any) -> QGroupBox:
         perf_box = QGroupBox("Performance (embedded model)", self)
         self.gpu_auto = QCheckBox("Automatic (as many layers as the GPU build can take)")
         self.gpu_spin = QSpinBox()
@@ -144,8 +143,7 @@ class SettingsDialog(QDialog):
         perf_form.addRow("Device:", self.device_label)
         return perf_box
 
-    def _build_library_box(self, s: Settings) -> QGroupBox:
-        """Where albums and stories are kept."""
+    def _build_library_box(self, s: Any) -> QGroupBox:
         library_box = QGroupBox("Library", self)
         self.library_edit = QLineEdit(str(s.library_dir or ""))
         self.library_edit.setPlaceholderText("default: your user data folder")

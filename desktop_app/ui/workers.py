@@ -239,3 +239,38 @@ def start_worker(worker: Worker, parent: QObject | None = None) -> WorkerHandle:
     handle = WorkerHandle(worker, thread, parent)
     thread.start()
     return handle
+
+
+class WorkerPool(QObject):
+    """The workers one window started: each is forgotten (and deleted) when its thread ends,
+    and ``stop_all()`` cancels and joins the rest (on close)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._handles: list[WorkerHandle] = []
+
+    def start(self, worker: Worker) -> WorkerHandle:
+        """Start ``worker`` in its own thread and keep its handle until the thread ends."""
+        handle = start_worker(worker, self)
+        self._handles.append(handle)
+        handle.ended.connect(lambda h=handle: self._forget(h))
+        return handle
+
+    def _forget(self, handle: WorkerHandle) -> None:
+        if handle in self._handles:
+            self._handles.remove(handle)
+        handle.worker.deleteLater()
+        handle.thread.deleteLater()
+
+    def handles(self) -> list[WorkerHandle]:
+        """The workers started and not yet ended."""
+        return list(self._handles)
+
+    def running(self) -> list[WorkerHandle]:
+        """Workers whose thread is still running."""
+        return [h for h in self._handles if h.is_running()]
+
+    def stop_all(self) -> None:
+        """Cancel every worker and wait for its thread; each job stops at its next check."""
+        for handle in list(self._handles):
+            handle.stop()

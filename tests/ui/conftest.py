@@ -117,12 +117,11 @@ def make_window(qtbot: Any, library: Any, story_output: str) -> Iterator[Callabl
 
     yield make
     for window in windows:
-        if window.is_generating():
-            window.stop_generation()
-            qtbot.waitUntil(lambda w=window: not w.is_generating(), timeout=10_000)
+        if window.generation.is_generating():
+            window.generation.stop()
+            qtbot.waitUntil(lambda w=window: not w.generation.is_generating(), timeout=10_000)
         window.close()
-        for handle in list(window._workers):
-            handle.stop()
+        window.workers.stop_all()
         QApplication.processEvents()
 
 

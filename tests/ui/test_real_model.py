@@ -30,11 +30,11 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
     window = make_window(
         settings=settings, backend_factory=lambda: services.backend_from_settings(settings)
     )
-    album = window.new_album("Tiny", edit=False)
-    drop_urls(window.filmstrip.viewport(), [tiny_image])
+    album = window.sidebar.new_album("Tiny", edit=False)
+    drop_urls(window.filmstrip.view.viewport(), [tiny_image])
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
-    window.generate()
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=120_000)
+    window.generation.generate()
+    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=120_000)
 
     (run,) = library.runs(album.id)
     assert run.status is RunStatus.COMPLETE, run.error
@@ -42,6 +42,6 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
     assert "llama.cpp" in run.backend
     (photo,) = run.photos
     assert photo.prepared_size is not None and photo.original_size == (168, 112)
-    assert "llama.cpp" in window.backend_label.text()
-    assert "tokens/s" in window.speed_label.text()
+    assert "llama.cpp" in window.status_bar.backend_label.text()
+    assert "tokens/s" in window.status_bar.speed_label.text()
     assert window.current_run.id == run.id
