@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app.costs import estimate_cost
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
 from desktop_app.ui.actions import WindowActions, tool_button
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.workers import CallableWorker, JobContext
@@ -267,7 +267,7 @@ class Filmstrip(QWidget):
             self.cost_label.setText("Drop photos here or use Add photos (5–10 work best)")
             self.cost_label.setToolTip("")  # not the estimate of the photos that were here
             return
-        estimate = services.estimate_cost(
+        estimate = estimate_cost(
             [(p.width, p.height) for p in photos],
             window.story_toolbar.detail(),
             window.max_tokens(),

@@ -1,27 +1,33 @@
 """Telling the open album's story: the backend, the generation worker and the live run.
 
-``GenerationController`` is a part of the main window. It starts a stored run, runs the
-backend in a worker thread, streams the tokens into the library and the story view (re-rendered
-at most ~10 times a second), and stores the outcome. What the window shows around a run (the
-versions list, the album row) it learns from ``run_started`` and ``run_ended``.
+``GenerationController`` is a part of the main window. It runs ``app.telling.tell`` in a worker
+thread (which records the run, streams the output into the library and stores the outcome, as
+``storyteller album tell`` does) and relays its events: the live story view is re-rendered at
+most ~10 times a second. What the window shows around a run (the versions list, the album row)
+it learns from ``run_started`` and ``run_ended``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop_app.engine.events import PhaseEvent, RunResult, StoryBackend, StoryRequest
+from desktop_app.app.settings import Settings
+from desktop_app.app.telling import RunEnded, RunStarted, TellOptions, photos_to_tell, tell
+from desktop_app.engine.events import Event, PhaseEvent, ShouldStop, StoryBackend, StoryRequest
+from desktop_app.engine.images import prepared_size_for
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
+from desktop_app.story.model import Story
+from desktop_app.story.parser import StoryStreamParser
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.story_panel import FramePhoto
-from desktop_app.ui.workers import GenerateWorker, WorkerHandle
+from desktop_app.ui.workers import TellWorker, WorkerHandle
 
 if TYPE_CHECKING:
     from desktop_app.ui.main_window import MainWindow
@@ -40,7 +46,7 @@ class LiveRun:
     album_id: int
     run_id: int
     frame_count: int
-    parser: Any
+    parser: StoryStreamParser
     frame_photos: dict[int, FramePhoto]
     tokens: int = 0
     first_token_at: float | None = None
@@ -58,7 +64,8 @@ class GenerationController(QObject):
     """Owns the backend, the generation worker and the run being written."""
 
     run_started = Signal(int, int)  # album id, run id: the new version is in the library
-    run_ended = Signal(object, object, bool)  # LiveRun, the stored run (or None), failed
+    # LiveRun, the stored run (or None), its StoredStory (None: not parsed), failed
+    run_ended = Signal(object, object, object, bool)
     state_changed = Signal()  # generating or stopping changed: actions follow
 
     def __init__(self, window: MainWindow, backend_factory: BackendFactory) -> None:
@@ -104,72 +111,72 @@ class GenerationController(QObject):
 
     # ---------------------------------------------------------------- a run
 
+    def options(self) -> TellOptions:
+        """How the next story is told: the settings, with the toolbar's preset, detail and seed."""
+        window = self._window
+        settings = (window.settings or Settings()).replace(
+            **window.story_toolbar.choices(), max_tokens=window.max_tokens()
+        )
+        return TellOptions.from_settings(settings)
+
     def generate(self) -> None:
-        """Start telling the story of the current album's photos."""
+        """Start telling the story of the current album's photos (all of them: an album with a
+        missing photo is refused with a message saying which and what to do)."""
         window = self._window
         album_id = window.current_album_id
         if self.is_generating() or album_id is None:
             return
-        photos = window.photo_model.photos()
-        usable = [p for p in photos if not p.missing]
-        if not usable:
+        if not window.photo_model.photos():
             window.show_status("Add photos to the album first.")
             return
-        if len(usable) < len(photos):
-            window.show_status(
-                f"{len(photos) - len(usable)} missing photo(s) are left out of this story."
-            )
-        toolbar = window.story_toolbar
-        detail, preset = toolbar.detail(), toolbar.preset()
-        request = StoryRequest(
-            photos=tuple(p.path for p in usable),
-            detail=detail,
-            sampling=preset.sampling(max_tokens=window.max_tokens(), seed=toolbar.seed()),
-        )
-        window.remember_choices()
-        parameters = {"preset": preset.value, "detail": detail.value, **request.sampling.to_dict()}
         try:
-            from desktop_app.library.records import RunSpec
-
-            run_id = window.library.start_run(
-                album_id,
-                RunSpec(
-                    photo_ids=tuple(p.id for p in usable),
-                    parameters=parameters,
-                    backend=self._backend.description if self._backend else "",
-                ),
-            )
+            photos_to_tell(window.library, album_id)
         except StorytellerError as err:
             show_error(window, err, action="Starting the story")
             return
-        frame_photos = {
-            index: FramePhoto(p.path, services.prepared_size((p.width, p.height), detail))
-            for index, p in enumerate(usable, start=1)
-        }
-        self.live = LiveRun(
-            album_id, run_id, len(usable), services.new_stream_parser(), frame_photos
+        options = self.options()
+        window.remember_choices()
+        library, backend = window.library, _LazyBackend(self)
+        handle = window.workers.start(
+            TellWorker(
+                lambda should_stop: tell(
+                    library, album_id, backend, options, should_stop=should_stop
+                )
+            )
         )
-        window.current_run = None  # the panels now show the run being written
-        window.story_panel.set_frame_photos(frame_photos)
-        window.analysis_panel.set_frame_photos(frame_photos)
-        window.story_panel.clear("Starting…")
-        window.tabs.setCurrentWidget(window.story_panel)
-        self.run_started.emit(album_id, run_id)
-
-        handle = window.workers.start(GenerateWorker(_LazyBackend(self), request))
+        handle.item.connect(self._on_started)
         handle.phase.connect(self._on_phase)
         handle.token.connect(self._on_token)
         handle.finished.connect(self._on_finished)
         handle.failed.connect(self._on_failed)
         self._generation = handle
-        toolbar.show_progress(0, 0)
-        toolbar.show_phase("Starting…")
+        window.story_toolbar.show_progress(0, 0)
+        window.story_toolbar.show_phase("Starting…")
         self._render_timer.start()
         self.state_changed.emit()
 
+    def _on_started(self, event: RunStarted) -> None:
+        """The run is in the library: show it being written."""
+        window = self._window
+        budget = event.request.detail.token_budget
+        frame_photos = {
+            index: FramePhoto(p.path, prepared_size_for((p.width, p.height), budget))
+            for index, p in enumerate(event.photos, start=1)
+        }
+        self.live = LiveRun(
+            event.album.id, event.run_id, len(event.photos), StoryStreamParser(), frame_photos
+        )
+        if event.album.id == window.current_album_id:
+            window.current_run = None  # the panels now show the run being written
+            window.story_panel.set_frame_photos(frame_photos)
+            window.analysis_panel.set_frame_photos(frame_photos)
+            window.story_panel.clear("Starting…")
+            window.tabs.setCurrentWidget(window.story_panel)
+        self.run_started.emit(event.album.id, event.run_id)
+
     def stop(self) -> None:
         """Stop writing at the next token; the story so far becomes a stopped version."""
-        if self._generation is None or self.live is None:
+        if self._generation is None:
             return
         self._generation.cancel()
         self._window.story_toolbar.show_phase("Stopping…")
@@ -189,12 +196,8 @@ class GenerationController(QObject):
         if live.first_token_at is None:
             live.first_token_at = time.perf_counter()
         live.tokens += 1
-        live.parser.feed(text)
+        live.parser.feed(text)  # the worker has written it to the library already
         live.dirty = True
-        try:
-            self._window.library.append_output(live.run_id, text)
-        except StorytellerError:
-            logger.warning("could not save streamed text of run %s", live.run_id, exc_info=True)
 
     # ---------------------------------------------------------------- the live view
 
@@ -239,16 +242,17 @@ class GenerationController(QObject):
         self.state_changed.emit()
         return live
 
-    def _on_finished(self, result: RunResult) -> None:
+    def _on_finished(self, ended: RunEnded) -> None:
         live = self._end()
         if live is None:
             return
         window = self._window
-        try:
-            run = window.library.finish_run(live.run_id, result)
-        except StorytellerError as err:
-            show_error(window, err, action="Saving the story")
-            run = None
+        result = ended.result
+        if result is None:  # the backend gave no result: the run is stored as failed
+            window.story_toolbar.show_phase("Failed")
+            show_error(window, StorytellerError(ended.run.error), action="Writing the story")
+            self.run_ended.emit(live, ended.run, ended.story, True)
+            return
         speed = result.timings.tokens_per_s or live.tokens_per_s()
         window.status_bar.set_speed(speed)
         window.status_bar.set_backend(result.backend, result.model)
@@ -256,29 +260,29 @@ class GenerationController(QObject):
         window.story_toolbar.show_phase(
             f"{verb}: {result.timings.generated_tokens or live.tokens} tokens, {speed:.1f} tokens/s"
         )
-        self.run_ended.emit(live, run, False)
+        self.run_ended.emit(live, ended.run, ended.story, False)
 
     def _on_failed(self, err: BaseException, details: str) -> None:
         live = self._end()
         window = self._window
         run = None
-        if live is not None:
+        if live is not None:  # the worker has stored the run as failed
             try:
-                run = window.library.fail_run(live.run_id, str(err))
+                run = window.library.run(live.run_id)
                 if live.tokens == 0:
-                    # Nothing was written (no model set up, a server down...): no version to keep.
+                    # Nothing was written (a server down...): no version to keep.
                     window.library.delete_run(live.run_id)
                     window.run_model.remove(live.run_id)
                     run = None
             except StorytellerError:
-                logger.warning("could not record the failure of run %s", live.run_id)
+                logger.warning("could not forget the failed run %s", live.run_id)
         window.story_toolbar.show_phase("Failed")
         show_error(window, err, details, action="Writing the story")
         if live is not None:
-            self.run_ended.emit(live, run, True)
+            self.run_ended.emit(live, run, None, True)
 
 
-def live_phase(story: Any, live: LiveRun) -> str:
+def live_phase(story: Story, live: LiveRun) -> str:
     """The phase line while writing: where the model is, its speed and the tokens so far."""
     speed = live.tokens_per_s()
     rate = f" · {speed:.1f} tokens/s" if speed else ""
@@ -294,7 +298,7 @@ def live_phase(story: Any, live: LiveRun) -> str:
     return f"{where}{rate} · {live.tokens} tokens"
 
 
-def live_progress(story: Any, live: LiveRun) -> int:
+def live_progress(story: Story, live: LiveRun) -> int:
     """Progress in half-frames: the analysis of each frame, then its text."""
     if story.segments:
         return live.frame_count + min(live.frame_count, len(story.segments))
@@ -302,7 +306,8 @@ def live_progress(story: Any, live: LiveRun) -> int:
 
 
 class _LazyBackend:
-    """Creates the controller's backend on first use, in the worker thread."""
+    """Creates the controller's backend on first use, in the worker thread; shows the files it
+    loads, so the run records the model's identity."""
 
     def __init__(self, controller: GenerationController) -> None:
         self._controller = controller
@@ -311,7 +316,15 @@ class _LazyBackend:
     def description(self) -> str:
         return self._controller.backend().description
 
-    def generate(self, request: StoryRequest, *, should_stop: Callable[[], bool]) -> Any:
+    @property
+    def model_path(self) -> Path | None:
+        return getattr(self._controller.backend(), "model_path", None)
+
+    @property
+    def mmproj_path(self) -> Path | None:
+        return getattr(self._controller.backend(), "mmproj_path", None)
+
+    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         return self._controller.backend().generate(request, should_stop=should_stop)
 
     def close(self) -> None:

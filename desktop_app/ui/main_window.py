@@ -18,16 +18,22 @@ import itertools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
 
+from desktop_app.app.backends import describe_settings_backend
+from desktop_app.app.settings import Settings, open_library, save_settings
+from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
+from desktop_app.library.records import Album, StoryRun
+from desktop_app.library.store import Library
+from desktop_app.story.model import Issue, Story
 from desktop_app.ui.actions import ActionState, WindowActions
 from desktop_app.ui.analysis import AnalysisPanel
+from desktop_app.ui.app import gui_backend
 from desktop_app.ui.compare import ComparePanel
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.exporting import EXPORT_KINDS
@@ -55,10 +61,10 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        library: Any,
+        library: Library,
         backend_factory: BackendFactory,
         *,
-        settings: Any = None,
+        settings: Settings | None = None,
         confirm: Callable[[QWidget, str, str], bool] | None = None,
     ) -> None:
         super().__init__()
@@ -70,9 +76,9 @@ class MainWindow(QMainWindow):
         self.closing = False  # no message boxes once the window is being closed
         self._close_when_idle = False
         self.current_album_id: int | None = None
-        self.current_run: Any = None
-        self.current_story: Any = None
-        self.current_issues: list[Any] = []
+        self.current_run: StoryRun | None = None
+        self.current_story: Story | None = None
+        self.current_issues: list[Issue] = []
 
         self.album_model = AlbumListModel(self)
         self.photo_model = PhotoListModel(self)
@@ -195,7 +201,7 @@ class MainWindow(QMainWindow):
 
     # ================================================================== the open album
 
-    def show_album(self, album: Any | None) -> None:
+    def show_album(self, album: Album | None) -> None:
         """Open ``album`` (None: no album): its photos, and its newest version."""
         self.current_album_id = album.id if album is not None else None
         self._show_title(album)
@@ -209,11 +215,11 @@ class MainWindow(QMainWindow):
         self.versions.reload_runs(select_latest=True)
         self.update_actions()
 
-    def _show_title(self, album: Any | None) -> None:
+    def _show_title(self, album: Album | None) -> None:
         self.filmstrip.set_album_title(album)
         self.setWindowTitle(f"{album.name} — Storyteller" if album else "Storyteller")
 
-    def _on_album_renamed(self, album: Any) -> None:
+    def _on_album_renamed(self, album: Album) -> None:
         if album.id == self.current_album_id:
             self._show_title(album)
 
@@ -242,7 +248,7 @@ class MainWindow(QMainWindow):
             return
         settings = self.settings.replace(**chosen)
         try:
-            services.save_settings(settings)
+            save_settings(settings)
         except (StorytellerError, OSError) as err:
             self.show_status(f"Could not save your choices: {err}")
             return
@@ -254,12 +260,14 @@ class MainWindow(QMainWindow):
             self.run_model.upsert(self.library.run(run_id))
         self.versions.select_run_row(run_id)
 
-    def _on_run_ended(self, live: LiveRun, run: Any, failed: bool) -> None:
+    def _on_run_ended(
+        self, live: LiveRun, run: StoryRun | None, story: StoredStory | None, failed: bool
+    ) -> None:
         self.sidebar.refresh_album_row(live.album_id)
         if run is not None and live.album_id == self.current_album_id:
             self.run_model.upsert(run)
             self.versions.select_run_row(run.id)
-            self.versions.show_run(run)
+            self.versions.show_run(run, story)
         if self._close_when_idle:
             QTimer.singleShot(0, self.close)
         if failed and run is None and live.album_id == self.current_album_id:
@@ -275,15 +283,14 @@ class MainWindow(QMainWindow):
         dialog.saved.connect(self._on_settings_saved)
         dialog.open()
 
-    def _on_settings_saved(self, settings: Any) -> None:
-        old_library = services.library_location(self.settings)
+    def _on_settings_saved(self, settings: Settings) -> None:
+        old_library = self.settings.library_dir if self.settings is not None else None
         self.settings = settings
-        self.generation.replace_backend(lambda: services.backend_from_settings(settings))
-        self.status_bar.set_backend(services.describe_backend_settings(settings), "")
-        new_library = services.library_location(settings)
-        if new_library != old_library and not self.generation.is_generating():
+        self.generation.replace_backend(lambda: gui_backend(settings))
+        self.status_bar.set_backend(describe_settings_backend(settings), "")
+        if settings.library_dir != old_library and not self.generation.is_generating():
             try:
-                library = services.open_library(settings)
+                library = open_library(settings)
             except StorytellerError as err:
                 show_error(self, err, action="Opening the library")
                 return
@@ -316,7 +323,9 @@ class MainWindow(QMainWindow):
             show_error(self, err, action=action)
             return None
 
-    def read_open_album(self, read: Callable[[Any, int], list[T]], action: str) -> list[T] | None:
+    def read_open_album(
+        self, read: Callable[[Library, int], list[T]], action: str
+    ) -> list[T] | None:
         """``read(library, album_id)`` for the open album: None when no album is open, and an
         empty list (after telling the user "``action`` failed") when the library fails."""
         album_id = self.current_album_id

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QObject
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from desktop_app.app.exports import render_export
+from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
+from desktop_app.library.records import StoryRun
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.exporting import EXPORT_KINDS, export_story
 from desktop_app.ui.story_panel import frame_photos_of
@@ -67,7 +69,7 @@ class VersionsController(QObject):
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect
         )
 
-    def selected_runs(self) -> list[Any]:
+    def selected_runs(self) -> list[StoryRun]:
         """The versions selected in the versions list, newest first."""
         view = self._window.sidebar.run_view
         rows = sorted({i.row() for i in view.selectionModel().selectedIndexes()})
@@ -96,8 +98,9 @@ class VersionsController(QObject):
             return
         self.show_run(run)
 
-    def show_run(self, run: Any) -> None:
-        """Show a stored version: parse its output, check it, render story and analysis."""
+    def show_run(self, run: StoryRun | None, story: StoredStory | None = None) -> None:
+        """Show a stored version: its story (parsed and checked here unless ``story`` is that
+        already, as for a run that just ended), story and analysis tabs."""
         window = self._window
         window.current_run = run
         if run is None:
@@ -110,19 +113,15 @@ class VersionsController(QObject):
         frame_photos = frame_photos_of(run)
         window.story_panel.set_frame_photos(frame_photos)
         window.analysis_panel.set_frame_photos(frame_photos)
-        story = services.parse_story(run.raw_output)
-        image_sizes = {i: p.prepared_size for i, p in frame_photos.items() if p.prepared_size}
-        try:
-            issues = services.validate_story(story, len(run.photos), image_sizes)
-        except Exception:  # a validator bug must not hide the story
-            logger.exception("validating run %s failed", run.id)
-            issues = []
         names = window.library.display_names(run.id)
-        window.current_story = story
-        window.current_issues = issues
-        status = getattr(run.status, "value", run.status)
-        window.story_panel.set_story(story, names=names, issues=issues, frame_count=len(run.photos))
-        window.analysis_panel.set_story(story, names)
+        stored = story.with_names(names) if story is not None else StoredStory.of_run(run, names)
+        window.current_story = stored.story
+        window.current_issues = list(stored.issues)
+        window.story_panel.set_story(
+            stored.story, names=names, issues=window.current_issues, frame_count=len(run.photos)
+        )
+        window.analysis_panel.set_story(stored.story, names)
+        status = run.status.value
         if status in ("stopped", "interrupted", "failed"):
             window.show_status(
                 f"Version #{run.id} was {status}: it shows the story as far as it got."
@@ -252,6 +251,6 @@ class VersionsController(QObject):
         window = self._window
         if window.current_story is None:
             return
-        text = services.render_export("text", window.current_story, [], names=self.current_names())
+        text = render_export("text", window.current_story, [], names=self.current_names())
         QGuiApplication.clipboard().setText(text)
         window.show_status("Story copied as text.")

@@ -20,10 +20,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from desktop_app.app.telling import RunEnded, RunStarted, TellEvent
 from desktop_app.engine.events import (
     PhaseEvent,
-    ResultEvent,
     ShouldStop,
-    StoryBackend,
-    StoryRequest,
     TokenEvent,
 )
 from desktop_app.errors import StorytellerError
@@ -123,28 +120,6 @@ class TellWorker(Worker):
             elif isinstance(event, RunEnded):
                 return event
         raise StorytellerError("the story ended without being stored: try again")
-
-
-class GenerateWorker(Worker):
-    """Runs ``backend.generate(request)``: phases and tokens as signals, the RunResult at the end."""
-
-    def __init__(self, backend: StoryBackend, request: StoryRequest) -> None:
-        super().__init__()
-        self._backend = backend
-        self._request = request
-
-    def execute(self) -> Any:
-        result = None
-        for event in self._backend.generate(self._request, should_stop=self.is_cancelled):
-            if isinstance(event, TokenEvent):
-                self.token.emit(event.text)
-            elif isinstance(event, PhaseEvent):
-                self.phase.emit(event)
-            elif isinstance(event, ResultEvent):
-                result = event.result
-        if result is None:
-            raise RuntimeError("the story backend ended without a result")
-        return result
 
 
 class WorkerHandle(QObject):

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import QApplication
 from ui_helpers import album_with_photos, generate_and_wait
 from ui_sample import scripted_backend
 
-from desktop_app.ui import services, workers
+from desktop_app.app.settings import open_library
+from desktop_app.ui import workers
 
 # Messages the offscreen platform prints for any top-level window; they say nothing about us.
 BENIGN_QT_MESSAGES = (
@@ -83,7 +84,7 @@ def story_output() -> str:
 
 @pytest.fixture
 def library() -> Iterator[Any]:
-    lib = services.open_library(None)
+    lib = open_library(None)
     yield lib
     lib.close()
 

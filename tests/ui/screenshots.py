@@ -81,8 +81,7 @@ def inner(out: Path) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QWidget
 
-    from desktop_app.app.settings import Settings
-    from desktop_app.ui import services
+    from desktop_app.app.settings import Settings, open_library
     from desktop_app.ui.app import create_application
     from desktop_app.ui.main_window import MainWindow
 
@@ -95,7 +94,7 @@ def inner(out: Path) -> int:
         return ui_sample.scripted_backend(ui_sample.story_text(), token_delay_s=delay[0])
 
     settings = Settings()
-    library = services.open_library(settings)
+    library = open_library(settings)
     window = MainWindow(library, backend, settings=settings, confirm=lambda *_a: True)
     window.status_bar.set_backend("llama.cpp (CPU)", "QwenStoryteller Q4_K_M")
 

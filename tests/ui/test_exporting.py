@@ -31,12 +31,12 @@ def test_html_exports_embed_each_photo_upright_and_downscaled(tmp_path: Path) ->
 @pytest.mark.parametrize("kind", ["markdown", "pdf"])
 def test_an_export_that_cannot_be_written_says_what_to_do(tmp_path: Path, kind: str) -> None:
     from desktop_app.errors import StorytellerError
-    from desktop_app.ui import services
+    from desktop_app.story.parser import parse_story
     from desktop_app.ui.exporting import export_story
 
     not_a_folder = tmp_path / "notes.txt"
     not_a_folder.write_text("")
-    story = services.parse_story(ui_sample.story_text())
+    story = parse_story(ui_sample.story_text())
     with pytest.raises(StorytellerError, match=r"cannot be written \(.*\): choose another folder"):
         export_story(kind, not_a_folder / f"story.{kind}", story, [], {}, {}, "Kite day")
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -99,7 +99,7 @@ def test_closing_while_generating_asks_then_stops_cleanly(
     assert [r.status for r in library.runs(album.id)] == [RunStatus.STOPPED]
 
 
-def test_missing_photos_get_a_badge_and_are_left_out_of_the_story(
+def test_missing_photos_get_a_badge_and_the_story_waits_until_they_are_found(
     qtbot: Any,
     make_window: Callable[..., Any],
     library: Any,
@@ -117,8 +117,13 @@ def test_missing_photos_get_a_badge_and_are_left_out_of_the_story(
     window.sidebar.reload_albums(select_id=album.id)
     assert "⚠ 1 missing" in window.sidebar.album_view.currentIndex().data()
     assert "missing" in window.photo_model.index(1).data()
-    run = generate_and_wait(qtbot, window)
-    assert [p.path.name for p in run.photos] == [copies[0].name]
+    # As in `storyteller album tell`: no story of fewer photos than the album shows; the
+    # message names the photo and says how to go on.
+    window.generation.generate()
+    assert not window.generation.is_generating()
+    (text,) = close_error_dialogs()
+    assert copies[1].name in text and "relink" in text and "remove them" in text
+    assert library.runs(album.id) == []
 
 
 class FailingBackend:
@@ -183,12 +188,10 @@ def test_generating_without_a_model_says_what_to_do_and_keeps_no_empty_version(
     qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
     from desktop_app.app.settings import Settings
-    from desktop_app.ui import services
+    from desktop_app.ui.app import gui_backend
 
     settings = Settings()  # no model files, no server, none installed in this test home
-    window = make_window(
-        settings=settings, backend_factory=lambda: services.backend_from_settings(settings)
-    )
+    window = make_window(settings=settings, backend_factory=lambda: gui_backend(settings))
     album = album_with_photos(qtbot, window, sample_photos[:1])
     generate_and_wait(qtbot, window)
     (text,) = close_error_dialogs()

@@ -80,7 +80,7 @@ def test_relinking_reports_files_it_could_not_read_in_the_status_bar(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from desktop_app.fileio import sha256_file
-    from desktop_app.library import store
+    from desktop_app.library import photos as photo_store
 
     window = make_window()
     # A same-size file the search must hash, which the OS refuses to read (searched first).
@@ -94,7 +94,7 @@ def test_relinking_reports_files_it_could_not_read_in_the_status_bar(
             raise PermissionError(13, "Permission denied", str(path))
         return sha256_file(path)
 
-    monkeypatch.setattr(store, "sha256_file", refusing_sha256)
+    monkeypatch.setattr(photo_store, "sha256_file", refusing_sha256)
     relink_and_wait(qtbot, window, moved)
     qtbot.waitUntil(lambda: "could not be read" in window.statusBar().currentMessage())
     assert "Found 1 photo(s); 0 still missing; 1 file(s)" in window.statusBar().currentMessage()
@@ -113,21 +113,21 @@ def slow_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, 
     big folder on a slow disk); returns it and the list of files read so far."""
     from PIL import Image
 
-    from desktop_app.library import store
+    from desktop_app.library import photos as photo_store
 
     folder = tmp_path / "big folder"
     folder.mkdir()
     for index in range(SLOW_IMPORT_FILES):
         Image.new("RGB", (8, 8), (index * 6, 100, 200)).save(folder / f"img{index:02d}.png")
     read: list[Path] = []
-    real_read = store.read_photo_facts
+    real_read = photo_store.read_photo_facts
 
     def slow_read(path: Path) -> Any:
         read.append(path)
         time.sleep(SLOW_IMPORT_S_PER_FILE)
         return real_read(path)
 
-    monkeypatch.setattr(store, "read_photo_facts", slow_read)
+    monkeypatch.setattr(photo_store, "read_photo_facts", slow_read)
     return folder, read
 
 

@@ -12,7 +12,7 @@ from ui_helpers import drop_urls
 from desktop_app.app.settings import Settings
 from desktop_app.engine.events import Detail
 from desktop_app.library.records import RunStatus
-from desktop_app.ui import services
+from desktop_app.ui.app import gui_backend
 
 
 @pytest.mark.slow
@@ -27,9 +27,7 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
         max_tokens=40,
         seed=7,
     )
-    window = make_window(
-        settings=settings, backend_factory=lambda: services.backend_from_settings(settings)
-    )
+    window = make_window(settings=settings, backend_factory=lambda: gui_backend(settings))
     album = window.sidebar.new_album("Tiny", edit=False)
     drop_urls(window.filmstrip.view.viewport(), [tiny_image])
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
