@@ -52,6 +52,7 @@ class ScriptedBackend:
         self._token_delay_s = token_delay_s
         self._prepared_size = prepared_size
         self.runs = 0
+        self.requests: list[StoryRequest] = []  # what it was asked, in order (for tests)
 
     @property
     def description(self) -> str:
@@ -65,6 +66,7 @@ class ScriptedBackend:
 
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         self.runs += 1
+        self.requests.append(request)
         started = time.perf_counter()
         yield PhaseEvent(Phase.LOADING_MODEL)
         total = len(request.photos)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from app_helpers import STORY
 from PIL import Image
 
 from desktop_app.app.exports import (
@@ -20,22 +21,9 @@ from desktop_app.app.exports import (
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
 from desktop_app.imaging import PhotoUnreadableError
 
-RAW = """<think>
-## Image 1
-
-### Characters
-| Character ID | Name | Description | Emotions | Actions | Narrative Function | Bounding Box |
-|---|---|---|---|---|---|---|
-| char1 | Maya | Girl | Calm | Sits | Protagonist | 1,1,20,20 |
-</think>
-<gdi image1>
-<gdo char1>Maya</gdo> sat.
-</gdi>
-"""
-
 
 def test_every_format_renders_the_users_names(tmp_path: Path) -> None:
-    stored = StoredStory.parse(RAW, [FrameGeometry(1, tmp_path / "gone.jpg")], {"char1": "Ada"})
+    stored = StoredStory.parse(STORY, [FrameGeometry(1, tmp_path / "gone.jpg")], {"char1": "Ada"})
     for kind in EXPORT_FORMATS:
         assert "Ada" in render_stored(kind, stored, title="Rain"), kind
     data = json.loads(render_stored("json", stored, extra={"run": {"backend": "x"}}))
@@ -53,7 +41,7 @@ def test_photos_are_embedded_upright_and_a_missing_one_is_left_out(tmp_path: Pat
     with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as image:
         assert image.size == (50, 150)
     frames = [FrameGeometry(1, sideways), FrameGeometry(2, tmp_path / "gone.jpg")]
-    stored = StoredStory.parse(RAW, frames)
+    stored = StoredStory.parse(STORY, frames)
     assert list(embedded_photos(stored)) == [1]  # the page shows no picture for frame 2
     with pytest.raises(PhotoUnreadableError, match=r"gone\.jpg cannot be read"):
         embedded_photos(stored, skip_unreadable=False)

@@ -4,43 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import Mock
 
 import pytest
+from app_helpers import STORY
 from PIL import Image
 
 from desktop_app.app.settings import Settings
 from desktop_app.app.telling import RunEnded, RunStarted, TellOptions, tell, tell_album
 from desktop_app.engine.events import (
-    Event,
     KnownPhoto,
     Preset,
     SamplingParams,
-    ShouldStop,
-    StoryRequest,
 )
 from desktop_app.engine.scripted import ScriptedBackend
 from desktop_app.library import Library, PhotoMissingError, RunParameters, RunSpec, RunStatus
-
-STORY = """<think>
-## Image 1
-
-### Characters
-| Character ID | Name | Description | Emotions | Actions | Narrative Function | Bounding Box |
-|---|---|---|---|---|---|---|
-| char1 | Maya | Girl in a raincoat | Curious | Kneels | Protagonist | 4,8,21,27 |
-
-### Objects
-| Object ID | Description | Function | Interaction | Narrative Function | Bounding Box |
-|---|---|---|---|---|---|
-
-### Setting
-| Setting Element | Description | Mood | Time | Narrative Function |
-|---|---|---|---|---|
-</think>
-<gdi image1>
-<gdo char1>Maya</gdo> smiled.
-</gdi>
-"""
 
 
 @pytest.fixture
@@ -60,24 +38,6 @@ def album(library: Library, tmp_path: Path) -> str:
     return "Rain"
 
 
-class _RecordingBackend(ScriptedBackend):
-    """The scripted backend, keeping the requests it was asked and naming its model files."""
-
-    def __init__(self, text: str, model_path: Path | None = None) -> None:
-        super().__init__(text)
-        self.requests: list[StoryRequest] = []
-        self.model_path = model_path
-        self.mmproj_path = None
-
-    @property
-    def description(self) -> str:
-        return "llama.cpp (CPU)"
-
-    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
-        self.requests.append(request)
-        yield from super().generate(request, should_stop=should_stop)
-
-
 def test_options_from_settings_keep_strict_format_seed_and_preset() -> None:
     settings = Settings(strict_format=True, seed=11, preset=Preset.FAITHFUL, max_tokens=99)
     options = TellOptions.from_settings(settings)
@@ -91,10 +51,11 @@ def test_a_run_records_backend_model_files_and_one_parameter_shape(
 ) -> None:
     model_file = tmp_path / "tiny.gguf"
     model_file.write_bytes(b"GGUF" + b"\0" * 12)
-    backend = _RecordingBackend(STORY, model_path=model_file)
+    backend = ScriptedBackend(STORY)
+    backend.model_path = model_file  # type: ignore[attr-defined] (as the embedded backend)
     options = TellOptions(sampling=SamplingParams(seed=5), strict_format=True)
     run = tell_album(library, album, backend, options).run
-    assert run.backend == "llama.cpp (CPU)"
+    assert run.backend == "scripted (no model)"
     assert run.model["text"] == {"file": "tiny.gguf", "size": 16, "sha256": None}
     assert run.parameters["sampling"]["seed"] == 5 and run.parameters["strict_format"] is True
     assert run.asked.seed == 5 and run.asked.strict_format is True
@@ -111,7 +72,7 @@ def test_the_seed_of_an_old_flat_gui_run_is_read_like_a_new_one() -> None:
 def test_the_request_carries_the_librarys_hash_and_upright_size(
     library: Library, album: str
 ) -> None:
-    backend = _RecordingBackend(STORY)
+    backend = ScriptedBackend(STORY)
     tell_album(library, album, backend, TellOptions())
     (photo,) = library.photos(album)
     assert backend.requests[0].known == (KnownPhoto(photo.sha256, (56, 28)),)
@@ -126,16 +87,10 @@ def test_a_finished_run_is_parsed_once_and_its_story_comes_with_it(
 ) -> None:
     from desktop_app.library import storyjson
 
-    calls: list[str] = []
-    real_parse = storyjson.parse_story
-
-    def counting_parse(text: str) -> object:
-        calls.append(text)
-        return real_parse(text)
-
-    monkeypatch.setattr(storyjson, "parse_story", counting_parse)
+    parse = Mock(wraps=storyjson.parse_story)
+    monkeypatch.setattr(storyjson, "parse_story", parse)
     ended = tell_album(library, album, ScriptedBackend(STORY), TellOptions())
-    assert len(calls) == 1
+    assert parse.call_count == 1
     assert ended.run.status is RunStatus.COMPLETE and ended.run.story == ended.story.to_json()
     assert ended.story.story.entity("char1") is not None
     assert ended.story.frames[0].original_size == (56, 28)
