@@ -52,7 +52,7 @@ def test_a_run_records_backend_model_files_and_one_parameter_shape(
     model_file = tmp_path / "tiny.gguf"
     model_file.write_bytes(b"GGUF" + b"\0" * 12)
     backend = ScriptedBackend(STORY)
-    backend.model_path = model_file  # type: ignore[attr-defined] (as the embedded backend)
+    backend.model_path = model_file  # the embedded backend shows the files it loads
     options = TellOptions(sampling=SamplingParams(seed=5), strict_format=True)
     run = tell_album(library, album, backend, options).run
     assert run.backend == "scripted (no model)"
