@@ -52,6 +52,14 @@ class FrameGeometry:
         return box_on_photo(box, self.prepared_size, self.original_size)
 
 
+def frames_of(run: StoryRun) -> tuple[FrameGeometry, ...]:
+    """The frames of a stored run: each photo's path and the sizes the run recorded."""
+    return tuple(
+        FrameGeometry(photo.index, photo.path, photo.original_size, photo.prepared_size)
+        for photo in run.photos
+    )
+
+
 @dataclass(frozen=True)
 class StoredStory:
     """A run's story, its validation issues, the user's names and its frames' photos."""
@@ -75,11 +83,7 @@ class StoredStory:
     @classmethod
     def of_run(cls, run: StoryRun, names: Mapping[str, str] | None = None) -> StoredStory:
         """The story of a stored run (its photo paths follow relinks)."""
-        frames = [
-            FrameGeometry(photo.index, photo.path, photo.original_size, photo.prepared_size)
-            for photo in run.photos
-        ]
-        return cls.parse(run.raw_output, frames, names)
+        return cls.parse(run.raw_output, frames_of(run), names)
 
     @classmethod
     def of_result(cls, result: RunResult) -> StoredStory:

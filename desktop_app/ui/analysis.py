@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
@@ -30,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.app.stored_story import box_on_photo
+from desktop_app.app.stored_story import FrameGeometry, box_on_photo
+from desktop_app.story.model import Box, Story
 from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView, read_photo
-from desktop_app.ui.story_panel import FramePhoto
 
 CAST_ICON = QSize(112, 112)
 CROP_MARGIN = 0.04  # of the box's width (left and right) and height (top and bottom)
@@ -175,8 +174,8 @@ class AnalysisPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
-        self.frame_photos: dict[int, FramePhoto] = {}
-        self.story: Any = None
+        self.frame_photos: dict[int, FrameGeometry] = {}
+        self.story: Story | None = None
         self.names: dict[str, str] = {}
         self._filling = False
         self.cast_list.itemChanged.connect(self._on_cast_item_changed)
@@ -184,7 +183,7 @@ class AnalysisPanel(QWidget):
         self.matrix.cellActivated.connect(self._on_matrix_activated)
         self.matrix.cellClicked.connect(self._on_matrix_activated)
 
-    def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+    def set_frame_photos(self, frame_photos: Mapping[int, FrameGeometry]) -> None:
         """The photos of the frames (crops and the frame photo come from them)."""
         self.frame_photos = dict(frame_photos)
 
@@ -201,7 +200,7 @@ class AnalysisPanel(QWidget):
         self.matrix.setRowCount(0)
         self.matrix.setColumnCount(0)
 
-    def set_story(self, story: Any, names: Mapping[str, str]) -> None:
+    def set_story(self, story: Story, names: Mapping[str, str]) -> None:
         """Show the analysis of ``story`` with the user's ``names``."""
         if story is None:
             self.clear()
@@ -219,7 +218,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ frames
 
-    def _fill_frames(self, story: Any) -> None:
+    def _fill_frames(self, story: Story) -> None:
         self.frame_tabs.clear()
         for frame in story.frames:
             page = QWidget()
@@ -328,7 +327,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ narrative
 
-    def _fill_narrative(self, story: Any) -> None:
+    def _fill_narrative(self, story: Story) -> None:
         rows = [
             [
                 p.phase,
@@ -345,7 +344,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ cast
 
-    def cast_ids(self, story: Any) -> list[str]:
+    def cast_ids(self, story: Story) -> list[str]:
         """Characters first, then objects and places, each once, in order of first appearance."""
         seen: dict[str, None] = {}
         for frame in story.frames:
@@ -358,7 +357,7 @@ class AnalysisPanel(QWidget):
                     seen.setdefault(obj.id, None)
         return list(seen)
 
-    def _fill_cast(self, story: Any) -> None:
+    def _fill_cast(self, story: Story) -> None:
         self._filling = True
         self.cast_list.clear()
         colors = entity_colours(story)
@@ -389,13 +388,13 @@ class AnalysisPanel(QWidget):
 
     def _crop_icon(
         self,
-        story: Any,
+        story: Story,
         entity_id: str,
         cache: dict[Path, tuple[QPixmap, tuple[int, int]]],
     ) -> QIcon | None:
         """A crop of the entity from the frame where its box is largest."""
         boxes = story.boxes_for(entity_id)
-        best: tuple[float, int, Any] | None = None
+        best: tuple[float, int, Box] | None = None
         for frame, box in boxes.items():
             area = max(0.0, box.x2 - box.x1) * max(0.0, box.y2 - box.y1)
             if frame in self.frame_photos and (best is None or area > best[0]):
@@ -441,7 +440,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ matrix
 
-    def _fill_matrix(self, story: Any) -> None:
+    def _fill_matrix(self, story: Story) -> None:
         ids = self.cast_ids(story)
         frames = sorted({frame.index for frame in story.frames})
         mentioned: dict[int, set[str]] = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -56,7 +55,7 @@ class ComparePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("comparePanel")
-        self._runs: list[Any] = []
+        self._runs: list[StoryRun] = []
         self._library_names: dict[int, Mapping[str, str]] = {}
         self.left_combo = QComboBox(self)
         self.right_combo = QComboBox(self)
@@ -103,7 +102,7 @@ class ComparePanel(QWidget):
         self.left_header.setText("")
         self.right_header.setText("")
 
-    def set_runs(self, runs: Sequence[Any]) -> None:
+    def set_runs(self, runs: Sequence[StoryRun]) -> None:
         """The versions to choose from (newest first)."""
         self._runs = list(runs)
         for combo in (self.left_combo, self.right_combo):
@@ -120,8 +119,8 @@ class ComparePanel(QWidget):
 
     def compare(
         self,
-        left: Any,
-        right: Any,
+        left: StoryRun,
+        right: StoryRun,
         left_names: Mapping[str, str],
         right_names: Mapping[str, str],
     ) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QUrl
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
@@ -19,6 +18,7 @@ from desktop_app.app import exports
 from desktop_app.errors import StorytellerError
 from desktop_app.fileio import atomic_write_bytes, atomic_write_text
 from desktop_app.imaging import PhotoUnreadableError
+from desktop_app.story.model import Issue, Story
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import load_thumbnail
 
@@ -43,8 +43,8 @@ def photo_data_uri(path: Path, max_side: int = EMBED_MAX_SIDE) -> str | None:
 def export_story(
     kind: str,
     path: Path,
-    story: Any,
-    issues: Sequence[Any],
+    story: Story,
+    issues: Sequence[Issue],
     names: Mapping[str, str],
     photos: Mapping[int, Path],
     title: str,
@@ -75,7 +75,7 @@ def _cannot_write(path: Path, err: OSError) -> StorytellerError:
 
 
 def write_pdf(
-    path: Path, story: Any, names: Mapping[str, str], photos: Mapping[int, Path], title: str
+    path: Path, story: Story, names: Mapping[str, str], photos: Mapping[int, Path], title: str
 ) -> None:
     """Lay the story out as a printable document (photo beside each frame's text) and save it."""
     document = QTextDocument()

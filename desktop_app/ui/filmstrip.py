@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt
 from PySide6.QtGui import QImage
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.app.costs import estimate_cost
 from desktop_app.errors import StorytellerError
+from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.workers import CallableWorker, JobContext
@@ -127,7 +128,7 @@ class Filmstrip(QWidget):
             self.view,
         ]
 
-    def set_album_title(self, album: Any | None) -> None:
+    def set_album_title(self, album: Album | None) -> None:
         """Show the open album's name above its photos."""
         self.album_title.setText(f"<b>{html.escape(album.name)}</b>" if album else "")
 
@@ -148,7 +149,7 @@ class Filmstrip(QWidget):
         self.update_cost()
         window.update_actions()
 
-    def _load_thumbnails(self, photos: Sequence[Any]) -> None:
+    def _load_thumbnails(self, photos: Sequence[Photo]) -> None:
         model = self._window.photo_model
         wanted = [p for p in photos if not p.missing and not model.has_thumbnail(p.id)]
         if not wanted:

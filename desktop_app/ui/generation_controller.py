@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_app.app.settings import Settings
+from desktop_app.app.stored_story import FrameGeometry
 from desktop_app.app.telling import RunEnded, RunStarted, TellOptions, photos_to_tell, tell
 from desktop_app.engine.events import Event, PhaseEvent, ShouldStop, StoryBackend, StoryRequest
 from desktop_app.engine.images import prepared_size_for
@@ -26,7 +27,6 @@ from desktop_app.errors import StorytellerError
 from desktop_app.story.model import Story
 from desktop_app.story.parser import StoryStreamParser
 from desktop_app.ui.errors import show_error
-from desktop_app.ui.story_panel import FramePhoto
 from desktop_app.ui.workers import TellWorker, WorkerHandle
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class LiveRun:
     run_id: int
     frame_count: int
     parser: StoryStreamParser
-    frame_photos: dict[int, FramePhoto]
+    frame_photos: dict[int, FrameGeometry]
     tokens: int = 0
     first_token_at: float | None = None
     dirty: bool = False  # tokens arrived since the last render
@@ -160,7 +160,9 @@ class GenerationController(QObject):
         window = self._window
         budget = event.request.detail.token_budget
         frame_photos = {
-            index: FramePhoto(p.path, prepared_size_for((p.width, p.height), budget))
+            index: FrameGeometry(
+                index, p.path, (p.width, p.height), prepared_size_for((p.width, p.height), budget)
+            )
             for index, p in enumerate(event.photos, start=1)
         }
         self.live = LiveRun(

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from desktop_app.errors import StorytellerError
+from desktop_app.library.records import ImportReport, RelinkReport
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle
 
@@ -130,7 +131,7 @@ class ImportController(QObject):
         if album_id == self._window.current_album_id:
             self._window.filmstrip.reload_photos()
 
-    def _on_import_done(self, album_id: int, report: Any) -> None:
+    def _on_import_done(self, album_id: int, report: ImportReport) -> None:
         self._after(album_id)
         added = f"Added {len(report.added)} photo(s)"
         parts = [f"Import stopped. {added}" if report.stopped else added]
@@ -149,7 +150,7 @@ class ImportController(QObject):
                 action="Importing photos",
             )
 
-    def _on_relinked(self, album_id: int, report: Any) -> None:
+    def _on_relinked(self, album_id: int, report: RelinkReport) -> None:
         self._after(album_id)
         found = f"Found {len(report.relinked)} photo(s); {len(report.still_missing)} still missing"
         if report.unreadable:  # non-fatal: those files vanished or were unreadable mid-search

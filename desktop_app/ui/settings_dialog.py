@@ -74,7 +74,7 @@ class SettingsDialog(QDialog):
         self.local_radio.toggled.connect(self._update_enabled)
         self._update_enabled()
 
-    def _build_engine_box(self, s: Any) -> QGroupBox:
+    def _build_engine_box(self, s: Settings) -> QGroupBox:
         engine_box = QGroupBox("Where the model runs", self)
         self.local_radio = QRadioButton("On this computer (llama.cpp, works offline)")
         self.server_radio = QRadioButton("On a server (OpenAI-compatible: llama.cpp server, vLLM…)")
@@ -110,7 +110,7 @@ class SettingsDialog(QDialog):
         self.local_radio.setChecked(not s.server_url)
         return engine_box
 
-    def _build_performance_box(self, s: Any) -> QGroupBox:
+    def _build_performance_box(self, s: Settings) -> QGroupBox:
         perf_box = QGroupBox("Performance (embedded model)", self)
         self.gpu_auto = QCheckBox("Automatic (as many layers as the GPU build can take)")
         self.gpu_spin = QSpinBox()
@@ -143,7 +143,7 @@ class SettingsDialog(QDialog):
         perf_form.addRow("Device:", self.device_label)
         return perf_box
 
-    def _build_library_box(self, s: Any) -> QGroupBox:
+    def _build_library_box(self, s: Settings) -> QGroupBox:
         library_box = QGroupBox("Library", self)
         self.library_edit = QLineEdit(str(s.library_dir or ""))
         self.library_edit.setPlaceholderText("default: your user data folder")
@@ -182,7 +182,7 @@ class SettingsDialog(QDialog):
         if path:
             self.library_edit.setText(path)
 
-    def values(self) -> Any:
+    def values(self) -> Settings:
         """The settings as entered; raises StorytellerError naming the field to fix."""
 
         def path_or_none(edit: QLineEdit) -> Path | None:

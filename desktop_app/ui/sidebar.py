@@ -7,7 +7,7 @@ driven by ``desktop_app.ui.versions``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.errors import StorytellerError
+from desktop_app.library.records import Album
 from desktop_app.ui.actions import WindowActions, tool_button
 from desktop_app.ui.errors import show_error
 
@@ -135,7 +136,7 @@ class Sidebar(QWidget):
             n += 1
         return f"{base} {n}"
 
-    def new_album(self, name: str | None = None, *, edit: bool = True) -> Any:
+    def new_album(self, name: str | None = None, *, edit: bool = True) -> Album | None:
         """Create an album (named, or "New album N" to be renamed in place) and select it."""
         window = self._window
         try:
@@ -198,7 +199,7 @@ class Sidebar(QWidget):
         else:
             self.album_selected.emit(None)
 
-    def current_album(self) -> Any | None:
+    def current_album(self) -> Album | None:
         """The open album's record, or None."""
         album_id = self._window.current_album_id
         if album_id is None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from desktop_app.story.model import Span, SpanKind, Story
 from desktop_app.story.names import display_name, entity_colours, shown_text, strip_tags
 
 KIND_STYLE = {
@@ -39,7 +39,7 @@ class RenderedStory:
     spans: dict[str, SpanRef]  # anchor href -> span
 
 
-def kind_value(kind: Any) -> str:
+def kind_value(kind: SpanKind | str) -> str:
     """A SpanKind enum (or plain string) as its value."""
     return str(getattr(kind, "value", kind))
 
@@ -50,10 +50,10 @@ def _esc(text: str) -> str:
 
 def _span_html(
     href: str,
-    span: Any,
+    span: Span,
     kind: str,
     colors: Mapping[str, str],
-    story: Any,
+    story: Story,
     names: Mapping[str, str] | None,
     selected_id: str | None,
     link: bool = True,
@@ -72,7 +72,7 @@ def _span_html(
 
 
 def render_story(
-    story: Any,
+    story: Story,
     *,
     names: Mapping[str, str] | None = None,
     frame_images: Mapping[int, str] | None = None,
@@ -135,7 +135,7 @@ def render_story(
 
 
 def _analysis_progress_html(
-    story: Any,
+    story: Story,
     names: Mapping[str, str] | None,
     colors: Mapping[str, str],
     frame_count: int | None,

@@ -8,9 +8,7 @@ frame photos to show; it never talks to the library or the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QImage, QImageReader, QTextCursor, QTextDocument
@@ -24,20 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.app.stored_story import box_on_photo
+from desktop_app.app.stored_story import FrameGeometry, box_on_photo, frames_of
+from desktop_app.library.records import StoryRun
+from desktop_app.story.model import Issue, Story
 from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView
 from desktop_app.ui.story_html import SpanRef, render_story
 
 THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels)
-
-
-@dataclass(frozen=True)
-class FramePhoto:
-    """The photo of one frame: where it is and the two sizes boxes are mapped between."""
-
-    path: Path
-    prepared_size: tuple[int, int] | None  # pixels the model saw; None when not known
 
 
 def load_thumbnail(path: Path, width: int) -> QImage:
@@ -57,15 +49,15 @@ def load_thumbnail(path: Path, width: int) -> QImage:
     return image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
 
 
-def frame_photos_of(run: Any) -> dict[int, FramePhoto]:
+def frame_photos_of(run: StoryRun) -> dict[int, FrameGeometry]:
     """Frame number -> photo of a stored run (the paths and sizes the model saw)."""
-    return {photo.index: FramePhoto(photo.path, photo.prepared_size) for photo in run.photos}
+    return {frame.index: frame for frame in frames_of(run)}
 
 
 def register_frame_images(
     document: QTextDocument,
-    story: Any,
-    frame_photos: Mapping[int, FramePhoto],
+    story: Story,
+    frame_photos: Mapping[int, FrameGeometry],
     *,
     width: int,
     device_ratio: float,
@@ -168,9 +160,9 @@ class StoryPanel(QWidget):
         layout.addWidget(splitter)
         self.splitter = splitter
 
-        self.story: Any = None
+        self.story: Story | None = None
         self.names: dict[str, str] = {}
-        self.frame_photos: dict[int, FramePhoto] = {}
+        self.frame_photos: dict[int, FrameGeometry] = {}
         self.selected_id: str | None = None
         self.spans: dict[str, SpanRef] = {}
         self._live = False
@@ -205,17 +197,17 @@ class StoryPanel(QWidget):
         self.photo_view.clear_photo()
         self.photo_caption.setText("")
 
-    def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+    def set_frame_photos(self, frame_photos: Mapping[int, FrameGeometry]) -> None:
         """The photos of the frames of the story about to be shown."""
         self.frame_photos = dict(frame_photos)
         self._registered_images.clear()
 
     def set_story(
         self,
-        story: Any,
+        story: Story,
         *,
         names: Mapping[str, str] | None = None,
-        issues: list[Any] | None = None,
+        issues: list[Issue] | None = None,
         live: bool = False,
         frame_count: int | None = None,
     ) -> None:
@@ -264,7 +256,7 @@ class StoryPanel(QWidget):
         # Follow the text while it is being written, unless the user scrolled up to read.
         bar.setValue(bar.maximum() if self._live and at_bottom else position)
 
-    def set_issues(self, issues: list[Any]) -> None:
+    def set_issues(self, issues: list[Issue]) -> None:
         """List the validator's issues; each item jumps to its place when activated."""
         self.issues_list.clear()
         errors = 0

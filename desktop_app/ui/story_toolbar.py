@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QToolBar, QWidget
 
+from desktop_app.app.settings import Settings
 from desktop_app.engine.events import Detail, Preset
 
 
@@ -19,7 +20,11 @@ class StoryToolbar(QToolBar):
     """Generate/Stop, the preset, detail and seed of the next run, and the running run's phase."""
 
     def __init__(
-        self, generate: QAction, stop: QAction, settings: Any, parent: QWidget | None = None
+        self,
+        generate: QAction,
+        stop: QAction,
+        settings: Settings | None,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__("Story", parent)
         self.setObjectName("storyToolbar")

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 import ui_sample
 
+from desktop_app.app.stored_story import FrameGeometry
 from desktop_app.story.parser import parse_story
 from desktop_app.story.validate import validate
 from desktop_app.ui.analysis import AnalysisPanel
-from desktop_app.ui.story_panel import FramePhoto, StoryPanel
+from desktop_app.ui.story_panel import StoryPanel
 
 GOLDEN_RAW = Path(__file__).resolve().parent.parent / "story" / "golden" / "raw"
 GOLDEN = sorted(GOLDEN_RAW.glob("*.txt"))
 
 
-def frame_photos(photos: list[Path], count: int = 20) -> dict[int, FramePhoto]:
-    return {i: FramePhoto(photos[(i - 1) % len(photos)], None) for i in range(1, count + 1)}
+def frame_photos(photos: list[Path], count: int = 20) -> dict[int, FrameGeometry]:
+    return {i: FrameGeometry(i, photos[(i - 1) % len(photos)]) for i in range(1, count + 1)}
 
 
 @pytest.mark.skipif(not GOLDEN, reason="the story package's golden outputs are not there")
