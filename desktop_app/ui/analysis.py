@@ -8,10 +8,9 @@ as an edit of this version, never by rewriting the model's output) and a cast-ov
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -30,13 +29,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.app.stored_story import FrameGeometry, box_on_photo
-from desktop_app.story.model import Box, Story
+from desktop_app.story.model import Story
 from desktop_app.story.names import display_name, entity_colours
-from desktop_app.ui.photo_view import BoxOverlay, PhotoView, read_photo
+from desktop_app.ui.cast_crops import CAST_ICON, PhotoCache, entity_crop
+from desktop_app.ui.photo_view import BoxOverlay, PhotoView
 
-CAST_ICON = QSize(112, 112)
-CROP_MARGIN = 0.04  # of the box's width (left and right) and height (top and bottom)
-CROP_PADDING = QColor("#e4e4e4")  # fills the icon around a crop that is not square
 IdRole = Qt.ItemDataRole.UserRole + 1
 FrameRole = Qt.ItemDataRole.UserRole + 2
 
@@ -77,45 +74,6 @@ def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTable
     table.setMinimumHeight(min(height, 360))
     table.setMaximumHeight(height)
     return table
-
-
-def fitted_crop(
-    pixmap: QPixmap,
-    original: tuple[int, int],
-    box: tuple[float, float, float, float],
-    icon: QSize,
-    device_ratio: float = 1.0,
-) -> QPixmap | None:
-    """The part of the photo inside ``box`` (original-photo pixels, plus a small margin), scaled
-    to fit ``icon`` without changing its shape and centred on a neutral square; None when the
-    box is (nearly) empty.
-
-    The result has ``icon`` × ``device_ratio`` pixels and says so (``devicePixelRatio``), so a
-    high-DPI screen shows it at full resolution instead of enlarging a small icon.
-
-    ``pixmap`` may be a downscaled decode of the photo, ``original`` its full upright size. The
-    crop is cut to the box only: a square around a tall box would show the people beside it.
-    """
-    x1, y1, x2, y2 = box
-    mx, my = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
-    scale = pixmap.width() / original[0]
-    rect = QRectF(
-        (x1 - mx) * scale, (y1 - my) * scale, (x2 - x1 + 2 * mx) * scale, (y2 - y1 + 2 * my) * scale
-    )
-    source = rect.intersected(QRectF(pixmap.rect()))
-    if source.width() < 2 or source.height() < 2:
-        return None
-    fit = min(icon.width() / source.width(), icon.height() / source.height())
-    target = QRectF(0, 0, source.width() * fit, source.height() * fit)
-    target.moveCenter(QRectF(0, 0, icon.width(), icon.height()).center())
-    result = QPixmap(icon * device_ratio)
-    result.setDevicePixelRatio(device_ratio)
-    result.fill(CROP_PADDING)
-    painter = QPainter(result)
-    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-    painter.drawPixmap(target, pixmap, source)
-    painter.end()
-    return result
 
 
 class AnalysisPanel(QWidget):
@@ -361,7 +319,7 @@ class AnalysisPanel(QWidget):
         self._filling = True
         self.cast_list.clear()
         colors = entity_colours(story)
-        photo_cache: dict[Path, tuple[QPixmap, tuple[int, int]]] = {}
+        photo_cache: PhotoCache = {}
         for entity_id in self.cast_ids(story):
             name = display_name(entity_id, story, self.names)
             frames = story.frames_of(entity_id)
@@ -380,44 +338,13 @@ class AnalysisPanel(QWidget):
                 | Qt.ItemFlag.ItemIsEditable
             )
             item.setForeground(QColor(colors.get(entity_id, "#333333")))
-            icon = self._crop_icon(story, entity_id, photo_cache)
+            icon = entity_crop(
+                story, entity_id, self.frame_photos, self.devicePixelRatioF(), photo_cache
+            )
             if icon is not None:
                 item.setIcon(icon)
             self.cast_list.addItem(item)
         self._filling = False
-
-    def _crop_icon(
-        self,
-        story: Story,
-        entity_id: str,
-        cache: dict[Path, tuple[QPixmap, tuple[int, int]]],
-    ) -> QIcon | None:
-        """A crop of the entity from the frame where its box is largest."""
-        boxes = story.boxes_for(entity_id)
-        best: tuple[float, int, Box] | None = None
-        for frame, box in boxes.items():
-            area = max(0.0, box.x2 - box.x1) * max(0.0, box.y2 - box.y1)
-            if frame in self.frame_photos and (best is None or area > best[0]):
-                best = (area, frame, box)
-        if best is None:
-            return None
-        _area, frame, box = best
-        photo = self.frame_photos[frame]
-        device_ratio = self.devicePixelRatioF()
-        if photo.path not in cache:
-            # Decoded larger on high-DPI screens so that small boxes still give sharp crops.
-            pixmap, full = read_photo(
-                photo.path, max_side=int(1024 * min(2.0, max(1.0, device_ratio)))
-            )
-            if pixmap.isNull():
-                return None
-            cache[photo.path] = (pixmap, (full.width(), full.height()))
-        pixmap, original = cache[photo.path]
-        prepared = photo.prepared_size or original
-        crop = fitted_crop(
-            pixmap, original, box_on_photo(box, prepared, original), CAST_ICON, device_ratio
-        )
-        return None if crop is None else QIcon(crop)
 
     def _on_cast_item_changed(self, item: QListWidgetItem) -> None:
         if self._filling:
