@@ -17,7 +17,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
 from desktop_app.app.exports import render_export
-from desktop_app.app.stored_story import StoredStory
+from desktop_app.app.stored_story import StoredStory, frames_of
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import StoryRun
 from desktop_app.ui.errors import show_error
@@ -233,15 +233,13 @@ class VersionsController(QObject):
             return None
         album = window.sidebar.current_album()
         title = album.name if album else "Story"
-        story, issues, names = (
+        stored = StoredStory(
             window.current_story,
-            list(window.current_issues),
+            tuple(window.current_issues),
+            frames_of(window.current_run),
             self.current_names(),
         )
-        photos = {i: p.path for i, p in frame_photos_of(window.current_run).items()}
-        worker = CallableWorker(
-            lambda ctx: export_story(kind, path, story, issues, names, photos, title)
-        )
+        worker = CallableWorker(lambda ctx: export_story(kind, path, stored, title))
         handle = window.start_job(worker, f"Exporting {path.name}")
         handle.finished.connect(lambda _r: window.show_status(f"Exported to {path}"))
         return handle

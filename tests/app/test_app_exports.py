@@ -32,12 +32,15 @@ def test_every_format_renders_the_users_names(tmp_path: Path) -> None:
         render_export("pdf", stored.story, stored.issues)
 
 
-def test_photos_are_embedded_upright_and_a_missing_one_is_left_out(tmp_path: Path) -> None:
+def test_photos_are_embedded_upright_and_downscaled_and_a_missing_one_is_left_out(
+    tmp_path: Path,
+) -> None:
     sideways = tmp_path / "sideways.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # stored landscape, shown portrait
     Image.new("RGB", (300, 100), (10, 200, 10)).save(sideways, exif=exif)
     uri = photo_data_uri(sideways, max_side=150)
+    assert uri.startswith("data:image/jpeg;base64,")
     with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as image:
         assert image.size == (50, 150)
     frames = [FrameGeometry(1, sideways), FrameGeometry(2, tmp_path / "gone.jpg")]
