@@ -130,3 +130,17 @@ def test_library_runs_are_the_librarys_own_records(library: Library, album: str)
     run = library.finish_run(run_id, outcome)
     assert run.status is RunStatus.COMPLETE and run.model == {"name": "m"}
     assert run.photos[0].prepared_size == (56, 28) and run.story is not None
+
+
+def test_ctrl_c_while_an_event_is_handled_keeps_a_stopped_run(library: Library, album: str) -> None:
+    from desktop_app.engine.events import TokenEvent
+
+    def interrupt(event: object) -> None:
+        if isinstance(event, TokenEvent):
+            raise KeyboardInterrupt  # the second Ctrl-C of `album tell`, mid-token
+
+    with pytest.raises(KeyboardInterrupt):
+        tell_album(library, album, ScriptedBackend(STORY), TellOptions(), on_event=interrupt)
+    (run,) = library.runs(album)
+    assert run.status is RunStatus.STOPPED and run.raw_output  # the first token is kept
+    assert library.recover_interrupted() == []  # ended, not left running
