@@ -1,0 +1,241 @@
+"""``storyteller eval RUN_DIR --reference REF``: score model outputs the way the StoryReasoning
+authors do (grounding precision/recall, mAP, METEOR, ROUGE-L, BLEU).
+
+RUN_DIR holds one raw model output per story, ``{story_id}.txt``. REF is the StoryReasoning
+split as downloaded (a parquet file or a folder of them) or a folder of ``{story_id}.txt``
+reference texts. ``--generate`` first tells, with the local model, every story of REF that has
+no output in RUN_DIR yet (Ctrl-C stops after the story being told is dropped; running again
+continues), then scores. Exit codes: 0 scored, 1 failed, 130 stopped by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from desktop_app.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+from desktop_app.cli.tell_cmd import add_tell_options
+
+# Per-story columns of --stories, and the same values' keys in the JSON.
+_STORY_COLUMNS = ("char P", "char R", "obj P", "obj R", "P", "R", "AP", "METEOR", "ROUGE-L")
+_STORY_KEYS = (
+    "character_precision",
+    "character_recall",
+    "object_precision",
+    "object_recall",
+    "precision",
+    "recall",
+    "average_precision",
+    "meteor",
+    "rouge_l",
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``storyteller eval``."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="score model outputs against reference stories (the StoryReasoning metrics)",
+        description="Score the model outputs in RUN_DIR ({story_id}.txt) against the reference "
+        "stories in REF with the StoryReasoning authors' metrics: grounding precision and "
+        "recall (characters, objects, total), mAP, METEOR, ROUGE-L and BLEU. With --generate, "
+        "first tell the stories that have no output yet with the local model.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder of model outputs")
+    parser.add_argument(
+        "--reference",
+        "-r",
+        type=Path,
+        required=True,
+        metavar="REF",
+        help="the StoryReasoning split's parquet file (or its folder), or a folder of "
+        "{story_id}.txt reference texts (frames, if any, in a {story_id}/ folder beside each)",
+    )
+    parser.add_argument(
+        "--generate",
+        action="store_true",
+        help="first tell every story of REF that has no output in RUN_DIR with the model "
+        "(needs frames in REF; resumable: run again to continue after Ctrl-C)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    parser.add_argument("--stories", action="store_true", help="also print one row per story")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_tell_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _generate(args: argparse.Namespace, references: Any) -> Any:
+    """Fill RUN_DIR with the model's outputs for the stories that have none; the progress."""
+    from tqdm import tqdm
+
+    from desktop_app.cli.tell_cmd import (
+        StopOnCtrlC,
+        backend_from_args,
+        request_from_args,
+        run_story,
+    )
+    from desktop_app.engine.events import RunResult, StoryBackend
+    from desktop_app.evaluation.runs import generate
+
+    backend: StoryBackend | None = None
+    bar = tqdm(
+        total=len(references),
+        desc="telling",
+        unit="story",
+        file=sys.stderr,
+        disable=args.quiet,
+        dynamic_ncols=True,
+    )
+    try:
+        with StopOnCtrlC() as interrupt:
+
+            def tell(photos: tuple[Path, ...]) -> RunResult:
+                nonlocal backend
+                if backend is None:  # loaded only once a story needs telling
+                    backend = backend_from_args(args)
+                request = request_from_args(args, photos)
+                return run_story(backend, request, show_progress=False, should_stop=interrupt)
+
+            def advance(_progress: Any, story_id: str) -> None:
+                bar.set_postfix_str(story_id, refresh=False)
+                bar.update(1)
+
+            return generate(references, args.run_dir, tell, on_story=advance)
+    finally:
+        bar.close()
+        if backend is not None:
+            backend.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the missing outputs if asked, then score RUN_DIR against REF and print it."""
+    from desktop_app.evaluation.references import ReferenceSet
+    from desktop_app.evaluation.runs import read_run, require_eval_extra, score_run
+
+    references = ReferenceSet(args.reference)
+    if args.generate:
+        require_eval_extra()  # before hours of generation, not after
+        progress = _generate(args, references)
+        done = progress.done_before + len(progress.written)
+        if progress.stopped:
+            print(
+                f"storyteller: stopped; {len(progress.written)} stories told this time, "
+                f"{done} of {progress.total} are in {args.run_dir} (the one being told was "
+                "dropped). Run the same command again to continue.",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        if not args.quiet:
+            print(
+                f"storyteller: {len(progress.written)} stories told, {progress.done_before} "
+                f"were already in {args.run_dir}",
+                file=sys.stderr,
+            )
+    evaluation = score_run(read_run(args.run_dir), references)
+    for warning in evaluation.warnings:
+        print(f"storyteller: warning: {warning}", file=sys.stderr)
+    published = references.kind == "parquet"
+    if args.json:
+        data = evaluation_to_dict(evaluation, args.run_dir, args.reference)
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    scored = len(evaluation.report.stories)
+    lines = [
+        f"{scored} of {evaluation.reference_count} reference stories scored "
+        f"(outputs: {args.run_dir}; references: {args.reference})",
+        "",
+        format_table([("score", evaluation.report)], published=published),
+        "",
+        f"METEOR here is {evaluation.report.meteor_name}"
+        + ("; the published figure is METEOR 1.5 (Java)." if published else "."),
+    ]
+    if evaluation.missing:
+        lines.append(
+            f"missing: {len(evaluation.missing)} reference stories have no output: "
+            + _some(evaluation.missing)
+        )
+    if evaluation.unknown:
+        lines.append(
+            f"not scored: {len(evaluation.unknown)} outputs match no reference story: "
+            + _some(evaluation.unknown)
+        )
+    if args.stories:
+        lines += ["", format_story_rows(evaluation.report)]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _some(ids: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def format_table(columns: Sequence[tuple[str, Any]], *, published: bool = False) -> str:
+    """The authors' table: one row per metric, one column per (title, EvalReport)."""
+    from desktop_app.story.metrics import PUBLISHED, metric_rows
+
+    titles = [title for title, _report in columns]
+    if published:
+        titles.append("published")
+    rows = [metric_rows(report) for _title, report in columns]
+    width = max(9, *(len(t) for t in titles))
+    out = [f"{'metric':16s}" + "".join(f"{t:>{width + 2}s}" for t in titles)]
+    for i, (name, _value) in enumerate(rows[0]):
+        cells = [f"{column[i][1]:{width + 2}.3f}" for column in rows]
+        if published:
+            known = PUBLISHED.get(name)
+            cells.append(f"{known:{width + 2}.3g}" if known is not None else " " * (width + 2))
+        out.append(f"{name:16s}" + "".join(cells))
+    return "\n".join(out)
+
+
+def format_story_rows(report: Any) -> str:
+    """One line per scored story: its grounding scores, METEOR and ROUGE-L."""
+    id_width = max([8, *(len(s.story_id) for s in report.stories)])
+    out = [f"{'story':{id_width}s}" + "".join(f"{h:>9s}" for h in _STORY_COLUMNS)]
+    for story in report.stories:
+        out.append(
+            f"{story.story_id:{id_width}s}" + "".join(f"{v:9.3f}" for v in _story_values(story))
+        )
+    return "\n".join(out)
+
+
+def _story_values(story: Any) -> tuple[float, ...]:
+    g = story.grounding
+    return (
+        g.characters.precision,
+        g.characters.recall,
+        g.objects.precision,
+        g.objects.recall,
+        g.total.precision,
+        g.total.recall,
+        g.average_precision,
+        story.meteor,
+        story.rouge_l,
+    )
+
+
+def evaluation_to_dict(evaluation: Any, run_dir: Path, reference: Path) -> dict[str, Any]:
+    """The scores as JSON: the table, each story's row, and the stories left out."""
+    from desktop_app.story.metrics import metric_rows
+
+    report = evaluation.report
+    return {
+        "run": str(run_dir),
+        "reference": str(reference),
+        "stories_scored": len(report.stories),
+        "reference_stories": evaluation.reference_count,
+        "metrics": dict(metric_rows(report)),
+        "meteor": report.meteor_name,
+        "missing": list(evaluation.missing),
+        "unknown": list(evaluation.unknown),
+        "warnings": list(evaluation.warnings),
+        "stories": [
+            {"story_id": s.story_id, **dict(zip(_STORY_KEYS, _story_values(s), strict=True))}
+            for s in report.stories
+        ],
+    }
