@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         done = progress.done_before + len(progress.written)
         if progress.stopped:
             print(
-                f"storyteller: stopped; {len(progress.written)} stories told this time, "
+                f"storyteller: stopped; {_stories(len(progress.written))} told this time, "
                 f"{done} of {progress.total} are in {args.run_dir} (the one being told was "
                 "dropped). Run the same command again to continue.",
                 file=sys.stderr,
@@ -131,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         if not args.quiet:
             print(
-                f"storyteller: {len(progress.written)} stories told, {progress.done_before} "
-                f"were already in {args.run_dir}",
+                f"storyteller: {_stories(len(progress.written))} told, "
+                f"{progress.done_before} already in {args.run_dir}",
                 file=sys.stderr,
             )
     evaluation = score_run(read_run(args.run_dir), references)
@@ -167,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
         lines += ["", format_story_rows(evaluation.report)]
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _stories(count: int) -> str:
+    return f"{count} story" if count == 1 else f"{count} stories"
 
 
 def _some(ids: Sequence[str], limit: int = 10) -> str:
