@@ -128,7 +128,7 @@ class ReferenceSet:
         except ModuleNotFoundError:
             raise EvalError(
                 "reading parquet files needs pyarrow: install the eval extra "
-                "(pip install 'storyteller[eval]')"
+                "(pip install 'storyteller[eval]'; the double-click app does not include it)"
             ) from None
         try:
             file = pq.ParquetFile(path)

@@ -115,7 +115,7 @@ def require_eval_extra() -> None:
     if absent:
         raise EvalError(
             f"scoring needs {', '.join(absent)}: install the eval extra "
-            "(pip install 'storyteller[eval]')"
+            "(pip install 'storyteller[eval]'; the double-click app does not include it)"
         )
 
 

@@ -167,3 +167,20 @@ def test_a_missing_run_folder_or_no_matching_output_fails_with_a_message(
     (tmp_path / "run" / "other.txt").write_text("hello")
     assert cli_main(["eval", str(tmp_path / "run"), "--reference", str(split)]) == 1
     assert "no output in" in capsys.readouterr().err
+
+
+def test_without_the_eval_extra_eval_says_how_to_install_it(
+    split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def no_rouge(name: str, *args: object) -> object:
+        return None if name == "rouge_score" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_rouge)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "a.txt").write_text(output([MAYA]))
+    assert cli_main(["eval", str(tmp_path / "run"), "--reference", str(split)]) == 1
+    assert "install the eval extra (pip install 'storyteller[eval]'" in capsys.readouterr().err
