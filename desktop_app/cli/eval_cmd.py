@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="first tell every story of REF that has no output in RUN_DIR with the model "
         "(needs frames in REF; resumable: run again to continue after Ctrl-C)",
     )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="only the first N stories of REF (to generate and to score)",
+    )
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--stories", action="store_true", help="also print one row per story")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -115,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
     """Generate the missing outputs if asked, then score RUN_DIR against REF and print it."""
     from desktop_app.evaluation.references import ReferenceSet
     from desktop_app.evaluation.runs import read_run, require_eval_extra, score_run
+    from desktop_app.story.metrics import metric_rows
 
-    references = ReferenceSet(args.reference)
+    references = ReferenceSet(args.reference, limit=args.limit)
     if args.generate:
         require_eval_extra()  # before hours of generation, not after
         progress = _generate(args, references)
@@ -148,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         f"{scored} of {evaluation.reference_count} reference stories scored "
         f"(outputs: {args.run_dir}; references: {args.reference})",
         "",
-        format_table([("score", evaluation.report)], published=published),
+        format_table([("score", metric_rows(evaluation.report))], published=published),
         "",
         f"METEOR here is {evaluation.report.meteor_name}"
         + ("; the published figure is METEOR 1.5 (Java)." if published else "."),
@@ -178,14 +185,16 @@ def _some(ids: Sequence[str], limit: int = 10) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def format_table(columns: Sequence[tuple[str, Any]], *, published: bool = False) -> str:
-    """The authors' table: one row per metric, one column per (title, EvalReport)."""
-    from desktop_app.story.metrics import PUBLISHED, metric_rows
+def format_table(
+    columns: Sequence[tuple[str, Sequence[tuple[str, float]]]], *, published: bool = False
+) -> str:
+    """The authors' table: one row per metric, one column per (title, ``metric_rows``)."""
+    from desktop_app.story.metrics import PUBLISHED
 
-    titles = [title for title, _report in columns]
+    titles = [title for title, _rows in columns]
     if published:
         titles.append("published")
-    rows = [metric_rows(report) for _title, report in columns]
+    rows = [list(column_rows) for _title, column_rows in columns]
     width = max(9, *(len(t) for t in titles))
     out = [f"{'metric':16s}" + "".join(f"{t:>{width + 2}s}" for t in titles)]
     for i, (name, _value) in enumerate(rows[0]):

@@ -16,6 +16,7 @@ images is hundreds of megabytes, and only one story's frames are needed at once.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,9 +86,15 @@ def _image_size(source: bytes | Path, where: str) -> tuple[int, int]:
 
 
 class ReferenceSet:
-    """A reference set on disk; iterate it for its stories, in the order they are stored."""
+    """A reference set on disk; iterate it for its stories, in the order they are stored.
 
-    def __init__(self, path: Path) -> None:
+    ``limit`` keeps only the first stories (a quick comparison need not tell all 626).
+    """
+
+    def __init__(self, path: Path, *, limit: int | None = None) -> None:
+        if limit is not None and limit < 1:
+            raise EvalError("the story limit must be at least 1")
+        self.limit = limit
         path = Path(path).expanduser()
         if not path.exists():
             raise EvalError(
@@ -118,8 +125,10 @@ class ReferenceSet:
 
     def __len__(self) -> int:
         if self._parquet:
-            return sum(file.metadata.num_rows for file in self._files)
-        return len(self._texts)
+            count = sum(file.metadata.num_rows for file in self._files)
+        else:
+            count = len(self._texts)
+        return count if self.limit is None else min(count, self.limit)
 
     @staticmethod
     def _open_parquet(path: Path) -> Any:
@@ -147,6 +156,10 @@ class ReferenceSet:
 
     def stories(self, *, with_images: bool = False) -> Iterator[ReferenceStory]:
         """Every story; ``with_images`` keeps each frame's encoded bytes (for generation)."""
+        stories = self._all_stories(with_images)
+        yield from (stories if self.limit is None else itertools.islice(stories, self.limit))
+
+    def _all_stories(self, with_images: bool) -> Iterator[ReferenceStory]:
         if self._parquet:
             for path, file in zip(self._parquet, self._files, strict=True):
                 yield from self._parquet_stories(path, file, with_images)

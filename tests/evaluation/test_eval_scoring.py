@@ -184,3 +184,13 @@ def test_without_the_eval_extra_eval_says_how_to_install_it(
     (tmp_path / "run" / "a.txt").write_text(output([MAYA]))
     assert cli_main(["eval", str(tmp_path / "run"), "--reference", str(split)]) == 1
     assert "install the eval extra (pip install 'storyteller[eval]'" in capsys.readouterr().err
+
+
+def test_limit_scores_only_the_first_stories(
+    split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "a.txt").write_text(output([MAYA]))
+    data = eval_json(capsys, str(run), "-r", str(split), "--limit", "2")
+    assert (data["reference_stories"], data["missing"]) == (2, ["b"])
