@@ -103,7 +103,7 @@ def test_eval_scores_a_run_against_the_split_and_lists_the_stories_left_out(
     assert metrics["ROUGE-L"] == 1.0  # the same story text everywhere
     assert [s["story_id"] for s in data["stories"]] == ["a", "b", "w"]
     assert data["stories"][1]["character_recall"] == 0.0
-    assert data["meteor"].startswith("METEOR (nltk ")
+    assert data["meteor"].startswith("METEOR 1.5 formula on nltk ")
 
 
 def test_the_table_shows_the_published_numbers_and_the_missing_stories(
@@ -117,7 +117,7 @@ def test_the_table_shows_the_published_numbers_and_the_missing_stories(
     assert "1 of 4 reference stories scored" in text
     assert "mAP" in text and "published" in text
     assert "missing: 3 reference stories have no output: b, c, w" in text
-    assert "METEOR here is METEOR (nltk " in text
+    assert "METEOR here is METEOR 1.5 formula on nltk " in text
     story_rows = [line for line in text.splitlines() if line.startswith("a ")]
     assert len(story_rows) == 1 and story_rows[0].split()[1:3] == ["1.000", "1.000"]
 

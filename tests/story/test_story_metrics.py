@@ -180,8 +180,20 @@ def test_text_metrics_read_the_story_without_tags_or_analysis() -> None:
     scores = score_text([story_text(parse_story(tagged))], ["Maya sets the boat down."])
     assert scores.bleu == (1.0, 1.0, 1.0, 1.0)
     assert scores.rouge_l == 1.0
-    # nltk METEOR of 5 matched words in one chunk: 1 - 0.5 * (1/5) ** 3.
-    assert scores.meteor == pytest.approx(0.996)
+    assert scores.meteor == 1.0  # an exact copy: METEOR 1.5 gives it no fragmentation penalty
+
+
+def test_meteor_uses_meteor_1_5_parameters_and_scores_the_corpus_sums() -> None:
+    # "the boat sank" against "the small boat sank slowly": 3 matches in 2 chunks ("the",
+    # "boat sank"), P = 1, R = 3/5; Fmean = P*R / (0.85 P + 0.15 R), penalty 0.6 * (2/3) ** 0.2.
+    scores = score_text(["The boat sank."], ["The small boat sank slowly."])
+    assert scores.meteor == pytest.approx(0.6 / (0.85 + 0.15 * 0.6) * (1 - 0.6 * (2 / 3) ** 0.2))
+    # Two stories: the sums are 3 matches, 3 candidate and 7 reference words, 2 chunks.
+    scores = score_text(["The boat sank.", ""], ["The small boat sank slowly.", "A dog."])
+    recall = 3 / 7
+    fmean = recall / (0.85 + 0.15 * recall)
+    assert scores.meteor == pytest.approx(fmean * (1 - 0.6 * (2 / 3) ** 0.2))
+    assert scores.story_meteor[1] == 0.0
 
 
 def test_rouge_l_weighs_recall_by_1_2_and_an_empty_story_scores_zero() -> None:
@@ -192,4 +204,4 @@ def test_rouge_l_weighs_recall_by_1_2_and_an_empty_story_scores_zero() -> None:
     assert scores.story_rouge_l[1] == 0.0
     assert scores.story_meteor[1] == 0.0
     assert scores.rouge_l == pytest.approx(1.464 / 2.04 / 2)
-    assert scores.meteor_name.startswith("METEOR (nltk ")
+    assert scores.meteor_name.startswith("METEOR 1.5 formula on nltk ")
