@@ -157,18 +157,20 @@ def run(args: argparse.Namespace) -> int:
         "",
         format_table([("score", metric_rows(evaluation.report))], published=published),
         "",
-        f"METEOR here is {evaluation.report.meteor_name}"
-        + ("; the published figure is METEOR 1.5 (Java)." if published else "."),
+        f"METEOR: {evaluation.report.meteor_name}"
+        + ("; published: METEOR 1.5 (Java)" if published else ""),
     ]
     if evaluation.missing:
+        count = len(evaluation.missing)
         lines.append(
-            f"missing: {len(evaluation.missing)} reference stories have no output: "
-            + _some(evaluation.missing)
+            f"missing: {count} reference {'story has' if count == 1 else 'stories have'} no "
+            "output: " + _some(evaluation.missing)
         )
     if evaluation.unknown:
+        count = len(evaluation.unknown)
         lines.append(
-            f"not scored: {len(evaluation.unknown)} outputs match no reference story: "
-            + _some(evaluation.unknown)
+            f"not scored: {count} {'output matches' if count == 1 else 'outputs match'} no "
+            "reference story: " + _some(evaluation.unknown)
         )
     if args.stories:
         lines += ["", format_story_rows(evaluation.report)]
@@ -201,9 +203,17 @@ def format_table(
         cells = [f"{column[i][1]:{width + 2}.3f}" for column in rows]
         if published:
             known = PUBLISHED.get(name)
-            cells.append(f"{known:{width + 2}.3g}" if known is not None else " " * (width + 2))
-        out.append(f"{name:16s}" + "".join(cells))
+            cells.append(f"{_published(known):>{width + 2}s}")
+        out.append((f"{name:16s}" + "".join(cells)).rstrip())
     return "\n".join(out)
+
+
+def _published(value: float | None) -> str:
+    """A published figure with the digits it was published with (0.83, 0.40, 0.054)."""
+    if value is None:
+        return ""
+    text = f"{value:.3f}"
+    return text[:-1] if text.endswith("0") else text
 
 
 def format_story_rows(report: Any) -> str:

@@ -116,8 +116,9 @@ def test_the_table_shows_the_published_numbers_and_the_missing_stories(
     text = capsys.readouterr().out
     assert "1 of 4 reference stories scored" in text
     assert "mAP" in text and "published" in text
+    assert "0.054" in text.splitlines()[2 + 13]  # BLEU-4, with the published 0.054
     assert "missing: 3 reference stories have no output: b, c, w" in text
-    assert "METEOR here is METEOR 1.5 formula on nltk " in text
+    assert "METEOR: METEOR 1.5 formula on nltk " in text
     story_rows = [line for line in text.splitlines() if line.startswith("a ")]
     assert len(story_rows) == 1 and story_rows[0].split()[1:3] == ["1.000", "1.000"]
 
