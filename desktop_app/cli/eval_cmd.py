@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{progress.done_before} already in {args.run_dir}",
                 file=sys.stderr,
             )
+    if not args.quiet:
+        print(f"storyteller: scoring {args.run_dir} against {args.reference}", file=sys.stderr)
     evaluation = score_run(read_run(args.run_dir), references)
     for warning in evaluation.warnings:
         print(f"storyteller: warning: {warning}", file=sys.stderr)

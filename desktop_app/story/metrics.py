@@ -17,7 +17,10 @@ ever meet, the choice here is deliberate:
 - the boxes of an analysed frame the story does not have ("## Image 4" of a three-photo
   story) count as candidates that match nothing; the authors' script then drops every box of
   that candidate (its precision becomes 1.0 and its recall 0.0);
-- a box the authors' parser refuses (floats, brackets, spaces) is read as the app reads it.
+- a box the authors' parser refuses (floats, brackets, spaces) is read as the app reads it;
+- the tables of an analysis cut off before ``</think>`` (the token limit) count as written;
+  the authors' script then takes no box at all (precision 1.0, recall 0.0), which would make a
+  model that runs out of tokens more often look more precise.
 
 Frame sizes: a model output's boxes are in pixels of the images as the model saw them (the
 prepared images the run records), a reference's in pixels of the dataset's frames. Each side is

@@ -205,3 +205,11 @@ def test_rouge_l_weighs_recall_by_1_2_and_an_empty_story_scores_zero() -> None:
     assert scores.story_meteor[1] == 0.0
     assert scores.rouge_l == pytest.approx(1.464 / 2.04 / 2)
     assert scores.meteor_name.startswith("METEOR 1.5 formula on nltk ")
+
+
+def test_an_analysis_cut_off_by_the_token_limit_keeps_the_boxes_it_wrote() -> None:
+    cut = REFERENCE[: REFERENCE.index("### Objects")]  # no Objects table, no </think>, no story
+    g = grounding(cut, REFERENCE)
+    assert (g.characters.candidates, g.characters.matched) == (1, 1)
+    assert (g.total.precision, g.total.recall) == (1.0, 0.5)
+    assert story_text(parse_story(cut)) == ""
