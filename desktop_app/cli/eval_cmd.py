@@ -15,10 +15,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop_app.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.cli.tell_cmd import add_tell_options
+
+if TYPE_CHECKING:  # imported when run: `storyteller --help` need not load Pillow and the metrics
+    from desktop_app.evaluation.references import ReferenceSet
+    from desktop_app.evaluation.runs import Evaluation, GenerationProgress
+    from desktop_app.story.metrics import EvalReport, StoryScore
 
 # Per-story columns of --stories, and the same values' keys in the JSON.
 _STORY_COLUMNS = ("char P", "char R", "obj P", "obj R", "P", "R", "AP", "METEOR", "ROUGE-L")
@@ -74,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _generate(args: argparse.Namespace, references: Any) -> Any:
+def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationProgress:
     """Fill RUN_DIR with the model's outputs for the stories that have none; the progress."""
     from tqdm import tqdm
 
@@ -106,7 +111,7 @@ def _generate(args: argparse.Namespace, references: Any) -> Any:
                 request = request_from_args(args, photos)
                 return run_story(backend, request, show_progress=False, should_stop=interrupt)
 
-            def advance(_progress: Any, story_id: str) -> None:
+            def advance(_progress: GenerationProgress, story_id: str) -> None:
                 bar.set_postfix_str(story_id, refresh=False)
                 bar.update(1)
 
@@ -218,7 +223,7 @@ def _published(value: float | None) -> str:
     return text[:-1] if text.endswith("0") else text
 
 
-def format_story_rows(report: Any) -> str:
+def format_story_rows(report: EvalReport) -> str:
     """One line per scored story: its grounding scores, METEOR and ROUGE-L."""
     id_width = max([8, *(len(s.story_id) for s in report.stories)])
     out = [f"{'story':{id_width}s}" + "".join(f"{h:>9s}" for h in _STORY_COLUMNS)]
@@ -229,7 +234,7 @@ def format_story_rows(report: Any) -> str:
     return "\n".join(out)
 
 
-def _story_values(story: Any) -> tuple[float, ...]:
+def _story_values(story: StoryScore) -> tuple[float, ...]:
     g = story.grounding
     return (
         g.characters.precision,
@@ -244,7 +249,7 @@ def _story_values(story: Any) -> tuple[float, ...]:
     )
 
 
-def evaluation_to_dict(evaluation: Any, run_dir: Path, reference: Path) -> dict[str, Any]:
+def evaluation_to_dict(evaluation: Evaluation, run_dir: Path, reference: Path) -> dict[str, Any]:
     """The scores as JSON: the table, each story's row, and the stories left out."""
     from desktop_app.story.metrics import metric_rows
 
