@@ -64,31 +64,10 @@ VOC_RECALL_POINTS: tuple[float, ...] = tuple(k * 0.1 for k in range(11))
 
 # Tokens pycocoevalcap's PTBTokenizer drops after tokenizing (its PUNCTUATIONS list, with the
 # Treebank forms of brackets that nltk's tokenizer leaves as they are).
-_PUNCTUATION = frozenset(
-    [
-        "''",
-        "'",
-        "``",
-        "`",
-        "-LRB-",
-        "-RRB-",
-        "-LCB-",
-        "-RCB-",
-        ".",
-        "?",
-        "!",
-        ",",
-        ":",
-        "-",
-        "--",
-        "...",
-        ";",
-        "(",
-        ")",
-        "{",
-        "}",
-    ]
-)
+_PUNCTUATION = frozenset((
+    "''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-",
+    "--", "...", ";", "(", ")", "{", "}",
+))  # fmt: skip
 
 FrameSizes = Sequence[tuple[float, float]]
 NormalisedBox = tuple[float, float, float, float]
