@@ -158,9 +158,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return EXIT_OK
     scored = len(evaluation.report.stories)
+    told_by = f", told by {', '.join(evaluation.models)}" if evaluation.models else ""
     lines = [
         f"{scored} of {evaluation.reference_count} reference stories scored "
-        f"(outputs: {args.run_dir}; references: {args.reference})",
+        f"(outputs: {args.run_dir}{told_by}; references: {args.reference})",
         "",
         format_table([("score", metric_rows(evaluation.report))], published=published),
         "",
@@ -261,6 +262,7 @@ def evaluation_to_dict(evaluation: Evaluation, run_dir: Path, reference: Path) -
         "reference_stories": evaluation.reference_count,
         "metrics": dict(metric_rows(report)),
         "meteor": report.meteor_name,
+        "models": dict(evaluation.models),
         "missing": list(evaluation.missing),
         "unknown": list(evaluation.unknown),
         "warnings": list(evaluation.warnings),

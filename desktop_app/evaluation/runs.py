@@ -36,6 +36,7 @@ class ModelOutput:
     story_id: str
     text: str
     prepared_sizes: tuple[tuple[int, int], ...] | None = None
+    model: str | None = None  # the model its record names
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,14 @@ class RunFolder:
     outputs: dict[str, ModelOutput]
     warnings: tuple[str, ...] = ()
 
+    def models(self) -> dict[str, int]:
+        """How many outputs each model told, by the records (outputs without one not counted)."""
+        counts: dict[str, int] = {}
+        for output in self.outputs.values():
+            if output.model:
+                counts[output.model] = counts.get(output.model, 0) + 1
+        return counts
+
 
 def output_path(run_dir: Path, story_id: str) -> Path:
     return Path(run_dir) / f"{story_id}.txt"
@@ -55,21 +64,29 @@ def record_path(run_dir: Path, story_id: str) -> Path:
     return Path(run_dir) / f"{story_id}.json"
 
 
-def _prepared_sizes(record: Path) -> tuple[tuple[tuple[int, int], ...] | None, str | None]:
-    """The record's prepared sizes, or None and a warning when it cannot be used."""
+def _read_record(
+    record: Path,
+) -> tuple[tuple[tuple[int, int], ...] | None, str | None, str | None]:
+    """The record's prepared sizes and model, and a warning when it cannot be used."""
     try:
         data = json.loads(record.read_text(encoding="utf-8"))
         sizes = tuple((int(w), int(h)) for w, h in (p["prepared_size"] for p in data["photos"]))
+        model = data.get("model")
     except FileNotFoundError:
-        return None, None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return None, (
-            f"{record.name} is not a readable run record ({type(err).__name__}): its story's "
-            "boxes are compared in the reference frames' pixels"
+        return None, None, None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return (
+            None,
+            None,
+            (
+                f"{record.name} is not a readable run record ({type(err).__name__}): its story's "
+                "boxes are compared in the reference frames' pixels"
+            ),
         )
+    model = model if isinstance(model, str) else None
     if any(w <= 0 or h <= 0 for w, h in sizes):
-        return None, f"{record.name} records an empty frame size: it is ignored"
-    return sizes, None
+        return None, model, f"{record.name} records an empty frame size: it is ignored"
+    return sizes, model, None
 
 
 def read_run(run_dir: Path) -> RunFolder:
@@ -89,11 +106,21 @@ def read_run(run_dir: Path) -> RunFolder:
         except OSError as err:
             warnings.append(f"{text_path.name} cannot be read ({err.strerror or err}): skipped")
             continue
-        sizes, warning = _prepared_sizes(record_path(run_dir, text_path.stem))
+        sizes, model, warning = _read_record(record_path(run_dir, text_path.stem))
         if warning:
             warnings.append(warning)
-        outputs[text_path.stem] = ModelOutput(text_path.stem, text, sizes)
-    return RunFolder(run_dir, outputs, tuple(warnings))
+        outputs[text_path.stem] = ModelOutput(text_path.stem, text, sizes, model)
+    run = RunFolder(run_dir, outputs, tuple(warnings))
+    models = run.models()
+    if len(models) > 1:
+        # A resumed --generate with another --model: the scores would mix two models.
+        told = ", ".join(f"{name} ({count})" for name, count in sorted(models.items()))
+        warnings.append(
+            f"{run_dir} holds outputs of {len(models)} models: {told}; keep one folder per "
+            "model to compare them"
+        )
+        run = RunFolder(run_dir, outputs, tuple(warnings))
+    return run
 
 
 @dataclass(frozen=True)
@@ -105,6 +132,7 @@ class Evaluation:
     missing: tuple[str, ...]
     unknown: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    models: dict[str, int] = field(default_factory=dict)  # outputs per model, by the records
 
 
 def require_eval_extra() -> None:
@@ -150,7 +178,9 @@ def score_run(run: RunFolder, references: ReferenceSet) -> Evaluation:
             f"({len(run.outputs)} outputs, {count} reference stories): check that the outputs "
             "are named {story_id}.txt after the reference set's story ids"
         )
-    return Evaluation(evaluate(pairs), count, tuple(missing), unknown, run.warnings)
+    return Evaluation(
+        evaluate(pairs), count, tuple(missing), unknown, run.warnings, models=run.models()
+    )
 
 
 # ---- generating the outputs with the local model -------------------------------------------

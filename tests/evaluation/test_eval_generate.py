@@ -74,7 +74,8 @@ def test_generate_tells_every_story_then_scores_and_a_second_run_tells_only_the_
     assert generate(tiny_model, run, split) == 0
     captured = capsys.readouterr()
     assert "1 story told, 2 already in" in captured.err
-    assert "3 of 3 reference stories scored" in captured.out
+    assert f"3 of 3 reference stories scored (outputs: {run}, told by " in captured.out
+    assert tiny_model.text_gguf.name in captured.out.splitlines()[0]
     assert (run / "s2.txt").exists()
     assert {name: (run / name).stat().st_mtime_ns for name in kept} == kept
 

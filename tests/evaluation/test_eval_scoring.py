@@ -144,6 +144,19 @@ def test_recorded_prepared_sizes_normalise_the_model_boxes(
     assert "s1.json is not a readable run record" in data["warnings"][0]
 
 
+def test_a_run_folder_mixing_two_models_is_reported(
+    split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for story_id, model in (("a", "q4.gguf"), ("b", "q8.gguf"), ("c", "q4.gguf")):
+        (run / f"{story_id}.txt").write_text(output([MAYA]))
+        record = {"photos": [{"prepared_size": [100, 100]}], "model": model}
+        (run / f"{story_id}.json").write_text(json.dumps(record))
+    assert cli_main(["eval", str(run), "-r", str(split)]) == 0
+    assert "holds outputs of 2 models: q4.gguf (2), q8.gguf (1)" in capsys.readouterr().err
+
+
 def test_a_folder_of_reference_texts_with_frames_works_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
