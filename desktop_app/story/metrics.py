@@ -119,7 +119,9 @@ def _place(box: Box, size: tuple[float, float] | None) -> NormalisedBox:
 def grounding_boxes(
     story: Story, frame_sizes: FrameSizes | None = None, *, frame_count: int | None = None
 ) -> tuple[GroundingBox, ...]:
-    """The story's typed boxes in table order: frames as written, Characters before Objects.
+    """The story's typed boxes in table order: frames by number, Characters before Objects.
+
+    Frames are ranked by number, not as written, as the authors' parser reads them.
 
     ``frame_sizes`` are the (width, height) of frames 1..N in the pixels the boxes are written
     in; None compares raw pixel coordinates. A frame numbered outside 1..N (N from
@@ -130,7 +132,7 @@ def grounding_boxes(
     count = len(frame_sizes) if frame_sizes is not None else frame_count
     seen: set[int] = set()
     boxes: list[GroundingBox] = []
-    for frame in story.frames:
+    for frame in sorted(story.frames, key=lambda f: f.index):  # stable: repeats keep order
         if frame.index in seen:
             continue
         seen.add(frame.index)
