@@ -5,7 +5,8 @@ RUN_DIR holds one raw model output per story, ``{story_id}.txt``. REF is the Sto
 split as downloaded (a parquet file or a folder of them) or a folder of ``{story_id}.txt``
 reference texts. ``--generate`` first tells, with the local model, every story of REF that has
 no output in RUN_DIR yet (Ctrl-C stops after the story being told is dropped; running again
-continues), then scores. Exit codes: 0 scored, 1 failed, 130 stopped by Ctrl-C.
+continues), then scores. Exit codes: 0 scored, 1 failed (or some stories could not be told:
+they are scored as missing and told again next time), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from desktop_app.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.cli.tell_cmd import add_tell_options
 
 if TYPE_CHECKING:  # imported when run: `storyteller --help` need not load Pillow and the metrics
@@ -104,10 +105,12 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
     try:
         with StopOnCtrlC() as interrupt:
 
-            def tell(photos: tuple[Path, ...]) -> RunResult:
+            def load() -> None:  # only once a story needs telling
                 nonlocal backend
-                if backend is None:  # loaded only once a story needs telling
-                    backend = backend_from_args(args)
+                backend = backend_from_args(args)
+
+            def tell(photos: tuple[Path, ...]) -> RunResult:
+                assert backend is not None  # generate() calls load() first
                 request = request_from_args(args, photos)
                 return run_story(backend, request, show_progress=False, should_stop=interrupt)
 
@@ -115,7 +118,7 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
                 bar.set_postfix_str(story_id, refresh=False)
                 bar.update(1)
 
-            return generate(references, args.run_dir, tell, on_story=advance)
+            return generate(references, args.run_dir, tell, on_story=advance, before_first=load)
     finally:
         bar.close()
         if backend is not None:
@@ -129,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.story.metrics import metric_rows
 
     references = ReferenceSet(args.reference, limit=args.limit)
+    # Scored all the same (as missing); the exit status says the run is not complete.
+    status = EXIT_OK
     if args.generate:
         require_eval_extra()  # before hours of generation, not after
         progress = _generate(args, references)
@@ -141,9 +146,13 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_INTERRUPTED
-        if not args.quiet:
+        for story_id, message in progress.failed:
+            print(f"storyteller: story {story_id} failed: {message}", file=sys.stderr)
+            status = EXIT_FAILED
+        if not args.quiet or progress.failed:
+            failed = f", {_stories(len(progress.failed))} failed" if progress.failed else ""
             print(
-                f"storyteller: {_stories(len(progress.written))} told, "
+                f"storyteller: {_stories(len(progress.written))} told{failed}, "
                 f"{progress.done_before} already in {args.run_dir}",
                 file=sys.stderr,
             )
@@ -156,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         data = evaluation_to_dict(evaluation, args.run_dir, args.reference)
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        return EXIT_OK
+        return status
     scored = len(evaluation.report.stories)
     told_by = f", told by {', '.join(evaluation.models)}" if evaluation.models else ""
     lines = [
@@ -183,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stories:
         lines += ["", format_story_rows(evaluation.report)]
     sys.stdout.write("\n".join(lines) + "\n")
-    return EXIT_OK
+    return status
 
 
 def _stories(count: int) -> str:

@@ -78,7 +78,7 @@ def _image_size(source: bytes | Path, where: str) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             return upright_size(image)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as err:
         raise EvalError(
             f"{where} is not a readable image ({err}): replace the file, or download the "
             "reference set again"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.engine.events import RunResult
+from desktop_app.errors import StorytellerError
 from desktop_app.evaluation.references import EvalError, ReferenceSet, ReferenceStory
 from desktop_app.fileio import atomic_write_text
 from desktop_app.story.metrics import EvalReport, StoryPair, evaluate
@@ -190,11 +192,16 @@ Tell = Callable[[tuple[Path, ...]], RunResult]
 
 @dataclass
 class GenerationProgress:
-    """Counts while a run folder is filled; ``stopped`` once Ctrl-C ended it early."""
+    """Counts while a run folder is filled; ``stopped`` once Ctrl-C ended it early.
+
+    ``failed`` holds (story id, message) for stories the model could not tell; they get no
+    output, so the next run tries them again.
+    """
 
     total: int
     done_before: int = 0
     written: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
     stopped: bool = False
 
     @property
@@ -223,6 +230,10 @@ def _record(story: ReferenceStory, result: RunResult) -> dict[str, Any]:
     }
 
 
+def _safe_name(story_id: str) -> str:
+    return re.sub(r"[^\w.-]", "_", story_id)
+
+
 def _frame_files(story: ReferenceStory, folder: Path) -> tuple[Path, ...]:
     """The story's frames as files the engine can open (written out when they are bytes)."""
     paths = []
@@ -231,7 +242,8 @@ def _frame_files(story: ReferenceStory, folder: Path) -> tuple[Path, ...]:
             paths.append(frame.path)
             continue
         assert frame.data is not None  # read with_images=True
-        path = folder / f"{story.story_id}-{index}.img"  # Pillow reads the format from the bytes
+        # Named for messages ("story s2, frame 1.img is damaged"); Pillow reads the format itself.
+        path = folder / f"story {_safe_name(story.story_id)}, frame {index}.img"
         path.write_bytes(frame.data)
         paths.append(path)
     return tuple(paths)
@@ -243,13 +255,17 @@ def generate(
     tell: Tell,
     *,
     on_story: Callable[[GenerationProgress, str], None] | None = None,
+    before_first: Callable[[], None] | None = None,
 ) -> GenerationProgress:
     """Write the model's output for every reference story that has none in ``run_dir`` yet.
 
     ``tell`` runs the model on the story's frames (in order) and returns its result; a
     cancelled result (Ctrl-C) ends the loop and its partial output is not kept, so the story is
-    told again next time. ``on_story`` is called after each story with its id. Outputs already
-    there are kept as they are: running again continues where the last run stopped.
+    told again next time. A ``StorytellerError`` from ``tell`` fails that story only (it is
+    listed in ``failed``) and the loop goes on: one bad story must not block hundreds.
+    ``before_first`` runs once before the first story is told (loading the model: its errors
+    end the run). ``on_story`` is called after each story with its id. Outputs already there
+    are kept as they are: running again continues where the last run stopped.
     """
     run_dir = Path(run_dir).expanduser()
     if run_dir.exists() and not run_dir.is_dir():
@@ -269,9 +285,18 @@ def generate(
                     "needs a reference set with images (the split's parquet files, or a "
                     "{story_id}/ folder of frames beside each reference text)"
                 )
+            if before_first is not None:
+                before_first()
+                before_first = None
             paths = _frame_files(story, Path(scratch))
             try:
                 result = tell(paths)
+            except StorytellerError as err:
+                logger.warning("story %s failed: %s", story.story_id, err)
+                progress.failed.append((story.story_id, str(err)))
+                if on_story is not None:
+                    on_story(progress, story.story_id)
+                continue
             finally:
                 for path in paths:
                     if path.parent == Path(scratch):

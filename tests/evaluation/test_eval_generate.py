@@ -7,12 +7,14 @@ model saw, a second run tells only what is missing, and Ctrl-C keeps the finishe
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("pyarrow", reason="the eval extra is not installed")
 pytest.importorskip("nltk", reason="the eval extra is not installed")
@@ -108,3 +110,30 @@ def test_ctrl_c_keeps_the_stories_told_and_the_next_run_continues(
     assert generate(tiny_model, run, split) == 0
     assert "2 stories told, 1 already in" in capsys.readouterr().err
     assert len(list(run.glob("*.txt"))) == 3
+
+
+def test_a_story_the_model_cannot_tell_fails_alone_and_is_tried_again_next_time(
+    tiny_model: TinyModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = png((84, 56))
+    jpeg = io.BytesIO()
+    Image.effect_noise((84, 56), 60).convert("RGB").save(jpeg, format="JPEG", quality=95)
+    truncated = jpeg.getvalue()[:-400]  # its header gives a size; its pixels never decode
+    split = write_split(
+        tmp_path / "test.parquet",
+        [
+            ("s1", [whole], analysis([BOX]), story(1)),
+            ("s2", [truncated], analysis([BOX]), story(1)),
+            ("s3", [whole], analysis([BOX]), story(1)),
+        ],
+    )
+    run = tmp_path / "run"
+    assert generate(tiny_model, run, split) == 1  # scored, but not complete
+    captured = capsys.readouterr()
+    assert "storyteller: story s2 failed: story s2, frame 1.img is damaged" in captured.err
+    assert "2 stories told, 1 story failed, 0 already in" in captured.err
+    assert "2 of 3 reference stories scored" in captured.out
+    assert "missing: 1 reference story has no output: s2" in captured.out
+    assert sorted(p.name for p in run.glob("*.txt")) == ["s1.txt", "s3.txt"]
+    assert generate(tiny_model, run, split) == 1
+    assert "0 stories told, 1 story failed, 2 already in" in capsys.readouterr().err
