@@ -208,3 +208,26 @@ def test_limit_scores_only_the_first_stories(
     (run / "a.txt").write_text(output([MAYA]))
     data = eval_json(capsys, str(run), "-r", str(split), "--limit", "2")
     assert (data["reference_stories"], data["missing"]) == (2, ["b"])
+
+
+def test_generate_gives_the_engine_a_text_folder_frames_in_name_order(tmp_path: Path) -> None:
+    from desktop_app.engine.events import FinishReason, PhotoInfo, RunResult, SamplingParams
+    from desktop_app.evaluation.runs import generate
+
+    refs = tmp_path / "refs"
+    (refs / "s1").mkdir(parents=True)
+    (refs / "s1.txt").write_text(output([MAYA, MAYA]))
+    for name in ("frame10.png", "frame2.png"):
+        (refs / "s1" / name).write_bytes(png((56, 28)))
+    seen: list[tuple[Path, ...]] = []
+
+    def tell(photos: tuple[Path, ...]) -> RunResult:
+        seen.append(photos)
+        infos = tuple(PhotoInfo(p, (56, 28), (56, 28), 2) for p in photos)
+        return RunResult("<think>\n</think>\n", FinishReason.STOP, infos, SamplingParams(), "", "m")
+
+    progress = generate(ReferenceSet(refs), tmp_path / "run", tell)
+    assert [p.name for p in seen[0]] == ["frame2.png", "frame10.png"]
+    assert progress.written == ["s1"]
+    record = json.loads((tmp_path / "run" / "s1.json").read_text())
+    assert [p["prepared_size"] for p in record["photos"]] == [[56, 28], [56, 28]]
