@@ -206,8 +206,10 @@ def test_limit_scores_only_the_first_stories(
     run = tmp_path / "run"
     run.mkdir()
     (run / "a.txt").write_text(output([MAYA]))
+    (run / "w.txt").write_text(output([MAYA, MAYA]))  # a later story: not a stray output
     data = eval_json(capsys, str(run), "-r", str(split), "--limit", "2")
-    assert (data["reference_stories"], data["missing"]) == (2, ["b"])
+    assert (data["reference_stories"], data["missing"], data["unknown"]) == (2, ["b"], [])
+    assert data["stories_scored"] == 1
 
 
 def test_generate_gives_the_engine_a_text_folder_frames_in_name_order(tmp_path: Path) -> None:
