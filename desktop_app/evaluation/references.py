@@ -85,6 +85,22 @@ def _image_size(source: bytes | Path, where: str) -> tuple[int, int]:
         ) from None
 
 
+# Hugging Face names a split's shards "test-00000-of-00001.parquet".
+_SHARD_RE = re.compile(r"^(?P<split>[A-Za-z_]+)-\d+-of-\d+\.parquet$")
+
+
+def _refuse_mixed_splits(folder: Path, files: list[Path]) -> None:
+    """A dataset's data/ folder holds every split: scoring train and test together is a mistake."""
+    splits = {m["split"] for f in files if (m := _SHARD_RE.match(f.name))}
+    if len(splits) > 1:
+        example = next(f for f in files if f.name.startswith("test")) if "test" in splits else None
+        hint = f", e.g. {example}" if example else ""
+        raise EvalError(
+            f"{folder} holds the {', '.join(sorted(splits))} splits: give one split's "
+            f"parquet file{hint}"
+        )
+
+
 class ReferenceSet:
     """A reference set on disk; iterate it for its stories, in the order they are stored.
 
@@ -111,6 +127,7 @@ class ReferenceSet:
             self._parquet: list[Path] = [path]
         else:
             self._parquet = sorted(path.glob("*.parquet"))
+            _refuse_mixed_splits(path, self._parquet)
         self._texts: list[Path] = [] if self._parquet else sorted(path.glob("*.txt"))
         if not self._parquet and not self._texts:
             raise EvalError(

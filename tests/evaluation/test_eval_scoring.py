@@ -76,6 +76,12 @@ def test_a_corrupt_parquet_and_a_missing_folder_say_what_to_do(tmp_path: Path) -
         ReferenceSet(tmp_path / "nowhere")
 
 
+def test_a_folder_holding_several_splits_is_refused(split: Path) -> None:
+    (split.parent / "train-00000-of-00002.parquet").write_bytes(split.read_bytes())
+    with pytest.raises(EvalError, match=r"holds the test, train splits: give one split's"):
+        ReferenceSet(split.parent)
+
+
 def test_a_corrupt_frame_names_its_story_and_frame(tmp_path: Path) -> None:
     path = write_split(tmp_path / "t.parquet", [("s1", [b"not an image"], analysis([MAYA]), "")])
     with pytest.raises(EvalError, match=r"t\.parquet, story s1, frame 1 is not a readable image"):
