@@ -8,7 +8,8 @@ greedily one-to-one, highest IoU first, among pairs of equal type (person / non-
 IoU >= 0.5. Frame numbers and ids are not compared: a box may match a box of another frame.
 Per story: precision = matched candidates / candidates (1.0 without candidates), recall =
 matched references / references (1.0 without references), and VOC 11-point AP over the
-candidates in table order; every score is then averaged over the stories.
+candidates in table order (frames by number, Characters before Objects); every score is then
+averaged over the stories.
 
 Where the authors' script and this module part ways, on inputs the published numbers hardly
 ever meet, the choice here is deliberate:
@@ -39,8 +40,8 @@ own system score does. nltk's own ``meteor_score`` uses other parameters and ave
 sentences: on the fixed sample of ``bench/meteor_vs_java.py`` it reads 0.404 where METEOR 1.5
 reads 0.235; this reads 0.226 without WordNet and 0.235 with it (README, "Measuring quality").
 
-Imports nothing else of ours; nltk and rouge-score come with the ``eval`` extra and are imported
-only when text is scored.
+Imports nothing of ours outside ``story/``; nltk and rouge-score come with the ``eval`` extra
+and are imported only when text is scored.
 """
 
 from __future__ import annotations
