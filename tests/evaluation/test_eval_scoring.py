@@ -57,6 +57,23 @@ def test_the_parquet_reader_gives_ids_texts_and_frame_sizes(split: Path) -> None
     assert with_images.frames[0].data == png((100, 100))
 
 
+def test_frames_stored_as_plain_bytes_are_read_too(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "plain.parquet"
+    columns = {
+        "story_id": ["s1"],
+        "images": pa.array([[png((84, 56))]], pa.list_(pa.binary())),
+        "frame_count": [1],
+        "chain_of_thought": [analysis([MAYA])],
+        "story": [story(1)],
+    }
+    pq.write_table(pa.table(columns), path)
+    [reference] = ReferenceSet(path).stories()
+    assert reference.frame_sizes == ((84, 56),)
+
+
 def test_a_parquet_without_the_split_columns_is_refused_by_name(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
