@@ -5,8 +5,9 @@
 FILE is a raw model output, or a story JSON (the contract, e.g. an export's story.json). JSON
 (the default) is the public story contract documented in the README; text, Markdown and HTML are
 the same renderings the app exports; ``trained`` writes the story back as model text in exactly
-the layout QwenStoryteller was trained on (so JSON -> trained turns a story JSON back into text). Validation issues are part of the JSON; for the
-other formats they are summarised on stderr so that the rendering on stdout stays clean.
+the layout QwenStoryteller was trained on (so JSON -> trained turns a story JSON back into text).
+Validation issues are part of the JSON; for the other formats they are summarised on stderr so
+that the rendering on stdout stays clean.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import json
 import os
 import sys
 
+from desktop_app.app.exports import render_export
 from desktop_app.errors import StorytellerError
 from desktop_app.story.from_json import StoryJsonError, looks_like_story_json, story_from_dict
 from desktop_app.story.model import Story
 from desktop_app.story.parser import parse_story
-from desktop_app.story.render import render_html, render_markdown, render_text, story_to_dict
 from desktop_app.story.trained_layout import render_trained
 from desktop_app.story.validate import validate
 
@@ -86,18 +87,13 @@ def run(args: argparse.Namespace) -> int:
     text = read_output(args.file)
     story = _story_of(text, args.file)
     issues = validate(story, frame_count=args.frames)
-    if args.format == "json":
-        rendered = json.dumps(story_to_dict(story, issues), indent=2, ensure_ascii=False) + "\n"
-    elif args.format == "text":
-        rendered = render_text(story)
-    elif args.format == "md":
-        rendered = render_markdown(story)
-    elif args.format == "trained":
-        rendered = render_trained(story)  # the exact bytes: no newline added after </gdi>
+    title = "Story" if args.file == "-" else f"Story: {os.path.basename(args.file)}"
+    if args.format == "trained":
+        # The model's own text in the trained layout (no display names, no newline added).
+        _write_utf8(render_trained(story))
     else:
-        title = "Story" if args.file == "-" else f"Story: {os.path.basename(args.file)}"
-        rendered = render_html(story, issues, title=title)
-    _write_utf8(rendered)
+        kind = {"md": "markdown"}.get(args.format, args.format)
+        _write_utf8(render_export(kind, story, issues, title=title))
     if args.format != "json":
         for issue in issues:
             where = ", ".join(

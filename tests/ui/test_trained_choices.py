@@ -9,9 +9,9 @@ from typing import Any
 from PySide6.QtCore import Qt
 from ui_helpers import album_with_photos, generate_and_wait
 
+from desktop_app.app.settings import Settings
 from desktop_app.engine.events import TRAINED_INSTRUCTIONS, Detail
-from desktop_app.settings import Settings
-from desktop_app.ui import services
+from desktop_app.story.ids import entity_kind
 from desktop_app.ui.compare import run_header_html
 from desktop_app.ui.trained_choices import NO_INSTRUCTION
 
@@ -20,28 +20,28 @@ def test_detail_levels_are_named_by_what_the_model_saw(
     qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
 ) -> None:
     window = make_window(settings=Settings())
-    combo = window.detail_combo
+    combo = window.story_toolbar.detail_combo
     labels = [combo.itemText(i) for i in range(combo.count())]
     assert labels == [
         "As trained (256 tokens/photo)",
         "More detail (512 tokens/photo)",
         "Most detail (1024 tokens/photo)",
     ]
-    assert window.detail() is Detail.AS_TRAINED  # the default
+    assert window.story_toolbar.detail() is Detail.AS_TRAINED  # the default
     tips = [combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(combo.count())]
     assert "closest to the training" in tips[0]
     assert all("beyond the training resolution" in tip for tip in tips[1:])
     album_with_photos(qtbot, window, sample_photos[:2])
-    assert "at As trained (at most 256 tokens per photo)" in window.cost_label.toolTip()
+    assert "at As trained (at most 256 tokens per photo)" in window.filmstrip.cost_label.toolTip()
     combo.setCurrentIndex(2)
-    assert "at Most detail (at most 1024 tokens per photo)" in window.cost_label.toolTip()
+    assert "at Most detail (at most 1024 tokens per photo)" in window.filmstrip.cost_label.toolTip()
 
 
 def test_the_instruction_is_a_trained_one_none_or_the_user_s_own(
     qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], library: Any
 ) -> None:
     window = make_window(settings=Settings())
-    combo = window.instruction_combo
+    combo = window.story_toolbar.instruction_combo
     assert [combo.itemData(i) for i in range(combo.count())] == list(TRAINED_INSTRUCTIONS)
     assert combo.instruction() == "Create a story based on these images."
     assert "trained with" in combo.toolTip()
@@ -83,5 +83,5 @@ def test_the_cast_gallery_says_what_kind_each_id_names(story_window: Any) -> Non
     tips = {gallery.item(i).toolTip().split("\n")[0] for i in range(gallery.count())}
     assert any("(char1, character)" in tip for tip in tips)
     assert any("(bg1, place)" in tip for tip in tips)
-    assert services.entity_kind_word("lm2") == "landmark"  # landmarks are places too
-    assert services.entity_kind_word("Maya") == ""
+    assert entity_kind("lm2").noun == "landmark" and entity_kind("lm2").is_place
+    assert entity_kind("Maya") is None
