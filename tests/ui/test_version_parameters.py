@@ -28,7 +28,8 @@ def test_a_cli_told_version_shows_its_seed_and_preset(tmp_path: Path) -> None:
         run = tell_album(library, "Rain", ScriptedBackend("<gdi image1>\nHi.\n</gdi>"), options).run
         assert "seed 5" in describe_run(run) and "faithful" in describe_run(run)
         header = run_header_html(run)
-        assert "seed 5" in header and "preset faithful" in header and "normal detail" in header
+        assert "seed 5" in header and "preset faithful" in header
+        assert "As trained, 256 tokens/photo" in header  # the default detail, by its name
 
 
 def test_a_version_stored_flat_by_an_older_gui_still_shows_its_seed(tmp_path: Path) -> None:
@@ -38,3 +39,4 @@ def test_a_version_stored_flat_by_an_older_gui_still_shows_its_seed(tmp_path: Pa
         flat = {"preset": "creative", "detail": "high", "temperature": 0.7, "seed": 8}
         run = library.stop_run(library.start_run("Rain", RunSpec(photo_ids, parameters=flat)))
         assert "seed 8" in describe_run(run) and "seed 8" in run_header_html(run)
+        assert "Most detail, 1024 tokens/photo" in run_header_html(run)  # "high", as recorded
