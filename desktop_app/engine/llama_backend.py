@@ -10,8 +10,9 @@ during prompt evaluation. Here the pipeline is explicit:
 3. mtmd tokenizes the prompt (our own aligned pixels, so mtmd does not resize);
 4. each photo's embedding comes from the cache or from ``mtmd_encode_chunk`` (then cached);
 5. text chunks and the embeddings are decoded into the KV cache (abortable);
-6. tokens are sampled one by one with llama.cpp's sampler chain (optionally grammar-constrained),
-   checking ``should_stop`` between tokens.
+6. tokens are sampled with llama.cpp's sampler chain (optionally grammar-constrained), checking
+   ``should_stop`` between tokens; by default several per evaluation, drafted from forced text
+   and n-grams and verified in one batch (``speculation``: the output is the same).
 
 ``Llama`` is not thread-safe: one ``generate`` at a time per backend.
 """
@@ -54,6 +55,12 @@ from desktop_app.engine.gguf_info import (
 )
 from desktop_app.engine.images import PreparedImage, prepare_photos
 from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
+from desktop_app.engine.speculation import (
+    SpeculationStats,
+    SpeculativeDecoder,
+    llguidance_tokenizer,
+    prompt_text_tokens,
+)
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
@@ -76,6 +83,7 @@ class _Loaded:
     llm: object  # llama_cpp.Llama
     mtmd_ctx: int
     n_ctx: int
+    forced_tokenizer: object | None = None  # llguidance's view of the vocabulary, made on demand
 
 
 def _route_native_logs() -> None:
@@ -118,6 +126,7 @@ class LlamaCppBackend:
         cache_dir: Path | None = None,
         manifest: dict | None = None,
         verbose: bool = False,
+        speculation: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.mmproj_path = Path(mmproj_path)
@@ -143,6 +152,9 @@ class LlamaCppBackend:
         self.projector_id = self._projector_identity(manifest)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
         self.grammar_resampled = 0  # strict format: tokens the grammar made us draw again
+        # Draft and batch-verify tokens while writing (same output; off: one token per step).
+        self.speculation = speculation
+        self.speculation_stats = SpeculationStats()
         self._loaded: _Loaded | None = None
         self._abort = _Abort()
 
@@ -360,6 +372,7 @@ class LlamaCppBackend:
             prompt_started = time.perf_counter()
             prompt_tokens = self._read_prompt(loaded, chunks, embeddings, should_stop)
             prompt_eval_s = time.perf_counter() - prompt_started
+            context = prompt_text_tokens(chunks) if self.speculation else []
         finally:
             mtmd_cpp.mtmd_input_chunks_free(chunks)
         timings = Timings(
@@ -373,7 +386,10 @@ class LlamaCppBackend:
             return
 
         yield PhaseEvent(Phase.WRITING)
-        yield from self._write(llm, request.sampling, strict, should_stop, started, infos, timings)
+        speculative = self._speculative(loaded, strict, context) if self.speculation else None
+        yield from self._write(
+            llm, request.sampling, strict, should_stop, started, infos, timings, speculative
+        )
 
     def _result(
         self,
@@ -517,6 +533,24 @@ class LlamaCppBackend:
             llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)
         return cells
 
+    def _speculative(
+        self, loaded: _Loaded, strict: grammar.StrictFormat | None, context: list[int]
+    ) -> SpeculativeDecoder:
+        """A speculative decoder to write after the prompt now in the KV cache."""
+        import llama_cpp
+
+        llm = loaded.llm
+        if strict is not None and loaded.forced_tokenizer is None:
+            loaded.forced_tokenizer = llguidance_tokenizer(
+                llama_cpp.llama_model_get_vocab(llm.model)
+            )
+        return SpeculativeDecoder(
+            llm.ctx,
+            llm.n_tokens,
+            context_tokens=context,
+            tokenizer=loaded.forced_tokenizer if strict is not None else None,
+        )
+
     def _write(
         self,
         llm: object,
@@ -526,11 +560,18 @@ class LlamaCppBackend:
         started: float,
         infos: tuple[PhotoInfo, ...],
         timings: Timings,
+        speculative: SpeculativeDecoder | None = None,
     ) -> Iterator[Event]:
         import llama_cpp
 
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        sampler = _Sampler(vocab, sampling, strict.think_grammar() if strict else None)
+        think_grammar = strict.think_grammar() if strict else None
+        sampler = _Sampler(vocab, sampling, think_grammar)
+        if speculative is not None:
+            speculative.set_grammar(think_grammar)
+            stream = speculative.tokens(sampler, sampling.max_tokens)
+        else:
+            stream = _plain_tokens(llm, sampler)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         finish = FinishReason.LENGTH
@@ -545,7 +586,12 @@ class LlamaCppBackend:
                 if should_stop():
                     finish = FinishReason.CANCELLED
                     break
-                token = sampler.sample(llm.ctx)
+                try:
+                    token = next(stream)
+                except RuntimeError as err:
+                    raise GenerationError(
+                        f"llama.cpp failed while writing ({err}): the context may be full"
+                    ) from err
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish = FinishReason.STOP
                     break
@@ -560,16 +606,12 @@ class LlamaCppBackend:
                 recent = (recent + text)[-len(THINK_END) :]
                 if strict is not None and not in_story and recent == THINK_END:
                     in_story = True
-                    sampler.set_grammar(
-                        strict.story_grammar("".join(pieces), sampling.max_tokens - generated)
+                    story_grammar = strict.story_grammar(
+                        "".join(pieces), sampling.max_tokens - generated
                     )
-                if generated < sampling.max_tokens:
-                    try:
-                        llm.eval([token])
-                    except RuntimeError as err:
-                        raise GenerationError(
-                            f"llama.cpp failed while writing ({err}): the context may be full"
-                        ) from err
+                    sampler.set_grammar(story_grammar)
+                    if speculative is not None:
+                        speculative.set_grammar(story_grammar)
             # A cancelled run keeps exactly what was streamed; a finished one flushes any
             # incomplete UTF-8 at the end.
             tail = "" if finish is FinishReason.CANCELLED else decoder.decode(b"", final=True)
@@ -577,6 +619,20 @@ class LlamaCppBackend:
                 pieces.append(tail)
                 yield TokenEvent(tail, generated - reported)
         finally:
+            stream.close()
+            if speculative is not None:
+                speculative.close()
+                llm.n_tokens = speculative.n_past  # llama-cpp-python's own position count
+                self.speculation_stats.add(speculative.stats)
+                logger.debug(
+                    "speculation: %d tokens in %d evaluations (forced %d/%d, n-gram %d/%d)",
+                    speculative.stats.tokens,
+                    speculative.stats.evaluations,
+                    speculative.stats.forced_accepted,
+                    speculative.stats.forced_drafted,
+                    speculative.stats.ngram_accepted,
+                    speculative.stats.ngram_drafted,
+                )
             self.grammar_resampled += sampler.resampled
             sampler.close()
         ended = time.perf_counter()
@@ -590,6 +646,14 @@ class LlamaCppBackend:
             prompt_tokens=timings.prompt_tokens,
         )
         yield self._result("".join(pieces), finish, infos, sampling, timings)
+
+
+def _plain_tokens(llm: object, sampler: _Sampler) -> Iterator[int]:
+    """Token by token: draw from the last logits, evaluate the token, repeat."""
+    while True:
+        token = sampler.sample(llm.ctx)
+        yield token
+        llm.eval([token])  # only when the caller asks for the next token
 
 
 def _token_bytes(vocab: int, token: int) -> bytes:
@@ -680,17 +744,18 @@ class _Sampler:
         llama_cpp.llama_sampler_apply(self.grammar_check, ctypes.byref(self._single))
         return self._candidate.logit != float("-inf")
 
-    def sample(self, ctx: int) -> int:
+    def sample(self, ctx: int, index: int = -1) -> int:
+        """Draw from the logits of batch position ``index`` (-1: the last one evaluated)."""
         import llama_cpp
 
-        token = llama_cpp.llama_sampler_sample(self.free_chain, ctx, -1)
+        token = llama_cpp.llama_sampler_sample(self.free_chain, ctx, index)
         if self.grammar_check is None:
             return token
         if self._allowed(token):
             llama_cpp.llama_sampler_accept(self.grammar_chain, token)
         else:
             self.resampled += 1
-            token = llama_cpp.llama_sampler_sample(self.grammar_chain, ctx, -1)
+            token = llama_cpp.llama_sampler_sample(self.grammar_chain, ctx, index)
         llama_cpp.llama_sampler_accept(self.grammar_check, token)
         return token
 

@@ -1,0 +1,415 @@
+"""Speculative decoding: several tokens per model evaluation, the same output as token by token.
+
+On a CPU, decoding is bound by memory bandwidth: one evaluation reads every weight once, and
+evaluating a few tokens in one batch costs little more than one. So each step guesses (drafts)
+the next tokens and checks them all in one batch:
+
+- **forced text** (strict format): where the grammar allows exactly one continuation (table
+  headers, separator rows, ``## Image K``, closing tags), llguidance gives that text's canonical
+  tokens (``LLMatcher.compute_ff_tokens``: the tokenizer's own tokens, holding back bytes that
+  could merge with what follows);
+- **n-gram lookup** over the prompt's text and everything written so far: the analysis repeats
+  its table headers, ids and the fixed parts of rows, so the tokens that followed the last
+  occurrence of the latest few tokens are a good guess.
+
+Verification: ``[last, d1..dk]`` is decoded in one batch with logits at every position, then the
+run's own sampler chain (grammar, top-k, top-p, temperature, seeded draw) draws at position 0,
+1, ... while each draw equals the draft. Drawing from the target distribution p and accepting
+when the draw equals the draft is the standard speculative acceptance rule for a deterministic
+draft (q is one-hot on d: accept with probability min(1, p(d)/q(d)) = p(d); on rejection the
+draw is distributed as p without d, renormalised, which is the rule's residual max(0, p - q)).
+The chain is called once per output token in the same order as plain decoding, so its seeded
+random stream and the grammar state advance exactly as they would token by token: the output
+is identical, greedy or sampled, up to the float rounding of batched against single evaluation.
+Rejected drafts are removed from the KV cache (``llama_memory_seq_rm``); the grammar only ever
+sees output tokens.
+
+Each drafter's acceptance is tracked (decaying counts with a prior) and the draft length is
+chosen to maximise expected tokens per unit of evaluation cost, so a drafter that guesses badly
+drafts nothing (plain decoding) and is tried again once its record has faded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+logger = logging.getLogger(__name__)
+
+# Longest draft checked in one evaluation; batches beyond ~16 tokens stop being nearly free on
+# a CPU (bench/decode_speed.py measures the curve).
+MAX_DRAFT = 16
+# n-gram lengths tried, longest first: a longer match is a more reliable guess.
+NGRAM_SIZES = (4, 3, 2)
+# The cost of a batch of n tokens relative to one token: 1 + EXTRA_TOKEN_COST * (n - 1).
+# Measured with bench/decode_speed.py (334M synthetic model, 2 shared cores): see its table.
+EXTRA_TOKEN_COST = 0.08
+
+
+class Sampler(Protocol):
+    """Draws one token from the logits at batch index ``index`` and advances its own state."""
+
+    def sample(self, ctx: int, index: int = -1) -> int: ...
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Relative cost of evaluating a batch of n tokens (1.0 for one token)."""
+
+    extra_token_cost: float = EXTRA_TOKEN_COST
+
+    def batch_cost(self, n_tokens: int) -> float:
+        return 1.0 + self.extra_token_cost * max(0, n_tokens - 1)
+
+
+def best_draft_length(acceptance: float, cost: CostModel, limit: int) -> int:
+    """The draft length k <= ``limit`` that maximises expected output tokens per cost.
+
+    With a per-token acceptance ``acceptance`` (a), a draft of k tokens yields 1 + a + a^2 + ...
+    + a^k tokens on average (the corrected or next token always comes) for the cost of a batch
+    of k + 1. k = 0 is plain decoding.
+    """
+    best, best_rate = 0, 1.0 / cost.batch_cost(1)
+    expected, term = 1.0, 1.0
+    for k in range(1, limit + 1):
+        term *= acceptance
+        expected += term
+        rate = expected / cost.batch_cost(k + 1)
+        if rate > best_rate:
+            best, best_rate = k, rate
+    return best
+
+
+@dataclass
+class AcceptanceEstimate:
+    """A drafter's per-token acceptance: decaying counts plus a prior.
+
+    The counts fade every step, also while the drafter drafts nothing, so a drafter switched off
+    by bad guesses drifts back to its prior and gets tried again later.
+    """
+
+    prior: float
+    prior_weight: float = 2.0
+    decay: float = 0.97
+    accepted: float = 0.0
+    tried: float = 0.0
+
+    @property
+    def value(self) -> float:
+        return (self.accepted + self.prior * self.prior_weight) / (self.tried + self.prior_weight)
+
+    def update(self, accepted: int, tried: int) -> None:
+        self.accepted = self.accepted * self.decay + accepted
+        self.tried = self.tried * self.decay + tried
+
+
+@dataclass
+class SpeculationStats:
+    """Counts over one or more runs (for the log and the benchmark)."""
+
+    tokens: int = 0  # output tokens
+    evaluations: int = 0  # llama_decode calls while writing
+    forced_drafted: int = 0
+    forced_accepted: int = 0
+    ngram_drafted: int = 0
+    ngram_accepted: int = 0
+
+    @property
+    def tokens_per_evaluation(self) -> float:
+        return self.tokens / self.evaluations if self.evaluations else 0.0
+
+    def add(self, other: SpeculationStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class NgramDrafter:
+    """Drafts the tokens that followed the latest earlier occurrence of the current n-gram."""
+
+    def __init__(self, context: Sequence[int] = (), sizes: Sequence[int] = NGRAM_SIZES) -> None:
+        self.sizes = tuple(sorted(sizes, reverse=True))
+        self.history: list[int] = []
+        # (n-gram) -> index in history of the token that followed its latest occurrence
+        self._next: dict[tuple[int, ...], int] = {}
+        self.extend(context)
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        """Append written (or prompt) tokens to the history."""
+        history = self.history
+        for token in tokens:
+            position = len(history)
+            for n in self.sizes:
+                if position >= n:
+                    self._next[tuple(history[position - n : position])] = position
+            history.append(token)
+
+    def draft(self, pending: Sequence[int], limit: int) -> list[int]:
+        """Up to ``limit`` tokens to follow history + ``pending`` (tokens drafted before these)."""
+        if limit <= 0:
+            return []
+        tail = self.history[-max(self.sizes) :] + list(pending)
+        for n in self.sizes:
+            if len(tail) < n:
+                continue
+            start = self._next.get(tuple(tail[-n:]))
+            if start is not None:
+                return self.history[start : start + limit]
+        return []
+
+
+# llguidance 1.9.1's GBNF converter drops leading zeros from \\uXXXX escapes ("\\u00A1" becomes
+# "\\uA1", which its regex engine refuses), so escapes become the characters themselves first.
+_ESCAPE = re.compile(r"\\(\\|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})")
+
+
+def _unescape_code_points(match: re.Match[str]) -> str:
+    escape = match.group(1)
+    if escape == "\\":
+        return "\\\\"
+    code = int(escape[1:], 16)
+    if code < 0x80:
+        return f"\\x{code:02X}"  # ASCII may be special in a class ("]", "-"): keep it escaped
+    if 0xD800 <= code <= 0xDFFF:
+        return match.group(0)  # a surrogate is no character; let the converter report it
+    return chr(code)
+
+
+def gbnf_for_llguidance(gbnf: str) -> str:
+    """``gbnf`` with \\u/\\U escapes written as characters, for llguidance's converter."""
+    return _ESCAPE.sub(_unescape_code_points, gbnf)
+
+
+def llguidance_tokenizer(vocab: int) -> object | None:
+    """llguidance's view of a llama.cpp vocabulary, or None without llguidance (~1 s: cache it)."""
+    try:
+        from llguidance.llamacpp import lltokenizer_from_vocab
+    except ImportError:
+        logger.info("llguidance is not installed: strict format runs without forced text")
+        return None
+    return lltokenizer_from_vocab(vocab)
+
+
+class ForcedText:
+    """The grammar's forced continuation as canonical tokens, kept in step with the output."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self.tokenizer = tokenizer
+        self.matcher: object | None = None
+
+    def set_grammar(self, gbnf: str | None) -> None:
+        """Follow ``gbnf`` from its start (None: no grammar, nothing is forced)."""
+        self.matcher = None
+        if gbnf is None:
+            return
+        from llguidance import LLMatcher, grammar_from
+
+        try:
+            definition = grammar_from("gbnf", gbnf_for_llguidance(gbnf))
+        except ValueError as err:
+            logger.warning("forced text is off: llguidance cannot read the grammar (%s)", err)
+            return
+        matcher = LLMatcher(self.tokenizer, definition, log_level=0)
+        if matcher.is_error():
+            logger.warning(
+                "forced text is off: llguidance refused the grammar (%s)", matcher.get_error()
+            )
+            return
+        self.matcher = matcher
+
+    def consume(self, token: int) -> None:
+        """Advance over an output token; a token the grammar refuses turns forced text off."""
+        if self.matcher is not None and not self.matcher.consume_token(token):
+            logger.debug("forced text is off for this grammar: %s", self.matcher.get_error())
+            self.matcher = None
+
+    def forced(self) -> list[int]:
+        """The tokens the grammar forces next (empty when there is a choice)."""
+        if self.matcher is None:
+            return []
+        return list(self.matcher.compute_ff_tokens())
+
+    def allowed_prefix(self, tokens: Sequence[int]) -> int:
+        """How many of ``tokens`` (from the current state) the grammar allows."""
+        if self.matcher is None or not tokens:
+            return len(tokens)
+        return self.matcher.validate_tokens(list(tokens))
+
+
+def accepted_tokens(draft: Sequence[int], draw: Callable[[int], int]) -> Iterator[int]:
+    """The output of one verification step: draws at positions 0, 1, ... while they match.
+
+    ``draw(i)`` samples the token that follows the batch's first i + 1 tokens (``last`` and
+    ``draft[:i]``). The step ends at the first draw that differs from the draft (that draw is
+    the correction and is output) or after the draw past the whole draft. Lazy: the caller may
+    act on each token (switch grammars, stop) before the next draw.
+    """
+    for index in range(len(draft) + 1):
+        token = draw(index)
+        yield token
+        if index == len(draft) or token != draft[index]:
+            return
+
+
+@dataclass
+class _Drafters:
+    ngram: NgramDrafter
+    forced: ForcedText | None
+    cost: CostModel
+    forced_estimate: AcceptanceEstimate = field(default_factory=lambda: AcceptanceEstimate(0.9))
+    ngram_estimate: AcceptanceEstimate = field(default_factory=lambda: AcceptanceEstimate(0.5))
+
+
+class SpeculativeDecoder:
+    """Writes tokens after the prompt with drafted, batch-verified steps (see the module doc).
+
+    ``n_past`` is the position after the prompt (M-RoPE positions, not KV cells). The caller
+    pulls tokens from ``tokens`` one by one and may change the grammar between them
+    (``set_grammar``); ``close`` frees the batch and drops unverified cells from the KV cache.
+    """
+
+    def __init__(
+        self,
+        ctx: int,
+        n_past: int,
+        *,
+        context_tokens: Sequence[int] = (),
+        tokenizer: object | None = None,
+        grammar_text: str | None = None,
+        cost: CostModel | None = None,
+        max_draft: int = MAX_DRAFT,
+    ) -> None:
+        import llama_cpp
+
+        self.ctx = ctx
+        self.n_past = n_past  # position of the next cell to write
+        self.max_draft = max_draft
+        self.stats = SpeculationStats()
+        forced = ForcedText(tokenizer) if tokenizer is not None else None
+        self._drafters = _Drafters(NgramDrafter(context_tokens), forced, cost or CostModel())
+        self.set_grammar(grammar_text)
+        self._batch = llama_cpp.llama_batch_init(max_draft + 1, 0, 1)
+        self._memory = llama_cpp.llama_get_memory(ctx)
+
+    def set_grammar(self, grammar_text: str | None) -> None:
+        """The grammar the sampler follows from the next token on (forced text follows it)."""
+        if self._drafters.forced is not None:
+            self._drafters.forced.set_grammar(grammar_text)
+
+    # -- drafting -------------------------------------------------------------------------------
+
+    def _draft(self, limit: int) -> tuple[list[int], int]:
+        """The next draft and how many of its first tokens are forced text."""
+        drafters = self._drafters
+        forced: list[int] = []
+        if drafters.forced is not None:
+            candidates = drafters.forced.forced()[:limit]
+            keep = best_draft_length(drafters.forced_estimate.value, drafters.cost, len(candidates))
+            forced = candidates[:keep]
+            if keep < len(candidates):
+                return forced, len(forced)
+        room = limit - len(forced)
+        ngram: list[int] = []
+        if room > 0:
+            length = best_draft_length(drafters.ngram_estimate.value, drafters.cost, room)
+            ngram = drafters.ngram.draft(forced, length)
+            if ngram and drafters.forced is not None:
+                ngram = ngram[: drafters.forced.allowed_prefix(forced + ngram) - len(forced)]
+        return forced + ngram, len(forced)
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def _decode(self, tokens: Sequence[int]) -> None:
+        import llama_cpp
+
+        batch = self._batch
+        batch.n_tokens = len(tokens)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            # A text token's position is the same in every M-RoPE section: llama.cpp broadcasts
+            # the one position given per token.
+            batch.pos[i] = self.n_past + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = True
+        result = llama_cpp.llama_decode(self.ctx, batch)
+        if result != 0:
+            raise RuntimeError(f"llama_decode returned {result}")
+        self.stats.evaluations += 1
+
+    def _drop_from(self, position: int) -> None:
+        """Remove the cells at ``position`` and after (rejected drafts) from the KV cache."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(self._memory, 0, position, -1)
+
+    def tokens(self, sampler: Sampler, budget: int) -> Iterator[int]:
+        """Up to ``budget`` output tokens; the first is drawn from the prompt's last logits."""
+        if budget <= 0:
+            return
+        token = sampler.sample(self.ctx, -1)
+        written = 1
+        self._commit(token)
+        yield token
+        while written < budget:
+            draft, n_forced = self._draft(min(self.max_draft, budget - written - 1))
+            start = self.n_past
+            self._decode([token, *draft])
+            outputs = 0
+            for token in accepted_tokens(draft, lambda index: sampler.sample(self.ctx, index)):
+                outputs += 1
+                written += 1
+                self.n_past += 1  # the cell of the batch token this draw followed is kept
+                self._commit(token)
+                yield token
+            self._record(draft, n_forced, matched=outputs - 1)
+            if self.n_past < start + len(draft) + 1:
+                self._drop_from(self.n_past)
+
+    def _commit(self, token: int) -> None:
+        self.stats.tokens += 1
+        self._drafters.ngram.extend((token,))
+        if self._drafters.forced is not None:
+            self._drafters.forced.consume(token)
+
+    def _record(self, draft: Sequence[int], n_forced: int, matched: int) -> None:
+        drafters = self._drafters
+        stats = self.stats
+        forced_ok = min(matched, n_forced)
+        ngram_ok = max(0, matched - n_forced)
+        stats.forced_drafted += n_forced
+        stats.forced_accepted += forced_ok
+        stats.ngram_drafted += len(draft) - n_forced
+        stats.ngram_accepted += ngram_ok
+        # Only the tokens up to the first rejection were tried.
+        forced_tried = min(n_forced, matched + 1)
+        drafters.forced_estimate.update(forced_ok, forced_tried)
+        ngram_tried = min(len(draft) - n_forced, max(0, matched + 1 - n_forced))
+        drafters.ngram_estimate.update(ngram_ok, ngram_tried)
+
+    def close(self) -> None:
+        """Free the batch; the KV cache keeps exactly the written tokens' cells."""
+        import llama_cpp
+
+        if self._batch is not None:
+            self._drop_from(self.n_past)
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+
+
+def prompt_text_tokens(chunks: int) -> list[int]:
+    """The text tokens of an mtmd prompt (images left out), for the n-gram drafter."""
+    from llama_cpp import mtmd_cpp
+
+    tokens: list[int] = []
+    for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks)):
+        chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
+        if mtmd_cpp.mtmd_input_chunk_get_type(chunk) != mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
+            continue
+        count = ctypes.c_size_t()
+        pointer = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
+        tokens.extend(pointer[j] for j in range(count.value))
+    return tokens
