@@ -56,6 +56,11 @@ def add_tell_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--verify-sha256", action="store_true", help="check the model files' sha256 first"
     )
+    model.add_argument(
+        "--no-speculation",
+        action="store_true",
+        help="write strictly one token per model evaluation (no drafted, batch-checked tokens)",
+    )
     story = parser.add_argument_group("story")
     story.add_argument(
         "--detail",
@@ -108,6 +113,7 @@ def backend_from_args(args: argparse.Namespace) -> StoryBackend:
         mmproj_path=mmproj_arg or (None if model_arg else settings.mmproj_path),
         n_gpu_layers=settings.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
         n_threads=getattr(args, "threads", None) or settings.n_threads,
+        speculation=settings.speculation and not getattr(args, "no_speculation", False),
     )
     return backend_from_settings(chosen, verify_sha256=getattr(args, "verify_sha256", False))
 

@@ -178,19 +178,56 @@ def _unescape_code_points(match: re.Match[str]) -> str:
     return chr(code)
 
 
+# llguidance refuses a repetition of at most zero ("x{0,0}", which GBNF reads as nothing), as a
+# grammar for one photo has ("images ::= imagenum (", " imagenum){0,0}"). A simple item (a
+# group without nested groups, a rule name, a class or a string) repeated {0,0} is dropped.
+_STRING = r'"(?:\\.|[^"\\])*"'
+_NEVER = re.compile(
+    rf"(?:\((?:{_STRING}|[^()\"])*\)|[\w-]+|\[(?:\\.|[^\]\\])*\]|{_STRING})\{{0,0\}}"
+)
+
+
 def gbnf_for_llguidance(gbnf: str) -> str:
-    """``gbnf`` with \\u/\\U escapes written as characters, for llguidance's converter."""
-    return _ESCAPE.sub(_unescape_code_points, gbnf)
+    """``gbnf`` rewritten where llguidance's converter reads GBNF differently from llama.cpp."""
+    return _NEVER.sub("", _ESCAPE.sub(_unescape_code_points, gbnf))
 
 
 def llguidance_tokenizer(vocab: int) -> object | None:
-    """llguidance's view of a llama.cpp vocabulary, or None without llguidance (~1 s: cache it)."""
+    """llguidance's view of a llama.cpp vocabulary, or None without llguidance (~1 s: cache it).
+
+    Control tokens (``<|im_end|>``) are marked special (llguidance's 0xFF prefix) so no grammar
+    text can produce them; every other token is its bytes. llguidance's own helper also marks
+    user-defined tokens that look like tags (``<think>`` in some vocabularies) special, and then
+    cannot follow a grammar that writes ``<think>`` as text: llama.cpp's tokenizer always turns
+    that text into the one token, which llguidance would then refuse.
+    """
     try:
-        from llguidance.llamacpp import lltokenizer_from_vocab
+        from llguidance import LLTokenizer
     except ImportError:
         logger.info("llguidance is not installed: strict format runs without forced text")
         return None
-    return lltokenizer_from_vocab(vocab)
+    import llama_cpp
+
+    pieces: list[bytes] = []
+    size = 256
+    buffer = ctypes.create_string_buffer(size)
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
+        if length < 0:  # longer than the buffer: grow it and read again
+            size = -length
+            buffer = ctypes.create_string_buffer(size)
+            length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
+        piece = buffer.raw[:length]
+        if llama_cpp.llama_vocab_get_attr(vocab, token) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+            piece = b"\xff" + piece
+        pieces.append(piece)
+    tokenize = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
+    return LLTokenizer.from_llamacpp(
+        tokens=pieces,
+        vocab_ptr=vocab,
+        tokenize_fptr=tokenize,
+        eos_token=llama_cpp.llama_vocab_eos(vocab),
+    )
 
 
 class ForcedText:
