@@ -47,7 +47,8 @@ from desktop_app.engine.grammar import StrictFormat  # noqa: E402
 from desktop_app.engine.llama_backend import THINK_END  # noqa: E402
 from desktop_app.engine.prompt import build_prompt  # noqa: E402
 from desktop_app.engine.speculation import (  # noqa: E402
-    CostModel,
+    MAX_DRAFT,
+    DecodeTimer,
     SpeculationStats,
     SpeculativeDecoder,
     llguidance_tokenizer,
@@ -215,6 +216,7 @@ class Replay:
     total_s: float
     analysis_tokens: int
     stats: SpeculationStats
+    grammar_lost: int | None = None  # strict: the golden token where it left the grammar
 
 
 def replay(
@@ -225,7 +227,7 @@ def replay(
     speculate: bool,
     strict: StrictFormat | None,
     tokenizer: object | None,
-    cost: CostModel,
+    timer: DecodeTimer,
 ) -> Replay:
     """Write ``golden`` through the real decoder, speculating or token by token."""
     context, n_past = model.prompt(kv_cells)
@@ -237,8 +239,8 @@ def replay(
         n_past,
         context_tokens=context,
         tokenizer=tokenizer if strict is not None else None,
-        cost=cost,
-        max_draft=16 if speculate else 0,
+        timer=timer,  # measures the cost of batches as the app does, across runs
+        max_draft=MAX_DRAFT if speculate else 0,
     )
     decoder.set_grammar(strict.think_grammar() if strict is not None else None)
     written = b""
@@ -246,8 +248,11 @@ def replay(
     analysis_tokens = 0
     began = time.perf_counter()
     in_story = False
+    grammar_lost = None
     for count, token in enumerate(decoder.tokens(sampler, len(tokens)), start=1):
         written += model.llm.detokenize([token])
+        if strict is not None and grammar_lost is None and not decoder.forcing:
+            grammar_lost = count
         if not in_story and written.endswith(THINK_END.encode()):
             in_story = True
             analysis_s = time.perf_counter() - began
@@ -261,7 +266,7 @@ def replay(
     sampler.close()
     if written != golden.encode():
         raise RuntimeError("the replay did not write the golden text")
-    return Replay(analysis_s, total_s, analysis_tokens, decoder.stats)
+    return Replay(analysis_s, total_s, analysis_tokens, decoder.stats, grammar_lost)
 
 
 def best(results: list[Replay]) -> Replay:
@@ -272,6 +277,7 @@ def best(results: list[Replay]) -> Replay:
         fastest.total_s,
         fastest.analysis_tokens,
         fastest.stats,
+        fastest.grammar_lost,
     )
 
 
@@ -293,7 +299,7 @@ def print_costs(name: str, rows: list[BatchCost]) -> float:
     return statistics.median(extras) if extras else 0.0
 
 
-def print_replay(name: str, plain: Replay, spec: Replay, costs: list[BatchCost]) -> None:
+def print_replay(name: str, plain: Replay, spec: Replay, extra: float) -> None:
     stats = spec.stats
     print(f"\n{name}: replay of {stats.tokens} golden tokens ({plain.analysis_tokens} analysis)")
     print(
@@ -304,14 +310,20 @@ def print_replay(name: str, plain: Replay, spec: Replay, costs: list[BatchCost])
         f"  accepted drafts: forced text {stats.forced_accepted}/{stats.forced_drafted}, "
         f"n-gram {stats.ngram_accepted}/{stats.ngram_drafted}"
     )
-    header = f"  {'phase':10} {'plain s':>8} {'spec s':>8} {'measured':>9}"
-    print(header)
+    if spec.grammar_lost is not None:
+        print(
+            f"  the golden text leaves the grammar at token {spec.grammar_lost}: "
+            "no forced text after it"
+        )
+    # Decode cost only, from the batch-cost fit: evaluations plus the extra tokens they carried.
+    projected = stats.tokens / (stats.evaluations + extra * (stats.evaluated - stats.evaluations))
+    print(f"  projected from the batch costs (decode only): {projected:.2f}x")
+    print(f"  {'phase':10} {'plain s':>8} {'spec s':>8} {'measured':>9}")
     for phase, p, s in (
         ("analysis", plain.analysis_s, spec.analysis_s),
         ("whole", plain.total_s, spec.total_s),
     ):
         print(f"  {phase:10} {p:8.3f} {s:8.3f} {p / s:8.2f}x")
-    del costs
 
 
 def models(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[str, Path]]:
@@ -346,10 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             costs = batch_costs(model, args.kv, args.repeat)
             extra = print_costs(name, costs)
-            cost = CostModel(extra_token_cost=max(extra, 0.01))
             strict = StrictFormat([(560, 560)] * 5, 8192) if args.strict else None
             tokenizer = llguidance_tokenizer(model.vocab) if args.strict else None
-            common = {"strict": strict, "tokenizer": tokenizer, "cost": cost}
+            common = {"strict": strict, "tokenizer": tokenizer, "timer": DecodeTimer()}
             runs: dict[bool, list[Replay]] = {False: [], True: []}
             for _ in range(args.repeat):  # interleaved: load changes hit both alike
                 for speculate in (False, True):
@@ -357,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                         replay(model, golden, args.kv, speculate=speculate, **common)
                     )
             plain, spec = best(runs[False]), best(runs[True])
-            print_replay(name, plain, spec, costs)
+            print_replay(name, plain, spec, extra)
+            measured = common["timer"].cost.extra_token_cost
+            print(f"  extra cost per drafted token as measured while writing: {measured:.3f}")
         finally:
             model.close()
     return 0

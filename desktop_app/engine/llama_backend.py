@@ -25,7 +25,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,7 @@ from desktop_app.engine.gguf_info import (
 from desktop_app.engine.images import PreparedImage, prepare_photos
 from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
 from desktop_app.engine.speculation import (
+    DecodeTimer,
     SpeculationStats,
     SpeculativeDecoder,
     llguidance_tokenizer,
@@ -84,6 +85,7 @@ class _Loaded:
     mtmd_ctx: int
     n_ctx: int
     forced_tokenizer: object | None = None  # llguidance's view of the vocabulary, made on demand
+    decode_timer: DecodeTimer = field(default_factory=DecodeTimer)  # speculation's cost model
 
 
 def _route_native_logs() -> None:
@@ -549,6 +551,7 @@ class LlamaCppBackend:
             llm.n_tokens,
             context_tokens=context,
             tokenizer=loaded.forced_tokenizer if strict is not None else None,
+            timer=loaded.decode_timer,
         )
 
     def _write(

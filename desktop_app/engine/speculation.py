@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,9 +46,14 @@ logger = logging.getLogger(__name__)
 MAX_DRAFT = 16
 # n-gram lengths tried, longest first: a longer match is a more reliable guess.
 NGRAM_SIZES = (4, 3, 2)
-# The cost of a batch of n tokens relative to one token: 1 + EXTRA_TOKEN_COST * (n - 1).
-# Measured with bench/decode_speed.py (334M synthetic model, 2 shared cores): see its table.
-EXTRA_TOKEN_COST = 0.08
+# The cost of a batch of n tokens relative to one token is 1 + extra * (n - 1), with ``extra``
+# measured while writing (DecodeTimer). It depends on the machine far more than on the model:
+# ~0.01 on a GPU, 0.6-1.1 on the 2 shared cores bench/decode_speed.py ran on. Until measured,
+# this prior: optimistic enough that drafting is tried, so that it gets measured.
+PRIOR_EXTRA_TOKEN_COST = 0.25
+# A drafter switched off (by cost or acceptance) still drafts one token this often, so a change
+# of load or of text brings it back.
+PROBE_EVERY = 64
 
 
 class Sampler(Protocol):
@@ -60,7 +66,7 @@ class Sampler(Protocol):
 class CostModel:
     """Relative cost of evaluating a batch of n tokens (1.0 for one token)."""
 
-    extra_token_cost: float = EXTRA_TOKEN_COST
+    extra_token_cost: float = PRIOR_EXTRA_TOKEN_COST
 
     def batch_cost(self, n_tokens: int) -> float:
         return 1.0 + self.extra_token_cost * max(0, n_tokens - 1)
@@ -82,6 +88,36 @@ def best_draft_length(acceptance: float, cost: CostModel, limit: int) -> int:
         if rate > best_rate:
             best, best_rate = k, rate
     return best
+
+
+@dataclass
+class DecodeTimer:
+    """What decoding costs on this machine now: single-token time, extra time per drafted token.
+
+    Moving averages over the run's own evaluations (and the runs before it on the same model),
+    so the cost model follows the machine, its load and the context length.
+    """
+
+    prior: CostModel = field(default_factory=CostModel)
+    weight: float = 0.1  # of the newest observation
+    single_s: float | None = None
+    extra_s: float | None = None  # seconds per token beyond the first
+
+    def observe(self, n_tokens: int, seconds: float) -> None:
+        if n_tokens == 1:
+            self.single_s = seconds if self.single_s is None else self._mix(self.single_s, seconds)
+        elif self.single_s is not None:
+            extra = max(0.0, seconds - self.single_s) / (n_tokens - 1)
+            self.extra_s = extra if self.extra_s is None else self._mix(self.extra_s, extra)
+
+    def _mix(self, old: float, new: float) -> float:
+        return old + self.weight * (new - old)
+
+    @property
+    def cost(self) -> CostModel:
+        if self.single_s is None or self.extra_s is None or self.single_s <= 0:
+            return self.prior
+        return CostModel(extra_token_cost=self.extra_s / self.single_s)
 
 
 @dataclass
@@ -113,6 +149,7 @@ class SpeculationStats:
 
     tokens: int = 0  # output tokens
     evaluations: int = 0  # llama_decode calls while writing
+    evaluated: int = 0  # tokens in those calls (drafts included)
     forced_drafted: int = 0
     forced_accepted: int = 0
     ngram_drafted: int = 0
@@ -295,7 +332,8 @@ def accepted_tokens(draft: Sequence[int], draw: Callable[[int], int]) -> Iterato
 class _Drafters:
     ngram: NgramDrafter
     forced: ForcedText | None
-    cost: CostModel
+    timer: DecodeTimer
+    fixed_cost: CostModel | None  # set: use it instead of the measured cost
     forced_estimate: AcceptanceEstimate = field(default_factory=lambda: AcceptanceEstimate(0.9))
     ngram_estimate: AcceptanceEstimate = field(default_factory=lambda: AcceptanceEstimate(0.5))
 
@@ -317,6 +355,7 @@ class SpeculativeDecoder:
         tokenizer: object | None = None,
         grammar_text: str | None = None,
         cost: CostModel | None = None,
+        timer: DecodeTimer | None = None,
         max_draft: int = MAX_DRAFT,
     ) -> None:
         import llama_cpp
@@ -326,10 +365,18 @@ class SpeculativeDecoder:
         self.max_draft = max_draft
         self.stats = SpeculationStats()
         forced = ForcedText(tokenizer) if tokenizer is not None else None
-        self._drafters = _Drafters(NgramDrafter(context_tokens), forced, cost or CostModel())
+        self._drafters = _Drafters(
+            NgramDrafter(context_tokens), forced, timer or DecodeTimer(), cost
+        )
+        self._since_draft = 0  # steps since the n-gram drafter last drafted
         self.set_grammar(grammar_text)
         self._batch = llama_cpp.llama_batch_init(max_draft + 1, 0, 1)
         self._memory = llama_cpp.llama_get_memory(ctx)
+
+    @property
+    def forcing(self) -> bool:
+        """Whether forced text follows a grammar now (off without one or once it lost track)."""
+        return self._drafters.forced is not None and self._drafters.forced.matcher is not None
 
     def set_grammar(self, grammar_text: str | None) -> None:
         """The grammar the sampler follows from the next token on (forced text follows it)."""
@@ -341,20 +388,26 @@ class SpeculativeDecoder:
     def _draft(self, limit: int) -> tuple[list[int], int]:
         """The next draft and how many of its first tokens are forced text."""
         drafters = self._drafters
+        cost = drafters.fixed_cost or drafters.timer.cost
+        if drafters.timer.single_s is None and drafters.fixed_cost is None:
+            return [], 0  # the first step is plain: it measures a single-token evaluation
         forced: list[int] = []
         if drafters.forced is not None:
             candidates = drafters.forced.forced()[:limit]
-            keep = best_draft_length(drafters.forced_estimate.value, drafters.cost, len(candidates))
+            keep = best_draft_length(drafters.forced_estimate.value, cost, len(candidates))
             forced = candidates[:keep]
             if keep < len(candidates):
                 return forced, len(forced)
         room = limit - len(forced)
         ngram: list[int] = []
         if room > 0:
-            length = best_draft_length(drafters.ngram_estimate.value, drafters.cost, room)
+            length = best_draft_length(drafters.ngram_estimate.value, cost, room)
+            if length == 0 and self._since_draft >= PROBE_EVERY:
+                length = 1
             ngram = drafters.ngram.draft(forced, length)
             if ngram and drafters.forced is not None:
                 ngram = ngram[: drafters.forced.allowed_prefix(forced + ngram) - len(forced)]
+        self._since_draft = 0 if ngram else self._since_draft + 1
         return forced + ngram, len(forced)
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -372,10 +425,14 @@ class SpeculativeDecoder:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
             batch.logits[i] = True
+        began = time.perf_counter()
         result = llama_cpp.llama_decode(self.ctx, batch)
         if result != 0:
             raise RuntimeError(f"llama_decode returned {result}")
+        llama_cpp.llama_synchronize(self.ctx)  # a GPU backend may still be computing
+        self._drafters.timer.observe(len(tokens), time.perf_counter() - began)
         self.stats.evaluations += 1
+        self.stats.evaluated += len(tokens)
 
     def _drop_from(self, position: int) -> None:
         """Remove the cells at ``position`` and after (rejected drafts) from the KV cache."""

@@ -23,6 +23,7 @@ from desktop_app.engine.events import ResultEvent, RunResult, SamplingParams, St
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.engine.speculation import (
     CostModel,
+    DecodeTimer,
     ForcedText,
     NgramDrafter,
     SpeculativeDecoder,
@@ -57,6 +58,19 @@ def test_low_acceptance_falls_back_to_plain_decoding() -> None:
     assert 0 < best_draft_length(0.6, cheap, 16) < 16
     # Where a batch costs as much as its tokens one by one, drafting never pays.
     assert best_draft_length(0.9, CostModel(extra_token_cost=1.0), 16) == 0
+
+
+def test_batches_measured_expensive_turn_drafting_off_and_cheap_ones_on() -> None:
+    timer = DecodeTimer()
+    assert timer.cost == CostModel()  # the prior until both kinds of evaluation were timed
+    timer.observe(1, 0.100)
+    timer.observe(4, 0.400)  # three extra tokens cost as much as three evaluations
+    assert timer.cost.extra_token_cost == pytest.approx(1.0)
+    assert best_draft_length(0.9, timer.cost, 16) == 0
+    for _ in range(60):  # the machine got idle cores (or a GPU): the average follows
+        timer.observe(4, 0.106)
+    assert timer.cost.extra_token_cost < 0.05
+    assert best_draft_length(0.9, timer.cost, 16) > 8
 
 
 def test_acceptance_stops_at_the_first_disagreement_and_outputs_the_correction() -> None:
@@ -161,8 +175,10 @@ def _run(backend: LlamaCppBackend, request: StoryRequest, speculation: bool) -> 
 @pytest_slow
 @pytest.mark.parametrize("strict", [False, True], ids=["free", "strict"])
 def test_a_greedy_run_is_byte_identical_with_and_without_speculation(
-    backend: LlamaCppBackend, tiny_image: Path, strict: bool
+    backend: LlamaCppBackend, tiny_image: Path, strict: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As on a machine where batches are cheap, so that drafts are made whatever the load here.
+    monkeypatch.setattr(DecodeTimer, "cost", property(lambda _self: CostModel(0.01)))
     request = StoryRequest(
         photos=(tiny_image, tiny_image),
         sampling=SamplingParams(temperature=0.0, max_tokens=1200 if strict else 400, seed=3),
