@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,8 @@ from desktop_app.engine.prompt import build_prompt  # noqa: E402
 from desktop_app.engine.speculation import (  # noqa: E402
     MAX_DRAFT,
     DecodeTimer,
+    ForcedText,
+    NgramDrafter,
     SpeculationStats,
     SpeculativeDecoder,
     llguidance_tokenizer,
@@ -326,6 +329,102 @@ def print_replay(name: str, plain: Replay, spec: Replay, extra: float) -> None:
         print(f"  {phase:10} {p:8.3f} {s:8.3f} {p / s:8.2f}x")
 
 
+@dataclass(frozen=True)
+class Step:
+    batch: int  # tokens evaluated: the last token plus the draft
+    forced: int  # accepted draft tokens that were forced text
+    ngram: int  # accepted draft tokens from the n-gram drafter
+    analysis: bool  # the step writes analysis tokens (before "</think>\n")
+
+
+def draft_potential(
+    model: Model,
+    golden: str,
+    context: list[int],
+    strict: StrictFormat | None,
+    tokenizer: object | None,
+    limit: int,
+) -> list[Step]:
+    """Steps of a decoder that always drafts up to ``limit`` tokens, on the golden text.
+
+    Counting only (no evaluation): at each step the forced text and the n-gram drafter propose,
+    the golden text decides how many are accepted, and the step outputs those plus one.
+    """
+    tokens = model.tokenize(golden)
+    think_end = len(model.tokenize(golden[: golden.index(THINK_END) + len(THINK_END)]))
+    ngram = NgramDrafter(context)
+    forced = ForcedText(tokenizer) if strict is not None and tokenizer is not None else None
+    if forced is not None:
+        forced.set_grammar(strict.think_grammar())
+
+    def commit(token: int, position: int) -> None:
+        ngram.extend((token,))
+        if forced is not None:
+            forced.consume(token)
+            if position + 1 == think_end:
+                think = model.llm.detokenize(tokens[:think_end]).decode(errors="replace")
+                forced.set_grammar(strict.story_grammar(think, 10 * len(tokens)))
+
+    commit(tokens[0], 0)  # drawn from the prompt's logits, as in a plain run
+    position = 1
+    steps = []
+    while position < len(tokens):
+        room = min(limit, len(tokens) - position - 1)
+        proposal = forced.forced()[:room] if forced is not None else []
+        extra = ngram.draft(proposal, room - len(proposal))
+        if extra and forced is not None:
+            extra = extra[: forced.allowed_prefix(proposal + extra) - len(proposal)]
+        draft = proposal + extra
+        matched = 0
+        while matched < len(draft) and draft[matched] == tokens[position + matched]:
+            matched += 1
+        forced_ok = min(matched, len(proposal))
+        steps.append(Step(len(draft) + 1, forced_ok, matched - forced_ok, position < think_end))
+        for offset in range(matched + 1):
+            commit(tokens[position + offset], position + offset)
+        position += matched + 1
+    return steps
+
+
+def interpolated(costs: list[BatchCost], n_tokens: int) -> float:
+    """Relative cost of a batch of n tokens, piecewise linear between the measured sizes."""
+    single = costs[0].seconds
+    points = [(row.n_tokens, row.seconds / single) for row in costs]
+    for (n0, c0), (n1, c1) in itertools.pairwise(points):
+        if n_tokens <= n1:
+            return c0 + (c1 - c0) * (n_tokens - n0) / (n1 - n0)
+    return points[-1][1] * n_tokens / points[-1][0]
+
+
+def print_potential(
+    name: str,
+    model: Model,
+    golden: str,
+    strict: StrictFormat | None,
+    tokenizer: object | None,
+    costs: list[BatchCost],
+) -> None:
+    context, _ = model.prompt(16)
+    print(f"\n{name}: drafting always (up to K tokens), counted on the golden text")
+    print(
+        f"  {'K':>3} {'analysis tok/eval':>18} {'projected':>10} {'whole tok/eval':>15} "
+        f"{'projected':>10} {'forced':>7} {'n-gram':>7}"
+    )
+    for limit in (1, 2, 4, 8, 16):
+        steps = draft_potential(model, golden, context, strict, tokenizer, limit)
+        row = []
+        for chosen in ([s for s in steps if s.analysis], steps):
+            tokens = sum(s.forced + s.ngram + 1 for s in chosen)
+            cost = sum(interpolated(costs, s.batch) for s in chosen)
+            row += [tokens / len(chosen), tokens / cost]
+        forced = sum(s.forced for s in steps)
+        ngram = sum(s.ngram for s in steps)
+        print(
+            f"  {limit:3d} {row[0]:18.2f} {row[1]:9.2f}x {row[2]:15.2f} {row[3]:9.2f}x "
+            f"{forced:7d} {ngram:7d}"
+        )
+
+
 def models(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[str, Path]]:
     yield "tiny (F16)", tiny_model(workdir / "tiny")
     if not args.no_synthetic:
@@ -344,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kv", type=int, default=1200, help="prompt cells before writing")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-replay", action="store_true", help="batch costs and counts only")
     args = parser.parse_args(argv)
 
     from desktop_app.engine.device import physical_cores
@@ -360,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
             extra = print_costs(name, costs)
             strict = StrictFormat([(560, 560)] * 5, 8192) if args.strict else None
             tokenizer = llguidance_tokenizer(model.vocab) if args.strict else None
+            print_potential(name, model, golden, strict, tokenizer, costs)
+            if args.no_replay:
+                continue
             common = {"strict": strict, "tokenizer": tokenizer, "timer": DecodeTimer()}
             runs: dict[bool, list[Replay]] = {False: [], True: []}
             for _ in range(args.repeat):  # interleaved: load changes hit both alike
