@@ -410,7 +410,7 @@ def print_potential(
         f"  {'K':>3} {'analysis tok/eval':>18} {'projected':>10} {'whole tok/eval':>15} "
         f"{'projected':>10} {'forced':>7} {'n-gram':>7}"
     )
-    for limit in (1, 2, 4, 8, 16):
+    for limit in (1, 2, 4, 8, 16, 32):
         steps = draft_potential(model, golden, context, strict, tokenizer, limit)
         row = []
         for chosen in ([s for s in steps if s.analysis], steps):

@@ -45,11 +45,13 @@ from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
-# Longest draft checked in one evaluation; batches beyond ~16 tokens stop being nearly free on
-# a CPU (bench/decode_speed.py measures the curve).
-MAX_DRAFT = 16
-# n-gram lengths tried, longest first: a longer match is a more reliable guess.
-NGRAM_SIZES = (4, 3, 2)
+# Longest draft checked in one evaluation: a table header is about this long as forced text, and
+# on the bench CPU a batch of 32 cost 9.9 tokens' time (bench/decode_speed.py has the curve).
+MAX_DRAFT = 32
+# n-gram lengths tried, longest first: a longer match is a more reliable guess, a 1-gram still
+# beats nothing (on the golden 5-frame output, (8, 5, 3, 2, 1) accepted 1.87 tokens per step
+# drafting up to 16, (4, 3, 2) 1.70).
+NGRAM_SIZES = (8, 5, 3, 2, 1)
 # The cost of a batch of n tokens relative to one token is 1 + extra * (n - 1), with ``extra``
 # measured while writing (DecodeTimer). It depends on the machine far more than on the model:
 # ~0.01 on a GPU, 0.6-1.1 on the 2 shared cores bench/decode_speed.py ran on. Until measured,
@@ -68,12 +70,26 @@ class Sampler(Protocol):
 
 @dataclass(frozen=True)
 class CostModel:
-    """Relative cost of evaluating a batch of n tokens (1.0 for one token)."""
+    """Relative cost of evaluating a batch of n tokens (1.0 for one token).
+
+    ``points`` are measured (n, relative cost) pairs, n ascending; between them the cost is
+    interpolated (CPU kernels make it anything but linear: on the bench machine 2 tokens cost
+    2.05, 16 cost 8.6 and 32 cost 9.9). Beyond the last point, and without points, each extra
+    token adds ``extra_token_cost``.
+    """
 
     extra_token_cost: float = PRIOR_EXTRA_TOKEN_COST
+    points: tuple[tuple[float, float], ...] = ()
 
     def batch_cost(self, n_tokens: int) -> float:
-        return 1.0 + self.extra_token_cost * max(0, n_tokens - 1)
+        if n_tokens <= 1:
+            return 1.0
+        last_n, last_cost = 1.0, 1.0
+        for n, cost in self.points:
+            if n_tokens <= n:
+                return last_cost + (cost - last_cost) * (n_tokens - last_n) / (n - last_n)
+            last_n, last_cost = n, cost
+        return last_cost + self.extra_token_cost * (n_tokens - last_n)
 
 
 def best_draft_length(acceptance: float, cost: CostModel, limit: int) -> int:
@@ -96,32 +112,45 @@ def best_draft_length(acceptance: float, cost: CostModel, limit: int) -> int:
 
 @dataclass
 class DecodeTimer:
-    """What decoding costs on this machine now: single-token time, extra time per drafted token.
+    """What decoding costs on this machine now, by batch size (1, 2-3, 4-7, 8-15, 16-31, 32+).
 
-    Moving averages over the run's own evaluations (and the runs before it on the same model),
-    so the cost model follows the machine, its load and the context length.
+    Moving averages of the batch size and the seconds of each size class over the run's own
+    evaluations (and the earlier runs on the same model), so the cost model follows the machine,
+    its load and the context length.
     """
 
     prior: CostModel = field(default_factory=CostModel)
     weight: float = 0.1  # of the newest observation
-    single_s: float | None = None
-    extra_s: float | None = None  # seconds per token beyond the first
+    sizes: dict[int, tuple[float, float]] = field(default_factory=dict)  # class: (n, seconds)
 
     def observe(self, n_tokens: int, seconds: float) -> None:
-        if n_tokens == 1:
-            self.single_s = seconds if self.single_s is None else self._mix(self.single_s, seconds)
-        elif self.single_s is not None:
-            extra = max(0.0, seconds - self.single_s) / (n_tokens - 1)
-            self.extra_s = extra if self.extra_s is None else self._mix(self.extra_s, extra)
+        size_class = n_tokens.bit_length()
+        if size_class not in self.sizes:
+            self.sizes[size_class] = (float(n_tokens), seconds)
+            return
+        n, old = self.sizes[size_class]
+        self.sizes[size_class] = (
+            n + self.weight * (n_tokens - n),
+            old + self.weight * (seconds - old),
+        )
 
-    def _mix(self, old: float, new: float) -> float:
-        return old + self.weight * (new - old)
+    @property
+    def single_s(self) -> float | None:
+        """Seconds of a one-token evaluation (None until one was timed)."""
+        single = self.sizes.get(1)
+        return single[1] if single is not None else None
 
     @property
     def cost(self) -> CostModel:
-        if self.single_s is None or self.extra_s is None or self.single_s <= 0:
+        single = self.single_s
+        if not single:
             return self.prior
-        return CostModel(extra_token_cost=self.extra_s / self.single_s)
+        points = tuple(
+            (n, max(1.0, seconds / single))
+            for size_class, (n, seconds) in sorted(self.sizes.items())
+            if size_class > 1
+        )
+        return CostModel(self.prior.extra_token_cost, points)
 
 
 @dataclass

@@ -62,15 +62,28 @@ def test_low_acceptance_falls_back_to_plain_decoding() -> None:
 
 def test_batches_measured_expensive_turn_drafting_off_and_cheap_ones_on() -> None:
     timer = DecodeTimer()
-    assert timer.cost == CostModel()  # the prior until both kinds of evaluation were timed
+    assert timer.cost == CostModel()  # the prior until a one-token evaluation was timed
     timer.observe(1, 0.100)
     timer.observe(4, 0.400)  # three extra tokens cost as much as three evaluations
-    assert timer.cost.extra_token_cost == pytest.approx(1.0)
+    timer.observe(17, 1.700)
+    assert timer.cost.batch_cost(4) == pytest.approx(4.0)
+    assert timer.cost.batch_cost(10) == pytest.approx(10.0)  # between measured sizes
     assert best_draft_length(0.9, timer.cost, 16) == 0
-    for _ in range(60):  # the machine got idle cores (or a GPU): the average follows
+    for _ in range(60):  # the machine got idle cores (or a GPU): the averages follow
         timer.observe(4, 0.106)
-    assert timer.cost.extra_token_cost < 0.05
-    assert best_draft_length(0.9, timer.cost, 16) > 8
+        timer.observe(17, 0.130)
+    assert timer.cost.batch_cost(17) < 1.4
+    assert best_draft_length(0.9, timer.cost, 16) == 16
+
+
+def test_the_cost_between_and_beyond_measured_batch_sizes() -> None:
+    measured = CostModel(extra_token_cost=0.25, points=((2.0, 2.0), (32.0, 10.0)))
+    assert measured.batch_cost(1) == 1.0
+    assert measured.batch_cost(17) == pytest.approx(6.0)  # halfway from 2 to 32
+    assert measured.batch_cost(36) == pytest.approx(11.0)  # then the prior's 0.25 per token
+    # Small drafts do not pay there, a long certain one does.
+    assert best_draft_length(0.7, measured, 1) == 0
+    assert best_draft_length(1.0, measured, 31) == 31
 
 
 def test_acceptance_stops_at_the_first_disagreement_and_outputs_the_correction() -> None:
