@@ -458,7 +458,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             costs = batch_costs(model, args.kv, args.repeat)
             extra = print_costs(name, costs)
-            strict = StrictFormat([(560, 560)] * 5, 8192) if args.strict else None
+            strict = None
+            if args.strict:
+                # One 560x560 photo per analysed frame; a budget large enough for the loosest
+                # caps, so that the golden cells fit them.
+                frames = golden.split(THINK_END)[0].count("## Image ")
+                strict = StrictFormat([(560, 560)] * frames, max(8192, 4 * len(golden)))
             tokenizer = llguidance_tokenizer(model.vocab) if args.strict else None
             print_potential(name, model, golden, strict, tokenizer, costs)
             if args.no_replay:

@@ -627,15 +627,6 @@ class LlamaCppBackend:
                 speculative.close()
                 llm.n_tokens = speculative.n_past  # llama-cpp-python's own position count
                 self.speculation_stats.add(speculative.stats)
-                logger.debug(
-                    "speculation: %d tokens in %d evaluations (forced %d/%d, n-gram %d/%d)",
-                    speculative.stats.tokens,
-                    speculative.stats.evaluations,
-                    speculative.stats.forced_accepted,
-                    speculative.stats.forced_drafted,
-                    speculative.stats.ngram_accepted,
-                    speculative.stats.ngram_drafted,
-                )
             self.grammar_resampled += sampler.resampled
             sampler.close()
         ended = time.perf_counter()

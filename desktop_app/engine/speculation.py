@@ -525,6 +525,16 @@ class SpeculativeDecoder:
             self._drop_from(self.n_past)
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
+            stats = self.stats
+            logger.debug(
+                "speculation: %d tokens in %d evaluations (forced %d/%d, n-gram %d/%d accepted)",
+                stats.tokens,
+                stats.evaluations,
+                stats.forced_accepted,
+                stats.forced_drafted,
+                stats.ngram_accepted,
+                stats.ngram_drafted,
+            )
 
 
 def prompt_text_tokens(chunks: int) -> list[int]:
