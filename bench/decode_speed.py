@@ -344,6 +344,7 @@ def draft_potential(
     strict: StrictFormat | None,
     tokenizer: object | None,
     limit: int,
+    use_ngram: bool = True,
 ) -> list[Step]:
     """Steps of a decoder that always drafts up to ``limit`` tokens, on the golden text.
 
@@ -371,7 +372,7 @@ def draft_potential(
     while position < len(tokens):
         room = min(limit, len(tokens) - position - 1)
         proposal = forced.forced()[:room] if forced is not None else []
-        extra = ngram.draft(proposal, room - len(proposal))
+        extra = ngram.draft(proposal, room - len(proposal)) if use_ngram else []
         if extra and forced is not None:
             extra = extra[: forced.allowed_prefix(proposal + extra) - len(proposal)]
         draft = proposal + extra
@@ -407,11 +408,14 @@ def print_potential(
     context, _ = model.prompt(16)
     print(f"\n{name}: drafting always (up to K tokens), counted on the golden text")
     print(
-        f"  {'K':>3} {'analysis tok/eval':>18} {'projected':>10} {'whole tok/eval':>15} "
+        f"  {'K':>20} {'analysis tok/eval':>18} {'projected':>10} {'whole tok/eval':>15} "
         f"{'projected':>10} {'forced':>7} {'n-gram':>7}"
     )
-    for limit in (1, 2, 4, 8, 16, 32):
-        steps = draft_potential(model, golden, context, strict, tokenizer, limit)
+    choices = [(str(limit), limit, True) for limit in (1, 2, 4, 8, 16, 32)]
+    if strict is not None:
+        choices.append(("forced text only, 32", 32, False))
+    for label, limit, use_ngram in choices:
+        steps = draft_potential(model, golden, context, strict, tokenizer, limit, use_ngram)
         row = []
         for chosen in ([s for s in steps if s.analysis], steps):
             tokens = sum(s.forced + s.ngram + 1 for s in chosen)
@@ -420,7 +424,7 @@ def print_potential(
         forced = sum(s.forced for s in steps)
         ngram = sum(s.ngram for s in steps)
         print(
-            f"  {limit:3d} {row[0]:18.2f} {row[1]:9.2f}x {row[2]:15.2f} {row[3]:9.2f}x "
+            f"  {label:>20} {row[0]:18.2f} {row[1]:9.2f}x {row[2]:15.2f} {row[3]:9.2f}x "
             f"{forced:7d} {ngram:7d}"
         )
 
