@@ -481,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
             plain, spec = best(runs[False]), best(runs[True])
             print_replay(name, plain, spec, extra)
-            measured = common["timer"].cost.extra_token_cost
-            print(f"  extra cost per drafted token as measured while writing: {measured:.3f}")
+            measured = ", ".join(f"{n:.0f}: {c:.2f}" for n, c in common["timer"].cost.points)
+            print(f"  batch costs the decoder measured while writing (n: cost): {measured or '-'}")
         finally:
             model.close()
     return 0
