@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from desktop_app.app.settings import Settings, save_settings
 from desktop_app.cli import tell_cmd
 from desktop_app.engine import grammar
 from desktop_app.engine.events import ResultEvent, RunResult, SamplingParams, StoryRequest
@@ -32,7 +33,6 @@ from desktop_app.engine.speculation import (
     gbnf_for_llguidance,
     llguidance_tokenizer,
 )
-from desktop_app.settings import Settings, save_settings
 
 if TYPE_CHECKING:
     from conftest import TinyModel

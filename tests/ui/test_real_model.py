@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from ui_helpers import drop_urls
 
+from desktop_app.app.settings import Settings
 from desktop_app.engine.events import Detail
 from desktop_app.library.records import RunStatus
-from desktop_app.settings import Settings
-from desktop_app.ui import services
+from desktop_app.ui.app import gui_backend
 
 
 @pytest.mark.slow
@@ -27,14 +27,12 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
         max_tokens=40,
         seed=7,
     )
-    window = make_window(
-        settings=settings, backend_factory=lambda: services.backend_from_settings(settings)
-    )
-    album = window.new_album("Tiny", edit=False)
-    drop_urls(window.filmstrip.viewport(), [tiny_image])
+    window = make_window(settings=settings, backend_factory=lambda: gui_backend(settings))
+    album = window.sidebar.new_album("Tiny", edit=False)
+    drop_urls(window.filmstrip.view.viewport(), [tiny_image])
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
-    window.generate()
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=120_000)
+    window.generation.generate()
+    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=120_000)
 
     (run,) = library.runs(album.id)
     assert run.status is RunStatus.COMPLETE, run.error
@@ -42,6 +40,6 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
     assert "llama.cpp" in run.backend
     (photo,) = run.photos
     assert photo.prepared_size is not None and photo.original_size == (168, 112)
-    assert "llama.cpp" in window.backend_label.text()
-    assert "tokens/s" in window.speed_label.text()
+    assert "llama.cpp" in window.status_bar.backend_label.text()
+    assert "tokens/s" in window.status_bar.speed_label.text()
     assert window.current_run.id == run.id
