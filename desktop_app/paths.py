@@ -81,3 +81,8 @@ def thumbnails_dir() -> Path:
 
 def embeddings_cache_dir() -> Path:
     return cache_dir() / "embeddings"
+
+
+def prompt_cache_dir() -> Path:
+    """Saved KV states of prompts, so Generate-again skips reading photos and prompt."""
+    return cache_dir() / "prompts"
