@@ -86,3 +86,8 @@ def embeddings_cache_dir() -> Path:
 def prompt_cache_dir() -> Path:
     """Saved KV states of prompts, so Generate-again skips reading photos and prompt."""
     return cache_dir() / "prompts"
+
+
+def speeds_file() -> Path:
+    """This machine's measured speeds per model, for the time estimates."""
+    return cache_dir() / "speeds.json"

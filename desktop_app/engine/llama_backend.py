@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app import paths
-from desktop_app.engine import costs, device, grammar, prompt_cache
+from desktop_app.engine import costs, device, grammar, prompt_cache, speeds
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.events import (
     Event,
@@ -255,6 +255,25 @@ class LlamaCppBackend:
         self.cache.clear_memory()
         self.prompts.clear_memory()
 
+    # -- speeds ---------------------------------------------------------------------------------
+
+    def speeds(self) -> speeds.Speeds:
+        """This machine's rates for this model (an estimate from its size before its first run)."""
+        return speeds.for_model(
+            speeds.SpeedBook(paths.speeds_file()),
+            self.model_path,
+            self.mmproj_path,
+            self.accelerator,
+            self.n_threads,
+        )
+
+    def _record_speeds(self, result: RunResult) -> None:
+        book = speeds.SpeedBook(paths.speeds_file())
+        try:
+            book.record(speeds.model_key(self.model_path, self.accelerator), result, self.speeds)
+        except Exception:  # the estimate must never cost the story
+            logger.warning("could not record this run's speeds", exc_info=True)
+
     # -- sizing ---------------------------------------------------------------------------------
 
     def plan_context(self, prompt_text: str, photos: list[PreparedImage], max_tokens: int) -> int:
@@ -291,7 +310,10 @@ class LlamaCppBackend:
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         """Yield phase and token events, then one ``ResultEvent`` (see ``StoryBackend``)."""
         try:
-            yield from self._generate(request, should_stop)
+            for event in self._generate(request, should_stop):
+                if isinstance(event, ResultEvent):
+                    self._record_speeds(event.result)
+                yield event
         finally:
             # New embeddings and prompt states reach the disk after the run, not before it.
             self.cache.flush()
