@@ -105,6 +105,16 @@ class LiveRun:
     tokens: int = 0
     first_token_at: float | None = None
     dirty: bool = False  # tokens arrived since the last render
+    clock: Any = None  # engine.speeds.RunClock: the remaining time (None: unknown)
+
+    def remaining(self) -> str:
+        """`` · about 4 min left`` while the remaining time is known, else ""."""
+        if self.clock is None:
+            return ""
+        left = services.describe_time(
+            self.clock.remaining_s(), measured=self.clock.speeds.measured, left=True
+        )
+        return f" · {left}"
 
     def tokens_per_s(self) -> float:
         """Decoding speed since the first token."""
@@ -965,7 +975,10 @@ class MainWindow(QMainWindow):
             self.cost_label.setToolTip("")  # not the estimate of the photos that were here
             return
         estimate = services.estimate_cost(
-            [(p.width, p.height) for p in photos], self.detail(), self.max_tokens()
+            [(p.width, p.height) for p in photos],
+            self.detail(),
+            self.max_tokens(),
+            services.run_speeds(self.settings),
         )
         text = f"{len(photos)} photos · {estimate.describe()}"
         if estimate.problem:
@@ -1046,6 +1059,12 @@ class MainWindow(QMainWindow):
         self.live = LiveRun(
             self.current_album_id, run_id, len(usable), services.new_stream_parser(), frame_photos
         )
+        self.live.clock = services.run_clock(
+            services.run_speeds(self.settings),
+            [(p.width, p.height) for p in usable if p.width and p.height],
+            self.detail(),
+            self.max_tokens(),
+        )
         self.current_run = None  # the panels now show the run being written
         self.story_panel.set_frame_photos(frame_photos)
         self.analysis_panel.set_frame_photos(frame_photos)
@@ -1099,7 +1118,9 @@ class MainWindow(QMainWindow):
     def _on_phase(self, event: PhaseEvent) -> None:
         if self.live is None:
             return
-        self.phase_label.setText(event.describe().capitalize() + "…")
+        if self.live.clock is not None:
+            self.live.clock.on_phase(event.phase, event.index)
+        self.phase_label.setText(event.describe().capitalize() + "…" + self.live.remaining())
         if event.total:
             self.progress_bar.setRange(0, event.total)
             self.progress_bar.setValue(event.index)
@@ -1113,6 +1134,8 @@ class MainWindow(QMainWindow):
         if live.first_token_at is None:
             live.first_token_at = time.perf_counter()
         live.tokens += 1
+        if live.clock is not None:
+            live.clock.on_tokens(1)
         live.parser.feed(text)
         live.dirty = True
         try:
@@ -1149,7 +1172,7 @@ class MainWindow(QMainWindow):
             where = f"Analysing frame {story.frames[-1].index}/{live.frame_count}"
         else:
             where = "Analysing"
-        return f"{where}{rate} · {live.tokens} tokens"
+        return f"{where}{rate} · {live.tokens} tokens{live.remaining()}"
 
     @staticmethod
     def _live_progress(story: Any, live: LiveRun) -> int:
@@ -1172,6 +1195,7 @@ class MainWindow(QMainWindow):
         self._render_timer.stop()
         self.progress_action.setVisible(False)
         self._update_actions()
+        self._update_cost()  # the time estimate now includes what this run measured
         return live
 
     def _on_generation_finished(self, result: RunResult) -> None:

@@ -112,17 +112,63 @@ class CostEstimate:
     n_ctx: int
     memory_bytes: int
     problem: str = ""
+    duration: str = ""  # "about 6 min" on this machine ("" when unknown: a server)
 
     def describe(self) -> str:
         gib = self.memory_bytes / 2**30
-        return f"≈ {self.image_tokens:,} image tokens · context {self.n_ctx:,} · ≈ {gib:.1f} GiB"
+        text = f"≈ {self.image_tokens:,} image tokens · context {self.n_ctx:,} · ≈ {gib:.1f} GiB"
+        return f"{text} · {self.duration}" if self.duration else text
+
+
+def run_speeds(settings: Any) -> Any | None:
+    """This machine's rates (``engine.speeds.Speeds``) for the configured model; None when a
+    server runs the model or no model is found."""
+    from desktop_app import paths
+    from desktop_app.engine import device, speeds
+    from desktop_app.engine.factory import resolve_model
+    from desktop_app.errors import StorytellerError
+
+    if settings is None or getattr(settings, "server_url", None):
+        return None
+    try:
+        model = resolve_model(settings.model_path, settings.mmproj_path)
+    except (StorytellerError, OSError):
+        return None
+    return speeds.for_model(
+        speeds.SpeedBook(paths.speeds_file()),
+        model.text_path,
+        model.mmproj_path,
+        device.accelerator(settings.n_gpu_layers),
+        settings.n_threads or device.physical_cores(),
+    )
+
+
+def run_clock(
+    rates: Any | None, sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
+) -> Any | None:
+    """A live remaining-time clock (``engine.speeds.RunClock``) for a run, or None."""
+    from desktop_app.engine import costs, speeds
+    from desktop_app.engine.images import estimate_tokens
+
+    if rates is None:
+        return None
+    tokens = [estimate_tokens(size, detail.token_budget) for size in sizes]
+    return speeds.RunClock(rates, tokens, costs.PROMPT_TEXT_TOKENS, max_tokens)
+
+
+def describe_time(seconds: float, *, measured: bool, left: bool = False) -> str:
+    """``about 6 min``, with ``(estimate)`` while this machine has not measured the model."""
+    from desktop_app.engine import speeds
+
+    return speeds.describe(seconds, measured=measured, left=left)
 
 
 def estimate_cost(
-    sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
+    sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int, rates: Any | None = None
 ) -> CostEstimate:
-    """Estimated tokens, context and memory of a story over photos of ``sizes`` (7B model)."""
-    from desktop_app.engine import costs
+    """Estimated tokens, context, memory and (with ``rates``) time of a story over photos of
+    ``sizes`` (7B model)."""
+    from desktop_app.engine import costs, speeds
     from desktop_app.errors import StorytellerError
 
     estimate = costs.estimate_run(list(sizes), detail, max_tokens)
@@ -137,7 +183,13 @@ def estimate_cost(
         )
     except StorytellerError as err:
         problem = str(err)
-    return CostEstimate(sum(estimate.image_tokens), estimate.n_ctx, estimate.memory_bytes, problem)
+    duration = ""
+    if rates is not None:
+        run = speeds.estimate(rates, estimate.image_tokens, costs.PROMPT_TEXT_TOKENS, max_tokens)
+        duration = speeds.describe(run.total_s, measured=rates.measured)
+    return CostEstimate(
+        sum(estimate.image_tokens), estimate.n_ctx, estimate.memory_bytes, problem, duration
+    )
 
 
 # ----------------------------------------------------------------------------- settings
