@@ -1,0 +1,212 @@
+"""The engine half of bench/real_scale.py, run in a child process per scenario (its peak RSS is
+what the parent measures): ``python bench/real_scale_engine.py encode|tell|restart WORKDIR``.
+
+Prints one JSON line of timings. Uses the app's own ``LlamaCppBackend`` on the Q4_K_M text GGUF
+and F16 mmproj that real_scale.py converted; llama.cpp's buffer sizes go to stderr (verbose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from PIL import Image  # noqa: E402
+
+from desktop_app.engine import costs  # noqa: E402
+from desktop_app.engine.events import (  # noqa: E402
+    Detail,
+    ResultEvent,
+    RunResult,
+    SamplingParams,
+    StoryRequest,
+    TokenEvent,
+)
+from desktop_app.engine.images import prepare_image  # noqa: E402
+from desktop_app.engine.llama_backend import MIN_CONTEXT, LlamaCppBackend  # noqa: E402
+from desktop_app.engine.prompt import build_prompt  # noqa: E402
+
+PHOTO_SIZE = (1600, 1200)  # a 4:3 camera photo, downscaled by every detail level
+ALBUM = 5
+NEW_TOKENS = 256
+
+
+def photos(folder: Path, count: int) -> list[Path]:
+    """``count`` distinct photos (different pixels, so no embedding is shared)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"photo{index + 1}.jpg"
+        if not path.is_file():
+            image = Image.linear_gradient("L").resize(PHOTO_SIZE).convert("RGB")
+            image.paste((50 * index % 255, 120, 200), (0, 0, 500 + 100 * index, 400))
+            image.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def backend(work: Path, threads: int, *, fresh_caches: bool) -> LlamaCppBackend:
+    out = work / "q4km"
+    manifest = json.loads((out / "manifest.json").read_text())
+    caches = work / "app-cache"
+    if fresh_caches and caches.exists():
+        shutil.rmtree(caches)
+    return LlamaCppBackend(
+        out / manifest["files"]["text"]["file"],
+        out / manifest["files"]["mmproj"]["file"],
+        n_threads=threads,
+        cache_dir=caches / "embeddings",
+        prompt_cache_dir=caches / "prompts",
+        manifest=manifest,
+        verbose=True,
+    )
+
+
+def run(
+    engine: LlamaCppBackend, request: StoryRequest, *, first_token_only: bool = False
+) -> RunResult:
+    seen = {"token": False}
+    for event in engine.generate(request, should_stop=lambda: first_token_only and seen["token"]):
+        if isinstance(event, TokenEvent):
+            seen["token"] = True
+        if isinstance(event, ResultEvent):
+            return event.result
+    raise RuntimeError("no result")
+
+
+def preload_for(engine: LlamaCppBackend, request: StoryRequest) -> float:
+    """Load with the context ``request`` will plan (so its run does not reload); seconds taken."""
+    prepared = [prepare_image(p, request.detail.token_budget) for p in request.photos]
+    text = build_prompt(
+        request.instruction, len(prepared), chat_template=engine.text_info.chat_template
+    )
+    started = time.perf_counter()
+    engine.preload(engine.plan_context(text, prepared, request.sampling.max_tokens))
+    return time.perf_counter() - started
+
+
+def timed(engine: LlamaCppBackend, request: StoryRequest) -> tuple[RunResult, float]:
+    started = time.perf_counter()
+    result = run(engine, request)
+    return result, time.perf_counter() - started
+
+
+def weights_read_per_token(text_gguf: Path) -> int:
+    """Bytes of text weights one decoded token reads: all of them but the embedding table
+    (one row of it is looked up)."""
+    import gguf
+
+    reader = gguf.GGUFReader(text_gguf)
+    return sum(int(t.n_bytes) for t in reader.tensors if t.name != "token_embd.weight")
+
+
+def scenario_encode(work: Path, threads: int) -> dict:
+    engine = backend(work, threads, fresh_caches=True)
+    started = time.perf_counter()
+    engine.preload(MIN_CONTEXT)  # one photo of up to 1024 tokens and 1 new token fit
+    load_s = time.perf_counter() - started
+    warm_up, photo = photos(work / "photos", 2)
+    # The first encode after loading also allocates the encoder's buffers: timed on its own.
+    first = run(
+        engine,
+        StoryRequest(
+            photos=(warm_up,), detail=Detail.LOW, sampling=SamplingParams(max_tokens=1, seed=1)
+        ),
+    )
+    levels = []
+    largest = 0
+    for detail in (Detail.LOW, Detail.NORMAL, Detail.HIGH):
+        result = run(
+            engine,
+            StoryRequest(
+                photos=(photo,), detail=detail, sampling=SamplingParams(max_tokens=1, seed=1)
+            ),
+        )
+        info = result.photos[0]
+        largest = max(largest, info.tokens)
+        levels.append(
+            {
+                "detail": detail.value,
+                "tokens": info.tokens,
+                "prepared_size": list(info.prepared_size),
+                "encode_s": result.timings.encode_s[0],
+                "prompt_eval_s": result.timings.prompt_eval_s,
+                "prompt_tokens": result.timings.prompt_tokens,
+            }
+        )
+    assert engine._loaded is not None
+    n_ctx = engine._loaded.n_ctx
+    engine.close()
+    return {
+        "load_s": load_s,
+        "first_encode_s": first.timings.encode_s[0],
+        "first_encode_tokens": first.photos[0].tokens,
+        "levels": levels,
+        "n_ctx": n_ctx,
+        "estimate_bytes": costs.run_memory_bytes(engine.shape, n_ctx, largest),
+    }
+
+
+def album_request(work: Path) -> StoryRequest:
+    return StoryRequest(
+        photos=tuple(photos(work / "photos", ALBUM)),
+        detail=Detail.LOW,
+        sampling=SamplingParams(max_tokens=NEW_TOKENS, seed=3),
+    )
+
+
+def scenario_tell(work: Path, threads: int) -> dict:
+    engine = backend(work, threads, fresh_caches=True)
+    request = album_request(work)
+    load_s = preload_for(engine, request)
+    cold, cold_wall = timed(engine, request)
+    rerun, rerun_wall = timed(engine, request)
+    assert engine._loaded is not None
+    n_ctx = engine._loaded.n_ctx
+    largest = max(p.tokens for p in cold.photos)
+    engine.close()
+    return {
+        "load_s": load_s,
+        "cold_wall_s": cold_wall,
+        "rerun_wall_s": rerun_wall,
+        "cold": cold.timings.to_dict(),
+        "rerun": rerun.timings.to_dict(),
+        "photo_tokens": [p.tokens for p in cold.photos],
+        "n_ctx": n_ctx,
+        "weights_read_per_token_bytes": weights_read_per_token(engine.model_path),
+        "estimate_bytes": costs.run_memory_bytes(engine.shape, n_ctx, largest),
+        "finish": [cold.finish_reason.value, rerun.finish_reason.value],
+    }
+
+
+def scenario_restart(work: Path, threads: int) -> dict:
+    """A new process, the same album: the prompt state comes from the disk cache."""
+    engine = backend(work, threads, fresh_caches=False)
+    request = album_request(work)
+    load_s = preload_for(engine, request)  # the tell's context: a state needs an equal one
+    started = time.perf_counter()
+    result = run(engine, request, first_token_only=True)
+    wall = time.perf_counter() - started
+    engine.close()
+    return {"load_s": load_s, "restart": result.timings.to_dict(), "restart_wall_s": wall}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario", choices=("encode", "tell", "restart"))
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    report = globals()[f"scenario_{args.scenario}"](args.workdir, args.threads)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
