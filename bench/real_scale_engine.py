@@ -51,6 +51,9 @@ def photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+MMAP: bool | None = None  # --mmap: None lets the app choose (no mmap on a CPU)
+
+
 def backend(work: Path, threads: int, *, fresh_caches: bool) -> LlamaCppBackend:
     out = work / "q4km"
     manifest = json.loads((out / "manifest.json").read_text())
@@ -64,6 +67,7 @@ def backend(work: Path, threads: int, *, fresh_caches: bool) -> LlamaCppBackend:
         cache_dir=caches / "embeddings",
         prompt_cache_dir=caches / "prompts",
         manifest=manifest,
+        use_mmap=MMAP,
         verbose=True,
     )
 
@@ -136,8 +140,6 @@ def scenario_encode(work: Path, threads: int) -> dict:
                 "tokens": info.tokens,
                 "prepared_size": list(info.prepared_size),
                 "encode_s": result.timings.encode_s[0],
-                "prompt_eval_s": result.timings.prompt_eval_s,
-                "prompt_tokens": result.timings.prompt_tokens,
             }
         )
     assert engine._loaded is not None
@@ -149,6 +151,7 @@ def scenario_encode(work: Path, threads: int) -> dict:
         "first_encode_tokens": first.photos[0].tokens,
         "levels": levels,
         "n_ctx": n_ctx,
+        "use_mmap": engine.use_mmap,
         "estimate_bytes": costs.run_memory_bytes(engine.shape, n_ctx, largest),
     }
 
@@ -202,7 +205,10 @@ def main() -> int:
     parser.add_argument("scenario", choices=("encode", "tell", "restart"))
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mmap", choices=("auto", "on", "off"), default="auto")
     args = parser.parse_args()
+    global MMAP
+    MMAP = {"auto": None, "on": True, "off": False}[args.mmap]
     report = globals()[f"scenario_{args.scenario}"](args.workdir, args.threads)
     print(json.dumps(report))
     return 0

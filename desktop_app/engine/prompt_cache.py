@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Keep a few albums' prompts (a 7B's KV is 56 KiB per token: a 5-photo album at low detail is
 # about 75 MB, 20 photos at high detail 1.2 GB).
-DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024
+DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024
 DEFAULT_DISK_BYTES = 4 * 1024 * 1024 * 1024
 FORMAT_VERSION = 1
 _MAGIC = b"STKV"
