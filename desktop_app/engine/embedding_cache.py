@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -35,15 +34,8 @@ class EmbeddingCache(TieredCache[np.ndarray]):
     """A two-level (memory LRU, disk folder) store of float32 ``(tokens, width)`` arrays."""
 
     suffix = ".npy"
-
-    def __init__(
-        self,
-        folder: Path | None,
-        *,
-        memory_bytes: int = DEFAULT_MEMORY_BYTES,
-        disk_bytes: int = DEFAULT_DISK_BYTES,
-    ) -> None:
-        super().__init__(folder, memory_bytes=memory_bytes, disk_bytes=disk_bytes)
+    default_memory_bytes = DEFAULT_MEMORY_BYTES
+    default_disk_bytes = DEFAULT_DISK_BYTES
 
     def get(self, key: str, shape: tuple[int, int]) -> np.ndarray | None:
         """The cached embedding of ``key`` if it has ``shape``; None otherwise."""

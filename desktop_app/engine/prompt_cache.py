@@ -30,7 +30,6 @@ import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from desktop_app.engine.tiered_cache import CorruptEntry, TieredCache
 
@@ -77,15 +76,8 @@ class PromptCache(TieredCache[SavedPrompt]):
     """Saved prompts by ``prompt_key``: memory LRU over a size-capped disk folder."""
 
     suffix = ".kv"
-
-    def __init__(
-        self,
-        folder: Path | None,
-        *,
-        memory_bytes: int = DEFAULT_MEMORY_BYTES,
-        disk_bytes: int = DEFAULT_DISK_BYTES,
-    ) -> None:
-        super().__init__(folder, memory_bytes=memory_bytes, disk_bytes=disk_bytes)
+    default_memory_bytes = DEFAULT_MEMORY_BYTES
+    default_disk_bytes = DEFAULT_DISK_BYTES
 
     def get(self, key: str) -> SavedPrompt | None:
         saved = self._lookup(key)

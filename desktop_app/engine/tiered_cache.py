@@ -30,11 +30,15 @@ class TieredCache(Generic[V]):
     """Memory LRU (``memory_bytes``) over a disk folder (``disk_bytes``) of ``KEY[:2]/KEY+suffix``."""
 
     suffix = ".bin"
+    default_memory_bytes = 256 * 1024 * 1024
+    default_disk_bytes = 1024 * 1024 * 1024
 
-    def __init__(self, folder: Path | None, *, memory_bytes: int, disk_bytes: int) -> None:
+    def __init__(
+        self, folder: Path | None, *, memory_bytes: int | None = None, disk_bytes: int | None = None
+    ) -> None:
         self.folder = folder
-        self.memory_bytes = memory_bytes
-        self.disk_bytes = disk_bytes
+        self.memory_bytes = self.default_memory_bytes if memory_bytes is None else memory_bytes
+        self.disk_bytes = self.default_disk_bytes if disk_bytes is None else disk_bytes
         self._memory: OrderedDict[str, V] = OrderedDict()
         self._memory_used = 0
         self._pending: dict[str, V] = {}
