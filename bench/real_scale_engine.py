@@ -22,6 +22,8 @@ from PIL import Image  # noqa: E402
 from desktop_app.engine import costs  # noqa: E402
 from desktop_app.engine.events import (  # noqa: E402
     Detail,
+    Phase,
+    PhaseEvent,
     ResultEvent,
     RunResult,
     SamplingParams,
@@ -75,13 +77,37 @@ def backend(work: Path, threads: int, *, fresh_caches: bool) -> LlamaCppBackend:
 def run(
     engine: LlamaCppBackend, request: StoryRequest, *, first_token_only: bool = False
 ) -> RunResult:
-    seen = {"token": False}
-    for event in engine.generate(request, should_stop=lambda: first_token_only and seen["token"]):
-        if isinstance(event, TokenEvent):
-            seen["token"] = True
+    """Run to the end, or (``first_token_only``) stop after the first token."""
+    seen = {"stop": False}
+    for event in engine.generate(request, should_stop=lambda: seen["stop"]):
+        if first_token_only and isinstance(event, TokenEvent):
+            seen["stop"] = True
         if isinstance(event, ResultEvent):
             return event.result
     raise RuntimeError("no result")
+
+
+def encode_once(engine: LlamaCppBackend, photo: Path, detail: Detail) -> dict:
+    """Seconds the vision encoder takes on one photo: the run is closed once it is encoded
+    (prompt reading is timed by the tell scenario)."""
+    started = None
+    info: dict = {"detail": detail.value}
+    events = engine.generate(
+        StoryRequest(photos=(photo,), detail=detail, sampling=SamplingParams(max_tokens=1)),
+        should_stop=lambda: False,
+    )
+    for event in events:
+        if isinstance(event, PhaseEvent) and event.phase is Phase.ENCODING_PHOTO:
+            started = time.perf_counter()
+        elif isinstance(event, PhaseEvent) and event.phase is Phase.READING_PROMPT:
+            assert started is not None
+            info["encode_s"] = time.perf_counter() - started
+            break
+    events.close()  # stops the run here
+    prepared = prepare_image(photo, detail.token_budget)
+    info["tokens"] = prepared.tokens
+    info["prepared_size"] = list(prepared.prepared_size)
+    return info
 
 
 def preload_for(engine: LlamaCppBackend, request: StoryRequest) -> float:
@@ -117,38 +143,16 @@ def scenario_encode(work: Path, threads: int) -> dict:
     load_s = time.perf_counter() - started
     warm_up, photo = photos(work / "photos", 2)
     # The first encode after loading also allocates the encoder's buffers: timed on its own.
-    first = run(
-        engine,
-        StoryRequest(
-            photos=(warm_up,), detail=Detail.LOW, sampling=SamplingParams(max_tokens=1, seed=1)
-        ),
-    )
-    levels = []
-    largest = 0
-    for detail in (Detail.LOW, Detail.NORMAL, Detail.HIGH):
-        result = run(
-            engine,
-            StoryRequest(
-                photos=(photo,), detail=detail, sampling=SamplingParams(max_tokens=1, seed=1)
-            ),
-        )
-        info = result.photos[0]
-        largest = max(largest, info.tokens)
-        levels.append(
-            {
-                "detail": detail.value,
-                "tokens": info.tokens,
-                "prepared_size": list(info.prepared_size),
-                "encode_s": result.timings.encode_s[0],
-            }
-        )
+    first = encode_once(engine, warm_up, Detail.LOW)
+    levels = [encode_once(engine, photo, detail) for detail in Detail]
+    largest = max(level["tokens"] for level in levels)
     assert engine._loaded is not None
     n_ctx = engine._loaded.n_ctx
     engine.close()
     return {
         "load_s": load_s,
-        "first_encode_s": first.timings.encode_s[0],
-        "first_encode_tokens": first.photos[0].tokens,
+        "first_encode_s": first["encode_s"],
+        "first_encode_tokens": first["tokens"],
         "levels": levels,
         "n_ctx": n_ctx,
         "use_mmap": engine.use_mmap,
