@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 # top_k before top_p: transformers' sampling default (the model card's settings ran under it),
 # and it keeps top_p from sorting the whole 152k vocabulary every token.
 TOP_K = 50
-N_BATCH = 512
+N_BATCH = costs.BATCH_TOKENS
 MIN_CONTEXT = 4096
 # Where strict format switches from the analysis grammar to the story grammar.
 THINK_END = "</think>\n"
@@ -135,6 +135,8 @@ class LlamaCppBackend:
             context_length=self.text_info.context_length,
             vision_heads=self.projector_info.vision_heads,
             weights_bytes=self.text_info.file_size + self.projector_info.file_size,
+            n_heads=self.text_info.n_heads,
+            ffn_length=self.text_info.feed_forward_length,
         )
         self.n_gpu_layers = n_gpu_layers if device.gpu_offload_supported() else 0
         self.n_threads = n_threads or device.physical_cores()
@@ -306,7 +308,7 @@ class LlamaCppBackend:
             needed,
             n_ctx=n_ctx,
             context_length=self.text_info.context_length,
-            memory_bytes=costs.run_memory_bytes(self.shape, n_ctx, largest),
+            memory_bytes=costs.run_memory_bytes(self.shape, n_ctx, largest, needed - max_tokens),
             physical_bytes=costs.physical_memory_bytes() if self.n_gpu_layers == 0 else None,
         )
         return n_ctx

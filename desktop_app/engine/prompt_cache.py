@@ -52,7 +52,7 @@ class SavedPrompt:
     n_past: int  # the next position (M-RoPE: not the number of cells)
     cells: int  # KV cells the prompt fills
     last_token: int  # the prompt's last token, evaluated again for the logits
-    state: bytes  # llama_state_seq_get_data of sequence 0
+    state: bytes | bytearray  # llama_state_seq_get_data of sequence 0
 
 
 def prompt_key(
@@ -124,11 +124,14 @@ def capture(ctx: int, *, n_past: int, cells: int, last_token: int) -> SavedPromp
     size = llama_cpp.llama_state_seq_get_size(ctx, _SEQ)
     if size <= 0:
         return None
-    buffer = (ctypes.c_uint8 * size)()
-    written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, _SEQ)
+    state = bytearray(size)  # filled in place: one copy of a state that can be a gigabyte
+    written = llama_cpp.llama_state_seq_get_data(
+        ctx, (ctypes.c_uint8 * size).from_buffer(state), size, _SEQ
+    )
     if written <= 0:
         return None
-    return SavedPrompt(n_past, cells, last_token, bytes(memoryview(buffer)[:written]))
+    del state[written:]
+    return SavedPrompt(n_past, cells, last_token, state)
 
 
 def restore(ctx: int, saved: SavedPrompt) -> bool:
@@ -137,8 +140,11 @@ def restore(ctx: int, saved: SavedPrompt) -> bool:
 
     memory = llama_cpp.llama_get_memory(ctx)
     llama_cpp.llama_memory_clear(memory, True)
-    # A pointer into the bytes object itself: no copy of a state that can be a gigabyte.
-    source = ctypes.cast(ctypes.c_char_p(saved.state), ctypes.POINTER(ctypes.c_uint8))
+    # A pointer into the state itself: no copy of what can be a gigabyte.
+    if isinstance(saved.state, bytearray):
+        source = (ctypes.c_uint8 * len(saved.state)).from_buffer(saved.state)
+    else:
+        source = ctypes.cast(ctypes.c_char_p(saved.state), ctypes.POINTER(ctypes.c_uint8))
     if llama_cpp.llama_state_seq_set_data(ctx, source, len(saved.state), _SEQ) == 0:
         # llama.cpp #27068: a refused state can leave cells half written; never decode on them.
         llama_cpp.llama_memory_clear(memory, True)
