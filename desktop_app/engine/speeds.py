@@ -28,15 +28,17 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # The reference: Qwen2.5-VL-7B shapes, Q4_K_M text + F16 mmproj, 2 threads on a 2-core AMD EPYC
-# shared with other work (bench/real_scale.py, README "Sizes"). Prefill and the vision encoder
-# are compute-bound (they scale with the weights and the cores); decode reads every text weight
-# per token (it scales with the text file's size).
-REFERENCE_TEXT_BYTES = 4_683_074_240
-REFERENCE_MMPROJ_BYTES = 1_354_163_200
+# shared with other work (load average 5-9: about half of the 2 cores; bench/real_scale.py,
+# README "Sizes"). Prefill and the vision encoder are compute-bound (they scale with the
+# weights and the cores); decoding reads every text weight per token (it scales with the text
+# file's size, and with cores only until memory bandwidth is the limit).
+REFERENCE_TEXT_BYTES = 4_680_529_184
+REFERENCE_MMPROJ_BYTES = 1_354_162_816
 REFERENCE_CORES = 2
-REFERENCE_ENCODE_S_PER_TOKEN = 0.023
-REFERENCE_PREFILL_TOKENS_PER_S = 10.0
-REFERENCE_DECODE_TOKENS_PER_S = 2.0
+REFERENCE_ENCODE_S_PER_TOKEN = 0.13
+REFERENCE_PREFILL_TOKENS_PER_S = 3.8
+REFERENCE_DECODE_TOKENS_PER_S = 0.6
+DECODE_CORE_SCALING_LIMIT = 4.0
 # New tokens a finished story spends per photo (analysis tables + its story segment), before
 # this machine has finished one.
 DEFAULT_TOKENS_PER_PHOTO = 420.0
@@ -80,7 +82,9 @@ def from_model_size(text_bytes: int, mmproj_bytes: int, cores: int) -> Speeds:
     return Speeds(
         encode_s_per_token=REFERENCE_ENCODE_S_PER_TOKEN * vision / compute,
         prefill_tokens_per_s=REFERENCE_PREFILL_TOKENS_PER_S * compute / text,
-        decode_tokens_per_s=REFERENCE_DECODE_TOKENS_PER_S / text,
+        decode_tokens_per_s=REFERENCE_DECODE_TOKENS_PER_S
+        * min(compute, DECODE_CORE_SCALING_LIMIT)
+        / text,
     )
 
 

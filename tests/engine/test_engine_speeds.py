@@ -54,11 +54,14 @@ def test_the_size_estimate_scales_the_reference_by_weights_and_cores() -> None:
     )
     assert bigger.decode_tokens_per_s == pytest.approx(speeds.REFERENCE_DECODE_TOKENS_PER_S / 2)
     assert bigger.prefill_tokens_per_s == pytest.approx(speeds.REFERENCE_PREFILL_TOKENS_PER_S / 2)
-    # Four cores instead of two: compute twice as fast, memory bandwidth not.
+    # Four cores instead of two: all twice as fast; 16 cores: decoding only 4x (bandwidth).
     wider = speeds.from_model_size(speeds.REFERENCE_TEXT_BYTES, speeds.REFERENCE_MMPROJ_BYTES, 4)
     assert wider.prefill_tokens_per_s == pytest.approx(2 * speeds.REFERENCE_PREFILL_TOKENS_PER_S)
     assert wider.encode_s_per_token == pytest.approx(speeds.REFERENCE_ENCODE_S_PER_TOKEN / 2)
-    assert wider.decode_tokens_per_s == pytest.approx(speeds.REFERENCE_DECODE_TOKENS_PER_S)
+    assert wider.decode_tokens_per_s == pytest.approx(2 * speeds.REFERENCE_DECODE_TOKENS_PER_S)
+    widest = speeds.from_model_size(speeds.REFERENCE_TEXT_BYTES, speeds.REFERENCE_MMPROJ_BYTES, 16)
+    assert widest.prefill_tokens_per_s == pytest.approx(8 * speeds.REFERENCE_PREFILL_TOKENS_PER_S)
+    assert widest.decode_tokens_per_s == pytest.approx(4 * speeds.REFERENCE_DECODE_TOKENS_PER_S)
 
 
 def test_a_cold_run_estimate_adds_encode_prefill_and_decode() -> None:
