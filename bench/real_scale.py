@@ -241,7 +241,7 @@ def table(results: dict, machine: str) -> str:
         r = results["checkpoint"]
         add(
             "checkpoint (random bf16, 7B shapes)",
-            f"{_gb(r['disk_bytes'])}, written in {r['wall_s']:.0f} s",
+            f"{_gb(r['disk_bytes'])}; {r['wall_s']:.0f} s (complete shards are kept, not rewritten)",
         )
     for key, label in (("convert_f16", "F16"), ("convert_q4km", "Q4_K_M")):
         if key in results:
