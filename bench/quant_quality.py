@@ -10,6 +10,15 @@ size, top-1 agreement with F32 and the mean KL divergence KL(F32 || quant) in na
 
 On the tiny random model the numbers show the mechanics, not the 7B's quality: random weights
 spread information evenly and quantize worse than trained ones.
+
+With ``--compare A.gguf B.gguf --reference REF`` it instead tells the stories of a reference set
+(README, "Measuring quality") with each of two converted text models (each with the mmproj
+beside it) and prints the StoryReasoning metric table side by side. The outputs stay in
+``--runs DIR`` (one folder per model), so a stopped comparison continues where it stopped:
+
+    .venv/bin/python bench/quant_quality.py --compare Q8_0/model.gguf Q4_K_M/model.gguf \
+        --reference StoryReasoning/data/test-00000-of-00001.parquet --limit 50 --seed 1 \
+        --runs ~/eval-runs
 """
 
 from __future__ import annotations
@@ -43,13 +52,57 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def compare_stories(args: argparse.Namespace) -> int:
+    """Tell the reference stories with both models, then print their metric tables side by side."""
+    import contextlib
+    import io
+
+    from desktop_app.cli import main as storyteller
+    from desktop_app.cli.eval_cmd import format_table
+
+    runs = args.runs or Path(tempfile.mkdtemp(prefix="bench-stories-"))
+    columns = []
+    for index, model in enumerate(args.compare, start=1):
+        # Two quantizations of one model usually share a file name: number the run folders.
+        run_dir = runs / f"{index}-{model.parent.name}-{model.stem}"
+        command = ["eval", str(run_dir), "--reference", str(args.reference), "--generate"]
+        command += ["--model", str(model), "--json", "--max-tokens", str(args.max_tokens)]
+        command += ["--seed", str(args.seed)]
+        if args.limit:
+            command += ["--limit", str(args.limit)]
+        print(f"{model}: telling into {run_dir}", file=sys.stderr)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = storyteller(command)
+        if code != 0:
+            return code
+        data = json.loads(out.getvalue())
+        columns.append((f"{model.parent.name}/{model.name}", list(data["metrics"].items())))
+    print(f"{data['stories_scored']} stories of {args.reference}; {data['meteor']}")
+    print(format_table([(f"[{i}]", rows) for i, (_name, rows) in enumerate(columns, 1)]))
+    for i, (name, _rows) in enumerate(columns, 1):
+        print(f"[{i}] {name}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", type=Path, default=FIXTURE / "checkpoint")
     parser.add_argument("--lora", type=Path, default=None)
     parser.add_argument("--image", type=Path, default=FIXTURE / "image.png")
     parser.add_argument("--workdir", type=Path, default=None)
+    stories = parser.add_argument_group("story metrics of two models (--compare)")
+    stories.add_argument("--compare", type=Path, nargs=2, metavar="GGUF", help="two text GGUFs")
+    stories.add_argument("--reference", type=Path, metavar="REF", help="reference set")
+    stories.add_argument("--runs", type=Path, metavar="DIR", help="keep the outputs here")
+    stories.add_argument("--limit", type=int, metavar="N", help="first N stories only")
+    stories.add_argument("--max-tokens", type=int, default=4096, metavar="N")
+    stories.add_argument("--seed", type=int, default=1, metavar="N")
     args = parser.parse_args()
+    if args.compare:
+        if args.reference is None:
+            parser.error("--compare needs --reference")
+        return compare_stories(args)
     lora = args.lora if args.lora or args.src != FIXTURE / "checkpoint" else FIXTURE / "lora"
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-quant-"))

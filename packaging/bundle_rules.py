@@ -96,6 +96,10 @@ EXCLUDED_PYTHON_MODULES: tuple[str, ...] = (
     "rich", "pygments", "click", "markdown_it", "mdurl",
 )  # fmt: skip
 
+# The ``eval`` extra (README, "Measuring quality"): ``storyteller eval`` is for a source install.
+# The app imports these only inside that command and says to install the extra when they are
+# missing, so the bundle leaves them out rather than grow by pyarrow's 100+ MB.
+OPTIONAL_EXTRA_MODULES: tuple[str, ...] = ("pyarrow", "nltk", "rouge_score", "absl")
 
 # Plugin types whose files Qt names "q<name>" (qjpeg, qxcb, qsvgicon); the others have plain names.
 _Q_PREFIXED_PLUGIN_TYPES = frozenset(
@@ -109,7 +113,11 @@ _Q_PREFIXED_PLUGIN_TYPES = frozenset(
 
 def excluded_modules() -> list[str]:
     """Module names to pass to PyInstaller's ``excludes``."""
-    return [*EXCLUDED_PYTHON_MODULES, *(f"PySide6.{name}" for name in EXCLUDED_QT_MODULES)]
+    return [
+        *EXCLUDED_PYTHON_MODULES,
+        *OPTIONAL_EXTRA_MODULES,
+        *(f"PySide6.{name}" for name in EXCLUDED_QT_MODULES),
+    ]
 
 
 def _posix(dest: str) -> str:

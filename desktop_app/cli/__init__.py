@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "desktop_app.cli.album_cmd",
     "desktop_app.cli.doctor_cmd",
     "desktop_app.cli.parse_cmd",
+    "desktop_app.cli.eval_cmd",
 )
 
 

@@ -15,12 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from desktop_app.engine.events import (
-    RunResult,
-    ShouldStop,
-    StoryBackend,
-    StoryRequest,
-)
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
 
@@ -38,7 +32,7 @@ def _print_json(data: Any) -> None:
 def _library_location(args: argparse.Namespace) -> Path | None:
     if args.library is not None:
         return Path(args.library)
-    from desktop_app.settings import load_settings
+    from desktop_app.app.settings import load_settings
 
     return load_settings().library_dir
 
@@ -278,13 +272,17 @@ def _cast(args: argparse.Namespace, library: Library) -> int:
 
 
 def _export(args: argparse.Namespace, library: Library) -> int:
-    target = library.export_album(args.name, args.dest, run_id=args.story)
+    from desktop_app.app.exports import export_album
+
+    target = export_album(library, args.name, args.dest, run_id=args.story)
     print(f"exported to {target}")
     return EXIT_OK
 
 
 def _import(args: argparse.Namespace, library: Library) -> int:
-    imported = library.import_bundle(args.bundle, name=args.name)
+    from desktop_app.app.exports import import_bundle
+
+    imported = import_bundle(library, args.bundle, name=args.name)
     print(
         f"imported album {imported.album.name!r} ({imported.album.photo_count} photos, "
         f"copied to {imported.photos_folder})"
@@ -293,56 +291,36 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
+    from desktop_app.app.telling import RunStarted, tell_album
     from desktop_app.cli import tell_cmd
-    from desktop_app.library.tell import model_identity, tell_album
 
     show_progress = not args.quiet
-    asked: list[StoryRequest] = []
-    results: list[RunResult] = []
-
-    def make_request(photos: Sequence[Path]) -> StoryRequest:
-        asked.append(tell_cmd.request_from_args(args, list(photos)))
-        return asked[-1]
-
-    def run_with_progress(
-        backend: StoryBackend, request: StoryRequest, stop: ShouldStop, on_event: Any
-    ) -> RunResult:
-        results.append(
-            tell_cmd.run_story(
-                backend, request, show_progress=show_progress, should_stop=stop, on_event=on_event
-            )
-        )
-        return results[-1]
-
-    def started(run_id: int) -> None:
-        if show_progress:
-            _err(f"storyteller: writing story {run_id} of album {args.name!r}")
-
+    options = tell_cmd.options_from_args(args)
     library.album(args.name)  # an unknown album is reported before any model loads
     backend = tell_cmd.backend_from_args(args)
-    # The embedded backend knows its files (from --model, the settings or the default model).
-    model_path = getattr(backend, "model_path", None)
-    mmproj_path = getattr(backend, "mmproj_path", None)
-    model = (
-        model_identity(Path(model_path), Path(mmproj_path) if mmproj_path else None)
-        if model_path
-        else None
-    )
+    progress = tell_cmd.Progress(show_progress, options.sampling.max_tokens)
+    started: list[RunStarted] = []
+
+    def relay(event: object) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event)
+            if show_progress:
+                _err(f"storyteller: writing story {event.run_id} of album {args.name!r}")
+        progress.event(event)
+
     try:
         with tell_cmd.StopOnCtrlC() as interrupt:  # Ctrl-C stops and keeps the partial story
-            run = tell_album(
-                library,
-                args.name,
-                backend,
-                make_request,
-                should_stop=interrupt,
-                on_started=started,
-                model=model,
-                runner=run_with_progress,
+            ended = tell_album(
+                library, args.name, backend, options, should_stop=interrupt, on_event=relay
             )
     finally:
+        progress.close()
         backend.close()
-    output = tell_cmd.render_output(results[-1], asked[-1], args.format)
+    run = ended.run
+    if ended.result is None:
+        raise StorytellerError(f"story {run.id} failed: {run.error}")
+    details = tell_cmd.run_to_dict(ended.result, started[-1].request)
+    output = tell_cmd.render_output(ended.story, args.format, details)
     sys.stdout.write(output if output.endswith("\n") else output + "\n")
     sys.stdout.flush()
     if show_progress:

@@ -119,10 +119,10 @@ def _probe_in_child(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``doctor`` reports, as data."""
     from desktop_app import __version__, paths
+    from desktop_app.app.backends import resolve_model
+    from desktop_app.app.settings import load_settings
     from desktop_app.engine import costs, device
-    from desktop_app.engine.factory import resolve_model
     from desktop_app.engine.models import ModelFiles, find_models, verify
-    from desktop_app.settings import load_settings
 
     settings = load_settings()
     report: dict[str, Any] = {

@@ -10,13 +10,12 @@ other formats they are summarised on stderr so that the rendering on stdout stay
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
+from desktop_app.app.exports import render_export
 from desktop_app.errors import StorytellerError
 from desktop_app.story.parser import parse_story
-from desktop_app.story.render import render_html, render_markdown, render_text, story_to_dict
 from desktop_app.story.validate import validate
 
 FORMATS = ("json", "text", "md", "html")
@@ -77,16 +76,9 @@ def run(args: argparse.Namespace) -> int:
     text = read_output(args.file)
     story = parse_story(text)
     issues = validate(story, frame_count=args.frames)
-    if args.format == "json":
-        rendered = json.dumps(story_to_dict(story, issues), indent=2, ensure_ascii=False) + "\n"
-    elif args.format == "text":
-        rendered = render_text(story)
-    elif args.format == "md":
-        rendered = render_markdown(story)
-    else:
-        title = "Story" if args.file == "-" else f"Story: {os.path.basename(args.file)}"
-        rendered = render_html(story, issues, title=title)
-    _write_utf8(rendered)
+    title = "Story" if args.file == "-" else f"Story: {os.path.basename(args.file)}"
+    kind = {"md": "markdown"}.get(args.format, args.format)
+    _write_utf8(render_export(kind, story, issues, title=title))
     if args.format != "json":
         for issue in issues:
             where = ", ".join(

@@ -8,17 +8,19 @@ a second Ctrl-C aborts at once. Exit codes: 0 done, 1 failed, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_app.app.exports import render_stored
+from desktop_app.app.settings import Settings
+from desktop_app.app.stored_story import StoredStory
+from desktop_app.app.telling import TellOptions
 from desktop_app.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.engine.events import (
-    DEFAULT_INSTRUCTION,
     Detail,
     FinishReason,
     Phase,
@@ -26,7 +28,6 @@ from desktop_app.engine.events import (
     Preset,
     ResultEvent,
     RunResult,
-    SamplingParams,
     ShouldStop,
     StoryBackend,
     StoryRequest,
@@ -82,15 +83,15 @@ def add_tell_options(parser: argparse.ArgumentParser) -> None:
     story.add_argument("--instruction", default=None, help="text before the photos")
 
 
-def _settings() -> Any:
-    from desktop_app.settings import load_settings
+def _settings() -> Settings:
+    from desktop_app.app.settings import load_settings
 
     return load_settings()
 
 
 def backend_from_args(args: argparse.Namespace) -> StoryBackend:
     """The backend the options (falling back to the settings) ask for."""
-    from desktop_app.engine.factory import backend_from_settings
+    from desktop_app.app.backends import backend_from_settings
 
     settings = _settings()
     model_arg = getattr(args, "model", None)
@@ -112,41 +113,39 @@ def backend_from_args(args: argparse.Namespace) -> StoryBackend:
     return backend_from_settings(chosen, verify_sha256=getattr(args, "verify_sha256", False))
 
 
-def request_from_args(args: argparse.Namespace, photos: Sequence[Path]) -> StoryRequest:
-    """The story request for ``photos`` (album order) from the options and the settings."""
+def options_from_args(args: argparse.Namespace) -> TellOptions:
+    """How to tell the story: the options, falling back to the settings."""
     settings = _settings()
-    preset = Preset(args.preset) if getattr(args, "preset", None) else settings.preset
-    max_tokens = getattr(args, "max_tokens", None)
-    max_tokens = settings.max_tokens if max_tokens is None else max_tokens
-    seed = getattr(args, "seed", None)
-    base = preset.sampling(max_tokens=max_tokens, seed=seed if seed is not None else settings.seed)
-    temperature = getattr(args, "temperature", None)
-    top_p = getattr(args, "top_p", None)
-    sampling = SamplingParams(
-        temperature=base.temperature if temperature is None else temperature,
-        top_p=base.top_p if top_p is None else top_p,
-        max_tokens=base.max_tokens,
-        seed=base.seed,
+    chosen: dict[str, Any] = {}
+    if getattr(args, "preset", None):
+        chosen["preset"] = Preset(args.preset)
+    if getattr(args, "detail", None):
+        chosen["detail"] = Detail(args.detail)
+    for name in ("max_tokens", "seed", "strict_format"):
+        if getattr(args, name, None) is not None:
+            chosen[name] = getattr(args, name)
+    options = TellOptions.from_settings(
+        settings.replace(**chosen),
+        temperature=getattr(args, "temperature", None),
+        top_p=getattr(args, "top_p", None),
+        instruction=getattr(args, "instruction", None),
     )
+    sampling = options.sampling
     if sampling.max_tokens < 1:
         raise StorytellerError("--max-tokens must be at least 1")
     if not 0 < sampling.top_p <= 1:
         raise StorytellerError("--top-p must be in (0, 1]")
     if sampling.temperature < 0:
         raise StorytellerError("--temperature cannot be negative")
-    detail = Detail(args.detail) if getattr(args, "detail", None) else settings.detail
-    strict = getattr(args, "strict_format", None)
-    instruction = getattr(args, "instruction", None)
-    return StoryRequest(
-        photos=tuple(Path(p) for p in photos),
-        detail=detail,
-        sampling=sampling,
-        strict_format=settings.strict_format if strict is None else bool(strict),
-        instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
-    )
+    return options
 
 
-class _Progress:
+def request_from_args(args: argparse.Namespace, photos: Sequence[Path]) -> StoryRequest:
+    """The story request for ``photos`` (album order) from the options and the settings."""
+    return options_from_args(args).request(photos)
+
+
+class Progress:
     """tqdm bars on stderr: photos prepared, photos encoded, tokens written; a line otherwise."""
 
     def __init__(self, enabled: bool, max_tokens: int) -> None:
@@ -238,7 +237,7 @@ def run_story(
         estimate = time_estimate(backend, request)
         if estimate:
             print(f"storyteller: {estimate}", file=sys.stderr, flush=True)
-    progress = _Progress(show_progress, request.sampling.max_tokens)
+    progress = Progress(show_progress, request.sampling.max_tokens)
     result: RunResult | None = None
     try:
         for event in backend.generate(request, should_stop=should_stop or (lambda: False)):
@@ -273,40 +272,12 @@ def run_to_dict(result: RunResult, request: StoryRequest) -> dict[str, Any]:
     }
 
 
-def _photo_uris(result: RunResult, request: StoryRequest) -> dict[int, str]:
-    """Frame index -> the photo as the model saw it (JPEG data URI), for the HTML page."""
-    import base64
-
-    from desktop_app.engine.images import PhotoError, prepare_image
-
-    uris = {}
-    for index, photo in enumerate(result.photos, start=1):
-        try:
-            jpeg = prepare_image(photo.path, request.detail.token_budget).encoded("JPEG")
-        except PhotoError:
-            continue  # moved since the run: the page just shows no picture for it
-        uris[index] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-    return uris
-
-
-def render_output(result: RunResult, request: StoryRequest, fmt: str) -> str:
-    """The story in ``fmt`` (json: the story contract plus ``run``)."""
-    from desktop_app.story.parser import parse_story
-    from desktop_app.story.render import render_html, render_markdown, render_text, story_to_dict
-    from desktop_app.story.validate import validate
-
-    story = parse_story(result.raw_output)
-    if fmt == "text":
-        return render_text(story)
-    if fmt == "md":
-        return render_markdown(story)
-    sizes = {index: photo.prepared_size for index, photo in enumerate(result.photos, start=1)}
-    issues = validate(story, frame_count=len(result.photos), image_sizes=sizes)
-    if fmt == "html":
-        return render_html(story, issues, images=_photo_uris(result, request), title="Storyteller")
-    data = story_to_dict(story, issues)
-    data["run"] = run_to_dict(result, request)
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+def render_output(story: StoredStory, fmt: str, run: Mapping[str, Any] | None = None) -> str:
+    """The story in ``fmt`` (json: the story contract plus ``run``, when given)."""
+    kind = {"md": "markdown"}.get(fmt, fmt)
+    return render_stored(
+        kind, story, title="Storyteller", extra={"run": dict(run)} if run is not None else None
+    )
 
 
 class StopOnCtrlC:
@@ -347,7 +318,7 @@ def _tell(args: argparse.Namespace) -> int:
             result = run_story(backend, request, show_progress=show_progress, should_stop=interrupt)
     finally:
         backend.close()
-    output = render_output(result, request, args.format)
+    output = render_output(StoredStory.of_result(result), args.format, run_to_dict(result, request))
     if args.out is not None:
         atomic_write_text(args.out, output)
         print(f"storyteller: story written to {args.out}", file=sys.stderr)

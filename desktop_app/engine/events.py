@@ -60,14 +60,27 @@ class Preset(enum.Enum):
 
 
 @dataclass(frozen=True)
+class KnownPhoto:
+    """What the library recorded about an unchanged photo file, so a run need not redo it:
+    the sha256 of its bytes and its upright (EXIF-oriented) pixel size."""
+
+    sha256: str
+    upright_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class StoryRequest:
-    """One story run: photos in album order and how to tell their story."""
+    """One story run: photos in album order and how to tell their story.
+
+    ``known`` is aligned with ``photos`` (or empty): the library's facts about each file.
+    """
 
     photos: tuple[Path, ...]
     detail: Detail = Detail.NORMAL
     sampling: SamplingParams = field(default_factory=SamplingParams)
     strict_format: bool = False
     instruction: str = DEFAULT_INSTRUCTION
+    known: tuple[KnownPhoto | None, ...] = ()
 
 
 class Phase(enum.Enum):

@@ -19,8 +19,15 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from desktop_app.engine.events import Phase, PhaseEvent
+from desktop_app.engine.events import KnownPhoto, Phase, PhaseEvent
 from desktop_app.errors import StorytellerError
+from desktop_app.imaging import (
+    PhotoUnreadableError,
+    heif_support,
+    looks_like_heif,
+    to_rgb,
+    upright_size,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +39,12 @@ MAX_IMAGE_TOKENS = 4096
 # Bump when the preparation changes, so cached embeddings of the old pixels are not reused.
 PREPARATION_VERSION = 1
 
-# Transparent pixels become white: transformers' ``convert_to_rgb`` (the Qwen2-VL image processor
-# the model was trained through) composites RGBA on white, and that is how photo viewers show it.
-FLATTEN_BACKGROUND = (255, 255, 255)
 
-_HEIF_SUFFIXES = {".heic", ".heif", ".hif", ".avif"}
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
-_ORIENTATION_TAG = 0x0112
-_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
-
-_heif_registered: bool | None = None
-
-
-class PhotoError(StorytellerError):
+class PhotoError(PhotoUnreadableError):
     """A photo cannot be used; the message names the file and says what to do."""
 
     def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path.name} {problem}")
-        self.path = path
+        super().__init__(path, f"{path.name} {problem}")
         self.problem = problem
 
 
@@ -176,55 +171,15 @@ def map_box_to_prepared(
     return map_box_to_original(box_xyxy, original_size, prepared_size)
 
 
-def heif_support() -> bool:
-    """Whether HEIC/HEIF photos can be read (pillow-heif installed); registers it once."""
-    global _heif_registered
-    if _heif_registered is None:
-        try:
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-            _heif_registered = True
-        except ImportError:
-            _heif_registered = False
-    return _heif_registered
-
-
-def _looks_like_heif(path: Path, head: bytes) -> bool:
-    return path.suffix.lower() in _HEIF_SUFFIXES or (
-        len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
-    )
-
-
-def upright_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) of an opened photo once turned upright by its EXIF orientation."""
-    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-    width, height = image.size
-    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Flatten any mode to 8-bit RGB; transparency goes onto ``FLATTEN_BACKGROUND``."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit greyscale: PIL's convert would clip, so scale to 8 bits first.
-        extrema = image.getextrema()
-        high = max(1, int(extrema[1]) if isinstance(extrema[1], (int, float)) else 65535)
-        image = image.point(lambda value: value * (255.0 / high)).convert("L")
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*FLATTEN_BACKGROUND, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def prepare_image(path: str | Path, token_budget: int) -> PreparedImage:
+def prepare_image(
+    path: str | Path, token_budget: int, known: KnownPhoto | None = None
+) -> PreparedImage:
     """Decode, turn upright, flatten and resize one photo for a ``token_budget``-token budget.
 
-    Raises ``PhotoError`` naming the file when it is missing, empty, truncated, corrupt, not an
-    image, or HEIC without pillow-heif. The file is only read, never modified.
+    ``known`` is what the library recorded about the unchanged file: its sha256 is used as the
+    content hash instead of hashing the bytes again. Raises ``PhotoError`` naming the file when
+    it is missing, empty, truncated, corrupt, not an image, or HEIC without pillow-heif. The file
+    is only read, never modified.
     """
     path = Path(path)
     try:
@@ -237,12 +192,12 @@ def prepare_image(path: str | Path, token_budget: int) -> PreparedImage:
         raise PhotoError(path, f"cannot be read ({err.strerror or err})") from err
     if not data:
         raise PhotoError(path, "is empty (0 bytes): it is not a photo")
-    if _looks_like_heif(path, data[:16]) and not heif_support():
+    if looks_like_heif(path, data[:16]) and not heif_support():
         raise PhotoError(path, "cannot be read: install pillow-heif or convert it to JPEG")
-    content_hash = hashlib.sha256(data).hexdigest()
+    content_hash = known.sha256 if known else hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as image:
-            original_size = upright_size(image)
+            original_size = known.upright_size if known else upright_size(image)
             prepared_size = prepared_size_for(original_size, token_budget)
             image.seek(0)  # first frame of animations (GIF, WebP, TIFF pages)
             if image.format == "JPEG":
@@ -254,7 +209,7 @@ def prepare_image(path: str | Path, token_budget: int) -> PreparedImage:
                 )
                 image.draft("RGB", raw_target)
             upright = ImageOps.exif_transpose(image)
-            rgb = _to_rgb(upright)
+            rgb = to_rgb(upright)
             if rgb.size != prepared_size:
                 rgb = rgb.resize(prepared_size, Image.Resampling.BICUBIC, reducing_gap=3.0)
             rgb.load()
@@ -285,11 +240,15 @@ class UnusablePhotosError(StorytellerError):
 
 
 def prepare_photos(
-    photo_paths: Sequence[Path], token_budget: int, into: list[PreparedImage]
+    photo_paths: Sequence[Path],
+    token_budget: int,
+    into: list[PreparedImage],
+    known: Sequence[KnownPhoto | None] = (),
 ) -> Iterator[PhaseEvent]:
     """Prepare every photo of a run in order, yielding a phase event per photo.
 
-    Appends to ``into``. Every photo is tried, so one error message names every bad file; it is
+    Appends to ``into``; ``known`` (aligned with ``photo_paths``, may be shorter) holds what the
+    library knows of each file. Every photo is tried, so one error message names every bad file; it is
     raised (``UnusablePhotosError``) only after all were tried, before any model work starts.
     """
     errors: list[PhotoError] = []
@@ -297,7 +256,8 @@ def prepare_photos(
     for index, path in enumerate(photo_paths, start=1):
         yield PhaseEvent(Phase.PREPARING_PHOTO, index, total)
         try:
-            into.append(prepare_image(path, token_budget))
+            facts = known[index - 1] if index <= len(known) else None
+            into.append(prepare_image(path, token_budget, facts))
         except PhotoError as err:
             errors.append(err)
     if errors:

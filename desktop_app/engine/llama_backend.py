@@ -334,7 +334,9 @@ class LlamaCppBackend:
         started = time.perf_counter()
         total = len(request.photos)
         photos: list[PreparedImage] = []
-        yield from prepare_photos(request.photos, request.detail.token_budget, photos)
+        yield from prepare_photos(
+            request.photos, request.detail.token_budget, photos, request.known
+        )
         infos = tuple(PhotoInfo(p.path, p.original_size, p.prepared_size, p.tokens) for p in photos)
         strict = None
         if request.strict_format:

@@ -26,7 +26,8 @@ from desktop_app.engine.events import (
     Timings,
     TokenEvent,
 )
-from desktop_app.engine.images import tokens_for_size, upright_size
+from desktop_app.engine.images import tokens_for_size
+from desktop_app.imaging import upright_size
 
 # Roughly token-sized pieces: a word with its leading space, or a run of punctuation/markup.
 _PIECE = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
@@ -51,6 +52,7 @@ class ScriptedBackend:
         self._token_delay_s = token_delay_s
         self._prepared_size = prepared_size
         self.runs = 0
+        self.requests: list[StoryRequest] = []  # what it was asked, in order (for tests)
 
     @property
     def description(self) -> str:
@@ -64,6 +66,7 @@ class ScriptedBackend:
 
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         self.runs += 1
+        self.requests.append(request)
         started = time.perf_counter()
         yield PhaseEvent(Phase.LOADING_MODEL)
         total = len(request.photos)

@@ -200,7 +200,9 @@ class OpenAIServerBackend:
 
         started = time.perf_counter()
         photos: list[PreparedImage] = []
-        yield from prepare_photos(request.photos, request.detail.token_budget, photos)
+        yield from prepare_photos(
+            request.photos, request.detail.token_budget, photos, request.known
+        )
         infos = tuple(PhotoInfo(p.path, p.original_size, p.prepared_size, p.tokens) for p in photos)
         yield PhaseEvent(Phase.LOADING_MODEL)
         connect_started = time.perf_counter()

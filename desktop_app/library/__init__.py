@@ -1,4 +1,4 @@
-"""Albums, photos and story runs in SQLite; thumbnails; export bundles. No Qt.
+"""Albums, photos and story runs in SQLite; thumbnails. No Qt.
 
 ``Library.open()`` is the entry point; see ``store.Library`` for what it does.
 """
@@ -24,9 +24,12 @@ from desktop_app.library.records import (
     Photo,
     RelinkedPhoto,
     RelinkReport,
+    RunOutcome,
+    RunParameters,
     RunPhoto,
     RunSpec,
     RunStatus,
+    SeenPhoto,
     StoryRun,
 )
 from desktop_app.library.store import Library
@@ -49,8 +52,11 @@ __all__ = [
     "RelinkReport",
     "RelinkedPhoto",
     "RunNotFoundError",
+    "RunOutcome",
+    "RunParameters",
     "RunPhoto",
     "RunSpec",
     "RunStatus",
+    "SeenPhoto",
     "StoryRun",
 ]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from desktop_app.errors import StorytellerError
+from desktop_app.imaging import PhotoUnreadableError
 
 
 class LibraryError(StorytellerError):
@@ -27,14 +26,6 @@ class RunNotFoundError(LibraryError):
     """No story run has the given id."""
 
 
-class PhotoUnreadableError(LibraryError):
-    """A photo file cannot be read or is not an image; ``path`` names it."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-
-
 class NotAnImageError(PhotoUnreadableError):
     """The file's content is not an image format Storyteller can read."""
 
@@ -45,3 +36,16 @@ class PhotoMissingError(LibraryError):
 
 class BundleError(LibraryError):
     """An export bundle cannot be written or read."""
+
+
+__all__ = [  # PhotoUnreadableError is the imaging module's, raised by library and engine alike
+    "AlbumExistsError",
+    "AlbumNotFoundError",
+    "BundleError",
+    "LibraryError",
+    "LibraryVersionError",
+    "NotAnImageError",
+    "PhotoMissingError",
+    "PhotoUnreadableError",
+    "RunNotFoundError",
+]

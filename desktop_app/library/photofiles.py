@@ -17,33 +17,18 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from desktop_app.fileio import sha256_file
+from desktop_app.imaging import heif_support, looks_like_heif, upright_size
 from desktop_app.library.errors import NotAnImageError, PhotoUnreadableError
 
-# EXIF tags (Exif 2.32): orientation in IFD0; dates and their UTC offsets in the Exif sub-IFD.
-_TAG_ORIENTATION = 0x0112
+# EXIF tags (Exif 2.32): dates and their UTC offsets in the Exif sub-IFD.
 _IFD_EXIF = 0x8769
 _TAG_DATETIME_ORIGINAL = 0x9003
 _TAG_DATETIME_DIGITIZED = 0x9004
 _TAG_OFFSET_ORIGINAL = 0x9011
 _TAG_OFFSET_DIGITIZED = 0x9012
-_ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # the stored image is transposed relative to its display
 
 _EXIF_DATE = re.compile(r"^\s*(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _EXIF_OFFSET = re.compile(r"^\s*([+-])(\d{2}):(\d{2})\s*$")
-_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif")
-
-
-def _register_optional_openers() -> bool:
-    """Let Pillow read HEIC/HEIF when pillow-heif is installed (the ``heic`` extra)."""
-    try:
-        import pillow_heif  # type: ignore[import-not-found]
-    except ImportError:
-        return False
-    pillow_heif.register_heif_opener()
-    return True
-
-
-HEIF_SUPPORTED = _register_optional_openers()
 
 
 @dataclass(frozen=True)
@@ -79,13 +64,6 @@ def _exif_datetime(value: object, offset: object) -> str | None:
     return text
 
 
-def _looks_like_heif(path: Path) -> bool:
-    with contextlib.suppress(OSError), open(path, "rb") as handle:
-        head = handle.read(12)
-        return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
-    return False
-
-
 def _unreadable_message(path: Path, err: OSError) -> str:
     if isinstance(err, PermissionError):
         return f"{path.name} cannot be read: permission denied (check the file's permissions)"
@@ -101,14 +79,15 @@ def read_photo_facts(path: Path) -> PhotoFacts:
     Raises ``NotAnImageError`` when the content is not an image Pillow reads and
     ``PhotoUnreadableError`` when the file cannot be read; both name the file.
     """
+    heif_support()
     try:
         stat = path.stat()
         with Image.open(path) as image:
-            width, height = image.size
+            width, height = upright_size(image)
             exif = image.getexif()
         sha256 = sha256_file(path)
     except UnidentifiedImageError:
-        if _looks_like_heif(path):
+        if looks_like_heif(path):
             raise NotAnImageError(
                 path,
                 f"{path.name} is a HEIC/HEIF photo: install pillow-heif "
@@ -125,8 +104,6 @@ def read_photo_facts(path: Path) -> PhotoFacts:
         raise PhotoUnreadableError(
             path, f"{path.name} is damaged ({err}): open it in an image viewer to check it"
         ) from err
-    if exif.get(_TAG_ORIENTATION) in _ROTATED_ORIENTATIONS:
-        width, height = height, width
     captured_at = None
     with contextlib.suppress(Exception):  # malformed EXIF only costs the date, never the photo
         exif_ifd = exif.get_ifd(_IFD_EXIF)

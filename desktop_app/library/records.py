@@ -174,6 +174,57 @@ class RunPhoto:
 
 
 @dataclass(frozen=True)
+class SeenPhoto:
+    """A photo as the model saw it: its upright size, the size it was prepared to, its tokens."""
+
+    original_size: tuple[int, int]
+    prepared_size: tuple[int, int]
+    tokens: int
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, as the library keeps it: the output, the photos as seen, who made it.
+
+    ``story`` is the story JSON when the caller has parsed the output already (it then is not
+    parsed again); ``stopped`` marks a run the user stopped (else it is complete).
+    """
+
+    raw_output: str
+    stopped: bool = False
+    photos: tuple[SeenPhoto, ...] = ()
+    backend: str = ""
+    model_name: str = ""
+    timings: Mapping[str, Any] = field(default_factory=dict)
+    story: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    """How a run was asked for, read from either stored shape.
+
+    Runs store ``{"preset", "detail", "token_budget", "sampling": {...}, "strict_format",
+    "instruction"}``; versions told by the GUI before that stored the sampling values at the
+    top level. ``None``: not recorded.
+    """
+
+    preset: str | None = None
+    detail: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    strict_format: bool | None = None
+    instruction: str | None = None
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> RunParameters:
+        sampling = stored.get("sampling")
+        values = {**stored, **sampling} if isinstance(sampling, Mapping) else dict(stored)
+        return cls(**{name: values.get(name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """What a story run is about to do: photos in the order used and how it is asked."""
 
@@ -205,6 +256,15 @@ class StoryRun:
     raw_output: str
     story: Mapping[str, Any] | None
     error: str
+
+    @property
+    def asked(self) -> RunParameters:
+        """The parameters the run was asked for, whichever shape they were stored in."""
+        return RunParameters.from_stored(self.parameters)
+
+    def prepared_sizes(self) -> list[tuple[int, int] | None]:
+        """Each frame's prepared size (the pixels its boxes are in), in frame order."""
+        return [photo.prepared_size for photo in self.photos]
 
     def summary_dict(self) -> dict[str, Any]:
         """The run without its text: what ``album stories --json`` prints."""

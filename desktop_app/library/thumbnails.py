@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
 from desktop_app.fileio import atomic_open
-from desktop_app.library.errors import LibraryError, PhotoMissingError, PhotoUnreadableError
+from desktop_app.imaging import fitted_jpeg
+from desktop_app.library.errors import LibraryError, PhotoMissingError
 from desktop_app.library.records import Photo
 
 THUMBNAIL_SIZES = (128, 256, 512)
@@ -17,35 +15,6 @@ THUMBNAIL_SIZES = (128, 256, 512)
 def thumbnail_file(thumbnails_dir: Path, sha256: str, size: int) -> Path:
     """Where the ``size``-pixel thumbnail of the content ``sha256`` lives (it may not exist)."""
     return thumbnails_dir / sha256[:2] / f"{sha256}-{size}.jpg"
-
-
-def fitted_jpeg(source: Path, max_side: int, *, purpose: str = "") -> bytes:
-    """``source`` as JPEG bytes: upright (EXIF orientation applied), fitting ``max_side`` pixels
-    both ways, transparency flattened onto white.
-
-    Raises ``PhotoUnreadableError`` naming the file when it cannot be decoded; ``purpose`` (e.g.
-    "for its thumbnail") says in that message what the image was read for.
-    """
-    try:
-        with Image.open(source) as image:
-            image.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, faster
-            upright = ImageOps.exif_transpose(image)
-            upright.thumbnail((max_side, max_side))
-            if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
-                rgba = upright.convert("RGBA")
-                flat = Image.new("RGB", rgba.size, (255, 255, 255))
-                flat.paste(rgba, mask=rgba.getchannel("A"))
-                upright = flat
-            elif upright.mode != "RGB":
-                upright = upright.convert("RGB")
-            buffer = io.BytesIO()
-            upright.save(buffer, "JPEG", quality=85)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        what = f" {purpose}" if purpose else ""
-        raise PhotoUnreadableError(
-            source, f"{source.name} cannot be read{what} ({err}): check the file"
-        ) from err
-    return buffer.getvalue()
 
 
 def render_thumbnail(source: Path, target: Path, size: int) -> None:

@@ -2,8 +2,7 @@
 
 ``names`` maps an entity id to the display name the user chose (a renamed character keeps its
 id). The display name replaces the model's name in tables and the cast, and in the story text
-where a tagged mention is exactly the model's name for that id ("Maya", "Maya's", or the first
-word of a longer name); any other mention ("she", "the girl") stays as the model wrote it.
+where a tagged mention is the model's name for that id (``story.names``).
 """
 
 from __future__ import annotations
@@ -24,11 +23,24 @@ from desktop_app.story.model import (
     Story,
     StoryObject,
 )
+from desktop_app.story.names import (
+    display_name,
+    entity_colours,
+    shown_text,
+    span_display_text,
+    strip_tags,
+)
 
-# Anything that still looks like a story tag in text the parser kept literally (a tag broken
-# over a line, an overlong one): plain renderings strip it.
-_TAG_LIKE_RE = re.compile(r"<\s*/?\s*(?:gd[ioal]|think)(?=[\s>/])[^<>]*>", re.IGNORECASE)
-_POSSESSIVES = ("'s", "’s", "'", "’")
+__all__ = [  # names' helpers are re-exported: callers render and name through one module
+    "display_name",
+    "entity_colours",
+    "render_html",
+    "render_markdown",
+    "render_text",
+    "span_display_text",
+    "story_to_dict",
+    "strip_tags",
+]
 
 
 def story_to_dict(story: Story, issues: Iterable[Issue]) -> dict[str, object]:
@@ -112,48 +124,6 @@ def _phase_to_dict(phase: NarrativePhase) -> dict[str, object]:
 
 
 # ---- shared helpers ------------------------------------------------------------------------
-
-
-def strip_tags(text: str) -> str:
-    """``text`` without anything that looks like a story tag."""
-    previous = None
-    while previous != text:
-        previous, text = text, _TAG_LIKE_RE.sub("", text)
-    return text
-
-
-def span_display_text(span: Span, story: Story, names: Mapping[str, str] | None) -> str:
-    """The span's text, with the model's name for a renamed character replaced by the new one."""
-    if not names or span.kind is not SpanKind.ENTITY or len(span.ids) != 1:
-        return span.text
-    display = names.get(span.ids[0])
-    entity = story.entity(span.ids[0])
-    if not display or not isinstance(entity, Character) or not entity.name.strip():
-        return span.text
-    core = span.text.strip()
-    lead = span.text[: len(span.text) - len(span.text.lstrip())]
-    trail = span.text[len(span.text.rstrip()) :]
-    model_name = entity.name.strip()
-    candidates = [model_name]
-    if " " in model_name:
-        candidates.append(model_name.split()[0])
-    for candidate in candidates:
-        for suffix in ("", *_POSSESSIVES):
-            if core.casefold() == (candidate + suffix).casefold():
-                return lead + display + core[len(candidate) :] + trail
-    return span.text
-
-
-def display_name(entity_id: str, story: Story, names: Mapping[str, str] | None) -> str:
-    """What to call an entity in tables: the user's name, else the model's, else the id."""
-    if names and names.get(entity_id):
-        return names[entity_id]
-    entity = story.entity(entity_id)
-    if isinstance(entity, Character) and entity.name.strip():
-        return entity.name.strip()
-    if isinstance(entity, StoryObject) and entity.description.strip():
-        return entity.description.strip()
-    return entity_id
 
 
 def _collapse(text: str) -> str:
@@ -286,22 +256,6 @@ def render_markdown(story: Story, names: Mapping[str, str] | None = None) -> str
 
 # ---- HTML ----------------------------------------------------------------------------------
 
-# One colour per entity, shared by every view (the app's story and analysis panels use these
-# too, so an entity has the same colour on screen and in an export). Okabe–Ito hues (told apart
-# with the common colour-vision deficiencies), darkened where needed so coloured text reads on
-# white, then a few more distinct dark hues.
-ENTITY_PALETTE: tuple[str, ...] = (
-    "#0072B2",  # blue
-    "#D55E00",  # vermillion
-    "#009E73",  # bluish green
-    "#CC79A7",  # reddish purple
-    "#9A7B00",  # dark yellow
-    "#6A3D9A",  # purple
-    "#8C564B",  # brown
-    "#117A8B",  # teal
-    "#C0392B",  # red
-    "#4B5D73",  # slate
-)
 _KIND_WORDS = {
     SpanKind.ENTITY: "mention",
     SpanKind.ACTION: "action",
@@ -340,24 +294,10 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def entity_colours(story: Story) -> dict[str, str]:
-    """One colour per id: defined ids in order of definition, then ids only the story uses."""
-    order: dict[str, None] = {}
-    for frame in story.frames:
-        for row in (*frame.characters, *frame.objects):
-            if row.id:
-                order.setdefault(row.id, None)
-    for segment in story.segments:
-        for span in segment.spans:
-            for entity_id in span.ids:
-                order.setdefault(entity_id, None)
-    return {entity_id: ENTITY_PALETTE[i % len(ENTITY_PALETTE)] for i, entity_id in enumerate(order)}
-
-
 def _span_html(
     span: Span, story: Story, names: Mapping[str, str] | None, colours: Mapping[str, str]
 ) -> str:
-    text = _e(strip_tags(span_display_text(span, story, names)))
+    text = _e(shown_text(span, story, names))
     if span.kind is SpanKind.TEXT:
         return text
     labels = [f"{i} · {display_name(i, story, names)}" for i in span.ids]

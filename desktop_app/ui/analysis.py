@@ -8,11 +8,9 @@ as an edit of this version, never by rewriting the model's output) and a cast-ov
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -30,14 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.ui import services
-from desktop_app.ui.photo_view import BoxOverlay, PhotoView, read_photo
-from desktop_app.ui.story_html import colors_for, display_name
-from desktop_app.ui.story_panel import FramePhoto
+from desktop_app.app.stored_story import FrameGeometry, box_on_photo
+from desktop_app.story.model import Story
+from desktop_app.story.names import display_name, entity_colours
+from desktop_app.ui.cast_crops import CAST_ICON, PhotoCache, entity_crop
+from desktop_app.ui.photo_view import BoxOverlay, PhotoView
 
-CAST_ICON = QSize(112, 112)
-CROP_MARGIN = 0.04  # of the box's width (left and right) and height (top and bottom)
-CROP_PADDING = QColor("#e4e4e4")  # fills the icon around a crop that is not square
 IdRole = Qt.ItemDataRole.UserRole + 1
 FrameRole = Qt.ItemDataRole.UserRole + 2
 
@@ -78,45 +74,6 @@ def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTable
     table.setMinimumHeight(min(height, 360))
     table.setMaximumHeight(height)
     return table
-
-
-def fitted_crop(
-    pixmap: QPixmap,
-    original: tuple[int, int],
-    box: tuple[float, float, float, float],
-    icon: QSize,
-    device_ratio: float = 1.0,
-) -> QPixmap | None:
-    """The part of the photo inside ``box`` (original-photo pixels, plus a small margin), scaled
-    to fit ``icon`` without changing its shape and centred on a neutral square; None when the
-    box is (nearly) empty.
-
-    The result has ``icon`` × ``device_ratio`` pixels and says so (``devicePixelRatio``), so a
-    high-DPI screen shows it at full resolution instead of enlarging a small icon.
-
-    ``pixmap`` may be a downscaled decode of the photo, ``original`` its full upright size. The
-    crop is cut to the box only: a square around a tall box would show the people beside it.
-    """
-    x1, y1, x2, y2 = box
-    mx, my = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
-    scale = pixmap.width() / original[0]
-    rect = QRectF(
-        (x1 - mx) * scale, (y1 - my) * scale, (x2 - x1 + 2 * mx) * scale, (y2 - y1 + 2 * my) * scale
-    )
-    source = rect.intersected(QRectF(pixmap.rect()))
-    if source.width() < 2 or source.height() < 2:
-        return None
-    fit = min(icon.width() / source.width(), icon.height() / source.height())
-    target = QRectF(0, 0, source.width() * fit, source.height() * fit)
-    target.moveCenter(QRectF(0, 0, icon.width(), icon.height()).center())
-    result = QPixmap(icon * device_ratio)
-    result.setDevicePixelRatio(device_ratio)
-    result.fill(CROP_PADDING)
-    painter = QPainter(result)
-    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-    painter.drawPixmap(target, pixmap, source)
-    painter.end()
-    return result
 
 
 class AnalysisPanel(QWidget):
@@ -175,8 +132,8 @@ class AnalysisPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
-        self.frame_photos: dict[int, FramePhoto] = {}
-        self.story: Any = None
+        self.frame_photos: dict[int, FrameGeometry] = {}
+        self.story: Story | None = None
         self.names: dict[str, str] = {}
         self._filling = False
         self.cast_list.itemChanged.connect(self._on_cast_item_changed)
@@ -184,7 +141,7 @@ class AnalysisPanel(QWidget):
         self.matrix.cellActivated.connect(self._on_matrix_activated)
         self.matrix.cellClicked.connect(self._on_matrix_activated)
 
-    def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+    def set_frame_photos(self, frame_photos: Mapping[int, FrameGeometry]) -> None:
         """The photos of the frames (crops and the frame photo come from them)."""
         self.frame_photos = dict(frame_photos)
 
@@ -201,7 +158,7 @@ class AnalysisPanel(QWidget):
         self.matrix.setRowCount(0)
         self.matrix.setColumnCount(0)
 
-    def set_story(self, story: Any, names: Mapping[str, str]) -> None:
+    def set_story(self, story: Story, names: Mapping[str, str]) -> None:
         """Show the analysis of ``story`` with the user's ``names``."""
         if story is None:
             self.clear()
@@ -219,7 +176,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ frames
 
-    def _fill_frames(self, story: Any) -> None:
+    def _fill_frames(self, story: Story) -> None:
         self.frame_tabs.clear()
         for frame in story.frames:
             page = QWidget()
@@ -229,7 +186,7 @@ class AnalysisPanel(QWidget):
                 [
                     [
                         c.id,
-                        display_name(story, c.id, self.names) if c.id in self.names else c.name,
+                        display_name(c.id, story, self.names) if c.id in self.names else c.name,
                         c.description,
                         c.emotions,
                         c.actions,
@@ -306,13 +263,13 @@ class AnalysisPanel(QWidget):
             return
         original = self.frame_photo.original_size
         prepared = photo.prepared_size or original
-        colors = colors_for(self.story)
+        colors = entity_colours(self.story)
         overlays = []
         for entity in (*frame.characters, *frame.objects):
             if entity.box is None or (only is not None and entity.id != only):
                 continue
-            rect = services.map_box(entity.box, prepared, original)
-            label = display_name(self.story, entity.id, self.names)
+            rect = box_on_photo(entity.box, prepared, original)
+            label = display_name(entity.id, self.story, self.names)
             overlays.append(BoxOverlay(entity.id, label, rect, colors.get(entity.id, "#ffcc00")))
         self.frame_photo.show_boxes(overlays)
 
@@ -328,7 +285,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ narrative
 
-    def _fill_narrative(self, story: Any) -> None:
+    def _fill_narrative(self, story: Story) -> None:
         rows = [
             [
                 p.phase,
@@ -345,7 +302,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ cast
 
-    def cast_ids(self, story: Any) -> list[str]:
+    def cast_ids(self, story: Story) -> list[str]:
         """Characters first, then objects and places, each once, in order of first appearance."""
         seen: dict[str, None] = {}
         for frame in story.frames:
@@ -358,13 +315,13 @@ class AnalysisPanel(QWidget):
                     seen.setdefault(obj.id, None)
         return list(seen)
 
-    def _fill_cast(self, story: Any) -> None:
+    def _fill_cast(self, story: Story) -> None:
         self._filling = True
         self.cast_list.clear()
-        colors = colors_for(story)
-        photo_cache: dict[Path, tuple[QPixmap, tuple[int, int]]] = {}
+        colors = entity_colours(story)
+        photo_cache: PhotoCache = {}
         for entity_id in self.cast_ids(story):
-            name = display_name(story, entity_id, self.names)
+            name = display_name(entity_id, story, self.names)
             frames = story.frames_of(entity_id)
             item = QListWidgetItem(name)
             item.setData(IdRole, entity_id)
@@ -381,44 +338,13 @@ class AnalysisPanel(QWidget):
                 | Qt.ItemFlag.ItemIsEditable
             )
             item.setForeground(QColor(colors.get(entity_id, "#333333")))
-            icon = self._crop_icon(story, entity_id, photo_cache)
+            icon = entity_crop(
+                story, entity_id, self.frame_photos, self.devicePixelRatioF(), photo_cache
+            )
             if icon is not None:
                 item.setIcon(icon)
             self.cast_list.addItem(item)
         self._filling = False
-
-    def _crop_icon(
-        self,
-        story: Any,
-        entity_id: str,
-        cache: dict[Path, tuple[QPixmap, tuple[int, int]]],
-    ) -> QIcon | None:
-        """A crop of the entity from the frame where its box is largest."""
-        boxes = services.boxes_for(story, entity_id)
-        best: tuple[float, int, Any] | None = None
-        for frame, box in boxes.items():
-            area = max(0.0, box.x2 - box.x1) * max(0.0, box.y2 - box.y1)
-            if frame in self.frame_photos and (best is None or area > best[0]):
-                best = (area, frame, box)
-        if best is None:
-            return None
-        _area, frame, box = best
-        photo = self.frame_photos[frame]
-        device_ratio = self.devicePixelRatioF()
-        if photo.path not in cache:
-            # Decoded larger on high-DPI screens so that small boxes still give sharp crops.
-            pixmap, full = read_photo(
-                photo.path, max_side=int(1024 * min(2.0, max(1.0, device_ratio)))
-            )
-            if pixmap.isNull():
-                return None
-            cache[photo.path] = (pixmap, (full.width(), full.height()))
-        pixmap, original = cache[photo.path]
-        prepared = photo.prepared_size or original
-        crop = fitted_crop(
-            pixmap, original, services.map_box(box, prepared, original), CAST_ICON, device_ratio
-        )
-        return None if crop is None else QIcon(crop)
 
     def _on_cast_item_changed(self, item: QListWidgetItem) -> None:
         if self._filling:
@@ -441,7 +367,7 @@ class AnalysisPanel(QWidget):
 
     # ------------------------------------------------------------------ matrix
 
-    def _fill_matrix(self, story: Any) -> None:
+    def _fill_matrix(self, story: Story) -> None:
         ids = self.cast_ids(story)
         frames = sorted({frame.index for frame in story.frames})
         mentioned: dict[int, set[str]] = {}
@@ -455,9 +381,9 @@ class AnalysisPanel(QWidget):
         self.matrix.setColumnCount(len(frames))
         self.matrix.setHorizontalHeaderLabels([f"Frame {f}" for f in frames])
         self.matrix.setVerticalHeaderLabels(
-            [f"{display_name(story, i, self.names)} ({i})" for i in ids]
+            [f"{display_name(i, story, self.names)} ({i})" for i in ids]
         )
-        colors = colors_for(story)
+        colors = entity_colours(story)
         for r, entity_id in enumerate(ids):
             present = set(story.frames_of(entity_id))
             for c, frame in enumerate(frames):

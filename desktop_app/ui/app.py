@@ -5,15 +5,25 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
+from desktop_app.app.backends import (
+    NoModelError,
+    backend_from_settings,
+    describe_settings_backend,
+    model_configured,
+)
+from desktop_app.app.settings import Settings, load_settings, open_library
+from desktop_app.engine.events import StoryBackend
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
 from desktop_app.ui.errors import install_excepthooks, show_error
+
+if TYPE_CHECKING:
+    from desktop_app.ui.main_window import MainWindow
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +64,30 @@ def create_application(argv: list[str]) -> QApplication:
     return app
 
 
-def build_main_window(settings: Any = None) -> Any:
+def gui_backend(settings: Settings | None) -> StoryBackend:
+    """The story backend the settings describe (may read model files: call it in a worker);
+    without a model, the message says where in the app to set one up."""
+    try:
+        return backend_from_settings(settings if settings is not None else Settings())
+    except NoModelError as err:  # its own message speaks of command-line options
+        raise StorytellerError(
+            "No model is set up yet: use Help → First-run guide to locate or convert one, or "
+            "File → Settings to choose the model files or a server"
+        ) from err
+
+
+def build_main_window(settings: Settings | None = None) -> MainWindow:
     """Open the library the settings name and create the main window (not shown)."""
     from desktop_app.ui.main_window import MainWindow
 
-    settings = settings if settings is not None else services.load_settings()
-    library = services.open_library(settings)
-    window = MainWindow(
-        library, lambda: services.backend_from_settings(window.settings), settings=settings
-    )
-    window.set_backend_status(services.describe_backend_settings(settings), _model_name(settings))
+    settings = settings if settings is not None else load_settings()
+    library = open_library(settings)
+    window = MainWindow(library, lambda: gui_backend(window.settings), settings=settings)
+    window.status_bar.set_backend(describe_settings_backend(settings), _model_name(settings))
     return window
 
 
-def _model_name(settings: Any) -> str:
+def _model_name(settings: Settings) -> str:
     if settings.server_url:
         return settings.server_model or ""
     if settings.model_path:
@@ -81,20 +101,20 @@ def _model_name(settings: Any) -> str:
     return found.name if found is not None else ""
 
 
-def start_app(argv: list[str]) -> Any:
+def start_app(argv: list[str]) -> MainWindow | None:
     """Set up the application and show the main window (and the first-run guide if no model
     is set up); return the window, or None when the library cannot be opened (the message is
     shown)."""
     create_application(argv)
     install_excepthooks()
     try:
-        settings = services.load_settings()
+        settings = load_settings()
         window = build_main_window(settings)
     except StorytellerError as err:
         show_error(None, err, action="Opening the library")
         return None
     window.show()
-    if not services.model_configured(settings):
+    if not model_configured(settings):
         QTimer.singleShot(0, window.open_first_run_guide)
     return window
 

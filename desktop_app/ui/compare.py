@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -21,7 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.ui import services
+from desktop_app.app.stored_story import StoredStory
+from desktop_app.library.records import StoryRun
 from desktop_app.ui.models import describe_run
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
@@ -29,16 +29,16 @@ from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
 COMPARE_THUMB_PX = 120  # half the window per column: smaller photos than the story view's
 
 
-def run_header_html(run: Any) -> str:
+def run_header_html(run: StoryRun) -> str:
     """Which version a column shows: number, status and date; preset, detail, seed and model."""
-    status = str(getattr(run.status, "value", run.status))
+    status = run.status.value
     when = (run.created or "")[:16].replace("T", " ")
-    params = dict(run.parameters)
+    asked = run.asked
     model = dict(run.model).get("name") or run.backend or "unknown model"
     details = [
-        f"preset {params['preset']}" if params.get("preset") else "",
-        f"{params['detail']} detail" if params.get("detail") else "",
-        f"seed {params['seed']}" if params.get("seed") is not None else "",
+        f"preset {asked.preset}" if asked.preset else "",
+        f"{asked.detail} detail" if asked.detail else "",
+        f"seed {asked.seed}" if asked.seed is not None else "",
         f"model {model}",
         f"{len(run.raw_output)} characters",
     ]
@@ -55,7 +55,7 @@ class ComparePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("comparePanel")
-        self._runs: list[Any] = []
+        self._runs: list[StoryRun] = []
         self._library_names: dict[int, Mapping[str, str]] = {}
         self.left_combo = QComboBox(self)
         self.right_combo = QComboBox(self)
@@ -102,7 +102,7 @@ class ComparePanel(QWidget):
         self.left_header.setText("")
         self.right_header.setText("")
 
-    def set_runs(self, runs: Sequence[Any]) -> None:
+    def set_runs(self, runs: Sequence[StoryRun]) -> None:
         """The versions to choose from (newest first)."""
         self._runs = list(runs)
         for combo in (self.left_combo, self.right_combo):
@@ -119,8 +119,8 @@ class ComparePanel(QWidget):
 
     def compare(
         self,
-        left: Any,
-        right: Any,
+        left: StoryRun,
+        right: StoryRun,
         left_names: Mapping[str, str],
         right_names: Mapping[str, str],
     ) -> None:
@@ -144,7 +144,7 @@ class ComparePanel(QWidget):
         )
         if run is None:
             return
-        story = services.parse_story(run.raw_output)
+        story = StoredStory.of_run(run).story
         names = self._library_names.get(run_id, {})
         # A fresh registration each time: the column may have shown another version (with other
         # photos under the same frame numbers) before.

@@ -8,19 +8,15 @@ renamed (``desktop_app.fileio``), and every export may run in a worker thread.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QUrl
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
+from desktop_app.app import exports
+from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.fileio import atomic_write_bytes, atomic_write_text
-from desktop_app.library.errors import PhotoUnreadableError
-from desktop_app.library.thumbnails import fitted_jpeg
-from desktop_app.ui import services
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import load_thumbnail
 
@@ -31,39 +27,17 @@ EXPORT_KINDS: dict[str, tuple[str, str, str]] = {
     "json": ("JSON", ".json", "JSON (*.json)"),
     "pdf": ("PDF", ".pdf", "PDF (*.pdf)"),
 }
-EMBED_MAX_SIDE = 1280  # photos embedded in HTML exports are downscaled to this
 
 
-def photo_data_uri(path: Path, max_side: int = EMBED_MAX_SIDE) -> str | None:
-    """The photo as a JPEG ``data:`` URI (EXIF rotation applied), or None if unreadable."""
-    try:
-        jpeg = fitted_jpeg(path, max_side)  # the library's thumbnail decode path
-    except PhotoUnreadableError:
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+def export_story(kind: str, path: Path, stored: StoredStory, title: str) -> Path:
+    """Write ``stored`` (under its names) to ``path`` as ``kind``; returns ``path``.
 
-
-def export_story(
-    kind: str,
-    path: Path,
-    story: Any,
-    issues: Sequence[Any],
-    names: Mapping[str, str],
-    photos: Mapping[int, Path],
-    title: str,
-) -> Path:
-    """Write ``story`` to ``path`` as ``kind``; returns ``path``."""
+    HTML embeds each frame's photo (``app.exports``); a photo that moved is left out.
+    """
     if kind == "pdf":
-        write_pdf(path, story, names, photos, title)
+        write_pdf(path, stored, title)
         return path
-    images: dict[int, str] | None = None
-    if kind == "html":
-        images = {}
-        for index, photo in photos.items():
-            uri = photo_data_uri(photo)
-            if uri is not None:
-                images[index] = uri
-    text = services.render_export(kind, story, issues, names=names, images=images, title=title)
+    text = exports.render_stored(kind, stored, title=title)
     try:
         atomic_write_text(path, text)
     except OSError as err:
@@ -77,20 +51,20 @@ def _cannot_write(path: Path, err: OSError) -> StorytellerError:
     )
 
 
-def write_pdf(
-    path: Path, story: Any, names: Mapping[str, str], photos: Mapping[int, Path], title: str
-) -> None:
+def write_pdf(path: Path, stored: StoredStory, title: str) -> None:
     """Lay the story out as a printable document (photo beside each frame's text) and save it."""
     document = QTextDocument()
     images: dict[int, str] = {}
-    for index, photo in photos.items():
+    for index, photo in stored.photos().items():
         image = load_thumbnail(photo, 600)
         if image.isNull():
             continue
         url = f"frame-photo:{index}"
         document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
         images[index] = url
-    rendered = render_story(story, names=names, frame_images=images, image_width=200, links=False)
+    rendered = render_story(
+        stored.story, names=stored.names, frame_images=images, image_width=200, links=False
+    )
     document.setHtml(f"<h1>{_escape(title)}</h1>{rendered.html}")
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)

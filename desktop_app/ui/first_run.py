@@ -31,8 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app import paths
+from desktop_app.app.backends import projector_beside
+from desktop_app.app.settings import Settings, save_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
 from desktop_app.ui.errors import show_error
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle, start_worker
 
@@ -93,12 +94,12 @@ class FirstRunGuide(QDialog):
 
     saved = Signal(object)  # the new Settings
 
-    def __init__(self, settings: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("firstRunGuide")
         self.setWindowTitle("Welcome to Storyteller")
         self.setMinimumWidth(680)
-        self._settings = settings if settings is not None else services.default_settings()
+        self._settings = settings if settings is not None else Settings()
         self._worker: WorkerHandle | None = None
         self.model_path: Path | None = self._settings.model_path
         self.mmproj_path: Path | None = self._settings.mmproj_path
@@ -122,32 +123,7 @@ class FirstRunGuide(QDialog):
         locate_layout.addWidget(self.found_label)
         locate_layout.addWidget(self.locate_button)
 
-        # ---- step 1b: convert
-        convert_box = QGroupBox("… or convert a downloaded checkpoint", self)
-        self.source_edit = QLineEdit()
-        self.source_edit.setPlaceholderText("folder of the Hugging Face checkpoint (Qwen2.5-VL-7B)")
-        self.lora_edit = QLineEdit()
-        self.lora_edit.setPlaceholderText("optional: folder of the QwenStoryteller LoRA adapter")
-        self.quant_combo = QComboBox()
-        for quant, label in (
-            ("Q4_K_M", "Q4_K_M: smallest, recommended (about 4.7 GB)"),
-            ("Q8_0", "Q8_0: closer to the original (about 8 GB)"),
-            ("F16", "F16: unquantized (about 15 GB)"),
-        ):
-            self.quant_combo.addItem(label, quant)
-        self.convert_button = QPushButton("Convert")
-        self.convert_button.clicked.connect(self._convert)
-        self.convert_progress = QProgressBar()
-        self.convert_progress.setVisible(False)
-        self.convert_status = QLabel("")
-        self.convert_status.setWordWrap(True)
-        convert_form = QFormLayout(convert_box)
-        convert_form.addRow("Checkpoint:", self._browse_row(self.source_edit, "Checkpoint folder"))
-        convert_form.addRow("LoRA adapter:", self._browse_row(self.lora_edit, "LoRA folder"))
-        convert_form.addRow("Quality:", self.quant_combo)
-        convert_form.addRow(self.convert_button)
-        convert_form.addRow(self.convert_progress)
-        convert_form.addRow(self.convert_status)
+        convert_box = self._build_convert_box()
 
         # ---- step 2: check
         check_box = QGroupBox("2. Check that it works", self)
@@ -178,6 +154,35 @@ class FirstRunGuide(QDialog):
         layout.addWidget(check_box)
         layout.addLayout(buttons)
         self._update_buttons()
+
+    def _build_convert_box(self) -> QGroupBox:
+        """Step 1b: convert a downloaded checkpoint (and LoRA) to model files."""
+        convert_box = QGroupBox("… or convert a downloaded checkpoint", self)
+        self.source_edit = QLineEdit()
+        self.source_edit.setPlaceholderText("folder of the Hugging Face checkpoint (Qwen2.5-VL-7B)")
+        self.lora_edit = QLineEdit()
+        self.lora_edit.setPlaceholderText("optional: folder of the QwenStoryteller LoRA adapter")
+        self.quant_combo = QComboBox()
+        for quant, label in (
+            ("Q4_K_M", "Q4_K_M: smallest, recommended (about 4.7 GB)"),
+            ("Q8_0", "Q8_0: closer to the original (about 8 GB)"),
+            ("F16", "F16: unquantized (about 15 GB)"),
+        ):
+            self.quant_combo.addItem(label, quant)
+        self.convert_button = QPushButton("Convert")
+        self.convert_button.clicked.connect(self._convert)
+        self.convert_progress = QProgressBar()
+        self.convert_progress.setVisible(False)
+        self.convert_status = QLabel("")
+        self.convert_status.setWordWrap(True)
+        convert_form = QFormLayout(convert_box)
+        convert_form.addRow("Checkpoint:", self._browse_row(self.source_edit, "Checkpoint folder"))
+        convert_form.addRow("LoRA adapter:", self._browse_row(self.lora_edit, "LoRA folder"))
+        convert_form.addRow("Quality:", self.quant_combo)
+        convert_form.addRow(self.convert_button)
+        convert_form.addRow(self.convert_progress)
+        convert_form.addRow(self.convert_status)
+        return convert_box
 
     def _browse_row(self, edit: QLineEdit, title: str) -> QWidget:
         row = QWidget(self)
@@ -225,7 +230,7 @@ class FirstRunGuide(QDialog):
         if not path:
             return
         model = Path(path)
-        mmproj = services.projector_beside(model)
+        mmproj = projector_beside(model)
         if mmproj is None or "mmproj" in model.name.lower():
             other, _ = QFileDialog.getOpenFileName(
                 self, "Vision file (mmproj)", str(model.parent), "GGUF (*.gguf)"
@@ -354,7 +359,7 @@ class FirstRunGuide(QDialog):
             model_path=self.model_path, mmproj_path=self.mmproj_path, server_url=None
         )
         try:
-            services.save_settings(settings)
+            save_settings(settings)
         except (StorytellerError, OSError) as err:
             show_error(self, err, action="Saving the settings")
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -25,6 +25,10 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
+from desktop_app.library.records import Album, Photo, StoryRun
+
+R = TypeVar("R", Album, Photo, StoryRun)  # the records a list model shows, one per row
+
 PHOTO_IDS_MIME = "application/x-storyteller-photo-ids"
 URI_LIST_MIME = "text/uri-list"
 
@@ -34,7 +38,7 @@ RecordRole = Qt.ItemDataRole.UserRole + 1
 IdRole = Qt.ItemDataRole.UserRole + 2
 
 
-class _RecordListModel(QAbstractListModel):
+class _RecordListModel(QAbstractListModel, Generic[R]):
     """One row per record (anything with an ``id``): the row bookkeeping the list models share.
 
     Subclasses say what a record shows for each role in ``_record_data``; ``RecordRole`` and
@@ -43,14 +47,14 @@ class _RecordListModel(QAbstractListModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._records: list[Any] = []
+        self._records: list[R] = []
 
-    def _reset(self, records: Sequence[Any]) -> None:
+    def _reset(self, records: Sequence[R]) -> None:
         self.beginResetModel()
         self._records = list(records)
         self.endResetModel()
 
-    def _insert_or_refresh(self, record: Any, insert_at: int) -> None:
+    def _insert_or_refresh(self, record: R, insert_at: int) -> None:
         """Refresh the row of ``record``'s id, or insert it as row ``insert_at``."""
         row = self.row_of(record.id)
         if row is None:
@@ -79,7 +83,7 @@ class _RecordListModel(QAbstractListModel):
                 return row
         return None
 
-    def _record_at(self, row: int) -> Any | None:
+    def _record_at(self, row: int) -> R | None:
         return self._records[row] if 0 <= row < len(self._records) else None
 
     def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -95,11 +99,11 @@ class _RecordListModel(QAbstractListModel):
             return record.id
         return self._record_data(record, index.row(), role)
 
-    def _record_data(self, record: Any, row: int, role: int) -> Any:
+    def _record_data(self, record: R, row: int, role: int) -> Any:
         raise NotImplementedError
 
 
-class AlbumListModel(_RecordListModel):
+class AlbumListModel(_RecordListModel[Album]):
     """Albums with their photo counts and how many photos are missing on disk."""
 
     rename_requested = Signal(int, str)  # album id, new name (the window asks the library)
@@ -108,12 +112,12 @@ class AlbumListModel(_RecordListModel):
         super().__init__(parent)
         self._missing: dict[int, int] = {}
 
-    def set_albums(self, albums: Sequence[Any], missing: dict[int, int]) -> None:
+    def set_albums(self, albums: Sequence[Album], missing: dict[int, int]) -> None:
         """Show a new album list with each album's count of missing photos."""
         self._missing = dict(missing)
         self._reset(albums)  # the whole list changed (start-up, library moved)
 
-    def update_album(self, album: Any, missing: int | None = None) -> None:
+    def update_album(self, album: Album, missing: int | None = None) -> None:
         """Append ``album`` or refresh its row (and its missing-photo count)."""
         if missing is not None:
             self._missing[album.id] = missing
@@ -124,16 +128,16 @@ class AlbumListModel(_RecordListModel):
         if self._remove(album_id):
             self._missing.pop(album_id, None)
 
-    def album_at(self, row: int) -> Any | None:
+    def album_at(self, row: int) -> Album | None:
         return self._record_at(row)
 
-    def albums(self) -> list[Any]:
+    def albums(self) -> list[Album]:
         return list(self._records)
 
     def missing_count(self, album_id: int) -> int:
         return self._missing.get(album_id, 0)
 
-    def _record_data(self, album: Any, row: int, role: int) -> Any:
+    def _record_data(self, album: Album, row: int, role: int) -> Any:
         missing = self._missing.get(album.id, 0)
         if role == Qt.ItemDataRole.DisplayRole:
             photos = f"{album.photo_count} photo{'s' if album.photo_count != 1 else ''}"
@@ -170,7 +174,7 @@ class AlbumListModel(_RecordListModel):
         return True
 
 
-class PhotoListModel(_RecordListModel):
+class PhotoListModel(_RecordListModel[Photo]):
     """The photos of one album, in story order, with thumbnails; drag to reorder, drop to add."""
 
     order_changed = Signal(list)  # photo ids in the new order (after a drag inside the list)
@@ -182,16 +186,16 @@ class PhotoListModel(_RecordListModel):
         self._placeholder: QIcon | None = None
         self.icon_size = QSize(128, 96)
 
-    def set_photos(self, photos: Sequence[Any]) -> None:
+    def set_photos(self, photos: Sequence[Photo]) -> None:
         """Show a different album (or its reloaded photo list)."""
         keep = {photo.id for photo in photos}
         self._thumbnails = {k: v for k, v in self._thumbnails.items() if k in keep}
         self._reset(photos)
 
-    def photos(self) -> list[Any]:
+    def photos(self) -> list[Photo]:
         return list(self._records)
 
-    def photo_at(self, row: int) -> Any | None:
+    def photo_at(self, row: int) -> Photo | None:
         return self._record_at(row)
 
     def ids(self) -> list[int]:
@@ -257,7 +261,7 @@ class PhotoListModel(_RecordListModel):
             self._records.insert(target, photo)
             self.endMoveRows()
 
-    def _record_data(self, photo: Any, row: int, role: int) -> Any:
+    def _record_data(self, photo: Photo, row: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             date = (photo.captured_at or "")[:10]
             label = f"{row + 1}. {photo.path.name}"
@@ -344,14 +348,14 @@ class PhotoListModel(_RecordListModel):
         return True
 
 
-class RunListModel(_RecordListModel):
+class RunListModel(_RecordListModel[StoryRun]):
     """The story runs (versions) of one album, newest first."""
 
-    def set_runs(self, runs: Sequence[Any]) -> None:
+    def set_runs(self, runs: Sequence[StoryRun]) -> None:
         """Show a new list of versions (newest first)."""
         self._reset(sorted(runs, key=lambda run: run.id, reverse=True))
 
-    def upsert(self, run: Any) -> None:
+    def upsert(self, run: StoryRun) -> None:
         """Insert ``run`` at the top or refresh its row."""
         self._insert_or_refresh(run, 0)
 
@@ -359,13 +363,13 @@ class RunListModel(_RecordListModel):
         """Remove the row of ``run_id``."""
         self._remove(run_id)
 
-    def run_at(self, row: int) -> Any | None:
+    def run_at(self, row: int) -> StoryRun | None:
         return self._record_at(row)
 
-    def runs(self) -> list[Any]:
+    def runs(self) -> list[StoryRun]:
         return list(self._records)
 
-    def _record_data(self, run: Any, row: int, role: int) -> Any:
+    def _record_data(self, run: StoryRun, row: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return describe_run(run)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -381,14 +385,14 @@ class RunListModel(_RecordListModel):
         return None
 
 
-def describe_run(run: Any) -> str:
+def describe_run(run: StoryRun) -> str:
     """A version in two lines: number and status; when, preset and seed."""
-    status = getattr(run.status, "value", run.status)
+    status = run.status.value
     when = (run.created or "")[:16].replace("T", " ")
-    params = dict(run.parameters)
+    asked = run.asked  # GUI- and CLI-told versions alike, whichever shape they were stored in
     details = [when]
-    if params.get("preset"):
-        details.append(str(params["preset"]))
-    if params.get("seed") is not None:
-        details.append(f"seed {params['seed']}")
+    if asked.preset:
+        details.append(asked.preset)
+    if asked.seed is not None:
+        details.append(f"seed {asked.seed}")
     return f"#{run.id} · {status}\n" + " · ".join(bit for bit in details if bit)

@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.app.backends import describe_settings_backend, projector_beside
+from desktop_app.app.settings import Settings, save_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import services
 from desktop_app.ui.errors import show_error
 
 
@@ -41,19 +42,39 @@ def _path_row(parent: QWidget, edit: QLineEdit, pick: Any) -> QWidget:
 
 
 class SettingsDialog(QDialog):
-    """Edit and save ``desktop_app.settings.Settings``; emits ``saved`` with the new settings."""
+    """Edit and save ``Settings``; emits ``saved`` with the new settings."""
 
     saved = Signal(object)
 
-    def __init__(self, settings: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("settingsDialog")
         self.setWindowTitle("Settings")
         self.setMinimumWidth(640)
-        self._settings = settings if settings is not None else services.default_settings()
+        self._settings = settings if settings is not None else Settings()
         s = self._settings
+        engine_box = self._build_engine_box(s)
+        perf_box = self._build_performance_box(s)
+        library_box = self._build_library_box(s)
+        self.problem_label = QLabel("")
+        self.problem_label.setObjectName("settingsProblem")
+        self.problem_label.setStyleSheet("color:#b00020;")
+        self.problem_label.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(engine_box)
+        layout.addWidget(perf_box)
+        layout.addWidget(library_box)
+        layout.addWidget(self.problem_label)
+        layout.addWidget(buttons)
+        self.local_radio.toggled.connect(self._update_enabled)
+        self._update_enabled()
 
-        # ---- engine
+    def _build_engine_box(self, s: Settings) -> QGroupBox:
         engine_box = QGroupBox("Where the model runs", self)
         self.local_radio = QRadioButton("On this computer (llama.cpp, works offline)")
         self.server_radio = QRadioButton("On a server (OpenAI-compatible: llama.cpp server, vLLM…)")
@@ -87,8 +108,9 @@ class SettingsDialog(QDialog):
         engine_layout.addLayout(server_form)
         self.server_radio.setChecked(bool(s.server_url))
         self.local_radio.setChecked(not s.server_url)
+        return engine_box
 
-        # ---- performance
+    def _build_performance_box(self, s: Settings) -> QGroupBox:
         perf_box = QGroupBox("Performance (embedded model)", self)
         self.gpu_auto = QCheckBox("Automatic (as many layers as the GPU build can take)")
         self.gpu_spin = QSpinBox()
@@ -117,10 +139,11 @@ class SettingsDialog(QDialog):
         perf_form.addRow("GPU layers:", gpu_row)
         perf_form.addRow("CPU threads:", self.threads_spin)
         perf_form.addRow("Context size:", self.ctx_spin)
-        self.device_label = QLabel(services.describe_backend_settings(s))
+        self.device_label = QLabel(describe_settings_backend(s))
         perf_form.addRow("Device:", self.device_label)
+        return perf_box
 
-        # ---- library
+    def _build_library_box(self, s: Settings) -> QGroupBox:
         library_box = QGroupBox("Library", self)
         self.library_edit = QLineEdit(str(s.library_dir or ""))
         self.library_edit.setPlaceholderText("default: your user data folder")
@@ -131,24 +154,7 @@ class SettingsDialog(QDialog):
         note = QLabel("Albums and stories are kept here; your photos stay where they are.")
         note.setWordWrap(True)
         library_form.addRow(note)
-
-        self.problem_label = QLabel("")
-        self.problem_label.setObjectName("settingsProblem")
-        self.problem_label.setStyleSheet("color:#b00020;")
-        self.problem_label.setWordWrap(True)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        buttons.accepted.connect(self.save)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(engine_box)
-        layout.addWidget(perf_box)
-        layout.addWidget(library_box)
-        layout.addWidget(self.problem_label)
-        layout.addWidget(buttons)
-        self.local_radio.toggled.connect(self._update_enabled)
-        self._update_enabled()
+        return library_box
 
     def _update_enabled(self) -> None:
         local = self.local_radio.isChecked()
@@ -162,7 +168,7 @@ class SettingsDialog(QDialog):
         if path:
             self.model_edit.setText(path)
             if not self.mmproj_edit.text():
-                pair = services.projector_beside(Path(path))
+                pair = projector_beside(Path(path))
                 if pair is not None:
                     self.mmproj_edit.setText(str(pair))
 
@@ -176,7 +182,7 @@ class SettingsDialog(QDialog):
         if path:
             self.library_edit.setText(path)
 
-    def values(self) -> Any:
+    def values(self) -> Settings:
         """The settings as entered; raises StorytellerError naming the field to fix."""
 
         def path_or_none(edit: QLineEdit) -> Path | None:
@@ -218,7 +224,7 @@ class SettingsDialog(QDialog):
             self.problem_label.setText(str(err))
             return False
         try:
-            services.save_settings(settings)
+            save_settings(settings)
         except (StorytellerError, OSError) as err:
             show_error(self, err, action="Saving the settings")
             return False

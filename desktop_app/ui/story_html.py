@@ -11,9 +11,9 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from desktop_app.story.render import entity_colours, span_display_text
+from desktop_app.story.model import Span, SpanKind, Story
+from desktop_app.story.names import display_name, entity_colours, shown_text, strip_tags
 
 KIND_STYLE = {
     "entity": "font-weight:600;",
@@ -39,30 +39,9 @@ class RenderedStory:
     spans: dict[str, SpanRef]  # anchor href -> span
 
 
-def kind_value(kind: Any) -> str:
+def kind_value(kind: SpanKind | str) -> str:
     """A SpanKind enum (or plain string) as its value."""
     return str(getattr(kind, "value", kind))
-
-
-def colors_for(story: Any) -> dict[str, str]:
-    """A stable colour per entity id, the same as in exported pages."""
-    return entity_colours(story)
-
-
-def display_name(story: Any, entity_id: str, names: Mapping[str, str] | None = None) -> str:
-    """The user's name for ``entity_id``, else the model's name, else a short description."""
-    if names and names.get(entity_id):
-        return names[entity_id]
-    entity = story.entity(entity_id) if hasattr(story, "entity") else None
-    if entity is None:
-        return entity_id
-    name = getattr(entity, "name", "") or ""
-    if name.strip():
-        return name.strip()
-    description = (getattr(entity, "description", "") or "").strip()
-    if description:
-        return description if len(description) <= 40 else description[:37] + "..."
-    return entity_id
 
 
 def _esc(text: str) -> str:
@@ -71,10 +50,10 @@ def _esc(text: str) -> str:
 
 def _span_html(
     href: str,
-    span: Any,
+    span: Span,
     kind: str,
     colors: Mapping[str, str],
-    story: Any,
+    story: Story,
     names: Mapping[str, str] | None,
     selected_id: str | None,
     link: bool = True,
@@ -84,16 +63,16 @@ def _span_html(
     style = f"color:{color};text-decoration:none;" + KIND_STYLE.get(kind, "")
     if selected_id and selected_id in span.ids:
         style += "background-color:#fff2a8;"
-    who = ", ".join(f"{display_name(story, i, names)} ({i})" for i in span.ids)
+    who = ", ".join(f"{display_name(i, story, names)} ({i})" for i in span.ids)
     title = f"{KIND_LABEL.get(kind, kind)}: {who}"
-    text = span_display_text(span, story, names)
+    text = shown_text(span, story, names)
     if not link:  # printed or exported: styled text, no link to follow
         return f'<span style="{style}">{_esc(text)}</span>'
     return f'<a href="{href}" style="{style}" title="{_esc(title)}">{_esc(text)}</a>'
 
 
 def render_story(
-    story: Any,
+    story: Story,
     *,
     names: Mapping[str, str] | None = None,
     frame_images: Mapping[int, str] | None = None,
@@ -109,7 +88,7 @@ def render_story(
     ``live`` adds a progress line for a story still being written; ``links=False`` renders
     spans as styled text (print, PDF).
     """
-    colors = colors_for(story)
+    colors = entity_colours(story)
     spans: dict[str, SpanRef] = {}
     parts: list[str] = ['<div style="font-size:11pt;">']
     segments = list(story.segments)
@@ -121,7 +100,7 @@ def render_story(
         for span in segment.spans:
             kind = kind_value(span.kind)
             if kind == "text" or not span.ids:
-                text_parts.append(_esc(span.text).replace("\n", "<br>"))
+                text_parts.append(_esc(strip_tags(span.text)).replace("\n", "<br>"))
                 continue
             href = f"span:{len(spans)}"
             spans[href] = SpanRef(frame, tuple(span.ids), kind, span.text)
@@ -156,7 +135,7 @@ def render_story(
 
 
 def _analysis_progress_html(
-    story: Any,
+    story: Story,
     names: Mapping[str, str] | None,
     colors: Mapping[str, str],
     frame_count: int | None,
@@ -179,7 +158,7 @@ def _analysis_progress_html(
             color = colors.get(entity.id, "#333")
             items.append(
                 f'<span style="color:{color};font-weight:600;">'
-                f"{_esc(display_name(story, entity.id, names))}</span>"
+                f"{_esc(display_name(entity.id, story, names))}</span>"
                 f' <span style="color:#888;">({_esc(entity.id)})</span>'
             )
         settings = [row.description for row in frame.settings if getattr(row, "description", "")]

@@ -8,9 +8,7 @@ frame photos to show; it never talks to the library or the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QImage, QImageReader, QTextCursor, QTextDocument
@@ -24,19 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.ui import services
+from desktop_app.app.stored_story import FrameGeometry, box_on_photo, frames_of
+from desktop_app.library.records import StoryRun
+from desktop_app.story.model import Issue, Story
+from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView
-from desktop_app.ui.story_html import SpanRef, colors_for, display_name, render_story
+from desktop_app.ui.story_html import SpanRef, render_story
 
 THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels)
-
-
-@dataclass(frozen=True)
-class FramePhoto:
-    """The photo of one frame: where it is and the two sizes boxes are mapped between."""
-
-    path: Path
-    prepared_size: tuple[int, int] | None  # pixels the model saw; None when not known
 
 
 def load_thumbnail(path: Path, width: int) -> QImage:
@@ -56,15 +49,15 @@ def load_thumbnail(path: Path, width: int) -> QImage:
     return image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
 
 
-def frame_photos_of(run: Any) -> dict[int, FramePhoto]:
+def frame_photos_of(run: StoryRun) -> dict[int, FrameGeometry]:
     """Frame number -> photo of a stored run (the paths and sizes the model saw)."""
-    return {photo.index: FramePhoto(photo.path, photo.prepared_size) for photo in run.photos}
+    return {frame.index: frame for frame in frames_of(run)}
 
 
 def register_frame_images(
     document: QTextDocument,
-    story: Any,
-    frame_photos: Mapping[int, FramePhoto],
+    story: Story,
+    frame_photos: Mapping[int, FrameGeometry],
     *,
     width: int,
     device_ratio: float,
@@ -167,9 +160,9 @@ class StoryPanel(QWidget):
         layout.addWidget(splitter)
         self.splitter = splitter
 
-        self.story: Any = None
+        self.story: Story | None = None
         self.names: dict[str, str] = {}
-        self.frame_photos: dict[int, FramePhoto] = {}
+        self.frame_photos: dict[int, FrameGeometry] = {}
         self.selected_id: str | None = None
         self.spans: dict[str, SpanRef] = {}
         self._live = False
@@ -204,17 +197,17 @@ class StoryPanel(QWidget):
         self.photo_view.clear_photo()
         self.photo_caption.setText("")
 
-    def set_frame_photos(self, frame_photos: Mapping[int, FramePhoto]) -> None:
+    def set_frame_photos(self, frame_photos: Mapping[int, FrameGeometry]) -> None:
         """The photos of the frames of the story about to be shown."""
         self.frame_photos = dict(frame_photos)
         self._registered_images.clear()
 
     def set_story(
         self,
-        story: Any,
+        story: Story,
         *,
         names: Mapping[str, str] | None = None,
-        issues: list[Any] | None = None,
+        issues: list[Issue] | None = None,
         live: bool = False,
         frame_count: int | None = None,
     ) -> None:
@@ -263,7 +256,7 @@ class StoryPanel(QWidget):
         # Follow the text while it is being written, unless the user scrolled up to read.
         bar.setValue(bar.maximum() if self._live and at_bottom else position)
 
-    def set_issues(self, issues: list[Any]) -> None:
+    def set_issues(self, issues: list[Issue]) -> None:
         """List the validator's issues; each item jumps to its place when activated."""
         self.issues_list.clear()
         errors = 0
@@ -314,7 +307,7 @@ class StoryPanel(QWidget):
         self._shown_span = span
         frame = span.frame
         if frame is None and span.ids and self.story is not None:
-            frames = services.boxes_for(self.story, span.ids[0])
+            frames = self.story.boxes_for(span.ids[0])
             frame = min(frames) if frames else None
         if frame is None:
             self.status_message.emit(f"“{span.text}” is not tied to a photo.")
@@ -334,16 +327,16 @@ class StoryPanel(QWidget):
             return
         original = self.photo_view.original_size
         prepared = photo.prepared_size or original
-        colors = colors_for(self.story)
+        colors = entity_colours(self.story)
         overlays: list[BoxOverlay] = []
         missing: list[str] = []
         for entity_id in entity_ids:
-            box = services.box_in_frame(self.story, entity_id, frame)
-            name = display_name(self.story, entity_id, self.names)
+            box = self.story.boxes_for(entity_id).get(frame)
+            name = display_name(entity_id, self.story, self.names)
             if box is None:
                 missing.append(name)
                 continue
-            rect = services.map_box(box, prepared, original)
+            rect = box_on_photo(box, prepared, original)
             overlays.append(BoxOverlay(entity_id, name, rect, colors.get(entity_id, "#ffcc00")))
         self.photo_view.show_boxes(overlays)
         who = ", ".join(o.label for o in overlays)
@@ -367,7 +360,7 @@ class StoryPanel(QWidget):
                 if entity_id in span.ids:
                     self._scroll_to_span(href)
                     break
-            name = display_name(self.story, entity_id, self.names) if self.story else entity_id
+            name = display_name(entity_id, self.story, self.names) if self.story else entity_id
             count = sum(entity_id in span.ids for span in self.spans.values())
             self.status_message.emit(f"{name} ({entity_id}): {count} mention(s) highlighted")
 

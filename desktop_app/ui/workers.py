@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from desktop_app.app.telling import RunEnded, RunStarted, TellEvent
 from desktop_app.engine.events import (
     PhaseEvent,
-    ResultEvent,
-    StoryBackend,
-    StoryRequest,
+    ShouldStop,
     TokenEvent,
 )
+from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
 
@@ -101,26 +101,25 @@ class CallableWorker(Worker):
         return self._job(JobContext(self))
 
 
-class GenerateWorker(Worker):
-    """Runs ``backend.generate(request)``: phases and tokens as signals, the RunResult at the end."""
+class TellWorker(Worker):
+    """Relays a story being told (``app.telling.tell``): ``RunStarted`` as ``item``, phases and
+    tokens as their signals, and the ``RunEnded`` as the result."""
 
-    def __init__(self, backend: StoryBackend, request: StoryRequest) -> None:
+    def __init__(self, events: Callable[[ShouldStop], Iterator[TellEvent]]) -> None:
         super().__init__()
-        self._backend = backend
-        self._request = request
+        self._events = events
 
-    def execute(self) -> Any:
-        result = None
-        for event in self._backend.generate(self._request, should_stop=self.is_cancelled):
+    def execute(self) -> RunEnded:
+        for event in self._events(self.is_cancelled):
             if isinstance(event, TokenEvent):
                 self.token.emit(event.text)
             elif isinstance(event, PhaseEvent):
                 self.phase.emit(event)
-            elif isinstance(event, ResultEvent):
-                result = event.result
-        if result is None:
-            raise RuntimeError("the story backend ended without a result")
-        return result
+            elif isinstance(event, RunStarted):
+                self.item.emit(event)
+            elif isinstance(event, RunEnded):
+                return event
+        raise StorytellerError("the story ended without being stored: try again")
 
 
 class WorkerHandle(QObject):
@@ -215,3 +214,38 @@ def start_worker(worker: Worker, parent: QObject | None = None) -> WorkerHandle:
     handle = WorkerHandle(worker, thread, parent)
     thread.start()
     return handle
+
+
+class WorkerPool(QObject):
+    """The workers one window started: each is forgotten (and deleted) when its thread ends,
+    and ``stop_all()`` cancels and joins the rest (on close)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._handles: list[WorkerHandle] = []
+
+    def start(self, worker: Worker) -> WorkerHandle:
+        """Start ``worker`` in its own thread and keep its handle until the thread ends."""
+        handle = start_worker(worker, self)
+        self._handles.append(handle)
+        handle.ended.connect(lambda h=handle: self._forget(h))
+        return handle
+
+    def _forget(self, handle: WorkerHandle) -> None:
+        if handle in self._handles:
+            self._handles.remove(handle)
+        handle.worker.deleteLater()
+        handle.thread.deleteLater()
+
+    def handles(self) -> list[WorkerHandle]:
+        """The workers started and not yet ended."""
+        return list(self._handles)
+
+    def running(self) -> list[WorkerHandle]:
+        """Workers whose thread is still running."""
+        return [h for h in self._handles if h.is_running()]
+
+    def stop_all(self) -> None:
+        """Cancel every worker and wait for its thread; each job stops at its next check."""
+        for handle in list(self._handles):
+            handle.stop()

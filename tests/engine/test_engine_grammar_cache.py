@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from desktop_app.app.backends import NoModelError, backend_from_settings
+from desktop_app.app.settings import Settings
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
-from desktop_app.engine.factory import NoModelError, backend_from_settings
 from desktop_app.engine.grammar import StrictFormat, box_rule, defined_ids, integer_range
 from desktop_app.engine.server_backend import OpenAIServerBackend
 from desktop_app.errors import StorytellerError
-from desktop_app.settings import Settings
 
 
 def as_regex(gbnf: str) -> re.Pattern[str]:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from desktop_app.engine import images
+from desktop_app import imaging
 from desktop_app.engine.images import (
     MAX_IMAGE_TOKENS,
     MIN_IMAGE_TOKENS,
@@ -141,7 +141,7 @@ def test_missing_file_is_a_photo_error(tmp_path: Path) -> None:
 def test_heic_without_pillow_heif_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(images, "_heif_registered", False)  # as if pillow-heif were missing
+    monkeypatch.setattr(imaging, "_heif_registered", False)  # as if pillow-heif were missing
     path = tmp_path / "IMG_0001.HEIC"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
     with pytest.raises(PhotoError, match=r"IMG_0001\.HEIC cannot be read: install pillow-heif"):
@@ -197,3 +197,15 @@ def test_the_scripted_backend_reports_a_sideways_photo_upright(tmp_path: Path) -
     result = next(e for e in events if isinstance(e, ResultEvent)).result
     # Same as the real backends: the size boxes are mapped onto is the upright photo's.
     assert result.photos[0].original_size == prepare_image(photo, 512).original_size == (80, 120)
+
+
+def test_what_the_library_knows_is_not_worked_out_again(tmp_path: Path) -> None:
+    from desktop_app.engine.events import KnownPhoto
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (560, 280), (10, 20, 30)).save(path)
+    known = KnownPhoto("ab" * 32, (560, 280))
+    prepared = prepare_image(path, 512, known)
+    assert prepared.content_hash == known.sha256  # the library's hash keys the embedding cache
+    assert prepared.original_size == (560, 280)
+    assert prepare_image(path, 512).content_hash != known.sha256  # without it: hashed here

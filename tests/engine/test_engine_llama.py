@@ -272,15 +272,15 @@ def test_ctrl_c_keeps_the_partial_story_in_out(
     tiny_model: TinyModel, album: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tokens_seen = []
-    original_event = tell_cmd._Progress.event
+    original_event = tell_cmd.Progress.event
 
-    def event(self: tell_cmd._Progress, item: object) -> None:
+    def event(self: tell_cmd.Progress, item: object) -> None:
         if isinstance(item, TokenEvent):
             tokens_seen.append(item.text)
         original_event(self, item)
 
     # The first Ctrl-C arrives after three tokens (what the SIGINT handler does).
-    monkeypatch.setattr(tell_cmd._Progress, "event", event)
+    monkeypatch.setattr(tell_cmd.Progress, "event", event)
     monkeypatch.setattr(tell_cmd.StopOnCtrlC, "__call__", lambda self: len(tokens_seen) >= 3)
     out = tmp_path / "partial.json"
     code = tell(tiny_model, album, "--format", "json", "--out", str(out), "--max-tokens", "64")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from desktop_app import paths
+from desktop_app.app.settings import Settings, load_settings, save_settings
 from desktop_app.engine.events import Detail, Preset
 from desktop_app.engine.gguf_info import (
     ModelFileError,
@@ -21,7 +22,6 @@ from desktop_app.engine.gguf_info import (
     read_text_model_info,
 )
 from desktop_app.engine.models import ModelFiles, default_model, find_models, load_catalog, verify
-from desktop_app.settings import Settings, load_settings, save_settings
 
 if TYPE_CHECKING:
     from conftest import TinyModel
@@ -206,7 +206,7 @@ def test_model_files_describe_themselves(tiny_model: TinyModel) -> None:
 def test_a_given_model_finds_its_partner_and_manifest(
     tiny_model: TinyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from desktop_app.engine.factory import NoModelError, resolve_model
+    from desktop_app.app.backends import NoModelError, resolve_model
 
     shutil.copytree(tiny_model.directory, tmp_path / "model")
     text, mmproj = tiny_model.text_gguf.name, tiny_model.mmproj_gguf.name

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop_app.app.settings import Settings, save_settings
 from desktop_app.cli import tell_cmd
 from desktop_app.engine.events import (
     DEFAULT_INSTRUCTION,
@@ -27,7 +28,6 @@ from desktop_app.engine.events import (
     TokenEvent,
 )
 from desktop_app.errors import StorytellerError
-from desktop_app.settings import Settings, save_settings
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from desktop_app.cli import main
-from desktop_app.library import store
+from desktop_app.library import photos
 from desktop_app.library.photofiles import PhotoFacts
 
-_read_photo_facts = store.read_photo_facts
+_read_photo_facts = photos.read_photo_facts
 
 
 def _slow_read(path: Path) -> PhotoFacts:
@@ -26,5 +26,5 @@ def _slow_read(path: Path) -> PhotoFacts:
 
 if __name__ == "__main__":
     library_dir, album, *paths = sys.argv[1:]
-    store.read_photo_facts = _slow_read
+    photos.read_photo_facts = _slow_read
     sys.exit(main(["album", "--library", library_dir, "add", album, *paths]))

@@ -8,10 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from desktop_app.engine.events import StoryRequest
+from desktop_app.app.telling import TellOptions, tell_album
 from desktop_app.engine.scripted import ScriptedBackend
 from desktop_app.library import Library
-from desktop_app.library.tell import tell_album
 
 
 def main(argv: list[str]) -> int:
@@ -19,7 +18,7 @@ def main(argv: list[str]) -> int:
     library = Library.open(db)
     library.flush_interval_s = 0.05
     backend = ScriptedBackend(Path(story_file).read_text(encoding="utf-8"), token_delay_s=0.02)
-    tell_album(library, album, backend, lambda photos: StoryRequest(photos=photos))
+    tell_album(library, album, backend, TellOptions())
     library.close()
     return 0
 

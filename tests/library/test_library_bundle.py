@@ -13,10 +13,10 @@ import pytest
 from library_helpers import STORY_TEXT, distinct_photos, make_photo
 from PIL import Image
 
-from desktop_app.engine.events import StoryRequest
+from desktop_app.app.exports import export_album, import_bundle
+from desktop_app.app.telling import TellOptions, tell_album
 from desktop_app.engine.scripted import ScriptedBackend
 from desktop_app.library import BundleError, Library, PhotoUnreadableError, RunStatus
-from desktop_app.library.tell import tell_album
 
 
 @pytest.fixture
@@ -28,8 +28,8 @@ def told_album(library: Library, tmp_path: Path) -> int:
         library,
         "Rainy day",
         ScriptedBackend(STORY_TEXT, prepared_size=(28, 28)),
-        lambda paths: StoryRequest(photos=paths),
-    )
+        TellOptions(),
+    ).run
     library.set_display_name(run.id, "char1", "Little Maya")
     return run.id
 
@@ -39,7 +39,7 @@ def test_export_then_import_round_trips_album_photos_story_and_names(
     library: Library, told_album: int, tmp_path: Path, kind: str
 ) -> None:
     dest = tmp_path / "out" / ("rainy.zip" if kind == "zip" else "rainy")
-    assert library.export_album("Rainy day", dest) == dest
+    assert export_album(library, "Rainy day", dest) == dest
     if kind == "zip":
         with zipfile.ZipFile(dest) as archive:
             names = set(archive.namelist())
@@ -56,7 +56,7 @@ def test_export_then_import_round_trips_album_photos_story_and_names(
 
     # Import into a different library: the photos are copied in, the story comes along.
     with Library.open(tmp_path / "other library") as other:
-        imported = other.import_bundle(dest)
+        imported = import_bundle(other, dest)
         assert imported.album.name == "Rainy day" and imported.album.notes == "April"
         photos = other.photos(imported.album)
         assert [p.sha256 for p in photos] == [p.sha256 for p in library.photos("Rainy day")]
@@ -72,7 +72,7 @@ def test_export_then_import_round_trips_album_photos_story_and_names(
         assert run.story == original.story
         assert other.display_names(run.id) == {"char1": "Little Maya"}
         # Importing twice makes a second album, never a clash.
-        again = other.import_bundle(dest)
+        again = import_bundle(other, dest)
         assert again.album.name == "Rainy day (2)"
     if kind == "zip":  # nothing in the library points at a temporary extraction
         leftovers = [p for p in (tmp_path / "other library" / "imported").iterdir()]
@@ -84,10 +84,10 @@ def test_export_refuses_to_overwrite_and_leaves_no_partial_files(
 ) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(BundleError, match="already exists"):
-        library.export_album("Rainy day", tmp_path / "taken")
+        export_album(library, "Rainy day", tmp_path / "taken")
     library.photos("Rainy day")[0].path.unlink()
     with pytest.raises(BundleError, match=r"photo01\.jpg cannot be found.*relink"):
-        library.export_album("Rainy day", tmp_path / "new.zip")
+        export_album(library, "Rainy day", tmp_path / "new.zip")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "library") == [
         "photos é",
         "taken",
@@ -99,7 +99,7 @@ def test_a_photo_that_became_unreadable_stops_the_export_with_its_name(
 ) -> None:
     library.photos("Rainy day")[1].path.write_bytes(b"not a jpeg any more")
     with pytest.raises(PhotoUnreadableError, match=r"photo02\.jpg cannot be read.*check the file"):
-        library.export_album("Rainy day", tmp_path / "out.zip")
+        export_album(library, "Rainy day", tmp_path / "out.zip")
     assert not (tmp_path / "out.zip").exists()
 
 
@@ -108,8 +108,8 @@ def test_transparent_photos_are_embedded_on_white(library: Library, tmp_path: Pa
     png = tmp_path / "clear.png"
     Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(png)
     library.add_photos("Clear", [png])
-    tell_album(library, "Clear", ScriptedBackend(STORY_TEXT), lambda p: StoryRequest(photos=p))
-    dest = library.export_album("Clear", tmp_path / "clear-export")
+    tell_album(library, "Clear", ScriptedBackend(STORY_TEXT), TellOptions())
+    dest = export_album(library, "Clear", tmp_path / "clear-export")
     html = (dest / "story.html").read_text()
     encoded = re.search(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", html)
     assert encoded is not None
@@ -121,29 +121,29 @@ def test_an_album_without_a_story_cannot_be_exported(library: Library, tmp_path:
     library.create_album("Empty")
     library.add_photos("Empty", [make_photo(tmp_path / "a.jpg")])
     with pytest.raises(BundleError, match="no story yet"):
-        library.export_album("Empty", tmp_path / "x.zip")
+        export_album(library, "Empty", tmp_path / "x.zip")
 
 
 def test_a_damaged_or_foreign_bundle_is_refused_and_nothing_is_added(
     library: Library, told_album: int, tmp_path: Path
 ) -> None:
-    dest = library.export_album("Rainy day", tmp_path / "b")
+    dest = export_album(library, "Rainy day", tmp_path / "b")
     photo = next((dest / "photos").iterdir())
     photo.write_bytes(photo.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(BundleError, match="damaged"):
-        library.import_bundle(dest)
+        import_bundle(library, dest)
     evil = tmp_path / "evil.zip"
     manifest = json.loads((dest / "bundle.json").read_text())
     manifest["photos"][0]["file"] = "../../outside.jpg"
     with zipfile.ZipFile(evil, "w") as archive:
         archive.writestr("bundle.json", json.dumps(manifest))
     with pytest.raises(BundleError, match="outside its photos folder"):
-        library.import_bundle(evil)
+        import_bundle(library, evil)
     not_bundle = tmp_path / "random.zip"
     with zipfile.ZipFile(not_bundle, "w") as archive:
         archive.writestr("readme.txt", "hi")
     with pytest.raises(BundleError, match="not a Storyteller album export"):
-        library.import_bundle(not_bundle)
+        import_bundle(library, not_bundle)
     assert [a.name for a in library.albums()] == ["Rainy day"]
     assert [p.name for p in (library.root / "imported").iterdir()] == []
 
@@ -158,4 +158,4 @@ def test_stories_follow_relinked_photos_so_export_still_works(
     library.relink("Rainy day", new_folder)
     run = library.run(told_album)
     assert [p.path.parent for p in run.photos] == [new_folder, new_folder]
-    assert library.export_album("Rainy day", tmp_path / "after-move.zip").is_file()
+    assert export_album(library, "Rainy day", tmp_path / "after-move.zip").is_file()

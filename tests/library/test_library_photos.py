@@ -17,7 +17,9 @@ from desktop_app.library import (
     Library,
     LibraryError,
     PhotoMissingError,
-    store,
+)
+from desktop_app.library import (
+    photos as photo_store,
 )
 
 
@@ -203,7 +205,7 @@ def test_a_candidate_that_vanishes_or_cannot_be_read_is_skipped_not_fatal(
     shutil.copy(photos[1], new_place / "b locked.jpg")
     for photo in photos:
         shutil.move(str(photo), new_place / photo.name)
-    real_hash = store.sha256_file
+    real_hash = photo_store.sha256_file
 
     def hash_then_interfere(path: Path) -> str:
         if path.name == "b locked.jpg":
@@ -213,7 +215,7 @@ def test_a_candidate_that_vanishes_or_cannot_be_read_is_skipped_not_fatal(
             path.unlink()  # another program moved it on between hashing and writing
         return digest
 
-    monkeypatch.setattr(store, "sha256_file", hash_then_interfere)
+    monkeypatch.setattr(photo_store, "sha256_file", hash_then_interfere)
     report = library.relink("A", new_place)
     assert sorted(r.new_path.name for r in report.relinked) == [p.name for p in photos]
     assert report.still_missing == ()
@@ -302,14 +304,14 @@ def test_reimporting_an_unchanged_file_is_a_duplicate_without_rehashing(
     changed = make_photo(folder / "deeper" / "b.jpg", color=(1, 2, 3))
     library.create_album("A")
     library.add_photos("A", [folder])
-    real_read = store.read_photo_facts
+    real_read = photo_store.read_photo_facts
     read_again: list[str] = []
 
     def record_read(path: Path) -> object:
         read_again.append(path.name)
         return real_read(path)
 
-    monkeypatch.setattr(store, "read_photo_facts", record_read)
+    monkeypatch.setattr(photo_store, "read_photo_facts", record_read)
     report = library.add_photos("A", [path])
     assert len(report.duplicates) == 1
     report = library.add_photos("A", [folder])  # files found under a folder are known too

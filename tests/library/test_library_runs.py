@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from library_helpers import STORY_TEXT, distinct_photos
 
+from desktop_app.app.backends import model_identity
+from desktop_app.app.telling import RunStarted, TellEvent, TellOptions, tell_album
 from desktop_app.engine.events import (
     Event,
     SamplingParams,
@@ -25,13 +27,11 @@ from desktop_app.engine.events import (
 from desktop_app.engine.scripted import ScriptedBackend
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Library, PhotoMissingError, RunSpec, RunStatus
-from desktop_app.library.tell import model_identity, tell_album
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _request(photos: tuple[Path, ...]) -> StoryRequest:
-    return StoryRequest(photos=photos, sampling=SamplingParams(seed=7))
+_OPTIONS = TellOptions(sampling=SamplingParams(seed=7))
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_a_told_story_is_kept_complete_with_what_made_it(
     library: Library, album_with_photos: str
 ) -> None:
     backend = ScriptedBackend(STORY_TEXT, prepared_size=(28, 28))
-    run = tell_album(library, album_with_photos, backend, _request, model={"name": "tiny"})
+    run = tell_album(library, album_with_photos, backend, _OPTIONS, model={"name": "tiny"}).run
     assert run.status is RunStatus.COMPLETE
     assert run.raw_output == STORY_TEXT
     assert [p.path.name for p in run.photos] == ["photo01.jpg", "photo02.jpg"]
@@ -74,7 +74,7 @@ def test_readers_see_the_output_grow_while_the_run_streams(
             seen.append(len(run.raw_output))
             assert run.status is RunStatus.RUNNING
 
-    tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _request, on_event=look)
+    tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _OPTIONS, on_event=look)
     reader.close()
     assert seen == sorted(seen) and 0 < seen[len(seen) // 2] < len(STORY_TEXT)
 
@@ -135,10 +135,10 @@ def test_a_stopped_run_keeps_its_partial_output(library: Library, album_with_pho
         library,
         album_with_photos,
         ScriptedBackend(STORY_TEXT),
-        _request,
+        _OPTIONS,
         should_stop=should_stop,
         on_event=count,
-    )
+    ).run
     assert run.status is RunStatus.STOPPED
     assert 0 < len(run.raw_output) < len(STORY_TEXT)
     assert STORY_TEXT.startswith(run.raw_output)
@@ -156,7 +156,7 @@ def test_a_failed_run_records_the_error_and_keeps_its_partial_output(
     library: Library, album_with_photos: str
 ) -> None:
     with pytest.raises(StorytellerError, match="out of memory"):
-        tell_album(library, album_with_photos, _FailingBackend(STORY_TEXT), _request)
+        tell_album(library, album_with_photos, _FailingBackend(STORY_TEXT), _OPTIONS)
     (run,) = library.runs(album_with_photos)
     assert run.status is RunStatus.FAILED
     assert "out of memory" in run.error
@@ -167,16 +167,17 @@ def test_a_failed_run_records_the_error_and_keeps_its_partial_output(
 def test_a_failing_on_started_callback_leaves_a_failed_run_not_a_running_one(
     library: Library, album_with_photos: str
 ) -> None:
-    def broken_callback(_run_id: int) -> None:
-        raise RuntimeError("the window went away")
+    def broken_callback(event: TellEvent) -> None:
+        if isinstance(event, RunStarted):
+            raise RuntimeError("the window went away")
 
     with pytest.raises(RuntimeError):
         tell_album(
             library,
             album_with_photos,
             ScriptedBackend(STORY_TEXT),
-            _request,
-            on_started=broken_callback,
+            _OPTIONS,
+            on_event=broken_callback,
         )
     (run,) = library.runs(album_with_photos)
     assert run.status is RunStatus.FAILED and "the window went away" in run.error
@@ -188,14 +189,14 @@ def test_telling_an_album_with_a_missing_photo_names_it(
 ) -> None:
     library.photos(album_with_photos)[1].path.unlink()
     with pytest.raises(PhotoMissingError, match=r"photo02\.jpg.*relink"):
-        tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _request)
+        tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _OPTIONS)
     assert library.runs(album_with_photos) == []
 
 
 def test_display_names_are_a_layer_over_the_unchanged_output(
     library: Library, album_with_photos: str
 ) -> None:
-    run = tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _request)
+    run = tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _OPTIONS).run
     library.set_display_name(run.id, "char1", "Grandma Maya")
     library.set_display_name(run.id, "obj1", "the boat")
     library.set_display_name(run.id, "obj1", "the red boat")

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import QApplication
 from ui_helpers import album_with_photos, generate_and_wait
 from ui_sample import scripted_backend
 
-from desktop_app.ui import services, workers
+from desktop_app.app.settings import open_library
+from desktop_app.ui import workers
 
 # Messages the offscreen platform prints for any top-level window; they say nothing about us.
 BENIGN_QT_MESSAGES = (
@@ -83,7 +84,7 @@ def story_output() -> str:
 
 @pytest.fixture
 def library() -> Iterator[Any]:
-    lib = services.open_library(None)
+    lib = open_library(None)
     yield lib
     lib.close()
 
@@ -117,12 +118,11 @@ def make_window(qtbot: Any, library: Any, story_output: str) -> Iterator[Callabl
 
     yield make
     for window in windows:
-        if window.is_generating():
-            window.stop_generation()
-            qtbot.waitUntil(lambda w=window: not w.is_generating(), timeout=10_000)
+        if window.generation.is_generating():
+            window.generation.stop()
+            qtbot.waitUntil(lambda w=window: not w.generation.is_generating(), timeout=10_000)
         window.close()
-        for handle in list(window._workers):
-            handle.stop()
+        window.workers.stop_all()
         QApplication.processEvents()
 
 

@@ -81,8 +81,7 @@ def inner(out: Path) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QWidget
 
-    from desktop_app.settings import Settings
-    from desktop_app.ui import services
+    from desktop_app.app.settings import Settings, open_library
     from desktop_app.ui.app import create_application
     from desktop_app.ui.main_window import MainWindow
 
@@ -95,9 +94,9 @@ def inner(out: Path) -> int:
         return ui_sample.scripted_backend(ui_sample.story_text(), token_delay_s=delay[0])
 
     settings = Settings()
-    library = services.open_library(settings)
+    library = open_library(settings)
     window = MainWindow(library, backend, settings=settings, confirm=lambda *_a: True)
-    window.set_backend_status("llama.cpp (CPU)", "QwenStoryteller Q4_K_M")
+    window.status_bar.set_backend("llama.cpp (CPU)", "QwenStoryteller Q4_K_M")
 
     def spin(ms: int) -> None:
         loop = QEventLoop()
@@ -126,10 +125,10 @@ def inner(out: Path) -> int:
     spin(500)
     save(window, "01-empty.png")
 
-    window.new_album("Kite day", edit=False)
-    window.new_album("Grandma's 80th", edit=False)
-    window.album_view.setCurrentIndex(window.album_model.index(0))
-    window.import_paths(photos)
+    window.sidebar.new_album("Kite day", edit=False)
+    window.sidebar.new_album("Grandma's 80th", edit=False)
+    window.sidebar.album_view.setCurrentIndex(window.album_model.index(0))
+    window.imports.import_paths(photos)
     wait_until(lambda: window.photo_model.rowCount() == len(photos))
     wait_until(
         lambda: all(window.photo_model.has_thumbnail(p.id) for p in window.photo_model.photos())
@@ -137,10 +136,10 @@ def inner(out: Path) -> int:
     save(window, "02-album.png")
 
     delay[0] = 0.006
-    window.generate()
-    wait_until(lambda: "Writing frame 3" in window.phase_label.text(), timeout_s=60)
+    window.generation.generate()
+    wait_until(lambda: "Writing frame 3" in window.story_toolbar.phase_label.text(), timeout_s=60)
     save(window, "03-writing.png")
-    wait_until(lambda: not window.is_generating(), timeout_s=60)
+    wait_until(lambda: not window.generation.is_generating(), timeout_s=60)
 
     panel = window.story_panel
     href = next(h for h, s in panel.spans.items() if s.frame == 3 and s.ids == ("char3",))
@@ -153,7 +152,7 @@ def inner(out: Path) -> int:
     window.analysis_panel.tabs.setCurrentIndex(0)
     window.analysis_panel.frame_tabs.setCurrentIndex(2)
     save(window, "05-analysis.png")
-    window.rename_entity("char2", "Biscuit the Brave")
+    window.versions.rename_entity("char2", "Biscuit the Brave")
     window.analysis_panel.tabs.setCurrentIndex(2)
     save(window, "06-cast.png")
     window.analysis_panel.tabs.setCurrentIndex(3)

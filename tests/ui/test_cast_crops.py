@@ -16,7 +16,8 @@ from PIL import Image, ImageChops, ImageStat
 from PySide6.QtCore import QBuffer, QIODevice
 from PySide6.QtGui import QImage
 
-from desktop_app.ui.analysis import CAST_ICON, CROP_MARGIN, CROP_PADDING, IdRole
+from desktop_app.ui.analysis import IdRole
+from desktop_app.ui.cast_crops import CAST_ICON, CROP_MARGIN, CROP_PADDING
 
 
 def to_pil(image: QImage) -> Image.Image:

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication
 from ui_helpers import close_error_dialogs
 
 from desktop_app import paths
+from desktop_app.app.settings import Settings, load_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.settings import Settings, load_settings
 from desktop_app.ui import errors as ui_errors
 from desktop_app.ui.first_run import FirstRunGuide
 from desktop_app.ui.settings_dialog import SettingsDialog
@@ -47,7 +47,7 @@ def test_picking_a_model_fills_in_the_vision_file_the_engine_pairs_with_it(
 ) -> None:
     from PySide6.QtWidgets import QFileDialog
 
-    from desktop_app.engine.factory import resolve_model
+    from desktop_app.app.backends import resolve_model
 
     folder = tmp_path / "models"
     folder.mkdir()
@@ -88,7 +88,7 @@ def test_changing_the_library_folder_in_settings_reopens_the_library(
     qtbot: Any, make_window: Callable[..., Any], tmp_path: Path
 ) -> None:
     window = make_window(settings=Settings())
-    window.new_album("In the default library", edit=False)
+    window.sidebar.new_album("In the default library", edit=False)
     window._on_settings_saved(Settings(library_dir=tmp_path / "elsewhere"))
     assert window.album_model.rowCount() == 0
     assert (tmp_path / "elsewhere").is_dir()
@@ -187,19 +187,6 @@ def test_keyboard_tab_moves_through_story_words_and_shows_their_boxes(
     assert window.story_panel.selected_id == "char1"
 
 
-def test_main_actions_have_shortcuts(make_window: Callable[..., Any]) -> None:
-    window = make_window()
-    shortcuts = {
-        act.text().replace("&", ""): act.shortcut().toString()
-        for act in window.actions()
-        if not act.shortcut().isEmpty()
-    }
-    assert shortcuts["Generate"] == "Ctrl+Return"
-    assert shortcuts["Stop"] == "Esc"
-    assert shortcuts["New album"] == "Ctrl+N"
-    assert shortcuts["Add photos…"] == "Ctrl+O"
-
-
 def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: Any) -> None:
     from desktop_app.ui.app import start_app
 
@@ -212,7 +199,7 @@ def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: 
     qtbot.waitUntil(lambda: window.findChild(FirstRunGuide) is not None, timeout=5_000)
     guide = window.findChild(FirstRunGuide)
     assert guide.isVisible()
-    assert window.isVisible() and window.backend_label.text().startswith("llama.cpp")
+    assert window.isVisible() and window.status_bar.backend_label.text().startswith("llama.cpp")
     guide.close()
     window.close()
     window.library.close()
@@ -238,24 +225,3 @@ def test_closing_the_guide_during_the_load_check_kills_the_child_process(
     assert time.monotonic() - started < 5
     qtbot.waitUntil(lambda: guide.check_status.text() == "Cancelled.", timeout=5_000)
     assert not marker.exists()
-
-
-def test_window_layout_album_and_story_choices_come_back_next_time(
-    qtbot: Any, make_window: Callable[..., Any], library: Any
-) -> None:
-    from desktop_app.engine.events import Detail, Preset
-
-    window = make_window(settings=Settings())
-    window.new_album("First", edit=False)
-    second = window.new_album("Second", edit=False)
-    window.preset_combo.setCurrentIndex(1)  # creative
-    window.detail_combo.setCurrentIndex(2)  # high
-    window.seed_spin.setValue(42)
-    window._remember_choices()
-    window.main_splitter.setSizes([400, 1040])
-    sizes = window.main_splitter.sizes()
-    window.close()
-    again = make_window(settings=load_settings())
-    assert again.current_album_id == second.id
-    assert again.main_splitter.sizes() == sizes
-    assert (again.preset(), again.detail(), again.seed()) == (Preset.CREATIVE, Detail.HIGH, 42)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QSize, Qt
 
-from desktop_app.ui.analysis import CAST_ICON
-from desktop_app.ui.main_window import FILMSTRIP_ICON
+from desktop_app.ui.cast_crops import CAST_ICON
+from desktop_app.ui.filmstrip import FILMSTRIP_ICON
 
 INNER = "STORYTELLER_TEST_HIGH_DPI_INNER"
 

@@ -12,16 +12,18 @@ from typing import Any
 import pytest
 import ui_sample
 
-from desktop_app.ui import services
+from desktop_app.app.stored_story import FrameGeometry
+from desktop_app.story.parser import parse_story
+from desktop_app.story.validate import validate
 from desktop_app.ui.analysis import AnalysisPanel
-from desktop_app.ui.story_panel import FramePhoto, StoryPanel
+from desktop_app.ui.story_panel import StoryPanel
 
 GOLDEN_RAW = Path(__file__).resolve().parent.parent / "story" / "golden" / "raw"
 GOLDEN = sorted(GOLDEN_RAW.glob("*.txt"))
 
 
-def frame_photos(photos: list[Path], count: int = 20) -> dict[int, FramePhoto]:
-    return {i: FramePhoto(photos[(i - 1) % len(photos)], None) for i in range(1, count + 1)}
+def frame_photos(photos: list[Path], count: int = 20) -> dict[int, FrameGeometry]:
+    return {i: FrameGeometry(i, photos[(i - 1) % len(photos)]) for i in range(1, count + 1)}
 
 
 @pytest.mark.skipif(not GOLDEN, reason="the story package's golden outputs are not there")
@@ -30,8 +32,8 @@ def test_every_golden_output_renders_and_every_word_answers(
     qtbot: Any, golden: Path, sample_photos: list[Path]
 ) -> None:
     text = golden.read_text(encoding="utf-8")
-    story = services.parse_story(text)
-    issues = services.validate_story(story, None, None)
+    story = parse_story(text)
+    issues = validate(story)
     panel = StoryPanel()
     qtbot.addWidget(panel)
     panel.resize(1000, 700)
@@ -61,7 +63,7 @@ def test_markup_in_model_text_is_shown_as_text_not_interpreted(
     panel = StoryPanel()
     qtbot.addWidget(panel)
     panel.set_frame_photos(frame_photos(sample_photos, 4))
-    panel.set_story(services.parse_story(text))
+    panel.set_story(parse_story(text))
     shown = panel.browser.toPlainText()
     assert '<b>and</b> watched. <img src="x"> & <a href="y">z</a>' in shown
     assert all(href.startswith("span:") for href in panel.spans)

@@ -31,16 +31,16 @@ def drop_urls(target: QWidget, paths: Sequence[Path], pos: QPoint | None = None)
 def album_with_photos(
     qtbot: Any, window: Any, photos: Sequence[Path], name: str = "Kite day"
 ) -> Any:
-    album = window.new_album(name, edit=False)
-    drop_urls(window.filmstrip.viewport(), photos)
+    album = window.sidebar.new_album(name, edit=False)
+    drop_urls(window.filmstrip.view.viewport(), photos)
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == len(photos), timeout=10_000)
     return album
 
 
 def generate_and_wait(qtbot: Any, window: Any) -> Any:
-    window.generate()
-    assert window.is_generating()
-    qtbot.waitUntil(lambda: not window.is_generating(), timeout=20_000)
+    window.generation.generate()
+    assert window.generation.is_generating()
+    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=20_000)
     return window.current_run
 
 

@@ -1,4 +1,4 @@
-"""The user's settings: which model or server, how to run it, story defaults.
+"""The user's settings: which model or server, how to run it, story defaults; their library.
 
 Stored as JSON in ``paths.settings_file()`` and written atomically. A missing, corrupt or foreign
 file never stops the app: bad values fall back to the defaults with a logged warning.
@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from desktop_app import paths
 from desktop_app.engine.events import Detail, Preset
+from desktop_app.errors import StorytellerError
 from desktop_app.fileio import atomic_write_text
+from desktop_app.library.store import Library
 
 logger = logging.getLogger(__name__)
 
@@ -133,3 +136,15 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     atomic_write_text(
         path, json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n", private=True
     )
+
+
+def open_library(settings: Settings | None = None) -> Library:
+    """Open (creating if needed) the library the settings point at, marking runs whose writer
+    died as interrupted."""
+    folder = settings.library_dir if settings is not None else None
+    library = Library.open(folder) if folder else Library.open()
+    try:
+        library.recover_interrupted()
+    except (StorytellerError, sqlite3.Error):  # best effort; the library itself is fine
+        logger.warning("could not recover interrupted runs", exc_info=True)
+    return library

@@ -1,6 +1,8 @@
-"""Export bundles: an album with one story as a folder or a zip, and importing one back.
+"""Exports: a story in any format (one dispatcher, one photo embedder), and album bundles.
 
-A bundle holds ``story.html`` (one self-contained page, photos embedded as data URIs),
+``render_export`` turns a story into one of ``EXPORT_FORMATS``; ``photo_data_uri`` is the one way
+a photo is embedded in a page. A bundle is an album with one story as a folder or a zip, and
+can be imported back; it holds ``story.html`` (one self-contained page, photos embedded as data URIs),
 ``story.md``, ``story.json`` (the story JSON contract), the photos under ``photos/``, and
 ``bundle.json``: what importing needs (album, photo hashes and order, the run with its raw output,
 parameters, model, timings and the user's display names).
@@ -17,24 +19,99 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from desktop_app.app.stored_story import StoredStory
 from desktop_app.fileio import atomic_open, sha256_file
+from desktop_app.imaging import PhotoUnreadableError, fitted_jpeg
 from desktop_app.library.errors import BundleError, LibraryError
 from desktop_app.library.records import Album, RunPhoto, RunStatus, StoryRun
 from desktop_app.library.store import AlbumRef, Library
-from desktop_app.library.storyjson import parse_and_validate
-from desktop_app.library.thumbnails import fitted_jpeg
-from desktop_app.story.render import render_html, render_markdown, story_to_dict
+from desktop_app.story.model import Issue, Story
+from desktop_app.story.render import render_html, render_markdown, render_text, story_to_dict
 
+EXPORT_FORMATS = ("html", "markdown", "json", "text")
 BUNDLE_FORMAT = "storyteller-album-bundle"
 BUNDLE_VERSION = 1
 MANIFEST_NAME = "bundle.json"
 PHOTOS_FOLDER = "photos"
 EMBEDDED_MAX_SIDE = 1600  # embedded page images: sharp on screen, a fraction of the originals
 _UNSAFE_NAME = re.compile(r"[^\w .()+-]+")
+
+
+def render_export(
+    kind: str,
+    story: Story,
+    issues: Sequence[Issue],
+    *,
+    names: Mapping[str, str] | None = None,
+    images: Mapping[int, str] | None = None,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The text of ``story`` as ``kind`` (one of ``EXPORT_FORMATS``).
+
+    ``images`` (frame -> ``src``) are shown in HTML; ``extra`` adds top-level keys to the JSON
+    (the JSON also carries ``display_names`` when the user renamed anyone).
+    """
+    if kind == "html":
+        return render_html(story, issues, names=names, images=images, title=title)
+    if kind == "markdown":
+        return render_markdown(story, names=names)
+    if kind == "text":
+        return render_text(story, names=names)
+    if kind == "json":
+        data: dict[str, Any] = story_to_dict(story, issues)
+        if names:
+            data["display_names"] = dict(names)
+        data.update(extra or {})
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    raise ValueError(f"unknown export format {kind!r}: use one of {', '.join(EXPORT_FORMATS)}")
+
+
+def photo_data_uri(path: Path, max_side: int = EMBEDDED_MAX_SIDE) -> str:
+    """The photo as a JPEG ``data:`` URI: upright, at most ``max_side`` pixels.
+
+    Raises ``PhotoUnreadableError`` naming the file when it cannot be read.
+    """
+    jpeg = fitted_jpeg(path, max_side, purpose="for the story page")
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def embedded_photos(stored: StoredStory, *, skip_unreadable: bool = True) -> dict[int, str]:
+    """Frame -> data URI of its photo; a photo that moved or cannot be read is left out
+    (the page shows no picture for it) unless ``skip_unreadable`` is False."""
+    images = {}
+    for frame in stored.frames:
+        try:
+            images[frame.index] = photo_data_uri(frame.path)
+        except PhotoUnreadableError:
+            if not skip_unreadable:
+                raise
+    return images
+
+
+def render_stored(
+    kind: str,
+    stored: StoredStory,
+    *,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """``render_export`` of a told story under its names, its photos embedded in HTML."""
+    images = embedded_photos(stored) if kind == "html" else None
+    return render_export(
+        kind,
+        stored.story,
+        stored.issues,
+        names=stored.names,
+        images=images,
+        title=title,
+        extra=extra,
+    )
 
 
 @dataclass(frozen=True)
@@ -64,12 +141,6 @@ def _choose_run(library: Library, album: Album, run_id: int | None) -> StoryRun:
     raise BundleError(f"album {album.name!r} has no story yet: tell one before exporting it")
 
 
-def _embedded_image(path: Path) -> str:
-    """A data URI of the photo, upright and at most ``EMBEDDED_MAX_SIDE`` pixels."""
-    jpeg = fitted_jpeg(path, EMBEDDED_MAX_SIDE, purpose="for the story page")
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-
-
 def _photo_entry_name(index: int, path: Path) -> str:
     safe = _UNSAFE_NAME.sub("_", path.name).strip() or "photo"
     return f"{PHOTOS_FOLDER}/{index:03d} {safe}"
@@ -89,8 +160,9 @@ def _bundle_contents(
             "the album to the folder it moved to, then export again"
         )
     names = library.display_names(run.id)
-    story, issues = parse_and_validate(run.raw_output, run.photos)
-    images = {photo.index: _embedded_image(photo.path) for photo in run.photos}
+    stored = StoredStory.of_run(run, names)
+    story, issues = stored.story, stored.issues
+    images = embedded_photos(stored, skip_unreadable=False)
     photo_files = {_photo_entry_name(photo.index, photo.path): photo.path for photo in run.photos}
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -122,8 +194,10 @@ def _bundle_contents(
     texts = {
         MANIFEST_NAME: json.dumps(manifest, ensure_ascii=False, indent=2),
         "story.json": json.dumps(story_to_dict(story, issues), ensure_ascii=False, indent=2),
-        "story.md": render_markdown(story, names=names),
-        "story.html": render_html(story, issues, names=names, images=images, title=album.name),
+        "story.md": render_export("markdown", story, issues, names=names),
+        "story.html": render_export(
+            "html", story, issues, names=names, images=images, title=album.name
+        ),
     }
     return texts, photo_files
 

@@ -1,0 +1,110 @@
+"""Pillow work shared by the library and the engine: HEIF support, upright sizes, RGB, JPEG.
+
+Photos are only ever read. "Upright" means turned by the photo's EXIF orientation, as photo
+viewers show it; transparency is flattened onto white everywhere (thumbnails, exports and what
+the model sees), so a photo looks the same in each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from desktop_app.errors import StorytellerError
+
+# EXIF orientation (IFD0); orientations 5-8 store the image transposed relative to its display.
+ORIENTATION_TAG = 0x0112
+SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif", ".avif"})
+HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
+)
+
+# Transparent pixels become white: transformers' ``convert_to_rgb`` (the Qwen2-VL image processor
+# the model was trained through) composites RGBA on white, and that is how photo viewers show it.
+FLATTEN_BACKGROUND = (255, 255, 255)
+
+_heif_registered: bool | None = None
+
+
+class PhotoUnreadableError(StorytellerError):
+    """A photo file cannot be read or decoded; ``path`` names it, the message says what to do."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def heif_support() -> bool:
+    """Whether HEIC/HEIF photos can be read (pillow-heif installed); registers it once."""
+    global _heif_registered
+    if _heif_registered is None:
+        try:
+            import pillow_heif  # type: ignore[import-not-found]
+
+            pillow_heif.register_heif_opener()
+            _heif_registered = True
+        except ImportError:
+            _heif_registered = False
+    return _heif_registered
+
+
+def looks_like_heif(path: Path, head: bytes | None = None) -> bool:
+    """Whether ``path`` is a HEIF container, by its name or its first bytes (read if not given)."""
+    if head is None:
+        head = b""
+        with contextlib.suppress(OSError), open(path, "rb") as handle:
+            head = handle.read(12)
+    return path.suffix.lower() in HEIF_SUFFIXES or (
+        len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+    )
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened photo once turned upright by its EXIF orientation."""
+    orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    width, height = image.size
+    return (height, width) if orientation in SWAPPING_ORIENTATIONS else (width, height)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Flatten any mode to 8-bit RGB; transparency goes onto ``FLATTEN_BACKGROUND``."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: PIL's convert would clip, so scale to 8 bits first.
+        extrema = image.getextrema()
+        high = max(1, int(extrema[1]) if isinstance(extrema[1], (int, float)) else 65535)
+        image = image.point(lambda value: value * (255.0 / high)).convert("L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*FLATTEN_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def fitted_jpeg(source: Path, max_side: int, *, purpose: str = "") -> bytes:
+    """``source`` as JPEG bytes: upright, fitting ``max_side`` pixels both ways, flattened RGB.
+
+    Raises ``PhotoUnreadableError`` naming the file when it cannot be decoded; ``purpose`` (e.g.
+    "for its thumbnail") says in that message what the image was read for.
+    """
+    heif_support()
+    try:
+        with Image.open(source) as image:
+            image.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, faster
+            upright = ImageOps.exif_transpose(image)
+            upright.thumbnail((max_side, max_side))
+            buffer = io.BytesIO()
+            to_rgb(upright).save(buffer, "JPEG", quality=85)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        what = f" {purpose}" if purpose else ""
+        raise PhotoUnreadableError(
+            source, f"{source.name} cannot be read{what} ({err}): check the file"
+        ) from err
+    return buffer.getvalue()

@@ -1,0 +1,283 @@
+"""The photos of the open album, in story order: a strip of thumbnails under a bar with the
+album's title, the photo commands and the cost estimate of a story.
+
+Dragging inside the strip reorders the photos (the model saves the order); files dropped on it
+are imported by ``desktop_app.ui.import_controller``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.app.costs import estimate_cost, run_speeds
+from desktop_app.errors import StorytellerError
+from desktop_app.library.records import Album, Photo
+from desktop_app.ui.actions import WindowActions, tool_button
+from desktop_app.ui.errors import show_error
+from desktop_app.ui.workers import CallableWorker, JobContext
+
+if TYPE_CHECKING:
+    from desktop_app.ui.main_window import MainWindow
+
+THUMBNAIL_PX = 256
+FILMSTRIP_ICON = QSize(128, 96)
+COST_TIP = (
+    "Estimated cost of a story of these photos at this detail level: vision tokens, "
+    "context size and memory for the default 7B model"
+)
+
+
+class FilmstripDelegate(QStyledItemDelegate):
+    """Thumbnail above its caption, as in a photo strip."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.decorationPosition = QStyleOptionViewItem.Position.Top
+        option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+
+
+class Filmstrip(QWidget):
+    """The album's title and photo commands above its photos; the cost of a story beside."""
+
+    def __init__(self, window: MainWindow, actions: WindowActions) -> None:
+        super().__init__(window)
+        self._window = window
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 8, 8, 0)
+        layout.addLayout(self._build_bar(actions))
+        self.view = self._build_view()
+        layout.addWidget(self.view)
+        model = window.photo_model
+        model.order_changed.connect(self._on_order_changed)
+        model.modelReset.connect(self.update_cost)
+        model.rowsMoved.connect(lambda *_: self.view.viewport().update())
+        self.view.clicked.connect(self._on_photo_clicked)
+        self.view.activated.connect(self._on_photo_clicked)
+
+    def _build_bar(self, actions: WindowActions) -> QHBoxLayout:
+        bar = QHBoxLayout()
+        self.album_title = QLabel("")
+        self.album_title.setObjectName("albumTitle")
+        self.add_photos_button = tool_button(actions["add_photos"], "Add photos…")
+        self.remove_photos_button = tool_button(actions["remove_photos"], "Remove")
+        self.sort_button = tool_button(actions["sort_date"], "Sort by date")
+        self.cancel_import_button = tool_button(actions["cancel_import"], "Stop importing")
+        self.cancel_import_button.setObjectName("cancelImportButton")
+        self.cancel_import_button.setVisible(False)  # shown only while photos are imported
+        self.cost_label = QLabel("")
+        self.cost_label.setObjectName("costLabel")
+        self.cost_label.setToolTip(COST_TIP)
+        bar.addWidget(self.album_title)
+        bar.addSpacing(12)
+        bar.addWidget(self.add_photos_button)
+        bar.addWidget(self.remove_photos_button)
+        bar.addWidget(self.sort_button)
+        bar.addWidget(self.cancel_import_button)
+        bar.addStretch(1)
+        bar.addWidget(self.cost_label)
+        return bar
+
+    def _build_view(self) -> QListView:
+        view = QListView(self)
+        view.setObjectName("filmstrip")
+        view.setAccessibleName("Photos of the album, in story order")
+        view.setModel(self._window.photo_model)
+        # List mode (not icon mode): a drag inside the strip goes through the model, so the new
+        # order is saved; icon mode would only move the icons on screen.
+        view.setViewMode(QListView.ViewMode.ListMode)
+        view.setFlow(QListView.Flow.LeftToRight)
+        view.setItemDelegate(FilmstripDelegate(view))
+        view.setWrapping(False)
+        view.setIconSize(FILMSTRIP_ICON)
+        view.setGridSize(QSize(FILMSTRIP_ICON.width() + 28, FILMSTRIP_ICON.height() + 48))
+        view.setUniformItemSizes(True)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        view.setDragEnabled(True)
+        view.setAcceptDrops(True)
+        view.setDropIndicatorShown(True)
+        view.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        view.setDefaultDropAction(Qt.DropAction.MoveAction)
+        view.setFixedHeight(FILMSTRIP_ICON.height() + 70)
+        view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        view.setToolTip("Drop photos or folders here; drag photos to change the story order")
+        return view
+
+    def focus_order(self) -> list[QWidget]:
+        """The strip's widgets in keyboard (Tab) order."""
+        return [
+            self.add_photos_button,
+            self.remove_photos_button,
+            self.sort_button,
+            self.cancel_import_button,
+            self.view,
+        ]
+
+    def set_album_title(self, album: Album | None) -> None:
+        """Show the open album's name above its photos."""
+        self.album_title.setText(f"<b>{html.escape(album.name)}</b>" if album else "")
+
+    def has_selection(self) -> bool:
+        """True when photos are selected in the strip."""
+        return bool(self.view.selectionModel().selectedIndexes())
+
+    # ---------------------------------------------------------------- photos
+
+    def reload_photos(self) -> None:
+        """Read the open album's photos from the library and load their thumbnails."""
+        window = self._window
+        photos = window.read_open_album(lambda lib, album: lib.photos(album), "Reading the album")
+        if photos is None:
+            return
+        window.photo_model.set_photos(photos)
+        self._load_thumbnails(photos)
+        self.update_cost()
+        window.update_actions()
+
+    def _load_thumbnails(self, photos: Sequence[Photo]) -> None:
+        model = self._window.photo_model
+        wanted = [p for p in photos if not p.missing and not model.has_thumbnail(p.id)]
+        if not wanted:
+            return
+        library = self._window.library
+        device_ratio = self.view.devicePixelRatioF()
+        # Enough pixels for the icon on this screen (the cached 256 px covers up to 2x).
+        size = max(THUMBNAIL_PX, math.ceil(FILMSTRIP_ICON.width() * device_ratio))
+
+        def job(ctx: JobContext) -> None:
+            for photo in wanted:
+                if ctx.should_stop():
+                    return
+                try:
+                    path = library.thumbnail_path(photo, size)
+                except StorytellerError:
+                    continue
+                image = QImage(str(path))  # QImage (not QPixmap) is safe outside the GUI thread
+                if not image.isNull():
+                    ctx.emit((photo.id, image))
+
+        handle = self._window.start_job(CallableWorker(job), "Loading thumbnails")
+        handle.item.connect(lambda item: model.set_thumbnail(item[0], item[1], device_ratio))
+
+    def _on_order_changed(self, photo_ids: list[int]) -> None:
+        window = self._window
+        if window.current_album_id is None:
+            return
+        try:
+            window.library.reorder(window.current_album_id, photo_ids)
+        except StorytellerError as err:
+            show_error(window, err, action="Reordering photos")
+            self.reload_photos()
+            return
+        self.view.viewport().update()
+        window.show_status("New photo order saved.")
+
+    def remove_selected_photos(self) -> None:
+        """Take the selected photos out of the album (the files stay)."""
+        window = self._window
+        album_id = window.current_album_id
+        if album_id is None:
+            return
+        ids = [
+            window.photo_model.photo_at(index.row()).id
+            for index in self.view.selectionModel().selectedIndexes()
+        ]
+        if not ids:
+            return
+        try:
+            window.library.remove_photos(album_id, ids)
+        except StorytellerError as err:
+            show_error(window, err, action="Removing photos")
+            return
+        self.reload_photos()
+        window.sidebar.refresh_album_row(album_id)
+        window.show_status(f"Removed {len(ids)} photo(s) from the album; the files are untouched.")
+
+    def move_selected_photos(self, step: int) -> None:
+        """Move the selected photos one place earlier (-1) or later (+1): drag without a mouse."""
+        model = self._window.photo_model
+        rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+        if not rows:
+            return
+        ids = [model.photo_at(r).id for r in rows]
+        target = rows[0] - 1 if step < 0 else rows[-1] + 2
+        if target < 0 or target > model.rowCount() or not model.move_photos(ids, target):
+            return
+        selection = self.view.selectionModel()
+        selection.clearSelection()
+        for photo_id in ids:
+            row = model.row_of(photo_id)
+            if row is not None:
+                selection.select(model.index(row), QItemSelectionModel.SelectionFlag.Select)
+        first_row = model.row_of(ids[0])
+        if first_row is not None:
+            selection.setCurrentIndex(
+                model.index(first_row), QItemSelectionModel.SelectionFlag.NoUpdate
+            )
+
+    def _on_photo_clicked(self, index: QModelIndex) -> None:
+        """Show the clicked photo, with every box the current story has in it."""
+        window = self._window
+        photo = window.photo_model.photo_at(index.row())
+        if photo is None or window.current_story is None:
+            return
+        frames = window.story_panel.frame_photos
+        frame = next((n for n, p in frames.items() if p.path == photo.path), None)
+        if frame is None:
+            return
+        analysis = window.current_story.frame(frame)
+        ids = tuple(e.id for e in (*analysis.characters, *analysis.objects)) if analysis else ()
+        window.story_panel.show_entities(frame, ids)
+        window.tabs.setCurrentWidget(window.story_panel)
+
+    def sort_by_date(self) -> None:
+        """Order the album's photos by capture date and save that order."""
+        window = self._window
+        album_id = window.current_album_id
+        if album_id is None:
+            return
+        library = window.library
+        photos = window.try_library(
+            lambda: library.sort_by_capture_date(album_id), "Sorting photos"
+        )
+        if photos is None:
+            return
+        window.photo_model.apply_order([p.id for p in photos])
+        window.show_status("Photos sorted by the date they were taken.")
+
+    def update_cost(self) -> None:
+        """Show what a story of these photos at the chosen detail would cost, or a hint."""
+        window = self._window
+        photos = [p for p in window.photo_model.photos() if p.width and p.height]
+        if not photos:
+            self.cost_label.setText("Drop photos here or use Add photos (5–10 work best)")
+            self.cost_label.setToolTip("")  # not the estimate of the photos that were here
+            return
+        estimate = estimate_cost(
+            [(p.width, p.height) for p in photos],
+            window.story_toolbar.detail(),
+            window.max_tokens(),
+            run_speeds(window.settings),
+        )
+        text = f"{len(photos)} photos · {estimate.describe()}"
+        if estimate.problem:
+            self.cost_label.setText(f'<span style="color:#b00020;">⚠ {html.escape(text)}</span>')
+            self.cost_label.setToolTip(estimate.problem)
+        else:
+            self.cost_label.setText(html.escape(text))
+            self.cost_label.setToolTip(COST_TIP)

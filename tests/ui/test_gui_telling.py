@@ -1,0 +1,81 @@
+"""The GUI tells a story the way the CLI does (app.telling): what a GUI-told version records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import Mock
+
+from ui_helpers import album_with_photos, close_error_dialogs, generate_and_wait
+from ui_sample import PREPARED_SIZE
+
+from desktop_app.app.settings import Settings
+from desktop_app.engine.events import Event, ShouldStop, StoryRequest
+from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.errors import StorytellerError
+
+
+class _FailingModelBackend(ScriptedBackend):
+    """An embedded-looking backend (named after its device, with model files) that fails after
+    writing a few tokens."""
+
+    def __init__(self, output: str, model_path: Path) -> None:
+        super().__init__(output, prepared_size=PREPARED_SIZE)
+        self.model_path = model_path
+        self.mmproj_path = model_path.with_name("tiny-mmproj.gguf")
+
+    @property
+    def description(self) -> str:
+        return "llama.cpp (CPU)"
+
+    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
+        for count, event in enumerate(super().generate(request, should_stop=should_stop)):
+            if count == 20:
+                raise StorytellerError("the model ran out of memory: choose a lower detail")
+            yield event
+
+
+def test_a_gui_version_records_strict_format_seed_backend_and_model_files_even_if_it_fails(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    library: Any,
+    tmp_path: Path,
+    sample_photos: list[Path],
+    story_output: str,
+) -> None:
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 60)
+    backend = _FailingModelBackend(story_output, model)
+    window = make_window(backend, settings=Settings(strict_format=True, seed=3))
+    album = album_with_photos(qtbot, window, sample_photos[:2])
+    generate_and_wait(qtbot, window)
+    assert "ran out of memory" in close_error_dialogs()[0]
+    (run,) = library.runs(album.id)  # partial output: kept as a failed version
+    assert backend.requests[0].strict_format  # the setting the GUI used to ignore
+    assert run.parameters["strict_format"] is True and run.asked.seed == 3
+    assert run.parameters["sampling"]["seed"] == 3  # the shape `album tell` stores
+    assert run.backend == "llama.cpp (CPU)"  # a first GUI run used to record ""
+    assert run.model["text"] == {"file": "tiny.gguf", "size": 64, "sha256": None}
+    assert run.model["mmproj"]["file"] == "tiny-mmproj.gguf"
+
+
+def test_a_finished_version_is_parsed_once(
+    qtbot: Any,
+    make_window: Callable[..., Any],
+    sample_photos: list[Path],
+    monkeypatch: Any,
+) -> None:
+    from desktop_app.library import storyjson
+    from desktop_app.story import parser
+
+    window = make_window()
+    album_with_photos(qtbot, window, sample_photos[:2])
+    parse = Mock(wraps=parser.parse_story)
+    # Both ways in: the library's (storing a run) and the story package's own.
+    monkeypatch.setattr(storyjson, "parse_story", parse)
+    monkeypatch.setattr(parser, "parse_story", parse)
+    run = generate_and_wait(qtbot, window)
+    qtbot.waitUntil(lambda: window.current_run is not None and window.current_run.id == run.id)
+    assert parse.call_count == 1  # stored, shown in the story and analysis tabs: one parse
+    assert window.current_story is not None and window.current_story.segments

@@ -1,0 +1,144 @@
+"""Grounding in the story and analysis tabs: a hovered word draws its box at the right place, a
+clicked box highlights every mention, analysis rows show on the photo, issues jump to their
+frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ui_sample
+from PySide6.QtCore import QRectF, Qt, QUrl
+from PySide6.QtWidgets import QApplication
+from ui_helpers import album_with_photos, generate_and_wait
+from ui_sample import scripted_backend
+
+
+def expected_scene_rect(frame: int, entity_id: str) -> QRectF:
+    """Where ``entity_id``'s box must land on frame ``frame``'s photo (original pixels)."""
+    x1, y1, x2, y2 = ui_sample.prepared_box(ui_sample.SCENES[frame - 1].boxes[entity_id])
+    pw, ph = ui_sample.PREPARED_SIZE
+    ow, oh = ui_sample.PHOTO_SIZE
+    return QRectF(x1 * ow / pw, y1 * oh / ph, (x2 - x1) * ow / pw, (y2 - y1) * oh / ph)
+
+
+def box_rect(box: Any) -> QRectF:
+    """A box item's rectangle in scene (original photo) pixels, without its pen's width."""
+    pen = box.pen().widthF() / 2
+    return box.sceneBoundingRect().adjusted(pen, pen, -pen, -pen)
+
+
+def assert_rect_close(actual: QRectF, expected: QRectF, tolerance: float = 0.75) -> None:
+    for a, e in (
+        (actual.left(), expected.left()),
+        (actual.top(), expected.top()),
+        (actual.right(), expected.right()),
+        (actual.bottom(), expected.bottom()),
+    ):
+        assert abs(a - e) <= tolerance, f"{actual} != {expected}"
+
+
+def test_hovering_a_word_draws_its_box_at_the_right_place_at_any_window_size(
+    story_window: Any, sample_photos: list[Path]
+) -> None:
+    window = story_window
+    panel = window.story_panel
+    href = next(h for h, s in panel.spans.items() if s.frame == 3 and s.ids == ("char3",))
+    panel.browser.highlighted.emit(QUrl(href))  # what hovering (or tabbing to) the link emits
+    view = panel.photo_view
+    assert view.photo_path is not None and view.photo_path.name == sample_photos[2].name
+    (box,) = view.box_items()
+    assert box.overlay.entity_id == "char3"
+    expected = expected_scene_rect(3, "char3")
+    assert_rect_close(box_rect(box), expected)
+    # The photo item covers the whole original photo in the same coordinates.
+    assert_rect_close(view.photo_item.sceneBoundingRect(), QRectF(0, 0, *ui_sample.PHOTO_SIZE))
+    # On screen the box sits over the same part of the photo, whatever the window size.
+    for size in ((1440, 900), (1000, 700)):
+        window.resize(*size)
+        QApplication.processEvents()
+        photo_on_screen = view.mapFromScene(view.photo_item.sceneBoundingRect()).boundingRect()
+        box_on_screen = view.mapFromScene(expected).boundingRect()
+        fx = (box_on_screen.left() - photo_on_screen.left()) / photo_on_screen.width()
+        fy = (box_on_screen.top() - photo_on_screen.top()) / photo_on_screen.height()
+        assert abs(fx - expected.left() / ui_sample.PHOTO_SIZE[0]) < 0.01
+        assert abs(fy - expected.top() / ui_sample.PHOTO_SIZE[1]) < 0.01
+
+
+def test_clicking_a_box_highlights_every_mention_of_that_entity(
+    qtbot: Any, story_window: Any
+) -> None:
+    window = story_window
+    panel = window.story_panel
+    panel.show_entities(1, ("char2",))
+    (box,) = panel.photo_view.box_items()
+    view = panel.photo_view
+    center = view.mapFromScene(box.sceneBoundingRect().center())
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=center)
+    assert panel.selected_id == "char2"
+    html = panel.browser.toHtml()
+    mentions = sum("char2" in s.ids for s in panel.spans.values())
+    assert mentions >= 4
+    assert html.count("background-color:#fff2a8") >= mentions
+
+
+def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
+    story_window: Any, sample_photos: list[Path]
+) -> None:
+    from PySide6.QtWidgets import QTableWidget
+
+    window = story_window
+    panel = window.analysis_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.frame_tabs.setCurrentIndex(2)  # frame 3
+    photo = panel.frame_photo
+    assert photo.photo_path is not None and photo.photo_path.name == sample_photos[2].name
+    assert {b.overlay.entity_id for b in photo.box_items()} == {
+        "char1",
+        "char3",
+        "obj1",
+        "obj2",
+        "bg1",
+    }
+    characters = panel.frame_tabs.currentWidget().widget().findChildren(QTableWidget)[0]
+    characters.setCurrentCell(1, 0)  # Grandpa Joe's row
+    (box,) = photo.box_items()
+    assert box.overlay.entity_id == "char3"
+    assert_rect_close(box_rect(box), expected_scene_rect(3, "char3"))
+
+
+def test_the_narrative_tab_lists_each_phase_with_its_frames(story_window: Any) -> None:
+    table = story_window.analysis_panel.narrative_table
+    rows = [
+        [table.item(r, c).text() for c in range(table.columnCount())]
+        for r in range(table.rowCount())
+    ]
+    assert [row[0] for row in rows] == ["Introduction", "Development", "Conflict", "Conclusion"]
+    assert rows[2][1:] == [
+        "The kite is caught in the old oak",
+        "Maya cannot reach it; Grandpa Joe arrives",
+        "3",
+    ]
+    assert table.item(2, 2).toolTip() == rows[2][2]  # a cut-off cell shows its text on hover
+
+
+def test_a_validation_issue_jumps_to_its_frame_and_entity(
+    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], story_output: str
+) -> None:
+    # The model names char9 in frame 3's text, but no table defines it.
+    broken = story_output.replace(
+        "<gdo char3>Grandpa Joe</gdo> <gda char3>came walking over</gda>",
+        "<gdo char9>Grandpa Joe</gdo> <gda char3>came walking over</gda>",
+    )
+    assert broken != story_output
+    window = make_window(scripted_backend(broken))
+    album_with_photos(qtbot, window, sample_photos)
+    generate_and_wait(qtbot, window)
+    issues = window.story_panel.issues_list
+    assert issues.count() >= 1
+    item = next(issues.item(i) for i in range(issues.count()) if "char9" in issues.item(i).text())
+    assert "error" in window.story_panel.issues_label.text()
+    issues.itemClicked.emit(item)
+    view = window.story_panel.photo_view
+    assert view.photo_path is not None and view.photo_path.name == sample_photos[2].name
