@@ -1,7 +1,7 @@
 """Benchmark: storyteller-convert versus llama.cpp's convert_hf_to_gguf.py on the same checkpoint.
 
 Generates a synthetic Qwen2.5-VL checkpoint (bf16, a few hundred MB, legacy tensor names, the
-tiny fixture's tokenizer), converts it to F16 text + F16 mmproj with both converters, each in its
+tiny fixture's tokenizer; bench/qwen25vl_checkpoint.py), converts it to F16 text + F16 mmproj with both converters, each in its
 own child process, and prints wall time and peak RSS side by side.
 
 llama.cpp's converter is the one inside the llama-cpp-python 0.3.36 sdist
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -34,22 +33,26 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(1, str(REPO_ROOT / "tests" / "convert"))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the repo: for the generator only
 
-import numpy as np  # noqa: E402
-from checkpoint_variants import write_safetensors  # noqa: E402
+from qwen25vl_checkpoint import Shapes, write_checkpoint  # noqa: E402
 
-TINY = REPO_ROOT / "tests" / "fixtures" / "tiny-qwen25vl" / "checkpoint"
-
-TEXT = {
-    "hidden": 1024,
-    "intermediate": 4096,
-    "layers": 10,
-    "heads": 8,
-    "kv_heads": 2,
-    "vocab": 32768,
-}
-VISION = {"hidden": 256, "intermediate": 512, "heads": 4, "depth": 4}
+# A few hundred MB: big enough to time, small enough to convert twice per converter.
+SHAPES = Shapes(
+    hidden=1024,
+    ffn=4096,
+    layers=10,
+    heads=8,
+    kv_heads=2,
+    vocab=32768,
+    vision_hidden=256,
+    vision_ffn=512,
+    vision_depth=4,
+    vision_heads=4,
+    fullatt_blocks=(1, 3),
+    mrope_section=(16, 24, 24),
+    max_positions=8192,
+)
 
 _LLAMA_CPP_WRAPPER = """
 import runpy, sys
@@ -62,103 +65,9 @@ runpy.run_path(root + "/convert_hf_to_gguf.py", run_name="__main__")
 """
 
 
-def _bf16(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np.ndarray:
-    values = (rng.standard_normal(shape, dtype=np.float32) * scale).astype(np.float32)
-    return (values.view(np.uint32) >> 16).astype(np.uint16)
-
-
 def make_checkpoint(folder: Path) -> int:
-    """Write the synthetic checkpoint; returns its weight bytes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    h, inter, layers = TEXT["hidden"], TEXT["intermediate"], TEXT["layers"]
-    kv = h // TEXT["heads"] * TEXT["kv_heads"]
-    shapes: dict[str, tuple[int, ...]] = {
-        "model.embed_tokens.weight": (TEXT["vocab"], h),
-        "lm_head.weight": (TEXT["vocab"], h),
-        "model.norm.weight": (h,),
-    }
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        shapes |= {
-            p + "input_layernorm.weight": (h,),
-            p + "post_attention_layernorm.weight": (h,),
-            p + "self_attn.q_proj.weight": (h, h),
-            p + "self_attn.q_proj.bias": (h,),
-            p + "self_attn.k_proj.weight": (kv, h),
-            p + "self_attn.k_proj.bias": (kv,),
-            p + "self_attn.v_proj.weight": (kv, h),
-            p + "self_attn.v_proj.bias": (kv,),
-            p + "self_attn.o_proj.weight": (h, h),
-            p + "mlp.gate_proj.weight": (inter, h),
-            p + "mlp.up_proj.weight": (inter, h),
-            p + "mlp.down_proj.weight": (h, inter),
-        }
-    vh, vi = VISION["hidden"], VISION["intermediate"]
-    shapes |= {
-        "visual.patch_embed.proj.weight": (vh, 3, 2, 14, 14),
-        "visual.merger.ln_q.weight": (vh,),
-        "visual.merger.mlp.0.weight": (4 * vh, 4 * vh),
-        "visual.merger.mlp.0.bias": (4 * vh,),
-        "visual.merger.mlp.2.weight": (h, 4 * vh),
-        "visual.merger.mlp.2.bias": (h,),
-    }
-    for i in range(VISION["depth"]):
-        p = f"visual.blocks.{i}."
-        shapes |= {
-            p + "norm1.weight": (vh,),
-            p + "norm2.weight": (vh,),
-            p + "attn.qkv.weight": (3 * vh, vh),
-            p + "attn.qkv.bias": (3 * vh,),
-            p + "attn.proj.weight": (vh, vh),
-            p + "attn.proj.bias": (vh,),
-            p + "mlp.gate_proj.weight": (vi, vh),
-            p + "mlp.gate_proj.bias": (vi,),
-            p + "mlp.up_proj.weight": (vi, vh),
-            p + "mlp.up_proj.bias": (vi,),
-            p + "mlp.down_proj.weight": (vh, vi),
-            p + "mlp.down_proj.bias": (vh,),
-        }
-    names = sorted(shapes)
-    shards = [names[: len(names) // 2], names[len(names) // 2 :]]
-    weight_map = {}
-    total = 0
-    for n, shard in enumerate(shards, start=1):
-        file_name = f"model-{n:05d}-of-00002.safetensors"
-        tensors = {name: _bf16(shapes[name], rng, 0.02) for name in shard}  # uint16: BF16
-        write_safetensors(folder / file_name, tensors)
-        weight_map |= dict.fromkeys(shard, file_name)
-        total += sum(t.nbytes for t in tensors.values())
-    (folder / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
-    )
-    config = json.loads((TINY / "config.json").read_text())
-    config |= {
-        "hidden_size": h,
-        "intermediate_size": inter,
-        "num_hidden_layers": layers,
-        "num_attention_heads": TEXT["heads"],
-        "num_key_value_heads": TEXT["kv_heads"],
-        "vocab_size": TEXT["vocab"],
-        "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
-    }
-    config["vision_config"] |= {
-        "hidden_size": vh,
-        "intermediate_size": vi,
-        "num_heads": VISION["heads"],
-        "depth": VISION["depth"],
-        "fullatt_block_indexes": [1, 3],
-        "out_hidden_size": h,
-    }
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    for name in (
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "preprocessor_config.json",
-        "generation_config.json",
-    ):
-        shutil.copy2(TINY / name, folder / name)
-    return total
+    """Write the synthetic checkpoint (two shards); returns its weight bytes."""
+    return write_checkpoint(folder, SHAPES, shard_bytes=400 * 10**6)
 
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:

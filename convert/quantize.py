@@ -5,6 +5,10 @@ child process (``python -m convert.quantize IN OUT FTYPE THREADS``); its log lin
 ``[  12/ 339] name - [...]`` drive the progress callback. In the bundled app ``sys.executable`` is
 the app itself, which runs ``-m MODULE`` like Python does (packaging/storyteller_main.py), so the
 same child process works there.
+
+``python -m`` puts its working directory first on ``sys.path``, so the child runs in the folder
+that holds this package, never in the user's: a ``llama_cpp.py`` next to the user's checkpoint
+must not shadow the real llama-cpp-python.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ _NO_LLAMA_CPP = (
     "K-quants need llama-cpp-python (pip install llama-cpp-python); F32, F16, BF16 and Q8_0 "
     "work without it"
 )
+_IMPORT_ERROR_PREFIX = "llama_cpp import failed: "  # the child's line naming the real error
 _OTHER_TYPES = "choose --quant Q8_0, F16 or BF16, which do not go through llama.cpp's quantizer"
 
 
@@ -55,6 +60,7 @@ def quantize_gguf(
     """Quantize the F16/BF16 GGUF ``src`` to ``dst`` with llama.cpp file type ``ftype``."""
     threads = threads or os.cpu_count() or 1
     package_root = str(Path(__file__).resolve().parent.parent)
+    src, dst = Path(src).resolve(), Path(dst).resolve()  # the child runs in package_root
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     command = [
@@ -68,7 +74,7 @@ def quantize_gguf(
     ]
     tail: deque[str] = deque(maxlen=15)
     with subprocess.Popen(
-        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=package_root
     ) as child:
         assert child.stderr is not None
         try:
@@ -85,7 +91,9 @@ def quantize_gguf(
             raise
         code = child.wait()
     if code == _NO_LLAMA_CPP_EXIT:
-        raise QuantizationError(_NO_LLAMA_CPP)
+        reasons = [line for line in tail if line.startswith(_IMPORT_ERROR_PREFIX)]
+        reason = reasons[-1].removeprefix(_IMPORT_ERROR_PREFIX) if reasons else "unknown"
+        raise QuantizationError(f"{_NO_LLAMA_CPP}. Importing it failed with: {reason}")
     if code != 0:
         details = "\n".join(tail)
         what = f"crashed (signal {-code})" if code < 0 else f"failed (exit {code})"
@@ -99,8 +107,11 @@ def _main(argv: list[str]) -> int:
 
     try:
         from llama_cpp import _logger
-    except ImportError:
-        print(_NO_LLAMA_CPP, file=sys.stderr)
+    except Exception as err:  # ImportError, or OSError/RuntimeError when libllama cannot load
+        origin = getattr(sys.modules.get("llama_cpp"), "__file__", None)
+        where = f" (llama_cpp was found at {origin})" if origin else ""
+        message = " ".join(str(err).split())  # one line: the parent reads the last lines
+        print(f"{_IMPORT_ERROR_PREFIX}{type(err).__name__}: {message}{where}", file=sys.stderr)
         return _NO_LLAMA_CPP_EXIT
     _logger.logger.setLevel(logging.DEBUG)  # let the per-tensor progress lines through
     src, dst, ftype, threads = Path(argv[0]), Path(argv[1]), int(argv[2]), int(argv[3])

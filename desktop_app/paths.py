@@ -81,3 +81,13 @@ def thumbnails_dir() -> Path:
 
 def embeddings_cache_dir() -> Path:
     return cache_dir() / "embeddings"
+
+
+def prompt_cache_dir() -> Path:
+    """Saved KV states of prompts, so Generate-again skips reading photos and prompt."""
+    return cache_dir() / "prompts"
+
+
+def speeds_file() -> Path:
+    """This machine's measured speeds per model, for the time estimates."""
+    return cache_dir() / "speeds.json"

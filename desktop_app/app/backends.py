@@ -76,6 +76,7 @@ def backend_from_settings(settings: Settings, *, verify_sha256: bool = False) ->
         n_threads=settings.n_threads,
         n_ctx=settings.n_ctx,
         manifest=model.manifest,
+        speculation=settings.speculation,
     )
 
 

@@ -1,13 +1,18 @@
-"""What a story of some photos will cost (tokens, context, memory) and whether it fits here."""
+"""What a story of some photos will cost (tokens, context, memory, time) and whether it fits."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from desktop_app.engine import costs
+from desktop_app.engine import costs, speeds
 from desktop_app.engine.events import Detail
+from desktop_app.engine.images import estimate_tokens
 from desktop_app.errors import StorytellerError
+
+if TYPE_CHECKING:
+    from desktop_app.app.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -18,16 +23,56 @@ class CostEstimate:
     n_ctx: int
     memory_bytes: int
     problem: str = ""
+    duration: str = ""  # "about 6 min" on this machine ("" when unknown: a server)
 
     def describe(self) -> str:
         gib = self.memory_bytes / 2**30
-        return f"≈ {self.image_tokens:,} image tokens · context {self.n_ctx:,} · ≈ {gib:.1f} GiB"
+        text = f"≈ {self.image_tokens:,} image tokens · context {self.n_ctx:,} · ≈ {gib:.1f} GiB"
+        return f"{text} · {self.duration}" if self.duration else text
+
+
+def run_speeds(settings: Settings | None) -> speeds.Speeds | None:
+    """This machine's rates for the configured model; None when a server runs the model or no
+    model is found."""
+    from desktop_app import paths
+    from desktop_app.app.backends import resolve_model
+    from desktop_app.engine import device
+
+    if settings is None or settings.server_url:
+        return None
+    try:
+        model = resolve_model(settings.model_path, settings.mmproj_path)
+    except (StorytellerError, OSError):
+        return None
+    if model.mmproj_path is None:
+        return None
+    return speeds.for_model(
+        speeds.SpeedBook(paths.speeds_file()),
+        model.text_path,
+        model.mmproj_path,
+        device.accelerator(settings.n_gpu_layers),
+        settings.n_threads or device.physical_cores(),
+    )
+
+
+def run_clock(
+    rates: speeds.Speeds | None, sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
+) -> speeds.RunClock | None:
+    """The live remaining-time clock of a run over photos of ``sizes``, or None (unknown)."""
+    if rates is None:
+        return None
+    tokens = [estimate_tokens(size, detail.token_budget) for size in sizes]
+    return speeds.RunClock(rates, tokens, costs.PROMPT_TEXT_TOKENS, max_tokens)
 
 
 def estimate_cost(
-    sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
+    sizes: Sequence[tuple[int, int]],
+    detail: Detail,
+    max_tokens: int,
+    rates: speeds.Speeds | None = None,
 ) -> CostEstimate:
-    """Estimated tokens, context and memory of a story over photos of ``sizes`` (7B model)."""
+    """Estimated tokens, context, memory and (given this machine's ``rates``) time of a story
+    over photos of ``sizes`` (7B model)."""
     estimate = costs.estimate_run(list(sizes), detail, max_tokens)
     problem = ""
     try:
@@ -40,4 +85,10 @@ def estimate_cost(
         )
     except StorytellerError as err:
         problem = str(err)
-    return CostEstimate(sum(estimate.image_tokens), estimate.n_ctx, estimate.memory_bytes, problem)
+    duration = ""
+    if rates is not None:
+        run = speeds.estimate(rates, estimate.image_tokens, costs.PROMPT_TEXT_TOKENS, max_tokens)
+        duration = speeds.describe(run.total_s, measured=rates.measured)
+    return CostEstimate(
+        sum(estimate.image_tokens), estimate.n_ctx, estimate.memory_bytes, problem, duration
+    )

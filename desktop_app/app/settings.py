@@ -43,6 +43,8 @@ class Settings:
     max_tokens: int = 4096
     seed: int | None = None
     strict_format: bool = False
+    # Several tokens per model evaluation (engine/speculation.py); off: strictly token by token.
+    speculation: bool = True
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied."""
@@ -63,7 +65,14 @@ class Settings:
 def _coerce(name: str, value: Any) -> Any:
     """Turn a JSON value into the field's type; raise ValueError/TypeError when it is not one."""
     if value is None:
-        if name in {"n_gpu_layers", "max_tokens", "detail", "preset", "strict_format"}:
+        if name in {
+            "n_gpu_layers",
+            "max_tokens",
+            "detail",
+            "preset",
+            "strict_format",
+            "speculation",
+        }:
             raise ValueError("may not be null")
         return None
     if name in {"model_path", "mmproj_path", "library_dir"}:
@@ -78,7 +87,7 @@ def _coerce(name: str, value: Any) -> Any:
         return Detail(value)
     if name == "preset":
         return Preset(value)
-    if name == "strict_format":
+    if name in {"strict_format", "speculation"}:
         if not isinstance(value, bool):
             raise TypeError("expected true/false")
         return value

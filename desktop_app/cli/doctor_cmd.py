@@ -83,6 +83,7 @@ def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]
 
 
 def _probe_in_child(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]:
+    text_gguf, mmproj_gguf = Path(text_gguf).resolve(), Path(mmproj_gguf).resolve()
     command = [sys.executable, "-m", "desktop_app.cli.doctor_cmd", "--probe", str(text_gguf)]
     command += [str(mmproj_gguf)] + (["--self-test"] if self_test else [])
     import desktop_app
@@ -99,6 +100,7 @@ def _probe_in_child(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict
             timeout=PROBE_TIMEOUT_S,
             check=False,
             env=env,
+            cwd=root,  # python -m puts its folder first on sys.path: never the user's
         )
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"loading took more than {PROBE_TIMEOUT_S} s"}

@@ -58,6 +58,11 @@ def add_tell_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--verify-sha256", action="store_true", help="check the model files' sha256 first"
     )
+    model.add_argument(
+        "--no-speculation",
+        action="store_true",
+        help="write strictly one token per model evaluation (no drafted, batch-checked tokens)",
+    )
     story = parser.add_argument_group("story")
     story.add_argument(
         "--detail",
@@ -111,6 +116,7 @@ def backend_from_args(args: argparse.Namespace) -> StoryBackend:
         mmproj_path=mmproj_arg or (None if model_arg else settings.mmproj_path),
         n_gpu_layers=settings.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
         n_threads=getattr(args, "threads", None) or settings.n_threads,
+        speculation=settings.speculation and not getattr(args, "no_speculation", False),
     )
     return backend_from_settings(chosen, verify_sha256=getattr(args, "verify_sha256", False))
 
@@ -202,6 +208,30 @@ class Progress:
             self.bar = None
 
 
+def time_estimate(backend: StoryBackend, request: StoryRequest) -> str | None:
+    """``about 6 min for 5 photos`` from this machine's speeds (None: the backend cannot say)."""
+    rates = getattr(backend, "speeds", None)  # the embedded backend; a server's speed is unknown
+    if rates is None:
+        return None
+    from PIL import Image
+
+    from desktop_app.engine import speeds
+    from desktop_app.engine.images import upright_size
+
+    sizes = []
+    for photo in request.photos:
+        try:
+            with Image.open(photo) as image:
+                sizes.append(upright_size(image))
+        except (OSError, ValueError):
+            continue  # the run itself reports the photo it cannot read
+    known = rates()
+    run = speeds.estimate_photos(known, sizes, request.detail, request.sampling.max_tokens)
+    how = "" if known.measured else " from the model's size, until it has run here"
+    text = speeds.describe(run.total_s, measured=known.measured).replace(" (estimate)", "")
+    return f"{text} for {len(sizes)} photos at {request.detail.value} detail (estimate{how})"
+
+
 def run_story(
     backend: StoryBackend,
     request: StoryRequest,
@@ -211,6 +241,10 @@ def run_story(
     on_event: Callable[[object], None] | None = None,
 ) -> RunResult:
     """Run ``request`` on ``backend`` to its result, with progress bars on stderr if asked."""
+    if show_progress:
+        estimate = time_estimate(backend, request)
+        if estimate:
+            print(f"storyteller: {estimate}", file=sys.stderr, flush=True)
     progress = Progress(show_progress, request.sampling.max_tokens)
     result: RunResult | None = None
     try:

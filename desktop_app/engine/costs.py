@@ -24,9 +24,15 @@ from desktop_app.errors import StorytellerError
 PROMPT_TEXT_TOKENS = 128
 # Contexts are allocated in steps of this many cells.
 CONTEXT_STEP = 256
-# Fixed costs beside weights and KV cache: logits and compute buffers, runtime (measured on the
-# 7B at n_batch 512: ~0.5 GiB).
-RUNTIME_OVERHEAD_BYTES = 512 * 1024 * 1024
+# Tokens llama.cpp decodes at once (n_batch = n_ubatch): its compute buffers are sized for it.
+BATCH_TOKENS = 512
+# What a run holds beside the buffers counted below: Python, numpy, Pillow and llama.cpp's own
+# runtime, the prepared photos and llama.cpp's small output buffers (measured on the 7B shape:
+# bench/real_scale.py).
+RUNTIME_OVERHEAD_BYTES = 320 * 1024 * 1024
+# The vision encoder (flash attention, as llama.cpp runs it on CPU and GPU) keeps a few
+# activations per patch (4 patches per output token): 58 MiB measured for a 234-token photo.
+VISION_BYTES_PER_PATCH = 65_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class ModelShape:
     context_length: int
     vision_heads: int = 16
     weights_bytes: int = 0
+    n_heads: int = 28
+    ffn_length: int = 18944
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -78,14 +86,22 @@ def round_context(tokens: int) -> int:
     return max(CONTEXT_STEP, -(-tokens // CONTEXT_STEP) * CONTEXT_STEP)
 
 
-def vision_encoder_bytes(image_tokens: int, vision_heads: int) -> int:
-    """Peak compute memory of the vision encoder for one image, without flash attention.
+def vision_encoder_bytes(image_tokens: int, vision_heads: int = 16) -> int:
+    """Peak compute memory of the vision encoder for one image.
 
-    Qwen2.5-VL's encoder sees 4 patches per output token; its dense window mask and each head's
-    attention scores are (4t)² floats.
+    Qwen2.5-VL's encoder sees 4 patches per output token. With flash attention (llama.cpp's
+    choice wherever it is supported) no per-head score matrix is kept: activations grow with
+    the patches, plus the dense window mask of (4t)² floats.
     """
     patches = 4 * image_tokens
-    return (1 + vision_heads) * patches * patches * 4
+    return patches * VISION_BYTES_PER_PATCH + patches * patches * 4
+
+
+def text_compute_bytes(shape: ModelShape, n_ctx: int) -> int:
+    """llama.cpp's compute buffer for the text model: one batch's attention scores over the
+    whole context (no flash attention on a CPU) and its FFN activations, in float32."""
+    hidden = shape.n_heads * shape.head_dim
+    return 4 * BATCH_TOKENS * (n_ctx * shape.n_heads + 2 * shape.ffn_length + 2 * hidden)
 
 
 def estimate_run(
@@ -100,17 +116,24 @@ def estimate_run(
     image_tokens = tuple(estimate_tokens(size, detail.token_budget) for size in photo_sizes)
     tokens = context_tokens(text_tokens, image_tokens, max_tokens)
     n_ctx = round_context(tokens)
-    memory = run_memory_bytes(shape, n_ctx, max(image_tokens, default=0))
+    memory = run_memory_bytes(shape, n_ctx, max(image_tokens, default=0), tokens - max_tokens)
     return RunEstimate(tokens=tokens, n_ctx=n_ctx, memory_bytes=memory, image_tokens=image_tokens)
 
 
-def run_memory_bytes(shape: ModelShape, n_ctx: int, largest_image_tokens: int) -> int:
-    """Memory a run takes: weights, a KV cache of ``n_ctx`` cells, the vision encoder's peak on
-    the largest photo, and the runtime's fixed buffers."""
+def run_memory_bytes(
+    shape: ModelShape, n_ctx: int, largest_image_tokens: int, prompt_cells: int | None = None
+) -> int:
+    """Memory a run takes (its peak resident set): both model files read into memory, a KV
+    cache of ``n_ctx`` cells, the text model's compute buffer, the vision encoder's peak on the
+    largest photo, the copy of the prompt's KV state kept for Generate-again (``prompt_cells``,
+    at most the whole context) and the runtime."""
+    saved_prompt = n_ctx if prompt_cells is None else min(prompt_cells, n_ctx)
     return (
         shape.weights_bytes
         + n_ctx * shape.kv_bytes_per_token
+        + text_compute_bytes(shape, n_ctx)
         + vision_encoder_bytes(largest_image_tokens, shape.vision_heads)
+        + saved_prompt * shape.kv_bytes_per_token
         + RUNTIME_OVERHEAD_BYTES
     )
 

@@ -192,7 +192,11 @@ class PhotoInfo:
 
 @dataclass(frozen=True)
 class Timings:
-    """Seconds spent per stage; ``encode_s`` has one entry per photo (0.0 when cached)."""
+    """Seconds spent per stage; ``encode_s`` has one entry per photo (0.0 when cached).
+
+    ``prompt_reused``: the prompt's KV state was restored from an earlier identical run, so
+    ``prompt_eval_s`` is the restore, not ``prompt_tokens`` tokens read.
+    """
 
     load_s: float = 0.0
     encode_s: tuple[float, ...] = ()
@@ -201,6 +205,7 @@ class Timings:
     generation_s: float = 0.0
     generated_tokens: int = 0
     prompt_tokens: int = 0
+    prompt_reused: bool = False
 
     @property
     def tokens_per_s(self) -> float:
@@ -215,6 +220,7 @@ class Timings:
             "generation_s": self.generation_s,
             "generated_tokens": self.generated_tokens,
             "prompt_tokens": self.prompt_tokens,
+            "prompt_reused": self.prompt_reused,
             "tokens_per_s": self.tokens_per_s,
         }
 

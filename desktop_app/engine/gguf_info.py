@@ -35,6 +35,7 @@ class TextModelInfo:
     n_kv_heads: int
     chat_template: str | None
     file_size: int
+    feed_forward_length: int = 0
 
     @property
     def head_dim(self) -> int:
@@ -172,6 +173,7 @@ def read_text_model_info(path: str | Path) -> TextModelInfo:
         n_kv_heads=_int(metadata, f"{arch}.attention.head_count_kv") or heads,
         chat_template=template if isinstance(template, str) and template else None,
         file_size=path.stat().st_size,
+        feed_forward_length=_int(metadata, f"{arch}.feed_forward_length"),
     )
 
 

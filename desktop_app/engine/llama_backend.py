@@ -10,8 +10,9 @@ during prompt evaluation. Here the pipeline is explicit:
 3. mtmd tokenizes the prompt (our own aligned pixels, so mtmd does not resize);
 4. each photo's embedding comes from the cache or from ``mtmd_encode_chunk`` (then cached);
 5. text chunks and the embeddings are decoded into the KV cache (abortable);
-6. tokens are sampled one by one with llama.cpp's sampler chain (optionally grammar-constrained),
-   checking ``should_stop`` between tokens.
+6. tokens are sampled with llama.cpp's sampler chain (optionally grammar-constrained), checking
+   ``should_stop`` between tokens; by default several per evaluation, drafted from forced text
+   and n-grams and verified in one batch (``speculation``: the output is the same).
 
 ``Llama`` is not thread-safe: one ``generate`` at a time per backend.
 """
@@ -20,17 +21,18 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from desktop_app import paths
-from desktop_app.engine import costs, device, grammar
+from desktop_app.engine import costs, device, grammar, prompt_cache, speeds
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.events import (
     Event,
@@ -54,6 +56,13 @@ from desktop_app.engine.gguf_info import (
 )
 from desktop_app.engine.images import PreparedImage, prepare_photos
 from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
+from desktop_app.engine.speculation import (
+    DecodeTimer,
+    SpeculationStats,
+    SpeculativeDecoder,
+    llguidance_tokenizer,
+    prompt_text_tokens,
+)
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
@@ -61,7 +70,7 @@ logger = logging.getLogger(__name__)
 # top_k before top_p: transformers' sampling default (the model card's settings ran under it),
 # and it keeps top_p from sorting the whole 152k vocabulary every token.
 TOP_K = 50
-N_BATCH = 512
+N_BATCH = costs.BATCH_TOKENS
 MIN_CONTEXT = 4096
 # Where strict format switches from the analysis grammar to the story grammar.
 THINK_END = "</think>\n"
@@ -76,6 +85,8 @@ class _Loaded:
     llm: object  # llama_cpp.Llama
     mtmd_ctx: int
     n_ctx: int
+    forced_tokenizer: object | None = None  # llguidance's view of the vocabulary, made on demand
+    decode_timer: DecodeTimer = field(default_factory=DecodeTimer)  # speculation's cost model
 
 
 def _route_native_logs() -> None:
@@ -116,8 +127,11 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_ctx: int | None = None,
         cache_dir: Path | None = None,
+        prompt_cache_dir: Path | None = None,
         manifest: dict | None = None,
+        use_mmap: bool | None = None,
         verbose: bool = False,
+        speculation: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.mmproj_path = Path(mmproj_path)
@@ -132,30 +146,50 @@ class LlamaCppBackend:
             context_length=self.text_info.context_length,
             vision_heads=self.projector_info.vision_heads,
             weights_bytes=self.text_info.file_size + self.projector_info.file_size,
+            n_heads=self.text_info.n_heads,
+            ffn_length=self.text_info.feed_forward_length,
         )
         self.n_gpu_layers = n_gpu_layers if device.gpu_offload_supported() else 0
         self.n_threads = n_threads or device.physical_cores()
+        # On a CPU, llama.cpp copies most quantized weights into a repacked (faster) layout and a
+        # memory-mapped file stays resident beside the copy: 7.4 GiB instead of 4.4 GiB for the
+        # 7B at Q4_K_M (bench/real_scale.py). Reading the file once into memory holds one copy.
+        self.use_mmap = self.n_gpu_layers != 0 if use_mmap is None else use_mmap
         self.fixed_n_ctx = n_ctx
         self.verbose = verbose
         self.cache = EmbeddingCache(
             cache_dir if cache_dir is not None else paths.embeddings_cache_dir()
         )
+        self.prompts = prompt_cache.PromptCache(
+            prompt_cache_dir if prompt_cache_dir is not None else paths.prompt_cache_dir()
+        )
         self.projector_id = self._projector_identity(manifest)
+        self.text_model_id = self._file_identity(manifest, "text", self.model_path)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
+        self.prompt_tokens_read = 0  # prompt tokens evaluated (a reused prompt adds one)
         self.grammar_resampled = 0  # strict format: tokens the grammar made us draw again
+        # Draft and batch-verify tokens while writing (same output; off: one token per step).
+        self.speculation = speculation
+        self.speculation_stats = SpeculationStats()
         self._loaded: _Loaded | None = None
         self._id_tokens: _IdTokens | None = None  # strict format: built on first use
         self._abort = _Abort()
 
     # -- identity -------------------------------------------------------------------------------
 
-    def _projector_identity(self, manifest: dict | None) -> str:
-        sha = ((manifest or {}).get("files", {}).get("mmproj", {}) or {}).get("sha256")
+    @staticmethod
+    def _file_identity(manifest: dict | None, part: str, path: Path) -> str:
+        """The converter's sha256 of a model file when its manifest is known, else path+size+mtime."""
+        sha = ((manifest or {}).get("files", {}).get(part, {}) or {}).get("sha256")
         if isinstance(sha, str) and sha:
-            return f"sha256:{sha}|{self.text_info.embedding_length}"
-        stat = self.mmproj_path.stat()
-        raw = f"{self.mmproj_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-        return f"stat:{hashlib.sha256(raw.encode()).hexdigest()}|{self.text_info.embedding_length}"
+            return f"sha256:{sha}"
+        stat = path.stat()
+        raw = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return f"stat:{hashlib.sha256(raw.encode()).hexdigest()}"
+
+    def _projector_identity(self, manifest: dict | None) -> str:
+        identity = self._file_identity(manifest, "mmproj", self.mmproj_path)
+        return f"{identity}|{self.text_info.embedding_length}"
 
     @property
     def accelerator(self) -> str:
@@ -189,6 +223,7 @@ class LlamaCppBackend:
                 n_ubatch=N_BATCH,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
+                use_mmap=self.use_mmap,
                 logits_all=False,
                 flash_attn=gpu,
                 verbose=self.verbose,
@@ -238,9 +273,29 @@ class LlamaCppBackend:
         self._loaded = None
 
     def close(self) -> None:
-        """Free the model and contexts; the in-memory embedding cache goes too."""
+        """Free the model and contexts; the in-memory embedding and prompt caches go too."""
         self._unload()
         self.cache.clear_memory()
+        self.prompts.clear_memory()
+
+    # -- speeds ---------------------------------------------------------------------------------
+
+    def speeds(self) -> speeds.Speeds:
+        """This machine's rates for this model (an estimate from its size before its first run)."""
+        return speeds.for_model(
+            speeds.SpeedBook(paths.speeds_file()),
+            self.model_path,
+            self.mmproj_path,
+            self.accelerator,
+            self.n_threads,
+        )
+
+    def _record_speeds(self, result: RunResult) -> None:
+        book = speeds.SpeedBook(paths.speeds_file())
+        try:
+            book.record(speeds.model_key(self.model_path, self.accelerator), result, self.speeds)
+        except Exception:  # the estimate must never cost the story
+            logger.warning("could not record this run's speeds", exc_info=True)
 
     # -- sizing ---------------------------------------------------------------------------------
 
@@ -268,7 +323,7 @@ class LlamaCppBackend:
             needed,
             n_ctx=n_ctx,
             context_length=self.text_info.context_length,
-            memory_bytes=costs.run_memory_bytes(self.shape, n_ctx, largest),
+            memory_bytes=costs.run_memory_bytes(self.shape, n_ctx, largest, needed - max_tokens),
             physical_bytes=costs.physical_memory_bytes() if self.n_gpu_layers == 0 else None,
         )
         return n_ctx
@@ -278,9 +333,14 @@ class LlamaCppBackend:
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         """Yield phase and token events, then one ``ResultEvent`` (see ``StoryBackend``)."""
         try:
-            yield from self._generate(request, should_stop)
+            for event in self._generate(request, should_stop):
+                if isinstance(event, ResultEvent):
+                    self._record_speeds(event.result)
+                yield event
         finally:
-            self.cache.flush()  # new embeddings reach the disk after the run, not before it
+            # New embeddings and prompt states reach the disk after the run, not before it.
+            self.cache.flush()
+            self.prompts.flush()
 
     def _generate(self, request: StoryRequest, should_stop: ShouldStop) -> Iterator[Event]:
         import llama_cpp
@@ -313,6 +373,33 @@ class LlamaCppBackend:
         n_embd = llama_cpp.llama_model_n_embd_inp(llm.model)
 
         keys = [embedding_key(p.content_hash, p.prepared_size, self.projector_id) for p in photos]
+        key = self._prompt_key(loaded, prompt_text, keys)
+        reused = self._reuse_prompt(loaded, key)
+        if reused is not None:  # Generate again: no photo encoded, one prompt token read
+            yield PhaseEvent(Phase.READING_PROMPT)
+            timings = Timings(
+                load_s=load_s,
+                encode_s=(0.0,) * total,
+                prompt_eval_s=reused[1],
+                prompt_tokens=reused[0].cells,
+                prompt_reused=True,
+            )
+            yield PhaseEvent(Phase.WRITING)
+            speculative = None
+            if self.speculation:
+                speculative = self._speculative(loaded, strict, _text_tokens(llm, prompt_text))
+            for event in self._write(
+                llm, request.sampling, strict, should_stop, started, infos, timings, speculative
+            ):
+                if isinstance(event, ResultEvent):  # _write rebuilds the timings it was given
+                    run = event.result
+                    event = ResultEvent(
+                        dataclasses.replace(
+                            run, timings=dataclasses.replace(run.timings, prompt_reused=True)
+                        )
+                    )
+                yield event
+            return
         cached = [self.cache.get(k, (p.tokens, n_embd)) for k, p in zip(keys, photos, strict=True)]
         chunks = self._tokenize(loaded.mtmd_ctx, prompt_text, photos, keys, cached)
         try:
@@ -363,6 +450,9 @@ class LlamaCppBackend:
             prompt_started = time.perf_counter()
             prompt_tokens = self._read_prompt(loaded, chunks, embeddings, should_stop)
             prompt_eval_s = time.perf_counter() - prompt_started
+            context = prompt_text_tokens(chunks) if self.speculation else []
+            if prompt_tokens is not None:
+                self._save_prompt(loaded, key, prompt_tokens)
         finally:
             mtmd_cpp.mtmd_input_chunks_free(chunks)
         timings = Timings(
@@ -376,7 +466,65 @@ class LlamaCppBackend:
             return
 
         yield PhaseEvent(Phase.WRITING)
-        yield from self._write(llm, request.sampling, strict, should_stop, started, infos, timings)
+        speculative = self._speculative(loaded, strict, context) if self.speculation else None
+        yield from self._write(
+            llm, request.sampling, strict, should_stop, started, infos, timings, speculative
+        )
+
+    def _prompt_key(self, loaded: _Loaded, prompt_text: str, photo_keys: list[str]) -> str:
+        import llama_cpp
+
+        # Everything the state's layout depends on: restore only into a context made the same way.
+        settings = (
+            f"n_ctx={loaded.n_ctx}|n_batch={N_BATCH}|gpu_layers={self.n_gpu_layers}|"
+            f"flash_attn={self.n_gpu_layers != 0}|kv=f16|llama_cpp={llama_cpp.__version__}"
+        )
+        return prompt_cache.prompt_key(
+            text_model_id=self.text_model_id,
+            projector_id=self.projector_id,
+            prompt_text=prompt_text,
+            photo_keys=photo_keys,
+            context_settings=settings,
+        )
+
+    def _save_prompt(self, loaded: _Loaded, key: str, cells: int) -> None:
+        llm = loaded.llm
+        saved = prompt_cache.capture(
+            llm.ctx,
+            n_past=llm.n_tokens,
+            cells=cells,
+            last_token=int(llm.input_ids[llm.n_tokens - 1]),  # the prompt ends with text
+        )
+        if saved is not None:
+            self.prompts.put(key, saved)
+
+    def _reuse_prompt(
+        self, loaded: _Loaded, key: str
+    ) -> tuple[prompt_cache.SavedPrompt, float] | None:
+        """Restore the saved KV state of this prompt, if any: (it, seconds taken), else None."""
+        saved = self.prompts.get(key)
+        if saved is None:
+            return None
+        started = time.perf_counter()
+        llm = loaded.llm
+        llm.reset()
+        if not prompt_cache.restore(llm.ctx, saved):
+            logger.warning("llama.cpp refused a saved prompt state; reading the prompt instead")
+            self.prompts.discard(key)
+            return None
+        # The state has no logits: read the last prompt token again at its own position
+        # (eval first drops the cells from that position on, i.e. that token's old entry).
+        llm.n_tokens = saved.n_past - 1
+        try:
+            llm.eval([saved.last_token])
+        except RuntimeError as err:
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+            self.prompts.discard(key)
+            logger.warning("a restored prompt state failed to continue (%s); reading it again", err)
+            return None
+        self.prompt_tokens_read += 1
+        return saved, time.perf_counter() - started
 
     def _result(
         self,
@@ -488,6 +636,7 @@ class LlamaCppBackend:
                     if tokens:
                         llm.eval(tokens)  # positions continue from llm.n_tokens
                         cells += len(tokens)
+                        self.prompt_tokens_read += len(tokens)
                     continue
                 embedding = embeddings[image_index]
                 image_index += 1
@@ -520,6 +669,25 @@ class LlamaCppBackend:
             llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)
         return cells
 
+    def _speculative(
+        self, loaded: _Loaded, strict: grammar.StrictFormat | None, context: list[int]
+    ) -> SpeculativeDecoder:
+        """A speculative decoder to write after the prompt now in the KV cache."""
+        import llama_cpp
+
+        llm = loaded.llm
+        if strict is not None and loaded.forced_tokenizer is None:
+            loaded.forced_tokenizer = llguidance_tokenizer(
+                llama_cpp.llama_model_get_vocab(llm.model)
+            )
+        return SpeculativeDecoder(
+            llm.ctx,
+            llm.n_tokens,
+            context_tokens=context,
+            tokenizer=loaded.forced_tokenizer if strict is not None else None,
+            timer=loaded.decode_timer,
+        )
+
     def _write(
         self,
         llm: object,
@@ -529,16 +697,24 @@ class LlamaCppBackend:
         started: float,
         infos: tuple[PhotoInfo, ...],
         timings: Timings,
+        speculative: SpeculativeDecoder | None = None,
     ) -> Iterator[Event]:
         import llama_cpp
 
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        sampler = _Sampler(vocab, sampling, strict.think_grammar() if strict else None)
+        think_grammar = strict.think_grammar() if strict else None
+        sampler = _Sampler(vocab, sampling, think_grammar)
         table_ids = None
         if strict is not None:
             if self._id_tokens is None:
                 self._id_tokens = _IdTokens(vocab)
             table_ids = grammar.TableIds()
+            sampler.before_draw = self._id_tokens.guard(table_ids)
+        if speculative is not None:
+            speculative.set_grammar(think_grammar)
+            stream = speculative.tokens(sampler, sampling.max_tokens)
+        else:
+            stream = _plain_tokens(llm, sampler)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         finish = FinishReason.LENGTH
@@ -553,9 +729,12 @@ class LlamaCppBackend:
                 if should_stop():
                     finish = FinishReason.CANCELLED
                     break
-                if table_ids is not None and table_ids.active and self._id_tokens is not None:
-                    self._id_tokens.forbid_repeats(llm.ctx, table_ids)
-                token = sampler.sample(llm.ctx)
+                try:
+                    token = next(stream)
+                except RuntimeError as err:
+                    raise GenerationError(
+                        f"llama.cpp failed while writing ({err}): the context may be full"
+                    ) from err
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish = FinishReason.STOP
                     break
@@ -572,16 +751,12 @@ class LlamaCppBackend:
                     table_ids.feed(text)
                 if strict is not None and not in_story and recent == THINK_END:
                     in_story = True
-                    sampler.set_grammar(
-                        strict.story_grammar("".join(pieces), sampling.max_tokens - generated)
+                    story_grammar = strict.story_grammar(
+                        "".join(pieces), sampling.max_tokens - generated
                     )
-                if generated < sampling.max_tokens:
-                    try:
-                        llm.eval([token])
-                    except RuntimeError as err:
-                        raise GenerationError(
-                            f"llama.cpp failed while writing ({err}): the context may be full"
-                        ) from err
+                    sampler.set_grammar(story_grammar)
+                    if speculative is not None:
+                        speculative.set_grammar(story_grammar)
             # A cancelled run keeps exactly what was streamed; a finished one flushes any
             # incomplete UTF-8 at the end.
             tail = "" if finish is FinishReason.CANCELLED else decoder.decode(b"", final=True)
@@ -589,6 +764,11 @@ class LlamaCppBackend:
                 pieces.append(tail)
                 yield TokenEvent(tail, generated - reported)
         finally:
+            stream.close()
+            if speculative is not None:
+                speculative.close()
+                llm.n_tokens = speculative.n_past  # llama-cpp-python's own position count
+                self.speculation_stats.add(speculative.stats)
             self.grammar_resampled += sampler.resampled
             sampler.close()
         ended = time.perf_counter()
@@ -602,6 +782,22 @@ class LlamaCppBackend:
             prompt_tokens=timings.prompt_tokens,
         )
         yield self._result("".join(pieces), finish, infos, sampling, timings)
+
+
+def _plain_tokens(llm: object, sampler: _Sampler) -> Iterator[int]:
+    """Token by token: draw from the last logits, evaluate the token, repeat."""
+    while True:
+        token = sampler.sample(llm.ctx)
+        yield token
+        llm.eval([token])  # only when the caller asks for the next token
+
+
+def _text_tokens(llm: object, prompt_text: str) -> list[int]:
+    """The prompt's text tokens without the photos: the drafter's context on a reused prompt."""
+    tokens: list[int] = []
+    for part in prompt_text.split(MEDIA_MARKER):
+        tokens.extend(llm.tokenize(part.encode("utf-8"), add_bos=False, special=True))
+    return tokens
 
 
 def _token_bytes(vocab: int, token: int) -> bytes:
@@ -621,7 +817,9 @@ class _IdTokens:
 
     Built once per model from its vocabulary. ``forbid_repeats`` sets the logits of the tokens
     ``grammar.TableIds`` forbids to -inf before a token is drawn, so the free draw and the
-    grammar-constrained draw both skip them (and both grammar instances stay in step).
+    grammar-constrained draw both skip them (and both grammar instances stay in step). With
+    speculation a draw reads the logits of a batch position: the mask goes there, and a draft
+    token it removes is simply not accepted.
     """
 
     def __init__(self, vocab: int) -> None:
@@ -641,11 +839,22 @@ class _IdTokens:
         # Pieces that do not start with a digit end an id whose digits are already written.
         self.finishers = np.array(finishers, dtype=np.int64)
 
-    def forbid_repeats(self, ctx: int, table_ids: grammar.TableIds) -> None:
-        """Remove the tokens that would repeat an id of the current table from the next draw."""
+    def guard(self, table_ids: grammar.TableIds) -> Callable[[int, int], None]:
+        """The sampler's ``before_draw`` hook: mask repeats while an id is being written."""
+
+        def before_draw(ctx: int, index: int) -> None:
+            if table_ids.active:
+                self.forbid_repeats(ctx, table_ids, index)
+
+        return before_draw
+
+    def forbid_repeats(self, ctx: int, table_ids: grammar.TableIds, index: int = -1) -> None:
+        """Remove the tokens that would repeat an id of the current table from the draw that
+        reads the logits of batch position ``index``."""
         import llama_cpp
 
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), (self.n_vocab,))
+        pointer = llama_cpp.llama_get_logits_ith(ctx, index)
+        logits = np.ctypeslib.as_array(pointer, (self.n_vocab,))
         if table_ids.id_is_taken():
             logits[self.finishers] = -np.inf
         for token, piece in self.with_digits:
@@ -676,6 +885,8 @@ class _Sampler:
             data=ctypes.pointer(self._candidate), size=1, selected=-1, sorted=False
         )
         self.resampled = 0  # tokens the grammar rejected (for the benchmark)
+        # Called with (ctx, batch index) before each draw: strict format's unique-id guard.
+        self.before_draw: Callable[[int, int], None] | None = None
         if grammar_text is not None:
             self.set_grammar(grammar_text)
 
@@ -729,17 +940,20 @@ class _Sampler:
         llama_cpp.llama_sampler_apply(self.grammar_check, ctypes.byref(self._single))
         return self._candidate.logit != float("-inf")
 
-    def sample(self, ctx: int) -> int:
+    def sample(self, ctx: int, index: int = -1) -> int:
+        """Draw from the logits of batch position ``index`` (-1: the last one evaluated)."""
         import llama_cpp
 
-        token = llama_cpp.llama_sampler_sample(self.free_chain, ctx, -1)
+        if self.before_draw is not None:
+            self.before_draw(ctx, index)
+        token = llama_cpp.llama_sampler_sample(self.free_chain, ctx, index)
         if self.grammar_check is None:
             return token
         if self._allowed(token):
             llama_cpp.llama_sampler_accept(self.grammar_chain, token)
         else:
             self.resampled += 1
-            token = llama_cpp.llama_sampler_sample(self.grammar_chain, ctx, -1)
+            token = llama_cpp.llama_sampler_sample(self.grammar_chain, ctx, index)
         llama_cpp.llama_sampler_accept(self.grammar_check, token)
         return token
 

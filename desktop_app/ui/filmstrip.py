@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.app.costs import estimate_cost
+from desktop_app.app.costs import estimate_cost, run_speeds
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button
@@ -272,6 +272,7 @@ class Filmstrip(QWidget):
             [(p.width, p.height) for p in photos],
             window.story_toolbar.detail(),
             window.max_tokens(),
+            run_speeds(window.settings),
         )
         text = f"{len(photos)} photos · {estimate.describe()}"
         if estimate.problem:

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from desktop_app.app.costs import run_clock, run_speeds
 from desktop_app.app.settings import Settings
 from desktop_app.app.stored_story import FrameGeometry
 from desktop_app.app.telling import RunEnded, RunStarted, TellOptions, photos_to_tell, tell
 from desktop_app.engine.events import Event, PhaseEvent, ShouldStop, StoryBackend, StoryRequest
 from desktop_app.engine.images import prepared_size_for
+from desktop_app.engine.speeds import RunClock, describe
 from desktop_app.errors import StorytellerError
 from desktop_app.story.model import Story
 from desktop_app.story.parser import StoryStreamParser
@@ -51,6 +53,14 @@ class LiveRun:
     tokens: int = 0
     first_token_at: float | None = None
     dirty: bool = False  # tokens arrived since the last render
+    clock: RunClock | None = None  # the remaining time (None: unknown, e.g. a server)
+
+    def remaining(self) -> str:
+        """`` · about 4 min left`` while the remaining time is known, else ""."""
+        if self.clock is None:
+            return ""
+        seconds = self.clock.remaining_s()
+        return f" · {describe(seconds, measured=self.clock.speeds.measured, left=True)}"
 
     def tokens_per_s(self) -> float:
         """Decoding speed since the first token."""
@@ -168,6 +178,12 @@ class GenerationController(QObject):
         self.live = LiveRun(
             event.album.id, event.run_id, len(event.photos), StoryStreamParser(), frame_photos
         )
+        self.live.clock = run_clock(
+            run_speeds(window.settings),
+            [(p.width, p.height) for p in event.photos if p.width and p.height],
+            event.request.detail,
+            event.request.sampling.max_tokens,
+        )
         if event.album.id == window.current_album_id:
             window.current_run = None  # the panels now show the run being written
             window.story_panel.set_frame_photos(frame_photos)
@@ -188,7 +204,11 @@ class GenerationController(QObject):
     def _on_phase(self, event: PhaseEvent) -> None:
         if self.live is None:
             return
-        self._window.story_toolbar.show_phase(event.describe().capitalize() + "…")
+        if self.live.clock is not None:
+            self.live.clock.on_phase(event.phase, event.index)
+        self._window.story_toolbar.show_phase(
+            event.describe().capitalize() + "…" + self.live.remaining()
+        )
         self._window.story_toolbar.show_progress(event.index, event.total or 0)
 
     def _on_token(self, text: str) -> None:
@@ -198,6 +218,8 @@ class GenerationController(QObject):
         if live.first_token_at is None:
             live.first_token_at = time.perf_counter()
         live.tokens += 1
+        if live.clock is not None:
+            live.clock.on_tokens(1)
         live.parser.feed(text)  # the worker has written it to the library already
         live.dirty = True
 
@@ -241,6 +263,7 @@ class GenerationController(QObject):
         self._stopping = False
         self._render_timer.stop()
         self._window.story_toolbar.hide_progress()
+        self._window.filmstrip.update_cost()  # the time estimate now has this run's speeds
         self.state_changed.emit()
         return live
 
@@ -297,7 +320,7 @@ def live_phase(story: Story, live: LiveRun) -> str:
         where = f"Analysing frame {story.frames[-1].index}/{live.frame_count}"
     else:
         where = "Analysing"
-    return f"{where}{rate} · {live.tokens} tokens"
+    return f"{where}{rate} · {live.tokens} tokens{live.remaining()}"
 
 
 def live_progress(story: Story, live: LiveRun) -> int:

@@ -558,6 +558,43 @@ def test_interrupt_while_k_quantizing_kills_the_child_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+# A module named like llama-cpp-python that is not it: what a user's folder may hold.
+IMPOSTOR_LLAMA_CPP = "raise ImportError('this llama_cpp.py is not llama-cpp-python')\n"
+
+
+@pytest.mark.slow
+def test_k_quants_work_from_a_folder_holding_a_llama_cpp_py(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m`` puts the working directory first on sys.path: the user's llama_cpp.py must
+    not stand in for the real one in the quantizer child (relative --outdir included)."""
+    pytest.importorskip("llama_cpp")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "llama_cpp.py").write_text(IMPOSTOR_LLAMA_CPP)
+    monkeypatch.chdir(workdir)
+    code = convert_cli.main([str(CHECKPOINT), "--outdir", "out", "--quant", "Q4_K_M"])
+    assert code == 0, capsys.readouterr().err
+    reader = gguf.GGUFReader(workdir / "out" / "checkpoint-Q4_K_M.gguf")
+    assert any(t.tensor_type == gguf.GGMLQuantizationType.Q4_K for t in reader.tensors)
+
+
+def test_a_broken_llama_cpp_install_is_reported_with_its_real_import_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When llama_cpp cannot be imported, the message names why, not only "install it"."""
+    broken = tmp_path / "site"
+    broken.mkdir()
+    (broken / "llama_cpp.py").write_text(IMPOSTOR_LLAMA_CPP)
+    monkeypatch.setenv("PYTHONPATH", str(broken))  # ahead of site-packages in the child
+    with pytest.raises(quantize.QuantizationError) as raised:
+        convert_tiny(tmp_path / "out", quant="Q4_K_M")
+    message = str(raised.value)
+    assert "K-quants need llama-cpp-python" in message
+    assert "ImportError: this llama_cpp.py is not llama-cpp-python" in message
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 # --- the command line -----------------------------------------------------------------------------
 
 

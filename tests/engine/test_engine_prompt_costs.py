@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from desktop_app.engine.costs import (
     context_tokens,
     estimate_run,
     round_context,
+    run_memory_bytes,
 )
 from desktop_app.engine.events import Detail
+from desktop_app.engine.models import load_catalog
 from desktop_app.engine.prompt import (
     MEDIA_MARKER,
     SYSTEM_PROMPT,
@@ -112,3 +115,31 @@ def test_runs_that_do_not_fit_fail_clearly_before_any_work() -> None:
     with pytest.raises(StorytellerError, match="GiB of memory"):
         check_fits(100, n_ctx=256, context_length=8192, memory_bytes=2**35, physical_bytes=2**33)
     check_fits(100, n_ctx=256, context_length=8192, memory_bytes=2**30, physical_bytes=2**33)
+
+
+# Peak resident memory measured by bench/real_scale.py on the 7B shape (Q4_K_M text 4,680,529,184
+# bytes + F16 mmproj 1,354,162,816 bytes, CPU, model read into memory, n_ctx 4096), 2026-12-02.
+MEASURED_7B_PEAKS = [
+    # (largest photo tokens, prompt cells saved, peak RSS bytes)
+    (972, 0, 6_766_608_384),  # load, then photos of 234, 494 and 972 tokens encoded
+    (234, 1362, 6_781_366_272),  # 5 photos at low detail, prompt read, 256 tokens written
+]
+
+
+@pytest.mark.parametrize(("largest", "cells", "peak"), MEASURED_7B_PEAKS)
+def test_the_memory_estimate_is_within_15_percent_of_measured_7b_peaks(
+    largest: int, cells: int, peak: int
+) -> None:
+    shape = dataclasses.replace(QWEN25VL_7B, weights_bytes=4_680_529_184 + 1_354_162_816)
+    estimate = run_memory_bytes(shape, 4096, largest, cells)
+    assert abs(estimate / peak - 1) <= 0.15
+
+
+def test_the_catalog_ram_figures_are_the_estimate_for_an_8k_context() -> None:
+    catalog = load_catalog()
+    assert catalog
+    for entry in catalog:
+        shape = dataclasses.replace(
+            QWEN25VL_7B, weights_bytes=entry.size_bytes + entry.mmproj_size_bytes
+        )
+        assert entry.ram_bytes == pytest.approx(run_memory_bytes(shape, 8192, 972, 4096), rel=0.01)

@@ -36,6 +36,7 @@ def test_settings_round_trip(storyteller_home: Path) -> None:
         n_threads=4,
         seed=7,
         strict_format=True,
+        speculation=False,
     )
     save_settings(settings)
     assert paths.settings_file().is_file()

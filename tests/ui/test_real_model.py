@@ -31,8 +31,18 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
     album = window.sidebar.new_album("Tiny", edit=False)
     drop_urls(window.filmstrip.view.viewport(), [tiny_image])
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
+    # Before this model's first run here, the time comes from its size and says so.
+    assert "under a minute (estimate)" in window.filmstrip.cost_label.text()
+    phases: list[str] = []
+    phase_label = window.story_toolbar.phase_label
+    set_phase = phase_label.setText
+    phase_label.setText = lambda text: (phases.append(text), set_phase(text))[1]
     window.generation.generate()
     qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=120_000)
+    assert any(text.endswith("under a minute left (estimate)") for text in phases), phases
+    # The run measured this machine: the estimate is now its own.
+    qtbot.waitUntil(lambda: "(estimate)" not in window.filmstrip.cost_label.text(), timeout=5_000)
+    assert "under a minute" in window.filmstrip.cost_label.text()
 
     (run,) = library.runs(album.id)
     assert run.status is RunStatus.COMPLETE, run.error
