@@ -229,7 +229,7 @@ def time_estimate(backend: StoryBackend, request: StoryRequest) -> str | None:
     run = speeds.estimate_photos(known, sizes, request.detail, request.sampling.max_tokens)
     how = "" if known.measured else " from the model's size, until it has run here"
     text = speeds.describe(run.total_s, measured=known.measured).replace(" (estimate)", "")
-    return f"{text} for {len(sizes)} photos at {request.detail.value} detail (estimate{how})"
+    return f"{text} for {len(sizes)} photos at {request.detail.label} (estimate{how})"
 
 
 def run_story(

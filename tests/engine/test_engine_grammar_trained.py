@@ -211,7 +211,13 @@ def _tables_with_repeats(
     tmp_path.mkdir()
     image = tmp_path / "photo.png"
     Image.new("RGB", (392, 252), (90, 120, 200)).save(image)
-    backend = LlamaCppBackend(model.text_gguf, model.mmproj_gguf, cache_dir=tmp_path / "cache")
+    # Cold caches: both phases read the prompt afresh, so they draw from the same logits.
+    backend = LlamaCppBackend(
+        model.text_gguf,
+        model.mmproj_gguf,
+        cache_dir=tmp_path / "cache",
+        prompt_cache_dir=tmp_path / "prompts",
+    )
     repeats = []
     try:
         for seed in seeds:

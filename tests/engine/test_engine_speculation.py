@@ -194,7 +194,7 @@ def test_a_greedy_run_is_byte_identical_with_and_without_speculation(
     monkeypatch.setattr(DecodeTimer, "cost", property(lambda _self: CostModel(0.01)))
     request = StoryRequest(
         photos=(tiny_image, tiny_image),
-        sampling=SamplingParams(temperature=0.0, max_tokens=1200 if strict else 400, seed=3),
+        sampling=SamplingParams(temperature=0.0, max_tokens=2500 if strict else 400, seed=3),
         strict_format=strict,
     )
     plain = _run(backend, request, speculation=False)

@@ -191,10 +191,10 @@ def test_the_cli_prints_the_estimate_and_a_run_turns_it_into_a_measurement(
     command += ["--model", str(tiny_model.text_gguf), "--mmproj", str(tiny_model.mmproj_gguf)]
     assert cli_main(command) == 0
     first = capsys.readouterr().err
-    assert "storyteller: under a minute for 2 photos at normal detail (estimate from the " in first
+    assert "storyteller: under a minute for 2 photos at As trained (estimate from the " in first
     # The run measured this machine: the next estimate is its own, and the book holds it.
     (entry,) = json.loads(paths.speeds_file().read_text())["models"].values()
     assert entry["measured"] and entry["runs"] == 1 and entry["decode_tokens_per_s"] > 0
     assert cli_main(command) == 0
     second = capsys.readouterr().err
-    assert "storyteller: under a minute for 2 photos at normal detail (estimate)\n" in second
+    assert "storyteller: under a minute for 2 photos at As trained (estimate)\n" in second
