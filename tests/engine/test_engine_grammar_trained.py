@@ -201,7 +201,7 @@ def test_a_prefix_whose_every_completion_is_taken_is_refused() -> None:
 
 
 def _tables_with_repeats(
-    model: TinyModel, tmp_path: Path, seeds: range
+    model: TinyModel, tmp_path: Path, seeds: range, *, speculation: bool
 ) -> list[tuple[int, int, list[str]]]:
     from PIL import Image
 
@@ -217,6 +217,7 @@ def _tables_with_repeats(
         model.mmproj_gguf,
         cache_dir=tmp_path / "cache",
         prompt_cache_dir=tmp_path / "prompts",
+        speculation=speculation,
     )
     repeats = []
     try:
@@ -257,7 +258,11 @@ def test_the_engine_keeps_ids_unique_within_a_table(
     # Never more rows than ids: three per table, short cells so rows are cheap.
     monkeypatch.setattr(grammar, "THINK_LADDER", (grammar.ThinkCaps(4, 3, 3, 1, 1),))
     seeds = range(3, 7)  # seed 6 repeats char3 without the guard
-    assert _tables_with_repeats(tiny_model, tmp_path / "guarded", seeds) == []
-    # The same runs without the guard repeat ids: it is the guard that keeps them unique.
+    for speculation in (False, True):  # drafts verified in a batch are guarded too
+        folder = tmp_path / f"guarded-{speculation}"
+        assert _tables_with_repeats(tiny_model, folder, seeds, speculation=speculation) == []
+    # The same runs without the guard repeat ids: it is the guard that keeps them unique. (One
+    # token per evaluation: sampled drafts depend on timing, plain decoding does not.)
     monkeypatch.setattr(llama_backend._IdTokens, "forbid_repeats", lambda *_args: None)
-    assert _tables_with_repeats(tiny_model, tmp_path / "unguarded", seeds) != []
+    unguarded = _tables_with_repeats(tiny_model, tmp_path / "unguarded", seeds, speculation=False)
+    assert unguarded != []
