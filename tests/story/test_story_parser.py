@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from desktop_app.story import Box, SpanKind, ThinkState, parse_story
-from desktop_app.story.parser import parse_box, parse_image_list
+from desktop_app.story.table_reader import parse_box, parse_image_list
 
 CHAR_HEADER = (
     "| Character ID | Name | Description | Emotions | Actions | Narrative Function "
