@@ -14,13 +14,15 @@ during prompt evaluation. Here the pipeline is explicit:
    ``should_stop`` between tokens; by default several per evaluation, drafted from forced text
    and n-grams and verified in one batch (``speculation``: the output is the same).
 
+Loading lives in ``llama_model``, steps 3-5 and prompt reuse in ``llama_prompt``, the sampler
+chain of step 6 in ``llama_sampling``; this module orchestrates them.
+
 ``Llama`` is not thread-safe: one ``generate`` at a time per backend.
 """
 
 from __future__ import annotations
 
 import codecs
-import ctypes
 import dataclasses
 import hashlib
 import logging
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app import paths
-from desktop_app.engine import costs, device, grammar, prompt_cache, speeds
+from desktop_app.engine import costs, device, grammar, llama_prompt, prompt_cache, speeds
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.events import (
     Event,
@@ -48,21 +50,13 @@ from desktop_app.engine.events import (
     TokenEvent,
 )
 from desktop_app.engine.gguf_info import (
-    ModelFileError,
     check_pair,
     read_projector_info,
     read_text_model_info,
 )
 from desktop_app.engine.images import PreparedImage, prepare_photos
-from desktop_app.engine.llama_prompt import (
-    N_BATCH,
-    GenerationError,
-    Loaded,
-    PromptReader,
-    encode,
-    text_tokens,
-    tokenize,
-)
+from desktop_app.engine.llama_model import Loaded, load
+from desktop_app.engine.llama_prompt import GenerationError, PromptReader
 from desktop_app.engine.llama_sampling import IdTokens, Sampler, plain_tokens, token_bytes
 from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
 from desktop_app.engine.speculation import (
@@ -78,14 +72,6 @@ logger = logging.getLogger(__name__)
 MIN_CONTEXT = 4096
 # Where strict format switches from the analysis grammar to the story grammar.
 THINK_END = "</think>\n"
-
-
-def _route_native_logs() -> None:
-    """Send mtmd/clip logs through llama-cpp-python's logger (silent unless verbose)."""
-    from llama_cpp import _logger, mtmd_cpp
-
-    mtmd_cpp.mtmd_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
-    mtmd_cpp.mtmd_helper_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 class LlamaCppBackend:
@@ -191,54 +177,15 @@ class LlamaCppBackend:
         if self._loaded is not None and self._loaded.n_ctx >= n_ctx:
             return self._loaded
         self._unload()
-        import llama_cpp
-        from llama_cpp import mtmd_cpp
-
-        _route_native_logs()
-        gpu = self.n_gpu_layers != 0
-        try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_gpu_layers=self.n_gpu_layers,
-                n_ctx=n_ctx,
-                n_batch=N_BATCH,
-                n_ubatch=N_BATCH,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                use_mmap=self.use_mmap,
-                logits_all=False,
-                flash_attn=gpu,
-                verbose=self.verbose,
-            )
-        except (ValueError, RuntimeError) as err:
-            raise ModelFileError(
-                f"llama.cpp cannot load {self.model_path.name} ({err}): check the file with "
-                "`storyteller doctor` or convert the model again"
-            ) from err
-        params = mtmd_cpp.mtmd_context_params_default()
-        params.use_gpu = gpu
-        params.n_threads = self.n_threads
-        params.print_timings = self.verbose
-        params.warmup = False  # allocate for the real photo sizes, not a 1288x1288 worst case
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
-        from llama_cpp._utils import suppress_stdout_stderr
-
-        # clip prints load-time advice straight to stderr, past the log callback.
-        with suppress_stdout_stderr(disable=self.verbose):
-            mtmd_ctx = mtmd_cpp.mtmd_init_from_file(
-                str(self.mmproj_path).encode(), llm.model, params
-            )
-        if not mtmd_ctx:
-            llm.close()
-            raise ModelFileError(
-                f"llama.cpp cannot load the vision projector {self.mmproj_path.name}: "
-                "use the mmproj converted with this model"
-            )
-        if not mtmd_cpp.mtmd_support_vision(mtmd_ctx):
-            mtmd_cpp.mtmd_free(mtmd_ctx)
-            llm.close()
-            raise ModelFileError(f"{self.mmproj_path.name} has no vision encoder")
-        self._loaded = Loaded(llm, mtmd_ctx, n_ctx)
+        self._loaded = load(
+            self.model_path,
+            self.mmproj_path,
+            n_ctx,
+            n_gpu_layers=self.n_gpu_layers,
+            n_threads=self.n_threads,
+            use_mmap=self.use_mmap,
+            verbose=self.verbose,
+        )
         return self._loaded
 
     def preload(self, n_ctx: int | None = None) -> None:
@@ -369,7 +316,9 @@ class LlamaCppBackend:
             yield PhaseEvent(Phase.WRITING)
             speculative = None
             if self.speculation:
-                speculative = self._speculative(loaded, strict, text_tokens(llm, prompt_text))
+                speculative = self._speculative(
+                    loaded, strict, llama_prompt.text_tokens(llm, prompt_text)
+                )
             for event in self._write(
                 llm, request.sampling, strict, should_stop, started, infos, timings, speculative
             ):
@@ -383,7 +332,7 @@ class LlamaCppBackend:
                 yield event
             return
         cached = [self.cache.get(k, (p.tokens, n_embd)) for k, p in zip(keys, photos, strict=True)]
-        chunks = tokenize(loaded.mtmd_ctx, prompt_text, photos, keys, cached)
+        chunks = llama_prompt.tokenize(loaded.mtmd_ctx, prompt_text, photos, keys, cached)
         try:
             image_chunks = [
                 i
@@ -411,7 +360,7 @@ class LlamaCppBackend:
                 embedding = cached[index - 1]
                 if embedding is None:
                     encode_started = time.perf_counter()
-                    embedding = encode(loaded.mtmd_ctx, chunk, n_tokens, n_embd, photo)
+                    embedding = llama_prompt.encode(loaded.mtmd_ctx, chunk, n_tokens, n_embd, photo)
                     self.cache.put(keys[index - 1], embedding)
                     self.photos_encoded += 1
                     encode_s.append(time.perf_counter() - encode_started)

@@ -9,35 +9,21 @@ from __future__ import annotations
 import ctypes
 import logging
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from desktop_app.engine import costs, prompt_cache
+from desktop_app.engine import prompt_cache
 from desktop_app.engine.events import ShouldStop
 from desktop_app.engine.images import PreparedImage
+from desktop_app.engine.llama_model import N_BATCH, Loaded
 from desktop_app.engine.prompt import MEDIA_MARKER
-from desktop_app.engine.speculation import DecodeTimer
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
 
-N_BATCH = costs.BATCH_TOKENS
-
 
 class GenerationError(StorytellerError):
     """llama.cpp failed while reading the prompt or writing."""
-
-
-@dataclass
-class Loaded:
-    """A model and its projector loaded for contexts of up to ``n_ctx`` cells."""
-
-    llm: object  # llama_cpp.Llama
-    mtmd_ctx: int
-    n_ctx: int
-    forced_tokenizer: object | None = None  # llguidance's view of the vocabulary, made on demand
-    decode_timer: DecodeTimer = field(default_factory=DecodeTimer)  # speculation's cost model
 
 
 class Abort:

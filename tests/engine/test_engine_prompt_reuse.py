@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop_app.engine import llama_sampling, prompt_cache
+from desktop_app.engine import llama_prompt, llama_sampling, prompt_cache
 from desktop_app.engine.events import Detail, ResultEvent, RunResult, SamplingParams, StoryRequest
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.engine.prompt_cache import PromptCache, SavedPrompt, prompt_key
@@ -98,8 +98,8 @@ def forbid_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the prompt was read again")
 
-    monkeypatch.setattr(LlamaCppBackend, "_read_prompt", refuse)
-    monkeypatch.setattr(LlamaCppBackend, "_encode", staticmethod(refuse))
+    monkeypatch.setattr(llama_prompt.PromptReader, "read", refuse)
+    monkeypatch.setattr(llama_prompt, "encode", refuse)
 
 
 def test_generate_again_reads_no_photo_and_writes_the_same_tokens(
