@@ -45,7 +45,8 @@ from desktop_app.engine.events import (  # noqa: E402
     StoryRequest,
 )
 from desktop_app.engine.images import prepare_image  # noqa: E402
-from desktop_app.engine.llama_backend import TOP_K, LlamaCppBackend  # noqa: E402
+from desktop_app.engine.llama_backend import LlamaCppBackend  # noqa: E402
+from desktop_app.engine.llama_sampling import TOP_K  # noqa: E402
 from desktop_app.engine.prompt import chat_messages  # noqa: E402
 
 

@@ -14,25 +14,26 @@ during prompt evaluation. Here the pipeline is explicit:
    ``should_stop`` between tokens; by default several per evaluation, drafted from forced text
    and n-grams and verified in one batch (``speculation``: the output is the same).
 
+Loading lives in ``llama_model``, steps 3-5 and prompt reuse in ``llama_prompt``, the sampler
+chain of step 6 in ``llama_sampling``; this module orchestrates them.
+
 ``Llama`` is not thread-safe: one ``generate`` at a time per backend.
 """
 
 from __future__ import annotations
 
 import codecs
-import ctypes
 import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from desktop_app import paths
-from desktop_app.engine import costs, device, grammar, prompt_cache, speeds
+from desktop_app.engine import costs, device, grammar, llama_prompt, prompt_cache, speeds
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.events import (
     Event,
@@ -49,15 +50,16 @@ from desktop_app.engine.events import (
     TokenEvent,
 )
 from desktop_app.engine.gguf_info import (
-    ModelFileError,
     check_pair,
     read_projector_info,
     read_text_model_info,
 )
 from desktop_app.engine.images import PreparedImage, prepare_photos
+from desktop_app.engine.llama_model import Loaded, load
+from desktop_app.engine.llama_prompt import GenerationError, PromptReader
+from desktop_app.engine.llama_sampling import IdTokens, Sampler, plain_tokens, token_bytes
 from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
 from desktop_app.engine.speculation import (
-    DecodeTimer,
     SpeculationStats,
     SpeculativeDecoder,
     llguidance_tokenizer,
@@ -67,52 +69,9 @@ from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
 
-# top_k before top_p: transformers' sampling default (the model card's settings ran under it),
-# and it keeps top_p from sorting the whole 152k vocabulary every token.
-TOP_K = 50
-N_BATCH = costs.BATCH_TOKENS
 MIN_CONTEXT = 4096
 # Where strict format switches from the analysis grammar to the story grammar.
 THINK_END = "</think>\n"
-
-
-class GenerationError(StorytellerError):
-    """llama.cpp failed while reading the prompt or writing."""
-
-
-@dataclass
-class _Loaded:
-    llm: object  # llama_cpp.Llama
-    mtmd_ctx: int
-    n_ctx: int
-    forced_tokenizer: object | None = None  # llguidance's view of the vocabulary, made on demand
-    decode_timer: DecodeTimer = field(default_factory=DecodeTimer)  # speculation's cost model
-
-
-def _route_native_logs() -> None:
-    """Send mtmd/clip logs through llama-cpp-python's logger (silent unless verbose)."""
-    from llama_cpp import _logger, mtmd_cpp
-
-    mtmd_cpp.mtmd_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
-    mtmd_cpp.mtmd_helper_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
-
-
-class _Abort:
-    """An abort callback for ``llama_decode``: asks ``should_stop`` between graph nodes."""
-
-    def __init__(self) -> None:
-        import llama_cpp
-
-        self.should_stop: ShouldStop = lambda: False
-        self.fired = False
-
-        def check(_data: ctypes.c_void_p) -> bool:
-            if self.should_stop():
-                self.fired = True
-                return True
-            return False
-
-        self.callback = llama_cpp.ggml_abort_callback(check)  # keep a reference: C holds it
 
 
 class LlamaCppBackend:
@@ -166,14 +125,18 @@ class LlamaCppBackend:
         self.projector_id = self._projector_identity(manifest)
         self.text_model_id = self._file_identity(manifest, "text", self.model_path)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
-        self.prompt_tokens_read = 0  # prompt tokens evaluated (a reused prompt adds one)
         self.grammar_resampled = 0  # strict format: tokens the grammar made us draw again
         # Draft and batch-verify tokens while writing (same output; off: one token per step).
         self.speculation = speculation
         self.speculation_stats = SpeculationStats()
-        self._loaded: _Loaded | None = None
-        self._id_tokens: _IdTokens | None = None  # strict format: built on first use
-        self._abort = _Abort()
+        self._loaded: Loaded | None = None
+        self._id_tokens: IdTokens | None = None  # strict format: built on first use
+        self._reader = PromptReader(
+            self.prompts,
+            text_model_id=self.text_model_id,
+            projector_id=self.projector_id,
+            n_gpu_layers=self.n_gpu_layers,
+        )
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -192,6 +155,11 @@ class LlamaCppBackend:
         return f"{identity}|{self.text_info.embedding_length}"
 
     @property
+    def prompt_tokens_read(self) -> int:
+        """Prompt tokens evaluated so far (a reused prompt adds one)."""
+        return self._reader.prompt_tokens_read
+
+    @property
     def accelerator(self) -> str:
         return device.accelerator(self.n_gpu_layers)
 
@@ -205,58 +173,19 @@ class LlamaCppBackend:
 
     # -- loading --------------------------------------------------------------------------------
 
-    def _load(self, n_ctx: int) -> _Loaded:
+    def _load(self, n_ctx: int) -> Loaded:
         if self._loaded is not None and self._loaded.n_ctx >= n_ctx:
             return self._loaded
         self._unload()
-        import llama_cpp
-        from llama_cpp import mtmd_cpp
-
-        _route_native_logs()
-        gpu = self.n_gpu_layers != 0
-        try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_gpu_layers=self.n_gpu_layers,
-                n_ctx=n_ctx,
-                n_batch=N_BATCH,
-                n_ubatch=N_BATCH,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                use_mmap=self.use_mmap,
-                logits_all=False,
-                flash_attn=gpu,
-                verbose=self.verbose,
-            )
-        except (ValueError, RuntimeError) as err:
-            raise ModelFileError(
-                f"llama.cpp cannot load {self.model_path.name} ({err}): check the file with "
-                "`storyteller doctor` or convert the model again"
-            ) from err
-        params = mtmd_cpp.mtmd_context_params_default()
-        params.use_gpu = gpu
-        params.n_threads = self.n_threads
-        params.print_timings = self.verbose
-        params.warmup = False  # allocate for the real photo sizes, not a 1288x1288 worst case
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
-        from llama_cpp._utils import suppress_stdout_stderr
-
-        # clip prints load-time advice straight to stderr, past the log callback.
-        with suppress_stdout_stderr(disable=self.verbose):
-            mtmd_ctx = mtmd_cpp.mtmd_init_from_file(
-                str(self.mmproj_path).encode(), llm.model, params
-            )
-        if not mtmd_ctx:
-            llm.close()
-            raise ModelFileError(
-                f"llama.cpp cannot load the vision projector {self.mmproj_path.name}: "
-                "use the mmproj converted with this model"
-            )
-        if not mtmd_cpp.mtmd_support_vision(mtmd_ctx):
-            mtmd_cpp.mtmd_free(mtmd_ctx)
-            llm.close()
-            raise ModelFileError(f"{self.mmproj_path.name} has no vision encoder")
-        self._loaded = _Loaded(llm, mtmd_ctx, n_ctx)
+        self._loaded = load(
+            self.model_path,
+            self.mmproj_path,
+            n_ctx,
+            n_gpu_layers=self.n_gpu_layers,
+            n_threads=self.n_threads,
+            use_mmap=self.use_mmap,
+            verbose=self.verbose,
+        )
         return self._loaded
 
     def preload(self, n_ctx: int | None = None) -> None:
@@ -373,8 +302,8 @@ class LlamaCppBackend:
         n_embd = llama_cpp.llama_model_n_embd_inp(llm.model)
 
         keys = [embedding_key(p.content_hash, p.prepared_size, self.projector_id) for p in photos]
-        key = self._prompt_key(loaded, prompt_text, keys)
-        reused = self._reuse_prompt(loaded, key)
+        key = self._reader.key(loaded, prompt_text, keys)
+        reused = self._reader.reuse(loaded, key)
         if reused is not None:  # Generate again: no photo encoded, one prompt token read
             yield PhaseEvent(Phase.READING_PROMPT)
             timings = Timings(
@@ -387,7 +316,9 @@ class LlamaCppBackend:
             yield PhaseEvent(Phase.WRITING)
             speculative = None
             if self.speculation:
-                speculative = self._speculative(loaded, strict, _text_tokens(llm, prompt_text))
+                speculative = self._speculative(
+                    loaded, strict, llama_prompt.text_tokens(llm, prompt_text)
+                )
             for event in self._write(
                 llm, request.sampling, strict, should_stop, started, infos, timings, speculative
             ):
@@ -401,7 +332,7 @@ class LlamaCppBackend:
                 yield event
             return
         cached = [self.cache.get(k, (p.tokens, n_embd)) for k, p in zip(keys, photos, strict=True)]
-        chunks = self._tokenize(loaded.mtmd_ctx, prompt_text, photos, keys, cached)
+        chunks = llama_prompt.tokenize(loaded.mtmd_ctx, prompt_text, photos, keys, cached)
         try:
             image_chunks = [
                 i
@@ -429,7 +360,7 @@ class LlamaCppBackend:
                 embedding = cached[index - 1]
                 if embedding is None:
                     encode_started = time.perf_counter()
-                    embedding = self._encode(loaded.mtmd_ctx, chunk, n_tokens, n_embd, photo)
+                    embedding = llama_prompt.encode(loaded.mtmd_ctx, chunk, n_tokens, n_embd, photo)
                     self.cache.put(keys[index - 1], embedding)
                     self.photos_encoded += 1
                     encode_s.append(time.perf_counter() - encode_started)
@@ -448,11 +379,11 @@ class LlamaCppBackend:
 
             yield PhaseEvent(Phase.READING_PROMPT)
             prompt_started = time.perf_counter()
-            prompt_tokens = self._read_prompt(loaded, chunks, embeddings, should_stop)
+            prompt_tokens = self._reader.read(loaded, chunks, embeddings, should_stop)
             prompt_eval_s = time.perf_counter() - prompt_started
             context = prompt_text_tokens(chunks) if self.speculation else []
             if prompt_tokens is not None:
-                self._save_prompt(loaded, key, prompt_tokens)
+                self._reader.save(loaded, key, prompt_tokens)
         finally:
             mtmd_cpp.mtmd_input_chunks_free(chunks)
         timings = Timings(
@@ -470,61 +401,6 @@ class LlamaCppBackend:
         yield from self._write(
             llm, request.sampling, strict, should_stop, started, infos, timings, speculative
         )
-
-    def _prompt_key(self, loaded: _Loaded, prompt_text: str, photo_keys: list[str]) -> str:
-        import llama_cpp
-
-        # Everything the state's layout depends on: restore only into a context made the same way.
-        settings = (
-            f"n_ctx={loaded.n_ctx}|n_batch={N_BATCH}|gpu_layers={self.n_gpu_layers}|"
-            f"flash_attn={self.n_gpu_layers != 0}|kv=f16|llama_cpp={llama_cpp.__version__}"
-        )
-        return prompt_cache.prompt_key(
-            text_model_id=self.text_model_id,
-            projector_id=self.projector_id,
-            prompt_text=prompt_text,
-            photo_keys=photo_keys,
-            context_settings=settings,
-        )
-
-    def _save_prompt(self, loaded: _Loaded, key: str, cells: int) -> None:
-        llm = loaded.llm
-        saved = prompt_cache.capture(
-            llm.ctx,
-            n_past=llm.n_tokens,
-            cells=cells,
-            last_token=int(llm.input_ids[llm.n_tokens - 1]),  # the prompt ends with text
-        )
-        if saved is not None:
-            self.prompts.put(key, saved)
-
-    def _reuse_prompt(
-        self, loaded: _Loaded, key: str
-    ) -> tuple[prompt_cache.SavedPrompt, float] | None:
-        """Restore the saved KV state of this prompt, if any: (it, seconds taken), else None."""
-        saved = self.prompts.get(key)
-        if saved is None:
-            return None
-        started = time.perf_counter()
-        llm = loaded.llm
-        llm.reset()
-        if not prompt_cache.restore(llm.ctx, saved):
-            logger.warning("llama.cpp refused a saved prompt state; reading the prompt instead")
-            self.prompts.discard(key)
-            return None
-        # The state has no logits: read the last prompt token again at its own position
-        # (eval first drops the cells from that position on, i.e. that token's old entry).
-        llm.n_tokens = saved.n_past - 1
-        try:
-            llm.eval([saved.last_token])
-        except RuntimeError as err:
-            llm.reset()
-            llm._ctx.kv_cache_clear()
-            self.prompts.discard(key)
-            logger.warning("a restored prompt state failed to continue (%s); reading it again", err)
-            return None
-        self.prompt_tokens_read += 1
-        return saved, time.perf_counter() - started
 
     def _result(
         self,
@@ -546,131 +422,8 @@ class LlamaCppBackend:
             )
         )
 
-    def _tokenize(
-        self,
-        mtmd_ctx: int,
-        prompt_text: str,
-        photos: list[PreparedImage],
-        keys: list[str],
-        cached: list[np.ndarray | None],
-    ) -> int:
-        """mtmd chunks for the prompt; cached photos go in as pixel-less placeholders."""
-        from llama_cpp import mtmd_cpp
-
-        bitmaps = []
-        try:
-            for photo, key, embedding in zip(photos, keys, cached, strict=True):
-                width, height = photo.prepared_size
-                if embedding is None:
-                    pixels = bytearray(photo.rgb_bytes())
-                    data = (ctypes.c_uint8 * len(pixels)).from_buffer(pixels)
-                    bitmap = mtmd_cpp.mtmd_bitmap_init(width, height, data)
-                else:
-                    bitmap = mtmd_cpp.mtmd_bitmap_init(width, height, None)
-                if not bitmap:
-                    raise GenerationError(f"llama.cpp cannot take the pixels of {photo.path.name}")
-                mtmd_cpp.mtmd_bitmap_set_id(bitmap, key.encode())
-                bitmaps.append(bitmap)
-            text = mtmd_cpp.mtmd_input_text()
-            encoded = prompt_text.encode("utf-8")
-            text.text = encoded
-            text.text_len = len(encoded)
-            text.add_special = True
-            text.parse_special = True
-            chunks = mtmd_cpp.mtmd_input_chunks_init()
-            array = (mtmd_cpp.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
-            result = mtmd_cpp.mtmd_tokenize(
-                mtmd_ctx, chunks, ctypes.byref(text), array, len(bitmaps)
-            )
-            if result != 0:
-                mtmd_cpp.mtmd_input_chunks_free(chunks)
-                raise GenerationError(f"llama.cpp could not tokenize the prompt (error {result})")
-            return chunks
-        finally:
-            for bitmap in bitmaps:
-                mtmd_cpp.mtmd_bitmap_free(bitmap)
-
-    @staticmethod
-    def _encode(
-        mtmd_ctx: int, chunk: int, n_tokens: int, n_embd: int, photo: PreparedImage
-    ) -> np.ndarray:
-        from llama_cpp import mtmd_cpp
-
-        result = mtmd_cpp.mtmd_encode_chunk(mtmd_ctx, chunk)
-        if result != 0:
-            raise GenerationError(
-                f"the vision encoder failed on {photo.path.name} (error {result}): "
-                "try a lower detail (less memory)"
-            )
-        pointer = mtmd_cpp.mtmd_get_output_embd(mtmd_ctx)
-        flat = np.ctypeslib.as_array(pointer, shape=(n_tokens * n_embd,))
-        return flat.reshape(n_tokens, n_embd).copy()
-
-    def _read_prompt(
-        self,
-        loaded: _Loaded,
-        chunks: int,
-        embeddings: list[np.ndarray],
-        should_stop: ShouldStop,
-    ) -> int | None:
-        """Decode every chunk into a fresh KV cache; KV cells used, or None when cancelled."""
-        import llama_cpp
-        from llama_cpp import mtmd_cpp
-
-        llm = loaded.llm
-        llm.reset()
-        llm._ctx.kv_cache_clear()
-        self._abort.should_stop = should_stop
-        self._abort.fired = False
-        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort.callback, None)
-        cells = 0
-        image_index = 0
-        try:
-            for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks)):
-                chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
-                kind = mtmd_cpp.mtmd_input_chunk_get_type(chunk)
-                if kind == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
-                    count = ctypes.c_size_t()
-                    pointer = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
-                    tokens = [pointer[j] for j in range(count.value)]
-                    if tokens:
-                        llm.eval(tokens)  # positions continue from llm.n_tokens
-                        cells += len(tokens)
-                        self.prompt_tokens_read += len(tokens)
-                    continue
-                embedding = embeddings[image_index]
-                image_index += 1
-                new_n_past = llama_cpp.llama_pos(0)
-                result = mtmd_cpp.mtmd_helper_decode_image_chunk(
-                    loaded.mtmd_ctx,
-                    llm.ctx,
-                    chunk,
-                    embedding.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                    llama_cpp.llama_pos(llm.n_tokens),
-                    llama_cpp.llama_seq_id(0),
-                    N_BATCH,
-                    ctypes.byref(new_n_past),
-                    mtmd_cpp.mtmd_helper_post_decode_callback(),
-                    None,
-                )
-                if result != 0:
-                    raise RuntimeError(f"llama_decode returned {result}")
-                # M-RoPE: an image advances positions by max(rows, cols) but fills rows*cols cells.
-                llm.n_tokens = new_n_past.value
-                cells += embedding.shape[0]
-        except RuntimeError as err:
-            if self._abort.fired:
-                return None
-            raise GenerationError(
-                f"llama.cpp failed while reading the prompt ({err}): the context may be too "
-                "small; lower the detail or --max-tokens"
-            ) from err
-        finally:
-            llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)
-        return cells
-
     def _speculative(
-        self, loaded: _Loaded, strict: grammar.StrictFormat | None, context: list[int]
+        self, loaded: Loaded, strict: grammar.StrictFormat | None, context: list[int]
     ) -> SpeculativeDecoder:
         """A speculative decoder to write after the prompt now in the KV cache."""
         import llama_cpp
@@ -703,18 +456,18 @@ class LlamaCppBackend:
 
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         think_grammar = strict.think_grammar() if strict else None
-        sampler = _Sampler(vocab, sampling, think_grammar)
+        sampler = Sampler(vocab, sampling, think_grammar)
         table_ids = None
         if strict is not None:
             if self._id_tokens is None:
-                self._id_tokens = _IdTokens(vocab)
+                self._id_tokens = IdTokens(vocab)
             table_ids = grammar.TableIds()
             sampler.before_draw = self._id_tokens.guard(table_ids)
         if speculative is not None:
             speculative.set_grammar(think_grammar)
             stream = speculative.tokens(sampler, sampling.max_tokens)
         else:
-            stream = _plain_tokens(llm, sampler)
+            stream = plain_tokens(llm, sampler)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         finish = FinishReason.LENGTH
@@ -739,7 +492,7 @@ class LlamaCppBackend:
                     finish = FinishReason.STOP
                     break
                 generated += 1
-                text = decoder.decode(_token_bytes(vocab, token))
+                text = decoder.decode(token_bytes(vocab, token))
                 if text:
                     if not pieces:
                         first_token_s = time.perf_counter() - started
@@ -782,194 +535,3 @@ class LlamaCppBackend:
             prompt_tokens=timings.prompt_tokens,
         )
         yield self._result("".join(pieces), finish, infos, sampling, timings)
-
-
-def _plain_tokens(llm: object, sampler: _Sampler) -> Iterator[int]:
-    """Token by token: draw from the last logits, evaluate the token, repeat."""
-    while True:
-        token = sampler.sample(llm.ctx)
-        yield token
-        llm.eval([token])  # only when the caller asks for the next token
-
-
-def _text_tokens(llm: object, prompt_text: str) -> list[int]:
-    """The prompt's text tokens without the photos: the drafter's context on a reused prompt."""
-    tokens: list[int] = []
-    for part in prompt_text.split(MEDIA_MARKER):
-        tokens.extend(llm.tokenize(part.encode("utf-8"), add_bos=False, special=True))
-    return tokens
-
-
-def _token_bytes(vocab: int, token: int) -> bytes:
-    """The bytes a token stands for (control tokens give nothing)."""
-    import llama_cpp
-
-    buffer = ctypes.create_string_buffer(64)
-    size = llama_cpp.llama_token_to_piece(vocab, token, buffer, 64, 0, False)
-    if size < 0:
-        buffer = ctypes.create_string_buffer(-size)
-        size = llama_cpp.llama_token_to_piece(vocab, token, buffer, -size, 0, False)
-    return buffer.raw[: max(size, 0)]
-
-
-class _IdTokens:
-    """The tokens that can finish or extend an id, to keep ids unique within a table.
-
-    Built once per model from its vocabulary. ``forbid_repeats`` sets the logits of the tokens
-    ``grammar.TableIds`` forbids to -inf before a token is drawn, so the free draw and the
-    grammar-constrained draw both skip them (and both grammar instances stay in step). With
-    speculation a draw reads the logits of a batch position: the mask goes there, and a draft
-    token it removes is simply not accepted.
-    """
-
-    def __init__(self, vocab: int) -> None:
-        import llama_cpp
-
-        self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
-        finishers = []
-        self.with_digits: list[tuple[int, str]] = []
-        for token in range(self.n_vocab):
-            data = _token_bytes(vocab, token)
-            if not data:
-                continue  # control tokens: the grammar decides about them
-            if not data[:1].isdigit():
-                finishers.append(token)
-            if len(data) <= 16 and any(0x30 <= byte <= 0x39 for byte in data):
-                self.with_digits.append((token, data.decode("utf-8", errors="replace")))
-        # Pieces that do not start with a digit end an id whose digits are already written.
-        self.finishers = np.array(finishers, dtype=np.int64)
-
-    def guard(self, table_ids: grammar.TableIds) -> Callable[[int, int], None]:
-        """The sampler's ``before_draw`` hook: mask repeats while an id is being written."""
-
-        def before_draw(ctx: int, index: int) -> None:
-            if table_ids.active:
-                self.forbid_repeats(ctx, table_ids, index)
-
-        return before_draw
-
-    def forbid_repeats(self, ctx: int, table_ids: grammar.TableIds, index: int = -1) -> None:
-        """Remove the tokens that would repeat an id of the current table from the draw that
-        reads the logits of batch position ``index``."""
-        import llama_cpp
-
-        pointer = llama_cpp.llama_get_logits_ith(ctx, index)
-        logits = np.ctypeslib.as_array(pointer, (self.n_vocab,))
-        if table_ids.id_is_taken():
-            logits[self.finishers] = -np.inf
-        for token, piece in self.with_digits:
-            if table_ids.forbids(piece):
-                logits[token] = -np.inf
-
-
-class _Sampler:
-    """llama.cpp's sampler chain: top-k -> top-p -> temperature -> seeded draw, and a grammar.
-
-    With a grammar, checking all 152k vocabulary entries against it every token is what makes
-    constrained generation slow. So a token is first drawn without the grammar and checked alone
-    (one candidate); only when the grammar rejects it is the token drawn again from a chain that
-    starts with the grammar (as llama.cpp's own common sampler does). Both grammar instances see
-    every accepted token, so they stay in step.
-    """
-
-    def __init__(self, vocab: int, sampling: SamplingParams, grammar_text: str | None) -> None:
-        import llama_cpp
-
-        self.vocab = vocab
-        self.sampling = sampling
-        self.free_chain = self._chain(None)
-        self.grammar_chain = None
-        self.grammar_check = None
-        self._candidate = llama_cpp.llama_token_data()
-        self._single = llama_cpp.llama_token_data_array(
-            data=ctypes.pointer(self._candidate), size=1, selected=-1, sorted=False
-        )
-        self.resampled = 0  # tokens the grammar rejected (for the benchmark)
-        # Called with (ctx, batch index) before each draw: strict format's unique-id guard.
-        self.before_draw: Callable[[int, int], None] | None = None
-        if grammar_text is not None:
-            self.set_grammar(grammar_text)
-
-    def _grammar(self, grammar_text: str) -> int:
-        import llama_cpp
-
-        constraint = llama_cpp.llama_sampler_init_grammar(
-            self.vocab, grammar_text.encode("utf-8"), b"root"
-        )
-        if not constraint:
-            raise GenerationError("the strict-format grammar was rejected by llama.cpp")
-        return constraint
-
-    def _chain(self, grammar_text: str | None) -> int:
-        import llama_cpp
-
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        if grammar_text is not None:
-            try:
-                llama_cpp.llama_sampler_chain_add(chain, self._grammar(grammar_text))
-            except GenerationError:
-                llama_cpp.llama_sampler_free(chain)
-                raise
-        sampling = self.sampling
-        if sampling.temperature <= 0:
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-            return chain
-        seed = llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed
-        for stage in (
-            llama_cpp.llama_sampler_init_top_k(TOP_K),
-            llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1),
-            llama_cpp.llama_sampler_init_temp(sampling.temperature),
-            llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF),
-        ):
-            llama_cpp.llama_sampler_chain_add(chain, stage)
-        return chain
-
-    def set_grammar(self, grammar_text: str) -> None:
-        """Constrain the tokens from now on by ``grammar_text`` (replacing any grammar)."""
-        self._free_grammar()
-        self.grammar_check = self._grammar(grammar_text)
-        self.grammar_chain = self._chain(grammar_text)
-
-    def _allowed(self, token: int) -> bool:
-        import llama_cpp
-
-        self._candidate.id = token
-        self._candidate.logit = 0.0
-        self._candidate.p = 0.0
-        self._single.selected = -1
-        llama_cpp.llama_sampler_apply(self.grammar_check, ctypes.byref(self._single))
-        return self._candidate.logit != float("-inf")
-
-    def sample(self, ctx: int, index: int = -1) -> int:
-        """Draw from the logits of batch position ``index`` (-1: the last one evaluated)."""
-        import llama_cpp
-
-        if self.before_draw is not None:
-            self.before_draw(ctx, index)
-        token = llama_cpp.llama_sampler_sample(self.free_chain, ctx, index)
-        if self.grammar_check is None:
-            return token
-        if self._allowed(token):
-            llama_cpp.llama_sampler_accept(self.grammar_chain, token)
-        else:
-            self.resampled += 1
-            token = llama_cpp.llama_sampler_sample(self.grammar_chain, ctx, index)
-        llama_cpp.llama_sampler_accept(self.grammar_check, token)
-        return token
-
-    def _free_grammar(self) -> None:
-        import llama_cpp
-
-        for name in ("grammar_chain", "grammar_check"):
-            sampler = getattr(self, name)
-            if sampler is not None:
-                llama_cpp.llama_sampler_free(sampler)
-                setattr(self, name, None)
-
-    def close(self) -> None:
-        import llama_cpp
-
-        self._free_grammar()
-        if self.free_chain is not None:
-            llama_cpp.llama_sampler_free(self.free_chain)
-            self.free_chain = None

@@ -245,7 +245,7 @@ def test_the_engine_keeps_ids_unique_within_a_table(
     tiny_model: TinyModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """With three ids per kind, the tiny model repeats ids by chance; the guard prevents it."""
-    from desktop_app.engine import grammar, llama_backend
+    from desktop_app.engine import grammar, llama_sampling
 
     few = [
         "idnum ::= [1-3]",
@@ -263,6 +263,6 @@ def test_the_engine_keeps_ids_unique_within_a_table(
         assert _tables_with_repeats(tiny_model, folder, seeds, speculation=speculation) == []
     # The same runs without the guard repeat ids: it is the guard that keeps them unique. (One
     # token per evaluation: sampled drafts depend on timing, plain decoding does not.)
-    monkeypatch.setattr(llama_backend._IdTokens, "forbid_repeats", lambda *_args: None)
+    monkeypatch.setattr(llama_sampling.IdTokens, "forbid_repeats", lambda *_args: None)
     unguarded = _tables_with_repeats(tiny_model, tmp_path / "unguarded", seeds, speculation=False)
     assert unguarded != []

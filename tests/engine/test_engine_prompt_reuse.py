@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop_app.engine import llama_backend, prompt_cache
+from desktop_app.engine import llama_prompt, llama_sampling, prompt_cache
 from desktop_app.engine.events import Detail, ResultEvent, RunResult, SamplingParams, StoryRequest
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.engine.prompt_cache import PromptCache, SavedPrompt, prompt_key
@@ -70,15 +70,15 @@ def logits_seen(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
     import llama_cpp
 
     seen: list[np.ndarray] = []
-    real_sample = llama_backend._Sampler.sample
+    real_sample = llama_sampling.Sampler.sample
 
-    def sample(self: llama_backend._Sampler, ctx: int, index: int = -1) -> int:
+    def sample(self: llama_sampling.Sampler, ctx: int, index: int = -1) -> int:
         n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         pointer = llama_cpp.llama_get_logits_ith(ctx, index)
         seen.append(np.ctypeslib.as_array(pointer, shape=(n_vocab,)).copy())
         return real_sample(self, ctx, index)
 
-    monkeypatch.setattr(llama_backend._Sampler, "sample", sample)
+    monkeypatch.setattr(llama_sampling.Sampler, "sample", sample)
     return seen
 
 
@@ -98,8 +98,8 @@ def forbid_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the prompt was read again")
 
-    monkeypatch.setattr(LlamaCppBackend, "_read_prompt", refuse)
-    monkeypatch.setattr(LlamaCppBackend, "_encode", staticmethod(refuse))
+    monkeypatch.setattr(llama_prompt.PromptReader, "read", refuse)
+    monkeypatch.setattr(llama_prompt, "encode", refuse)
 
 
 def test_generate_again_reads_no_photo_and_writes_the_same_tokens(
