@@ -33,7 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app import paths
-from desktop_app.engine import costs, device, grammar, llama_prompt, prompt_cache, speeds
+from desktop_app.engine import (
+    costs,
+    device,
+    grammar,
+    llama_prompt,
+    prompt_cache,
+    speeds,
+)
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.events import (
     Event,
@@ -65,6 +72,7 @@ from desktop_app.engine.speculation import (
     llguidance_tokenizer,
     prompt_text_tokens,
 )
+from desktop_app.engine.table_ids import TableIds
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
@@ -315,7 +323,7 @@ class LlamaCppBackend:
             )
             yield PhaseEvent(Phase.WRITING)
             speculative = None
-            if self.speculation:
+            if self._speculates(request.sampling):
                 speculative = self._speculative(
                     loaded, strict, llama_prompt.text_tokens(llm, prompt_text)
                 )
@@ -381,7 +389,7 @@ class LlamaCppBackend:
             prompt_started = time.perf_counter()
             prompt_tokens = self._reader.read(loaded, chunks, embeddings, should_stop)
             prompt_eval_s = time.perf_counter() - prompt_started
-            context = prompt_text_tokens(chunks) if self.speculation else []
+            context = prompt_text_tokens(chunks) if self._speculates(request.sampling) else []
             if prompt_tokens is not None:
                 self._reader.save(loaded, key, prompt_tokens)
         finally:
@@ -397,7 +405,9 @@ class LlamaCppBackend:
             return
 
         yield PhaseEvent(Phase.WRITING)
-        speculative = self._speculative(loaded, strict, context) if self.speculation else None
+        speculative = None
+        if self._speculates(request.sampling):
+            speculative = self._speculative(loaded, strict, context)
         yield from self._write(
             llm, request.sampling, strict, should_stop, started, infos, timings, speculative
         )
@@ -421,6 +431,16 @@ class LlamaCppBackend:
                 timings=timings,
             )
         )
+
+    def _speculates(self, sampling: SamplingParams) -> bool:
+        """Whether this run drafts and batch-verifies tokens.
+
+        Not for a sampled run with a fixed seed: batched logits round slightly differently from
+        single ones and the draft lengths follow measured timings, so its draws could differ
+        from the same seed's last run, and a fixed seed promises the same story again. Greedy
+        runs stay byte-identical, and a random seed promises nothing to repeat.
+        """
+        return self.speculation and (sampling.temperature <= 0 or sampling.seed is None)
 
     def _speculative(
         self, loaded: Loaded, strict: grammar.StrictFormat | None, context: list[int]
@@ -461,7 +481,7 @@ class LlamaCppBackend:
         if strict is not None:
             if self._id_tokens is None:
                 self._id_tokens = IdTokens(vocab)
-            table_ids = grammar.TableIds()
+            table_ids = TableIds()
             sampler.before_draw = self._id_tokens.guard(table_ids)
         if speculative is not None:
             speculative.set_grammar(think_grammar)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from desktop_app.engine import grammar
 from desktop_app.engine.events import SamplingParams
 from desktop_app.engine.llama_prompt import GenerationError
+from desktop_app.engine.table_ids import TableIds
 
 # top_k before top_p: transformers' sampling default (the model card's settings ran under it),
 # and it keeps top_p from sorting the whole 152k vocabulary every token.
@@ -45,7 +45,7 @@ class IdTokens:
     """The tokens that can finish or extend an id, to keep ids unique within a table.
 
     Built once per model from its vocabulary. ``forbid_repeats`` sets the logits of the tokens
-    ``grammar.TableIds`` forbids to -inf before a token is drawn, so the free draw and the
+    ``TableIds`` forbids to -inf before a token is drawn, so the free draw and the
     grammar-constrained draw both skip them (and both grammar instances stay in step). With
     speculation a draw reads the logits of a batch position: the mask goes there, and a draft
     token it removes is simply not accepted.
@@ -68,7 +68,7 @@ class IdTokens:
         # Pieces that do not start with a digit end an id whose digits are already written.
         self.finishers = np.array(finishers, dtype=np.int64)
 
-    def guard(self, table_ids: grammar.TableIds) -> Callable[[int, int], None]:
+    def guard(self, table_ids: TableIds) -> Callable[[int, int], None]:
         """The sampler's ``before_draw`` hook: mask repeats while an id is being written."""
 
         def before_draw(ctx: int, index: int) -> None:
@@ -77,7 +77,7 @@ class IdTokens:
 
         return before_draw
 
-    def forbid_repeats(self, ctx: int, table_ids: grammar.TableIds, index: int = -1) -> None:
+    def forbid_repeats(self, ctx: int, table_ids: TableIds, index: int = -1) -> None:
         """Remove the tokens that would repeat an id of the current table from the draw that
         reads the logits of batch position ``index``."""
         import llama_cpp

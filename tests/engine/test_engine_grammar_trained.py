@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from desktop_app.engine.grammar import ID_DIGITS, StrictFormat, TableIds, defined_ids
+from desktop_app.engine.grammar import ID_DIGITS, StrictFormat, defined_ids
+from desktop_app.engine.table_ids import TableIds
 from desktop_app.story import parse_story, render_trained, validate
 from desktop_app.story.trained_layout import (
     CHARACTERS_OPEN,
@@ -246,6 +247,7 @@ def test_the_engine_keeps_ids_unique_within_a_table(
 ) -> None:
     """With three ids per kind, the tiny model repeats ids by chance; the guard prevents it."""
     from desktop_app.engine import grammar, llama_sampling
+    from desktop_app.engine.llama_backend import LlamaCppBackend
 
     few = [
         "idnum ::= [1-3]",
@@ -259,10 +261,13 @@ def test_the_engine_keeps_ids_unique_within_a_table(
     monkeypatch.setattr(grammar, "THINK_LADDER", (grammar.ThinkCaps(4, 3, 3, 1, 1),))
     seeds = range(3, 7)  # seed 6 repeats char3 without the guard
     for speculation in (False, True):  # drafts verified in a batch are guarded too
+        # A seeded sampled run normally decodes token by token (reproducibility): force drafts.
+        monkeypatch.setattr(LlamaCppBackend, "_speculates", lambda _self, _s, on=speculation: on)
         folder = tmp_path / f"guarded-{speculation}"
         assert _tables_with_repeats(tiny_model, folder, seeds, speculation=speculation) == []
     # The same runs without the guard repeat ids: it is the guard that keeps them unique. (One
     # token per evaluation: sampled drafts depend on timing, plain decoding does not.)
     monkeypatch.setattr(llama_sampling.IdTokens, "forbid_repeats", lambda *_args: None)
+    monkeypatch.setattr(LlamaCppBackend, "_speculates", lambda _self, _s: False)
     unguarded = _tables_with_repeats(tiny_model, tmp_path / "unguarded", seeds, speculation=False)
     assert unguarded != []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -207,6 +208,27 @@ def test_a_greedy_run_is_byte_identical_with_and_without_speculation(
     assert evaluations < 0.9 * fast.timings.generated_tokens
     if strict:
         assert backend.speculation_stats.forced_accepted > 0
+
+
+@pytest_slow
+def test_a_sampled_run_with_a_fixed_seed_tells_the_same_story_again(
+    backend: LlamaCppBackend, tiny_image: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fixed seed promises the same story: such a run decodes token by token; a random seed
+    (nothing to repeat) still speculates."""
+    monkeypatch.setattr(DecodeTimer, "cost", property(lambda _self: CostModel(0.01)))
+    seeded = StoryRequest(
+        photos=(tiny_image,),
+        sampling=SamplingParams(temperature=0.7, top_p=0.9, max_tokens=300, seed=11),
+    )
+    before = backend.speculation_stats.tokens
+    first = _run(backend, seeded, speculation=True)
+    again = _run(backend, seeded, speculation=True)
+    assert again.raw_output == first.raw_output
+    assert backend.speculation_stats.tokens == before  # no speculative decoder wrote a token
+    unseeded = dataclasses.replace(seeded, sampling=dataclasses.replace(seeded.sampling, seed=None))
+    _run(backend, unseeded, speculation=True)
+    assert backend.speculation_stats.tokens > before
 
 
 class _Recorder:
