@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,20 +52,6 @@ def album(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     Image.linear_gradient("L").resize((100, 60)).convert("RGB").save(folder / "2-wide.png")
     Image.new("RGB", (56, 90), (20, 160, 90)).save(folder / "3-small.webp")
     return [folder / "1-sideways.jpg", folder / "2-wide.png", folder / "3-small.webp"]
-
-
-@pytest.fixture(scope="module")
-def backend(
-    tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LlamaCppBackend]:
-    engine = LlamaCppBackend(
-        tiny_model.text_gguf,
-        tiny_model.mmproj_gguf,
-        cache_dir=tmp_path_factory.mktemp("embeddings"),
-        manifest=tiny_model.manifest,
-    )
-    yield engine
-    engine.close()
 
 
 def run(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,20 +159,6 @@ def test_the_grammar_converts_for_llguidance_with_its_unicode_classes() -> None:
 # -- on the tiny model ----------------------------------------------------------------------------
 
 pytest_slow = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def backend(
-    tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LlamaCppBackend]:
-    engine = LlamaCppBackend(
-        tiny_model.text_gguf,
-        tiny_model.mmproj_gguf,
-        cache_dir=tmp_path_factory.mktemp("embeddings"),
-        manifest=tiny_model.manifest,
-    )
-    yield engine
-    engine.close()
 
 
 def _run(backend: LlamaCppBackend, request: StoryRequest, speculation: bool) -> RunResult:
