@@ -70,7 +70,6 @@ from desktop_app.engine.speculation import (
     SpeculationStats,
     SpeculativeDecoder,
     llguidance_tokenizer,
-    prompt_text_tokens,
 )
 from desktop_app.engine.table_ids import TableIds
 from desktop_app.errors import StorytellerError
@@ -389,7 +388,11 @@ class LlamaCppBackend:
             prompt_started = time.perf_counter()
             prompt_tokens = self._reader.read(loaded, chunks, embeddings, should_stop)
             prompt_eval_s = time.perf_counter() - prompt_started
-            context = prompt_text_tokens(chunks) if self._speculates(request.sampling) else []
+            context = (
+                llama_prompt.text_tokens(llm, prompt_text)
+                if self._speculates(request.sampling)
+                else []
+            )
             if prompt_tokens is not None:
                 self._reader.save(loaded, key, prompt_tokens)
         finally:

@@ -45,7 +45,7 @@ class Abort:
 
 
 def text_tokens(llm: object, prompt_text: str) -> list[int]:
-    """The prompt's text tokens without the photos: the drafter's context on a reused prompt."""
+    """The prompt's text tokens without the photos: the n-gram drafter's context."""
     tokens: list[int] = []
     for part in prompt_text.split(MEDIA_MARKER):
         tokens.extend(llm.tokenize(part.encode("utf-8"), add_bos=False, special=True))

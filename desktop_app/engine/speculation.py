@@ -535,18 +535,3 @@ class SpeculativeDecoder:
                 stats.ngram_accepted,
                 stats.ngram_drafted,
             )
-
-
-def prompt_text_tokens(chunks: int) -> list[int]:
-    """The text tokens of an mtmd prompt (images left out), for the n-gram drafter."""
-    from llama_cpp import mtmd_cpp
-
-    tokens: list[int] = []
-    for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks)):
-        chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
-        if mtmd_cpp.mtmd_input_chunk_get_type(chunk) != mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
-            continue
-        count = ctypes.c_size_t()
-        pointer = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
-        tokens.extend(pointer[j] for j in range(count.value))
-    return tokens
