@@ -8,7 +8,8 @@ during prompt evaluation. Here the pipeline is explicit:
    nothing;
 2. the context is sized from the real token cost and checked against the model and the machine;
 3. mtmd tokenizes the prompt (our own aligned pixels, so mtmd does not resize);
-4. each photo's embedding comes from the cache or from ``mtmd_encode_chunk`` (then cached);
+4. each photo's embedding comes from the cache or from ``mtmd_encode_chunk`` (then cached), on
+   a thread of its own so that Stop need not wait for it (``photo_encoder``);
 5. text chunks and the embeddings are decoded into the KV cache (abortable);
 6. tokens are sampled with llama.cpp's sampler chain (optionally grammar-constrained), checking
    ``should_stop`` between tokens; by default several per evaluation, drafted from forced text
@@ -38,6 +39,7 @@ from desktop_app.engine import (
     device,
     grammar,
     llama_prompt,
+    photo_encoder,
     prompt_cache,
     speeds,
 )
@@ -132,6 +134,7 @@ class LlamaCppBackend:
         self.projector_id = self._projector_identity(manifest)
         self.text_model_id = self._file_identity(manifest, "text", self.model_path)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
+        self._encoder = photo_encoder.PhotoEncoder(self._encoded)
         self.grammar_resampled = 0  # strict format: tokens the grammar made us draw again
         # Draft and batch-verify tokens while writing (same output; off: one token per step).
         self.speculation = speculation
@@ -204,9 +207,10 @@ class LlamaCppBackend:
             return
         from llama_cpp import mtmd_cpp
 
-        mtmd_cpp.mtmd_free(self._loaded.mtmd_ctx)
-        self._loaded.llm.close()
-        self._loaded = None
+        loaded, self._loaded = self._loaded, None
+        # A stopped run's photo may still be in the vision encoder: it frees the projector then.
+        self._encoder.release(lambda: mtmd_cpp.mtmd_free(loaded.mtmd_ctx))
+        loaded.llm.close()  # the vision encoder does not use the text model
 
     def close(self) -> None:
         """Free the model and contexts; the in-memory embedding and prompt caches go too."""
@@ -301,6 +305,9 @@ class LlamaCppBackend:
         n_ctx = self.plan_context(prompt_text, photos, request.sampling.max_tokens)
 
         yield PhaseEvent(Phase.LOADING_MODEL)
+        if not self._encoder.settle(should_stop):  # the photo a stopped run left encoding
+            yield self._result("", FinishReason.CANCELLED, infos, request.sampling, Timings())
+            return
         load_started = time.perf_counter()
         was_loaded = self._loaded is not None and self._loaded.n_ctx >= n_ctx
         loaded = self._load(n_ctx)
@@ -367,14 +374,16 @@ class LlamaCppBackend:
                 embedding = cached[index - 1]
                 if embedding is None:
                     encode_started = time.perf_counter()
-                    embedding = llama_prompt.encode(loaded.mtmd_ctx, chunk, n_tokens, n_embd, photo)
-                    self.cache.put(keys[index - 1], embedding)
-                    self.photos_encoded += 1
-                    encode_s.append(time.perf_counter() - encode_started)
+                    embedding = self._encoder.encode(
+                        loaded.mtmd_ctx, chunk, n_embd, photo, keys[index - 1], should_stop
+                    )
+                    if embedding is not None:  # not a stopped photo's partial time
+                        encode_s.append(time.perf_counter() - encode_started)
                 else:
                     encode_s.append(0.0)
-                embeddings.append(embedding)
-                if should_stop():
+                if embedding is not None:
+                    embeddings.append(embedding)
+                if embedding is None or should_stop():
                     yield self._result(
                         "",
                         FinishReason.CANCELLED,
@@ -414,6 +423,10 @@ class LlamaCppBackend:
         yield from self._write(
             llm, request.sampling, strict, should_stop, started, infos, timings, speculative
         )
+
+    def _encoded(self, key: str, embedding: np.ndarray) -> None:
+        self.cache.put(key, embedding)
+        self.photos_encoded += 1
 
     def _result(
         self,
