@@ -1,4 +1,4 @@
-"""Entry script of the bundled app: ``Storyteller`` runs ``desktop_app.cli:main``.
+"""Entry script of the bundled app: ``Storyteller`` runs ``desktop_app.cli:console_main``.
 
 The GUI starts by default; ``Storyteller --self-test`` and every ``storyteller`` subcommand work
 the same as in a source install. ``Storyteller -m MODULE ARGS...`` runs one of the bundled modules
@@ -59,6 +59,6 @@ if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "-m":
         _run_module(sys.argv)
         sys.exit(0)
-    from desktop_app.cli import main
+    from desktop_app.cli import console_main
 
-    sys.exit(main())
+    console_main()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from desktop_app import __version__
 from desktop_app.cli import selftest_cmd
@@ -82,5 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def console_main() -> NoReturn:
+    """The ``storyteller`` program: ``main``, then the process ends."""
+    code = main()
+    from desktop_app.engine.photo_encoder import still_encoding
+
+    if still_encoding():
+        # A run stopped while a photo was in the vision encoder, which llama.cpp cannot
+        # interrupt: shutting down normally would tear llama.cpp's libraries down under it
+        # (a segmentation fault). Everything is written by now, so end here.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -11,7 +11,8 @@ either (the GUI closes a backend on its own thread): ``release`` hands the free 
 thread, which runs it when the photo is done.
 
 The thread is a daemon: a second Ctrl-C on the command line must end the process at once, not
-when the photo is done.
+when the photo is done. A process must not shut down normally while one runs (llama.cpp's
+libraries are torn down under it: a segmentation fault); see ``still_encoding``.
 """
 
 from __future__ import annotations
@@ -35,8 +36,16 @@ logger = logging.getLogger(__name__)
 POLL_S = 0.05
 
 
+THREAD_NAME = "storyteller-vision"
+
+
 def _never() -> bool:
     return False
+
+
+def still_encoding() -> bool:
+    """Whether a photo is still in a vision encoder somewhere in this process."""
+    return any(t.name == THREAD_NAME and t.is_alive() for t in threading.enumerate())
 
 
 @dataclass
@@ -97,7 +106,7 @@ class PhotoEncoder:
                     then()
 
         self._encoding = encoding
-        threading.Thread(target=work, name="storyteller-vision", daemon=True).start()
+        threading.Thread(target=work, name=THREAD_NAME, daemon=True).start()
         return self._finish(should_stop)
 
     def settle(self, should_stop: ShouldStop = _never) -> bool:

@@ -204,3 +204,57 @@ def test_a_stopped_runs_failed_encode_does_not_fail_the_next_run(
     assert result.finish_reason is not FinishReason.CANCELLED and result.raw_output
     assert fresh.photos_encoded == 2  # both encoded by this run
     assert "failed on 1.png after its run stopped" in caplog.text
+
+
+# The child: the `storyteller` program, its vision encoder running the real encode over and over
+# for 20 s, so that Ctrl-C lands while a photo is encoding. (On the 7B shape, where one encode is
+# a single 36 s call into llama.cpp, the program used to die of a segmentation fault on the way
+# out; the tiny model's encodes are too short to show that here.)
+SLOW_CLI = """
+import sys, time
+from desktop_app.cli import console_main
+from desktop_app.engine import photo_encoder
+
+real = photo_encoder.llama_prompt.encode
+
+def slow(*args):
+    until = time.monotonic() + 20
+    while True:
+        embedding = real(*args)
+        if time.monotonic() > until:
+            return embedding
+
+photo_encoder.llama_prompt.encode = slow
+sys.argv = ["storyteller", *sys.argv[1:]]
+console_main()
+"""
+
+
+def test_ctrl_c_while_a_photo_encodes_ends_the_program_at_once_and_cleanly(
+    tiny_model: TinyModel, album: list[Path], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", SLOW_CLI, "tell", str(album[0])]
+    command += ["--model", str(tiny_model.text_gguf), "--mmproj", str(tiny_model.mmproj_gguf)]
+    env = {**os.environ, "STORYTELLER_HOME": str(tmp_path / "home")}
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while "encoding photo" not in errors.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # well inside the 20 s encode
+            child.send_signal(signal.SIGINT)
+            interrupted = time.perf_counter()
+            code = child.wait(timeout=15)
+        finally:
+            child.kill()
+    seconds = time.perf_counter() - interrupted
+    assert code == 130, errors.read_text()[-2000:]
+    assert seconds < 5  # the encode had ~19 s to go
+    assert "stopping" in errors.read_text()
