@@ -187,9 +187,13 @@ print(json.dumps({"read_bytes_per_s": best, "buffer_bytes": buffer.nbytes, "thre
 """
 
 
+def bandwidth_command(threads: int) -> list[str]:
+    """A child that prints this machine's read bandwidth over 2 GiB with ``threads`` threads."""
+    return [sys.executable, "-c", _BANDWIDTH_CHILD, str(threads), "2"]
+
+
 def step_bandwidth(work: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, "-c", _BANDWIDTH_CHILD, str(args.threads), "2"]
-    return run_measured(command, work / "bandwidth.log")
+    return run_measured(bandwidth_command(args.threads), work / "bandwidth.log")
 
 
 def _engine(
