@@ -180,6 +180,7 @@ class Progress:
             file=sys.stderr,
             leave=True,
             dynamic_ncols=True,
+            postfix=self._remaining(),
         )
 
     def event(self, event: object) -> None:
@@ -194,11 +195,11 @@ class Progress:
                     self._open(event.phase, self.max_tokens, "tok")
                 else:
                     self._open(event.phase, None, "")
-            self._show_remaining(refresh=True)
             if event.total and self.bar is not None:
+                self._show_remaining()
                 self.bar.update(event.index - self.bar.n)
         elif isinstance(event, TokenEvent) and self.bar is not None:
-            self._show_remaining(refresh=False)  # drawn by the update, at tqdm's pace
+            self._show_remaining()
             self.bar.update(event.tokens)
         elif (
             isinstance(event, ResultEvent) and self.bar is not None and self.phase is Phase.WRITING
@@ -221,11 +222,15 @@ class Progress:
         elif isinstance(event, TokenEvent):
             self.clock.on_tokens(event.tokens)
 
-    def _show_remaining(self, *, refresh: bool) -> None:
-        if self.clock is None or self.bar is None:
-            return
-        left = describe(self.clock.remaining_s(), measured=self.clock.speeds.measured, left=True)
-        self.bar.set_postfix_str(left, refresh=refresh)
+    def _remaining(self) -> str | None:
+        if self.clock is None:
+            return None
+        return describe(self.clock.remaining_s(), measured=self.clock.speeds.measured, left=True)
+
+    def _show_remaining(self) -> None:
+        left = self._remaining()
+        if left is not None and self.bar is not None:
+            self.bar.set_postfix_str(left, refresh=False)  # drawn by the update, at tqdm's pace
 
     def close(self) -> None:
         if self.bar is not None:
