@@ -120,7 +120,8 @@ def preload_for(engine: LlamaCppBackend, request: StoryRequest) -> float:
         request.instruction, len(prepared), chat_template=engine.text_info.chat_template
     )
     started = time.perf_counter()
-    engine.preload(engine.plan_context(text, prepared, request.sampling.max_tokens))
+    tokens = [p.tokens for p in prepared]
+    engine.preload(engine.plan_context(text, tokens, request.sampling.max_tokens))
     return time.perf_counter() - started
 
 

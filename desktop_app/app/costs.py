@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from desktop_app.engine import costs, speeds
-from desktop_app.engine.events import Detail
+from desktop_app.engine.events import NOTHING_CACHED, CachedParts, Detail, StoryRequest
 from desktop_app.engine.images import estimate_tokens
 from desktop_app.errors import StorytellerError
 
 if TYPE_CHECKING:
     from desktop_app.app.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,14 +58,32 @@ def run_speeds(settings: Settings | None) -> speeds.Speeds | None:
     )
 
 
+def cached_parts(backend: object, request: StoryRequest) -> CachedParts:
+    """What ``backend`` says a run of ``request`` would find cached (nothing when it cannot
+    say). Never while that backend runs a story: its caches are not thread-safe."""
+    query = getattr(backend, "cached", None)
+    if query is None:
+        return NOTHING_CACHED
+    try:
+        return query(request)
+    except Exception:  # the estimate must never cost the run
+        logger.warning("could not ask the backend what is cached", exc_info=True)
+        return NOTHING_CACHED
+
+
 def run_clock(
-    rates: speeds.Speeds | None, sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
+    rates: speeds.Speeds | None,
+    sizes: Sequence[tuple[int, int]],
+    detail: Detail,
+    max_tokens: int,
+    cached: CachedParts = NOTHING_CACHED,
 ) -> speeds.RunClock | None:
-    """The live remaining-time clock of a run over photos of ``sizes``, or None (unknown)."""
+    """The live remaining-time clock of a run over photos of ``sizes`` that will find
+    ``cached`` (aligned with ``sizes``), or None (unknown)."""
     if rates is None:
         return None
     tokens = [estimate_tokens(size, detail.token_budget) for size in sizes]
-    return speeds.RunClock(rates, tokens, costs.PROMPT_TEXT_TOKENS, max_tokens)
+    return speeds.RunClock(rates, tokens, costs.PROMPT_TEXT_TOKENS, max_tokens, cached=cached)
 
 
 def estimate_cost(
@@ -70,9 +91,10 @@ def estimate_cost(
     detail: Detail,
     max_tokens: int,
     rates: speeds.Speeds | None = None,
+    cached: CachedParts = NOTHING_CACHED,
 ) -> CostEstimate:
     """Estimated tokens, context, memory and (given this machine's ``rates``) time of a story
-    over photos of ``sizes`` (7B model)."""
+    over photos of ``sizes`` (7B model) that will find ``cached`` (aligned with ``sizes``)."""
     estimate = costs.estimate_run(list(sizes), detail, max_tokens)
     problem = ""
     try:
@@ -87,8 +109,12 @@ def estimate_cost(
         problem = str(err)
     duration = ""
     if rates is not None:
-        run = speeds.estimate(rates, estimate.image_tokens, costs.PROMPT_TEXT_TOKENS, max_tokens)
+        run = speeds.estimate(
+            rates, estimate.image_tokens, costs.PROMPT_TEXT_TOKENS, max_tokens, cached
+        )
         duration = speeds.describe(run.total_s, measured=rates.measured)
+        note = cached.describe(len(sizes))
+        duration = f"{duration} · {note}" if note else duration
     return CostEstimate(
         sum(estimate.image_tokens), estimate.n_ctx, estimate.memory_bytes, problem, duration
     )

@@ -306,6 +306,10 @@ def _tell(args: argparse.Namespace, library: Library) -> int:
             started.append(event)
             if show_progress:
                 _err(f"storyteller: writing story {event.run_id} of album {args.name!r}")
+                # The backend has not started yet: asking what it has cached is safe.
+                progress.clock = tell_cmd.run_plan(backend, event.request)
+                if progress.clock is not None:
+                    _err(f"storyteller: {tell_cmd.time_estimate(progress.clock, event.request)}")
         progress.event(event)
 
     try:

@@ -34,6 +34,7 @@ from desktop_app.engine.events import (
     StoryRequest,
     TokenEvent,
 )
+from desktop_app.engine.speeds import RunClock, describe
 from desktop_app.errors import StorytellerError
 
 FORMATS = ("json", "text", "md", "html")
@@ -154,11 +155,16 @@ def request_from_args(args: argparse.Namespace, photos: Sequence[Path]) -> Story
 
 
 class Progress:
-    """tqdm bars on stderr: photos prepared, photos encoded, tokens written; a line otherwise."""
+    """tqdm bars on stderr: photos prepared, photos encoded, tokens written; a line otherwise.
 
-    def __init__(self, enabled: bool, max_tokens: int) -> None:
+    With a ``clock`` each bar ends with the run's remaining time ("about 3 min left"), updated
+    on every phase and token.
+    """
+
+    def __init__(self, enabled: bool, max_tokens: int, clock: RunClock | None = None) -> None:
         self.enabled = enabled
         self.max_tokens = max_tokens
+        self.clock = clock
         self.bar: Any = None
         self.phase: Phase | None = None
 
@@ -174,11 +180,13 @@ class Progress:
             file=sys.stderr,
             leave=True,
             dynamic_ncols=True,
+            postfix=self._remaining(),
         )
 
     def event(self, event: object) -> None:
         if not self.enabled:
             return
+        self._tick(event)
         if isinstance(event, PhaseEvent):
             if event.total and event.phase is not self.phase:
                 self._open(event.phase, event.total, "photo")
@@ -188,8 +196,10 @@ class Progress:
                 else:
                     self._open(event.phase, None, "")
             if event.total and self.bar is not None:
+                self._show_remaining()
                 self.bar.update(event.index - self.bar.n)
         elif isinstance(event, TokenEvent) and self.bar is not None:
+            self._show_remaining()
             self.bar.update(event.tokens)
         elif (
             isinstance(event, ResultEvent) and self.bar is not None and self.phase is Phase.WRITING
@@ -197,10 +207,30 @@ class Progress:
             # Tokens that never became text are only in the final count; a story that ended
             # before --max-tokens is complete, so its bar closes full.
             result = event.result
+            if self.clock is not None:
+                self.bar.set_postfix_str("", refresh=False)  # nothing is left
             self.bar.update(result.timings.generated_tokens - self.bar.n)
             if result.finish_reason is FinishReason.STOP:
                 self.bar.total = self.bar.n
                 self.bar.refresh()
+
+    def _tick(self, event: object) -> None:
+        if self.clock is None:
+            return
+        if isinstance(event, PhaseEvent):
+            self.clock.on_phase(event.phase, event.index)
+        elif isinstance(event, TokenEvent):
+            self.clock.on_tokens(event.tokens)
+
+    def _remaining(self) -> str | None:
+        if self.clock is None:
+            return None
+        return describe(self.clock.remaining_s(), measured=self.clock.speeds.measured, left=True)
+
+    def _show_remaining(self) -> None:
+        left = self._remaining()
+        if left is not None and self.bar is not None:
+            self.bar.set_postfix_str(left, refresh=False)  # drawn by the update, at tqdm's pace
 
     def close(self) -> None:
         if self.bar is not None:
@@ -208,28 +238,44 @@ class Progress:
             self.bar = None
 
 
-def time_estimate(backend: StoryBackend, request: StoryRequest) -> str | None:
-    """``about 6 min for 5 photos`` from this machine's speeds (None: the backend cannot say)."""
+def run_plan(backend: StoryBackend, request: StoryRequest) -> RunClock | None:
+    """The remaining-time clock of a run of ``request`` on ``backend``, made before the run
+    starts with what it will find cached (None: the backend's speed is unknown, a server)."""
     rates = getattr(backend, "speeds", None)  # the embedded backend; a server's speed is unknown
     if rates is None:
         return None
     from PIL import Image
 
-    from desktop_app.engine import speeds
-    from desktop_app.engine.images import upright_size
+    from desktop_app.app.costs import cached_parts, run_clock
+    from desktop_app.imaging import upright_size
 
-    sizes = []
-    for photo in request.photos:
+    sizes: list[tuple[int, int]] = []
+    readable: list[int] = []
+    for index, photo in enumerate(request.photos):
+        known = request.known[index] if index < len(request.known) else None
         try:
-            with Image.open(photo) as image:
-                sizes.append(upright_size(image))
+            if known is not None:
+                sizes.append(known.upright_size)
+            else:
+                with Image.open(photo) as image:
+                    sizes.append(upright_size(image))
         except (OSError, ValueError):
             continue  # the run itself reports the photo it cannot read
-    known = rates()
-    run = speeds.estimate_photos(known, sizes, request.detail, request.sampling.max_tokens)
-    how = "" if known.measured else " from the model's size, until it has run here"
-    text = speeds.describe(run.total_s, measured=known.measured).replace(" (estimate)", "")
-    return f"{text} for {len(sizes)} photos at {request.detail.label} (estimate{how})"
+        readable.append(index)
+    cached = cached_parts(backend, request).select(readable)
+    return run_clock(rates(), sizes, request.detail, request.sampling.max_tokens, cached)
+
+
+def time_estimate(clock: RunClock, request: StoryRequest) -> str:
+    """``about 6 min for 5 photos at As trained (estimate; 2 of 5 photos cached)``."""
+    measured = clock.speeds.measured
+    photos = len(clock.encode_s)
+    text = describe(clock.plan.total_s, measured=measured).replace(" (estimate)", "")
+    notes = ["estimate" if measured else "estimate from the model's size, until it has run here"]
+    cached = clock.cached.describe(photos)
+    if cached:
+        notes.append(cached)
+    return f"{text} for {photos} photos at {request.detail.label} ({'; '.join(notes)})"
 
 
 def run_story(
@@ -241,11 +287,10 @@ def run_story(
     on_event: Callable[[object], None] | None = None,
 ) -> RunResult:
     """Run ``request`` on ``backend`` to its result, with progress bars on stderr if asked."""
-    if show_progress:
-        estimate = time_estimate(backend, request)
-        if estimate:
-            print(f"storyteller: {estimate}", file=sys.stderr, flush=True)
-    progress = Progress(show_progress, request.sampling.max_tokens)
+    clock = run_plan(backend, request) if show_progress else None
+    if clock is not None:
+        print(f"storyteller: {time_estimate(clock, request)}", file=sys.stderr, flush=True)
+    progress = Progress(show_progress, request.sampling.max_tokens, clock)
     result: RunResult | None = None
     try:
         for event in backend.generate(request, should_stop=should_stop or (lambda: False)):

@@ -7,7 +7,7 @@ implements ``StoryBackend``; the CLI and the GUI only ever see these types.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Union
@@ -135,6 +135,40 @@ class StoryRequest:
     strict_format: bool = False
     instruction: str = DEFAULT_INSTRUCTION
     known: tuple[KnownPhoto | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class CachedParts:
+    """What a run of a request would find already computed (``StoryBackend.cached``).
+
+    ``photos`` says, in album order, which photos' vision embeddings are cached (a photo past
+    its end is not); ``prompt`` whether the KV state after the whole prompt is, in which case the
+    run encodes no photo and reads one prompt token. The default knows of nothing cached.
+    """
+
+    photos: tuple[bool, ...] = ()
+    prompt: bool = False
+
+    def photo(self, index: int) -> bool:
+        """Whether the photo at 0-based ``index`` needs no vision encoder (its own embedding
+        or the whole prompt is cached)."""
+        return self.prompt or (index < len(self.photos) and self.photos[index])
+
+    def select(self, indices: Iterable[int]) -> CachedParts:
+        """The same for only the photos at 0-based ``indices``, in that order."""
+        return CachedParts(tuple(self.photo(index) for index in indices), self.prompt)
+
+    def describe(self, photos: int) -> str:
+        """``photos and prompt cached``, ``2 of 5 photos cached``, or "" when nothing is."""
+        if self.prompt:
+            return "photos and prompt cached"
+        cached = sum(self.photo(index) for index in range(photos))
+        if not cached:
+            return ""
+        return "photos cached" if cached == photos else f"{cached} of {photos} photos cached"
+
+
+NOTHING_CACHED = CachedParts()
 
 
 class Phase(enum.Enum):
@@ -273,6 +307,11 @@ class StoryBackend(Protocol):
         ``should_stop`` is checked between tokens; when it returns True the stream ends with a
         ``ResultEvent`` whose finish reason is ``CANCELLED`` and which keeps the partial output.
         """
+        ...
+
+    def cached(self, request: StoryRequest) -> CachedParts:
+        """What a run of ``request`` would find cached, without loading or running the model
+        (``NOTHING_CACHED`` when the backend cannot say). Not while a ``generate`` runs."""
         ...
 
     def close(self) -> None:

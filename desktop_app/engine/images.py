@@ -171,17 +171,8 @@ def map_box_to_prepared(
     return map_box_to_original(box_xyxy, original_size, prepared_size)
 
 
-def prepare_image(
-    path: str | Path, token_budget: int, known: KnownPhoto | None = None
-) -> PreparedImage:
-    """Decode, turn upright, flatten and resize one photo for a ``token_budget``-token budget.
-
-    ``known`` is what the library recorded about the unchanged file: its sha256 is used as the
-    content hash instead of hashing the bytes again. Raises ``PhotoError`` naming the file when
-    it is missing, empty, truncated, corrupt, not an image, or HEIC without pillow-heif. The file
-    is only read, never modified.
-    """
-    path = Path(path)
+def _photo_bytes(path: Path) -> bytes:
+    """The bytes of the photo file ``path``; ``PhotoError`` saying what is wrong otherwise."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -194,6 +185,38 @@ def prepare_image(
         raise PhotoError(path, "is empty (0 bytes): it is not a photo")
     if looks_like_heif(path, data[:16]) and not heif_support():
         raise PhotoError(path, "cannot be read: install pillow-heif or convert it to JPEG")
+    return data
+
+
+def photo_identity(
+    path: str | Path, token_budget: int, known: KnownPhoto | None = None
+) -> tuple[str, tuple[int, int]]:
+    """The content hash and prepared size ``prepare_image`` would give this photo, without
+    decoding its pixels (``known``: nothing is read). ``PhotoError`` when it cannot be read."""
+    if known is not None:
+        return known.sha256, prepared_size_for(known.upright_size, token_budget)
+    path = Path(path)
+    data = _photo_bytes(path)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            size = upright_size(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise PhotoError(path, f"cannot be decoded ({err})") from err
+    return hashlib.sha256(data).hexdigest(), prepared_size_for(size, token_budget)
+
+
+def prepare_image(
+    path: str | Path, token_budget: int, known: KnownPhoto | None = None
+) -> PreparedImage:
+    """Decode, turn upright, flatten and resize one photo for a ``token_budget``-token budget.
+
+    ``known`` is what the library recorded about the unchanged file: its sha256 is used as the
+    content hash instead of hashing the bytes again. Raises ``PhotoError`` naming the file when
+    it is missing, empty, truncated, corrupt, not an image, or HEIC without pillow-heif. The file
+    is only read, never modified.
+    """
+    path = Path(path)
+    data = _photo_bytes(path)
     content_hash = known.sha256 if known else hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as image:

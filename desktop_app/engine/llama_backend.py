@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,8 @@ from desktop_app.engine import (
 )
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.events import (
+    NOTHING_CACHED,
+    CachedParts,
     Event,
     FinishReason,
     Phase,
@@ -63,7 +65,13 @@ from desktop_app.engine.gguf_info import (
     read_projector_info,
     read_text_model_info,
 )
-from desktop_app.engine.images import PreparedImage, prepare_photos
+from desktop_app.engine.images import (
+    PhotoError,
+    PreparedImage,
+    photo_identity,
+    prepare_photos,
+    tokens_for_size,
+)
 from desktop_app.engine.llama_model import Loaded, load
 from desktop_app.engine.llama_prompt import GenerationError, PromptReader
 from desktop_app.engine.llama_sampling import IdTokens, Sampler, plain_tokens, token_bytes
@@ -185,9 +193,16 @@ class LlamaCppBackend:
 
     # -- loading --------------------------------------------------------------------------------
 
+    def _kept(self, n_ctx: int) -> Loaded | None:
+        """The loaded model if a run needing ``n_ctx`` uses it as it is (a larger context is
+        kept, never reloaded smaller), else None."""
+        loaded = self._loaded
+        return loaded if loaded is not None and loaded.n_ctx >= n_ctx else None
+
     def _load(self, n_ctx: int) -> Loaded:
-        if self._loaded is not None and self._loaded.n_ctx >= n_ctx:
-            return self._loaded
+        kept = self._kept(n_ctx)
+        if kept is not None:
+            return kept
         self._unload()
         self._loaded = load(
             self.model_path,
@@ -242,14 +257,14 @@ class LlamaCppBackend:
 
     # -- sizing ---------------------------------------------------------------------------------
 
-    def plan_context(self, prompt_text: str, photos: list[PreparedImage], max_tokens: int) -> int:
+    def plan_context(self, prompt_text: str, image_tokens: Sequence[int], max_tokens: int) -> int:
         """The n_ctx this run needs; ``StorytellerError`` if the model or machine cannot hold it.
 
         Prompt text is counted by its UTF-8 bytes (no BPE token is shorter than one byte), so the
         estimate is an upper bound available before the model loads.
         """
         text_bytes = len(prompt_text.replace(MEDIA_MARKER, "").encode("utf-8"))
-        needed = costs.context_tokens(text_bytes, [p.tokens for p in photos], max_tokens)
+        needed = costs.context_tokens(text_bytes, list(image_tokens), max_tokens)
         if self.fixed_n_ctx is not None:
             if needed > self.fixed_n_ctx:
                 raise StorytellerError(
@@ -261,7 +276,7 @@ class LlamaCppBackend:
             n_ctx = max(
                 costs.round_context(needed), min(MIN_CONTEXT, self.text_info.context_length)
             )
-        largest = max((p.tokens for p in photos), default=0)
+        largest = max(image_tokens, default=0)
         costs.check_fits(
             needed,
             n_ctx=n_ctx,
@@ -270,6 +285,46 @@ class LlamaCppBackend:
             physical_bytes=costs.physical_memory_bytes() if self.n_gpu_layers == 0 else None,
         )
         return n_ctx
+
+    # -- what a run would find cached -----------------------------------------------------------
+
+    def _prompt_text(self, request: StoryRequest) -> str:
+        return build_prompt(
+            request.instruction, len(request.photos), chat_template=self.text_info.chat_template
+        )
+
+    def _cache_keys(
+        self, photos: Sequence[tuple[str, tuple[int, int]]], prompt_text: str, n_ctx: int
+    ) -> tuple[list[str], str]:
+        """The embedding cache key of each photo (content hash, prepared size) and the prompt
+        cache key of the whole prompt in a context of ``n_ctx``: what a run looks up."""
+        keys = [embedding_key(sha, size, self.projector_id) for sha, size in photos]
+        return keys, self._reader.key(n_ctx, prompt_text, keys)
+
+    def cached(self, request: StoryRequest) -> CachedParts:
+        """Which of ``request``'s photo embeddings, and whether its prompt's KV state, a run
+        would find cached, without loading the model or running llama.cpp: the keys the run
+        computes, from the library's facts in ``request.known`` when given, else from the files.
+        Not while ``generate`` runs (the caches are not thread-safe).
+        """
+        identities = []
+        for index, path in enumerate(request.photos):
+            known = request.known[index] if index < len(request.known) else None
+            try:
+                identities.append(photo_identity(path, request.detail.token_budget, known))
+            except PhotoError:
+                return NOTHING_CACHED  # the run refuses the album before it looks anything up
+        prompt_text = self._prompt_text(request)
+        tokens = [tokens_for_size(size) for _, size in identities]
+        try:
+            n_ctx = self.plan_context(prompt_text, tokens, request.sampling.max_tokens)
+        except StorytellerError:
+            return NOTHING_CACHED  # (the same)
+        kept = self._kept(n_ctx)
+        if kept is not None:
+            n_ctx = kept.n_ctx  # the run keeps the larger context, and its key says so
+        keys, key = self._cache_keys(identities, prompt_text, n_ctx)
+        return CachedParts(tuple(self.cache.has(k) for k in keys), self.prompts.has(key))
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -302,24 +357,24 @@ class LlamaCppBackend:
                 [p.prepared_size for p in photos], request.sampling.max_tokens
             )
 
-        prompt_text = build_prompt(
-            request.instruction, total, chat_template=self.text_info.chat_template
+        prompt_text = self._prompt_text(request)
+        n_ctx = self.plan_context(
+            prompt_text, [p.tokens for p in photos], request.sampling.max_tokens
         )
-        n_ctx = self.plan_context(prompt_text, photos, request.sampling.max_tokens)
 
         yield PhaseEvent(Phase.LOADING_MODEL)
         if not self._encoder.settle(should_stop):  # the photo a stopped run left encoding
             yield self._result("", FinishReason.CANCELLED, infos, request.sampling, Timings())
             return
         load_started = time.perf_counter()
-        was_loaded = self._loaded is not None and self._loaded.n_ctx >= n_ctx
+        was_loaded = self._kept(n_ctx) is not None
         loaded = self._load(n_ctx)
         load_s = 0.0 if was_loaded else time.perf_counter() - load_started
         llm = loaded.llm
         n_embd = llama_cpp.llama_model_n_embd_inp(llm.model)
 
-        keys = [embedding_key(p.content_hash, p.prepared_size, self.projector_id) for p in photos]
-        key = self._reader.key(loaded, prompt_text, keys)
+        identities = [(p.content_hash, p.prepared_size) for p in photos]
+        keys, key = self._cache_keys(identities, prompt_text, loaded.n_ctx)
         reused = self._reader.reuse(loaded, key)
         if reused is not None:  # Generate again: no photo encoded, one prompt token read
             yield PhaseEvent(Phase.READING_PROMPT)

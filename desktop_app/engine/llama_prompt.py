@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -132,12 +133,14 @@ class PromptReader:
         self.prompt_tokens_read = 0  # prompt tokens evaluated (a reused prompt adds one)
         self._abort = Abort()
 
-    def key(self, loaded: Loaded, prompt_text: str, photo_keys: list[str]) -> str:
+    def key(self, n_ctx: int, prompt_text: str, photo_keys: Sequence[str]) -> str:
+        """The prompt cache key of ``prompt_text`` with these photos in a context of ``n_ctx``
+        (the one the run loads, which a loaded model's larger context replaces)."""
         import llama_cpp
 
         # Everything the state's layout depends on: restore only into a context made the same way.
         settings = (
-            f"n_ctx={loaded.n_ctx}|n_batch={N_BATCH}|gpu_layers={self.n_gpu_layers}|"
+            f"n_ctx={n_ctx}|n_batch={N_BATCH}|gpu_layers={self.n_gpu_layers}|"
             f"flash_attn={self.n_gpu_layers != 0}|kv=f16|llama_cpp={llama_cpp.__version__}"
         )
         return prompt_cache.prompt_key(

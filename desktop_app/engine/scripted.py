@@ -14,6 +14,8 @@ from pathlib import Path
 from PIL import Image
 
 from desktop_app.engine.events import (
+    NOTHING_CACHED,
+    CachedParts,
     Event,
     FinishReason,
     Phase,
@@ -109,6 +111,10 @@ class ScriptedBackend:
                 ),
             )
         )
+
+    def cached(self, request: StoryRequest) -> CachedParts:
+        """Nothing: it computes nothing to cache."""
+        return NOTHING_CACHED
 
     def close(self) -> None:
         pass

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 from desktop_app.engine import grammar
 from desktop_app.engine.events import (
+    NOTHING_CACHED,
+    CachedParts,
     Event,
     FinishReason,
     Phase,
@@ -281,6 +283,10 @@ class OpenAIServerBackend:
                 timings=timings,
             )
         )
+
+    def cached(self, request: StoryRequest) -> CachedParts:
+        """Nothing is known: what the server caches is its own business."""
+        return NOTHING_CACHED
 
     def close(self) -> None:
         self._client.close()

@@ -6,6 +6,9 @@ tokens. ``Speeds`` holds one rate for each, per model and accelerator, measured 
 run and kept in ``paths.speeds_file()``. Before a model's first run here the rates come from its
 size, scaled from a 7B-shaped reference measured by bench/real_scale.py, and are marked as an
 estimate. ``RunClock`` turns the same rates into a live remaining time as a run's events arrive.
+Both take what the run will find cached (``CachedParts``, from the backend): a photo whose
+embedding is cached is not encoded, and a prompt whose KV state is cached is neither encoded
+nor read, so Generate again on the same album costs the writing alone.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from desktop_app.engine.costs import PROMPT_TEXT_TOKENS
-from desktop_app.engine.events import Detail, FinishReason, Phase, RunResult
+from desktop_app.engine.events import (
+    NOTHING_CACHED,
+    CachedParts,
+    Detail,
+    FinishReason,
+    Phase,
+    RunResult,
+)
 from desktop_app.engine.images import estimate_tokens
 from desktop_app.engine.prompt import TOKENS_AROUND_IMAGE
 from desktop_app.fileio import atomic_write_text
@@ -94,15 +104,32 @@ def expected_new_tokens(speeds: Speeds, photos: int, max_tokens: int) -> int:
     return max(1, min(max_tokens, math.ceil(likely)))
 
 
+def encode_seconds(
+    speeds: Speeds, image_tokens: Sequence[int], cached: CachedParts = NOTHING_CACHED
+) -> list[float]:
+    """Seconds the vision encoder should spend on each photo (0 for one it need not encode)."""
+    return [
+        0.0 if cached.photo(index) else speeds.encode_s_per_token * tokens
+        for index, tokens in enumerate(image_tokens)
+    ]
+
+
 def estimate(
-    speeds: Speeds, image_tokens: Sequence[int], text_tokens: int, max_tokens: int
+    speeds: Speeds,
+    image_tokens: Sequence[int],
+    text_tokens: int,
+    max_tokens: int,
+    cached: CachedParts = NOTHING_CACHED,
 ) -> RunTime:
-    """How long a cold run (no photo or prompt cached) of these photos should take."""
+    """How long a run of these photos should take, given what it will find ``cached`` (by
+    default nothing: a cold run). A cached photo costs no encoding; a cached prompt costs no
+    encoding and no prefill: its one token read again for the logits is what a cold run's last
+    prompt token does, the first step of writing, which the decode time already counts."""
     cells = text_tokens + sum(t + TOKENS_AROUND_IMAGE for t in image_tokens)
     new_tokens = expected_new_tokens(speeds, len(image_tokens), max_tokens)
     return RunTime(
-        encode_s=speeds.encode_s_per_token * sum(image_tokens),
-        prefill_s=cells / speeds.prefill_tokens_per_s,
+        encode_s=sum(encode_seconds(speeds, image_tokens, cached)),
+        prefill_s=0.0 if cached.prompt else cells / speeds.prefill_tokens_per_s,
         decode_s=new_tokens / speeds.decode_tokens_per_s,
         new_tokens=new_tokens,
         measured=speeds.measured,
@@ -110,11 +137,15 @@ def estimate(
 
 
 def estimate_photos(
-    speeds: Speeds, photo_sizes: Sequence[tuple[int, int]], detail: Detail, max_tokens: int
+    speeds: Speeds,
+    photo_sizes: Sequence[tuple[int, int]],
+    detail: Detail,
+    max_tokens: int,
+    cached: CachedParts = NOTHING_CACHED,
 ) -> RunTime:
     """``estimate`` for photos of upright ``photo_sizes`` at ``detail`` (before preparing them)."""
     image_tokens = [estimate_tokens(size, detail.token_budget) for size in photo_sizes]
-    return estimate(speeds, image_tokens, PROMPT_TEXT_TOKENS, max_tokens)
+    return estimate(speeds, image_tokens, PROMPT_TEXT_TOKENS, max_tokens, cached)
 
 
 def describe(seconds: float, *, measured: bool = True, left: bool = False) -> str:
@@ -233,7 +264,8 @@ def for_model(
 
 
 class RunClock:
-    """The remaining time of a run in progress, from its phase events and tokens."""
+    """The remaining time of a run in progress, from its phase events and tokens (``cached``:
+    what the run will find cached, as for ``estimate``)."""
 
     def __init__(
         self,
@@ -242,11 +274,13 @@ class RunClock:
         text_tokens: int,
         max_tokens: int,
         *,
+        cached: CachedParts = NOTHING_CACHED,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.speeds = speeds
-        self.image_tokens = list(image_tokens)
-        self.plan = estimate(speeds, image_tokens, text_tokens, max_tokens)
+        self.cached = cached
+        self.encode_s = encode_seconds(speeds, image_tokens, cached)
+        self.plan = estimate(speeds, image_tokens, text_tokens, max_tokens, cached)
         self.max_tokens = max_tokens
         self.clock = clock
         self.phase: Phase | None = None
@@ -283,7 +317,6 @@ class RunClock:
         if self.phase is Phase.READING_PROMPT:
             return max(0.0, self.plan.prefill_s - in_phase) + decode
         if self.phase is Phase.ENCODING_PHOTO and self.index >= 1:
-            ahead = self.image_tokens[self.index - 1 :]
-            encode = self.speeds.encode_s_per_token * sum(ahead)
+            encode = sum(self.encode_s[self.index - 1 :])
             return max(0.0, encode - in_phase) + self.plan.prefill_s + decode
         return self.plan.total_s  # loading or preparing: all of it is still ahead

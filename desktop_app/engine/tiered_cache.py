@@ -86,6 +86,15 @@ class TieredCache(Generic[V]):
         self._remember(key, value)
         return value
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is held in memory or on disk, without reading it or making it recent
+        (a question about the next run must not change which entries that run finds). A
+        damaged disk file still counts: the run finds out and drops it."""
+        if key in self._memory or key in self._pending:
+            return True
+        path = self.path(key)
+        return path is not None and path.is_file()
+
     def put(self, key: str, value: V) -> None:
         """Keep ``value`` in memory now; it goes to disk at the next ``flush``."""
         self._remember(key, value)

@@ -185,6 +185,7 @@ class Filmstrip(QWidget):
             self.reload_photos()
             return
         self.view.viewport().update()
+        self.update_cost()  # the saved prompt was for the old order
         window.show_status("New photo order saved.")
 
     def remove_selected_photos(self) -> None:
@@ -263,16 +264,19 @@ class Filmstrip(QWidget):
     def update_cost(self) -> None:
         """Show what a story of these photos at the chosen detail would cost, or a hint."""
         window = self._window
-        photos = [p for p in window.photo_model.photos() if p.width and p.height]
-        if not photos:
+        album = window.photo_model.photos()
+        sized = [i for i, p in enumerate(album) if p.width and p.height]
+        if not sized:
             self.cost_label.setText("Drop photos here or use Add photos (5–10 work best)")
             self.cost_label.setToolTip("")  # not the estimate of the photos that were here
             return
+        photos = [album[i] for i in sized]
         estimate = estimate_cost(
             [(p.width, p.height) for p in photos],
             window.story_toolbar.detail(),
             window.max_tokens(),
             run_speeds(window.settings),
+            window.generation.cached(album).select(sized),  # Generate again: only the writing
         )
         text = f"{len(photos)} photos · {estimate.describe()}"
         if estimate.problem:

@@ -11,21 +11,37 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop_app.app.costs import run_clock, run_speeds
+from desktop_app.app.costs import cached_parts, run_clock, run_speeds
 from desktop_app.app.settings import Settings
 from desktop_app.app.stored_story import FrameGeometry
-from desktop_app.app.telling import RunEnded, RunStarted, TellOptions, photos_to_tell, tell
-from desktop_app.engine.events import Event, PhaseEvent, ShouldStop, StoryBackend, StoryRequest
+from desktop_app.app.telling import (
+    RunEnded,
+    RunStarted,
+    TellOptions,
+    known_photo,
+    photos_to_tell,
+    tell,
+)
+from desktop_app.engine.events import (
+    NOTHING_CACHED,
+    CachedParts,
+    Event,
+    PhaseEvent,
+    ShouldStop,
+    StoryBackend,
+    StoryRequest,
+)
 from desktop_app.engine.images import prepared_size_for
 from desktop_app.engine.speeds import RunClock, describe
 from desktop_app.errors import StorytellerError
+from desktop_app.library.records import Photo
 from desktop_app.story.model import Story
 from desktop_app.story.parser import StoryStreamParser
 from desktop_app.ui.errors import show_error
@@ -85,6 +101,7 @@ class GenerationController(QObject):
         self._backend: StoryBackend | None = None
         self._generation: WorkerHandle | None = None
         self._stopping = False
+        self._next_cached = NOTHING_CACHED  # what the run being started will find cached
         self.live: LiveRun | None = None
         self._render_timer = QTimer(self)
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
@@ -99,6 +116,17 @@ class GenerationController(QObject):
     def is_stopping(self) -> bool:
         """True once Stop was asked for and the run has not ended yet."""
         return self._stopping
+
+    def cached(self, photos: Sequence[Photo]) -> CachedParts:
+        """What the next run over ``photos`` (album order, the toolbar's choices) would find
+        cached, as the backend says. Nothing before the backend exists, and nothing while a run
+        is in progress: the backend's caches belong to its worker then (not thread-safe)."""
+        if self._backend is None or self.is_generating():
+            return NOTHING_CACHED
+        request = self.options().request(
+            [photo.path for photo in photos], [known_photo(photo) for photo in photos]
+        )
+        return cached_parts(self._backend, request)
 
     def backend(self) -> StoryBackend:
         """The backend, created on first use (in the worker thread: loading can take a while)."""
@@ -140,10 +168,11 @@ class GenerationController(QObject):
             window.show_status("Add photos to the album first.")
             return
         try:
-            photos_to_tell(window.library, album_id)
+            photos = photos_to_tell(window.library, album_id)
         except StorytellerError as err:
             show_error(window, err, action="Starting the story")
             return
+        self._next_cached = self.cached(photos)  # asked now: the worker owns the backend soon
         options = self.options()
         window.remember_choices()
         library, backend = window.library, _LazyBackend(self)
@@ -178,11 +207,13 @@ class GenerationController(QObject):
         self.live = LiveRun(
             event.album.id, event.run_id, len(event.photos), StoryStreamParser(), frame_photos
         )
+        sized = [i for i, p in enumerate(event.photos) if p.width and p.height]
         self.live.clock = run_clock(
             run_speeds(window.settings),
-            [(p.width, p.height) for p in event.photos if p.width and p.height],
+            [(event.photos[i].width, event.photos[i].height) for i in sized],
             event.request.detail,
             event.request.sampling.max_tokens,
+            self._next_cached.select(sized),
         )
         if event.album.id == window.current_album_id:
             window.current_run = None  # the panels now show the run being written

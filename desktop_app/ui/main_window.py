@@ -194,6 +194,8 @@ class MainWindow(QMainWindow):
         )
         self.filmstrip.view.selectionModel().selectionChanged.connect(self.update_actions)
         self.story_toolbar.detail_combo.currentIndexChanged.connect(self.filmstrip.update_cost)
+        # Another instruction is another prompt: what is cached changes the time.
+        self.story_toolbar.instruction_combo.currentTextChanged.connect(self.filmstrip.update_cost)
         self.story_panel.status_message.connect(self.show_status)
         self.imports.state_changed.connect(self.update_actions)
         self.generation.run_started.connect(self._on_run_started)

@@ -17,10 +17,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from engine_helpers import backend_in
 from PIL import Image
 
 from desktop_app.engine import llama_prompt, llama_sampling, prompt_cache
-from desktop_app.engine.events import Detail, ResultEvent, RunResult, SamplingParams, StoryRequest
+from desktop_app.engine.events import (
+    CachedParts,
+    Detail,
+    ResultEvent,
+    RunResult,
+    SamplingParams,
+    StoryRequest,
+)
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.engine.prompt_cache import PromptCache, SavedPrompt, prompt_key
 
@@ -47,19 +55,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_image: Path) -> list[P
     return [tiny_image, folder / "b.png", folder / "c.png", folder / "d.png"]
 
 
-def make_backend(tiny_model: TinyModel, root: Path) -> LlamaCppBackend:
-    return LlamaCppBackend(
-        tiny_model.text_gguf,
-        tiny_model.mmproj_gguf,
-        cache_dir=root / "embeddings",
-        prompt_cache_dir=root / "prompts",
-        manifest=tiny_model.manifest,
-    )
-
-
 @pytest.fixture
 def backend(tiny_model: TinyModel, tmp_path: Path) -> Iterator[LlamaCppBackend]:
-    engine = make_backend(tiny_model, tmp_path)
+    engine = backend_in(tiny_model, tmp_path)
     yield engine
     engine.close()
 
@@ -142,9 +140,17 @@ def test_the_saved_state_continues_from_the_m_rope_position_not_the_cell_count(
     assert saved.cells - saved.n_past == 24 - 6
 
 
-@pytest.mark.parametrize("change", ["photo", "order", "detail", "instruction"])
+@pytest.mark.parametrize(
+    ("change", "still_cached"),
+    [
+        ("photo", (True, False)),  # c replaces d: c was never encoded
+        ("order", (True, True)),  # the same embeddings in another prompt
+        ("detail", (True, False)),  # d is prepared larger; the small fixture photo is not
+        ("instruction", (True, True)),
+    ],
+)
 def test_any_change_to_what_the_model_sees_reads_the_prompt_again(
-    backend: LlamaCppBackend, photos: list[Path], change: str
+    backend: LlamaCppBackend, photos: list[Path], change: str, still_cached: tuple[bool, ...]
 ) -> None:
     a, _, c, d = photos
     request = StoryRequest(photos=(a, d), detail=Detail.LOW, sampling=SAMPLING)
@@ -157,10 +163,13 @@ def test_any_change_to_what_the_model_sees_reads_the_prompt_again(
         ),
     }[change]
     first = run(backend, request)
-    read = backend.prompt_tokens_read
+    read, encoded = backend.prompt_tokens_read, backend.photos_encoded
+    said = backend.cached(changed)  # asked before the run (the time estimate): it foretells it
     second = run(backend, changed)
     assert not first.timings.prompt_reused and not second.timings.prompt_reused
     assert backend.prompt_tokens_read - read > 1  # read again, not restored
+    assert said == CachedParts(still_cached, prompt=False)
+    assert backend.photos_encoded - encoded == still_cached.count(False)
     assert run(backend, request).timings.prompt_reused  # the first one is still remembered
 
 
@@ -193,7 +202,7 @@ def test_the_disk_copy_survives_a_new_backend(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     request = StoryRequest(photos=tuple(photos), detail=Detail.LOW, sampling=SAMPLING)
-    first = make_backend(tiny_model, tmp_path)
+    first = backend_in(tiny_model, tmp_path)
     try:
         cold = run(first, request)
     finally:
@@ -202,7 +211,7 @@ def test_the_disk_copy_survives_a_new_backend(
     logits_seen.clear()
     assert len(list((tmp_path / "prompts").glob("*/*.kv"))) == 1
     forbid_reading(monkeypatch)
-    later = make_backend(tiny_model, tmp_path)  # a restart: nothing in memory
+    later = backend_in(tiny_model, tmp_path)  # a restart: nothing in memory
     try:
         again = run(later, request)
     finally:
@@ -243,7 +252,7 @@ def test_a_damaged_cache_file_is_dropped_and_the_run_reads_the_prompt(
     tiny_model: TinyModel, photos: list[Path], tmp_path: Path
 ) -> None:
     request = StoryRequest(photos=tuple(photos[:2]), detail=Detail.LOW, sampling=SAMPLING)
-    first = make_backend(tiny_model, tmp_path)
+    first = backend_in(tiny_model, tmp_path)
     try:
         cold = run(first, request)
     finally:
@@ -252,7 +261,7 @@ def test_a_damaged_cache_file_is_dropped_and_the_run_reads_the_prompt(
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte in the K/V data
     path.write_bytes(bytes(data))
-    later = make_backend(tiny_model, tmp_path)
+    later = backend_in(tiny_model, tmp_path)
     try:
         again = run(later, request)
     finally:

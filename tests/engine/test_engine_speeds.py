@@ -13,6 +13,8 @@ import pytest
 
 from desktop_app.engine import speeds
 from desktop_app.engine.events import (
+    CachedParts,
+    Detail,
     FinishReason,
     Phase,
     PhotoInfo,
@@ -74,6 +76,23 @@ def test_a_cold_run_estimate_adds_encode_prefill_and_decode() -> None:
     assert speeds.describe(run.total_s) == "about 8 min"  # 8.4 min
     short = speeds.estimate(RATES, [256, 256], text_tokens=128, max_tokens=300)
     assert short.new_tokens == 300 and short.decode_s == pytest.approx(150.0)  # capped
+
+
+def test_a_cached_photo_costs_no_encoding_and_a_cached_prompt_only_the_writing() -> None:
+    one = speeds.estimate(RATES, [256, 256], 128, 4096, CachedParts((False, True)))
+    assert one.encode_s == pytest.approx(5.12)  # 0.02 s x the 256 tokens of photo 1
+    assert one.prefill_s == pytest.approx(64.4)  # the prompt is read as cold
+    assert one.total_s == pytest.approx(499.52)  # 5.12 + 64.4 + 430
+    prompt = speeds.estimate(RATES, [256, 256], 128, 4096, CachedParts((False, False), True))
+    assert prompt.encode_s == prompt.prefill_s == 0.0
+    assert prompt.total_s == prompt.decode_s == pytest.approx(430.0)  # 860 tokens / 2 per s
+    # From the photos' sizes: 640x480 as trained is 234 tokens (504x364 px: 18 x 13 patches).
+    sized = speeds.estimate_photos(RATES, [(640, 480)], Detail.LOW, 4096, CachedParts((True,)))
+    assert sized.encode_s == 0.0 and sized.prefill_s == pytest.approx(36.4)  # (128+234+2) / 10
+    assert CachedParts((False, True)).describe(2) == "1 of 2 photos cached"
+    assert CachedParts((True, True)).describe(2) == "photos cached"
+    assert CachedParts((), True).describe(2) == "photos and prompt cached"
+    assert CachedParts().describe(2) == ""
 
 
 def test_the_estimate_says_when_it_is_only_an_estimate() -> None:
@@ -180,6 +199,20 @@ def test_the_live_clock_counts_down_phase_by_phase() -> None:
     assert run.remaining_s() == pytest.approx(32 / (900 / 25.0))
 
 
+def test_the_live_clock_of_a_run_that_finds_things_cached() -> None:
+    clock = FakeClock()
+    photo = RunClock(RATES, [256, 256], 128, 4096, cached=CachedParts((True, False)), clock=clock)
+    assert photo.remaining_s() == pytest.approx(499.52)  # 5.12 + 64.4 + 430
+    photo.on_phase(Phase.ENCODING_PHOTO, 2)
+    clock.now += 2.0
+    assert photo.remaining_s() == pytest.approx(5.12 - 2.0 + 64.4 + 430.0)
+    prompt = RunClock(RATES, [256, 256], 128, 4096, cached=CachedParts((), True), clock=clock)
+    assert prompt.remaining_s() == pytest.approx(430.0)  # loading: only the writing is ahead
+    prompt.on_phase(Phase.READING_PROMPT)
+    clock.now += 1.0
+    assert prompt.remaining_s() == pytest.approx(430.0)  # restoring the state reads no prompt
+
+
 @pytest.mark.slow
 def test_the_cli_prints_the_estimate_and_a_run_turns_it_into_a_measurement(
     tiny_model: TinyModel, tiny_image: Path, capsys: pytest.CaptureFixture[str]
@@ -192,9 +225,16 @@ def test_the_cli_prints_the_estimate_and_a_run_turns_it_into_a_measurement(
     assert cli_main(command) == 0
     first = capsys.readouterr().err
     assert "storyteller: under a minute for 2 photos at As trained (estimate from the " in first
-    # The run measured this machine: the next estimate is its own, and the book holds it.
+    # The bars carry the remaining time while the run goes (the bar of each phase).
+    assert "under a minute left (estimate)" in first
+    # The run measured this machine: the next estimate is its own, and the book holds it; the
+    # run left its photos and prompt in the disk caches, and the new backend finds them.
     (entry,) = json.loads(paths.speeds_file().read_text())["models"].values()
     assert entry["measured"] and entry["runs"] == 1 and entry["decode_tokens_per_s"] > 0
     assert cli_main(command) == 0
     second = capsys.readouterr().err
-    assert "storyteller: under a minute for 2 photos at As trained (estimate)\n" in second
+    expected = "storyteller: under a minute for 2 photos at As trained (estimate; photos and "
+    assert f"{expected}prompt cached)\n" in second
+    assert "under a minute left" in second
+    assert cli_main([*command, "--quiet"]) == 0
+    assert "left" not in capsys.readouterr().err
