@@ -171,6 +171,8 @@ class Progress:
     def _open(self, phase: Phase, total: int | None, unit: str) -> None:
         from tqdm import tqdm
 
+        if self.bar is not None and self.bar.total:  # a new phase: every photo of the last is done
+            self.bar.update(self.bar.total - self.bar.n)
         self.close()
         self.phase = phase
         self.bar = tqdm(
@@ -195,9 +197,9 @@ class Progress:
                     self._open(event.phase, self.max_tokens, "tok")
                 else:
                     self._open(event.phase, None, "")
-            if event.total and self.bar is not None:
+            if event.total and self.bar is not None:  # photo ``index`` begins: index - 1 done
                 self._show_remaining()
-                self.bar.update(event.index - self.bar.n)
+                self.bar.update(event.index - 1 - self.bar.n)
         elif isinstance(event, TokenEvent) and self.bar is not None:
             self._show_remaining()
             self.bar.update(event.tokens)
@@ -275,7 +277,8 @@ def time_estimate(clock: RunClock, request: StoryRequest) -> str:
     cached = clock.cached.describe(photos)
     if cached:
         notes.append(cached)
-    return f"{text} for {photos} photos at {request.detail.label} ({'; '.join(notes)})"
+    counted = f"{photos} photo" if photos == 1 else f"{photos} photos"
+    return f"{text} for {counted} at {request.detail.label} ({'; '.join(notes)})"
 
 
 def run_story(

@@ -161,3 +161,30 @@ def test_the_writing_bar_counts_tokens_and_closes_at_the_final_count(
     tell_cmd.run_story(_Backend(finish), request, show_progress=True)
     last_draw = capsys.readouterr().err.strip().split("\r")[-1]
     assert last_draw.startswith("writing") and f" {final_bar} " in last_draw
+
+
+class _StoppedWhileEncoding:
+    """Prepares two photos, starts encoding the second, and is stopped there."""
+
+    description = "test"
+
+    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
+        yield PhaseEvent(Phase.PREPARING_PHOTO, 1, 2)
+        yield PhaseEvent(Phase.PREPARING_PHOTO, 2, 2)
+        yield PhaseEvent(Phase.ENCODING_PHOTO, 1, 2)
+        yield PhaseEvent(Phase.ENCODING_PHOTO, 2, 2)
+        result = RunResult("", FinishReason.CANCELLED, (), request.sampling, "test", "test")
+        yield ResultEvent(result)
+
+    def close(self) -> None:
+        pass
+
+
+def test_photo_bars_count_photos_done_not_begun(capsys: pytest.CaptureFixture[str]) -> None:
+    request = StoryRequest(photos=(Path("a.jpg"), Path("b.jpg")))
+    tell_cmd.run_story(_StoppedWhileEncoding(), request, show_progress=True)
+    err = capsys.readouterr().err
+    preparing = [d for d in err.split("\r") if d.strip().startswith("preparing photo")]
+    encoding = [d for d in err.split("\r") if d.strip().startswith("encoding photo")]
+    assert " 2/2 " in preparing[-1]  # finished: the next phase began
+    assert " 1/2 " in encoding[-1]  # stopped while photo 2 was encoding
