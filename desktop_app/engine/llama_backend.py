@@ -108,7 +108,6 @@ class LlamaCppBackend:
         use_mmap: bool | None = None,
         verbose: bool = False,
         speculation: bool = True,
-        huge_pages: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.mmproj_path = Path(mmproj_path)
@@ -133,7 +132,6 @@ class LlamaCppBackend:
         # 7B at Q4_K_M (bench/real_scale.py). Reading the file once into memory holds one copy.
         self.use_mmap = self.n_gpu_layers != 0 if use_mmap is None else use_mmap
         self.fixed_n_ctx = n_ctx
-        self.huge_pages = huge_pages  # the loaded weights on huge pages (CPU, Linux: faster)
         self.verbose = verbose
         self.cache = EmbeddingCache(
             cache_dir if cache_dir is not None else paths.embeddings_cache_dir()
@@ -212,7 +210,6 @@ class LlamaCppBackend:
             n_threads=self.n_threads,
             use_mmap=self.use_mmap,
             verbose=self.verbose,
-            huge_pages=self.huge_pages,
         )
         return self._loaded
 

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_app.engine import costs
-from desktop_app.engine import huge_pages as huge_page_regions
 from desktop_app.engine.gguf_info import ModelFileError
 from desktop_app.engine.speculation import DecodeTimer
-
-logger = logging.getLogger(__name__)
 
 N_BATCH = costs.BATCH_TOKENS
 
@@ -26,7 +22,6 @@ class Loaded:
     n_ctx: int
     forced_tokenizer: object | None = None  # llguidance's view of the vocabulary, made on demand
     decode_timer: DecodeTimer = field(default_factory=DecodeTimer)  # speculation's cost model
-    huge_page_bytes: int = 0  # of the memory loading added, now on huge pages (CPU, Linux)
 
 
 def route_native_logs() -> None:
@@ -46,7 +41,6 @@ def load(
     n_threads: int,
     use_mmap: bool,
     verbose: bool,
-    huge_pages: bool = True,
 ) -> Loaded:
     """The model and its projector loaded for ``n_ctx`` cells; ``ModelFileError`` if refused."""
     import llama_cpp
@@ -54,9 +48,6 @@ def load(
 
     route_native_logs()
     gpu = n_gpu_layers != 0
-    # Weights read once per token from the heap decode faster on huge pages (not on a GPU).
-    wanted = huge_pages and not gpu and not use_mmap
-    before = huge_page_regions.anonymous_regions() if wanted else None
     try:
         llm = llama_cpp.Llama(
             model_path=str(model_path),
@@ -97,7 +88,4 @@ def load(
         mtmd_cpp.mtmd_free(mtmd_ctx)
         llm.close()
         raise ModelFileError(f"{mmproj_path.name} has no vision encoder")
-    collapsed = huge_page_regions.collapse_new(before) if before is not None else 0
-    if collapsed:
-        logger.info("%d MiB of the loaded model on huge pages", collapsed >> 20)
-    return Loaded(llm, mtmd_ctx, n_ctx, huge_page_bytes=collapsed)
+    return Loaded(llm, mtmd_ctx, n_ctx)
