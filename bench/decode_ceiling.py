@@ -1,27 +1,21 @@
 """Decoding speed against the memory-bandwidth ceiling, side by side in one run (issue 14).
 
-    python bench/decode_ceiling.py WORKDIR [--native-lib DIR] [--rounds 2] [--tokens 48]
+    python bench/decode_ceiling.py WORKDIR [--workers app app@native llama] [--native-lib DIR]
+                                   [--rounds 30] [--tokens 8]
 
 WORKDIR is bench/real_scale.py's folder: its 7B-shaped Q4_K_M model. The ceiling is the bytes of
 weights one token reads (all but the embedding table) over this machine's read bandwidth
-(numpy, every thread, 2 GiB). Every configuration runs in a process of its own, each right
-after a bandwidth measurement, round after round, so that other work on the machine weighs on
-all of them alike:
+(numpy, every thread, 2 GiB).
 
-- ``llama.cpp``: a ctypes loop of one-token ``llama_decode`` calls reading the logits back, the
-  app's context settings, after a 32-token prompt; threads, repacked weights (llama.cpp's CPU
-  ``extra`` buffers) and huge pages for its heap (glibc's ``hugetlb`` tunable; the kernel gives
-  them only on request, ``madvise``) vary;
-- ``app``: the app's own decoding (``LlamaCppBackend``, one small photo, free format, token by
-  token: what the ceiling bounds), which adds sampling, UTF-8 and events on top; with its
-  loaded weights on huge pages (``engine/huge_pages.py``, the default) and without (as before);
-- ``--native-lib DIR``: the same again with another build of the same llama.cpp (its
-  libllama/libggml/libmtmd), e.g. a ``GGML_NATIVE=ON`` one, which is what ``pip install .``
-  compiles on this machine; the installed wheel of CI and the bundles is portable (AVX2).
-
-Prints one table: tokens/s (mean over ``--tokens``) by round, and the median's share of the
-ceiling from the median bandwidth (other machines' traffic moves single bandwidth readings by
-up to 2x, so one reading per round would be no fairer).
+On a shared machine other work moves single readings by up to 2x within minutes, so the
+decoders are compared in lockstep: every worker (``bench/decode_worker.py``: ``app``,
+``llama``, ``llama-1t``, ``bandwidth``) loads once and stays loaded, then each round
+runs a short burst on each of them in turn, bandwidth included. Slow drifts weigh on all alike;
+the table gives each worker's tokens/s over all its bursts and the share of the ceiling from
+the median bandwidth reading. A worker named ``NAME@native`` loads another build of the same
+llama.cpp (``--native-lib``: its libllama/libggml/libmtmd folder, e.g. a ``GGML_NATIVE=ON``
+build, which is what ``pip install .`` compiles on this machine; CI and the bundles use the
+portable AVX2 wheel). Memory bounds the workers: each 7B decoder holds about 6.3 GiB.
 """
 
 from __future__ import annotations
@@ -39,133 +33,77 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from real_scale import bandwidth_command, describe_machine  # noqa: E402
+from real_scale import describe_machine  # noqa: E402
 from real_scale_engine import weights_read_per_token  # noqa: E402
 
-_LLAMA_CHILD = """
-import ctypes, json, sys, time
-import llama_cpp
-path, threads, repack, tokens = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
-llama_cpp.llama_backend_init()
-model_params = llama_cpp.llama_model_default_params()
-model_params.n_gpu_layers = 0
-model_params.use_mmap = False  # as the app loads on a CPU
-model_params.use_extra_bufts = repack
-model = llama_cpp.llama_model_load_from_file(path.encode(), model_params)
-params = llama_cpp.llama_context_default_params()
-params.n_ctx, params.n_batch, params.n_ubatch = 4096, 512, 512
-params.n_threads = params.n_threads_batch = threads
-params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # the app's CPU setting
-ctx = llama_cpp.llama_init_from_model(model, params)
-
-def decode(batch):
-    array = (llama_cpp.llama_token * len(batch))(*batch)
-    assert llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(array, len(batch))) == 0
-    llama_cpp.llama_get_logits_ith(ctx, -1)
-
-decode(list(range(100, 132)))
-seconds = []
-for i in range(tokens):
-    started = time.perf_counter()
-    decode([200 + i])
-    seconds.append(time.perf_counter() - started)
-huge = 0
-with open("/proc/self/smaps_rollup") as rollup:
-    for line in rollup:
-        if line.startswith("AnonHugePages:"):
-            huge = int(line.split()[1]) * 1024
-info = llama_cpp.llama_print_system_info().decode()
-print(json.dumps({"tokens_per_s": tokens / sum(seconds), "huge_page_bytes": huge,
-                  "avx512": "AVX512 = 1" in info}))
-"""
-
-HUGE_PAGES = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+LABELS = {
+    "app": "the app (LlamaCppBackend, token by token)",
+    "llama": "llama.cpp alone",
+    "llama-1t": "llama.cpp alone, 1 thread",
+}
 
 
 @dataclass
-class Config:
-    label: str
-    kind: str  # "llama" or "app"
-    threads: int = 2
-    repack: bool = True
-    huge_pages: bool = True  # app only (llama: the glibc tunable in env)
-    env: dict[str, str] = field(default_factory=dict)
+class Worker:
+    name: str
+    process: subprocess.Popen
+    facts: dict = field(default_factory=dict)
+    tokens: int = 0
+    seconds: float = 0.0
     rates: list[float] = field(default_factory=list)
-    notes: set[str] = field(default_factory=set)
+
+    def ask(self, count: int) -> dict:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"{count}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"worker {self.name} died (see its log)")
+        return json.loads(line)
+
+    def label(self) -> str:
+        kind, _, build = self.name.partition("@")
+        return f"{LABELS.get(kind, kind)}, {build or 'wheel'}"
 
 
-def configs(threads: int, native: Path | None) -> list[Config]:
-    builds = [("wheel", {})]
-    if native is not None:
-        lib = str(native)
-        builds.append(("native", {"LLAMA_CPP_LIB_PATH": lib, "MTMD_CPP_LIB": lib}))
-    found = [
-        Config("llama.cpp, wheel, 1 thread", "llama", threads=1),
-        Config("llama.cpp, wheel, weights not repacked", "llama", threads=threads, repack=False),
-    ]
-    for build, env in builds:
-        found += [
-            Config(f"llama.cpp, {build}", "llama", threads=threads, env=env),
-            Config(
-                f"llama.cpp, {build}, huge pages",
-                "llama",
-                threads=threads,
-                env={**env, **HUGE_PAGES},
-            ),
-            Config(
-                f"app, {build}, 4 KiB pages (before)",
-                "app",
-                threads=threads,
-                huge_pages=False,
-                env=env,
-            ),
-            Config(f"app, {build}", "app", threads=threads, env=env),
-        ]
-    return found
-
-
-def run_child(command: list[str], env: dict[str, str]) -> dict:
-    done = subprocess.run(
-        command,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
+def start(name: str, work: Path, threads: int, native: Path | None, logs: Path) -> Worker:
+    kind, _, build = name.partition("@")
+    env = dict(os.environ)
+    if build == "native":
+        if native is None:
+            raise SystemExit(f"{name} needs --native-lib")
+        env["LLAMA_CPP_LIB_PATH"] = env["MTMD_CPP_LIB"] = str(native)
+    command = [sys.executable, str(BENCH / "decode_worker.py"), kind, str(work)]
+    command += ["--threads", str(threads)]
+    log = (logs / f"{name.replace('@', '-')}.log").open("w")
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
     )
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline() or "{}")
+    if not ready.get("ready"):
+        raise SystemExit(f"worker {name} did not start (see {log.name})")
+    return Worker(name, process, facts=ready)
 
 
-def measure(config: Config, work: Path, model: Path, tokens: int) -> dict:
-    if config.kind == "llama":
-        command = [sys.executable, "-c", _LLAMA_CHILD, str(model), str(config.threads)]
-        command += ["1" if config.repack else "0", str(tokens)]
-    else:
-        command = [sys.executable, str(BENCH / "real_scale_engine.py"), "decode", str(work)]
-        command += ["--threads", str(config.threads), "--tokens", str(tokens), "--no-speculation"]
-        command += [] if config.huge_pages else ["--no-huge-pages"]
-    return run_child(command, config.env)
-
-
-def table(rows: list[Config], bandwidths: list[float], weights: int, machine: str) -> str:
+def table(workers: list[Worker], bandwidths: list[float], weights: int, machine: str) -> str:
     bandwidth = statistics.median(bandwidths)
     ceiling = bandwidth / weights
     lines = [
         f"Decoding vs the bandwidth ceiling — {machine}",
         f"weights read per token {weights / 1e9:.2f} GB; read bandwidth "
         f"{min(bandwidths) / 1e9:.1f}-{max(bandwidths) / 1e9:.1f} GB/s, median "
-        f"{bandwidth / 1e9:.1f}: ceiling {ceiling:.2f} tok/s",
+        f"{bandwidth / 1e9:.1f} over {len(bandwidths)} readings: ceiling {ceiling:.2f} tok/s",
         "",
-        "| configuration | tok/s by round | median | share of the ceiling | notes |",
+        "| decoder | tok/s (all bursts) | bursts: min-max tok/s | share of the ceiling | notes |",
         "|---|---|---|---|---|",
     ]
-    for row in rows:
-        rates = ", ".join(f"{r:.2f}" for r in row.rates)
-        median = statistics.median(row.rates)
+    for worker in workers:
+        rate = worker.tokens / worker.seconds
+        notes = ["AVX-512"] if worker.facts.get("avx512") else []
         lines.append(
-            f"| {row.label} | {rates} | {median:.2f} | {median / ceiling:.0%} "
-            f"| {', '.join(sorted(row.notes))} |"
+            f"| {worker.label()} | {rate:.2f} | {min(worker.rates):.2f}-{max(worker.rates):.2f} "
+            f"| {rate / ceiling:.0%} | {', '.join(notes)} |"
         )
     return "\n".join(lines)
 
@@ -173,36 +111,52 @@ def table(rows: list[Config], bandwidths: list[float], weights: int, machine: st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdir", type=Path, help="bench/real_scale.py's folder")
+    parser.add_argument("--workers", nargs="+", default=["app", "llama"])
     parser.add_argument("--native-lib", type=Path, help="another llama.cpp build's library folder")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--tokens", type=int, default=8, help="tokens per burst")
     parser.add_argument("--note", default="", help="appended to the machine line")
     args = parser.parse_args(argv)
     work = args.workdir.resolve()
     manifest = json.loads((work / "q4km" / "manifest.json").read_text())
-    model = work / "q4km" / manifest["files"]["text"]["file"]
-    weights = weights_read_per_token(model)
-    rows = configs(args.threads, args.native_lib)
+    weights = weights_read_per_token(work / "q4km" / manifest["files"]["text"]["file"])
+    logs = work / "decode-logs"
+    logs.mkdir(exist_ok=True)
+    bandwidth = start("bandwidth", work, args.threads, None, logs)
+    workers = []
+    for name in args.workers:  # one at a time: loading two at once would time the loading
+        workers.append(start(name, work, args.threads, args.native_lib, logs))
+        print(f"[{time.strftime('%H:%M:%S')}] {name} loaded", file=sys.stderr, flush=True)
     bandwidths = []
-    for round_ in range(1, args.rounds + 1):
-        for row in rows:
-            bandwidth = run_child(bandwidth_command(args.threads), {})["read_bytes_per_s"]
-            bandwidths.append(bandwidth)
-            result = measure(row, work, model, args.tokens)
-            row.rates.append(result["tokens_per_s"])
-            if result.get("huge_page_bytes"):
-                row.notes.add(f"{result['huge_page_bytes'] / 2**30:.1f} GiB in huge pages")
-            if result.get("avx512"):
-                row.notes.add("AVX-512")
+    try:
+        bandwidth.ask(1)  # a warm-up round, not counted: first touches after loading
+        for worker in workers:
+            worker.ask(args.tokens)
+        for round_ in range(args.rounds):
+            # Rotate who goes first, so that none always follows the bandwidth reading.
+            order = workers[round_ % len(workers) :] + workers[: round_ % len(workers)]
+            bandwidths.append(bandwidth.ask(1)["read_bytes_per_s"])
+            for worker in order:
+                burst = worker.ask(args.tokens)
+                worker.tokens += burst["tokens"]
+                worker.seconds += burst["seconds"]
+                worker.rates.append(burst["tokens"] / burst["seconds"])
             print(
-                f"[{time.strftime('%H:%M:%S')}] round {round_}: {row.label}: "
-                f"{result['tokens_per_s']:.2f} tok/s",
+                f"[{time.strftime('%H:%M:%S')}] round {round_ + 1}: "
+                + ", ".join(f"{w.name} {w.rates[-1]:.2f}" for w in workers)
+                + f", bandwidth {bandwidths[-1] / 1e9:.1f} GB/s",
                 file=sys.stderr,
                 flush=True,
             )
+    finally:
+        for worker in [bandwidth, *workers]:
+            if worker.process.stdin is not None:
+                worker.process.stdin.write("\n")
+                worker.process.stdin.close()
+            worker.process.wait(timeout=60)
     machine = describe_machine(args.threads) + (f"; {args.note}" if args.note else "")
-    print(table(rows, bandwidths, weights, machine))
+    print(table(workers, bandwidths, weights, machine))
     return 0
 
 

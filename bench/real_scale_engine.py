@@ -11,7 +11,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -213,51 +212,16 @@ def scenario_restart(work: Path, threads: int) -> dict:
     return {"load_s": load_s, "restart": result.timings.to_dict(), "restart_wall_s": wall}
 
 
-def scenario_decode(
-    work: Path, threads: int, tokens: int, speculation: bool, huge_pages: bool
-) -> dict:
-    """The app's own decoding rate: one small photo (little to read), free format, a random
-    seed, caches of its own; token by token unless ``speculation``."""
-    with tempfile.TemporaryDirectory(prefix="storyteller-decode-") as caches:
-        engine = backend(work, threads, fresh_caches=False, caches=Path(caches))
-        engine.speculation = speculation
-        engine.huge_pages = huge_pages
-        folder = Path(caches) / "photo"
-        folder.mkdir()
-        Image.linear_gradient("L").resize((112, 112)).convert("RGB").save(folder / "small.png")
-        request = StoryRequest(
-            photos=(folder / "small.png",), sampling=SamplingParams(max_tokens=tokens)
-        )
-        preload_for(engine, request)
-        assert engine._loaded is not None
-        huge = engine._loaded.huge_page_bytes
-        result = run(engine, request)
-        engine.close()
-    return {
-        "tokens_per_s": result.timings.tokens_per_s,
-        "generated_tokens": result.timings.generated_tokens,
-        "tokens_per_evaluation": engine.speculation_stats.tokens_per_evaluation,
-        "huge_page_bytes": huge,
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=("encode", "tell", "restart", "decode"))
+    parser.add_argument("scenario", choices=("encode", "tell", "restart"))
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--mmap", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--tokens", type=int, default=48, help="decode: new tokens")
-    parser.add_argument("--no-speculation", action="store_true", help="decode: token by token")
-    parser.add_argument("--no-huge-pages", action="store_true", help="decode: as before #14")
     args = parser.parse_args()
     global MMAP
     MMAP = {"auto": None, "on": True, "off": False}[args.mmap]
-    scenario = globals()[f"scenario_{args.scenario}"]
-    extra = ()
-    if args.scenario == "decode":
-        extra = (args.tokens, not args.no_speculation, not args.no_huge_pages)
-    report = scenario(args.workdir, args.threads, *extra)
+    report = globals()[f"scenario_{args.scenario}"](args.workdir, args.threads)
     print(json.dumps(report))
     return 0
 
