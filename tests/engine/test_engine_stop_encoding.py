@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from engine_helpers import backend_in
 from PIL import Image
 
 from desktop_app.engine import llama_prompt, photo_encoder
@@ -57,13 +58,7 @@ def request_(album: list[Path]) -> StoryRequest:
 
 @pytest.fixture
 def fresh(tiny_model: TinyModel, tmp_path: Path) -> Iterator[LlamaCppBackend]:
-    engine = LlamaCppBackend(
-        tiny_model.text_gguf,
-        tiny_model.mmproj_gguf,
-        cache_dir=tmp_path / "embeddings",
-        prompt_cache_dir=tmp_path / "prompts",
-        manifest=tiny_model.manifest,
-    )
+    engine = backend_in(tiny_model, tmp_path)
     yield engine
     engine.close()
 
