@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 # How often a waiting run asks should_stop: well under the 0.25 s a Stop feels instant within.
 POLL_S = 0.05
-
-
 THREAD_NAME = "storyteller-vision"
 
 
@@ -64,11 +62,6 @@ class PhotoEncoder:
         self._on_encoded = on_encoded
         self._encoding: _Encoding | None = None
         self._lock = threading.Lock()  # between ``release`` and an encode that is ending
-
-    @property
-    def busy(self) -> bool:
-        """An encode is still running (or done but not yet filed)."""
-        return self._encoding is not None
 
     def encode(
         self,

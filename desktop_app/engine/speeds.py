@@ -21,16 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from desktop_app.engine.costs import PROMPT_TEXT_TOKENS
 from desktop_app.engine.events import (
     NOTHING_CACHED,
     CachedParts,
-    Detail,
     FinishReason,
     Phase,
     RunResult,
 )
-from desktop_app.engine.images import estimate_tokens
 from desktop_app.engine.prompt import TOKENS_AROUND_IMAGE
 from desktop_app.fileio import atomic_write_text
 
@@ -136,18 +133,6 @@ def estimate(
         new_tokens=new_tokens,
         measured=speeds.measured,
     )
-
-
-def estimate_photos(
-    speeds: Speeds,
-    photo_sizes: Sequence[tuple[int, int]],
-    detail: Detail,
-    max_tokens: int,
-    cached: CachedParts = NOTHING_CACHED,
-) -> RunTime:
-    """``estimate`` for photos of upright ``photo_sizes`` at ``detail`` (before preparing them)."""
-    image_tokens = [estimate_tokens(size, detail.token_budget) for size in photo_sizes]
-    return estimate(speeds, image_tokens, PROMPT_TEXT_TOKENS, max_tokens, cached)
 
 
 def describe(seconds: float, *, measured: bool = True, left: bool = False) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from desktop_app.app.costs import run_clock
 from desktop_app.engine import speeds
 from desktop_app.engine.events import (
     CachedParts,
@@ -87,7 +88,9 @@ def test_a_cached_photo_costs_no_encoding_and_a_cached_prompt_only_the_writing()
     assert prompt.encode_s == prompt.prefill_s == 0.0
     assert prompt.total_s == prompt.decode_s == pytest.approx(430.0)  # 860 tokens / 2 per s
     # From the photos' sizes: 640x480 as trained is 234 tokens (504x364 px: 18 x 13 patches).
-    sized = speeds.estimate_photos(RATES, [(640, 480)], Detail.LOW, 4096, CachedParts((True,)))
+    clock = run_clock(RATES, [(640, 480)], Detail.LOW, 4096, CachedParts((True,)))
+    assert clock is not None
+    sized = clock.plan
     assert sized.encode_s == 0.0 and sized.prefill_s == pytest.approx(36.4)  # (128+234+2) / 10
     assert CachedParts((False, True)).describe(2) == "1 of 2 photos cached"
     assert CachedParts((True, True)).describe(2) == "photos cached"
