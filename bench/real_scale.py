@@ -170,30 +170,10 @@ def step_convert_q4km(work: Path, args: argparse.Namespace) -> dict:
     return _convert(work, args, "Q4_K_M", "q4km")
 
 
-_BANDWIDTH_CHILD = """
-import json, sys, threading, time
-import numpy as np
-threads, gib = int(sys.argv[1]), float(sys.argv[2])
-buffer = np.ones(int(gib * 2**30) // 8, dtype=np.uint64)  # touched: every page is resident
-parts = np.array_split(buffer, threads)
-best = 0.0
-for _ in range(5):
-    workers = [threading.Thread(target=np.bitwise_xor.reduce, args=(p,)) for p in parts]
-    started = time.perf_counter()
-    for w in workers: w.start()
-    for w in workers: w.join()
-    best = max(best, buffer.nbytes / (time.perf_counter() - started))
-print(json.dumps({"read_bytes_per_s": best, "buffer_bytes": buffer.nbytes, "threads": threads}))
-"""
-
-
-def bandwidth_command(threads: int) -> list[str]:
-    """A child that prints this machine's read bandwidth over 2 GiB with ``threads`` threads."""
-    return [sys.executable, "-c", _BANDWIDTH_CHILD, str(threads), "2"]
-
-
 def step_bandwidth(work: Path, args: argparse.Namespace) -> dict:
-    return run_measured(bandwidth_command(args.threads), work / "bandwidth.log")
+    command = [sys.executable, str(BENCH / "decode_worker.py"), "bandwidth", str(work)]
+    command += ["--threads", str(args.threads), "--best-of", "5"]
+    return run_measured(command, work / "bandwidth.log")
 
 
 def _engine(
