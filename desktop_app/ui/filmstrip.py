@@ -83,14 +83,17 @@ class Filmstrip(QWidget):
         self.cost_label = QLabel("")
         self.cost_label.setObjectName("costLabel")
         self.cost_label.setToolTip("")  # set with the first estimate
+        # Wraps instead of widening the window: with the time and what is cached it is ~680 px,
+        # which on one line kept the window from narrowing below ~1280 px.
+        self.cost_label.setWordWrap(True)
+        self.cost_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         bar.addWidget(self.album_title)
         bar.addSpacing(12)
         bar.addWidget(self.add_photos_button)
         bar.addWidget(self.remove_photos_button)
         bar.addWidget(self.sort_button)
         bar.addWidget(self.cancel_import_button)
-        bar.addStretch(1)
-        bar.addWidget(self.cost_label)
+        bar.addWidget(self.cost_label, 1)  # all the room left, right-aligned: wraps only if short
         return bar
 
     def _build_view(self) -> QListView:

@@ -117,3 +117,23 @@ def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
     window.filmstrip.remove_selected_photos()  # no photos left: no estimate to explain
     assert "⚠" not in window.filmstrip.cost_label.text()
     assert "GiB" not in window.filmstrip.cost_label.toolTip()
+
+
+def test_a_long_cost_estimate_wraps_instead_of_widening_the_window(
+    qtbot: Any, make_window: Callable[..., Any]
+) -> None:
+    window = make_window()
+    label = window.filmstrip.cost_label
+    label.setText("4 photos · ≈ 936 image tokens")
+    QApplication.processEvents()  # the layouts take the new text
+    narrowest = window.minimumSizeHint().width()
+    label.setText(
+        "12 photos · ≈ 2,808 image tokens · context 8,192 · ≈ 7.3 GiB · about 12 min "
+        "(estimate) · 11 of 12 photos cached"
+    )
+    QApplication.processEvents()
+    # On one line it is ~680 px, and it pushed the window's minimum width up by ~500 px; wrapped,
+    # only its longest words count.
+    assert window.minimumSizeHint().width() < narrowest + 100
+    window.resize(narrowest, 700)
+    qtbot.waitUntil(lambda: label.height() > label.fontMetrics().height() * 1.5)  # two lines
