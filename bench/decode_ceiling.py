@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="appended to the machine line")
     args = parser.parse_args(argv)
     work = args.workdir.resolve()
+    if not (work / "q4km" / "manifest.json").is_file():
+        raise SystemExit(f"no converted model in {work / 'q4km'}: run bench/real_scale.py {work}")
     manifest = json.loads((work / "q4km" / "manifest.json").read_text())
     weights = weights_read_per_token(work / "q4km" / manifest["files"]["text"]["file"])
     logs = work / "decode-logs"
