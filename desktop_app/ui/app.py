@@ -82,7 +82,7 @@ def build_main_window(settings: Settings | None = None) -> MainWindow:
 
     settings = settings if settings is not None else load_settings()
     library = open_library(settings)
-    window = MainWindow(library, lambda: gui_backend(window.settings), settings=settings)
+    window = MainWindow(library, gui_backend, settings=settings)
     window.status_bar.set_backend(describe_settings_backend(settings), _model_name(settings))
     return window
 

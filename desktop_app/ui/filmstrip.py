@@ -10,9 +10,8 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,11 +28,8 @@ from desktop_app.app.costs import estimate_cost, run_speeds
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button
-from desktop_app.ui.errors import show_error
+from desktop_app.ui.session import Session
 from desktop_app.ui.workers import CallableWorker, JobContext
-
-if TYPE_CHECKING:
-    from desktop_app.ui.main_window import MainWindow
 
 THUMBNAIL_PX = 256
 FILMSTRIP_ICON = QSize(128, 96)
@@ -55,20 +51,29 @@ class FilmstripDelegate(QStyledItemDelegate):
 class Filmstrip(QWidget):
     """The album's title and photo commands above its photos; the cost of a story beside."""
 
-    def __init__(self, window: MainWindow, actions: WindowActions) -> None:
-        super().__init__(window)
-        self._window = window
+    frame_requested = Signal(int, tuple)  # frame, entity ids: show them on the frame's photo
+
+    def __init__(
+        self, session: Session, actions: WindowActions, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._session = session
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 8, 8, 0)
         layout.addLayout(self._build_bar(actions))
         self.view = self._build_view()
         layout.addWidget(self.view)
-        model = window.photo_model
+        model = session.photo_model
         model.order_changed.connect(self._on_order_changed)
-        model.modelReset.connect(self.update_cost)
+        model.modelReset.connect(self._on_photos_reset)
         model.rowsMoved.connect(lambda *_: self.view.viewport().update())
         self.view.clicked.connect(self._on_photo_clicked)
         self.view.activated.connect(self._on_photo_clicked)
+        session.album_opened.connect(self.set_album_title)
+        session.choices_changed.connect(self.update_cost)
+        session.settings_changed.connect(self.update_cost)
+        # The estimate now has this run's speeds, and what it left cached.
+        session.run_ended.connect(self.update_cost)
 
     def _build_bar(self, actions: WindowActions) -> QHBoxLayout:
         bar = QHBoxLayout()
@@ -100,7 +105,7 @@ class Filmstrip(QWidget):
         view = QListView(self)
         view.setObjectName("filmstrip")
         view.setAccessibleName("Photos of the album, in story order")
-        view.setModel(self._window.photo_model)
+        view.setModel(self._session.photo_model)
         # List mode (not icon mode): a drag inside the strip goes through the model, so the new
         # order is saved; icon mode would only move the icons on screen.
         view.setViewMode(QListView.ViewMode.ListMode)
@@ -141,23 +146,16 @@ class Filmstrip(QWidget):
 
     # ---------------------------------------------------------------- photos
 
-    def reload_photos(self) -> None:
-        """Read the open album's photos from the library and load their thumbnails."""
-        window = self._window
-        photos = window.read_open_album(lambda lib, album: lib.photos(album), "Reading the album")
-        if photos is None:
-            return
-        window.photo_model.set_photos(photos)
-        self._load_thumbnails(photos)
+    def _on_photos_reset(self) -> None:
+        self._load_thumbnails(self._session.photo_model.photos())
         self.update_cost()
-        window.update_actions()
 
     def _load_thumbnails(self, photos: Sequence[Photo]) -> None:
-        model = self._window.photo_model
+        model = self._session.photo_model
         wanted = [p for p in photos if not p.missing and not model.has_thumbnail(p.id)]
         if not wanted:
             return
-        library = self._window.library
+        library = self._session.library
         device_ratio = self.view.devicePixelRatioF()
         # Enough pixels for the icon on this screen (the cached 256 px covers up to 2x).
         size = max(THUMBNAIL_PX, math.ceil(FILMSTRIP_ICON.width() * device_ratio))
@@ -174,47 +172,47 @@ class Filmstrip(QWidget):
                 if not image.isNull():
                     ctx.emit((photo.id, image))
 
-        handle = self._window.start_job(CallableWorker(job), "Loading thumbnails")
+        handle = self._session.start_job(CallableWorker(job), "Loading thumbnails")
         handle.item.connect(lambda item: model.set_thumbnail(item[0], item[1], device_ratio))
 
     def _on_order_changed(self, photo_ids: list[int]) -> None:
-        window = self._window
-        if window.current_album_id is None:
+        session = self._session
+        if session.album_id is None:
             return
         try:
-            window.library.reorder(window.current_album_id, photo_ids)
+            session.library.reorder(session.album_id, photo_ids)
         except StorytellerError as err:
-            show_error(window, err, action="Reordering photos")
-            self.reload_photos()
+            session.report_error(err, action="Reordering photos")
+            session.reload_photos()
             return
         self.view.viewport().update()
         self.update_cost()  # the saved prompt was for the old order
-        window.show_status("New photo order saved.")
+        session.show_status("New photo order saved.")
 
     def remove_selected_photos(self) -> None:
         """Take the selected photos out of the album (the files stay)."""
-        window = self._window
-        album_id = window.current_album_id
+        session = self._session
+        album_id = session.album_id
         if album_id is None:
             return
+        model = session.photo_model
         ids = [
-            window.photo_model.photo_at(index.row()).id
-            for index in self.view.selectionModel().selectedIndexes()
+            model.photo_at(index.row()).id for index in self.view.selectionModel().selectedIndexes()
         ]
         if not ids:
             return
         try:
-            window.library.remove_photos(album_id, ids)
+            session.library.remove_photos(album_id, ids)
         except StorytellerError as err:
-            show_error(window, err, action="Removing photos")
+            session.report_error(err, action="Removing photos")
             return
-        self.reload_photos()
-        window.sidebar.refresh_album_row(album_id)
-        window.show_status(f"Removed {len(ids)} photo(s) from the album; the files are untouched.")
+        session.reload_photos()
+        session.album_changed.emit(album_id)
+        session.show_status(f"Removed {len(ids)} photo(s) from the album; the files are untouched.")
 
     def move_selected_photos(self, step: int) -> None:
         """Move the selected photos one place earlier (-1) or later (+1): drag without a mouse."""
-        model = self._window.photo_model
+        model = self._session.photo_model
         rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
         if not rows:
             return
@@ -235,51 +233,51 @@ class Filmstrip(QWidget):
             )
 
     def _on_photo_clicked(self, index: QModelIndex) -> None:
-        """Show the clicked photo, with every box the current story has in it."""
-        window = self._window
-        photo = window.photo_model.photo_at(index.row())
-        if photo is None or window.current_story is None:
+        """Show the clicked photo, with every box the story on screen has in it."""
+        photo = self._session.photo_model.photo_at(index.row())
+        shown = self._session.shown_story()
+        if photo is None or shown is None:
             return
-        frames = window.story_panel.frame_photos
+        story, frames = shown
         frame = next((n for n, p in frames.items() if p.path == photo.path), None)
         if frame is None:
             return
-        analysis = window.current_story.frame(frame)
+        analysis = story.frame(frame)
         ids = tuple(e.id for e in (*analysis.characters, *analysis.objects)) if analysis else ()
-        window.story_panel.show_entities(frame, ids)
-        window.tabs.setCurrentWidget(window.story_panel)
+        self.frame_requested.emit(frame, ids)
 
     def sort_by_date(self) -> None:
         """Order the album's photos by capture date and save that order."""
-        window = self._window
-        album_id = window.current_album_id
+        session = self._session
+        album_id = session.album_id
         if album_id is None:
             return
-        library = window.library
-        photos = window.try_library(
+        library = session.library
+        photos = session.try_library(
             lambda: library.sort_by_capture_date(album_id), "Sorting photos"
         )
         if photos is None:
             return
-        window.photo_model.apply_order([p.id for p in photos])
-        window.show_status("Photos sorted by the date they were taken.")
+        session.photo_model.apply_order([p.id for p in photos])
+        session.show_status("Photos sorted by the date they were taken.")
 
-    def update_cost(self) -> None:
+    def update_cost(self, *_why: object) -> None:
         """Show what a story of these photos at the chosen detail would cost, or a hint."""
-        window = self._window
-        album = window.photo_model.photos()
+        session = self._session
+        album = session.photo_model.photos()
         sized = [i for i, p in enumerate(album) if p.width and p.height]
         if not sized:
             self.cost_label.setText("Drop photos here or use Add photos (5–10 work best)")
             self.cost_label.setToolTip("")  # not the estimate of the photos that were here
             return
         photos = [album[i] for i in sized]
+        detail = session.choices.detail
         estimate = estimate_cost(
             [(p.width, p.height) for p in photos],
-            window.story_toolbar.detail(),
-            window.max_tokens(),
-            run_speeds(window.settings),
-            window.generation.cached(album).select(sized),  # Generate again: only the writing
+            detail,
+            session.settings.max_tokens,
+            run_speeds(session.settings),
+            session.cached(album).select(sized),  # Generate again: only the writing
         )
         text = f"{len(photos)} photos · {estimate.describe()}"
         if estimate.problem:
@@ -287,5 +285,4 @@ class Filmstrip(QWidget):
             self.cost_label.setToolTip(estimate.problem)
         else:
             self.cost_label.setText(html.escape(text))
-            detail = window.story_toolbar.detail()
             self.cost_label.setToolTip(COST_TIP.format(detail.label, detail.token_budget))

@@ -1,6 +1,6 @@
 """Adding photos to the open album, and finding moved ones, in worker threads.
 
-``ImportController`` is a part of the main window. It owns the import and relink workers, so
+``ImportController`` is built with the session. It owns the import and relink workers, so
 "Stop importing" can end them; photos added before a stop stay in the album.
 """
 
@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import ImportReport, RelinkReport
-from desktop_app.ui.errors import show_error
+from desktop_app.ui.session import Session
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle
-
-if TYPE_CHECKING:
-    from desktop_app.ui.main_window import MainWindow
 
 PHOTO_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.heic *.heif *.bmp *.tif *.tiff);;All files (*)"
 
@@ -29,33 +26,28 @@ class ImportController(QObject):
 
     state_changed = Signal()  # an import started or ended: actions follow
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self._window = window
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._session = session
         self._imports: list[WorkerHandle] = []  # imports and relinks: "Stop importing" ends them
 
     def add_photos_dialog(self) -> None:
         """Pick photos with a file dialog and import them into the current album."""
-        window = self._window
-        if window.current_album_id is None:
-            window.sidebar.new_album(window.sidebar.unique_album_name(), edit=False)
+        session = self._session
+        session.ensure_album()
         files, _ = QFileDialog.getOpenFileNames(
-            window, "Add photos", str(Path.home()), PHOTO_FILTER
+            session.dialog_parent, "Add photos", str(Path.home()), PHOTO_FILTER
         )
         if files:
             self.import_paths([Path(f) for f in files])
 
     def import_paths(self, paths: Sequence[Path], insert_at: int = -1) -> None:
         """Add files and folders to the current album in the background (a new album if none)."""
-        window = self._window
-        if (
-            window.current_album_id is None
-            and window.sidebar.new_album(window.sidebar.unique_album_name(), edit=False) is None
-        ):
+        session = self._session
+        album_id = session.ensure_album()
+        if album_id is None:
             return
-        album_id = window.current_album_id
-        assert album_id is not None
-        library = window.library
+        library = session.library
 
         def job(ctx: JobContext) -> Any:
             def progress(count: int, path: Path) -> None:
@@ -71,29 +63,31 @@ class ImportController(QObject):
                 library.reorder(album_id, rest[:insert_at] + added + rest[insert_at:])
             return report
 
-        handle = window.start_job(CallableWorker(job), "Importing photos", busy=True)
+        handle = session.start_job(CallableWorker(job), "Importing photos", busy=True)
         handle.finished.connect(lambda report: self._on_import_done(album_id, report))
         self._track(handle)
 
     def relink_dialog(self) -> None:
         """Pick a folder to look for the album's missing photos in."""
-        if self._window.current_album_id is None:
+        if self._session.album_id is None:
             return
-        folder = QFileDialog.getExistingDirectory(self._window, "Find moved photos in")
+        folder = QFileDialog.getExistingDirectory(
+            self._session.dialog_parent, "Find moved photos in"
+        )
         if folder:
             self.relink(Path(folder))
 
     def relink(self, folder: Path) -> WorkerHandle | None:
         """Look for the album's missing photos in ``folder`` (by content) in the background."""
-        window = self._window
-        album_id = window.current_album_id
+        session = self._session
+        album_id = session.album_id
         if album_id is None:
             return None
-        library = window.library
+        library = session.library
         worker = CallableWorker(
             lambda ctx: library.relink(album_id, folder, should_stop=ctx.should_stop)
         )
-        handle = window.start_job(worker, "Looking for moved photos", busy=True)
+        handle = session.start_job(worker, "Looking for moved photos", busy=True)
         handle.finished.connect(lambda report: self._on_relinked(album_id, report))
         self._track(handle)
         return handle
@@ -124,12 +118,11 @@ class ImportController(QObject):
         for handle in running:
             handle.cancel()
         if running:
-            self._window.show_status("Stopping the import…")
+            self._session.show_status("Stopping the import…")
 
     def _after(self, album_id: int) -> None:
-        self._window.sidebar.refresh_album_row(album_id)
-        if album_id == self._window.current_album_id:
-            self._window.filmstrip.reload_photos()
+        self._session.album_changed.emit(album_id)
+        self._session.photos_changed.emit(album_id)
 
     def _on_import_done(self, album_id: int, report: ImportReport) -> None:
         self._after(album_id)
@@ -141,11 +134,10 @@ class ImportController(QObject):
             parts.append(f"{len(report.skipped)} non-image file(s) skipped")
         if report.failed:
             parts.append(f"{len(report.failed)} could not be read")
-        self._window.show_status("; ".join(parts) + ".")
-        if report.failed and not self._window.closing:  # no message box for a closing window
+        self._session.show_status("; ".join(parts) + ".")
+        if report.failed and not self._session.closing:  # no message box for a closing window
             details = "\n".join(f.message for f in report.failed[:20])
-            show_error(
-                self._window,
+            self._session.report_error(
                 StorytellerError(f"{len(report.failed)} file(s) could not be added:\n{details}"),
                 action="Importing photos",
             )
@@ -156,4 +148,4 @@ class ImportController(QObject):
         if report.unreadable:  # non-fatal: those files vanished or were unreadable mid-search
             found += f"; {len(report.unreadable)} file(s) in the folder could not be read"
         found += "."
-        self._window.show_status(f"Search stopped. {found}" if report.stopped else found)
+        self._session.show_status(f"Search stopped. {found}" if report.stopped else found)

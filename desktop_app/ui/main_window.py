@@ -1,63 +1,55 @@
 """The main window: albums on the left, the album's photos on top, its story below.
 
-``MainWindow`` composes the parts and holds what they share: the library and the settings, the
-item models (albums, photos, versions), the open album and version, and the worker pool. Each
-part owns its widgets and what they do:
+``MainWindow`` builds the session and the parts, each with the session (and the actions table),
+and wires what is left between them in one place (qutebrowser's style); it owns the close
+protocol. The parts never hold the window:
 
+- ``session``: the library, settings, engine, open album and version, the run being written;
 - ``actions``: every command (text, shortcut, when it is enabled) and the menus;
 - ``sidebar``: the albums and the versions list; ``filmstrip``: the open album's photos;
-- ``story_toolbar``: Generate/Stop and the run's choices; ``status_bar``; ``window_state``;
-- ``import_controller`` and ``generation_controller``: the workers that add photos and tell
-  the story; ``versions``: the open version (show, delete, compare, rename, export).
+- ``story_toolbar``: Generate/Stop and the run's choices; ``story_tabs``; ``status_bar``;
+- ``import_controller``, ``generation_controller`` and ``versions``: adding photos, telling
+  the story, and what the user does with a version.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
+from PySide6.QtWidgets import QMainWindow, QSplitter
 
-from desktop_app.app.backends import describe_settings_backend
-from desktop_app.app.settings import Settings, open_library, save_settings
-from desktop_app.app.stored_story import StoredStory
-from desktop_app.errors import StorytellerError
+from desktop_app.app.settings import Settings
 from desktop_app.library.records import Album, StoryRun
 from desktop_app.library.store import Library
-from desktop_app.story.model import Issue, Story
+from desktop_app.story.model import Story
 from desktop_app.ui.actions import ActionState, WindowActions
 from desktop_app.ui.analysis import AnalysisPanel
-from desktop_app.ui.app import gui_backend
 from desktop_app.ui.compare import ComparePanel
-from desktop_app.ui.errors import show_error
 from desktop_app.ui.exporting import EXPORT_KINDS
 from desktop_app.ui.filmstrip import Filmstrip
-from desktop_app.ui.generation_controller import BackendFactory, GenerationController, LiveRun
+from desktop_app.ui.generation_controller import GenerationController
 from desktop_app.ui.import_controller import ImportController
 from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
+from desktop_app.ui.session import BackendFactory, Confirm, EndedRun, OpenVersion, Session
 from desktop_app.ui.sidebar import Sidebar
 from desktop_app.ui.status_bar import StatusBar
 from desktop_app.ui.story_panel import StoryPanel
+from desktop_app.ui.story_tabs import StoryTabs
 from desktop_app.ui.story_toolbar import StoryToolbar
 from desktop_app.ui.versions import VersionsController
 from desktop_app.ui.window_state import WindowState
-from desktop_app.ui.workers import Worker, WorkerHandle, WorkerPool
+from desktop_app.ui.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-DEFAULT_MAX_TOKENS = 4096  # the model card's limit; Settings.max_tokens overrides it
-
 
 class MainWindow(QMainWindow):
-    """Albums, photos, generation and the story of the current version."""
+    """Albums, photos, generation and the story of the open version."""
 
     def __init__(
         self,
@@ -65,30 +57,19 @@ class MainWindow(QMainWindow):
         backend_factory: BackendFactory,
         *,
         settings: Settings | None = None,
-        confirm: Callable[[QWidget, str, str], bool] | None = None,
+        confirm: Confirm | None = None,
     ) -> None:
         super().__init__()
         self.setObjectName("mainWindow")
         self.setWindowTitle("Storyteller")
-        self.library = library
-        self.settings = settings
-        self._confirm = confirm or _ask_yes_no
-        self.closing = False  # no message boxes once the window is being closed
+        self.session = Session(library, backend_factory, settings, confirm=confirm, parent=self)
+        self.session.dialog_parent = self
         self._close_when_idle = False
-        self.current_album_id: int | None = None
-        self.current_run: StoryRun | None = None
-        self.current_story: Story | None = None
-        self.current_issues: list[Issue] = []
-
-        self.album_model = AlbumListModel(self)
-        self.photo_model = PhotoListModel(self)
-        self.run_model = RunListModel(self)
-        self.workers = WorkerPool(self)
-        self.generation = GenerationController(self, backend_factory)
-        self.imports = ImportController(self)
+        self.generation = GenerationController(self.session)
+        self.imports = ImportController(self.session)
+        self.versions = VersionsController(self.session)
         self.acts = WindowActions(self)
         self._build_parts()
-        self.versions = VersionsController(self)
         self.acts.connect(self._action_slots())
         self.acts.build_menus(self.menuBar())
         self._connect()
@@ -109,22 +90,12 @@ class MainWindow(QMainWindow):
     # ================================================================== composition
 
     def _build_parts(self) -> None:
-        self.sidebar = Sidebar(self, self.acts)
-        self.filmstrip = Filmstrip(self, self.acts)
-        self.story_toolbar = StoryToolbar(
-            self.acts["generate"], self.acts["stop"], self.settings, self
-        )
+        session = self.session
+        self.sidebar = Sidebar(session, self.acts, self)
+        self.filmstrip = Filmstrip(session, self.acts, self)
+        self.story_toolbar = StoryToolbar(session, self.acts["generate"], self.acts["stop"], self)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.story_toolbar)
-
-        self.story_panel = StoryPanel(self)
-        self.analysis_panel = AnalysisPanel(self)
-        self.compare_panel = ComparePanel(self)
-        self.tabs = QTabWidget(self)
-        self.tabs.setObjectName("storyTabs")
-        self.tabs.addTab(self.story_panel, "Story")
-        self.tabs.addTab(self.analysis_panel, "Analysis")
-        self.tabs.addTab(self.compare_panel, "Compare versions")
-        self.tabs.setDocumentMode(True)
+        self.tabs = StoryTabs(session, self)
 
         centre = QSplitter(Qt.Orientation.Vertical, self)
         centre.addWidget(self.filmstrip)
@@ -141,7 +112,7 @@ class MainWindow(QMainWindow):
         self.main_splitter = main
         self.centre_splitter = centre
 
-        self.status_bar = StatusBar(self)
+        self.status_bar = StatusBar(session, self)
         self.setStatusBar(self.status_bar)
 
         # Tab order: albums -> photos -> generation controls -> story -> photo -> issues.
@@ -176,7 +147,7 @@ class MainWindow(QMainWindow):
             "stop": self.generation.stop,
             "copy": versions.copy_story,
             **{f"export_{k}": lambda k=k: versions.export_dialog(k) for k in EXPORT_KINDS},
-            "delete_run": versions.delete_current_run,
+            "delete_run": versions.delete_selected,
             "compare": versions.compare_versions,
             "settings": self.open_settings,
             "guide": self.open_first_run_guide,
@@ -187,44 +158,75 @@ class MainWindow(QMainWindow):
         }
 
     def _connect(self) -> None:
-        self.sidebar.album_selected.connect(self.show_album)
-        self.sidebar.album_renamed.connect(self._on_album_renamed)
-        self.photo_model.files_dropped.connect(
+        session = self.session
+        session.album_opened.connect(self._show_title)
+        session.state_changed.connect(self.update_actions)
+        session.run_ended.connect(self._on_run_ended)
+        session.photo_model.files_dropped.connect(
             lambda paths, row: self.imports.import_paths(paths, insert_at=row)
         )
         self.filmstrip.view.selectionModel().selectionChanged.connect(self.update_actions)
-        self.story_toolbar.detail_combo.currentIndexChanged.connect(self.filmstrip.update_cost)
-        # Another instruction is another prompt: what is cached changes the time.
-        self.story_toolbar.instruction_combo.currentTextChanged.connect(self.filmstrip.update_cost)
-        self.story_panel.status_message.connect(self.show_status)
+        self.filmstrip.frame_requested.connect(self.tabs.show_frame)
         self.imports.state_changed.connect(self.update_actions)
-        self.generation.run_started.connect(self._on_run_started)
-        self.generation.run_ended.connect(self._on_run_ended)
-        self.generation.state_changed.connect(self.update_actions)
+        self.versions.comparison_ready.connect(self.tabs.compare)
+        self.tabs.analysis_panel.name_edited.connect(self.versions.rename_entity)
+
+    # ================================================================== what tests and the
+    # close protocol read: the session's state under the names the window always had
+
+    @property
+    def library(self) -> Library:
+        return self.session.library
+
+    @property
+    def settings(self) -> Settings:
+        return self.session.settings
+
+    @property
+    def current_album_id(self) -> int | None:
+        return self.session.album_id
+
+    @property
+    def current_run(self) -> StoryRun | None:
+        return self.session.open_run
+
+    @property
+    def current_story(self) -> Story | None:
+        shown = self.session.shown_story()
+        return shown[0] if shown is not None else None
+
+    @property
+    def story_panel(self) -> StoryPanel:
+        return self.tabs.story_panel
+
+    @property
+    def analysis_panel(self) -> AnalysisPanel:
+        return self.tabs.analysis_panel
+
+    @property
+    def compare_panel(self) -> ComparePanel:
+        return self.tabs.compare_panel
+
+    @property
+    def album_model(self) -> AlbumListModel:
+        return self.session.album_model
+
+    @property
+    def photo_model(self) -> PhotoListModel:
+        return self.session.photo_model
+
+    @property
+    def run_model(self) -> RunListModel:
+        return self.session.run_model
+
+    @property
+    def workers(self) -> WorkerPool:
+        return self.session.workers
 
     # ================================================================== the open album
 
-    def show_album(self, album: Album | None) -> None:
-        """Open ``album`` (None: no album): its photos, and its newest version."""
-        self.current_album_id = album.id if album is not None else None
-        self._show_title(album)
-        if album is None:
-            self.photo_model.set_photos([])
-            self.run_model.set_runs([])
-            self.versions.show_run(None)
-            self.update_actions()
-            return
-        self.filmstrip.reload_photos()
-        self.versions.reload_runs(select_latest=True)
-        self.update_actions()
-
     def _show_title(self, album: Album | None) -> None:
-        self.filmstrip.set_album_title(album)
         self.setWindowTitle(f"{album.name} — Storyteller" if album else "Storyteller")
-
-    def _on_album_renamed(self, album: Album) -> None:
-        if album.id == self.current_album_id:
-            self._show_title(album)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -236,45 +238,9 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.imports.import_paths(paths)
 
-    # ================================================================== generation
-
-    def max_tokens(self) -> int:
-        """The longest story to ask for (Settings.max_tokens, else the model card's 4096)."""
-        return int(getattr(self.settings, "max_tokens", 0) or DEFAULT_MAX_TOKENS)
-
-    def remember_choices(self) -> None:
-        """Keep the toolbar's preset, detail and seed as the defaults of the next session."""
-        if self.settings is None:
-            return
-        chosen = self.story_toolbar.choices()
-        if all(getattr(self.settings, key) == value for key, value in chosen.items()):
-            return
-        settings = self.settings.replace(**chosen)
-        try:
-            save_settings(settings)
-        except (StorytellerError, OSError) as err:
-            self.show_status(f"Could not save your choices: {err}")
-            return
-        self.settings = settings
-
-    def _on_run_started(self, album_id: int, run_id: int) -> None:
-        self.sidebar.refresh_album_row(album_id)
-        with contextlib.suppress(StorytellerError):
-            self.run_model.upsert(self.library.run(run_id))
-        self.versions.select_run_row(run_id)
-
-    def _on_run_ended(
-        self, live: LiveRun, run: StoryRun | None, story: StoredStory | None, failed: bool
-    ) -> None:
-        self.sidebar.refresh_album_row(live.album_id)
-        if run is not None and live.album_id == self.current_album_id:
-            self.run_model.upsert(run)
-            self.versions.select_run_row(run.id)
-            self.versions.show_run(run, story)
+    def _on_run_ended(self, _ended: EndedRun) -> None:
         if self._close_when_idle:
             QTimer.singleShot(0, self.close)
-        if failed and run is None and live.album_id == self.current_album_id:
-            self.versions.reload_runs(select_latest=True)
 
     # ================================================================== settings
 
@@ -287,21 +253,8 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def _on_settings_saved(self, settings: Settings) -> None:
-        old_library = self.settings.library_dir if self.settings is not None else None
-        self.settings = settings
-        self.generation.replace_backend(lambda: gui_backend(settings))
-        self.status_bar.set_backend(describe_settings_backend(settings), "")
-        if settings.library_dir != old_library and not self.generation.is_generating():
-            try:
-                library = open_library(settings)
-            except StorytellerError as err:
-                show_error(self, err, action="Opening the library")
-                return
-            self.library.close()
-            self.library = library
-            self.current_album_id = None
-            self.sidebar.reload_albums()
-        self.show_status("Settings saved.")
+        self.session.apply_settings(settings)
+        self.session.show_status("Settings saved.")
 
     def open_first_run_guide(self) -> None:
         """Open the first-run guide."""
@@ -311,69 +264,32 @@ class MainWindow(QMainWindow):
         guide.saved.connect(self._on_settings_saved)
         guide.open()
 
-    # ================================================================== shared services
-
-    def show_status(self, message: str) -> None:
-        """A passing message in the status bar."""
-        self.status_bar.show_status(message)
-
-    def try_library(self, call: Callable[[], T], action: str) -> T | None:
-        """``call()``'s result; None, after telling the user "``action`` failed", when it raises
-        a ``StorytellerError``."""
-        try:
-            return call()
-        except StorytellerError as err:
-            show_error(self, err, action=action)
-            return None
-
-    def read_open_album(
-        self, read: Callable[[Library, int], list[T]], action: str
-    ) -> list[T] | None:
-        """``read(library, album_id)`` for the open album: None when no album is open, and an
-        empty list (after telling the user "``action`` failed") when the library fails."""
-        album_id = self.current_album_id
-        if album_id is None:
-            return None
-        library = self.library
-        return self.try_library(lambda: read(library, album_id), action) or []
-
-    def ask(self, title: str, text: str) -> bool:
-        """Ask the user a yes/no question (No is the default)."""
-        return self._confirm(self, title, text)
+    # ================================================================== commands
 
     def update_actions(self) -> None:
         """Enable the commands (and the run's choices) for what the window holds now."""
+        session = self.session
         generating = self.generation.is_generating()
         state = ActionState(
-            has_album=self.current_album_id is not None,
-            has_photos=self.photo_model.rowCount() > 0,
+            has_album=session.album_id is not None,
+            has_photos=session.photo_model.rowCount() > 0,
             selected_photos=self.filmstrip.has_selection(),
             importing=self.imports.has_imports(),
             generating=generating,
             stopping=self.generation.is_stopping(),
-            has_story=self.current_story is not None and self.current_run is not None,
-            selected_runs=bool(self.versions.selected_runs()),
-            run_count=self.run_model.rowCount(),
+            has_story=isinstance(session.shown, OpenVersion),
+            selected_runs=bool(session.selected_runs),
+            run_count=session.run_model.rowCount(),
         )
         self.acts.update(state)
         self.filmstrip.cancel_import_button.setVisible(state.importing)
         self.story_toolbar.set_choices_enabled(not generating)
 
-    def start_job(self, worker: Worker, action: str | None, busy: bool = False) -> WorkerHandle:
-        """Start ``worker``; failures are shown as "``action`` failed", and with ``busy`` its
-        progress lines go to the status bar."""
-        handle = self.workers.start(worker)
-        if action is not None:
-            handle.failed.connect(
-                lambda err, details: show_error(self, err, details, action=action)
-            )
-            if busy:
-                handle.progress.connect(lambda _p, message: self.show_status(message))
-        return handle
+    # ================================================================== closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.generation.is_generating():
-            if not self._close_when_idle and not self.ask(
+            if not self._close_when_idle and not self.session.ask(
                 "Stop writing?",
                 "A story is being written. Stop it and quit? The story so far is kept as a "
                 "stopped version.",
@@ -385,20 +301,5 @@ class MainWindow(QMainWindow):
             event.ignore()  # closes again once the partial story is saved
             return
         self.window_state.save(self.current_album_id)
-        self.closing = True
-        # Every job checks its cancel flag between steps (an import between files), so this
-        # returns after the current file or token, not when a big folder is done.
-        self.workers.stop_all()
-        self.generation.close_backend()
+        self.session.close()
         event.accept()
-
-
-def _ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
-    answer = QMessageBox.question(
-        parent,
-        title,
-        text,
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
-    )
-    return answer == QMessageBox.StandardButton.Yes

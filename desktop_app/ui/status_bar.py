@@ -1,8 +1,13 @@
-"""The status bar: passing messages, and the backend, model and speed of the last run."""
+"""The status bar: the session's passing messages, and the backend, model and speed of the last
+run."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from desktop_app.app.backends import describe_settings_backend
+from desktop_app.app.settings import Settings
+from desktop_app.ui.session import EndedRun, Session
 
 MESSAGE_MS = 8000  # how long a passing message stays
 
@@ -10,7 +15,7 @@ MESSAGE_MS = 8000  # how long a passing message stays
 class StatusBar(QStatusBar):
     """Passing messages on the left; backend/device, model and last speed on the right."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.backend_label = QLabel("")
         self.backend_label.setObjectName("backendLabel")
@@ -21,6 +26,18 @@ class StatusBar(QStatusBar):
         for label in (self.backend_label, self.model_label, self.speed_label):
             self.addPermanentWidget(label)
         self.set_backend("", "")
+        session.status_message.connect(self.show_status)
+        session.settings_changed.connect(self._on_settings)
+        session.run_ended.connect(self._on_run_ended)
+
+    def _on_settings(self, settings: Settings) -> None:
+        self.set_backend(describe_settings_backend(settings), "")
+
+    def _on_run_ended(self, ended: EndedRun) -> None:
+        if ended.failed:
+            return
+        self.set_speed(ended.tokens_per_s)
+        self.set_backend(ended.backend, ended.model)
 
     def show_status(self, message: str) -> None:
         """A passing message."""

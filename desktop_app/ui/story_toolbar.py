@@ -1,7 +1,8 @@
 """The story toolbar: Generate and Stop, the run's choices (preset, detail, seed) and its progress.
 
-The toolbar only shows things and answers what the user chose; generating is the generation
-controller's job (``desktop_app.ui.generation_controller``).
+The toolbar tells the session what the user chose and shows the run being written as the
+session reports it; generating is the generation controller's job
+(``desktop_app.ui.generation_controller``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QToolBar, QWidget
 
-from desktop_app.app.settings import Settings
 from desktop_app.engine.events import Detail, Preset
+from desktop_app.ui.session import EndedRun, LiveRun, RunChoices, Session
 from desktop_app.ui.trained_choices import DETAIL_TIP, InstructionCombo, detail_tip
 
 
@@ -22,12 +23,14 @@ class StoryToolbar(QToolBar):
 
     def __init__(
         self,
+        session: Session,
         generate: QAction,
         stop: QAction,
-        settings: Settings | None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__("Story", parent)
+        self._session = session
+        settings = session.settings
         self.setObjectName("storyToolbar")
         self.setMovable(False)
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -38,8 +41,7 @@ class StoryToolbar(QToolBar):
         self.preset_combo.setObjectName("presetCombo")
         self.preset_combo.addItem("Faithful", Preset.FAITHFUL)
         self.preset_combo.addItem("Creative", Preset.CREATIVE)
-        preset = getattr(settings, "preset", Preset.FAITHFUL)
-        self.preset_combo.setCurrentIndex(0 if preset is Preset.FAITHFUL else 1)
+        self.preset_combo.setCurrentIndex(0 if settings.preset is Preset.FAITHFUL else 1)
         self.preset_combo.setToolTip(
             "Faithful: sticks closely to what is in the photos. Creative: the model card's "
             "sampling (temperature 0.7, top-p 0.9)."
@@ -53,15 +55,13 @@ class StoryToolbar(QToolBar):
             self.detail_combo.setItemData(
                 self.detail_combo.count() - 1, detail_tip(detail), Qt.ItemDataRole.ToolTipRole
             )
-        detail = getattr(settings, "detail", Detail.AS_TRAINED)
-        self.detail_combo.setCurrentIndex(list(Detail).index(detail))
+        self.detail_combo.setCurrentIndex(list(Detail).index(settings.detail))
         self.detail_combo.setToolTip(DETAIL_TIP)
         self.instruction_combo = InstructionCombo(self)
         self.seed_spin = QSpinBox(self)
         self.seed_spin.setObjectName("seedSpin")
         self.seed_spin.setRange(-1, 2_147_483_647)
-        seed = getattr(settings, "seed", None)
-        self.seed_spin.setValue(-1 if seed is None else seed)
+        self.seed_spin.setValue(-1 if settings.seed is None else settings.seed)
         self.seed_spin.setSpecialValueText("random")
         self.seed_spin.setPrefix("seed ")
         self.seed_spin.setToolTip("A fixed seed tells the same story again; 'random' varies it")
@@ -87,6 +87,39 @@ class StoryToolbar(QToolBar):
         self.progress_action.setVisible(False)
         self.addWidget(QLabel(" "))
         self.addWidget(self.phase_label)
+        for signal in (
+            self.preset_combo.currentIndexChanged,
+            self.detail_combo.currentIndexChanged,
+            self.seed_spin.valueChanged,
+            self.instruction_combo.currentTextChanged,
+        ):
+            signal.connect(self._publish_choices)
+        self._publish_choices()
+        session.run_requested.connect(self._on_run_requested)
+        session.run_started.connect(self._on_run_started)
+        session.run_progressed.connect(self._on_run_progressed)
+        session.run_ended.connect(self._on_run_ended)
+
+    def _publish_choices(self, *_args: object) -> None:
+        self._session.set_choices(
+            RunChoices(self.preset(), self.detail(), self.seed(), self.instruction())
+        )
+
+    def _on_run_requested(self) -> None:
+        self.show_progress(0, 0)
+        self.show_phase("Starting…")
+
+    def _on_run_started(self, live: LiveRun) -> None:
+        self.show_progress(0, 0)
+        self.show_phase(live.phase_text)
+
+    def _on_run_progressed(self, live: LiveRun) -> None:
+        self.show_phase(live.phase_text)
+        self.show_progress(*live.progress)
+
+    def _on_run_ended(self, ended: EndedRun) -> None:
+        self.hide_progress()
+        self.show_phase(ended.phase_text)
 
     def detail(self) -> Detail:
         """The detail level chosen."""

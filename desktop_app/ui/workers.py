@@ -54,7 +54,7 @@ class Worker(QObject):
     """Base of all workers: the signals the GUI listens to and a cancel flag."""
 
     progress = Signal(int, str)  # percent (-1: unknown), message
-    token = Signal(str)
+    token = Signal(object)  # TokenEvent: its text and the real number of tokens it took
     item = Signal(object)  # a partial result (JobContext.emit)
     phase = Signal(object)  # PhaseEvent
     finished = Signal(object)  # the job's result
@@ -103,7 +103,8 @@ class CallableWorker(Worker):
 
 class TellWorker(Worker):
     """Relays a story being told (``app.telling.tell``): ``RunStarted`` as ``item``, phases and
-    tokens as their signals, and the ``RunEnded`` as the result."""
+    whole token events (their real token counts) as their signals, and the ``RunEnded`` as the
+    result."""
 
     def __init__(self, events: Callable[[ShouldStop], Iterator[TellEvent]]) -> None:
         super().__init__()
@@ -112,7 +113,7 @@ class TellWorker(Worker):
     def execute(self) -> RunEnded:
         for event in self._events(self.is_cancelled):
             if isinstance(event, TokenEvent):
-                self.token.emit(event.text)
+                self.token.emit(event)
             elif isinstance(event, PhaseEvent):
                 self.phase.emit(event)
             elif isinstance(event, RunStarted):
@@ -131,7 +132,7 @@ class WorkerHandle(QObject):
     """
 
     progress = Signal(int, str)
-    token = Signal(str)
+    token = Signal(object)
     item = Signal(object)
     phase = Signal(object)
     finished = Signal(object)
@@ -154,8 +155,8 @@ class WorkerHandle(QObject):
     def _relay_progress(self, percent: int, message: str) -> None:
         self.progress.emit(percent, message)
 
-    def _relay_token(self, text: str) -> None:
-        self.token.emit(text)
+    def _relay_token(self, event: object) -> None:
+        self.token.emit(event)
 
     def _relay_item(self, item: object) -> None:
         self.item.emit(item)

@@ -90,7 +90,7 @@ def inner(out: Path) -> int:
     photos = ui_sample.write_photos(Path(os.environ["STORYTELLER_HOME"]) / "Pictures" / "Kite day")
     delay = [0.0]
 
-    def backend() -> Any:
+    def backend(_settings: Settings) -> Any:
         return ui_sample.scripted_backend(ui_sample.story_text(), token_delay_s=delay[0])
 
     settings = Settings()

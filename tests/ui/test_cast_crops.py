@@ -62,14 +62,14 @@ def photo_cut_to(photo: Path, rect: ui_sample.Rect) -> Image.Image:
     ],
 )
 def test_each_cast_icon_is_the_photo_cut_to_the_box_fitted_without_stretching(
-    story_window: Any,
+    story_tabs: Any,
     sample_photos: list[Path],
     frame: int,
     entity_id: str,
     shape: str,
 ) -> None:
     rect = ui_sample.SCENES[frame - 1].boxes[entity_id]
-    icon = cast_icon(story_window, entity_id)
+    icon = cast_icon(story_tabs, entity_id)
     left, top, right, bottom = content_bounds(icon)
     width, height = right - left, bottom - top
     expected = photo_cut_to(sample_photos[frame - 1], rect)
@@ -91,8 +91,8 @@ def test_each_cast_icon_is_the_photo_cut_to_the_box_fitted_without_stretching(
     assert mean_difference < 12
 
 
-def test_a_standing_persons_icon_does_not_show_the_person_beside_them(story_window: Any) -> None:
-    icon = cast_icon(story_window, "char3")  # Grandpa Joe
+def test_a_standing_persons_icon_does_not_show_the_person_beside_them(story_tabs: Any) -> None:
+    icon = cast_icon(story_tabs, "char3")  # Grandpa Joe
     maya_coat = (0xF2, 0xC1, 0x2E)  # Maya's yellow coat, right of Grandpa Joe in photo 3
     data = icon.tobytes()
     pixels = [tuple(data[i : i + 3]) for i in range(0, len(data), 3)]

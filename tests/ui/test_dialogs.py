@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +81,6 @@ def test_settings_dialog_names_the_field_to_fix_and_saves_nothing(qtbot: Any) ->
     assert not dialog.save()
     assert "/nowhere/model.gguf" in dialog.problem_label.text()
     assert not paths.settings_file().exists()
-
-
-def test_changing_the_library_folder_in_settings_reopens_the_library(
-    qtbot: Any, make_window: Callable[..., Any], tmp_path: Path
-) -> None:
-    window = make_window(settings=Settings())
-    window.sidebar.new_album("In the default library", edit=False)
-    window._on_settings_saved(Settings(library_dir=tmp_path / "elsewhere"))
-    assert window.album_model.rowCount() == 0
-    assert (tmp_path / "elsewhere").is_dir()
-    window.library.close()
 
 
 @pytest.mark.slow
@@ -180,9 +168,9 @@ def test_an_exception_in_any_thread_becomes_a_dialog_not_a_crash(qtbot: Any) -> 
 
 
 def test_keyboard_tab_moves_through_story_words_and_shows_their_boxes(
-    qtbot: Any, story_window: Any, sample_photos: list[Path]
+    qtbot: Any, story_tabs: Any, sample_photos: list[Path]
 ) -> None:
-    window = story_window
+    window = story_tabs
     browser = window.story_panel.browser
     browser.setFocus()
     browser.moveCursor(browser.textCursor().MoveOperation.Start)
@@ -194,6 +182,7 @@ def test_keyboard_tab_moves_through_story_words_and_shows_their_boxes(
     assert window.story_panel.selected_id == "char1"
 
 
+@pytest.mark.end_to_end
 def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: Any) -> None:
     from desktop_app.ui.app import start_app
 

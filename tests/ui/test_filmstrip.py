@@ -1,5 +1,5 @@
-"""The filmstrip: the open album's photos in story order, reordering them by drag or keyboard,
-sorting and removing them, clicking one, and the cost estimate beside them."""
+"""The filmstrip alone with a session: the open album's photos in story order, reordering them by
+drag or keyboard, sorting and removing them, clicking one, and the cost estimate beside them."""
 
 from __future__ import annotations
 
@@ -10,25 +10,44 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
-from ui_helpers import album_with_photos
+from PySide6.QtWidgets import QApplication, QWidget
+from ui_helpers import drop_urls, session_album, show_told
+
+from desktop_app.ui.actions import WindowActions
+from desktop_app.ui.filmstrip import Filmstrip
 
 
-def test_dropped_photos_are_imported_and_drag_reorder_is_saved(
-    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+def _strip(session: Any, host: Callable[[Any], Any]) -> Filmstrip:
+    owner = QWidget()
+    strip = Filmstrip(session, WindowActions(owner), owner)
+    host(owner)
+    strip.resize(1440, 260)
+    return strip
+
+
+def test_dropped_files_are_handed_on_and_a_drag_reorder_is_saved(
+    qtbot: Any,
+    session: Any,
+    host: Callable[[Any], Any],
+    library: Any,
+    sample_photos: list[Path],
 ) -> None:
-    window = make_window()
-    album = album_with_photos(qtbot, window, sample_photos)
+    strip = _strip(session, host)
+    album = session_album(session, sample_photos)
     assert [p.path.name for p in library.photos(album.id)] == [p.name for p in sample_photos]
-    assert "4 photos" in window.sidebar.album_view.currentIndex().data()
-    assert "image tokens" in window.filmstrip.cost_label.text()
+    assert "image tokens" in strip.cost_label.text()
+    assert album.name in strip.album_title.text()
+    dropped: list[tuple[list[Path], int]] = []
+    session.photo_model.files_dropped.connect(lambda paths, row: dropped.append((paths, row)))
+    drop_urls(strip.view.viewport(), sample_photos[:1])
+    assert [[p.name for p in paths] for paths, _row in dropped] == [[sample_photos[0].name]]
 
     # Drag the last photo onto the first one: it moves to the front, in the view and on disk.
-    model = window.photo_model
+    model = session.photo_model
     data = model.mimeData([model.index(3)])
-    first = window.filmstrip.view.visualRect(model.index(0)).center()
+    first = strip.view.visualRect(model.index(0)).center()
     buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    viewport = window.filmstrip.view.viewport()
+    viewport = strip.view.viewport()
     QApplication.sendEvent(
         viewport, QDragEnterEvent(first, Qt.DropAction.MoveAction, data, buttons, mods)
     )
@@ -56,74 +75,88 @@ def dated_photo(path: Path, when: str) -> Path:
 
 
 def test_sort_by_date_and_remove_photos_keep_the_files(
-    qtbot: Any, make_window: Callable[..., Any], library: Any, tmp_path: Path
+    qtbot: Any, session: Any, host: Callable[[Any], Any], library: Any, tmp_path: Path
 ) -> None:
     late = dated_photo(tmp_path / "b-late.jpg", "2024:06:02 18:00:00")
     early = dated_photo(tmp_path / "a-early.jpg", "2024:06:01 09:00:00")
-    window = make_window()
-    album = album_with_photos(qtbot, window, [late, early])
-    window.filmstrip.sort_by_date()
-    assert [p.path.name for p in window.photo_model.photos()] == ["a-early.jpg", "b-late.jpg"]
+    strip = _strip(session, host)
+    album = session_album(session, [late, early])
+    strip.sort_by_date()
+    assert [p.path.name for p in session.photo_model.photos()] == ["a-early.jpg", "b-late.jpg"]
     assert [p.path.name for p in library.photos(album.id)] == ["a-early.jpg", "b-late.jpg"]
-    window.filmstrip.view.setCurrentIndex(window.photo_model.index(0))
-    window.filmstrip.remove_selected_photos()
+    changed: list[int] = []
+    session.album_changed.connect(changed.append)
+    strip.view.setCurrentIndex(session.photo_model.index(0))
+    strip.remove_selected_photos()
+    assert changed == [album.id]  # the album list's counts follow
     assert [p.path.name for p in library.photos(album.id)] == ["b-late.jpg"]
     assert early.exists()  # only the album membership was removed
 
 
-def test_photos_can_be_reordered_with_the_keyboard(
-    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+def test_selected_photos_move_one_place_at_a_time(
+    qtbot: Any, session: Any, host: Callable[[Any], Any], library: Any, sample_photos: list[Path]
 ) -> None:
-    window = make_window()
-    album = album_with_photos(qtbot, window, sample_photos)
-    window.filmstrip.view.setFocus()
-    window.filmstrip.view.setCurrentIndex(window.photo_model.index(0))
-    qtbot.keyClick(window.filmstrip.view, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
-    qtbot.keyClick(window.filmstrip.view, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    strip = _strip(session, host)
+    album = session_album(session, sample_photos)
+    strip.view.setCurrentIndex(session.photo_model.index(0))
+    # What Alt+Right does (the shortcut is the actions table's: tests/ui/test_actions.py).
+    strip.move_selected_photos(+1)
+    strip.move_selected_photos(+1)
     names = [p.name for p in sample_photos]
     expected = [names[1], names[2], names[0], names[3]]
     assert [p.path.name for p in library.photos(album.id)] == expected
-    window.filmstrip.move_selected_photos(-1)
+    strip.move_selected_photos(-1)
     assert [p.path.name for p in library.photos(album.id)] == [names[1], names[0], *names[2:]]
 
 
-def test_clicking_a_photo_in_the_strip_shows_it_with_its_boxes(
-    qtbot: Any, story_window: Any, sample_photos: list[Path]
+def test_clicking_a_photo_in_the_strip_asks_for_its_frame_with_its_boxes(
+    qtbot: Any, told_session: Any, host: Callable[[Any], Any]
 ) -> None:
-    window = story_window
-    rect = window.filmstrip.view.visualRect(window.photo_model.index(1))
-    qtbot.mouseClick(window.filmstrip.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    view = window.story_panel.photo_view
-    assert view.photo_path is not None and view.photo_path.name == sample_photos[1].name
-    assert {b.overlay.entity_id for b in view.box_items()} == {"char1", "char2", "obj1", "bg2"}
+    strip = _strip(told_session, host)
+    asked: list[tuple[int, tuple[str, ...]]] = []
+    strip.frame_requested.connect(lambda frame, ids: asked.append((frame, ids)))
+    rect = strip.view.visualRect(told_session.photo_model.index(1))
+    qtbot.mouseClick(strip.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert asked == []  # no story on screen yet: nothing to show
+    show_told(told_session)
+    qtbot.mouseClick(strip.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    ((frame, ids),) = asked
+    assert frame == 2 and set(ids) == {"char1", "char2", "obj1", "bg2"}
 
 
 def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
     qtbot: Any,
-    make_window: Callable[..., Any],
+    session: Any,
+    host: Callable[[Any], Any],
     sample_photos: list[Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from desktop_app.engine import costs
+    import dataclasses
 
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    assert "⚠" not in window.filmstrip.cost_label.text()
+    from desktop_app.engine import costs
+    from desktop_app.engine.events import Detail
+
+    strip = _strip(session, host)
+    session_album(session, sample_photos)
+    assert "⚠" not in strip.cost_label.text()
     monkeypatch.setattr(costs, "physical_memory_bytes", lambda: 2 * 2**30)  # a 2 GiB machine
-    window.story_toolbar.detail_combo.setCurrentIndex(2)  # high detail: the estimate is recomputed
-    assert "⚠" in window.filmstrip.cost_label.text()
-    assert "GiB of memory" in window.filmstrip.cost_label.toolTip()
-    window.filmstrip.view.selectAll()
-    window.filmstrip.remove_selected_photos()  # no photos left: no estimate to explain
-    assert "⚠" not in window.filmstrip.cost_label.text()
-    assert "GiB" not in window.filmstrip.cost_label.toolTip()
+    # High detail: the estimate is recomputed.
+    session.set_choices(dataclasses.replace(session.choices, detail=list(Detail)[2]))
+    assert "⚠" in strip.cost_label.text()
+    assert "GiB of memory" in strip.cost_label.toolTip()
+    strip.view.selectAll()
+    strip.remove_selected_photos()  # no photos left: no estimate to explain
+    assert "⚠" not in strip.cost_label.text()
+    assert "GiB" not in strip.cost_label.toolTip()
 
 
 def test_a_long_cost_estimate_wraps_instead_of_widening_the_window(
-    qtbot: Any, make_window: Callable[..., Any]
+    qtbot: Any, session: Any, host: Callable[[Any], Any]
 ) -> None:
-    window = make_window()
-    label = window.filmstrip.cost_label
+    actions_owner = host(QWidget())
+    strip = host(Filmstrip(session, WindowActions(actions_owner)))
+    window = strip
+    label = strip.cost_label
     label.setText("4 photos · ≈ 936 image tokens")
     QApplication.processEvents()  # the layouts take the new text
     narrowest = window.minimumSizeHint().width()

@@ -1,5 +1,6 @@
-"""Telling a story (scripted backend): the live structured view while writing, Stop keeps a
-partial version, closing while writing, failures, missing photos and switching albums."""
+"""Telling a story, the generation controller alone with a session (scripted backend): the run
+being written, Stop keeps a partial version, failures, missing photos, switching albums, and the
+real token count."""
 
 from __future__ import annotations
 
@@ -8,100 +9,84 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import album_with_photos, close_error_dialogs, generate_and_wait
+from ui_helpers import close_error_dialogs, session_album, tell_and_wait
 from ui_sample import scripted_backend
 
+from desktop_app.engine.events import Phase, PhaseEvent, TokenEvent
+from desktop_app.errors import StorytellerError
 from desktop_app.library.records import RunStatus
+from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion
+
+
+def _controller(make_session: Callable[..., Any], **kwargs: Any) -> tuple[Any, Any]:
+    session = make_session(**kwargs)
+    return session, GenerationController(session)
 
 
 @pytest.mark.slow
-def test_generate_shows_a_live_structured_story_and_keeps_it_as_a_version(
+def test_the_run_being_written_is_shown_then_kept_as_a_version(
     qtbot: Any,
-    make_window: Callable[..., Any],
+    make_session: Callable[..., Any],
     library: Any,
     sample_photos: list[Path],
     story_output: str,
 ) -> None:
-    window = make_window(scripted_backend(story_output, token_delay_s=0.002))
-    album_with_photos(qtbot, window, sample_photos)
-    window.generation.generate()
-    # While writing: the phase line and a structured (not raw) view of the analysis so far.
-    qtbot.waitUntil(
-        lambda: "Analysing frame" in window.story_toolbar.phase_label.text(), timeout=10_000
+    session, generation = _controller(
+        make_session, backend=scripted_backend(story_output, token_delay_s=0.002)
     )
-    assert "tokens" in window.story_toolbar.phase_label.text()
-    live_text = window.story_panel.browser.toPlainText()
-    assert "|" not in live_text and "<think>" not in live_text
-    qtbot.waitUntil(
-        lambda: "Writing frame" in window.story_toolbar.phase_label.text(), timeout=20_000
-    )
-    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=20_000)
+    album = session_album(session, sample_photos)
+    started: list[LiveRun] = []
+    ended: list[EndedRun] = []
+    session.run_started.connect(started.append)
+    session.run_ended.connect(ended.append)
+    generation.generate()
+    # While writing: the session shows the live run, its story parsed as it grows.
+    qtbot.waitUntil(lambda: bool(started) and session.showing_live(started[0]), timeout=10_000)
+    qtbot.waitUntil(lambda: len(started[0].story.frames) >= 2, timeout=10_000)
+    assert "Analysing frame" in started[0].phase_text or "Writing" in started[0].phase_text
+    qtbot.waitUntil(lambda: not generation.is_generating(), timeout=20_000)
 
-    run = window.current_run
-    assert run.status is RunStatus.COMPLETE
-    assert run.raw_output == story_output
-    text = window.story_panel.browser.toPlainText()
-    assert "Frame 4" in text and "Grandpa Joe" in text and "<gdo" not in text
-    assert "no problems found" in window.story_panel.issues_label.text()
-    assert "tokens/s" in window.status_bar.speed_label.text()
-    assert window.run_model.rowCount() == 1
+    (end,) = ended
+    assert end.run is not None and end.run.status is RunStatus.COMPLETE
+    assert end.run.raw_output == story_output
+    assert isinstance(session.shown, OpenVersion) is False  # no versions controller here
+    assert [r.status for r in library.runs(album.id)] == [RunStatus.COMPLETE]
+    assert end.phase_text.startswith("Finished:") and "tokens/s" in end.phase_text
+    assert session.live is None
 
 
 def test_stop_after_the_first_token_keeps_the_partial_story_as_a_stopped_version(
     qtbot: Any,
-    make_window: Callable[..., Any],
+    make_session: Callable[..., Any],
     library: Any,
     sample_photos: list[Path],
     story_output: str,
 ) -> None:
-    window = make_window(scripted_backend(story_output, token_delay_s=0.01))
-    album = album_with_photos(qtbot, window, sample_photos)
-    window.generation.generate()
-    qtbot.waitUntil(
-        lambda: window.generation.live is not None and window.generation.live.tokens >= 1,
-        timeout=10_000,
+    session, generation = _controller(
+        make_session, backend=scripted_backend(story_output, token_delay_s=0.01)
     )
-    window.generation.stop()
-    assert window.generation.is_generating() and not window.acts["stop"].isEnabled()  # pressed once
-    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=10_000)
-    assert window.acts["generate"].isEnabled() and not window.acts["stop"].isEnabled()
+    album = session_album(session, sample_photos)
+    ended: list[EndedRun] = []
+    session.run_ended.connect(ended.append)
+    generation.generate()
+    qtbot.waitUntil(lambda: session.live is not None and session.live.tokens >= 1, timeout=10_000)
+    generation.stop()
+    assert generation.is_generating() and generation.is_stopping()
+    assert session.live.phase_text == "Stopping…"
+    qtbot.waitUntil(lambda: not generation.is_generating(), timeout=10_000)
+    assert not generation.is_stopping()
     runs = library.runs(album.id)
     assert [r.status for r in runs] == [RunStatus.STOPPED]
     partial = runs[0].raw_output
     assert partial and story_output.startswith(partial) and len(partial) < len(story_output)
-    assert window.current_run.id == runs[0].id
-    assert "stopped" in window.sidebar.run_view.currentIndex().data()
+    (end,) = ended
+    assert end.run.id == runs[0].id and end.phase_text.startswith("Stopped:")
 
 
-def test_closing_while_generating_asks_then_stops_cleanly(
+def test_an_album_with_a_missing_photo_is_refused_with_what_to_do(
     qtbot: Any,
-    make_window: Callable[..., Any],
-    library: Any,
-    sample_photos: list[Path],
-    story_output: str,
-) -> None:
-    asked: list[str] = []
-
-    def confirm(_parent: Any, title: str, _text: str) -> bool:
-        asked.append(title)
-        return True
-
-    window = make_window(scripted_backend(story_output, token_delay_s=0.01), confirm=confirm)
-    album = album_with_photos(qtbot, window, sample_photos)
-    window.generation.generate()
-    qtbot.waitUntil(
-        lambda: window.generation.live is not None and window.generation.live.tokens >= 3,
-        timeout=10_000,
-    )
-    window.close()
-    assert asked == ["Stop writing?"]
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
-    assert [r.status for r in library.runs(album.id)] == [RunStatus.STOPPED]
-
-
-def test_missing_photos_get_a_badge_and_the_story_waits_until_they_are_found(
-    qtbot: Any,
-    make_window: Callable[..., Any],
+    make_session: Callable[..., Any],
     library: Any,
     tmp_path: Path,
     sample_photos: list[Path],
@@ -111,16 +96,13 @@ def test_missing_photos_get_a_badge_and_the_story_waits_until_they_are_found(
         copy = tmp_path / photo.name
         copy.write_bytes(photo.read_bytes())
         copies.append(copy)
-    window = make_window()
-    album = album_with_photos(qtbot, window, copies)
+    session, generation = _controller(make_session)
+    album = session_album(session, copies)
     copies[1].unlink()  # moved away behind the app's back
-    window.sidebar.reload_albums(select_id=album.id)
-    assert "⚠ 1 missing" in window.sidebar.album_view.currentIndex().data()
-    assert "missing" in window.photo_model.index(1).data()
     # As in `storyteller album tell`: no story of fewer photos than the album shows; the
     # message names the photo and says how to go on.
-    window.generation.generate()
-    assert not window.generation.is_generating()
+    generation.generate()
+    assert not generation.is_generating()
     (text,) = close_error_dialogs()
     assert copies[1].name in text and "relink" in text and "remove them" in text
     assert library.runs(album.id) == []
@@ -132,9 +114,6 @@ class FailingBackend:
     description = "failing test backend"
 
     def generate(self, request: Any, *, should_stop: Any) -> Any:
-        from desktop_app.engine.events import Phase, PhaseEvent, TokenEvent
-        from desktop_app.errors import StorytellerError
-
         yield PhaseEvent(Phase.WRITING)
         yield TokenEvent("<think>\n## Image 1\n")
         raise StorytellerError("the server at http://127.0.0.1:9 went away: check that it runs")
@@ -144,57 +123,113 @@ class FailingBackend:
 
 
 def test_a_failing_backend_shows_its_message_and_keeps_a_failed_version(
-    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+    qtbot: Any, make_session: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
-    window = make_window(FailingBackend())
-    album = album_with_photos(qtbot, window, sample_photos[:1])
-    generate_and_wait(qtbot, window)
+    session, generation = _controller(make_session, backend=FailingBackend())
+    album = session_album(session, sample_photos[:1])
+    ended: list[EndedRun] = []
+    session.run_ended.connect(ended.append)
+    tell_and_wait(qtbot, generation)
     (message,) = close_error_dialogs()
     assert "went away: check that it runs" in message
     (run,) = library.runs(album.id)
     assert run.status is RunStatus.FAILED and "went away" in run.error
     assert run.raw_output.startswith("<think>")
-    assert window.acts["generate"].isEnabled()  # the user can try again
+    (end,) = ended
+    assert end.failed and end.run is not None and end.phase_text == "Failed"
 
 
 @pytest.mark.slow
 def test_switching_albums_while_writing_keeps_each_album_its_own_story(
     qtbot: Any,
-    make_window: Callable[..., Any],
+    make_session: Callable[..., Any],
     library: Any,
     sample_photos: list[Path],
     story_output: str,
 ) -> None:
-    window = make_window(scripted_backend(story_output, token_delay_s=0.001))
-    first = album_with_photos(qtbot, window, sample_photos, name="Kite day")
-    window.generation.generate()
-    qtbot.waitUntil(
-        lambda: window.generation.live is not None and window.generation.live.tokens > 20,
-        timeout=10_000,
+    session, generation = _controller(
+        make_session, backend=scripted_backend(story_output, token_delay_s=0.001)
     )
-    other = window.sidebar.new_album("Empty", edit=False)
-    assert window.current_album_id == other.id
-    qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=30_000)
-    assert "No story yet" in window.story_panel.browser.toPlainText()
-    assert window.run_model.rowCount() == 0
-    window.sidebar.album_view.setCurrentIndex(
-        window.album_model.index(window.album_model.row_of(first.id))
-    )
-    assert "Grandpa Joe" in window.story_panel.browser.toPlainText()
+    first = session_album(session, sample_photos, name="Kite day")
+    generation.generate()
+    qtbot.waitUntil(lambda: session.live is not None and session.live.tokens > 20, timeout=10_000)
+    live = session.live
+    other = session.create_album("Empty")
+    assert session.album_id == other.id
+    qtbot.waitUntil(lambda: not generation.is_generating(), timeout=30_000)
+    assert session.shown is live  # nothing else opened it: another album is open
     assert [r.status for r in library.runs(first.id)] == [RunStatus.COMPLETE]
+    assert library.runs(other.id) == []
 
 
 def test_generating_without_a_model_says_what_to_do_and_keeps_no_empty_version(
-    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+    qtbot: Any, make_session: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
     from desktop_app.app.settings import Settings
     from desktop_app.ui.app import gui_backend
 
-    settings = Settings()  # no model files, no server, none installed in this test home
-    window = make_window(settings=settings, backend_factory=lambda: gui_backend(settings))
-    album = album_with_photos(qtbot, window, sample_photos[:1])
-    generate_and_wait(qtbot, window)
+    # No model files, no server, none installed in this test home.
+    session, generation = _controller(
+        make_session, settings=Settings(), backend_factory=gui_backend
+    )
+    album = session_album(session, sample_photos[:1])
+    ended: list[EndedRun] = []
+    session.run_ended.connect(ended.append)
+    tell_and_wait(qtbot, generation)
     (text,) = close_error_dialogs()
     assert "No model is set up yet" in text and "First-run guide" in text
     assert library.runs(album.id) == []
-    assert window.run_model.rowCount() == 0
+    (end,) = ended
+    assert end.live is None and end.run is None and end.phase_text == "Failed"
+
+
+class MultiByteBackend:
+    """Writes a story whose tokens are fewer than its text pieces (several characters, and
+    multi-byte ones, per token), as a real tokenizer does."""
+
+    description = "multi-byte test backend"
+
+    def __init__(self, output: str) -> None:
+        self._output = output
+
+    def generate(self, request: Any, *, should_stop: Any) -> Any:
+        from desktop_app.engine.events import (
+            FinishReason,
+            PhotoInfo,
+            ResultEvent,
+            RunResult,
+            Timings,
+        )
+
+        yield PhaseEvent(Phase.WRITING)
+        pieces = [self._output[i : i + 5] for i in range(0, len(self._output), 5)]
+        for piece in pieces:
+            yield TokenEvent(piece, tokens=3)
+        photos = tuple(PhotoInfo(path, (336, 252), (336, 252), 108) for path in request.photos)
+        yield ResultEvent(
+            RunResult(
+                raw_output=self._output,
+                finish_reason=FinishReason.STOP,
+                photos=photos,
+                backend=self.description,
+                model="test",
+                sampling=request.sampling,
+                timings=Timings(generated_tokens=3 * len(pieces)),
+            )
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_live_run_counts_the_engines_tokens_not_text_pieces(
+    qtbot: Any, make_session: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    text = "<think>\n## Image 1\n" + "Ünïcødé ✓ café — naïve façade. " * 20
+    session, generation = _controller(make_session, backend=MultiByteBackend(text))
+    session_album(session, sample_photos[:1])
+    counts: list[int] = []
+    session.run_ended.connect(lambda end: counts.append(end.live.tokens))
+    tell_and_wait(qtbot, generation)
+    pieces = len(range(0, len(text), 5))
+    assert counts == [3 * pieces]

@@ -1,4 +1,5 @@
-"""The GUI tells a story the way the CLI does (app.telling): what a GUI-told version records."""
+"""The GUI tells a story the way the CLI does (app.telling), the generation controller with a
+session: what a GUI-told version records, and that it is parsed once."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
-from ui_helpers import album_with_photos, close_error_dialogs, generate_and_wait
+from ui_helpers import close_error_dialogs, session_album, tell_and_wait
 from ui_sample import PREPARED_SIZE
 
 from desktop_app.app.settings import Settings
 from desktop_app.engine.events import Event, ShouldStop, StoryRequest
 from desktop_app.engine.scripted import ScriptedBackend
 from desktop_app.errors import StorytellerError
+from desktop_app.ui.generation_controller import GenerationController
 
 
 class _FailingModelBackend(ScriptedBackend):
@@ -38,7 +40,7 @@ class _FailingModelBackend(ScriptedBackend):
 
 def test_a_gui_version_records_strict_format_seed_backend_and_model_files_even_if_it_fails(
     qtbot: Any,
-    make_window: Callable[..., Any],
+    make_session: Callable[..., Any],
     library: Any,
     tmp_path: Path,
     sample_photos: list[Path],
@@ -47,9 +49,10 @@ def test_a_gui_version_records_strict_format_seed_backend_and_model_files_even_i
     model = tmp_path / "tiny.gguf"
     model.write_bytes(b"GGUF" + b"\0" * 60)
     backend = _FailingModelBackend(story_output, model)
-    window = make_window(backend, settings=Settings(strict_format=True, seed=3))
-    album = album_with_photos(qtbot, window, sample_photos[:2])
-    generate_and_wait(qtbot, window)
+    session = make_session(backend, settings=Settings(strict_format=True, seed=3))
+    generation = GenerationController(session)
+    album = session_album(session, sample_photos[:2])
+    tell_and_wait(qtbot, generation)
     assert "ran out of memory" in close_error_dialogs()[0]
     (run,) = library.runs(album.id)  # partial output: kept as a failed version
     assert backend.requests[0].strict_format  # the setting the GUI used to ignore
@@ -62,20 +65,28 @@ def test_a_gui_version_records_strict_format_seed_backend_and_model_files_even_i
 
 def test_a_finished_version_is_parsed_once(
     qtbot: Any,
-    make_window: Callable[..., Any],
+    make_session: Callable[..., Any],
+    host: Callable[[Any], Any],
     sample_photos: list[Path],
     monkeypatch: Any,
 ) -> None:
     from desktop_app.library import storyjson
     from desktop_app.story import parser
+    from desktop_app.ui.story_tabs import StoryTabs
+    from desktop_app.ui.versions import VersionsController
 
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos[:2])
+    session = make_session()
+    generation = GenerationController(session)
+    VersionsController(session)
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos[:2])
     parse = Mock(wraps=parser.parse_story)
     # Both ways in: the library's (storing a run) and the story package's own.
     monkeypatch.setattr(storyjson, "parse_story", parse)
     monkeypatch.setattr(parser, "parse_story", parse)
-    run = generate_and_wait(qtbot, window)
-    qtbot.waitUntil(lambda: window.current_run is not None and window.current_run.id == run.id)
+    tell_and_wait(qtbot, generation)
+    assert session.open_run is not None
     assert parse.call_count == 1  # stored, shown in the story and analysis tabs: one parse
-    assert window.current_story is not None and window.current_story.segments
+    assert session.shown.story.segments
+    assert "Grandpa Joe" in tabs.story_panel.browser.toPlainText()
+    assert tabs.analysis_panel.frame_tabs.count() == len(session.shown.story.frames)

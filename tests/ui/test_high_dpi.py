@@ -46,8 +46,24 @@ def test_thumbnails_and_cast_icons_are_sharp_on_a_2x_screen(tmp_path: Path) -> N
 
 
 @pytest.mark.skipif(not os.environ.get(INNER), reason="run by the test above under 2x scaling")
-def test_on_a_2x_screen(qtbot: Any, story_window: Any) -> None:
-    window = story_window
+def test_on_a_2x_screen(qtbot: Any, told_session: Any, host: Any) -> None:
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+    from ui_helpers import show_told
+
+    from desktop_app.ui.actions import WindowActions
+    from desktop_app.ui.filmstrip import Filmstrip
+    from desktop_app.ui.story_tabs import StoryTabs
+
+    owner = QWidget()
+    layout = QVBoxLayout(owner)
+    layout.addWidget(Filmstrip(told_session, WindowActions(owner), owner))
+    tabs = StoryTabs(told_session, owner)
+    layout.addWidget(tabs)
+    window = host(owner)
+    told_session.reload_photos()  # the strip loads its thumbnails
+    show_told(told_session)
+    window.photo_model = told_session.photo_model
+    window.analysis_panel = tabs.analysis_panel
     ratio = window.devicePixelRatioF()
     assert ratio == 2.0  # QT_SCALE_FACTOR really applies: the rest checks the 2x path
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import drop_urls
+from ui_helpers import drop_urls, session_album
 
 from desktop_app import paths
 from desktop_app.app.settings import Settings
@@ -33,32 +33,33 @@ def tiny_settings(tiny_model: Any) -> Settings:
     )
 
 
-def generate_seeing_phases(qtbot: Any, window: Any) -> list[str]:
-    """Generate and wait for the end; every phase line shown meanwhile, in order."""
+def generate_seeing_phases(qtbot: Any, toolbar: Any, generation: Any) -> list[str]:
+    """Generate and wait for the end; every phase line ``toolbar`` showed meanwhile, in order."""
     phases: list[str] = []
-    phase_label = window.story_toolbar.phase_label
+    phase_label = toolbar.phase_label
     set_phase = phase_label.setText
     phase_label.setText = lambda text: (phases.append(text), set_phase(text))[1]
     try:
-        window.generation.generate()
-        qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=120_000)
+        generation.generate()
+        qtbot.waitUntil(lambda: not generation.is_generating(), timeout=120_000)
     finally:
         phase_label.setText = set_phase
     return phases
 
 
+@pytest.mark.end_to_end
 @pytest.mark.slow
 def test_generate_with_the_tiny_model_through_llama_cpp(
     qtbot: Any, make_window: Callable[..., Any], library: Any, tiny_model: Any, tiny_image: Path
 ) -> None:
     settings = tiny_settings(tiny_model)
-    window = make_window(settings=settings, backend_factory=lambda: gui_backend(settings))
+    window = make_window(settings=settings, backend_factory=gui_backend)
     album = window.sidebar.new_album("Tiny", edit=False)
     drop_urls(window.filmstrip.view.viewport(), [tiny_image])
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
     # Before this model's first run here, the time comes from its size and says so.
     assert "under a minute (estimate)" in window.filmstrip.cost_label.text()
-    phases = generate_seeing_phases(qtbot, window)
+    phases = generate_seeing_phases(qtbot, window.story_toolbar, window.generation)
     assert any(text.endswith("under a minute left (estimate)") for text in phases), phases
     # The run measured this machine: the estimate is now its own.
     qtbot.waitUntil(lambda: "(estimate)" not in window.filmstrip.cost_label.text(), timeout=5_000)
@@ -77,8 +78,19 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
 
 @pytest.mark.slow
 def test_after_a_run_the_estimate_counts_only_the_writing_until_the_prompt_changes(
-    qtbot: Any, make_window: Callable[..., Any], tiny_model: Any, tiny_image: Path
+    qtbot: Any,
+    make_session: Callable[..., Any],
+    host: Callable[[Any], Any],
+    tiny_model: Any,
+    tiny_image: Path,
 ) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from desktop_app.ui.actions import WindowActions
+    from desktop_app.ui.filmstrip import Filmstrip
+    from desktop_app.ui.generation_controller import GenerationController
+    from desktop_app.ui.story_toolbar import StoryToolbar
+
     settings = tiny_settings(tiny_model)
     # This machine once measured a slow vision encoder and prompt reading, fast writing.
     slow = Speeds(
@@ -92,16 +104,21 @@ def test_after_a_run_the_estimate_counts_only_the_writing_until_the_prompt_chang
     key = speeds.model_key(tiny_model.text_gguf, device.accelerator(settings.n_gpu_layers))
     paths.speeds_file().parent.mkdir(parents=True, exist_ok=True)
     paths.speeds_file().write_text(json.dumps({"format": 1, "models": {key: asdict(slow)}}))
-    window = make_window(settings=settings, backend_factory=lambda: gui_backend(settings))
-    window.sidebar.new_album("Tiny", edit=False)
-    drop_urls(window.filmstrip.view.viewport(), [tiny_image])
-    qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
-    label = window.filmstrip.cost_label
+    session = make_session(settings=settings, backend_factory=gui_backend)
+    owner = QWidget()
+    actions = WindowActions(owner)
+    toolbar = StoryToolbar(session, actions["generate"], actions["stop"], owner)
+    strip = Filmstrip(session, actions, owner)
+    generation = GenerationController(session)
+    host(owner)
+    session_album(session, [tiny_image], name="Tiny")
+    label = strip.cost_label
     # 24 image tokens x 20 s + (128 + 24 + 2) cells / 0.5 per s + 40 tokens / 1000 per s: 788 s.
     assert label.text().endswith("about 13 min")
 
     def generate() -> list[str]:
-        return [t for t in generate_seeing_phases(qtbot, window) if t.endswith(" left")]
+        phases = generate_seeing_phases(qtbot, toolbar, generation)
+        return [t for t in phases if t.endswith(" left")]
 
     cold = generate()
     assert cold and "about 13 min left" in cold[0], cold
@@ -111,7 +128,7 @@ def test_after_a_run_the_estimate_counts_only_the_writing_until_the_prompt_chang
     assert again and all(text.endswith("under a minute left") for text in again), again
     # Another instruction is another prompt: the photo stays cached, the prompt is read again
     # (at the rate the run measured, averaged with the slow one: still well under a minute).
-    combo = window.story_toolbar.instruction_combo
+    combo = toolbar.instruction_combo
     ran_with = combo.currentText()
     combo.setEditText("What happens here?")
     assert label.text().endswith("under a minute · photos cached"), label.text()

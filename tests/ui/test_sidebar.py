@@ -1,48 +1,82 @@
-"""The sidebar: albums (create, rename, delete, drop a folder on one) and the window's item models."""
+"""The sidebar alone with a session: albums (create, rename, delete, another library), the
+versions list following the open version, and the session's item models."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ui_helpers import drop_urls
+from PySide6.QtWidgets import QWidget
+from ui_helpers import show_told
 
+from desktop_app.app.settings import Settings
+from desktop_app.ui.actions import WindowActions
 from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
+from desktop_app.ui.sidebar import Sidebar
+from desktop_app.ui.versions import VersionsController
 
 
-def test_item_models_pass_qt_model_tester(qtmodeltester: Any, story_window: Any) -> None:
-    window = story_window
-    assert isinstance(window.album_model, AlbumListModel)
-    qtmodeltester.check(window.album_model)
-    assert isinstance(window.photo_model, PhotoListModel)
-    qtmodeltester.check(window.photo_model)
-    assert isinstance(window.run_model, RunListModel)
-    qtmodeltester.check(window.run_model)
+def _sidebar(session: Any, host: Any) -> Sidebar:
+    owner = QWidget()
+    sidebar = Sidebar(session, WindowActions(owner), owner)
+    host(owner)
+    sidebar.reload_albums()
+    return sidebar
+
+
+def test_item_models_pass_qt_model_tester(qtmodeltester: Any, told_session: Any, host: Any) -> None:
+    session = told_session
+    _sidebar(session, host)
+    VersionsController(session).reload_runs(select_latest=True)
+    assert session.album_model.rowCount() == 1 and session.run_model.rowCount() == 1
+    assert isinstance(session.album_model, AlbumListModel)
+    qtmodeltester.check(session.album_model)
+    assert isinstance(session.photo_model, PhotoListModel)
+    qtmodeltester.check(session.photo_model)
+    assert isinstance(session.run_model, RunListModel)
+    qtmodeltester.check(session.run_model)
 
 
 def test_create_rename_delete_album_updates_the_list_and_library(
-    qtbot: Any, make_window: Callable[..., Any], library: Any
+    session: Any, host: Any, library: Any
 ) -> None:
-    window = make_window()
-    window.sidebar.new_album("Holiday", edit=False)
-    index = window.sidebar.album_view.currentIndex()
+    sidebar = _sidebar(session, host)
+    opened: list[Any] = []
+    session.album_opened.connect(opened.append)
+    sidebar.new_album("Holiday", edit=False)
+    assert [a.name if a else None for a in opened] == ["Holiday"]  # opened once
+    index = sidebar.album_view.currentIndex()
     assert "Holiday" in index.data()
-    assert window.album_model.setData(index, "Summer holiday")
+    assert session.album_model.setData(index, "Summer holiday")
     assert [a.name for a in library.albums()] == ["Summer holiday"]
-    assert "Summer holiday" in window.sidebar.album_view.currentIndex().data()
-    window.sidebar.delete_album()
+    assert "Summer holiday" in sidebar.album_view.currentIndex().data()
+    assert session.album.name == "Summer holiday"
+    sidebar.delete_album()
     assert library.albums() == []
-    assert window.album_model.rowCount() == 0
+    assert session.album_model.rowCount() == 0 and session.album is None
 
 
-def test_a_folder_dropped_on_the_album_list_is_imported(
-    qtbot: Any, make_window: Callable[..., Any], library: Any, sample_photos: list[Path]
+def test_picking_an_album_opens_it_and_the_versions_list_follows_the_open_version(
+    told_session: Any, host: Any, library: Any
 ) -> None:
-    window = make_window()
-    album = window.sidebar.new_album("From a folder", edit=False)
-    drop_urls(window.sidebar.album_view.viewport(), [sample_photos[0].parent])
-    qtbot.waitUntil(lambda: window.photo_model.rowCount() == len(sample_photos), timeout=10_000)
-    assert sorted(p.path.name for p in library.photos(album.id)) == sorted(
-        p.name for p in sample_photos
-    )
+    session = told_session
+    told_album = session.album
+    session.create_album("Empty")
+    sidebar = _sidebar(session, host)
+    VersionsController(session)
+    row = session.album_model.row_of(told_album.id)
+    sidebar.album_view.setCurrentIndex(session.album_model.index(row))
+    assert session.album_id == told_album.id
+    shown = show_told(session)
+    assert sidebar.run_view.currentIndex().data().startswith(f"#{shown.run.id}")
+    assert [run.id for run in session.selected_runs] == [shown.run.id]
+
+
+def test_another_library_folder_in_the_settings_reopens_the_album_list(
+    session: Any, host: Any, tmp_path: Path
+) -> None:
+    sidebar = _sidebar(session, host)
+    sidebar.new_album("In the default library", edit=False)
+    session.apply_settings(Settings(library_dir=tmp_path / "elsewhere"))
+    assert session.album_model.rowCount() == 0 and session.album is None
+    assert (tmp_path / "elsewhere").is_dir()

@@ -1,4 +1,4 @@
-"""Grounding in the story and analysis tabs: a hovered word draws its box at the right place, a
+"""Grounding in the story and analysis tabs (the story tabs alone with a session): a hovered word draws its box at the right place, a
 clicked box highlights every mention, analysis rows show on the photo, issues jump to their
 frame."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import ui_sample
 from PySide6.QtCore import QRectF, Qt, QUrl
 from PySide6.QtWidgets import QApplication
-from ui_helpers import album_with_photos, generate_and_wait
+from ui_helpers import session_album, show_told
 from ui_sample import scripted_backend
 
 
@@ -40,9 +40,9 @@ def assert_rect_close(actual: QRectF, expected: QRectF, tolerance: float = 0.75)
 
 
 def test_hovering_a_word_draws_its_box_at_the_right_place_at_any_window_size(
-    story_window: Any, sample_photos: list[Path]
+    story_tabs: Any, sample_photos: list[Path]
 ) -> None:
-    window = story_window
+    window = story_tabs
     panel = window.story_panel
     href = next(h for h, s in panel.spans.items() if s.frame == 3 and s.ids == ("char3",))
     panel.browser.highlighted.emit(QUrl(href))  # what hovering (or tabbing to) the link emits
@@ -67,9 +67,9 @@ def test_hovering_a_word_draws_its_box_at_the_right_place_at_any_window_size(
 
 
 def test_clicking_a_box_highlights_every_mention_of_that_entity(
-    qtbot: Any, story_window: Any
+    qtbot: Any, story_tabs: Any
 ) -> None:
-    window = story_window
+    window = story_tabs
     panel = window.story_panel
     panel.show_entities(1, ("char2",))
     (box,) = panel.photo_view.box_items()
@@ -84,13 +84,13 @@ def test_clicking_a_box_highlights_every_mention_of_that_entity(
 
 
 def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
-    story_window: Any, sample_photos: list[Path]
+    story_tabs: Any, sample_photos: list[Path]
 ) -> None:
     from PySide6.QtWidgets import QTableWidget
 
-    window = story_window
+    window = story_tabs
     panel = window.analysis_panel
-    window.tabs.setCurrentWidget(panel)
+    window.setCurrentWidget(panel)
     panel.frame_tabs.setCurrentIndex(2)  # frame 3
     photo = panel.frame_photo
     assert photo.photo_path is not None and photo.photo_path.name == sample_photos[2].name
@@ -108,8 +108,8 @@ def test_analysis_tables_show_the_selected_row_on_the_frame_photo(
     assert_rect_close(box_rect(box), expected_scene_rect(3, "char3"))
 
 
-def test_the_narrative_tab_lists_each_phase_with_its_frames(story_window: Any) -> None:
-    table = story_window.analysis_panel.narrative_table
+def test_the_narrative_tab_lists_each_phase_with_its_frames(story_tabs: Any) -> None:
+    table = story_tabs.analysis_panel.narrative_table
     rows = [
         [table.item(r, c).text() for c in range(table.columnCount())]
         for r in range(table.rowCount())
@@ -124,17 +124,26 @@ def test_the_narrative_tab_lists_each_phase_with_its_frames(story_window: Any) -
 
 
 def test_a_validation_issue_jumps_to_its_frame_and_entity(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], story_output: str
+    qtbot: Any,
+    make_session: Callable[..., Any],
+    host: Callable[[Any], Any],
+    sample_photos: list[Path],
+    story_output: str,
 ) -> None:
+    from desktop_app.app.telling import TellOptions, tell_album
+    from desktop_app.ui.story_tabs import StoryTabs
+
     # The model names char9 in frame 3's text, but no table defines it.
     broken = story_output.replace(
         "<gdo char3>Grandpa Joe</gdo> <gda char3>came walking over</gda>",
         "<gdo char9>Grandpa Joe</gdo> <gda char3>came walking over</gda>",
     )
     assert broken != story_output
-    window = make_window(scripted_backend(broken))
-    album_with_photos(qtbot, window, sample_photos)
-    generate_and_wait(qtbot, window)
+    session = make_session()
+    window = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    tell_album(session.library, session.album_id, scripted_backend(broken), TellOptions())
+    show_told(session)
     issues = window.story_panel.issues_list
     assert issues.count() >= 1
     item = next(issues.item(i) for i in range(issues.count()) if "char9" in issues.item(i).text())

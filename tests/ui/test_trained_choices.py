@@ -7,41 +7,65 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from ui_helpers import album_with_photos, generate_and_wait
+from PySide6.QtWidgets import QWidget
+from ui_helpers import session_album, tell_and_wait
 
 from desktop_app.app.settings import Settings
 from desktop_app.engine.events import TRAINED_INSTRUCTIONS, Detail
 from desktop_app.story.ids import entity_kind
+from desktop_app.ui.actions import WindowActions
 from desktop_app.ui.compare import run_header_html
+from desktop_app.ui.filmstrip import Filmstrip
+from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.ui.story_toolbar import StoryToolbar
 from desktop_app.ui.trained_choices import NO_INSTRUCTION
 
 
+def _toolbar_and_strip(session: Any, host: Callable[[Any], Any]) -> tuple[Any, Any]:
+    owner = QWidget()
+    actions = WindowActions(owner)
+    toolbar = StoryToolbar(session, actions["generate"], actions["stop"], owner)
+    strip = Filmstrip(session, actions, owner)
+    host(owner)
+    return toolbar, strip
+
+
 def test_detail_levels_are_named_by_what_the_model_saw(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path]
+    qtbot: Any,
+    make_session: Callable[..., Any],
+    host: Callable[[Any], Any],
+    sample_photos: list[Path],
 ) -> None:
-    window = make_window(settings=Settings())
-    combo = window.story_toolbar.detail_combo
+    session = make_session(settings=Settings())
+    toolbar, strip = _toolbar_and_strip(session, host)
+    combo = toolbar.detail_combo
     labels = [combo.itemText(i) for i in range(combo.count())]
     assert labels == [
         "As trained (256 tokens/photo)",
         "More detail (512 tokens/photo)",
         "Most detail (1024 tokens/photo)",
     ]
-    assert window.story_toolbar.detail() is Detail.AS_TRAINED  # the default
+    assert toolbar.detail() is Detail.AS_TRAINED  # the default
     tips = [combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(combo.count())]
     assert "closest to the training" in tips[0]
     assert all("beyond the training resolution" in tip for tip in tips[1:])
-    album_with_photos(qtbot, window, sample_photos[:2])
-    assert "at As trained (at most 256 tokens per photo)" in window.filmstrip.cost_label.toolTip()
-    combo.setCurrentIndex(2)
-    assert "at Most detail (at most 1024 tokens per photo)" in window.filmstrip.cost_label.toolTip()
+    session_album(session, sample_photos[:2])
+    assert "at As trained (at most 256 tokens per photo)" in strip.cost_label.toolTip()
+    combo.setCurrentIndex(2)  # the strip's estimate follows the choice through the session
+    assert "at Most detail (at most 1024 tokens per photo)" in strip.cost_label.toolTip()
 
 
 def test_the_instruction_is_a_trained_one_none_or_the_user_s_own(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], library: Any
+    qtbot: Any,
+    make_session: Callable[..., Any],
+    host: Callable[[Any], Any],
+    sample_photos: list[Path],
+    library: Any,
 ) -> None:
-    window = make_window(settings=Settings())
-    combo = window.story_toolbar.instruction_combo
+    session = make_session(settings=Settings())
+    toolbar, _strip = _toolbar_and_strip(session, host)
+    generation = GenerationController(session)
+    combo = toolbar.instruction_combo
     assert [combo.itemData(i) for i in range(combo.count())] == list(TRAINED_INSTRUCTIONS)
     assert combo.instruction() == "Create a story based on these images."
     assert "trained with" in combo.toolTip()
@@ -49,21 +73,22 @@ def test_the_instruction_is_a_trained_one_none_or_the_user_s_own(
     assert combo.instruction() == "" and not combo.is_custom()
     combo.setEditText("Tell the story of our trip to Lisbon.")
     assert combo.is_custom() and "beyond training" in combo.toolTip()
-    album_with_photos(qtbot, window, sample_photos[:2])
-    run = generate_and_wait(qtbot, window)
+    album = session_album(session, sample_photos[:2])
+    tell_and_wait(qtbot, generation)
+    (run,) = library.runs(album.id)
     stored = library.run(run.id).parameters
     assert stored["instruction"] == "Tell the story of our trip to Lisbon."
     assert (stored["detail"], stored["token_budget"]) == ("trained", 256)
 
 
 def test_runs_stored_with_the_old_detail_names_keep_their_recorded_detail(
-    qtbot: Any, make_window: Callable[..., Any], sample_photos: list[Path], library: Any
+    make_session: Callable[..., Any], sample_photos: list[Path], library: Any
 ) -> None:
     from desktop_app.library.records import RunSpec
 
-    window = make_window(settings=Settings())
-    album = album_with_photos(qtbot, window, sample_photos[:1])
-    photo_ids = tuple(p.id for p in window.photo_model.photos())
+    session = make_session(settings=Settings())
+    album = session_album(session, sample_photos[:1])
+    photo_ids = tuple(p.id for p in session.photo_model.photos())
     # What the first releases stored: the GUI wrote only the name, the CLI the budget too.
     old_gui = library.start_run(
         album.id, RunSpec(photo_ids=photo_ids, parameters={"detail": "normal"})
@@ -78,8 +103,8 @@ def test_runs_stored_with_the_old_detail_names_keep_their_recorded_detail(
     assert library.run(old_gui).parameters == {"detail": "normal"}  # stored as it was
 
 
-def test_the_cast_gallery_says_what_kind_each_id_names(story_window: Any) -> None:
-    gallery = story_window.analysis_panel.cast_list
+def test_the_cast_gallery_says_what_kind_each_id_names(story_tabs: Any) -> None:
+    gallery = story_tabs.analysis_panel.cast_list
     tips = {gallery.item(i).toolTip().split("\n")[0] for i in range(gallery.count())}
     assert any("(char1, character)" in tip for tip in tips)
     assert any("(bg1, place)" in tip for tip in tips)

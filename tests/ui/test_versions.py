@@ -1,5 +1,6 @@
-"""The versions of a story: switching, deleting and comparing them, renaming a character in one,
-and exporting or copying the open one."""
+"""The versions controller alone with a session: switching, deleting and comparing versions,
+renaming a character in one, exporting or copying the open one, and following runs as they
+start and end."""
 
 from __future__ import annotations
 
@@ -9,48 +10,47 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QApplication
-from ui_helpers import album_with_photos, generate_and_wait
+from ui_helpers import session_album, tell_and_wait
+
+from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.ui.session import OpenVersion
+from desktop_app.ui.versions import VersionsController
 
 
-def test_renaming_a_character_shows_everywhere_and_is_stored_as_an_edit(
-    story_window: Any, library: Any, story_output: str
+@pytest.fixture
+def versions(told_session: Any) -> VersionsController:
+    """The versions controller over a session showing the sample album's finished story."""
+    controller = VersionsController(told_session)
+    controller.reload_runs(select_latest=True)
+    assert isinstance(told_session.shown, OpenVersion)
+    return controller
+
+
+def test_renaming_a_character_is_stored_as_an_edit_and_told_to_the_views(
+    versions: VersionsController, told_session: Any, library: Any, story_output: str
 ) -> None:
-    window = story_window
-    run = window.current_run
-    gallery = window.analysis_panel.cast_list
-    item = next(gallery.item(i) for i in range(gallery.count()) if gallery.item(i).text() == "Maya")
-    item.setText("Mia")  # what editing the name in the cast gallery does
+    session = told_session
+    run = session.open_run
+    renamed: list[Any] = []
+    session.names_changed.connect(renamed.append)
+    versions.rename_entity("char1", "Mia")
     assert library.display_names(run.id) == {"char1": "Mia"}
     assert library.run(run.id).raw_output == story_output  # the model's output is untouched
-    story_text = window.story_panel.browser.toPlainText()
-    assert "Mia" in story_text and "Maya" not in story_text
-    assert window.analysis_panel.cast_names()["char1"] == "Mia"
-    matrix = window.analysis_panel.matrix
-    labels = [matrix.verticalHeaderItem(r).text() for r in range(matrix.rowCount())]
-    assert "Mia (char1)" in labels
-    assert (
-        "Mia"
-        in window.analysis_panel.frame_tabs.widget(0)
-        .widget()
-        .findChildren(type(matrix))[0]
-        .item(0, 1)
-        .text()
-    )
-    # Crops come from the boxes: every character has a picture.
-    assert all(not gallery.item(i).icon().isNull() for i in range(3))
+    assert renamed == [{"char1": "Mia"}]
+    assert session.shown.stored.names == {"char1": "Mia"}
+    versions.rename_entity("char1", "")
+    assert library.display_names(run.id) == {} and renamed[-1] == {}
 
 
 @pytest.mark.parametrize("kind", ["html", "markdown", "json", "pdf"])
 def test_export_writes_the_story_with_the_users_names(
-    qtbot: Any, story_window: Any, tmp_path: Path, kind: str
+    qtbot: Any, versions: VersionsController, told_session: Any, tmp_path: Path, kind: str
 ) -> None:
-    window = story_window
-    run = window.current_run
-    window.versions.rename_entity("char2", "Sir Biscuit")
+    run = told_session.open_run
+    versions.rename_entity("char2", "Sir Biscuit")
     target = tmp_path / f"story.{kind}"
-    handle = window.versions.export(kind, target)
+    handle = versions.export(kind, target)
     if handle is not None:
         qtbot.waitUntil(lambda: not handle.is_running() and target.exists(), timeout=20_000)
     assert target.exists() and target.stat().st_size > 0
@@ -68,89 +68,64 @@ def test_export_writes_the_story_with_the_users_names(
         assert "Sir Biscuit" in content and "Grandpa Joe" in content
     if kind == "html":
         assert content.count("data:image/jpeg;base64,") >= 4
-    assert run.id == window.current_run.id
+    assert run.id == told_session.open_run.id
 
 
-def test_copy_as_text_puts_the_plain_story_on_the_clipboard(story_window: Any) -> None:
-    story_window.versions.copy_story()
+def test_copy_as_text_puts_the_plain_story_on_the_clipboard(
+    versions: VersionsController,
+) -> None:
+    versions.copy_story()
     text = QApplication.clipboard().text()
     assert "Grandpa Joe" in text and "<gd" not in text
 
 
+def _two_versions(qtbot: Any, session: Any, sample_photos: list[Path]) -> tuple[Any, Any, Any]:
+    VersionsController(session)  # lists and opens each version as it ends
+    generation = GenerationController(session)
+    album = session_album(session, sample_photos)
+    tell_and_wait(qtbot, generation)
+    first = session.open_run
+    tell_and_wait(qtbot, generation)
+    second = session.open_run
+    return album, first, second
+
+
 def test_versions_switch_delete_and_compare(
-    qtbot: Any,
-    make_window: Callable[..., Any],
-    library: Any,
-    sample_photos: list[Path],
-    story_output: str,
+    qtbot: Any, make_session: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
-    window = make_window()
-    album = album_with_photos(qtbot, window, sample_photos)
-    first = generate_and_wait(qtbot, window)
-    second = generate_and_wait(qtbot, window)
-    assert window.run_model.rowCount() == 2
-    window.versions.compare_versions()
-    assert window.tabs.currentWidget() is window.compare_panel
-    assert "Grandpa Joe" in window.compare_panel.left_browser.toPlainText()
-    assert "Grandpa Joe" in window.compare_panel.right_browser.toPlainText()
-    assert window.compare_panel.left_combo.currentData() == first.id
-    assert window.compare_panel.right_combo.currentData() == second.id
-    window.versions.select_run_row(first.id)
-    assert window.current_run.id == first.id
-    window.versions.delete_current_run()
+    session = make_session()
+    album, first, second = _two_versions(qtbot, session, sample_photos)
+    assert first.id != second.id and session.run_model.rowCount() == 2
+    versions = session.findChild(VersionsController)
+    compared: list[tuple[Any, ...]] = []
+    versions.comparison_ready.connect(lambda *args: compared.append(args))
+    versions.compare_versions()
+    ((left, right, _left_names, _right_names),) = compared
+    assert (left.id, right.id) == (first.id, second.id)  # older on the left
+    assert "Grandpa Joe" in left.raw_output and "Grandpa Joe" in right.raw_output
+    session.select_versions([session.run_model.run_at(1)])
+    assert session.open_run.id == first.id
+    versions.delete_selected()
     assert [r.id for r in library.runs(album.id)] == [second.id]
-    assert window.current_run.id == second.id
+    assert session.open_run.id == second.id
+    assert session.run_model.rowCount() == 1
 
 
-def test_the_compare_tab_offers_the_versions_the_list_shows(qtbot: Any, story_window: Any) -> None:
-    window = story_window
-    first = window.current_run
-    second = generate_and_wait(qtbot, window)  # no Compare click: the tab must follow anyway
-    combo = window.compare_panel.right_combo
-    assert [combo.itemData(i) for i in range(combo.count())] == [second.id, first.id]
-    assert "complete" in combo.itemText(0)
-    window.versions.delete_current_run()  # the newest one is selected
-    assert [combo.itemData(i) for i in range(combo.count())] == [first.id]
-
-
-def test_compared_versions_show_each_frames_photo_and_a_header(
-    qtbot: Any,
-    make_window: Callable[..., Any],
-    sample_photos: list[Path],
+def test_a_run_is_listed_when_it_starts_and_opened_when_it_ends(
+    qtbot: Any, make_session: Callable[..., Any], sample_photos: list[Path]
 ) -> None:
-    from PySide6.QtGui import QImage, QTextDocument
+    session = make_session()
+    _album, first, second = _two_versions(qtbot, session, sample_photos)
+    assert [run.id for run in session.run_model.runs()] == [second.id, first.id]
+    assert second.status.value == "complete"
 
-    window = make_window()
-    album_with_photos(qtbot, window, sample_photos)
-    first = generate_and_wait(qtbot, window)
-    second = generate_and_wait(qtbot, window)
-    window.versions.compare_versions()
-    panel = window.compare_panel
-    frames = range(1, len(sample_photos) + 1)
-    for run, header, browser in (
-        (first, panel.left_header, panel.left_browser),
-        (second, panel.right_header, panel.right_browser),
-    ):
-        markup = browser.toHtml()
-        for frame in frames:
-            assert f'src="frame-photo:{frame}"' in markup  # the photo beside the frame's text
-            image = browser.document().resource(
-                QTextDocument.ResourceType.ImageResource, QUrl(f"frame-photo:{frame}")
-            )
-            assert isinstance(image, QImage) and not image.isNull()
-        assert "Grandpa Joe" in browser.toPlainText()
-        text = header.text()
-        assert f"Version #{run.id}" in text
-        assert "complete" in text
-        assert run.created[:10] in text  # the date
-        assert "preset faithful" in text
-        assert "model " in text and "scripted" in text
-    # Each frame's thumbnail is that frame's photo: the four sample photos differ in colour.
-    left = panel.left_browser.document()
-    colours = {
-        left.resource(QTextDocument.ResourceType.ImageResource, QUrl(f"frame-photo:{f}"))
-        .pixelColor(5, 5)
-        .name()
-        for f in frames
-    }
-    assert len(colours) == len(sample_photos)
+
+def test_opening_an_album_opens_its_newest_version(
+    qtbot: Any, make_session: Callable[..., Any], sample_photos: list[Path]
+) -> None:
+    session = make_session()
+    album, _first, second = _two_versions(qtbot, session, sample_photos)
+    session.create_album("Empty")
+    assert session.shown is None and session.run_model.rowCount() == 0
+    session.open_album(session.library.album(album.id))
+    assert session.open_run.id == second.id

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from desktop_app.app.settings import Settings, load_settings
 
 
+@pytest.mark.end_to_end
 def test_window_layout_album_and_story_choices_come_back_next_time(
     qtbot: Any, make_window: Callable[..., Any], library: Any
 ) -> None:
@@ -19,7 +22,7 @@ def test_window_layout_album_and_story_choices_come_back_next_time(
     window.story_toolbar.preset_combo.setCurrentIndex(1)  # creative
     window.story_toolbar.detail_combo.setCurrentIndex(2)  # high
     window.story_toolbar.seed_spin.setValue(42)
-    window.remember_choices()
+    window.session.remember_choices()
     window.main_splitter.setSizes([400, 1040])
     sizes = window.main_splitter.sizes()
     window.close()

@@ -54,3 +54,32 @@ def close_error_dialogs() -> list[str]:
         box.close()
     QApplication.processEvents()
     return texts
+
+
+def session_album(session: Any, photos: Sequence[Path], name: str = "Kite day") -> Any:
+    """A new album holding ``photos``, open in ``session`` (added through the library, as an
+    import would)."""
+    album = session.create_album(name)
+    assert album is not None
+    session.library.add_photos(album.id, list(photos))
+    session.photos_changed.emit(album.id)
+    assert session.photo_model.rowCount() == len(photos)
+    return album
+
+
+def tell_and_wait(qtbot: Any, generation: Any) -> None:
+    """Press Generate on ``generation`` (a GenerationController) and wait for the run's end."""
+    generation.generate()
+    assert generation.is_generating()
+    qtbot.waitUntil(lambda: not generation.is_generating(), timeout=20_000)
+
+
+def show_told(session: Any) -> Any:
+    """Open the newest version of the session's album (as the versions list does); returns it."""
+    from desktop_app.app.stored_story import StoredStory
+    from desktop_app.ui.session import OpenVersion
+
+    run = session.library.runs(session.album_id)[0]
+    shown = OpenVersion(run, StoredStory.of_run(run, session.library.display_names(run.id)))
+    session.show(shown)
+    return shown

@@ -1,0 +1,145 @@
+"""The story tabs alone with a session: they show the version the session opens, the run being
+written as it grows, renames, a photo's frame, and two versions side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ui_helpers import session_album
+from ui_sample import scripted_backend
+
+from desktop_app.app.stored_story import StoredStory
+from desktop_app.app.telling import TellOptions, tell_album
+from desktop_app.story.parser import StoryStreamParser
+from desktop_app.ui.session import LiveRun, OpenVersion
+from desktop_app.ui.story_tabs import StoryTabs
+
+
+def _told(session: Any, story_output: str) -> Any:
+    """A stored version of the open album, told by the scripted backend."""
+    ended = tell_album(
+        session.library, session.album_id, scripted_backend(story_output), TellOptions()
+    )
+    return ended.run
+
+
+def test_the_tabs_show_the_open_version_and_clear_without_one(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    run = _told(session, story_output)
+    session.show(OpenVersion(run, StoredStory.of_run(run)))
+    text = tabs.story_panel.browser.toPlainText()
+    assert "Frame 4" in text and "Grandpa Joe" in text and "<gdo" not in text
+    assert "no problems found" in tabs.story_panel.issues_label.text()
+    assert tabs.analysis_panel.frame_tabs.count() == 4
+    session.show(None)
+    assert "No story yet" in tabs.story_panel.browser.toPlainText()
+    assert tabs.analysis_panel.frame_tabs.count() == 0
+
+
+def test_the_run_being_written_is_rendered_as_it_grows_and_only_while_shown(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    album = session_album(session, sample_photos)
+    live = LiveRun(album.id, 1, {})
+    session.run_started.emit(live)
+    session.show(live)
+    assert tabs.currentWidget() is tabs.story_panel
+    assert "Starting" in tabs.story_panel.browser.toPlainText()
+    parser = StoryStreamParser()
+    parser.feed(story_output[: len(story_output) // 3])
+    live.story = parser.snapshot()
+    session.live_story_changed.emit(live)
+    shown = tabs.story_panel.browser.toPlainText()
+    assert "Frame 1" in shown and "|" not in shown and "<think>" not in shown
+    session.show(None)  # another version (or album) is open: the live text stays off screen
+    parser.feed(story_output[len(story_output) // 3 :])
+    live.story = parser.snapshot()
+    session.live_story_changed.emit(live)
+    assert "Grandpa Joe" not in tabs.story_panel.browser.toPlainText()
+
+
+def test_a_rename_and_a_photo_click_show_in_the_story_tab(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    run = _told(session, story_output)
+    session.show(OpenVersion(run, StoredStory.of_run(run)))
+    tabs.setCurrentWidget(tabs.analysis_panel)
+    session.names_changed.emit({"char1": "Grandpa Ray"})
+    assert "Grandpa Ray" in tabs.story_panel.browser.toPlainText()
+    tabs.show_frame(2, ("char1",))
+    assert tabs.currentWidget() is tabs.story_panel
+    assert tabs.story_panel.photo_view.photo_path == sample_photos[1]
+
+
+def test_comparing_shows_both_versions_in_the_compare_tab(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    first, second = _told(session, story_output), _told(session, story_output)
+    session.run_model.set_runs([second, first])
+    assert tabs.compare_panel.left_combo.count() == 2  # the compare tab follows the list
+    tabs.compare(first, second, {}, {"char1": "Grandpa Ray"})
+    assert tabs.currentWidget() is tabs.compare_panel
+    assert "Grandpa Ray" in tabs.compare_panel.right_browser.toPlainText()
+    assert "Grandpa Ray" not in tabs.compare_panel.left_browser.toPlainText()
+
+
+def test_compared_versions_show_each_frames_photo_and_a_header(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QImage, QTextDocument
+
+    from desktop_app.app.settings import Settings
+    from desktop_app.engine.events import Preset
+
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    options = TellOptions.from_settings(Settings(preset=Preset.FAITHFUL))
+    first, second = (
+        tell_album(session.library, session.album_id, scripted_backend(story_output), options).run
+        for _ in range(2)
+    )
+    tabs.compare(first, second, {}, {})
+    panel = tabs.compare_panel
+    frames = range(1, len(sample_photos) + 1)
+    for run, header, browser in (
+        (first, panel.left_header, panel.left_browser),
+        (second, panel.right_header, panel.right_browser),
+    ):
+        markup = browser.toHtml()
+        for frame in frames:
+            assert f'src="frame-photo:{frame}"' in markup  # the photo beside the frame's text
+            image = browser.document().resource(
+                QTextDocument.ResourceType.ImageResource, QUrl(f"frame-photo:{frame}")
+            )
+            assert isinstance(image, QImage) and not image.isNull()
+        assert "Grandpa Joe" in browser.toPlainText()
+        text = header.text()
+        assert f"Version #{run.id}" in text
+        assert "complete" in text
+        assert run.created[:10] in text  # the date
+        assert "preset faithful" in text
+        assert "model " in text and "scripted" in text
+    # Each frame's thumbnail is that frame's photo: the four sample photos differ in colour.
+    left = panel.left_browser.document()
+    colours = {
+        left.resource(QTextDocument.ResourceType.ImageResource, QUrl(f"frame-photo:{f}"))
+        .pixelColor(5, 5)
+        .name()
+        for f in frames
+    }
+    assert len(colours) == len(sample_photos)
