@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -88,8 +89,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def fitted_jpeg(source: Path, max_side: int, *, purpose: str = "") -> bytes:
-    """``source`` as JPEG bytes: upright, fitting ``max_side`` pixels both ways, flattened RGB.
+@dataclass(frozen=True)
+class FittedPhoto:
+    """A photo decoded for showing: upright RGB fitting the size asked for, and the size of the
+    whole upright photo (boxes are placed in those pixels)."""
+
+    image: Image.Image
+    full_size: tuple[int, int]
+
+
+def fitted_image(source: Path, max_side: int, *, purpose: str = "") -> FittedPhoto:
+    """The one photo decoder for display and export: ``source`` upright (EXIF orientation),
+    fitting ``max_side`` pixels both ways, flattened to RGB; HEIC too when pillow-heif is there.
 
     Raises ``PhotoUnreadableError`` naming the file when it cannot be decoded; ``purpose`` (e.g.
     "for its thumbnail") says in that message what the image was read for.
@@ -97,14 +108,26 @@ def fitted_jpeg(source: Path, max_side: int, *, purpose: str = "") -> bytes:
     heif_support()
     try:
         with Image.open(source) as image:
+            full = upright_size(image)
             image.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, faster
             upright = ImageOps.exif_transpose(image)
             upright.thumbnail((max_side, max_side))
-            buffer = io.BytesIO()
-            to_rgb(upright).save(buffer, "JPEG", quality=85)
+            fitted = to_rgb(upright)
+            fitted.load()
+    except Image.DecompressionBombError as err:
+        raise PhotoUnreadableError(
+            source, f"{source.name} is too large to open safely: resize it below 90 megapixels"
+        ) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         what = f" {purpose}" if purpose else ""
         raise PhotoUnreadableError(
             source, f"{source.name} cannot be read{what} ({err}): check the file"
         ) from err
+    return FittedPhoto(fitted, full)
+
+
+def fitted_jpeg(source: Path, max_side: int, *, purpose: str = "") -> bytes:
+    """``source`` as JPEG bytes, decoded by ``fitted_image``."""
+    buffer = io.BytesIO()
+    fitted_image(source, max_side, purpose=purpose).image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()

@@ -30,8 +30,9 @@ from desktop_app.imaging import PhotoUnreadableError, fitted_jpeg
 from desktop_app.library.errors import BundleError, LibraryError
 from desktop_app.library.records import Album, RunPhoto, RunStatus, StoryRun
 from desktop_app.library.store import AlbumRef, Library
+from desktop_app.story.display import StoryDisplay, display_story
 from desktop_app.story.model import Issue, Story
-from desktop_app.story.render import render_html, render_markdown, render_text, story_to_dict
+from desktop_app.story.render import story_to_dict, write_html, write_markdown, write_text
 
 EXPORT_FORMATS = ("html", "markdown", "json", "text")
 BUNDLE_FORMAT = "storyteller-album-bundle"
@@ -57,16 +58,30 @@ def render_export(
     ``images`` (frame -> ``src``) are shown in HTML; ``extra`` adds top-level keys to the JSON
     (the JSON also carries ``display_names`` when the user renamed anyone).
     """
+    return write_export(
+        kind, display_story(story, issues, names), images=images, title=title, extra=extra
+    )
+
+
+def write_export(
+    kind: str,
+    display: StoryDisplay,
+    *,
+    images: Mapping[int, str] | None = None,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """``display`` (the one display model of a story) written as ``kind``."""
     if kind == "html":
-        return render_html(story, issues, names=names, images=images, title=title)
+        return write_html(display, images=images, title=title)
     if kind == "markdown":
-        return render_markdown(story, names=names)
+        return write_markdown(display)
     if kind == "text":
-        return render_text(story, names=names)
+        return write_text(display)
     if kind == "json":
-        data: dict[str, Any] = story_to_dict(story, issues)
-        if names:
-            data["display_names"] = dict(names)
+        data: dict[str, Any] = story_to_dict(display.story, display.issues)
+        if display.names:
+            data["display_names"] = dict(display.names)
         data.update(extra or {})
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     raise ValueError(f"unknown export format {kind!r}: use one of {', '.join(EXPORT_FORMATS)}")
@@ -103,15 +118,7 @@ def render_stored(
 ) -> str:
     """``render_export`` of a told story under its names, its photos embedded in HTML."""
     images = embedded_photos(stored) if kind == "html" else None
-    return render_export(
-        kind,
-        stored.story,
-        stored.issues,
-        names=stored.names,
-        images=images,
-        title=title,
-        extra=extra,
-    )
+    return write_export(kind, stored.display(), images=images, title=title, extra=extra)
 
 
 @dataclass(frozen=True)

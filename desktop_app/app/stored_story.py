@@ -16,6 +16,7 @@ from desktop_app.engine.events import RunResult
 from desktop_app.engine.images import map_box_to_original
 from desktop_app.library.records import StoryRun
 from desktop_app.library.storyjson import parse_and_validate
+from desktop_app.story.display import StoryDisplay, display_story
 from desktop_app.story.model import Box, Issue, Story
 from desktop_app.story.render import story_to_dict
 
@@ -105,6 +106,10 @@ class StoredStory:
     def photos(self) -> dict[int, Path]:
         """Frame number -> its photo file."""
         return {frame.index: frame.path for frame in self.frames}
+
+    def display(self) -> StoryDisplay:
+        """The story as every view and export shows it (names, colours, spans decided once)."""
+        return display_story(self.story, self.issues, self.names)
 
     def to_json(self) -> dict[str, Any]:
         """The story JSON contract (what the library stores and ``--format json`` prints)."""

@@ -1,8 +1,9 @@
-"""Renderers for a parsed story: the JSON contract, plain text, Markdown and a standalone HTML page.
+"""Writers over the display model (``desktop_app.story.display``): the JSON contract, plain text,
+Markdown and a standalone HTML page.
 
-``names`` maps an entity id to the display name the user chose (a renamed character keeps its
-id). The display name replaces the model's name in tables and the cast, and in the story text
-where a tagged mention is the model's name for that id (``story.names``).
+Each ``write_*`` takes a ``StoryDisplay``, where names, colours and the text of every span are
+decided once; ``render_*`` are the same writers for a parsed story and the user's ``names`` (an
+entity id -> the display name the user chose; a renamed character keeps its id).
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from desktop_app.story.display import (
+    CastMember,
+    DisplayFrame,
+    DisplaySpan,
+    StoryDisplay,
+    display_story,
+)
 from desktop_app.story.model import (
     Character,
     Frame,
     Issue,
     NarrativePhase,
-    Segment,
     SettingRow,
-    Span,
     SpanKind,
     Story,
     StoryObject,
@@ -26,7 +32,6 @@ from desktop_app.story.model import (
 from desktop_app.story.names import (
     display_name,
     entity_colours,
-    shown_text,
     span_display_text,
     strip_tags,
 )
@@ -40,6 +45,9 @@ __all__ = [  # names' helpers are re-exported: callers render and name through o
     "span_display_text",
     "story_to_dict",
     "strip_tags",
+    "write_html",
+    "write_markdown",
+    "write_text",
 ]
 
 
@@ -130,15 +138,6 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def _segment_plain(segment: Segment, story: Story, names: Mapping[str, str] | None) -> str:
-    text = "".join(span_display_text(span, story, names) for span in segment.spans)
-    return _collapse(strip_tags(text))
-
-
-def _segment_label(segment: Segment) -> str:
-    return f"Image {segment.image}" if segment.image is not None else "Outside any image"
-
-
 # The analysis tables as Markdown and HTML print them: the same columns, each in its own markup.
 _CHARACTER_HEADERS = (
     "Id",
@@ -172,18 +171,18 @@ def _phase_cells(p: NarrativePhase) -> tuple[str, ...]:
     return (p.phase, p.description, p.key_events, ", ".join(str(i) for i in p.images))
 
 
-def _appears_in(story: Story, entity_id: str) -> str:
-    return ", ".join(str(i) for i in story.frames_of(entity_id))
-
-
 # ---- plain text ----------------------------------------------------------------------------
 
 
-def render_text(story: Story, names: Mapping[str, str] | None = None) -> str:
-    """The story as plain prose, tags stripped, one paragraph per segment (frame)."""
-    paragraphs = [_segment_plain(segment, story, names) for segment in story.segments]
-    body = "\n\n".join(p for p in paragraphs if p)
+def write_text(display: StoryDisplay) -> str:
+    """The story as plain prose, tags stripped, one paragraph per frame."""
+    body = "\n\n".join(p for p in (frame.plain() for frame in display.frames) if p)
     return body + "\n" if body else ""
+
+
+def render_text(story: Story, names: Mapping[str, str] | None = None) -> str:
+    """``write_text`` of ``story`` under ``names``."""
+    return write_text(display_story(story, (), names))
 
 
 # ---- Markdown ------------------------------------------------------------------------------
@@ -202,26 +201,26 @@ def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str
 
 
 def render_markdown(story: Story, names: Mapping[str, str] | None = None) -> str:
+    """``write_markdown`` of ``story`` under ``names``."""
+    return write_markdown(display_story(story, (), names))
+
+
+def write_markdown(display: StoryDisplay) -> str:
     """The story (tags stripped, one section per frame), the cast and the analysis tables."""
+    story, names = display.story, display.names
     out: list[str] = ["# Story", ""]
-    for segment in story.segments:
-        text = _segment_plain(segment, story, names)
+    for frame in display.frames:
+        text = frame.plain()
         if not text:
             continue
-        out += [f"## {_segment_label(segment)}", "", _MD_SPECIAL_RE.sub(r"\\\1", text), ""]
-    cast = story.cast()
-    if cast:
+        out += [f"## {frame.heading}", "", _MD_SPECIAL_RE.sub(r"\\\1", text), ""]
+    if display.cast:
         out += ["## Cast", ""]
         out += _md_table(
             ("Id", "Name", "Description", "Appears in"),
             (
-                (
-                    c.id,
-                    display_name(c.id, story, names),
-                    c.description,
-                    _appears_in(story, c.id),
-                )
-                for c in cast
+                (c.id, c.name, c.description, ", ".join(str(i) for i in c.frames))
+                for c in display.cast
             ),
         )
         out.append("")
@@ -294,17 +293,14 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _span_html(
-    span: Span, story: Story, names: Mapping[str, str] | None, colours: Mapping[str, str]
-) -> str:
-    text = _e(shown_text(span, story, names))
+def _span_html(span: DisplaySpan) -> str:
+    text = _e(span.text)
     if span.kind is SpanKind.TEXT:
         return text
-    labels = [f"{i} · {display_name(i, story, names)}" for i in span.ids]
+    labels = [f"{i} · {name}" for i, name in zip(span.ids, span.names, strict=True)]
     title = f"{_KIND_WORDS[span.kind]}: " + ("; ".join(labels) if labels else "no id")
-    colour = colours.get(span.ids[0], "#777") if span.ids else "#777"
-    unknown = " unknown" if not span.ids or any(story.entity(i) is None for i in span.ids) else ""
-    style = f"text-decoration-color: {colour}; background: {colour}1f"
+    unknown = "" if span.known else " unknown"
+    style = f"text-decoration-color: {span.colour}; background: {span.colour}1f"
     return (
         f'<span class="g {span.kind.value}{unknown}" data-ids="{_e(" ".join(span.ids))}" '
         f'title="{_e(title)}" style="{style}">{text}'
@@ -334,6 +330,12 @@ def _name_cell(character: Character, names: Mapping[str, str] | None) -> str:
     return _e(character.name)
 
 
+def _cast_name_cell(member: CastMember) -> str:
+    if member.renamed:
+        return f'{_e(member.name)} <span class="model-name">(model: {_e(member.model_name)})</span>'
+    return _e(member.name)
+
+
 def render_html(
     story: Story,
     issues: Sequence[Issue],
@@ -342,13 +344,20 @@ def render_html(
     images: Mapping[int, str] | None = None,
     title: str | None = None,
 ) -> str:
+    """``write_html`` of ``story`` with its ``issues`` under ``names``."""
+    return write_html(display_story(story, issues, names), images=images, title=title)
+
+
+def write_html(
+    display: StoryDisplay, *, images: Mapping[int, str] | None = None, title: str | None = None
+) -> str:
     """A self-contained HTML page: the grounded story, a legend, issues, cast and analysis.
 
     Tagged spans are coloured per id and also readable without colour: each kind has its own
     underline style and the ids follow in superscript (and in the tooltip). ``images`` maps a
     frame index to an image ``src`` (e.g. a data: URI) shown beside that frame's text.
     """
-    colours = entity_colours(story)
+    story, names, colours = display.story, display.names, display.colours
     images = images or {}
     page_title = title or "Story"
     parts: list[str] = [
@@ -358,19 +367,11 @@ def render_html(
         f"<title>{_e(page_title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(page_title)}</h1>",
     ]
-    if not story.complete:
+    if not display.complete:
         parts.append("<p><em>This story is incomplete.</em></p>")
     parts.append('<section class="story">')
-    for segment in story.segments:
-        label = _segment_label(segment)
-        anchor = f' id="image-{segment.image}"' if segment.image is not None else ""
-        image = images.get(segment.image) if segment.image is not None else None
-        picture = f'<img src="{_e(image)}" alt="{_e(label)}">' if image else ""
-        spans = "".join(_span_html(span, story, names, colours) for span in segment.spans)
-        parts.append(
-            f'<article class="frame"{anchor}>{picture}<div><h2>{_e(label)}</h2>'
-            f"<p>{spans}</p></div></article>"
-        )
+    for frame in display.frames:
+        parts.append(_frame_text_html(frame, images))
     parts.append("</section>")
     parts.append(
         '<section class="legend"><h2>Legend</h2><p>'
@@ -381,17 +382,16 @@ def render_html(
         "</p><p>Each id has its own colour; the ids are printed after every tagged word.</p>"
         "</section>"
     )
-    if issues:
+    if display.issues:
         items = "".join(
             f'<li class="{_e(i.severity.value)}"><strong>{_e(i.severity.value)}</strong> '
             f'<span class="id">{_e(i.code)}</span>: {_e(i.message)}'
             + (f" (line {i.line})" if i.line is not None else "")
             + "</li>"
-            for i in issues
+            for i in display.issues
         )
         parts.append(f'<section class="issues"><h2>Problems found</h2><ul>{items}</ul></section>')
-    cast = story.cast()
-    if cast:
+    if display.cast:
         parts.append('<section class="cast"><h2>Cast</h2>')
         parts.append(
             _html_table(
@@ -399,11 +399,11 @@ def render_html(
                 (
                     (
                         _id_cell(c.id, colours),
-                        _name_cell(c, names),
+                        _cast_name_cell(c),
                         _e(c.description),
-                        _e(_appears_in(story, c.id)),
+                        _e(", ".join(str(i) for i in c.frames)),
                     )
-                    for c in cast
+                    for c in display.cast
                 ),
             )
         )
@@ -423,6 +423,17 @@ def render_html(
         parts.append("</section>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _frame_text_html(frame: DisplayFrame, images: Mapping[int, str]) -> str:
+    anchor = f' id="image-{frame.index}"' if frame.index is not None else ""
+    image = images.get(frame.index) if frame.index is not None else None
+    picture = f'<img src="{_e(image)}" alt="{_e(frame.heading)}">' if image else ""
+    spans = "".join(_span_html(span) for span in frame.spans)
+    return (
+        f'<article class="frame"{anchor}>{picture}<div><h2>{_e(frame.heading)}</h2>'
+        f"<p>{spans}</p></div></article>"
+    )
 
 
 def _frame_html(frame: Frame, names: Mapping[str, str] | None, colours: Mapping[str, str]) -> str:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.library.records import StoryRun
+from desktop_app.story.display import display_story
 from desktop_app.ui.models import describe_run
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
@@ -157,7 +158,7 @@ class ComparePanel(QWidget):
             device_ratio=self.devicePixelRatioF(),
         )
         rendered = render_story(
-            story, names=names, frame_images=images, image_width=COMPARE_THUMB_PX
+            display_story(story, (), names), frame_images=images, image_width=COMPARE_THUMB_PX
         )
         header.setText(run_header_html(run))
         browser.setHtml(rendered.html)

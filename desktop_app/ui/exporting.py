@@ -17,8 +17,8 @@ from desktop_app.app import exports
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.fileio import atomic_write_bytes, atomic_write_text
+from desktop_app.ui.photos import load_thumbnail
 from desktop_app.ui.story_html import render_story
-from desktop_app.ui.story_panel import load_thumbnail
 
 # kind -> (label, file suffix, file-dialog filter)
 EXPORT_KINDS: dict[str, tuple[str, str, str]] = {
@@ -62,9 +62,7 @@ def write_pdf(path: Path, stored: StoredStory, title: str) -> None:
         url = f"frame-photo:{index}"
         document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
         images[index] = url
-    rendered = render_story(
-        stored.story, names=stored.names, frame_images=images, image_width=200, links=False
-    )
+    rendered = render_story(stored.display(), frame_images=images, image_width=200, links=False)
     document.setHtml(f"<h1>{_escape(title)}</h1>{rendered.html}")
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)

@@ -12,7 +12,6 @@ import math
 from collections.abc import Sequence
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -28,6 +27,7 @@ from desktop_app.app.costs import estimate_cost, run_speeds
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button
+from desktop_app.ui.photos import load_photo
 from desktop_app.ui.session import Session
 from desktop_app.ui.workers import CallableWorker, JobContext
 
@@ -168,7 +168,7 @@ class Filmstrip(QWidget):
                     path = library.thumbnail_path(photo, size)
                 except StorytellerError:
                     continue
-                image = QImage(str(path))  # QImage (not QPixmap) is safe outside the GUI thread
+                image, _full = load_photo(path, size)  # the thumbnail file, through the decoder
                 if not image.isNull():
                     ctx.emit((photo.id, image))
 

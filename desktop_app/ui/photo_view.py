@@ -15,7 +15,6 @@ from PySide6.QtGui import (
     QBrush,
     QColor,
     QFont,
-    QImageReader,
     QPainter,
     QPen,
     QPixmap,
@@ -30,6 +29,8 @@ from PySide6.QtWidgets import (
     QGraphicsView,
     QWidget,
 )
+
+from desktop_app.ui.photos import load_photo
 
 # Photos are displayed from a pixmap no larger than this on its long side (memory, speed).
 DISPLAY_MAX_SIDE = 2048
@@ -46,21 +47,9 @@ class BoxOverlay:
 
 
 def read_photo(path: Path, max_side: int = DISPLAY_MAX_SIDE) -> tuple[QPixmap, QSize]:
-    """Load ``path`` rotated by its EXIF orientation; return a pixmap and the full rotated size."""
-    reader = QImageReader(str(path))
-    reader.setAutoTransform(True)
-    image = reader.read()
-    if image.isNull():
-        return QPixmap(), QSize()
-    full = image.size()  # after the EXIF rotation, as the user sees the photo
-    if max(full.width(), full.height()) > max_side:
-        image = image.scaled(
-            max_side,
-            max_side,
-            Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation,
-        )
-    return QPixmap.fromImage(image), full
+    """``path`` upright, fitting ``max_side``, as a pixmap, and the full upright size."""
+    image, full = load_photo(path, max_side)
+    return (QPixmap(), QSize()) if image.isNull() else (QPixmap.fromImage(image), full)
 
 
 class BoxItem(QGraphicsRectItem):

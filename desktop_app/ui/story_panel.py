@@ -8,10 +8,9 @@ frame photos to show; it never talks to the library or the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QImage, QImageReader, QTextCursor, QTextDocument
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
@@ -24,29 +23,14 @@ from PySide6.QtWidgets import (
 
 from desktop_app.app.stored_story import FrameGeometry, box_on_photo, frames_of
 from desktop_app.library.records import StoryRun
+from desktop_app.story.display import display_story
 from desktop_app.story.model import Issue, Story
 from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView
+from desktop_app.ui.photos import load_thumbnail
 from desktop_app.ui.story_html import SpanRef, render_story
 
 THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels)
-
-
-def load_thumbnail(path: Path, width: int) -> QImage:
-    """The photo scaled to ``width`` (device pixels), EXIF rotation applied; null if unreadable."""
-    reader = QImageReader(str(path))
-    reader.setAutoTransform(True)
-    size = reader.size()
-    longest = max(size.width(), size.height()) if size.isValid() else 0
-    if longest > 3 * width:
-        # Decode at a reduced size when the format allows (fast for big JPEGs); the aspect
-        # ratio is kept, so the EXIF rotation applied afterwards is unaffected.
-        factor = 3 * width / longest
-        reader.setScaledSize(QSize(int(size.width() * factor), int(size.height() * factor)))
-    image = reader.read()
-    if image.isNull():
-        return image
-    return image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
 
 
 def frame_photos_of(run: StoryRun) -> dict[int, FrameGeometry]:
@@ -240,8 +224,7 @@ class StoryPanel(QWidget):
             registered=self._registered_images,
         )
         rendered = render_story(
-            self.story,
-            names=self.names,
+            display_story(self.story, (), self.names),
             frame_images=images,
             selected_id=self.selected_id,
             frame_count=self._frame_count,

@@ -111,7 +111,7 @@ def test_display_names_replace_the_models_name_but_not_other_mentions() -> None:
 
 def test_markdown_has_the_story_cast_and_analysis() -> None:
     markdown = render_markdown(parse_story(OUTPUT))
-    assert markdown.startswith("# Story\n\n## Image 1\n\nMaya knelt by the puddle;")
+    assert markdown.startswith("# Story\n\n## Frame 1\n\nMaya knelt by the puddle;")
     assert "\\<script\\>" in markdown  # model text cannot inject markup
     for heading in (
         "## Cast",
@@ -160,7 +160,7 @@ def test_html_grounding_is_readable_without_colour() -> None:
 
 def test_html_shows_each_frames_image_when_given() -> None:
     page = render_html(parse_story(OUTPUT), [], images={1: "data:image/png;base64,AAAA"})
-    assert '<img src="data:image/png;base64,AAAA" alt="Image 1">' in page
+    assert '<img src="data:image/png;base64,AAAA" alt="Frame 1">' in page
     assert "<img" not in render_html(parse_story(OUTPUT), [])
 
 
