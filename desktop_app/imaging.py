@@ -29,6 +29,11 @@ HEIF_BRANDS = frozenset(
 # the model was trained through) composites RGBA on white, and that is how photo viewers show it.
 FLATTEN_BACKGROUND = (255, 255, 255)
 
+# Pillow refuses to decode an image of more than twice ``Image.MAX_IMAGE_PIXELS`` (about 89.5
+# million) pixels, a "decompression bomb": a 48 KB PNG can claim 400 megapixels. Every reader of
+# photo files says so with these words.
+TOO_LARGE_PROBLEM = "is too large to open safely: resize it below 90 megapixels"
+
 _heif_registered: bool | None = None
 
 
@@ -70,6 +75,28 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
     orientation = image.getexif().get(ORIENTATION_TAG, 1)
     width, height = image.size
     return (height, width) if orientation in SWAPPING_ORIENTATIONS else (width, height)
+
+
+def photo_size(path: Path) -> tuple[int, int]:
+    """The upright (width, height) of the photo file ``path``, read from its header only.
+
+    The one way the app reads a photo's size outside the engine and the library's import: a file
+    too large to open safely, unreadable or not an image raises ``PhotoUnreadableError`` naming it.
+    """
+    heif_support()
+    try:
+        with Image.open(path) as image:
+            return upright_size(image)
+    except Image.DecompressionBombError:
+        raise PhotoUnreadableError(path, f"{path.name} {TOO_LARGE_PROBLEM}") from None
+    except UnidentifiedImageError:
+        raise PhotoUnreadableError(
+            path, f"{path.name} is not an image Storyteller can read"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise PhotoUnreadableError(
+            path, f"{path.name} cannot be read ({err}): check the file"
+        ) from err
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -114,10 +141,8 @@ def fitted_image(source: Path, max_side: int, *, purpose: str = "") -> FittedPho
             upright.thumbnail((max_side, max_side))
             fitted = to_rgb(upright)
             fitted.load()
-    except Image.DecompressionBombError as err:
-        raise PhotoUnreadableError(
-            source, f"{source.name} is too large to open safely: resize it below 90 megapixels"
-        ) from err
+    except Image.DecompressionBombError:
+        raise PhotoUnreadableError(source, f"{source.name} {TOO_LARGE_PROBLEM}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         what = f" {purpose}" if purpose else ""
         raise PhotoUnreadableError(

@@ -8,18 +8,19 @@ photo goes through the real engine into a (short) story. The frozen bundle runs 
 so a missing Qt plugin or native library shows up here instead of as a crash at a user's desk.
 
 Nothing here prints or exits: ``run_self_test`` returns a ``SelfTestReport`` and the command line
-(``desktop_app.cli``) shows it.
+(``desktop_app.cli``) shows it. Nothing here imports Qt either: the Qt check lives with the GUI
+(``desktop_app.ui.selftest_qt``) and the command line passes it in, so this module sits in its
+own layer between the front ends and ``app`` (pyproject.toml's contracts).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +30,6 @@ from desktop_app.engine import device
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
-
-# Image formats the app must read through Qt (the photo view, thumbnails and icons): the bundle
-# keeps exactly these image plugins, so a check here catches a plugin the bundle lost.
-REQUIRED_QT_IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "gif", "webp", "tiff", "svg")
 
 # Few tokens: the story check proves the pipeline runs, not that the model writes well.
 STORY_CHECK_MAX_TOKENS = 24
@@ -127,7 +124,7 @@ def llama_build_info() -> LlamaBuildInfo:
 
 
 @contextmanager
-def _timed(results: list[CheckResult], name: str) -> Iterator[dict[str, object]]:
+def timed_check(results: list[CheckResult], name: str) -> Iterator[dict[str, object]]:
     """Run a check body; it fills ``outcome`` (status, summary, details). Exceptions fail it."""
     outcome: dict[str, object] = {}
     started = time.perf_counter()
@@ -155,19 +152,6 @@ def _timed(results: list[CheckResult], name: str) -> Iterator[dict[str, object]]
     )
 
 
-def _needs_offscreen() -> bool:
-    """True on Linux/BSD when no display is reachable and no Qt platform is chosen.
-
-    Qt aborts the whole process when it cannot open its platform, so this is decided before the
-    QApplication exists. macOS and Windows always have their native platform.
-    """
-    if sys.platform in ("win32", "darwin"):
-        return False
-    if os.environ.get("QT_QPA_PLATFORM"):
-        return False
-    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def sample_photo(path: Path, size: tuple[int, int] = (448, 336)) -> Path:
     """Write a small synthetic photo (sky, sun, ground, a figure) as a JPEG at ``path``."""
     from PIL import Image, ImageDraw
@@ -188,102 +172,10 @@ def sample_photo(path: Path, size: tuple[int, int] = (448, 336)) -> Path:
     return path
 
 
-def check_qt(results: list[CheckResult], workdir: Path, screenshot: Path | None) -> None:
-    """Start Qt, draw a widget, decode a JPEG through the image plugins, write a one-page PDF."""
-    with _timed(results, "Qt") as outcome:
-        if _needs_offscreen():
-            os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        from PySide6 import __version__ as pyside_version
-        from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, Qt
-        from PySide6.QtGui import (
-            QFontDatabase,
-            QFontInfo,
-            QFontMetrics,
-            QGuiApplication,
-            QImage,
-            QImageReader,
-            QPageSize,
-            QPainter,
-            QPdfWriter,
-        )
-        from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
-
-        app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "storyteller"])
-        platform = QGuiApplication.platformName()
-        # Without any font file Qt still "draws" text, as empty boxes, and still lists fontconfig's
-        # generic families; only the default font's glyph coverage tells.
-        families = QFontDatabase.families()
-        if not QFontMetrics(app.font()).inFont("A"):
-            raise SelfTestProblem(
-                "no fonts found: every text would show as boxes; install fonts "
-                "(for example the fonts-dejavu-core package)"
-            )
-
-        widget = QWidget()
-        widget.setWindowTitle("Storyteller self-test")
-        layout = QVBoxLayout(widget)
-        label = QLabel(f"Storyteller {__version__} self-test")
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(label)
-        widget.resize(360, 120)
-        if platform != "offscreen":  # a real window on a real screen (offscreen warns)
-            widget.show()
-            app.processEvents()
-        image = widget.grab().toImage()
-        widget.close()
-        if image.isNull() or image.width() < 100:
-            raise SelfTestProblem("the widget could not be drawn (empty grab)")
-        colours = {
-            image.pixel(x, y)
-            for x in range(0, image.width(), 3)
-            for y in range(0, image.height(), 3)
-        }
-        if len(colours) < 2:
-            raise SelfTestProblem("the widget drew no text: no usable font was found")
-        if screenshot is not None:
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            if not image.save(str(screenshot)):
-                raise SelfTestProblem(f"could not save the screenshot to {screenshot}")
-
-        formats = {bytes(name.data()).decode() for name in QImageReader.supportedImageFormats()}
-        missing = [name for name in REQUIRED_QT_IMAGE_FORMATS if name not in formats]
-        if missing:
-            raise SelfTestProblem(
-                f"Qt cannot read {', '.join(missing)} images (image format plugins missing)"
-            )
-        photo = sample_photo(workdir / "qt-check.jpg")
-        decoded = QImage(str(photo))
-        if decoded.isNull() or (decoded.width(), decoded.height()) != (448, 336):
-            raise SelfTestProblem("Qt could not decode a JPEG photo")
-
-        pdf_bytes = QByteArray()
-        buffer = QBuffer(pdf_bytes)
-        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        writer = QPdfWriter(buffer)
-        writer.setPageSize(QPageSize(QPageSize.PageSizeId.A6))
-        writer.setPageMargins(QMarginsF(10, 10, 10, 10))
-        painter = QPainter(writer)
-        painter.drawText(20, 40, "Storyteller")
-        painter.drawImage(20, 60, decoded.scaledToWidth(200))
-        painter.end()
-        buffer.close()
-        if not bytes(pdf_bytes.data()).startswith(b"%PDF"):
-            raise SelfTestProblem("Qt could not write a PDF (export to PDF would fail)")
-
-        outcome["summary"] = f"PySide6 {pyside_version}, platform {platform}"
-        outcome["details"] = (
-            f"drew a {image.width()}x{image.height()} widget"
-            + (f", saved to {screenshot}" if screenshot else ""),
-            f"image formats: {', '.join(sorted(formats))}",
-            f"PDF export: {pdf_bytes.size()} bytes",
-            f"fonts: {len(families)} families, default {QFontInfo(app.font()).family()}",
-        )
-
-
 def check_llama(results: list[CheckResult]) -> LlamaBuildInfo | None:
     """Load llama.cpp (text and vision libraries) and report its build."""
     info: LlamaBuildInfo | None = None
-    with _timed(results, "llama.cpp") as outcome:
+    with timed_check(results, "llama.cpp") as outcome:
         info = llama_build_info()
         import llama_cpp.mtmd_cpp  # noqa: F401  (loads libmtmd, the vision library)
 
@@ -307,7 +199,7 @@ def check_llama(results: list[CheckResult]) -> LlamaBuildInfo | None:
 
 def check_images(results: list[CheckResult], workdir: Path) -> None:
     """Pillow writes and reads JPEG and PNG; the engine prepares a photo for the model."""
-    with _timed(results, "images") as outcome:
+    with timed_check(results, "images") as outcome:
         from PIL import Image, features
 
         jpeg = sample_photo(workdir / "pil-check.jpg")
@@ -349,39 +241,34 @@ def check_images(results: list[CheckResult], workdir: Path) -> None:
 
 def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: Path) -> None:
     """Tell a short story about one photo through the embedded llama.cpp backend."""
-    with _timed(results, "story") as outcome:
+    with timed_check(results, "story") as outcome:
         for what, path in (("model", model), ("mmproj", mmproj)):
             if not path.is_file():
                 raise FileNotFoundError(f"{what} file {path} does not exist: check the path")
-        from desktop_app.engine.events import (
-            Detail,
-            PhaseEvent,
-            ResultEvent,
-            SamplingParams,
-            StoryRequest,
-        )
+        from desktop_app.app.telling import PhotosTold, TellOptions, tell_photos
+        from desktop_app.engine.events import Detail, PhaseEvent, SamplingParams
         from desktop_app.engine.llama_backend import LlamaCppBackend
 
         photo = sample_photo(workdir / "story-check.jpg")
-        request = StoryRequest(
-            photos=(photo,),
+        options = TellOptions(
             detail=Detail.AS_TRAINED,
             sampling=SamplingParams(temperature=0.0, max_tokens=STORY_CHECK_MAX_TOKENS, seed=1),
         )
         backend = LlamaCppBackend(model, mmproj, cache_dir=workdir / "embeddings")
         phases: list[str] = []
-        result = None
+        told: PhotosTold | None = None
         try:
-            for event in backend.generate(request, should_stop=lambda: False):
+            for event in tell_photos(backend, options, [photo]):
                 if isinstance(event, PhaseEvent):
                     phases.append(event.describe())
-                elif isinstance(event, ResultEvent):
-                    result = event.result
+                elif isinstance(event, PhotosTold):
+                    told = event
             description = backend.description
         finally:
             backend.close()
-        if result is None:
+        if told is None:  # tell_photos ends with it unless it raised
             raise SelfTestProblem("the backend ended without a result")
+        result = told.result
         timings = result.timings
         outcome["summary"] = (
             f"{model.name}: {timings.generated_tokens} tokens "
@@ -398,13 +285,21 @@ def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: 
         )
 
 
+QtCheck = Callable[[list[CheckResult], Path, "Path | None"], None]
+
+
 def run_self_test(
     *,
     model: Path | None = None,
     mmproj: Path | None = None,
     screenshot: Path | None = None,
+    qt_check: QtCheck | None = None,
 ) -> SelfTestReport:
-    """Run every check; with ``model`` and ``mmproj`` also a one-photo story."""
+    """Run every check; with ``model`` and ``mmproj`` also a one-photo story.
+
+    ``qt_check(results, workdir, screenshot)`` is the GUI's check (``ui.selftest_qt.check_qt``,
+    which the command line passes); without it the Qt check is reported as skipped.
+    """
     started = time.perf_counter()
     results: list[CheckResult] = []
     frozen = bool(getattr(sys, "frozen", False))
@@ -414,7 +309,10 @@ def run_self_test(
     )
     with tempfile.TemporaryDirectory(prefix="storyteller-selftest-") as tmp:
         workdir = Path(tmp)
-        check_qt(results, workdir, screenshot)
+        if qt_check is not None:
+            qt_check(results, workdir, screenshot)
+        else:
+            results.append(CheckResult("Qt", CheckStatus.SKIPPED, "no GUI check was given"))
         check_llama(results)
         check_images(results, workdir)
         if model is not None or mmproj is not None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop_app.engine.events import RunResult
 from desktop_app.engine.images import map_box_to_original
 from desktop_app.library.records import StoryRun
 from desktop_app.library.storyjson import parse_and_validate
@@ -85,15 +84,6 @@ class StoredStory:
     def of_run(cls, run: StoryRun, names: Mapping[str, str] | None = None) -> StoredStory:
         """The story of a stored run (its photo paths follow relinks)."""
         return cls.parse(run.raw_output, frames_of(run), names)
-
-    @classmethod
-    def of_result(cls, result: RunResult) -> StoredStory:
-        """The story of a run the library did not keep (``storyteller tell``)."""
-        frames = [
-            FrameGeometry(index, photo.path, photo.original_size, photo.prepared_size)
-            for index, photo in enumerate(result.photos, start=1)
-        ]
-        return cls.parse(result.raw_output, frames)
 
     def with_names(self, names: Mapping[str, str]) -> StoredStory:
         """The same story under the user's (new) display names; nothing is parsed again."""

@@ -1,10 +1,21 @@
-"""Telling an album's story: the one job the GUI and the CLI both run.
+"""Telling a story: the one job the GUI and every command run, with the rules they share.
 
-``tell`` takes the album's photos (refusing missing ones), asks the backend, writes the output
-to a new run while the model streams it (throttled by the library, so readers see it grow and a
-crash leaves an interruptible run), and yields every event on the way: ``RunStarted``, the
+``tell_photos`` tells the story of some photos, without a library: it is the app's one caller
+of ``StoryBackend.generate`` (``storyteller tell``, ``eval --generate``, ``doctor``, the
+self-test and ``tell`` all go through it). It yields the backend's events and ends with
+``PhotosTold``: the result, its story parsed once, and the real token count.
+
+``tell`` tells an album's story: it takes the album's photos (refusing missing ones), writes the
+output to a new run while the model streams it (throttled by the library, so readers see it grow
+and a crash leaves an interruptible run), and yields every event on the way: ``RunStarted``, the
 backend's phases and tokens, its ``ResultEvent``, and ``RunEnded`` with the stored run and its
-story, parsed once. The GUI's worker and ``storyteller album tell`` only relay these events.
+story. The GUI's worker and ``storyteller album tell`` only relay these events.
+
+The zero-token rule (``discard_reason``): a run that was stopped or failed before the model
+wrote a single token is not kept as a version. ``tell`` then deletes it and yields
+``RunDiscarded`` (the last event of a stopped run; before the error is raised for a failed one);
+the GUI says why in its status bar, the CLI prints why and exits 1 (failed) or 130 (stopped). A
+run with at least one token is kept as stopped or failed, with its text.
 """
 
 from __future__ import annotations
@@ -36,7 +47,16 @@ from desktop_app.engine.events import (
 )
 from desktop_app.errors import StorytellerError
 from desktop_app.library.errors import LibraryError, PhotoMissingError
-from desktop_app.library.records import Album, Photo, RunOutcome, RunSpec, SeenPhoto, StoryRun
+from desktop_app.library.records import (
+    Album,
+    Photo,
+    RunOutcome,
+    RunParameters,
+    RunSpec,
+    RunStatus,
+    SeenPhoto,
+    StoryRun,
+)
 from desktop_app.library.store import AlbumRef, Library
 
 logger = logging.getLogger(__name__)
@@ -99,15 +119,19 @@ class TellOptions:
         )
 
     def parameters(self) -> dict[str, Any]:
-        """How the run was asked for, in the one shape runs store (``RunParameters`` reads it)."""
-        return {
-            "preset": self.preset.value if self.preset is not None else None,
-            "detail": self.detail.value,
-            "token_budget": self.detail.token_budget,
-            "sampling": self.sampling.to_dict(),
-            "strict_format": self.strict_format,
-            "instruction": self.instruction,
-        }
+        """How the run was asked for, in the one shape runs store and the CLI prints
+        (``RunParameters.to_dict``)."""
+        return RunParameters(
+            preset=self.preset.value if self.preset is not None else None,
+            detail=self.detail.value,
+            token_budget=self.detail.token_budget,
+            temperature=self.sampling.temperature,
+            top_p=self.sampling.top_p,
+            max_tokens=self.sampling.max_tokens,
+            seed=self.sampling.seed,
+            strict_format=self.strict_format,
+            instruction=self.instruction,
+        ).to_dict()
 
 
 @dataclass(frozen=True)
@@ -122,18 +146,70 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class RunEnded:
-    """The run is stored as ended; ``story`` is its output, parsed and checked once.
-
-    ``result`` is the backend's (None when it ended without one: the run is then ``failed``).
-    """
+    """The run is stored as ended (complete or stopped); ``story`` is its output, parsed and
+    checked once; ``result`` is the backend's."""
 
     run: StoryRun
     story: StoredStory
-    result: RunResult | None
+    result: RunResult
 
 
-TellEvent = Union[RunStarted, PhaseEvent, TokenEvent, ResultEvent, RunEnded]  # noqa: UP007
+@dataclass(frozen=True)
+class RunDiscarded:
+    """The run was stopped or failed before the model wrote a token: it is deleted, not kept as
+    a version (the zero-token rule). ``status`` is how it ended (``STOPPED`` or ``FAILED``) and
+    ``reason`` says why in words for the user.
+
+    For a stopped run it is the last event (there is no ``RunEnded``); for a failed run the
+    error is raised right after it.
+    """
+
+    run_id: int
+    album: Album
+    status: RunStatus
+    reason: str
+
+
+@dataclass(frozen=True)
+class PhotosTold:
+    """The end of ``tell_photos``: the backend's ``result``, its ``story`` parsed and checked
+    once, and ``tokens``, the real number of tokens written."""
+
+    request: StoryRequest
+    result: RunResult
+    story: StoredStory
+    tokens: int
+
+    @property
+    def discarded(self) -> str:
+        """Why this run is not kept (``discard_reason``); "" when it is."""
+        status = RunStatus.STOPPED if self.result.cancelled else RunStatus.COMPLETE
+        return discard_reason(status, self.tokens)
+
+
+TellEvent = Union[  # noqa: UP007
+    RunStarted, PhaseEvent, TokenEvent, ResultEvent, RunEnded, RunDiscarded
+]
 TellEventCallback = Callable[[TellEvent], None]
+PhotosEvent = Union[PhaseEvent, TokenEvent, ResultEvent, PhotosTold]  # noqa: UP007
+
+STOPPED_BEFORE_WRITING = "stopped before the model wrote anything"
+FAILED_BEFORE_WRITING = "failed before the model wrote anything"
+
+
+def discard_reason(status: RunStatus, tokens: int, error: str = "") -> str:
+    """Why a run that ended ``status`` after writing ``tokens`` tokens is not kept as a version,
+    or "" when it is kept: the zero-token rule, shared by the GUI and the CLI.
+
+    A stopped or failed run that wrote no token is not kept; one with at least one token is kept
+    as stopped or failed with its text; a complete run is always kept. ``error`` (a failure's
+    message) ends the reason.
+    """
+    if tokens > 0 or status not in (RunStatus.STOPPED, RunStatus.FAILED):
+        return ""
+    if status is RunStatus.STOPPED:
+        return STOPPED_BEFORE_WRITING
+    return f"{FAILED_BEFORE_WRITING}: {error}" if error else FAILED_BEFORE_WRITING
 
 
 def photos_to_tell(library: Library, album: AlbumRef) -> list[Photo]:
@@ -168,19 +244,53 @@ def known_photo(photo: Photo) -> KnownPhoto | None:
     return KnownPhoto(photo.sha256, (photo.width, photo.height))
 
 
-def _frames(photos: Sequence[Photo], result: RunResult) -> list[FrameGeometry]:
+def frames_told(photos: Sequence[Path], result: RunResult) -> list[FrameGeometry]:
+    """Each frame's photo and the sizes the run saw it at (None where the result has none)."""
     frames = []
-    for index, photo in enumerate(photos, start=1):
+    for index, path in enumerate(photos, start=1):
         seen = result.photos[index - 1] if index <= len(result.photos) else None
         frames.append(
             FrameGeometry(
                 index,
-                photo.path,
+                Path(path),
                 seen.original_size if seen else None,
                 seen.prepared_size if seen else None,
             )
         )
     return frames
+
+
+def tell_photos(
+    backend: StoryBackend,
+    options: TellOptions,
+    photos: Sequence[Path],
+    *,
+    should_stop: ShouldStop = _never_stop,
+    known: Sequence[KnownPhoto | None] = (),
+) -> Iterator[PhotosEvent]:
+    """Tell the story of ``photos`` (in that order) on ``backend``, without a library.
+
+    Yields the backend's phases, tokens and ``ResultEvent``, then ``PhotosTold`` (its
+    ``discarded`` applies the zero-token rule). ``known`` is what a library knows of each photo.
+    The backend's errors are raised; a backend that ends without a result raises
+    ``StorytellerError``. Closing the generator closes the backend's stream (it stops at once).
+    """
+    request = options.request(photos, known)
+    result: RunResult | None = None
+    tokens = 0
+    with contextlib.closing(backend.generate(request, should_stop=should_stop)) as stream:
+        for event in stream:
+            if isinstance(event, TokenEvent):
+                tokens += event.tokens
+            elif isinstance(event, ResultEvent):
+                result = event.result
+            yield event
+    if result is None:
+        raise StorytellerError(f"{backend.description} ended without a result: try again")
+    # Tokens that never became text (half a character when stopped) count too.
+    tokens = max(tokens, result.timings.generated_tokens)
+    story = StoredStory.parse(result.raw_output, frames_told(request.photos, result))
+    yield PhotosTold(request, result, story, tokens)
 
 
 def outcome_of(result: RunResult, story: StoredStory | None = None) -> RunOutcome:
@@ -196,6 +306,15 @@ def outcome_of(result: RunResult, story: StoredStory | None = None) -> RunOutcom
         timings=result.timings.to_dict(),
         story=story.to_json() if story is not None and result.raw_output.strip() else None,
     )
+
+
+def _discard(library: Library, run_id: int, status: RunStatus, reason: str) -> None:
+    """End the run as ``status`` (releasing it) and forget it: it wrote nothing."""
+    if status is RunStatus.STOPPED:
+        library.stop_run(run_id)
+    else:
+        library.fail_run(run_id, reason)
+    library.delete_run(run_id)
 
 
 def tell(
@@ -214,12 +333,16 @@ def tell(
     is recorded as a ``failed`` run with its partial output and then raised; Ctrl-C, or closing
     the generator early, records a ``stopped`` run. An exception thrown in (``throw``) by the
     consumer is recorded as the failure and raised again.
+
+    The zero-token rule: a run stopped or failed before its first token is deleted instead, and
+    ``RunDiscarded`` says so (the last event when stopped; followed by the error when failed).
+    Only when the consumer closes the generator, or Ctrl-C aborts, can nothing be yielded: the
+    run is then deleted silently.
     """
     target = library.album(album)
     photos = photos_to_tell(library, target)
-    request = options.request(
-        [photo.path for photo in photos], [known_photo(photo) for photo in photos]
-    )
+    paths = [photo.path for photo in photos]
+    known = [known_photo(photo) for photo in photos]
     spec = RunSpec(
         photo_ids=tuple(photo.id for photo in photos),
         parameters=options.parameters(),
@@ -227,32 +350,44 @@ def tell(
         model=dict(model) if model is not None else backend_model_identity(backend),
     )
     run_id = library.start_run(target, spec)
-    result: RunResult | None = None
+    told: PhotosTold | None = None
+    tokens = 0
     try:
-        yield RunStarted(run_id, target, tuple(photos), request)
-        with contextlib.closing(backend.generate(request, should_stop=should_stop)) as stream:
+        yield RunStarted(run_id, target, tuple(photos), options.request(paths, known))
+        stream = tell_photos(backend, options, paths, should_stop=should_stop, known=known)
+        with contextlib.closing(stream):
             for event in stream:
+                if isinstance(event, PhotosTold):
+                    told = event
+                    continue
                 if isinstance(event, TokenEvent):
                     library.append_output(run_id, event.text)
-                elif isinstance(event, ResultEvent):
-                    result = event.result
+                    tokens += event.tokens
                 yield event
     except (GeneratorExit, KeyboardInterrupt):
-        library.stop_run(run_id)  # the user (or the consumer) ended it: keep what was written
-        raise
-    except StorytellerError as err:
-        library.fail_run(run_id, str(err))
+        # The user (or the consumer) ended it: keep what was written, if anything was.
+        if discard_reason(RunStatus.STOPPED, tokens):
+            _discard(library, run_id, RunStatus.STOPPED, STOPPED_BEFORE_WRITING)
+        else:
+            library.stop_run(run_id)
         raise
     except Exception as err:
-        library.fail_run(run_id, f"{type(err).__name__}: {err}")
+        message = str(err) if isinstance(err, StorytellerError) else f"{type(err).__name__}: {err}"
+        reason = discard_reason(RunStatus.FAILED, tokens, message)
+        if not reason:
+            library.fail_run(run_id, message)
+            raise
+        _discard(library, run_id, RunStatus.FAILED, reason)
+        yield RunDiscarded(run_id, target, RunStatus.FAILED, reason)
         raise
-    if result is None:
-        run = library.fail_run(run_id, "the backend ended without a result: try again")
-        yield RunEnded(run, StoredStory.of_run(run), None)
+    assert told is not None  # tell_photos ends with PhotosTold unless it raised
+    if told.discarded:
+        _discard(library, run_id, RunStatus.STOPPED, told.discarded)
+        yield RunDiscarded(run_id, target, RunStatus.STOPPED, told.discarded)
         return
-    story = StoredStory.parse(result.raw_output, _frames(photos, result))
-    run = library.finish_run(run_id, outcome_of(result, story))
-    yield RunEnded(run, story, result)
+    story = told.story
+    run = library.finish_run(run_id, outcome_of(told.result, story))
+    yield RunEnded(run, story, told.result)
 
 
 def tell_album(
@@ -264,24 +399,25 @@ def tell_album(
     should_stop: ShouldStop = _never_stop,
     on_event: TellEventCallback | None = None,
     model: Mapping[str, Any] | None = None,
-) -> RunEnded:
-    """Run ``tell`` to its end, passing every event to ``on_event``; returns the ``RunEnded``.
+) -> RunEnded | RunDiscarded:
+    """Run ``tell`` to its end, passing every event to ``on_event``; returns its last event:
+    ``RunEnded``, or ``RunDiscarded`` for a run stopped before its first token.
 
     An exception raised by ``on_event`` (or Ctrl-C while it runs) ends the run the same way
     an error of the backend would, and is raised again.
     """
     events = tell(library, album, backend, options, should_stop=should_stop, model=model)
-    ended: RunEnded | None = None
+    last: RunEnded | RunDiscarded | None = None
     for event in events:
-        if isinstance(event, RunEnded):
-            ended = event
+        if isinstance(event, (RunEnded, RunDiscarded)):
+            last = event
         if on_event is not None:
             try:
                 on_event(event)
             except BaseException as err:
-                if ended is not None:
+                if last is not None:
                     raise
                 events.throw(err)  # records the run as failed (stopped for Ctrl-C), re-raises
-    if ended is None:  # tell always ends with RunEnded unless it raised
+    if last is None:  # tell always ends with RunEnded or RunDiscarded unless it raised
         raise StorytellerError(f"{backend.description} ended without a result: try again")
-    return ended
+    return last

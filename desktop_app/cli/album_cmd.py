@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from desktop_app.cli.options import FORMATS, JSON_FORMAT, StopOnCtrlC, add_tell_options
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
 
@@ -25,8 +26,9 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2))
+def _print_json(data: Mapping[str, Any]) -> None:
+    """``data`` as JSON on stdout, under ``"format": 2`` (runs' parameters in the one shape)."""
+    print(json.dumps({"format": JSON_FORMAT, **data}, ensure_ascii=False, indent=2))
 
 
 def _library_location(args: argparse.Namespace) -> Path | None:
@@ -105,8 +107,6 @@ def _report_import(report: ImportReport, album: Album) -> None:
 
 
 def _add(args: argparse.Namespace, library: Library) -> int:
-    from desktop_app.cli.tell_cmd import StopOnCtrlC
-
     library.album(args.name)  # an unknown album is reported before any file is read
     # Ctrl-C stops after the file being read; the photos read so far are still added.
     with StopOnCtrlC() as interrupt:
@@ -291,42 +291,48 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
-    from desktop_app.app.telling import RunStarted, tell_album
-    from desktop_app.cli import tell_cmd
+    from desktop_app.app.costs import plan_request
+    from desktop_app.app.telling import RunDiscarded, RunStarted, tell_album
+    from desktop_app.cli import options as shared
 
     show_progress = not args.quiet
-    options = tell_cmd.options_from_args(args)
+    options = shared.options_from_args(args)
     library.album(args.name)  # an unknown album is reported before any model loads
-    backend = tell_cmd.backend_from_args(args)
-    progress = tell_cmd.Progress(show_progress, options.sampling.max_tokens)
-    started: list[RunStarted] = []
+    settings = shared.settings_from_args(args)
+    backend = shared.backend_from_args(args)
+    progress = shared.Progress(show_progress, options.sampling.max_tokens)
 
     def relay(event: object) -> None:
-        if isinstance(event, RunStarted):
-            started.append(event)
-            if show_progress:
-                _err(f"storyteller: writing story {event.run_id} of album {args.name!r}")
-                # The backend has not started yet: asking what it has cached is safe.
-                progress.clock = tell_cmd.run_plan(backend, event.request)
-                if progress.clock is not None:
-                    _err(f"storyteller: {tell_cmd.time_estimate(progress.clock, event.request)}")
+        if isinstance(event, RunStarted) and show_progress:
+            shared.say(f"writing story {event.run_id} of album {args.name!r}")
+            # The backend has not started yet: asking what it has cached is safe.
+            plan = plan_request(event.request, settings, backend)
+            progress.set_plan(plan)
+            shared.announce(plan)
+        elif isinstance(event, RunDiscarded):
+            progress.close()
+            # A failed run's error follows (main prints it): say only what became of the run.
+            why = (
+                event.reason
+                if event.status is RunStatus.STOPPED
+                else "failed before the model wrote anything"
+            )
+            shared.say(f"story {event.run_id} {why}: it is not kept")
         progress.event(event)
 
     try:
-        with tell_cmd.StopOnCtrlC() as interrupt:  # Ctrl-C stops and keeps the partial story
+        with shared.StopOnCtrlC() as interrupt:  # Ctrl-C stops and keeps the partial story
             ended = tell_album(
                 library, args.name, backend, options, should_stop=interrupt, on_event=relay
             )
     finally:
         progress.close()
         backend.close()
+    if isinstance(ended, RunDiscarded):
+        return EXIT_INTERRUPTED  # a failed run raised its error instead
     run = ended.run
-    if ended.result is None:
-        raise StorytellerError(f"story {run.id} failed: {run.error}")
-    details = tell_cmd.run_to_dict(ended.result, started[-1].request)
-    output = tell_cmd.render_output(ended.story, args.format, details)
-    sys.stdout.write(output if output.endswith("\n") else output + "\n")
-    sys.stdout.flush()
+    details = shared.run_json(ended.result, run.asked.to_dict())
+    shared.write_stdout(shared.render_output(ended.story, args.format, details))
     if show_progress:
         _err(f"storyteller: story {run.id} saved ({run.status.value}, {len(run.raw_output)} chars)")
     return EXIT_INTERRUPTED if run.status is RunStatus.STOPPED else EXIT_OK
@@ -402,12 +408,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = add("tell", _tell, "tell the album's story (photos in album order) and keep it")
     p.add_argument("name", metavar="NAME")
-    from desktop_app.cli import tell_cmd
-
-    tell_cmd.add_tell_options(p)
-    p.add_argument(
-        "--format", choices=tell_cmd.FORMATS, default="text", help="what to print (default text)"
-    )
+    add_tell_options(p)
+    p.add_argument("--format", choices=FORMATS, default="text", help="what to print (default text)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     p = add("stories", _stories, "list an album's stories")

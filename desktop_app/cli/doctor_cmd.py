@@ -43,12 +43,9 @@ def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]
     """Load a model (and optionally tell a one-photo story); runs in the child process."""
     from PIL import Image
 
-    from desktop_app.engine.events import (
-        Detail,
-        ResultEvent,
-        SamplingParams,
-        StoryRequest,
-    )
+    from desktop_app.app.telling import TellOptions
+    from desktop_app.cli.options import tell_to_end
+    from desktop_app.engine.events import Detail, SamplingParams
     from desktop_app.engine.llama_backend import LlamaCppBackend
 
     report: dict[str, Any] = {}
@@ -63,20 +60,16 @@ def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]
                 photo = Path(folder) / "self-test.png"
                 gradient = Image.linear_gradient("L").resize((224, 168)).convert("RGB")
                 gradient.save(photo)
-                request = StoryRequest(
-                    photos=(photo,),
-                    detail=Detail.AS_TRAINED,
-                    sampling=SamplingParams(max_tokens=32, seed=1),
+                options = TellOptions(
+                    detail=Detail.AS_TRAINED, sampling=SamplingParams(max_tokens=32, seed=1)
                 )
-                for event in backend.generate(request, should_stop=lambda: False):
-                    if isinstance(event, ResultEvent):
-                        result = event.result
-                        report["self_test"] = {
-                            "photo": [224, 168],
-                            "output_chars": len(result.raw_output),
-                            "finish_reason": result.finish_reason.value,
-                            "timings": result.timings.to_dict(),
-                        }
+                result = tell_to_end(backend, options, [photo]).result
+                report["self_test"] = {
+                    "photo": [224, 168],
+                    "output_chars": len(result.raw_output),
+                    "finish_reason": result.finish_reason.value,
+                    "timings": result.timings.to_dict(),
+                }
         finally:
             backend.close()
     return report

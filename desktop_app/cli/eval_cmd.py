@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from desktop_app.cli.tell_cmd import add_tell_options
+from desktop_app.cli.options import add_tell_options
 
 if TYPE_CHECKING:  # imported when run: `storyteller --help` need not load Pillow and the metrics
     from desktop_app.evaluation.references import ReferenceSet
@@ -84,12 +84,7 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
     """Fill RUN_DIR with the model's outputs for the stories that have none; the progress."""
     from tqdm import tqdm
 
-    from desktop_app.cli.tell_cmd import (
-        StopOnCtrlC,
-        backend_from_args,
-        request_from_args,
-        run_story,
-    )
+    from desktop_app.cli import options as shared
     from desktop_app.engine.events import RunResult, StoryBackend
     from desktop_app.evaluation.runs import generate
 
@@ -103,16 +98,18 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
         dynamic_ncols=True,
     )
     try:
-        with StopOnCtrlC() as interrupt:
+        options = shared.options_from_args(args)
+        with shared.StopOnCtrlC() as interrupt:
 
             def load() -> None:  # only once a story needs telling
                 nonlocal backend
-                backend = backend_from_args(args)
+                backend = shared.backend_from_args(args)
 
             def tell(photos: tuple[Path, ...]) -> RunResult:
                 assert backend is not None  # generate() calls load() first
-                request = request_from_args(args, photos)
-                return run_story(backend, request, show_progress=False, should_stop=interrupt)
+                # A stopped result (Ctrl-C), with or without tokens, is never kept: generate()
+                # drops it, so the story is told again next time.
+                return shared.tell_to_end(backend, options, photos, should_stop=interrupt).result
 
             def advance(_progress: GenerationProgress, story_id: str) -> None:
                 bar.set_postfix_str(story_id, refresh=False)

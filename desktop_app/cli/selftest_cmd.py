@@ -35,9 +35,13 @@ def add_self_test_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from desktop_app.selftest import run_self_test  # Qt and llama.cpp load only when asked
+    # Qt and llama.cpp load only when asked.
+    from desktop_app.selftest import run_self_test
+    from desktop_app.ui.selftest_qt import check_qt
 
-    report = run_self_test(model=args.model, mmproj=args.mmproj, screenshot=args.screenshot)
+    report = run_self_test(
+        model=args.model, mmproj=args.mmproj, screenshot=args.screenshot, qt_check=check_qt
+    )
     print(report.format(), flush=True)
     return EXIT_OK if report.ok else EXIT_FAILED
 

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from desktop_app.engine.events import KnownPhoto, Phase, PhaseEvent
 from desktop_app.errors import StorytellerError
 from desktop_app.imaging import (
+    TOO_LARGE_PROBLEM,
     PhotoUnreadableError,
     heif_support,
     looks_like_heif,
@@ -200,7 +201,9 @@ def photo_identity(
     try:
         with Image.open(io.BytesIO(data)) as image:
             size = upright_size(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError:
+        raise PhotoError(path, TOO_LARGE_PROBLEM) from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise PhotoError(path, f"cannot be decoded ({err})") from err
     return hashlib.sha256(data).hexdigest(), prepared_size_for(size, token_budget)
 
@@ -240,8 +243,8 @@ def prepare_image(
         raise PhotoError(
             path, "is not a photo Storyteller can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"
         ) from None
-    except Image.DecompressionBombError as err:
-        raise PhotoError(path, f"is too large to open safely ({err})") from err
+    except Image.DecompressionBombError:
+        raise PhotoError(path, TOO_LARGE_PROBLEM) from None
     except (OSError, SyntaxError, ValueError) as err:
         raise PhotoError(path, f"is damaged or truncated and cannot be decoded ({err})") from err
     tokens = tokens_for_size(prepared_size)

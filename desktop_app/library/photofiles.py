@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from desktop_app.fileio import sha256_file
-from desktop_app.imaging import heif_support, looks_like_heif, upright_size
+from desktop_app.imaging import TOO_LARGE_PROBLEM, heif_support, looks_like_heif, upright_size
 from desktop_app.library.errors import NotAnImageError, PhotoUnreadableError
 
 # EXIF tags (Exif 2.32): dates and their UTC offsets in the Exif sub-IFD.
@@ -95,9 +95,7 @@ def read_photo_facts(path: Path) -> PhotoFacts:
             ) from None
         raise NotAnImageError(path, f"{path.name} is not an image Storyteller can read") from None
     except Image.DecompressionBombError:
-        raise PhotoUnreadableError(
-            path, f"{path.name} is too large to open safely: resize it below 90 megapixels"
-        ) from None
+        raise PhotoUnreadableError(path, f"{path.name} {TOO_LARGE_PROBLEM}") from None
     except OSError as err:
         raise PhotoUnreadableError(path, _unreadable_message(path, err)) from err
     except (SyntaxError, ValueError) as err:  # Pillow plugins raise these for corrupt headers

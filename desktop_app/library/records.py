@@ -201,15 +201,19 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class RunParameters:
-    """How a run was asked for, read from either stored shape.
+    """How a run was asked for: the one shape runs store and the CLI prints.
 
-    Runs store ``{"preset", "detail", "token_budget", "sampling": {...}, "strict_format",
-    "instruction"}``; versions told by the GUI before that stored the sampling values at the
-    top level. ``None``: not recorded.
+    ``to_dict`` gives ``{"preset", "detail", "token_budget", "sampling": {"temperature",
+    "top_p", "max_tokens", "seed"}, "strict_format", "instruction"}``: what
+    ``TellOptions.parameters()`` stores, and what ``album story --json``, ``album tell --format
+    json`` and ``tell --format json`` print. ``from_stored`` reads that and the older shapes too:
+    versions told by the GUI before it stored the sampling values at the top level. ``None``:
+    not recorded.
     """
 
     preset: str | None = None
     detail: str | None = None
+    token_budget: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
@@ -219,9 +223,26 @@ class RunParameters:
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> RunParameters:
+        """The parameters of a stored row, whichever shape it has (nested or flat)."""
         sampling = stored.get("sampling")
         values = {**stored, **sampling} if isinstance(sampling, Mapping) else dict(stored)
         return cls(**{name: values.get(name) for name in cls.__dataclass_fields__})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one shape (see the class): every key present, ``None`` where not recorded."""
+        return {
+            "preset": self.preset,
+            "detail": self.detail,
+            "token_budget": self.token_budget,
+            "sampling": {
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "max_tokens": self.max_tokens,
+                "seed": self.seed,
+            },
+            "strict_format": self.strict_format,
+            "instruction": self.instruction,
+        }
 
 
 @dataclass(frozen=True)
@@ -275,7 +296,7 @@ class StoryRun:
             "created": self.created,
             "finished": self.finished,
             "photos": [photo.to_dict() for photo in self.photos],
-            "parameters": dict(self.parameters),
+            "parameters": self.asked.to_dict(),  # old rows too, in the one shape
             "backend": self.backend,
             "model": dict(self.model),
             "timings": dict(self.timings),

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from desktop_app.cli import main as cli_main
-from desktop_app.cli import tell_cmd
+from desktop_app.cli import options as cli_options
 from desktop_app.engine import costs
 from desktop_app.engine.events import (
     FinishReason,
@@ -97,7 +97,7 @@ def test_tell_writes_a_story_json_with_the_photo_sizes(
         width, height = photo["prepared_size"]
         assert width % 28 == 0 and height % 28 == 0
         assert photo["tokens"] == (width // 28) * (height // 28)
-    assert data["run"]["parameters"]["seed"] == 5
+    assert data["run"]["parameters"]["sampling"]["seed"] == 5
     assert data["run"]["backend"] == "llama.cpp (CPU)"
     assert data["run"]["timings"]["generated_tokens"] > 0
     assert {"frames", "story", "issues", "complete"} <= set(data)
@@ -260,16 +260,16 @@ def test_ctrl_c_keeps_the_partial_story_in_out(
     tiny_model: TinyModel, album: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tokens_seen = []
-    original_event = tell_cmd.Progress.event
+    original_event = cli_options.Progress.event
 
-    def event(self: tell_cmd.Progress, item: object) -> None:
+    def event(self: cli_options.Progress, item: object) -> None:
         if isinstance(item, TokenEvent):
             tokens_seen.append(item.text)
         original_event(self, item)
 
     # The first Ctrl-C arrives after three tokens (what the SIGINT handler does).
-    monkeypatch.setattr(tell_cmd.Progress, "event", event)
-    monkeypatch.setattr(tell_cmd.StopOnCtrlC, "__call__", lambda self: len(tokens_seen) >= 3)
+    monkeypatch.setattr(cli_options.Progress, "event", event)
+    monkeypatch.setattr(cli_options.StopOnCtrlC, "__call__", lambda self: len(tokens_seen) >= 3)
     out = tmp_path / "partial.json"
     code = tell(tiny_model, album, "--format", "json", "--out", str(out), "--max-tokens", "64")
     assert code == 130

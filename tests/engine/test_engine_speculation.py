@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from desktop_app.app.settings import Settings, save_settings
-from desktop_app.cli import tell_cmd
+from desktop_app.cli import options as cli_options
 from desktop_app.engine import grammar
 from desktop_app.engine.events import ResultEvent, RunResult, SamplingParams, StoryRequest
 from desktop_app.engine.llama_backend import LlamaCppBackend
@@ -312,9 +312,9 @@ def test_forced_text_follows_the_strict_grammar_with_the_tokenizers_tokens(
 def test_no_speculation_flag_and_setting_reach_the_backend(tiny_model: TinyModel) -> None:
     def backend_for(*argv: str) -> bool:
         parser = argparse.ArgumentParser()
-        tell_cmd.add_tell_options(parser)
+        cli_options.add_tell_options(parser)
         args = parser.parse_args(["--model", str(tiny_model.text_gguf), *argv])
-        backend = tell_cmd.backend_from_args(args)
+        backend = cli_options.backend_from_args(args)
         try:
             return backend.speculation
         finally:

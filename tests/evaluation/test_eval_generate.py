@@ -22,7 +22,7 @@ pytest.importorskip("nltk", reason="the eval extra is not installed")
 from eval_helpers import analysis, png, story, write_split
 
 from desktop_app.cli import main as cli_main
-from desktop_app.cli import tell_cmd
+from desktop_app.cli import options as cli_options
 
 if TYPE_CHECKING:
     from conftest import TinyModel
@@ -89,16 +89,16 @@ def test_ctrl_c_keeps_the_stories_told_and_the_next_run_continues(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_run_story = tell_cmd.run_story
+    real_tell = cli_options.tell_to_end
     calls = {"n": 0}
 
     def ctrl_c_during_the_second_story(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:
             signal.raise_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
-        return real_run_story(*args, **kwargs)
+        return real_tell(*args, **kwargs)
 
-    monkeypatch.setattr(tell_cmd, "run_story", ctrl_c_during_the_second_story)
+    monkeypatch.setattr(cli_options, "tell_to_end", ctrl_c_during_the_second_story)
     run = tmp_path / "run"
     assert generate(tiny_model, run, split, "-q") == 130
     err = capsys.readouterr().err
@@ -106,7 +106,7 @@ def test_ctrl_c_keeps_the_stories_told_and_the_next_run_continues(
     assert "Run the same command again to continue" in err
     assert sorted(p.name for p in run.iterdir()) == ["s1.json", "s1.txt"]  # nothing half-written
 
-    monkeypatch.setattr(tell_cmd, "run_story", real_run_story)
+    monkeypatch.setattr(cli_options, "tell_to_end", real_tell)
     assert generate(tiny_model, run, split) == 0
     assert "2 stories told, 1 already in" in capsys.readouterr().err
     assert len(list(run.glob("*.txt"))) == 3

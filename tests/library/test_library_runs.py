@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -167,17 +167,30 @@ def test_a_failed_run_records_the_error_and_keeps_its_partial_output(
 def test_a_failing_on_started_callback_leaves_a_failed_run_not_a_running_one(
     library: Library, album_with_photos: str
 ) -> None:
-    def broken_callback(event: TellEvent) -> None:
-        if isinstance(event, RunStarted):
-            raise RuntimeError("the window went away")
+    def broken_on(kind: type) -> Callable[[TellEvent], None]:
+        def broken_callback(event: TellEvent) -> None:
+            if isinstance(event, kind):
+                raise RuntimeError("the window went away")
 
+        return broken_callback
+
+    # Before the first token: the run wrote nothing, so it is not kept (the zero-token rule).
     with pytest.raises(RuntimeError):
         tell_album(
             library,
             album_with_photos,
             ScriptedBackend(STORY_TEXT),
             _OPTIONS,
-            on_event=broken_callback,
+            on_event=broken_on(RunStarted),
+        )
+    assert library.runs(album_with_photos) == [] and library.recover_interrupted() == []
+    with pytest.raises(RuntimeError):
+        tell_album(
+            library,
+            album_with_photos,
+            ScriptedBackend(STORY_TEXT),
+            _OPTIONS,
+            on_event=broken_on(TokenEvent),
         )
     (run,) = library.runs(album_with_photos)
     assert run.status is RunStatus.FAILED and "the window went away" in run.error

@@ -12,8 +12,10 @@ import pytest
 
 from desktop_app.cli import main
 
-RAW_DIR = Path(__file__).parent / "golden" / "raw"
-EXPECTED_DIR = Path(__file__).parent / "golden" / "expected"
+# The story parser's golden files (tests/story/golden): the command prints what the parser reads.
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "story" / "golden"
+RAW_DIR = GOLDEN_DIR / "raw"
+EXPECTED_DIR = GOLDEN_DIR / "expected"
 
 
 def test_json_is_the_default_and_matches_the_contract(

@@ -155,11 +155,11 @@ def test_stories_json_story_cast_export_and_import(cli: Cli, tmp_path: Path) -> 
 def test_album_tell_streams_into_a_new_story(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from desktop_app.cli import tell_cmd
+    from desktop_app.cli import options as cli_options
 
     # The backend factory is the engine's (tested there); here the wiring into the library is.
     monkeypatch.setattr(
-        tell_cmd,
+        cli_options,
         "backend_from_args",
         lambda args: ScriptedBackend(STORY_TEXT, prepared_size=(28, 28)),
     )

@@ -1,4 +1,5 @@
-"""``storyteller tell`` options: what the command line, the settings and the presets decide."""
+"""The story commands' shared options (``cli/options.py``): what the command line, the settings
+and the presets decide; progress bars and Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from desktop_app.app.settings import Settings, save_settings
-from desktop_app.cli import tell_cmd
+from desktop_app.app.telling import TellOptions
+from desktop_app.cli import options as cli_options
 from desktop_app.engine.events import (
     DEFAULT_INSTRUCTION,
     TRAINED_INSTRUCTIONS,
@@ -34,12 +36,16 @@ from desktop_app.errors import StorytellerError
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    tell_cmd.add_tell_options(parser)
+    cli_options.add_tell_options(parser)
     return parser.parse_args(list(argv))
 
 
+def request_from_args(args: argparse.Namespace, photos: list[Path]) -> StoryRequest:
+    return cli_options.options_from_args(args).request(photos)
+
+
 def test_defaults_are_the_model_card_and_the_trained_detail_and_instruction() -> None:
-    request = tell_cmd.request_from_args(parse(), [Path("a.jpg"), Path("b.jpg")])
+    request = request_from_args(parse(), [Path("a.jpg"), Path("b.jpg")])
     assert request.photos == (Path("a.jpg"), Path("b.jpg"))
     assert (request.sampling.temperature, request.sampling.top_p) == (0.7, 0.9)
     assert request.sampling.max_tokens == 4096 and request.sampling.seed is None
@@ -54,11 +60,11 @@ def test_settings_fill_in_what_the_command_line_leaves_out() -> None:
             detail=Detail.MOST, preset=Preset.FAITHFUL, seed=9, max_tokens=2000, strict_format=True
         )
     )
-    request = tell_cmd.request_from_args(parse("--temperature", "0.5"), [Path("a.jpg")])
+    request = request_from_args(parse("--temperature", "0.5"), [Path("a.jpg")])
     assert request.detail is Detail.MOST and request.strict_format
     assert (request.sampling.temperature, request.sampling.top_p) == (0.5, 0.8)
     assert (request.sampling.seed, request.sampling.max_tokens) == (9, 2000)
-    overridden = tell_cmd.request_from_args(
+    overridden = request_from_args(
         parse("--detail", "more", "--preset", "creative", "--seed", "1", "--max-tokens", "64"),
         [Path("a.jpg")],
     )
@@ -73,16 +79,16 @@ def test_settings_fill_in_what_the_command_line_leaves_out() -> None:
     ids=["low", "normal", "high"],
 )
 def test_the_old_detail_names_still_work_with_their_budgets(old: str, budget: int) -> None:
-    request = tell_cmd.request_from_args(parse("--detail", old), [Path("a.jpg")])
+    request = request_from_args(parse("--detail", old), [Path("a.jpg")])
     assert request.detail.token_budget == budget
     assert Detail(old) is request.detail  # settings files that stored the old name too
 
 
 def test_no_instruction_and_any_trained_one_can_be_chosen() -> None:
-    none = tell_cmd.request_from_args(parse("--instruction", ""), [Path("a.jpg")])
+    none = request_from_args(parse("--instruction", ""), [Path("a.jpg")])
     assert none.instruction == "" and is_trained_instruction("")
     chosen = TRAINED_INSTRUCTIONS[4]
-    request = tell_cmd.request_from_args(parse("--instruction", chosen), [Path("a.jpg")])
+    request = request_from_args(parse("--instruction", chosen), [Path("a.jpg")])
     assert request.instruction == chosen and is_trained_instruction(chosen)
     assert not is_trained_instruction("Write a poem about my cat.")
 
@@ -97,14 +103,14 @@ def test_no_instruction_and_any_trained_one_can_be_chosen() -> None:
 )
 def test_impossible_sampling_is_refused(argv: tuple[str, ...], message: str) -> None:
     with pytest.raises(StorytellerError, match=message):
-        tell_cmd.request_from_args(parse(*argv), [Path("a.jpg")])
+        request_from_args(parse(*argv), [Path("a.jpg")])
 
 
 def test_mmproj_alone_is_refused_and_server_wins_over_settings_model(tmp_path: Path) -> None:
     with pytest.raises(StorytellerError, match="--mmproj needs --model"):
-        tell_cmd.backend_from_args(parse("--mmproj", str(tmp_path / "m.gguf")))
+        cli_options.backend_from_args(parse("--mmproj", str(tmp_path / "m.gguf")))
     save_settings(Settings(model_path=tmp_path / "x.gguf", mmproj_path=tmp_path / "mmproj.gguf"))
-    backend = tell_cmd.backend_from_args(parse("--server", "http://127.0.0.1:9"))
+    backend = cli_options.backend_from_args(parse("--server", "http://127.0.0.1:9"))
     assert backend.description == "server http://127.0.0.1:9/v1"
     backend.close()
 
@@ -113,7 +119,7 @@ def test_first_ctrl_c_asks_to_stop_and_the_second_aborts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = signal.getsignal(signal.SIGINT)
-    with tell_cmd.StopOnCtrlC() as stop:
+    with cli_options.StopOnCtrlC() as stop:
         assert not stop()
         signal.raise_signal(signal.SIGINT)
         assert stop()  # the run stops at its next check and keeps what it wrote
@@ -157,8 +163,9 @@ class _Backend:
 def test_the_writing_bar_counts_tokens_and_closes_at_the_final_count(
     finish: FinishReason, final_bar: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    request = StoryRequest(photos=(Path("a.jpg"),), sampling=SamplingParams(max_tokens=60))
-    tell_cmd.run_story(_Backend(finish), request, show_progress=True)
+    options = TellOptions(sampling=SamplingParams(max_tokens=60))
+    progress = cli_options.Progress(True, 60)
+    cli_options.tell_to_end(_Backend(finish), options, [Path("a.jpg")], progress=progress)
     last_draw = capsys.readouterr().err.strip().split("\r")[-1]
     assert last_draw.startswith("writing") and f" {final_bar} " in last_draw
 
@@ -181,8 +188,11 @@ class _StoppedWhileEncoding:
 
 
 def test_photo_bars_count_photos_done_not_begun(capsys: pytest.CaptureFixture[str]) -> None:
-    request = StoryRequest(photos=(Path("a.jpg"), Path("b.jpg")))
-    tell_cmd.run_story(_StoppedWhileEncoding(), request, show_progress=True)
+    progress = cli_options.Progress(True, TellOptions().sampling.max_tokens)
+    backend = _StoppedWhileEncoding()
+    cli_options.tell_to_end(
+        backend, TellOptions(), [Path("a.jpg"), Path("b.jpg")], progress=progress
+    )
     err = capsys.readouterr().err
     preparing = [d for d in err.split("\r") if d.strip().startswith("preparing photo")]
     encoding = [d for d in err.split("\r") if d.strip().startswith("encoding photo")]
