@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.app.costs import estimate_cost, run_speeds
+from desktop_app.app.costs import plan_run
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button
@@ -265,24 +265,22 @@ class Filmstrip(QWidget):
         """Show what a story of these photos at the chosen detail would cost, or a hint."""
         session = self._session
         album = session.photo_model.photos()
-        sized = [i for i, p in enumerate(album) if p.width and p.height]
-        if not sized:
+        detail = session.choices.detail
+        plan = plan_run(
+            [(p.width, p.height) if p.width and p.height else None for p in album],
+            detail,
+            session.settings.max_tokens,
+            session.settings,
+            session.cached(album),  # Generate again: only the writing
+        )
+        if not plan.photos:
             self.cost_label.setText("Drop photos here or use Add photos (5–10 work best)")
             self.cost_label.setToolTip("")  # not the estimate of the photos that were here
             return
-        photos = [album[i] for i in sized]
-        detail = session.choices.detail
-        estimate = estimate_cost(
-            [(p.width, p.height) for p in photos],
-            detail,
-            session.settings.max_tokens,
-            run_speeds(session.settings),
-            session.cached(album).select(sized),  # Generate again: only the writing
-        )
-        text = f"{len(photos)} photos · {estimate.describe()}"
-        if estimate.problem:
+        text = f"{plan.photos} photos · {plan.describe()}"
+        if plan.cost.problem:
             self.cost_label.setText(f'<span style="color:#b00020;">⚠ {html.escape(text)}</span>')
-            self.cost_label.setToolTip(estimate.problem)
+            self.cost_label.setToolTip(plan.cost.problem)
         else:
             self.cost_label.setText(html.escape(text))
             self.cost_label.setToolTip(COST_TIP.format(detail.label, detail.token_budget))

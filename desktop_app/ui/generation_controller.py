@@ -12,9 +12,9 @@ import logging
 
 from PySide6.QtCore import QObject, QTimer
 
-from desktop_app.app.costs import run_clock, run_speeds
+from desktop_app.app.costs import plan_run
 from desktop_app.app.stored_story import FrameGeometry
-from desktop_app.app.telling import RunEnded, RunStarted, photos_to_tell, tell
+from desktop_app.app.telling import RunDiscarded, RunEnded, RunStarted, photos_to_tell, tell
 from desktop_app.engine.events import NOTHING_CACHED, PhaseEvent, TokenEvent
 from desktop_app.engine.images import prepared_size_for
 from desktop_app.errors import StorytellerError
@@ -35,6 +35,7 @@ class GenerationController(QObject):
         self._session = session
         self._generation: WorkerHandle | None = None
         self._next_cached = NOTHING_CACHED  # what the run being started will find cached
+        self._discarded: RunDiscarded | None = None  # the run ended before its first token
         self._render_timer = QTimer(self)
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self.render_live)
@@ -94,8 +95,11 @@ class GenerationController(QObject):
         session.run_requested.emit()
         session.state_changed.emit()
 
-    def _on_started(self, event: RunStarted) -> None:
+    def _on_started(self, event: RunStarted | RunDiscarded) -> None:
         """The run is in the library: show it being written."""
+        if isinstance(event, RunDiscarded):
+            self._discarded = event  # the run's end follows (its error, if it failed)
+            return
         session = self._session
         budget = event.request.detail.token_budget
         frames = {
@@ -104,15 +108,14 @@ class GenerationController(QObject):
             )
             for index, p in enumerate(event.photos, start=1)
         }
-        sized = [i for i, p in enumerate(event.photos) if p.width and p.height]
-        clock = run_clock(
-            run_speeds(session.settings),
-            [(event.photos[i].width, event.photos[i].height) for i in sized],
+        plan = plan_run(
+            [(p.width, p.height) if p.width and p.height else None for p in event.photos],
             event.request.detail,
             event.request.sampling.max_tokens,
-            self._next_cached.select(sized),
+            session.settings,
+            self._next_cached,
         )
-        live = LiveRun(event.album.id, event.run_id, frames, clock)
+        live = LiveRun(event.album.id, event.run_id, frames, plan.clock)
         session.live = live
         session.run_started.emit(live)
         if event.album.id == session.album_id:
@@ -134,17 +137,16 @@ class GenerationController(QObject):
         live = self._session.live
         if live is None:
             return
-        if live.clock is not None:
-            live.clock.on_phase(event.phase, event.index)
+        live.on_event(event)
         if not self._session.stopping:
             live.phase_text = event.describe().capitalize() + "…" + live.remaining()
-        live.progress = (event.index, event.total or 0)
+        live.bar = (event.index, event.total or 0)
         self._session.run_progressed.emit(live)
 
     def _on_token(self, event: TokenEvent) -> None:
         live = self._session.live
         if live is not None:
-            live.on_tokens(event.text, event.tokens)  # the worker has stored it already
+            live.on_event(event)  # the worker has stored its text already
 
     # ---------------------------------------------------------------- the live view
 
@@ -157,7 +159,7 @@ class GenerationController(QObject):
         live.story = live.parser.snapshot()
         if not self._session.stopping:
             live.phase_text = live_phase(live.story, live)
-        live.progress = (live_progress(live.story, live), live.frame_count * 2)
+        live.bar = (live_progress(live.story, live), live.frame_count * 2)
         self._session.live_story_changed.emit(live)
         self._session.run_progressed.emit(live)
 
@@ -171,24 +173,23 @@ class GenerationController(QObject):
         session.live = None
         session.stopping = False
         self._generation = None
+        self._discarded = None
         self._render_timer.stop()
         return live
 
-    def _on_finished(self, ended: RunEnded) -> None:
+    def _on_finished(self, ended: RunEnded | RunDiscarded) -> None:
         live = self._end()
         session = self._session
-        if live is None:  # (RunStarted always comes first)
+        if isinstance(ended, RunDiscarded):  # stopped before the first token: no version
+            session.show_status(ended.reason)
+            session.run_ended.emit(EndedRun(live, None, None, False, "Stopped: nothing written"))
             session.state_changed.emit()
             return
         result = ended.result
-        if result is None:  # the backend gave no result: the run is stored as failed
-            session.report_error(StorytellerError(ended.run.error), action="Writing the story")
-            session.run_ended.emit(EndedRun(live, ended.run, ended.story, True, "Failed"))
-            session.state_changed.emit()
-            return
-        speed = result.timings.tokens_per_s or live.tokens_per_s()
+        tokens_per_s = live.tokens_per_s() if live is not None else 0.0
+        speed = result.timings.tokens_per_s or tokens_per_s
         verb = "Stopped" if result.cancelled else "Finished"
-        tokens = result.timings.generated_tokens or live.tokens
+        tokens = result.timings.generated_tokens or (live.tokens if live is not None else 0)
         phase = f"{verb}: {tokens} tokens, {speed:.1f} tokens/s"
         session.run_ended.emit(
             EndedRun(
@@ -198,19 +199,18 @@ class GenerationController(QObject):
         session.state_changed.emit()
 
     def _on_failed(self, err: BaseException, details: str) -> None:
+        discarded = self._discarded
         live = self._end()
         session = self._session
         run = None
-        if live is not None:  # the worker has stored the run as failed
+        if live is not None and discarded is None:  # kept as a failed version with its text
             try:
                 run = session.library.run(live.run_id)
-                if live.tokens == 0:
-                    # Nothing was written (a server down...): no version to keep.
-                    session.library.delete_run(live.run_id)
-                    run = None
             except StorytellerError:
-                logger.warning("could not forget the failed run %s", live.run_id)
+                logger.warning("could not read the failed run %s", live.run_id)
         session.report_error(err, details, action="Writing the story")
+        if discarded is not None:
+            session.show_status(discarded.reason)
         session.run_ended.emit(EndedRun(live, run, None, True, "Failed"))
         session.state_changed.emit()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from desktop_app.app.costs import cached_parts
+from desktop_app.app.costs import RunProgress, cached_parts
 from desktop_app.app.settings import Settings, save_settings
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
 from desktop_app.app.telling import TellOptions, known_photo
@@ -30,10 +29,12 @@ from desktop_app.engine.events import (
     NOTHING_CACHED,
     CachedParts,
     Detail,
+    PhaseEvent,
     Preset,
     StoryBackend,
+    TokenEvent,
 )
-from desktop_app.engine.speeds import RunClock, describe
+from desktop_app.engine.speeds import RunClock
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, Photo, StoryRun
 from desktop_app.library.store import Library
@@ -93,7 +94,8 @@ class OpenVersion:
 
 
 class LiveRun:
-    """The run being written: its album and run ids, the story so far, its phase and speed."""
+    """The run being written: its album and run ids, the story so far, its phase and progress
+    (the real token count, the speed and the time left, as the CLI counts them)."""
 
     def __init__(
         self,
@@ -108,36 +110,31 @@ class LiveRun:
         self.frame_count = len(frames)
         self.parser = StoryStreamParser()
         self.story = Story()
-        self.clock = clock  # the remaining time (None: unknown, e.g. a server)
-        self.tokens = 0  # real tokens, as the engine counts them (not text pieces)
-        self.first_token_at: float | None = None
+        self.progress = RunProgress(clock)
         self.dirty = False  # text arrived since the last snapshot
         self.phase_text = "Starting…"
-        self.progress = (0, 0)  # value, maximum (0: busy, no known end)
+        self.bar = (0, 0)  # progress bar: value, maximum (0: busy, no known end)
 
-    def on_tokens(self, text: str, tokens: int) -> None:
-        """``tokens`` more tokens that decoded to ``text``."""
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-        self.tokens += tokens
-        if self.clock is not None:
-            self.clock.on_tokens(tokens)
-        self.parser.feed(text)
-        self.dirty = True
+    @property
+    def tokens(self) -> int:
+        """Tokens written so far (the engine's count, not text pieces)."""
+        return self.progress.tokens
+
+    def on_event(self, event: PhaseEvent | TokenEvent) -> None:
+        """A phase or more text of the run."""
+        self.progress.on_event(event)
+        if isinstance(event, TokenEvent):
+            self.parser.feed(event.text)
+            self.dirty = True
 
     def remaining(self) -> str:
         """`` · about 4 min left`` while the remaining time is known, else ""."""
-        if self.clock is None:
-            return ""
-        seconds = self.clock.remaining_s()
-        return f" · {describe(seconds, measured=self.clock.speeds.measured, left=True)}"
+        left = self.progress.remaining()
+        return f" · {left}" if left else ""
 
     def tokens_per_s(self) -> float:
-        """Decoding speed since the first token."""
-        if self.first_token_at is None or self.tokens < 2:
-            return 0.0
-        elapsed = time.perf_counter() - self.first_token_at
-        return (self.tokens - 1) / elapsed if elapsed > 0 else 0.0
+        """Writing speed since the first token."""
+        return self.progress.tokens_per_s()
 
 
 @dataclass(frozen=True)

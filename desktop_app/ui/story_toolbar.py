@@ -115,7 +115,7 @@ class StoryToolbar(QToolBar):
 
     def _on_run_progressed(self, live: LiveRun) -> None:
         self.show_phase(live.phase_text)
-        self.show_progress(*live.progress)
+        self.show_progress(*live.bar)
 
     def _on_run_ended(self, ended: EndedRun) -> None:
         self.hide_progress()

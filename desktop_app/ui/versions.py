@@ -125,7 +125,7 @@ class VersionsController(QObject):
         if ended.run is not None:
             session.run_model.upsert(ended.run)
             self.show_run(ended.run, ended.stored)
-        elif ended.failed:
+        else:  # not kept (nothing was written): the list and the story show what is left
             session.run_model.remove(ended.live.run_id)
             self.reload_runs(select_latest=True)
 

@@ -17,7 +17,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from desktop_app.app.telling import RunEnded, RunStarted, TellEvent
+from desktop_app.app.telling import RunDiscarded, RunEnded, RunStarted, TellEvent
 from desktop_app.engine.events import (
     PhaseEvent,
     ShouldStop,
@@ -102,24 +102,29 @@ class CallableWorker(Worker):
 
 
 class TellWorker(Worker):
-    """Relays a story being told (``app.telling.tell``): ``RunStarted`` as ``item``, phases and
-    whole token events (their real token counts) as their signals, and the ``RunEnded`` as the
+    """Relays a story being told (``app.telling.tell``): ``RunStarted`` and ``RunDiscarded`` as
+    ``item``, phases and whole token events (their real token counts) as their signals, and the
+    ``RunEnded`` (or, for a run stopped before its first token, the ``RunDiscarded``) as the
     result."""
 
     def __init__(self, events: Callable[[ShouldStop], Iterator[TellEvent]]) -> None:
         super().__init__()
         self._events = events
 
-    def execute(self) -> RunEnded:
+    def execute(self) -> RunEnded | RunDiscarded:
+        discarded: RunDiscarded | None = None
         for event in self._events(self.is_cancelled):
             if isinstance(event, TokenEvent):
                 self.token.emit(event)
             elif isinstance(event, PhaseEvent):
                 self.phase.emit(event)
-            elif isinstance(event, RunStarted):
+            elif isinstance(event, (RunStarted, RunDiscarded)):
                 self.item.emit(event)
+                discarded = event if isinstance(event, RunDiscarded) else None
             elif isinstance(event, RunEnded):
                 return event
+        if discarded is not None:  # stopped before the first token: nothing was kept
+            return discarded
         raise StorytellerError("the story ended without being stored: try again")
 
 

@@ -233,3 +233,37 @@ def test_the_live_run_counts_the_engines_tokens_not_text_pieces(
     tell_and_wait(qtbot, generation)
     pieces = len(range(0, len(text), 5))
     assert counts == [3 * pieces]
+
+
+def test_the_gui_and_the_cli_show_the_same_speed_and_time_left_on_multi_byte_text(
+    tmp_path: Path,
+) -> None:
+    from desktop_app.app.costs import RunProgress
+    from desktop_app.cli.options import Progress
+    from desktop_app.engine.events import SamplingParams, StoryRequest
+    from desktop_app.engine.speeds import RunClock, Speeds
+
+    text = "<think>\n## Image 1\n" + "Ünïcødé ✓ café — naïve façade. " * 20
+    request = StoryRequest(photos=(tmp_path / "a.png",), sampling=SamplingParams(max_tokens=900))
+    events = list(MultiByteBackend(text).generate(request, should_stop=lambda: False))
+    rates = Speeds(encode_s_per_token=0.01, prefill_tokens_per_s=50.0, decode_tokens_per_s=10.0)
+    now = [100.0]
+
+    def follow(progress: RunProgress) -> RunProgress:
+        progress.clock = RunClock(rates, [24], 128, 900, clock=lambda: now[0])
+        progress._now = lambda: now[0]
+        return progress
+
+    cli = Progress(False, 900)  # the CLI's bars (not drawn here), fed as `storyteller tell` does
+    follow(cli.run)
+    live = LiveRun(1, 1, {})  # the GUI's run being written, fed as the worker's signals do
+    follow(live.progress)
+    for event in events:
+        now[0] += 0.05
+        cli.event(event)
+        if isinstance(event, (PhaseEvent, TokenEvent)):
+            live.on_event(event)
+    pieces = len([e for e in events if isinstance(e, TokenEvent)])
+    assert live.tokens == cli.run.tokens == 3 * pieces > pieces
+    assert live.tokens_per_s() == cli.run.tokens_per_s() > 0
+    assert live.remaining() == f" · {cli.run.remaining()}" and cli.run.remaining()

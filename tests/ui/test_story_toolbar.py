@@ -58,7 +58,7 @@ def test_the_phase_and_progress_follow_the_run(make_session: Any, host: Any, tmp
     assert toolbar.phase_label.text() == "Starting…" and toolbar.progress_action.isVisible()
     live = LiveRun(1, 1, {1: FrameGeometry(1, tmp_path / "a.jpg")})
     session.run_started.emit(live)
-    live.phase_text, live.progress = "Writing frame 1/1 · 12 tokens", (1, 2)
+    live.phase_text, live.bar = "Writing frame 1/1 · 12 tokens", (1, 2)
     session.run_progressed.emit(live)
     assert toolbar.phase_label.text() == "Writing frame 1/1 · 12 tokens"
     assert (toolbar.progress_bar.value(), toolbar.progress_bar.maximum()) == (1, 2)
