@@ -197,3 +197,19 @@ def test_photos_dropped_with_no_album_open_go_into_a_new_album(
     assert session.photo_model.rowCount() == 2
     assert sorted(a.name for a in library.albums()) == ["New album", "New album 2"]
     assert session.album.name == "New album 2"
+
+
+def test_a_400_megapixel_photo_gets_the_same_refusal_as_on_the_command_line(
+    qtbot: Any, session: Any, tmp_path: Path
+) -> None:
+    from made_photos import huge_png
+
+    from desktop_app.ui import errors as ui_errors
+
+    imports, _statuses = _imports(session)
+    session.create_album("Huge")
+    import_and_wait(qtbot, imports, [huge_png(tmp_path / "huge.png")])
+    qtbot.waitUntil(lambda: bool(ui_errors.open_error_dialogs()), timeout=10_000)
+    (message,) = close_error_dialogs()
+    assert "huge.png is too large to open safely: resize it below 90 megapixels" in message
+    assert "Traceback" not in message and session.photo_model.rowCount() == 0
