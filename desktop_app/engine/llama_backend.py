@@ -13,7 +13,8 @@ during prompt evaluation. Here the pipeline is explicit:
 5. text chunks and the embeddings are decoded into the KV cache (abortable);
 6. tokens are sampled with llama.cpp's sampler chain (optionally grammar-constrained), checking
    ``should_stop`` between tokens; by default several per evaluation, drafted from forced text
-   and n-grams and verified in one batch (``speculation``: the output is the same).
+   and n-grams and verified in one batch (``speculation``: the same distribution as token by
+   token; the bytes can differ at near-ties).
 
 Loading lives in ``llama_model``; steps 3-5 as a run takes them (the saved state of the same
 prompt, or a read) in ``llama_prompt_reading``, over ``llama_prompt``'s llama.cpp calls; step 6
@@ -128,7 +129,8 @@ class LlamaCppBackend:
         self.text_model_id = self._file_identity(manifest, "text", self.model_path)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
         self._encoder = photo_encoder.PhotoEncoder(self._encoded)
-        # Draft and batch-verify tokens while writing (same output; off: one token per step).
+        # Draft and batch-verify tokens while writing (the same distribution; off: one token
+        # per step).
         self.speculation = speculation
         self._writer = Writer()
         self._loaded: Loaded | None = None
@@ -416,7 +418,8 @@ class LlamaCppBackend:
 
         Not for a sampled run with a fixed seed: batched logits round slightly differently from
         single ones and the draft lengths follow measured timings, so its draws could differ
-        from the same seed's last run, and a fixed seed promises the same story again. Greedy
-        runs stay byte-identical, and a random seed promises nothing to repeat.
+        from the same seed's last run, and a fixed seed promises the same story again. A greedy
+        run promises no more than plain decoding does (its bytes can change at a near-tie, as
+        they do with the thread count), and a random seed promises nothing to repeat.
         """
         return self.speculation and (sampling.temperature <= 0 or sampling.seed is None)
