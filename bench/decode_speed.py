@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from desktop_app.engine.grammar import StrictFormat  # noqa: E402
-from desktop_app.engine.llama_backend import THINK_END  # noqa: E402
+from desktop_app.engine.llama_writing import THINK_END  # noqa: E402
 from desktop_app.engine.prompt import build_prompt  # noqa: E402
 from desktop_app.engine.speculation import (  # noqa: E402
     MAX_DRAFT,

@@ -13,18 +13,19 @@ during prompt evaluation. Here the pipeline is explicit:
 5. text chunks and the embeddings are decoded into the KV cache (abortable);
 6. tokens are sampled with llama.cpp's sampler chain (optionally grammar-constrained), checking
    ``should_stop`` between tokens; by default several per evaluation, drafted from forced text
-   and n-grams and verified in one batch (``speculation``: the output is the same).
+   and n-grams and verified in one batch (``speculation``: the same distribution as token by
+   token; the bytes can differ at near-ties).
 
-Loading lives in ``llama_model``, steps 3-5 and prompt reuse in ``llama_prompt``, the sampler
-chain of step 6 in ``llama_sampling``; this module orchestrates them.
+Loading lives in ``llama_model``; steps 3-5 as a run takes them (the saved state of the same
+prompt, or a read) in ``llama_prompt_reading``, over ``llama_prompt``'s llama.cpp calls; step 6
+in ``llama_writing``, over ``llama_sampling``'s sampler chain and ``speculation``. This module
+sizes the run and orchestrates them.
 
 ``Llama`` is not thread-safe: one ``generate`` at a time per backend.
 """
 
 from __future__ import annotations
 
-import codecs
-import dataclasses
 import hashlib
 import logging
 import time
@@ -34,15 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app import paths
-from desktop_app.engine import (
-    costs,
-    device,
-    grammar,
-    llama_prompt,
-    photo_encoder,
-    prompt_cache,
-    speeds,
-)
+from desktop_app.engine import costs, device, grammar, photo_encoder, prompt_cache, speeds
 from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.events import (
     NOTHING_CACHED,
@@ -58,7 +51,6 @@ from desktop_app.engine.events import (
     ShouldStop,
     StoryRequest,
     Timings,
-    TokenEvent,
 )
 from desktop_app.engine.gguf_info import (
     check_pair,
@@ -73,22 +65,16 @@ from desktop_app.engine.images import (
     tokens_for_size,
 )
 from desktop_app.engine.llama_model import Loaded, load
-from desktop_app.engine.llama_prompt import GenerationError, PromptReader
-from desktop_app.engine.llama_sampling import IdTokens, Sampler, plain_tokens, token_bytes
+from desktop_app.engine.llama_prompt import PromptReader
+from desktop_app.engine.llama_prompt_reading import read_prompt
+from desktop_app.engine.llama_writing import Writer
 from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
-from desktop_app.engine.speculation import (
-    SpeculationStats,
-    SpeculativeDecoder,
-    llguidance_tokenizer,
-)
-from desktop_app.engine.table_ids import TableIds
+from desktop_app.engine.speculation import SpeculationStats
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
 
 MIN_CONTEXT = 4096
-# Where strict format switches from the analysis grammar to the story grammar.
-THINK_END = "</think>\n"
 
 
 class LlamaCppBackend:
@@ -143,12 +129,11 @@ class LlamaCppBackend:
         self.text_model_id = self._file_identity(manifest, "text", self.model_path)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
         self._encoder = photo_encoder.PhotoEncoder(self._encoded)
-        self.grammar_resampled = 0  # strict format: tokens the grammar made us draw again
-        # Draft and batch-verify tokens while writing (same output; off: one token per step).
+        # Draft and batch-verify tokens while writing (the same distribution; off: one token
+        # per step).
         self.speculation = speculation
-        self.speculation_stats = SpeculationStats()
+        self._writer = Writer()
         self._loaded: Loaded | None = None
-        self._id_tokens: IdTokens | None = None  # strict format: built on first use
         self._reader = PromptReader(
             self.prompts,
             text_model_id=self.text_model_id,
@@ -176,6 +161,16 @@ class LlamaCppBackend:
     def prompt_tokens_read(self) -> int:
         """Prompt tokens evaluated so far (a reused prompt adds one)."""
         return self._reader.prompt_tokens_read
+
+    @property
+    def speculation_stats(self) -> SpeculationStats:
+        """What speculation did over this backend's runs."""
+        return self._writer.speculation_stats
+
+    @property
+    def grammar_resampled(self) -> int:
+        """Strict format: tokens the grammar made a run draw again, over this backend's runs."""
+        return self._writer.grammar_resampled
 
     @property
     def accelerator(self) -> str:
@@ -338,11 +333,7 @@ class LlamaCppBackend:
             self.prompts.flush()
 
     def _generate(self, request: StoryRequest, should_stop: ShouldStop) -> Iterator[Event]:
-        import llama_cpp
-        from llama_cpp import mtmd_cpp
-
         started = time.perf_counter()
-        total = len(request.photos)
         photos: list[PreparedImage] = []
         yield from prepare_photos(
             request.photos, request.detail.token_budget, photos, request.known
@@ -367,117 +358,36 @@ class LlamaCppBackend:
         was_loaded = self._kept(n_ctx) is not None
         loaded = self._load(n_ctx)
         load_s = 0.0 if was_loaded else time.perf_counter() - load_started
-        llm = loaded.llm
-        n_embd = llama_cpp.llama_model_n_embd_inp(llm.model)
 
         identities = [(p.content_hash, p.prepared_size) for p in photos]
         keys, key = self._cache_keys(identities, prompt_text, loaded.n_ctx)
-        reused = self._reader.reuse(loaded, key)
-        if reused is not None:  # Generate again: no photo encoded, one prompt token read
-            yield PhaseEvent(Phase.READING_PROMPT)
-            timings = Timings(
-                load_s=load_s,
-                encode_s=(0.0,) * total,
-                prompt_eval_s=reused[1],
-                prompt_tokens=reused[0].cells,
-                prompt_reused=True,
-            )
-            yield PhaseEvent(Phase.WRITING)
-            speculative = None
-            if self._speculates(request.sampling):
-                speculative = self._speculative(
-                    loaded, strict, llama_prompt.text_tokens(llm, prompt_text)
-                )
-            for event in self._write(
-                llm, request.sampling, strict, should_stop, started, infos, timings, speculative
-            ):
-                if isinstance(event, ResultEvent):  # _write rebuilds the timings it was given
-                    run = event.result
-                    event = ResultEvent(
-                        dataclasses.replace(
-                            run, timings=dataclasses.replace(run.timings, prompt_reused=True)
-                        )
-                    )
-                yield event
-            return
-        cached = [self.cache.get(k, (p.tokens, n_embd)) for k, p in zip(keys, photos, strict=True)]
-        chunks = llama_prompt.tokenize(loaded.mtmd_ctx, prompt_text, photos, keys, cached)
-        try:
-            image_chunks = [
-                i
-                for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks))
-                if mtmd_cpp.mtmd_input_chunk_get_type(mtmd_cpp.mtmd_input_chunks_get(chunks, i))
-                == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_IMAGE
-            ]
-            if len(image_chunks) != total:
-                raise GenerationError(
-                    f"llama.cpp made {len(image_chunks)} image chunks for {total} photos"
-                )
-            encode_s: list[float] = []
-            embeddings: list[np.ndarray] = []
-            for index, (chunk_index, photo) in enumerate(
-                zip(image_chunks, photos, strict=True), start=1
-            ):
-                yield PhaseEvent(Phase.ENCODING_PHOTO, index, total)
-                chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, chunk_index)
-                n_tokens = mtmd_cpp.mtmd_input_chunk_get_n_tokens(chunk)
-                if n_tokens != photo.tokens:
-                    raise GenerationError(
-                        f"llama.cpp resized {photo.path.name} ({n_tokens} tokens instead of "
-                        f"{photo.tokens}); boxes would not map back"
-                    )
-                embedding = cached[index - 1]
-                if embedding is None:
-                    encode_started = time.perf_counter()
-                    embedding = self._encoder.encode(
-                        loaded.mtmd_ctx, chunk, n_embd, photo, keys[index - 1], should_stop
-                    )
-                    if embedding is not None:  # not a stopped photo's partial time
-                        encode_s.append(time.perf_counter() - encode_started)
-                else:
-                    encode_s.append(0.0)
-                if embedding is not None:
-                    embeddings.append(embedding)
-                if embedding is None or should_stop():
-                    yield self._result(
-                        "",
-                        FinishReason.CANCELLED,
-                        infos,
-                        request.sampling,
-                        Timings(load_s=load_s, encode_s=tuple(encode_s)),
-                    )
-                    return
-
-            yield PhaseEvent(Phase.READING_PROMPT)
-            prompt_started = time.perf_counter()
-            prompt_tokens = self._reader.read(loaded, chunks, embeddings, should_stop)
-            prompt_eval_s = time.perf_counter() - prompt_started
-            context = (
-                llama_prompt.text_tokens(llm, prompt_text)
-                if self._speculates(request.sampling)
-                else []
-            )
-            if prompt_tokens is not None:
-                self._reader.save(loaded, key, prompt_tokens)
-        finally:
-            mtmd_cpp.mtmd_input_chunks_free(chunks)
-        timings = Timings(
-            load_s=load_s,
-            encode_s=tuple(encode_s),
-            prompt_eval_s=prompt_eval_s,
-            prompt_tokens=prompt_tokens or 0,
+        read = yield from read_prompt(
+            loaded,
+            prompt_text,
+            photos,
+            keys,
+            key,
+            reader=self._reader,
+            embeddings=self.cache,
+            encoder=self._encoder,
+            timings=Timings(load_s=load_s),
+            should_stop=should_stop,
         )
-        if prompt_tokens is None:
-            yield self._result("", FinishReason.CANCELLED, infos, request.sampling, timings)
+        if read.cancelled:
+            yield self._result("", FinishReason.CANCELLED, infos, request.sampling, read.timings)
             return
 
-        yield PhaseEvent(Phase.WRITING)
-        speculative = None
-        if self._speculates(request.sampling):
-            speculative = self._speculative(loaded, strict, context)
-        yield from self._write(
-            llm, request.sampling, strict, should_stop, started, infos, timings, speculative
+        written = yield from self._writer.write(
+            loaded,
+            prompt_text,
+            request.sampling,
+            strict,
+            should_stop,
+            speculate=self._speculates(request.sampling),
+            started=started,
+            timings=read.timings,
         )
+        yield self._result(written.text, written.finish, infos, request.sampling, written.timings)
 
     def _encoded(self, key: str, embedding: np.ndarray) -> None:
         self.cache.put(key, embedding)
@@ -508,121 +418,8 @@ class LlamaCppBackend:
 
         Not for a sampled run with a fixed seed: batched logits round slightly differently from
         single ones and the draft lengths follow measured timings, so its draws could differ
-        from the same seed's last run, and a fixed seed promises the same story again. Greedy
-        runs stay byte-identical, and a random seed promises nothing to repeat.
+        from the same seed's last run, and a fixed seed promises the same story again. A greedy
+        run promises no more than plain decoding does (its bytes can change at a near-tie, as
+        they do with the thread count), and a random seed promises nothing to repeat.
         """
         return self.speculation and (sampling.temperature <= 0 or sampling.seed is None)
-
-    def _speculative(
-        self, loaded: Loaded, strict: grammar.StrictFormat | None, context: list[int]
-    ) -> SpeculativeDecoder:
-        """A speculative decoder to write after the prompt now in the KV cache."""
-        import llama_cpp
-
-        llm = loaded.llm
-        if strict is not None and loaded.forced_tokenizer is None:
-            loaded.forced_tokenizer = llguidance_tokenizer(
-                llama_cpp.llama_model_get_vocab(llm.model)
-            )
-        return SpeculativeDecoder(
-            llm.ctx,
-            llm.n_tokens,
-            context_tokens=context,
-            tokenizer=loaded.forced_tokenizer if strict is not None else None,
-            timer=loaded.decode_timer,
-        )
-
-    def _write(
-        self,
-        llm: object,
-        sampling: SamplingParams,
-        strict: grammar.StrictFormat | None,
-        should_stop: ShouldStop,
-        started: float,
-        infos: tuple[PhotoInfo, ...],
-        timings: Timings,
-        speculative: SpeculativeDecoder | None = None,
-    ) -> Iterator[Event]:
-        import llama_cpp
-
-        vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        think_grammar = strict.think_grammar() if strict else None
-        sampler = Sampler(vocab, sampling, think_grammar)
-        table_ids = None
-        if strict is not None:
-            if self._id_tokens is None:
-                self._id_tokens = IdTokens(vocab)
-            table_ids = TableIds()
-            sampler.before_draw = self._id_tokens.guard(table_ids)
-        if speculative is not None:
-            speculative.set_grammar(think_grammar)
-            stream = speculative.tokens(sampler, sampling.max_tokens)
-        else:
-            stream = plain_tokens(llm, sampler)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        finish = FinishReason.LENGTH
-        first_token_s = 0.0
-        writing_started = time.perf_counter()
-        generated = 0
-        reported = 0  # tokens already carried by a TokenEvent
-        in_story = False
-        recent = ""  # the last characters written, to see the analysis end
-        try:
-            for _ in range(sampling.max_tokens):
-                if should_stop():
-                    finish = FinishReason.CANCELLED
-                    break
-                try:
-                    token = next(stream)
-                except RuntimeError as err:
-                    raise GenerationError(
-                        f"llama.cpp failed while writing ({err}): the context may be full"
-                    ) from err
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    finish = FinishReason.STOP
-                    break
-                generated += 1
-                text = decoder.decode(token_bytes(vocab, token))
-                if text:
-                    if not pieces:
-                        first_token_s = time.perf_counter() - started
-                    pieces.append(text)
-                    yield TokenEvent(text, generated - reported)
-                    reported = generated
-                recent = (recent + text)[-len(THINK_END) :]
-                if table_ids is not None and not in_story:
-                    table_ids.feed(text)
-                if strict is not None and not in_story and recent == THINK_END:
-                    in_story = True
-                    story_grammar = strict.story_grammar(
-                        "".join(pieces), sampling.max_tokens - generated
-                    )
-                    sampler.set_grammar(story_grammar)
-                    if speculative is not None:
-                        speculative.set_grammar(story_grammar)
-            # A cancelled run keeps exactly what was streamed; a finished one flushes any
-            # incomplete UTF-8 at the end.
-            tail = "" if finish is FinishReason.CANCELLED else decoder.decode(b"", final=True)
-            if tail:
-                pieces.append(tail)
-                yield TokenEvent(tail, generated - reported)
-        finally:
-            stream.close()
-            if speculative is not None:
-                speculative.close()
-                llm.n_tokens = speculative.n_past  # llama-cpp-python's own position count
-                self.speculation_stats.add(speculative.stats)
-            self.grammar_resampled += sampler.resampled
-            sampler.close()
-        ended = time.perf_counter()
-        timings = Timings(
-            load_s=timings.load_s,
-            encode_s=timings.encode_s,
-            prompt_eval_s=timings.prompt_eval_s,
-            first_token_s=first_token_s,
-            generation_s=ended - writing_started,
-            generated_tokens=generated,
-            prompt_tokens=timings.prompt_tokens,
-        )
-        yield self._result("".join(pieces), finish, infos, sampling, timings)

@@ -2,6 +2,7 @@
 
 Steps 3-5 of the embedded backend's pipeline (see ``llama_backend``), plus the glue that saves
 a read prompt's KV state and restores it when the same prompt comes again (``prompt_cache``).
+``llama_prompt_reading`` takes a run through them.
 """
 
 from __future__ import annotations

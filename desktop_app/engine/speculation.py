@@ -1,4 +1,5 @@
-"""Speculative decoding: several tokens per model evaluation, the same output as token by token.
+"""Speculative decoding: several tokens per model evaluation, drawn from the same distribution
+as token by token.
 
 Where decoding is bound by memory bandwidth (a GPU, a CPU with cores to spare), one evaluation
 reads every weight once and a batch of a few tokens costs little more than one. So each step
