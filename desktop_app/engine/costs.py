@@ -3,7 +3,7 @@
 KV cells, not M-RoPE positions, are what fill a context: an image of ``t`` vision tokens takes
 ``t + 2`` cells (plus ``<|vision_start|>``/``<|vision_end|>``) although it advances positions by far
 less, so llama-cpp-python's own checks under-count. Storyteller sizes the context itself from
-``text + Σ(image tokens + 2) + max_tokens`` (DESIGN.md section 3).
+``text + Σ(image tokens + 2) + max_tokens`` (docs/model-contract.md 5.3).
 """
 
 from __future__ import annotations

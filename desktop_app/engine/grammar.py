@@ -1,8 +1,8 @@
 """Strict format v2: GBNF grammars that make the output a complete story in the trained layout.
 
 Every literal comes from ``desktop_app.story.trained_layout``, the renderer of the trained
-layout, so a strict run writes exactly the bytes QwenStoryteller was trained on (DESIGN.md 2.1,
-2.2) and ``render_trained(parse_story(output)) == output``. Two grammars, one after the other
+layout, so a strict run writes exactly the bytes QwenStoryteller was trained on
+(docs/model-contract.md, section 3) and ``render_trained(parse_story(output)) == output``. Two grammars, one after the other
 (the sampler switches when ``</think>\\n`` has been written):
 
 1. the analysis: ``<think>``, exactly one ``## Image K`` section per photo in order with its three

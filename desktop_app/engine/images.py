@@ -4,7 +4,7 @@ The engine never lets llama.cpp resize a photo. Each photo is decoded here, turn
 (EXIF orientation), flattened to RGB, and resized (aspect ratio kept) to sides that are multiples
 of 28 px whose vision-token cost ``(W/28)·(H/28)`` fits the per-image budget. llama.cpp then takes
 the pixels as they are, so a box the model writes in prepared-image pixels maps back to the photo
-exactly (DESIGN.md section 3).
+exactly (docs/model-contract.md 5.2 and 5.4).
 """
 
 from __future__ import annotations

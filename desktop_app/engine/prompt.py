@@ -1,4 +1,4 @@
-"""The prompt exactly as QwenStoryteller was trained on it (DESIGN.md section 2).
+"""The prompt exactly as QwenStoryteller was trained on it (docs/model-contract.md section 2).
 
 System prompt verbatim; one user turn holding the short instruction first, then the photos in
 album order; the assistant turn is left open for ``<think>...``. For llama.cpp the photos are
@@ -22,7 +22,7 @@ SYSTEM_PROMPT = (
 )
 
 # The instructions QwenStoryteller was trained with: the training adapter drew one at random for
-# every example, "" (none) among them (DESIGN.md section 2). The default is the first one; any
+# every example, "" (none) among them (docs/model-contract.md section 2). The default is the first one; any
 # other text is beyond training.
 TRAINED_INSTRUCTIONS: tuple[str, ...] = (
     "Create a story based on these images.",

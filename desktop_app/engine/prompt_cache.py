@@ -12,7 +12,7 @@ in order (its pixels and the size it was prepared to, i.e. the detail), and the 
 (a state records K/V types and layout, so it is restored only into a context made the same way).
 Anything else, such as sampling, seed or strict format, is applied after the prompt.
 
-llama.cpp facts this relies on (shared/notes/speed-anchors.md):
+llama.cpp facts this relies on (docs/llamacpp.md, sections 5 and 8):
 
 - with M-RoPE an image advances positions by max(rows, cols) but fills rows*cols cells, so the
   position to continue from (``n_past``) is stored, never recomputed from the cell count;

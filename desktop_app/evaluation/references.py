@@ -65,7 +65,7 @@ class ReferenceStory:
 
 
 def reference_text(chain_of_thought: str, story: str) -> str:
-    """The dataset row as the model was trained to write it (DESIGN.md 2; the authors' join)."""
+    """The dataset row as the model was trained to write it (docs/model-contract.md 3.1; the authors' join)."""
     return f"<think>\n{chain_of_thought}\n</think>\n{story}"
 
 

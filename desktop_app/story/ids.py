@@ -1,4 +1,4 @@
-"""Entity ids as QwenStoryteller writes them (DESIGN.md 2.1): what kind of thing an id names.
+"""Entity ids as QwenStoryteller writes them (docs/model-contract.md section 4): what kind of thing an id names.
 
 Characters are ``charK``; the Objects table holds objects ``objK``, background regions ``bgK``
 and landmarks ``lmK``. Ids are global across a story (re-identified entities keep their id), so

@@ -1,4 +1,4 @@
-"""Scores for generated stories, computed the way the StoryReasoning authors do (DESIGN.md 2.3).
+"""Scores for generated stories, computed the way the StoryReasoning authors do (docs/model-contract.md section 6).
 
 Grounding compares the boxes of a candidate's analysis tables with a reference's: every
 Characters row is a box of type "person", every Objects row (objects, background regions,
@@ -531,7 +531,7 @@ def evaluate(pairs: Sequence[StoryPair]) -> EvalReport:
     )
 
 
-# The authors' table, in their order, with their published test-split numbers (DESIGN.md 2.3).
+# The authors' table, in their order, with their published test-split numbers (docs/model-contract.md section 6).
 PUBLISHED: dict[str, float] = {
     "Char. Precision": 0.83,
     "Char. Recall": 0.62,

@@ -1,4 +1,4 @@
-"""Tolerant, incremental parser for QwenStoryteller output (DESIGN.md sections 2.1 and 2.2).
+"""Tolerant, incremental parser for QwenStoryteller output (docs/model-contract.md section 3).
 
 The output is ``<think>`` + markdown analysis (per-frame tables, narrative structure) +
 ``</think>`` + the story as ``<gdi imageN>`` blocks holding ``<gdo>``/``<gda>``/``<gdl>`` spans.

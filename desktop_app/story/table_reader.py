@@ -1,7 +1,7 @@
 """Reading the analysis part of QwenStoryteller output: markdown lines, headings and tables.
 
 Inside ``<think>`` the output is line-oriented markdown: a heading per frame, then Characters,
-Objects and Setting tables, and a Narrative Structure table (DESIGN.md section 2.1). This module
+Objects and Setting tables, and a Narrative Structure table (docs/model-contract.md 3.2). This module
 holds the header vocabulary, the cell readers (``parse_box``, ``parse_image_list``) and
 ``_AnalysisReader``, the part of the parse state that turns lines into frames and table rows.
 """

@@ -1,7 +1,7 @@
 """Reading the story part of QwenStoryteller output: its tags and the text between them.
 
 After ``</think>`` the output is ``<gdi imageN>`` blocks holding ``<gdo>``/``<gda>``/``<gdl>``
-spans (DESIGN.md section 2.2). This module holds the tag grammar (also used to find the tags that
+spans (docs/model-contract.md 3.3). This module holds the tag grammar (also used to find the tags that
 end the analysis), the reading modes the tags switch between, and ``_StoryReader``, the part of
 the parse state that turns tags and text into segments, spans and parse issues.
 """

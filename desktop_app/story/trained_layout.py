@@ -1,7 +1,7 @@
 """The trained layout: a parsed story written back in exactly the bytes QwenStoryteller learned.
 
-DESIGN.md 2.1 and 2.2 describe the layout StoryReasoning's own writer produced for every
-training target. This module is the one place that knows those bytes: ``render_trained`` writes a
+docs/model-contract.md (section 3) describes the layout StoryReasoning's own writer produced for
+every training target. This module is the one place that knows those bytes: ``render_trained`` writes a
 ``Story`` in them, and the strict-format grammar (``desktop_app.engine.grammar``) builds its
 literals from the fragments below, so the two cannot drift apart.
 

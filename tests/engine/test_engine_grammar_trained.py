@@ -1,6 +1,6 @@
 """Strict format v2 speaks the trained layout: llama.cpp's own grammar sampler decides.
 
-Outputs in the trained layout (the goldens of tests/story, written by us after DESIGN.md 2.1-2.2)
+Outputs in the trained layout (the goldens of tests/story, written by us after docs/model-contract.md section 3)
 are fed to ``llama_sampler_init_grammar`` through tests/engine/gbnf_probe.py, as the tokenizer
 splits them and one byte per token. Then what the grammar must refuse, and the engine's guard
 that keeps ids unique within a table.

@@ -35,7 +35,7 @@ SIZES = [(84, 112), (112, 56)]
 
 
 def analysis(names: tuple[str, str, str], cell: str = "calm") -> str:
-    """An analysis in the trained layout (DESIGN.md 2.1)."""
+    """An analysis in the trained layout (docs/model-contract.md 3.2)."""
     jose, zoe, lucja = names
     return (
         "<think>\n"

@@ -117,7 +117,7 @@ def test_strict_format_output_always_validates(backend: LlamaCppBackend, album: 
         assert validate(story, frame_count=2, image_sizes=sizes) == []
         assert [frame.index for frame in story.frames] == [1, 2]
         assert [segment.image for segment in story.segments] == [1, 2]
-        # Exactly the trained layout: the renderer of DESIGN.md 2.1-2.2 writes the same bytes.
+        # Exactly the trained layout: the renderer of docs/model-contract.md section 3 writes the same bytes.
         assert render_trained(story) == result.raw_output
 
 

@@ -27,7 +27,7 @@ from desktop_app.engine.prompt import (
 )
 from desktop_app.errors import StorytellerError
 
-# DESIGN.md section 2, verbatim: the model was trained with exactly this system prompt.
+# docs/model-contract.md section 2, verbatim: the model was trained with exactly this system prompt.
 TRAINED_SYSTEM_PROMPT = (
     "You are an AI storyteller that can analyze sequences of images and create creative "
     "narratives. First think step-by-step to analyze characters, objects, settings, and narrative "
@@ -55,7 +55,7 @@ def test_chatml_puts_the_instruction_before_the_photos_in_order() -> None:
 def test_the_instructions_are_the_ten_the_training_drew_from() -> None:
     from desktop_app.engine.prompt import DEFAULT_INSTRUCTION, TRAINED_INSTRUCTIONS
 
-    # DESIGN.md section 2: the training adapter's list, "" (no instruction) among them.
+    # docs/model-contract.md section 2: the training adapter's list, "" (no instruction) among them.
     assert len(TRAINED_INSTRUCTIONS) == 10 and "" in TRAINED_INSTRUCTIONS
     assert "These images form a sequence - please tell the story they represent." in (
         TRAINED_INSTRUCTIONS
@@ -94,7 +94,7 @@ def test_chat_messages_for_servers_keep_album_order() -> None:
 
 
 def test_context_counts_kv_cells_not_positions() -> None:
-    # Five 1024x768 photos at full detail: 999 tokens + 2 markers each (notes E.6).
+    # Five 1024x768 photos at full detail: 999 tokens + 2 markers each (docs/model-contract.md 5.2-5.3).
     assert context_tokens(300, [999] * 5, 1024) == 300 + 5 * 1001 + 1024
     assert round_context(6329) == 6400
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-# A two-frame story in the model's format (DESIGN.md section 2), small enough to stream fast.
+# A two-frame story in the model's format (docs/model-contract.md, section 3), small enough to stream fast.
 STORY_TEXT = """<think>
 ## Image 1
 

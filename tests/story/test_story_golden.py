@@ -1,4 +1,4 @@
-"""Golden files: outputs we wrote in the shape of DESIGN.md 2.1-2.2, and what every renderer makes of them.
+"""Golden files: outputs we wrote in the shape of docs/model-contract.md section 3, and what every renderer makes of them.
 
 ``golden/raw/NAME.txt`` is a model output (clean, messy or cut off); ``golden/expected/NAME.*``
 holds its JSON contract (with validation issues), plain text, Markdown, HTML and the output
@@ -44,7 +44,7 @@ FRAME_COUNTS = {
     "missing_think_close": 5,
     "no_think": 5,
     "no_gdi": 5,
-    # Written by us in the trained layout, byte for byte (DESIGN.md 2.1-2.2): global ids that
+    # Written by us in the trained layout, byte for byte (docs/model-contract.md, sections 3-4): global ids that
     # do not start at 1 and come back in later frames, landmarks, empty tables.
     "trained_global_ids": 3,
     "trained_empty_tables": 2,

@@ -1,4 +1,4 @@
-"""The StoryReasoning metrics (DESIGN.md 2.3) on hand-made stories with hand-computed answers.
+"""The StoryReasoning metrics (docs/model-contract.md, section 6) on hand-made stories with hand-computed answers.
 
 Frames are 100x100 unless a test says otherwise, so a box's pixels are its percentages.
 """

@@ -1,4 +1,4 @@
-"""The trained layout (DESIGN.md 2.1-2.2): stories written back in exactly the trained bytes.
+"""The trained layout (docs/model-contract.md, section 3): stories written back in exactly the trained bytes.
 
 Round trips both ways: text already in the trained layout comes back byte for byte, and any
 story (hand-written goldens, messy ones, random ones) keeps its content through the layout.
