@@ -256,10 +256,11 @@ def _story(args: argparse.Namespace, library: Library) -> int:
     if args.json:
         _print_json({**run.summary_dict(), "story": run.story})
         return EXIT_OK
-    from desktop_app.story.parser import parse_story
-    from desktop_app.story.render import render_text
+    from desktop_app.app.exports import write_export
+    from desktop_app.app.stored_story import StoredStory
 
-    print(render_text(parse_story(run.raw_output), library.display_names(run.id)))
+    stored = StoredStory.of_run(run, library.display_names(run.id))
+    print(write_export("text", stored.display()))
     return EXIT_OK
 
 

@@ -1,7 +1,8 @@
 """What a story backend is asked for, and the one stream of events it answers with.
 
-Every backend (embedded llama.cpp, an OpenAI-compatible server, the scripted test backend)
-implements ``StoryBackend``; the CLI and the GUI only ever see these types.
+Every backend (embedded llama.cpp, an OpenAI-compatible server, the replay backend) implements
+``StoryBackend``, so a story is told through these types whichever backend runs it. (The front
+ends also use other engine modules: model files, photo sizes, speeds, diagnostics.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The album library: albums, photos and story runs in one SQLite file.
 
-``Library`` is the facade over the three stores (``albums``, ``photos``, ``runs``), which share
-one connection (``database``). Open it with ``Library.open()``.
+``Library`` is the three stores in one object, by inheritance: it subclasses ``PhotoStore`` and
+``RunStore``, which both extend ``AlbumStore`` and share its one connection (``database``).
+Open it with ``Library.open()``.
 """
 
 from __future__ import annotations
