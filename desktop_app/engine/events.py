@@ -307,6 +307,8 @@ class StoryBackend(Protocol):
         Raises ``StorytellerError`` (before or during the stream) for problems the user can fix.
         ``should_stop`` is checked between tokens; when it returns True the stream ends with a
         ``ResultEvent`` whose finish reason is ``CANCELLED`` and which keeps the partial output.
+        It is also checked before writing (while photos encode and the prompt is read); a run
+        stopped there ends the same way, with no text.
         """
         ...
 

@@ -10,18 +10,16 @@ under it. Closing does not wait: the encode's thread frees the projector when it
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pytest
-from engine_helpers import backend_in
+from engine_helpers import Gate, backend_in, join_vision_threads
 from PIL import Image
 
-from desktop_app.engine import llama_prompt, photo_encoder
+from desktop_app.engine import photo_encoder
 from desktop_app.engine.events import (
     FinishReason,
     Phase,
@@ -63,31 +61,6 @@ def fresh(tiny_model: TinyModel, tmp_path: Path) -> Iterator[LlamaCppBackend]:
     engine.close()
 
 
-class Gate:
-    """Holds every vision encode until ``open``; ``fail`` makes the held encode raise."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, fail: bool = False) -> None:
-        self.opened = threading.Event()
-        self.entered = threading.Event()
-        self.finished = threading.Event()
-        real = llama_prompt.encode
-
-        def held(*args: object) -> np.ndarray:
-            self.entered.set()
-            assert self.opened.wait(30), "the test never opened the gate"
-            try:
-                if fail:
-                    raise llama_prompt.GenerationError("the vision encoder failed (test)")
-                return real(*args)
-            finally:
-                self.finished.set()
-
-        monkeypatch.setattr(photo_encoder.llama_prompt, "encode", held)
-
-    def open(self) -> None:
-        self.opened.set()
-
-
 def run(
     engine: LlamaCppBackend, request: StoryRequest, stop_when: Callable[[object], bool]
 ) -> tuple[RunResult, float]:
@@ -110,13 +83,6 @@ def encoding(index: int) -> Callable[[object], bool]:
 
 def never(_event: object) -> bool:
     return False
-
-
-def join_vision_threads() -> None:
-    """Let encodes left running end here (they would free a projector in a later test)."""
-    for thread in threading.enumerate():
-        if thread.name == "storyteller-vision":
-            thread.join(30)
 
 
 def test_stop_while_a_photo_is_encoding_returns_at_once_and_keeps_the_photo(
