@@ -84,7 +84,7 @@ def app_worker(work: Path, threads: int, folder: Path):
     from PIL import Image
     from real_scale_engine import backend, preload_for, run
 
-    from desktop_app.engine.events import SamplingParams, StoryRequest
+    from desktop_app.engine.api import SamplingParams, StoryRequest
 
     engine = backend(work, threads, fresh_caches=False, caches=folder / "caches")
     engine.speculation = False  # token by token: what the ceiling bounds

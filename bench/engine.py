@@ -33,16 +33,16 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image  # noqa: E402
 
-from desktop_app.engine.costs import (  # noqa: E402
-    PROMPT_TEXT_TOKENS,
-    context_tokens,
-    round_context,
-)
-from desktop_app.engine.events import (  # noqa: E402
+from desktop_app.engine.api import (  # noqa: E402
     Detail,
     ResultEvent,
     SamplingParams,
     StoryRequest,
+)
+from desktop_app.engine.costs import (  # noqa: E402
+    PROMPT_TEXT_TOKENS,
+    context_tokens,
+    round_context,
 )
 from desktop_app.engine.images import prepare_image  # noqa: E402
 from desktop_app.engine.llama_backend import LlamaCppBackend  # noqa: E402

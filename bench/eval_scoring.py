@@ -23,7 +23,7 @@ sys.path.insert(1, str(REPO_ROOT / "tests" / "evaluation"))
 
 from eval_helpers import output  # noqa: E402
 
-from desktop_app.story.metrics import (  # noqa: E402
+from desktop_app.evaluation.metrics import (  # noqa: E402
     grounding_boxes,
     score_grounding,
     score_text,

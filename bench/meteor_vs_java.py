@@ -2,7 +2,7 @@
 
 The StoryReasoning authors score text with pycocoevalcap: Stanford's PTB tokenizer and METEOR
 1.5, both Java programs, plus its Python BLEU and ROUGE-L. `storyteller eval` uses pure-Python
-stand-ins (desktop_app/story/metrics.py). This script scores one fixed sample of story pairs
+stand-ins (desktop_app/evaluation/metrics.py). This script scores one fixed sample of story pairs
 (below: a reference and a retelling of the same frames, from near-copies to different stories)
 both ways and prints corpus BLEU-4, METEOR and ROUGE-L side by side, and METEOR per pair.
 
@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO_ROOT))
 
-from desktop_app.story import metrics  # noqa: E402
+from desktop_app.evaluation import metrics  # noqa: E402
 
 # (reference, candidate): tag-free stories as `story_text` gives them.
 SAMPLE: tuple[tuple[str, str], ...] = (

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from desktop_app.engine.events import KnownPhoto
+from desktop_app.engine.api import KnownPhoto
 from desktop_app.engine.images import prepare_image
 
 SIZES = ((1600, 1200), (4032, 3024), (6000, 4000))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 from PIL import Image  # noqa: E402
 
 from desktop_app.engine import costs  # noqa: E402
-from desktop_app.engine.events import (  # noqa: E402
+from desktop_app.engine.api import (  # noqa: E402
     Detail,
     Phase,
     PhaseEvent,

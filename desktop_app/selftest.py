@@ -246,7 +246,7 @@ def check_story(results: list[CheckResult], workdir: Path, model: Path, mmproj: 
             if not path.is_file():
                 raise FileNotFoundError(f"{what} file {path} does not exist: check the path")
         from desktop_app.app.telling import PhotosTold, TellOptions, tell_photos
-        from desktop_app.engine.events import Detail, PhaseEvent, SamplingParams
+        from desktop_app.engine.api import Detail, PhaseEvent, SamplingParams
         from desktop_app.engine.llama_backend import LlamaCppBackend
 
         photo = sample_photo(workdir / "story-check.jpg")

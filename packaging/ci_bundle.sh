@@ -8,7 +8,7 @@
 #   4. `Storyteller --self-test --model --mmproj` with no DISPLAY and no QT_QPA_PLATFORM: Qt
 #      offscreen, llama.cpp + vision library, photos, a one-photo story;
 #   5. `Storyteller tell --strict-format` (the CLI and llama.cpp's grammar sampler), as JSON;
-#   6. `Storyteller doctor --self-test` (its model probe runs in a child `Storyteller -m ...`);
+#   6. `Storyteller doctor --try-story` (its model probe runs in a child `Storyteller -m ...`);
 #   7. under Xvfb: the self-test on the real xcb platform, and the GUI's window, screenshotted to
 #      dist/screenshots/ (for review) and checked to be drawn and still running after 8 s.
 # Takes about a minute on two cores (the PyInstaller build is most of it).
@@ -76,7 +76,7 @@ print('complete one-frame story, no errors')
 " "$WORK/story.json"
 
 step "doctor with a one-photo story (child process through Storyteller -m)"
-env -u DISPLAY "$APP" doctor --model "$MODEL" --mmproj "$MMPROJ" --self-test | tee "$WORK/doctor.txt"
+env -u DISPLAY "$APP" doctor --model "$MODEL" --mmproj "$MMPROJ" --try-story | tee "$WORK/doctor.txt"
 grep -q "llama-cpp-python 0.3" "$WORK/doctor.txt"
 
 if command -v xvfb-run >/dev/null 2>&1; then

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.app.settings import Settings
-from desktop_app.engine.events import StoryBackend
-from desktop_app.engine.models import ModelFiles, default_model, find_models, verify
+from desktop_app.engine.api import StoryBackend
+from desktop_app.engine.model_files import ModelFiles, default_model, find_models, verify
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app import paths
-from desktop_app.engine.events import Detail, Preset
+from desktop_app.engine.api import Detail, Preset
 from desktop_app.errors import StorytellerError
 from desktop_app.fileio import atomic_write_text
 from desktop_app.library.store import Library

@@ -31,7 +31,7 @@ from typing import Any, Union
 from desktop_app.app.backends import backend_model_identity
 from desktop_app.app.settings import Settings
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     DEFAULT_INSTRUCTION,
     Detail,
     KnownPhoto,

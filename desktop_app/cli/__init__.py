@@ -55,7 +55,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _run_gui(argv: Sequence[str]) -> int:
-    from desktop_app.ui.app import run_app  # Qt is imported only when the GUI is wanted
+    from desktop_app.ui.startup import run_app  # Qt is imported only when the GUI is wanted
 
     return run_app(list(argv))
 

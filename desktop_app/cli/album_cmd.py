@@ -292,7 +292,7 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
-    from desktop_app.app.costs import plan_request
+    from desktop_app.app.estimates import plan_request
     from desktop_app.app.telling import RunDiscarded, RunStarted, tell_album
     from desktop_app.cli import options as shared
 

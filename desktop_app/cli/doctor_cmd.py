@@ -3,7 +3,8 @@
 Versions, the llama.cpp build's compiled backends and devices, CPU cores and memory, the
 configured and discovered models (sizes checked against their manifests) and whether each loads
 — tried in a child process, because llama.cpp aborts the whole process on some malformed files.
-With ``--model``/``--mmproj`` (or ``--self-test``) a one-photo story is generated with timings.
+With ``--model``/``--mmproj`` (or ``--try-story``) a one-photo story is generated with timings.
+(``storyteller --self-test`` is the other check: does this installation work at all.)
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ def _gib(value: int | None) -> str:
     return f"{value / 2**30:.1f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
 
 
-def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]:
+def probe(text_gguf: Path, mmproj_gguf: Path, try_story: bool) -> dict[str, Any]:
     """Load a model (and optionally tell a one-photo story); runs in the child process."""
     from PIL import Image
 
     from desktop_app.app.telling import TellOptions
     from desktop_app.cli.options import tell_to_end
-    from desktop_app.engine.events import Detail, SamplingParams
+    from desktop_app.engine.api import Detail, SamplingParams
     from desktop_app.engine.llama_backend import LlamaCppBackend
 
     report: dict[str, Any] = {}
@@ -56,15 +57,15 @@ def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]
             backend.preload(1024)
             report["load_s"] = round(time.perf_counter() - started, 3)
             report["backend"] = backend.description
-            if self_test:
-                photo = Path(folder) / "self-test.png"
+            if try_story:
+                photo = Path(folder) / "try-story.png"
                 gradient = Image.linear_gradient("L").resize((224, 168)).convert("RGB")
                 gradient.save(photo)
                 options = TellOptions(
                     detail=Detail.AS_TRAINED, sampling=SamplingParams(max_tokens=32, seed=1)
                 )
                 result = tell_to_end(backend, options, [photo]).result
-                report["self_test"] = {
+                report["try_story"] = {
                     "photo": [224, 168],
                     "output_chars": len(result.raw_output),
                     "finish_reason": result.finish_reason.value,
@@ -75,10 +76,10 @@ def probe(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]
     return report
 
 
-def _probe_in_child(text_gguf: Path, mmproj_gguf: Path, self_test: bool) -> dict[str, Any]:
+def _probe_in_child(text_gguf: Path, mmproj_gguf: Path, try_story: bool) -> dict[str, Any]:
     text_gguf, mmproj_gguf = Path(text_gguf).resolve(), Path(mmproj_gguf).resolve()
     command = [sys.executable, "-m", "desktop_app.cli.doctor_cmd", "--probe", str(text_gguf)]
-    command += [str(mmproj_gguf)] + (["--self-test"] if self_test else [])
+    command += [str(mmproj_gguf)] + (["--try-story"] if try_story else [])
     import desktop_app
 
     # The child must import this same desktop_app (a source checkout is not installed).
@@ -115,7 +116,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     from desktop_app.app.backends import resolve_model
     from desktop_app.app.settings import load_settings
     from desktop_app.engine import costs, device
-    from desktop_app.engine.models import ModelFiles, find_models, verify
+    from desktop_app.engine.model_files import ModelFiles, find_models, verify
 
     settings = load_settings()
     report: dict[str, Any] = {
@@ -184,7 +185,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
             )
             try:
                 verify(model, sha256=args.sha256)
-                entry.update(_probe_in_child(model.text_path, model.mmproj_path, args.self_test))
+                entry.update(_probe_in_child(model.text_path, model.mmproj_path, args.try_story))
             except StorytellerError as err:
                 entry.update(ok=False, error=str(err))
         report["models"].append(entry)
@@ -226,12 +227,12 @@ def _print_report(report: dict[str, Any]) -> None:
             f"{_gib(model.get('size_bytes'))}): loads in {model['load_s']:.2f} s on "
             f"{model['backend']}"
         )
-        test = model.get("self_test")
+        test = model.get("try_story")
         if test:
             timings = test["timings"]
             encode = sum(timings["encode_s"])
             print(
-                f"  self-test (one {test['photo'][0]}x{test['photo'][1]} photo): encode "
+                f"  one-photo story ({test['photo'][0]}x{test['photo'][1]} photo): encode "
                 f"{encode:.2f} s, prompt {timings['prompt_eval_s']:.2f} s, first token "
                 f"{timings['first_token_s']:.2f} s, {timings['tokens_per_s']:.1f} tokens/s "
                 f"({timings['generated_tokens']} tokens, {test['finish_reason']})"
@@ -242,7 +243,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if args.mmproj is not None and args.model is None:
         raise StorytellerError("--mmproj needs --model (the text GGUF it belongs to)")
     if args.model is not None:
-        args.self_test = True
+        args.try_story = True
     report = collect(args)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -259,10 +260,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Report versions, llama.cpp backends, devices and models (loaded in a "
         "child process). With --model/--mmproj, also tell a one-photo story with timings.",
     )
-    parser.add_argument("--model", type=Path, metavar="GGUF", help="text model to self-test")
+    parser.add_argument("--model", type=Path, metavar="GGUF", help="text model to try")
     parser.add_argument("--mmproj", type=Path, metavar="GGUF", help="its vision projector")
     parser.add_argument(
-        "--self-test", action="store_true", help="one-photo story with every model found"
+        "--try-story", action="store_true", help="one-photo story with every model found"
+    )
+    # Its old name, before `storyteller --self-test` (the installation check) was the only one.
+    parser.add_argument(
+        "--self-test", dest="try_story", action="store_true", help=argparse.SUPPRESS
     )
     parser.add_argument("--sha256", action="store_true", help="also check the files' sha256")
     parser.add_argument("--json", action="store_true", help="machine-readable report")
@@ -270,13 +275,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _probe_main(argv: list[str]) -> int:
-    """Child-process entry: ``--probe TEXT MMPROJ [--self-test]``; prints one JSON line."""
+    """Child-process entry: ``--probe TEXT MMPROJ [--try-story]``; prints one JSON line."""
     import logging
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     text, mmproj = Path(argv[1]), Path(argv[2])
     try:
-        report = probe(text, mmproj, "--self-test" in argv)
+        report = probe(text, mmproj, "--try-story" in argv)
     except StorytellerError as err:
         print(json.dumps({"error": str(err)}))
         return EXIT_FAILED

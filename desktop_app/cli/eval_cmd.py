@@ -22,9 +22,9 @@ from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.cli.options import add_tell_options
 
 if TYPE_CHECKING:  # imported when run: `storyteller --help` need not load Pillow and the metrics
+    from desktop_app.evaluation.metrics import EvalReport, StoryScore
     from desktop_app.evaluation.references import ReferenceSet
-    from desktop_app.evaluation.runs import Evaluation, GenerationProgress
-    from desktop_app.story.metrics import EvalReport, StoryScore
+    from desktop_app.evaluation.run_folders import Evaluation, GenerationProgress
 
 # Per-story columns of --stories, and the same values' keys in the JSON.
 _STORY_COLUMNS = ("char P", "char R", "obj P", "obj R", "P", "R", "AP", "METEOR", "ROUGE-L")
@@ -85,8 +85,8 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
     from tqdm import tqdm
 
     from desktop_app.cli import options as shared
-    from desktop_app.engine.events import RunResult, StoryBackend
-    from desktop_app.evaluation.runs import generate
+    from desktop_app.engine.api import RunResult, StoryBackend
+    from desktop_app.evaluation.run_folders import generate
 
     backend: StoryBackend | None = None
     bar = tqdm(
@@ -124,9 +124,9 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
 
 def run(args: argparse.Namespace) -> int:
     """Generate the missing outputs if asked, then score RUN_DIR against REF and print it."""
+    from desktop_app.evaluation.metrics import metric_rows
     from desktop_app.evaluation.references import ReferenceSet
-    from desktop_app.evaluation.runs import read_run, require_eval_extra, score_run
-    from desktop_app.story.metrics import metric_rows
+    from desktop_app.evaluation.run_folders import read_run, require_eval_extra, score_run
 
     references = ReferenceSet(args.reference, limit=args.limit)
     # Scored all the same (as missing); the exit status says the run is not complete.
@@ -205,7 +205,7 @@ def format_table(
     columns: Sequence[tuple[str, Sequence[tuple[str, float]]]], *, published: bool = False
 ) -> str:
     """The authors' table: one row per metric, one column per (title, ``metric_rows``)."""
-    from desktop_app.story.metrics import PUBLISHED
+    from desktop_app.evaluation.metrics import PUBLISHED
 
     titles = [title for title, _rows in columns]
     if published:
@@ -258,7 +258,7 @@ def _story_values(story: StoryScore) -> tuple[float, ...]:
 
 def evaluation_to_dict(evaluation: Evaluation, run_dir: Path, reference: Path) -> dict[str, Any]:
     """The scores as JSON: the table, each story's row, and the stories left out."""
-    from desktop_app.story.metrics import metric_rows
+    from desktop_app.evaluation.metrics import metric_rows
 
     report = evaluation.report
     return {

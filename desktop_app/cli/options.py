@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from desktop_app.app.costs import RunPlan, RunProgress
+from desktop_app.app.estimates import RunPlan, RunProgress
 from desktop_app.app.exports import render_stored
 from desktop_app.app.settings import Settings
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.app.telling import PhotosTold, TellOptions, tell_photos
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     OLD_DETAIL_NAMES,
     Detail,
     FinishReason,

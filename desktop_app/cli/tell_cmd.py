@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from desktop_app.app.costs import plan_request
+from desktop_app.app.estimates import plan_request
 from desktop_app.cli import options as shared
 from desktop_app.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from desktop_app.engine.events import Detail
+from desktop_app.engine.api import Detail
 from desktop_app.engine.images import estimate_tokens
 from desktop_app.engine.prompt import TOKENS_AROUND_IMAGE
 from desktop_app.errors import StorytellerError

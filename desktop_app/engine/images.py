@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from desktop_app.engine.events import KnownPhoto, Phase, PhaseEvent
+from desktop_app.engine.api import KnownPhoto, Phase, PhaseEvent
 from desktop_app.errors import StorytellerError
 from desktop_app.imaging import (
     TOO_LARGE_PROBLEM,

@@ -36,8 +36,7 @@ import numpy as np
 
 from desktop_app import paths
 from desktop_app.engine import costs, device, grammar, photo_encoder, prompt_cache, speeds
-from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
     Event,
@@ -52,6 +51,7 @@ from desktop_app.engine.events import (
     StoryRequest,
     Timings,
 )
+from desktop_app.engine.embedding_cache import EmbeddingCache, embedding_key
 from desktop_app.engine.gguf_info import (
     check_pair,
     read_projector_info,

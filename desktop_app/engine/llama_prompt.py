@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from desktop_app.engine import prompt_cache
-from desktop_app.engine.events import ShouldStop
+from desktop_app.engine.api import ShouldStop
 from desktop_app.engine.images import PreparedImage
 from desktop_app.engine.llama_model import N_BATCH, Loaded
 from desktop_app.engine.prompt import MEDIA_MARKER

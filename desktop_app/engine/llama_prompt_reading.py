@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from desktop_app.engine.api import Phase, PhaseEvent, ShouldStop, Timings
 from desktop_app.engine.embedding_cache import EmbeddingCache
-from desktop_app.engine.events import Phase, PhaseEvent, ShouldStop, Timings
 from desktop_app.engine.images import PreparedImage
 from desktop_app.engine.llama_model import Loaded
 from desktop_app.engine.llama_prompt import GenerationError, PromptReader, tokenize

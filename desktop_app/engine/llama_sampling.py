@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from desktop_app.engine.events import SamplingParams
+from desktop_app.engine.api import SamplingParams
 from desktop_app.engine.llama_prompt import GenerationError
 from desktop_app.engine.table_ids import TableIds
 

@@ -16,7 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 from desktop_app.engine import grammar
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     Event,
     FinishReason,
     Phase,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from desktop_app.engine import llama_prompt
-from desktop_app.engine.events import ShouldStop
+from desktop_app.engine.api import ShouldStop
 from desktop_app.engine.images import PreparedImage
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 
 from desktop_app.engine import grammar
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
     Event,

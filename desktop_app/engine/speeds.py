@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
     FinishReason,

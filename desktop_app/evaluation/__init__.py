@@ -2,7 +2,7 @@
 
 ``references`` reads a reference set (the StoryReasoning split's parquet files, or a folder of
 reference texts), ``runs`` reads and writes a run folder of model outputs and scores it with
-``desktop_app.story.metrics``. No Qt; the ``eval`` extra provides pyarrow, nltk and rouge-score.
+``desktop_app.evaluation.metrics``. No Qt; the ``eval`` extra provides pyarrow, nltk and rouge-score.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.library.records import StoryRun
 from desktop_app.story.display import display_story
-from desktop_app.ui.models import describe_run
+from desktop_app.ui.item_models import describe_run
 from desktop_app.ui.story_html import render_story
 from desktop_app.ui.story_panel import frame_photos_of, register_frame_images
 from desktop_app.ui.trained_choices import recorded_detail_words

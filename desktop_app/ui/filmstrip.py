@@ -2,7 +2,7 @@
 album's title, the photo commands and the cost estimate of a story.
 
 Dragging inside the strip reorders the photos (the model saves the order); files dropped on it
-are imported by ``desktop_app.ui.import_controller``.
+are imported by ``desktop_app.ui.imports``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.app.costs import plan_run
+from desktop_app.app.estimates import plan_run
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button

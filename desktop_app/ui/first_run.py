@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
 from desktop_app import paths
 from desktop_app.app.backends import projector_beside
 from desktop_app.app.settings import Settings, save_settings
-from desktop_app.engine.models import CatalogCheckpoint, load_checkpoints
+from desktop_app.engine.model_files import CatalogCheckpoint, load_checkpoints
 from desktop_app.errors import StorytellerError
-from desktop_app.ui.errors import show_error
+from desktop_app.ui.error_dialog import show_error
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle, start_worker
 
 LOAD_CHECK_TIMEOUT_S = 600
@@ -219,7 +219,7 @@ class FirstRunGuide(QDialog):
         if self.model_path and self.mmproj_path:
             return f"Model: {self.model_path}\nVision: {self.mmproj_path}"
         try:
-            from desktop_app.engine.models import default_model
+            from desktop_app.engine.model_files import default_model
 
             found = default_model()
         except Exception:

@@ -8,7 +8,7 @@ protocol. The parts never hold the window:
 - ``actions``: every command (text, shortcut, when it is enabled) and the menus;
 - ``sidebar``: the albums and the versions list; ``filmstrip``: the open album's photos;
 - ``story_toolbar``: Generate/Stop and the run's choices; ``story_tabs``; ``status_bar``;
-- ``import_controller``, ``generation_controller`` and ``versions``: adding photos, telling
+- ``imports``, ``generation`` and ``versions``: adding photos, telling
   the story, and what the user does with a version.
 """
 
@@ -32,9 +32,9 @@ from desktop_app.ui.analysis import AnalysisPanel
 from desktop_app.ui.compare import ComparePanel
 from desktop_app.ui.exporting import EXPORT_KINDS
 from desktop_app.ui.filmstrip import Filmstrip
-from desktop_app.ui.generation_controller import GenerationController
-from desktop_app.ui.import_controller import ImportController
-from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
+from desktop_app.ui.generation import GenerationController
+from desktop_app.ui.imports import ImportController
+from desktop_app.ui.item_models import AlbumListModel, PhotoListModel, RunListModel
 from desktop_app.ui.session import BackendFactory, Confirm, EndedRun, OpenVersion, Session
 from desktop_app.ui.sidebar import Sidebar
 from desktop_app.ui.status_bar import StatusBar

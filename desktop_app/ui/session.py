@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from desktop_app.app.costs import RunProgress, cached_parts
+from desktop_app.app.estimates import RunProgress, cached_parts
 from desktop_app.app.settings import Settings, save_settings
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
 from desktop_app.app.telling import TellOptions, known_photo
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
     Detail,
@@ -40,8 +40,8 @@ from desktop_app.library.records import Album, Photo, StoryRun
 from desktop_app.library.store import Library
 from desktop_app.story.model import Issue, Story
 from desktop_app.story.parser import StoryStreamParser
-from desktop_app.ui.errors import show_error
-from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
+from desktop_app.ui.error_dialog import show_error
+from desktop_app.ui.item_models import AlbumListModel, PhotoListModel, RunListModel
 from desktop_app.ui.workers import Worker, WorkerHandle, WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class RunChoices:
 
     @classmethod
     def of_settings(cls, settings: Settings) -> RunChoices:
-        from desktop_app.engine.events import DEFAULT_INSTRUCTION
+        from desktop_app.engine.api import DEFAULT_INSTRUCTION
 
         return cls(settings.preset, settings.detail, settings.seed, DEFAULT_INSTRUCTION)
 

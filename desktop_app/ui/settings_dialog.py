@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from desktop_app.app.backends import describe_settings_backend, projector_beside
 from desktop_app.app.settings import Settings, save_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.ui.errors import show_error
+from desktop_app.ui.error_dialog import show_error
 
 
 def _path_row(parent: QWidget, edit: QLineEdit, pick: Any) -> QWidget:

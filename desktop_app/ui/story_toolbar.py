@@ -2,7 +2,7 @@
 
 The toolbar tells the session what the user chose and shows the run being written as the
 session reports it; generating is the generation controller's job
-(``desktop_app.ui.generation_controller``).
+(``desktop_app.ui.generation``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QToolBar, QWidget
 
-from desktop_app.engine.events import Detail, Preset
+from desktop_app.engine.api import Detail, Preset
 from desktop_app.ui.session import EndedRun, LiveRun, RunChoices, Session
 from desktop_app.ui.trained_choices import DETAIL_TIP, InstructionCombo, detail_tip
 

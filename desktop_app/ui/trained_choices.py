@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     DEFAULT_INSTRUCTION,
     TRAINED_INSTRUCTIONS,
     Detail,

@@ -18,7 +18,7 @@ import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from desktop_app.app.telling import RunDiscarded, RunEnded, RunStarted, TellEvent
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     PhaseEvent,
     ShouldStop,
     TokenEvent,

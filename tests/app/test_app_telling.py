@@ -12,13 +12,13 @@ from PIL import Image
 
 from desktop_app.app.settings import Settings
 from desktop_app.app.telling import RunEnded, RunStarted, TellOptions, tell, tell_album
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     KnownPhoto,
     Preset,
     SamplingParams,
     TokenEvent,
 )
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.library import Library, PhotoMissingError, RunParameters, RunSpec, RunStatus
 
 
@@ -52,7 +52,7 @@ def test_a_run_records_backend_model_files_and_one_parameter_shape(
 ) -> None:
     model_file = tmp_path / "tiny.gguf"
     model_file.write_bytes(b"GGUF" + b"\0" * 12)
-    backend = ScriptedBackend(STORY)
+    backend = ReplayBackend(STORY)
     backend.model_path = model_file  # the embedded backend shows the files it loads
     options = TellOptions(sampling=SamplingParams(seed=5), strict_format=True)
     run = tell_album(library, album, backend, options).run
@@ -73,7 +73,7 @@ def test_the_seed_of_an_old_flat_gui_run_is_read_like_a_new_one() -> None:
 def test_the_request_carries_the_librarys_hash_and_upright_size(
     library: Library, album: str
 ) -> None:
-    backend = ScriptedBackend(STORY)
+    backend = ReplayBackend(STORY)
     tell_album(library, album, backend, TellOptions())
     (photo,) = library.photos(album)
     assert backend.requests[0].known == (KnownPhoto(photo.sha256, (56, 28)),)
@@ -90,7 +90,7 @@ def test_a_finished_run_is_parsed_once_and_its_story_comes_with_it(
 
     parse = Mock(wraps=storyjson.parse_story)
     monkeypatch.setattr(storyjson, "parse_story", parse)
-    ended = tell_album(library, album, ScriptedBackend(STORY), TellOptions())
+    ended = tell_album(library, album, ReplayBackend(STORY), TellOptions())
     assert parse.call_count == 1
     assert ended.run.status is RunStatus.COMPLETE and ended.run.story == ended.story.to_json()
     assert ended.story.story.entity("char1") is not None
@@ -98,14 +98,14 @@ def test_a_finished_run_is_parsed_once_and_its_story_comes_with_it(
 
 
 def test_events_start_with_the_run_and_end_with_it_stored(library: Library, album: str) -> None:
-    events = list(tell(library, album, ScriptedBackend(STORY), TellOptions()))
+    events = list(tell(library, album, ReplayBackend(STORY), TellOptions()))
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunEnded)
     assert events[-1].run.id == events[0].run_id
     assert library.run(events[0].run_id).raw_output == STORY
 
 
 def test_closing_the_events_early_keeps_a_stopped_run(library: Library, album: str) -> None:
-    events = tell(library, album, ScriptedBackend(STORY), TellOptions())
+    events = tell(library, album, ReplayBackend(STORY), TellOptions())
     started = next(events)
     assert isinstance(started, RunStarted)
     while not isinstance(next(events), TokenEvent):  # a run that wrote nothing is not kept
@@ -119,7 +119,7 @@ def test_missing_photos_are_refused_before_any_run_is_recorded(
 ) -> None:
     library.photos(album)[0].path.unlink()
     with pytest.raises(PhotoMissingError, match=r"rain\.jpg.*relink.*or remove"):
-        next(tell(library, album, ScriptedBackend(STORY), TellOptions()))
+        next(tell(library, album, ReplayBackend(STORY), TellOptions()))
     assert library.runs(album) == []
 
 
@@ -135,14 +135,14 @@ def test_library_runs_are_the_librarys_own_records(library: Library, album: str)
 
 
 def test_ctrl_c_while_an_event_is_handled_keeps_a_stopped_run(library: Library, album: str) -> None:
-    from desktop_app.engine.events import TokenEvent
+    from desktop_app.engine.api import TokenEvent
 
     def interrupt(event: object) -> None:
         if isinstance(event, TokenEvent):
             raise KeyboardInterrupt  # the second Ctrl-C of `album tell`, mid-token
 
     with pytest.raises(KeyboardInterrupt):
-        tell_album(library, album, ScriptedBackend(STORY), TellOptions(), on_event=interrupt)
+        tell_album(library, album, ReplayBackend(STORY), TellOptions(), on_event=interrupt)
     (run,) = library.runs(album)
     assert run.status is RunStatus.STOPPED and run.raw_output  # the first token is kept
     assert library.recover_interrupted() == []  # ended, not left running

@@ -25,10 +25,10 @@ from desktop_app.app.telling import (
     tell,
     tell_photos,
 )
-from desktop_app.engine.events import SamplingParams, TokenEvent
+from desktop_app.engine.api import SamplingParams, TokenEvent
 from desktop_app.engine.images import UnusablePhotosError
 from desktop_app.engine.llama_backend import LlamaCppBackend
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.library import Library, RunStatus
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def test_a_run_that_fails_before_its_first_token_is_not_kept_and_says_why(
 
 
 def test_closing_the_events_before_a_token_forgets_the_run(library: Library, album: str) -> None:
-    events = tell(library, album, ScriptedBackend(STORY), OPTIONS)
+    events = tell(library, album, ReplayBackend(STORY), OPTIONS)
     started = next(events)
     next(events)  # a phase: nothing written yet
     events.close()  # e.g. the window closed while the model loaded

@@ -15,7 +15,7 @@ import pytest
 from library_helpers import STORY_TEXT, distinct_photos, make_photo
 
 from desktop_app.cli import main
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.library import Library, RunSpec, RunStatus
 
 
@@ -161,7 +161,7 @@ def test_album_tell_streams_into_a_new_story(
     monkeypatch.setattr(
         cli_options,
         "backend_from_args",
-        lambda args: ScriptedBackend(STORY_TEXT, prepared_size=(28, 28)),
+        lambda args: ReplayBackend(STORY_TEXT, prepared_size=(28, 28)),
     )
     cli("new", "Rain")
     cli("add", "Rain", *distinct_photos(tmp_path / "p", 2))

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 
-def test_doctor_self_tests_a_given_model_with_timings(
+def test_doctor_tries_a_one_photo_story_with_a_given_model_with_timings(
     tiny_model: TinyModel, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = cli_main(
@@ -37,7 +37,7 @@ def test_doctor_self_tests_a_given_model_with_timings(
     assert report["versions"]["llama-cpp-python"] == "0.3.36"
     (model,) = report["models"]
     assert model["ok"] and model["quant"] == "F16" and model["backend"] == "llama.cpp (CPU)"
-    timings = model["self_test"]["timings"]
+    timings = model["try_story"]["timings"]
     assert timings["generated_tokens"] > 0 and timings["first_token_s"] > 0
     assert len(timings["encode_s"]) == 1
 

@@ -16,11 +16,11 @@ from library_helpers import STORY_TEXT, distinct_photos
 from made_photos import huge_png
 from PIL import Image
 
-from desktop_app.app.costs import RunProgress, run_clock
+from desktop_app.app.estimates import RunProgress, run_clock
 from desktop_app.app.telling import TellOptions
 from desktop_app.cli import main
 from desktop_app.cli import options as cli_options
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     Detail,
     Event,
     FinishReason,
@@ -34,7 +34,7 @@ from desktop_app.engine.events import (
     Timings,
     TokenEvent,
 )
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.engine.speeds import Speeds
 from desktop_app.library import Library, RunSpec
 
@@ -120,7 +120,7 @@ def test_runs_stopped_before_their_first_token_print_why_keep_nothing_and_exit_1
 def test_tell_album_tell_and_album_story_print_one_parameter_shape(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_options, "backend_from_args", lambda args: ScriptedBackend(STORY_TEXT))
+    monkeypatch.setattr(cli_options, "backend_from_args", lambda args: ReplayBackend(STORY_TEXT))
     photos = [str(p) for p in distinct_photos(tmp_path / "p", 2)]
     options = ["--seed", "5", "--preset", "faithful", "--detail", "more", "--max-tokens", "300"]
     assert main(["tell", *photos, *options, "--format", "json", "-q"]) == 0
@@ -247,16 +247,16 @@ def test_the_time_line_and_bars_of_tell_come_from_one_plan(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from desktop_app.app import costs
+    from desktop_app.app import estimates
 
     plans: list[Any] = []
-    real_plan_run = costs.plan_run
+    real_plan_run = estimates.plan_run
 
     def recorded(*args: Any, **kwargs: Any) -> Any:
         plans.append(real_plan_run(*args, **kwargs))
         return plans[-1]
 
-    monkeypatch.setattr(costs, "plan_run", recorded)
+    monkeypatch.setattr(estimates, "plan_run", recorded)
     photos = [str(p) for p in distinct_photos(tmp_path / "p", 2)]
     code = main(["tell", *photos, *model_args(tiny_model), "--max-tokens", "6", "--seed", "1"])
     assert code == 0

@@ -13,7 +13,7 @@ import pytest
 from desktop_app.app.settings import Settings, save_settings
 from desktop_app.app.telling import TellOptions
 from desktop_app.cli import options as cli_options
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     DEFAULT_INSTRUCTION,
     TRAINED_INSTRUCTIONS,
     Detail,

@@ -19,7 +19,7 @@ import pytest
 from engine_helpers import backend_in
 from PIL import Image
 
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     CachedParts,
     Detail,
     KnownPhoto,

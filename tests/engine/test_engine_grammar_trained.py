@@ -206,7 +206,7 @@ def _tables_with_repeats(
 ) -> list[tuple[int, int, list[str]]]:
     from PIL import Image
 
-    from desktop_app.engine.events import ResultEvent, SamplingParams, StoryRequest
+    from desktop_app.engine.api import ResultEvent, SamplingParams, StoryRequest
     from desktop_app.engine.llama_backend import LlamaCppBackend
 
     tmp_path.mkdir()

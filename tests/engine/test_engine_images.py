@@ -189,18 +189,18 @@ def test_boxes_map_both_ways_and_clamp() -> None:
 
 
 def test_the_scripted_backend_reports_a_sideways_photo_upright(tmp_path: Path) -> None:
-    from desktop_app.engine.events import ResultEvent, StoryRequest
-    from desktop_app.engine.scripted import ScriptedBackend
+    from desktop_app.engine.api import ResultEvent, StoryRequest
+    from desktop_app.engine.replay_backend import ReplayBackend
 
     photo = save_rotated_jpeg(tmp_path / "sideways.jpg", (120, 80))
-    events = ScriptedBackend("story").generate(StoryRequest((photo,)), should_stop=lambda: False)
+    events = ReplayBackend("story").generate(StoryRequest((photo,)), should_stop=lambda: False)
     result = next(e for e in events if isinstance(e, ResultEvent)).result
     # Same as the real backends: the size boxes are mapped onto is the upright photo's.
     assert result.photos[0].original_size == prepare_image(photo, 512).original_size == (80, 120)
 
 
 def test_what_the_library_knows_is_not_worked_out_again(tmp_path: Path) -> None:
-    from desktop_app.engine.events import KnownPhoto
+    from desktop_app.engine.api import KnownPhoto
 
     path = tmp_path / "wide.png"
     Image.new("RGB", (560, 280), (10, 20, 30)).save(path)

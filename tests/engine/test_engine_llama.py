@@ -18,7 +18,7 @@ from PIL import Image
 from desktop_app.cli import main as cli_main
 from desktop_app.cli import options as cli_options
 from desktop_app.engine import costs
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     FinishReason,
     Phase,
     PhaseEvent,

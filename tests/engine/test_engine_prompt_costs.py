@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop_app.engine.api import Detail
 from desktop_app.engine.costs import (
     QWEN25VL_7B,
     check_fits,
@@ -16,8 +17,7 @@ from desktop_app.engine.costs import (
     round_context,
     run_memory_bytes,
 )
-from desktop_app.engine.events import Detail
-from desktop_app.engine.models import load_catalog
+from desktop_app.engine.model_files import load_catalog
 from desktop_app.engine.prompt import (
     MEDIA_MARKER,
     SYSTEM_PROMPT,

@@ -21,7 +21,7 @@ from engine_helpers import backend_in
 from PIL import Image
 
 from desktop_app.engine import llama_prompt, llama_sampling, prompt_cache
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     CachedParts,
     Detail,
     ResultEvent,

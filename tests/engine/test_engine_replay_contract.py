@@ -1,4 +1,4 @@
-"""The replay backend (``engine/scripted.py``) answers as llama.cpp does, on the tiny model.
+"""The replay backend (``engine/replay_backend.py``) answers as llama.cpp does, on the tiny model.
 
 Almost every GUI, app and library test runs on the replay backend, so what they prove holds for
 the app only as far as the replay behaves like the real thing. Each case here runs the same
@@ -18,7 +18,7 @@ import pytest
 from engine_helpers import Gate, backend_in, join_vision_threads
 from PIL import Image
 
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     CachedParts,
     Event,
     Phase,
@@ -31,7 +31,7 @@ from desktop_app.engine.events import (
 )
 from desktop_app.engine.images import UnusablePhotosError
 from desktop_app.engine.llama_backend import LlamaCppBackend
-from desktop_app.engine.scripted import EncodingGate, ScriptedBackend
+from desktop_app.engine.replay_backend import EncodingGate, ReplayBackend
 from desktop_app.errors import StorytellerError
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def result_of(events: list[Event]) -> Any:
 
 def both(
     real: LlamaCppBackend,
-    replay: ScriptedBackend,
+    replay: ReplayBackend,
     request: StoryRequest,
     stop_when: StopWhen = never,
 ) -> tuple[list[Event], list[Event]]:
@@ -141,13 +141,13 @@ def real(tiny_model: TinyModel, tmp_path: Path) -> Iterator[LlamaCppBackend]:
 
 
 @pytest.fixture
-def replay() -> ScriptedBackend:
-    return ScriptedBackend(SCRIPT)
+def replay() -> ReplayBackend:
+    return ReplayBackend(SCRIPT)
 
 
 @pytest.fixture
 def gates(
-    real: LlamaCppBackend, replay: ScriptedBackend, monkeypatch: pytest.MonkeyPatch
+    real: LlamaCppBackend, replay: ReplayBackend, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Gate, EncodingGate]]:
     """Both vision encoders held until the test opens them (opened at the end in any case)."""
     held, replayed = Gate(monkeypatch), EncodingGate()
@@ -159,7 +159,7 @@ def gates(
 
 
 def test_a_run_goes_through_the_same_phases_in_the_same_order(
-    real: LlamaCppBackend, replay: ScriptedBackend, request_: StoryRequest
+    real: LlamaCppBackend, replay: ReplayBackend, request_: StoryRequest
 ) -> None:
     events, replayed = both(real, replay, request_)
     # Both prepare every photo before the model loads: a bad photo costs nothing.
@@ -177,7 +177,7 @@ def test_a_run_goes_through_the_same_phases_in_the_same_order(
     ids=["while-preparing", "while-reading-the-prompt"],
 )
 def test_stop_before_writing_ends_the_run_with_no_text(
-    real: LlamaCppBackend, replay: ScriptedBackend, request_: StoryRequest, stop_when: StopWhen
+    real: LlamaCppBackend, replay: ReplayBackend, request_: StoryRequest, stop_when: StopWhen
 ) -> None:
     events, replayed = both(real, replay, request_, stop_when)
     assert shape(events)[-1] == ended(stopped=True, text=False)
@@ -190,7 +190,7 @@ def test_stop_before_writing_ends_the_run_with_no_text(
 
 def test_stop_while_a_photo_encodes_ends_at_once_and_the_next_run_files_that_photo(
     real: LlamaCppBackend,
-    replay: ScriptedBackend,
+    replay: ReplayBackend,
     request_: StoryRequest,
     gates: tuple[Gate, EncodingGate],
 ) -> None:
@@ -220,7 +220,7 @@ def test_stop_while_a_photo_encodes_ends_at_once_and_the_next_run_files_that_pho
 
 
 def test_stop_after_the_first_token_keeps_that_token(
-    real: LlamaCppBackend, replay: ScriptedBackend, request_: StoryRequest
+    real: LlamaCppBackend, replay: ReplayBackend, request_: StoryRequest
 ) -> None:
     events, replayed = both(real, replay, request_, first_token)
     assert shape(events)[-3:] == [WRITING, TOKENS, ended(stopped=True, text=True)]
@@ -232,7 +232,7 @@ def test_stop_after_the_first_token_keeps_that_token(
 
 
 def test_unusable_photos_raise_the_same_error_once_every_photo_was_tried(
-    real: LlamaCppBackend, replay: ScriptedBackend, album: list[Path], tmp_path: Path
+    real: LlamaCppBackend, replay: ReplayBackend, album: list[Path], tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a photo at all")
@@ -254,7 +254,7 @@ def test_unusable_photos_raise_the_same_error_once_every_photo_was_tried(
     assert replay.cached(request) == real.cached(request) == CachedParts()
 
 
-def test_no_photos_are_refused_the_same_way(real: LlamaCppBackend, replay: ScriptedBackend) -> None:
+def test_no_photos_are_refused_the_same_way(real: LlamaCppBackend, replay: ReplayBackend) -> None:
     refused = []
     for backend in (real, replay):
         events: list[Event] = []
@@ -267,7 +267,7 @@ def test_no_photos_are_refused_the_same_way(real: LlamaCppBackend, replay: Scrip
 
 
 def test_a_second_identical_run_finds_photos_and_prompt_cached(
-    real: LlamaCppBackend, replay: ScriptedBackend, request_: StoryRequest
+    real: LlamaCppBackend, replay: ReplayBackend, request_: StoryRequest
 ) -> None:
     assert replay.cached(request_) == real.cached(request_) == CachedParts((False, False))
     both(real, replay, request_)

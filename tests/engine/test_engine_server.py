@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from desktop_app.cli import main as cli_main
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     FinishReason,
     Phase,
     PhaseEvent,

@@ -20,7 +20,7 @@ import pytest
 from desktop_app.app.settings import Settings, save_settings
 from desktop_app.cli import options as cli_options
 from desktop_app.engine import grammar
-from desktop_app.engine.events import ResultEvent, RunResult, SamplingParams, StoryRequest
+from desktop_app.engine.api import ResultEvent, RunResult, SamplingParams, StoryRequest
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.engine.speculation import (
     CostModel,

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from desktop_app.app.costs import run_clock
+from desktop_app.app.estimates import run_clock
 from desktop_app.engine import speeds
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     CachedParts,
     Detail,
     FinishReason,

@@ -20,7 +20,7 @@ from engine_helpers import Gate, backend_in, join_vision_threads
 from PIL import Image
 
 from desktop_app.engine import photo_encoder
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     FinishReason,
     Phase,
     PhaseEvent,

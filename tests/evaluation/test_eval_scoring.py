@@ -236,8 +236,8 @@ def test_limit_scores_only_the_first_stories(
 
 
 def test_generate_gives_the_engine_a_text_folder_frames_in_name_order(tmp_path: Path) -> None:
-    from desktop_app.engine.events import FinishReason, PhotoInfo, RunResult, SamplingParams
-    from desktop_app.evaluation.runs import generate
+    from desktop_app.engine.api import FinishReason, PhotoInfo, RunResult, SamplingParams
+    from desktop_app.evaluation.run_folders import generate
 
     refs = tmp_path / "refs"
     (refs / "s1").mkdir(parents=True)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from desktop_app.app.telling import TellOptions, tell_album
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.library import Library
 
 
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     db, album, story_file = argv
     library = Library.open(db)
     library.flush_interval_s = 0.05
-    backend = ScriptedBackend(Path(story_file).read_text(encoding="utf-8"), token_delay_s=0.02)
+    backend = ReplayBackend(Path(story_file).read_text(encoding="utf-8"), token_delay_s=0.02)
     tell_album(library, album, backend, TellOptions())
     library.close()
     return 0

@@ -15,7 +15,7 @@ from PIL import Image
 
 from desktop_app.app.exports import export_album, import_bundle
 from desktop_app.app.telling import TellOptions, tell_album
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.library import BundleError, Library, PhotoUnreadableError, RunStatus
 
 
@@ -27,7 +27,7 @@ def told_album(library: Library, tmp_path: Path) -> int:
     run = tell_album(
         library,
         "Rainy day",
-        ScriptedBackend(STORY_TEXT, prepared_size=(28, 28)),
+        ReplayBackend(STORY_TEXT, prepared_size=(28, 28)),
         TellOptions(),
     ).run
     library.set_display_name(run.id, "char1", "Little Maya")
@@ -108,7 +108,7 @@ def test_transparent_photos_are_embedded_on_white(library: Library, tmp_path: Pa
     png = tmp_path / "clear.png"
     Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(png)
     library.add_photos("Clear", [png])
-    tell_album(library, "Clear", ScriptedBackend(STORY_TEXT), TellOptions())
+    tell_album(library, "Clear", ReplayBackend(STORY_TEXT), TellOptions())
     dest = export_album(library, "Clear", tmp_path / "clear-export")
     html = (dest / "story.html").read_text()
     encoded = re.search(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", html)

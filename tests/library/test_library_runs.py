@@ -17,14 +17,14 @@ from library_helpers import STORY_TEXT, distinct_photos
 
 from desktop_app.app.backends import model_identity
 from desktop_app.app.telling import RunStarted, TellEvent, TellOptions, tell_album
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     Event,
     SamplingParams,
     ShouldStop,
     StoryRequest,
     TokenEvent,
 )
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Library, PhotoMissingError, RunSpec, RunStatus
 
@@ -44,7 +44,7 @@ def album_with_photos(library: Library, tmp_path: Path) -> str:
 def test_a_told_story_is_kept_complete_with_what_made_it(
     library: Library, album_with_photos: str
 ) -> None:
-    backend = ScriptedBackend(STORY_TEXT, prepared_size=(28, 28))
+    backend = ReplayBackend(STORY_TEXT, prepared_size=(28, 28))
     run = tell_album(library, album_with_photos, backend, _OPTIONS, model={"name": "tiny"}).run
     assert run.status is RunStatus.COMPLETE
     assert run.raw_output == STORY_TEXT
@@ -74,7 +74,7 @@ def test_readers_see_the_output_grow_while_the_run_streams(
             seen.append(len(run.raw_output))
             assert run.status is RunStatus.RUNNING
 
-    tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _OPTIONS, on_event=look)
+    tell_album(library, album_with_photos, ReplayBackend(STORY_TEXT), _OPTIONS, on_event=look)
     reader.close()
     assert seen == sorted(seen) and 0 < seen[len(seen) // 2] < len(STORY_TEXT)
 
@@ -134,7 +134,7 @@ def test_a_stopped_run_keeps_its_partial_output(library: Library, album_with_pho
     run = tell_album(
         library,
         album_with_photos,
-        ScriptedBackend(STORY_TEXT),
+        ReplayBackend(STORY_TEXT),
         _OPTIONS,
         should_stop=should_stop,
         on_event=count,
@@ -144,7 +144,7 @@ def test_a_stopped_run_keeps_its_partial_output(library: Library, album_with_pho
     assert STORY_TEXT.startswith(run.raw_output)
 
 
-class _FailingBackend(ScriptedBackend):
+class _FailingBackend(ReplayBackend):
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         for count, event in enumerate(super().generate(request, should_stop=should_stop)):
             if count == 30:
@@ -179,7 +179,7 @@ def test_a_failing_on_started_callback_leaves_a_failed_run_not_a_running_one(
         tell_album(
             library,
             album_with_photos,
-            ScriptedBackend(STORY_TEXT),
+            ReplayBackend(STORY_TEXT),
             _OPTIONS,
             on_event=broken_on(RunStarted),
         )
@@ -188,7 +188,7 @@ def test_a_failing_on_started_callback_leaves_a_failed_run_not_a_running_one(
         tell_album(
             library,
             album_with_photos,
-            ScriptedBackend(STORY_TEXT),
+            ReplayBackend(STORY_TEXT),
             _OPTIONS,
             on_event=broken_on(TokenEvent),
         )
@@ -202,14 +202,14 @@ def test_telling_an_album_with_a_missing_photo_names_it(
 ) -> None:
     library.photos(album_with_photos)[1].path.unlink()
     with pytest.raises(PhotoMissingError, match=r"photo02\.jpg.*relink"):
-        tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _OPTIONS)
+        tell_album(library, album_with_photos, ReplayBackend(STORY_TEXT), _OPTIONS)
     assert library.runs(album_with_photos) == []
 
 
 def test_display_names_are_a_layer_over_the_unchanged_output(
     library: Library, album_with_photos: str
 ) -> None:
-    run = tell_album(library, album_with_photos, ScriptedBackend(STORY_TEXT), _OPTIONS).run
+    run = tell_album(library, album_with_photos, ReplayBackend(STORY_TEXT), _OPTIONS).run
     library.set_display_name(run.id, "char1", "Grandma Maya")
     library.set_display_name(run.id, "obj1", "the boat")
     library.set_display_name(run.id, "obj1", "the red boat")

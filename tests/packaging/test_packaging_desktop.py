@@ -182,7 +182,7 @@ def test_xwd_with_an_unsupported_depth_is_refused(xwd_to_png: ModuleType) -> Non
 def test_desktop_entry_name_is_the_app_id_the_gui_announces(packaging_dir: Path) -> None:
     """On Wayland the compositor finds the window's icon through <app id>.desktop."""
     probe = (
-        "from desktop_app.ui.app import create_application\n"
+        "from desktop_app.ui.startup import create_application\n"
         "print(create_application([]).desktopFileName())\n"
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}

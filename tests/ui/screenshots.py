@@ -82,8 +82,8 @@ def inner(out: Path) -> int:
     from PySide6.QtWidgets import QWidget
 
     from desktop_app.app.settings import Settings, open_library
-    from desktop_app.ui.app import create_application
     from desktop_app.ui.main_window import MainWindow
+    from desktop_app.ui.startup import create_application
 
     app = create_application([])
     out.mkdir(parents=True, exist_ok=True)

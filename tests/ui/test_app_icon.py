@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from desktop_app.ui.app import ICON_DIR, app_icon
+from desktop_app.ui.startup import ICON_DIR, app_icon
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def test_the_started_app_shows_its_icon_at_several_sizes(tmp_path: Path) -> None
     small and large sizes so the title bar and a high-DPI taskbar both get a sharp one."""
     probe = (
         "import json\n"
-        "from desktop_app.ui.app import build_main_window, create_application\n"
+        "from desktop_app.ui.startup import build_main_window, create_application\n"
         "app = create_application([])\n"
         "window = build_main_window()\n"
         "window.show()\n"

@@ -14,7 +14,7 @@ from ui_helpers import close_error_dialogs
 from desktop_app import paths
 from desktop_app.app.settings import Settings, load_settings
 from desktop_app.errors import StorytellerError
-from desktop_app.ui import errors as ui_errors
+from desktop_app.ui import error_dialog as ui_errors
 from desktop_app.ui.first_run import FirstRunGuide
 from desktop_app.ui.settings_dialog import SettingsDialog
 
@@ -184,7 +184,7 @@ def test_keyboard_tab_moves_through_story_words_and_shows_their_boxes(
 
 @pytest.mark.end_to_end
 def test_the_app_starts_with_the_first_run_guide_when_no_model_is_set_up(qtbot: Any) -> None:
-    from desktop_app.ui.app import start_app
+    from desktop_app.ui.startup import start_app
 
     try:
         window = start_app([])

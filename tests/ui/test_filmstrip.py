@@ -134,7 +134,7 @@ def test_the_cost_warns_when_the_story_would_not_fit_in_memory(
     import dataclasses
 
     from desktop_app.engine import costs
-    from desktop_app.engine.events import Detail
+    from desktop_app.engine.api import Detail
 
     strip = _strip(session, host)
     session_album(session, sample_photos)

@@ -12,13 +12,13 @@ from ui_helpers import close_error_dialogs, session_album, tell_and_wait
 from ui_sample import PREPARED_SIZE
 
 from desktop_app.app.settings import Settings
-from desktop_app.engine.events import Event, ShouldStop, StoryRequest
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.api import Event, ShouldStop, StoryRequest
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.errors import StorytellerError
-from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.ui.generation import GenerationController
 
 
-class _FailingModelBackend(ScriptedBackend):
+class _FailingModelBackend(ReplayBackend):
     """An embedded-looking backend (named after its device, with model files) that fails after
     writing a few tokens."""
 

@@ -20,8 +20,8 @@ PARTS = {
     "story_toolbar.py": "StoryToolbar",
     "status_bar.py": "StatusBar",
     "story_tabs.py": "StoryTabs",
-    "import_controller.py": "ImportController",
-    "generation_controller.py": "GenerationController",
+    "imports.py": "ImportController",
+    "generation.py": "GenerationController",
     "versions.py": "VersionsController",
 }
 

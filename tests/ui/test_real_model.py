@@ -15,10 +15,10 @@ from ui_helpers import drop_urls, session_album
 from desktop_app import paths
 from desktop_app.app.settings import Settings
 from desktop_app.engine import device, speeds
-from desktop_app.engine.events import Detail
+from desktop_app.engine.api import Detail
 from desktop_app.engine.speeds import Speeds
 from desktop_app.library.records import RunStatus
-from desktop_app.ui.app import gui_backend
+from desktop_app.ui.startup import gui_backend
 
 
 def tiny_settings(tiny_model: Any) -> Settings:
@@ -88,7 +88,7 @@ def test_after_a_run_the_estimate_counts_only_the_writing_until_the_prompt_chang
 
     from desktop_app.ui.actions import WindowActions
     from desktop_app.ui.filmstrip import Filmstrip
-    from desktop_app.ui.generation_controller import GenerationController
+    from desktop_app.ui.generation import GenerationController
     from desktop_app.ui.story_toolbar import StoryToolbar
 
     settings = tiny_settings(tiny_model)

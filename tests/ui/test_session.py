@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from desktop_app.app.settings import Settings, load_settings
-from desktop_app.engine.events import Preset
+from desktop_app.engine.api import Preset
 from desktop_app.ui.session import EngineSlot, RunChoices
 
 

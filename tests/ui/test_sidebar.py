@@ -11,7 +11,7 @@ from ui_helpers import show_told
 
 from desktop_app.app.settings import Settings
 from desktop_app.ui.actions import WindowActions
-from desktop_app.ui.models import AlbumListModel, PhotoListModel, RunListModel
+from desktop_app.ui.item_models import AlbumListModel, PhotoListModel, RunListModel
 from desktop_app.ui.sidebar import Sidebar
 from desktop_app.ui.versions import VersionsController
 

@@ -16,15 +16,15 @@ import pytest
 from ui_helpers import album_with_photos, session_album
 from ui_sample import PREPARED_SIZE
 
-from desktop_app.engine.scripted import EncodingGate, ScriptedBackend
-from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.engine.replay_backend import EncodingGate, ReplayBackend
+from desktop_app.ui.generation import GenerationController
 from desktop_app.ui.session import EndedRun
 
 
-def held_backend(story_output: str) -> tuple[ScriptedBackend, EncodingGate]:
+def held_backend(story_output: str) -> tuple[ReplayBackend, EncodingGate]:
     """A replay of the sample story whose photo encodes wait for the returned gate."""
     gate = EncodingGate()
-    return ScriptedBackend(story_output, prepared_size=PREPARED_SIZE, encoding_gate=gate), gate
+    return ReplayBackend(story_output, prepared_size=PREPARED_SIZE, encoding_gate=gate), gate
 
 
 def stop_while_photo_1_encodes(

@@ -103,7 +103,7 @@ def test_compared_versions_show_each_frames_photo_and_a_header(
     from PySide6.QtGui import QImage, QTextDocument
 
     from desktop_app.app.settings import Settings
-    from desktop_app.engine.events import Preset
+    from desktop_app.engine.api import Preset
 
     session = make_session()
     tabs = host(StoryTabs(session))

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QWidget
 
 from desktop_app.app.settings import Settings
 from desktop_app.app.stored_story import FrameGeometry
-from desktop_app.engine.events import Detail, Preset
+from desktop_app.engine.api import Detail, Preset
 from desktop_app.ui.session import EndedRun, LiveRun
 from desktop_app.ui.story_toolbar import StoryToolbar
 

@@ -11,12 +11,12 @@ from PySide6.QtWidgets import QWidget
 from ui_helpers import session_album, tell_and_wait
 
 from desktop_app.app.settings import Settings
-from desktop_app.engine.events import TRAINED_INSTRUCTIONS, Detail
+from desktop_app.engine.api import TRAINED_INSTRUCTIONS, Detail
 from desktop_app.story.ids import entity_kind
 from desktop_app.ui.actions import WindowActions
 from desktop_app.ui.compare import run_header_html
 from desktop_app.ui.filmstrip import Filmstrip
-from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.ui.generation import GenerationController
 from desktop_app.ui.story_toolbar import StoryToolbar
 from desktop_app.ui.trained_choices import NO_INSTRUCTION
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from PIL import Image
 
 from desktop_app.app.telling import TellOptions, tell_album
-from desktop_app.engine.events import Preset, SamplingParams
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.api import Preset, SamplingParams
+from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.library import Library, RunSpec
 from desktop_app.ui.compare import run_header_html
-from desktop_app.ui.models import describe_run
+from desktop_app.ui.item_models import describe_run
 
 
 def _album(library: Library, tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_a_cli_told_version_shows_its_seed_and_preset(tmp_path: Path) -> None:
     with Library.open(tmp_path / "lib") as library:
         _album(library, tmp_path)
         options = TellOptions(sampling=SamplingParams(seed=5), preset=Preset.FAITHFUL)
-        run = tell_album(library, "Rain", ScriptedBackend("<gdi image1>\nHi.\n</gdi>"), options).run
+        run = tell_album(library, "Rain", ReplayBackend("<gdi image1>\nHi.\n</gdi>"), options).run
         assert "seed 5" in describe_run(run) and "faithful" in describe_run(run)
         header = run_header_html(run)
         assert "seed 5" in header and "preset faithful" in header

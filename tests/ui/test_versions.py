@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtWidgets import QApplication
 from ui_helpers import session_album, tell_and_wait
 
-from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.ui.generation import GenerationController
 from desktop_app.ui.session import OpenVersion
 from desktop_app.ui.versions import VersionsController
 

@@ -14,7 +14,7 @@ from desktop_app.app.settings import Settings, load_settings
 def test_window_layout_album_and_story_choices_come_back_next_time(
     qtbot: Any, make_window: Callable[..., Any], library: Any
 ) -> None:
-    from desktop_app.engine.events import Detail, Preset
+    from desktop_app.engine.api import Detail, Preset
 
     window = make_window(settings=Settings())
     window.sidebar.new_album("First", edit=False)

@@ -46,7 +46,7 @@ def generate_and_wait(qtbot: Any, window: Any) -> Any:
 
 def close_error_dialogs() -> list[str]:
     """Close every open error dialog; return their texts (what the user was told)."""
-    from desktop_app.ui import errors as ui_errors
+    from desktop_app.ui import error_dialog as ui_errors
 
     texts = []
     for box in ui_errors.open_error_dialogs():

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from desktop_app.engine.events import Detail
+from desktop_app.engine.api import Detail
 from desktop_app.engine.images import prepared_size_for
-from desktop_app.engine.scripted import ScriptedBackend
+from desktop_app.engine.replay_backend import ReplayBackend
 
 PHOTO_SIZE = (896, 672)  # original pixels of every sample photo
 DETAIL = Detail.NORMAL
@@ -345,6 +345,6 @@ By sunset the three of them sat together on <gdo obj3>the bench</gdo>. <gdo char
 </gdi>"""
 
 
-def scripted_backend(output: str, token_delay_s: float = 0.0) -> ScriptedBackend:
+def scripted_backend(output: str, token_delay_s: float = 0.0) -> ReplayBackend:
     """A backend replaying ``output``; photos are 'prepared' to the sample's prepared size."""
-    return ScriptedBackend(output, token_delay_s=token_delay_s, prepared_size=PREPARED_SIZE)
+    return ReplayBackend(output, token_delay_s=token_delay_s, prepared_size=PREPARED_SIZE)

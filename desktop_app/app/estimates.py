@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop_app.engine import costs, speeds
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
     Detail,

@@ -18,9 +18,9 @@ from desktop_app.app.backends import (
     model_configured,
 )
 from desktop_app.app.settings import Settings, load_settings, open_library
-from desktop_app.engine.events import StoryBackend
+from desktop_app.engine.api import StoryBackend
 from desktop_app.errors import StorytellerError
-from desktop_app.ui.errors import install_excepthooks, show_error
+from desktop_app.ui.error_dialog import install_excepthooks, show_error
 
 if TYPE_CHECKING:
     from desktop_app.ui.main_window import MainWindow
@@ -93,7 +93,7 @@ def _model_name(settings: Settings) -> str:
     if settings.model_path:
         return settings.model_path.name
     try:
-        from desktop_app.engine.models import default_model
+        from desktop_app.engine.model_files import default_model
 
         found = default_model()
     except Exception:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ui_helpers import close_error_dialogs, session_album
 
-from desktop_app.ui.import_controller import ImportController
+from desktop_app.ui.imports import ImportController
 
 
 def _imports(session: Any) -> tuple[ImportController, list[str]]:
@@ -29,7 +29,7 @@ def import_and_wait(qtbot: Any, imports: ImportController, paths: list[Path]) ->
 def test_files_that_are_not_photos_are_reported_by_name(
     qtbot: Any, session: Any, tmp_path: Path, sample_photos: list[Path]
 ) -> None:
-    from desktop_app.ui import errors as ui_errors
+    from desktop_app.ui import error_dialog as ui_errors
 
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo")
@@ -204,7 +204,7 @@ def test_a_400_megapixel_photo_gets_the_same_refusal_as_on_the_command_line(
 ) -> None:
     from made_photos import huge_png
 
-    from desktop_app.ui import errors as ui_errors
+    from desktop_app.ui import error_dialog as ui_errors
 
     imports, _statuses = _imports(session)
     session.create_album("Huge")

@@ -12,10 +12,10 @@ import pytest
 from ui_helpers import close_error_dialogs, session_album, tell_and_wait
 from ui_sample import scripted_backend
 
-from desktop_app.engine.events import Phase, PhaseEvent, TokenEvent
+from desktop_app.engine.api import Phase, PhaseEvent, TokenEvent
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import RunStatus
-from desktop_app.ui.generation_controller import GenerationController
+from desktop_app.ui.generation import GenerationController
 from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion
 
 
@@ -166,7 +166,7 @@ def test_generating_without_a_model_says_what_to_do_and_keeps_no_empty_version(
     qtbot: Any, make_session: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
     from desktop_app.app.settings import Settings
-    from desktop_app.ui.app import gui_backend
+    from desktop_app.ui.startup import gui_backend
 
     # No model files, no server, none installed in this test home.
     session, generation = _controller(
@@ -193,7 +193,7 @@ class MultiByteBackend:
         self._output = output
 
     def generate(self, request: Any, *, should_stop: Any) -> Any:
-        from desktop_app.engine.events import (
+        from desktop_app.engine.api import (
             FinishReason,
             PhotoInfo,
             ResultEvent,
@@ -238,9 +238,9 @@ def test_the_live_run_counts_the_engines_tokens_not_text_pieces(
 def test_the_gui_and_the_cli_show_the_same_speed_and_time_left_on_multi_byte_text(
     tmp_path: Path,
 ) -> None:
-    from desktop_app.app.costs import RunProgress
+    from desktop_app.app.estimates import RunProgress
     from desktop_app.cli.options import Progress
-    from desktop_app.engine.events import SamplingParams, StoryRequest
+    from desktop_app.engine.api import SamplingParams, StoryRequest
     from desktop_app.engine.speeds import RunClock, Speeds
 
     text = "<think>\n## Image 1\n" + "Ünïcødé ✓ café — naïve façade. " * 20

@@ -35,8 +35,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from desktop_app.engine import costs
-from desktop_app.engine.embedding_cache import embedding_key
-from desktop_app.engine.events import (
+from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
     Event,
@@ -51,6 +50,7 @@ from desktop_app.engine.events import (
     Timings,
     TokenEvent,
 )
+from desktop_app.engine.embedding_cache import embedding_key
 from desktop_app.engine.images import (
     PhotoError,
     PreparedImage,
@@ -107,7 +107,7 @@ class EncodingGate:
         return True
 
 
-class ScriptedBackend:
+class ReplayBackend:
     """Replays ``output`` token by token, optionally with a delay between tokens.
 
     ``prepared_size``: the prepared size its results report for every photo (default: the

@@ -14,14 +14,20 @@ import pytest
 
 from desktop_app import paths
 from desktop_app.app.settings import Settings, load_settings, save_settings
-from desktop_app.engine.events import Detail, Preset
+from desktop_app.engine.api import Detail, Preset
 from desktop_app.engine.gguf_info import (
     ModelFileError,
     check_pair,
     read_projector_info,
     read_text_model_info,
 )
-from desktop_app.engine.models import ModelFiles, default_model, find_models, load_catalog, verify
+from desktop_app.engine.model_files import (
+    ModelFiles,
+    default_model,
+    find_models,
+    load_catalog,
+    verify,
+)
 
 if TYPE_CHECKING:
     from conftest import TinyModel
@@ -231,7 +237,7 @@ def test_settings_holding_an_api_key_are_readable_by_their_owner_only() -> None:
 
 
 def test_the_catalog_knows_both_checkpoints_and_the_default_first() -> None:
-    from desktop_app.engine.models import load_checkpoints
+    from desktop_app.engine.model_files import load_checkpoints
 
     checkpoints = load_checkpoints()
     assert [c.repo for c in checkpoints] == [

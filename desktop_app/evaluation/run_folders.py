@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop_app.engine.events import RunResult
+from desktop_app.engine.api import RunResult
 from desktop_app.errors import StorytellerError
+from desktop_app.evaluation.metrics import EvalReport, StoryPair, evaluate
 from desktop_app.evaluation.references import EvalError, ReferenceSet, ReferenceStory
 from desktop_app.fileio import atomic_write_text
-from desktop_app.story.metrics import EvalReport, StoryPair, evaluate
 from desktop_app.story.parser import parse_story
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop_app.story.metrics import (
+from desktop_app.evaluation.metrics import (
     StoryPair,
     evaluate,
     grounding_boxes,

@@ -12,10 +12,10 @@ import logging
 
 from PySide6.QtCore import QObject, QTimer
 
-from desktop_app.app.costs import plan_run
+from desktop_app.app.estimates import plan_run
 from desktop_app.app.stored_story import FrameGeometry
 from desktop_app.app.telling import RunDiscarded, RunEnded, RunStarted, photos_to_tell, tell
-from desktop_app.engine.events import NOTHING_CACHED, PhaseEvent, TokenEvent
+from desktop_app.engine.api import NOTHING_CACHED, PhaseEvent, TokenEvent
 from desktop_app.engine.images import prepared_size_for
 from desktop_app.errors import StorytellerError
 from desktop_app.story.model import Story
