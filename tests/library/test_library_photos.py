@@ -139,6 +139,28 @@ def test_unreadable_and_non_image_files_are_reported_by_name(
     assert "gone.jpg was not found" in messages["gone.jpg"]
 
 
+def test_a_photo_cut_short_is_refused_at_import_not_at_generate(
+    library: Library, tmp_path: Path
+) -> None:
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (640, 480), (30, 80, 160))
+    ImageDraw.Draw(image).ellipse((100, 100, 500, 400), fill=(220, 40, 40))
+    whole = tmp_path / "whole.jpg"
+    image.save(whole, quality=90)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # its header reads fine
+    with Image.open(cut) as opened:
+        assert opened.size == (640, 480)
+    library.create_album("A")
+    report = library.add_photos("A", [whole, cut])
+    assert [p.path for p in report.added] == [whole]
+    (failure,) = report.failed
+    assert failure.path == cut
+    assert "cut.jpg is damaged or truncated and cannot be decoded" in failure.message
+    assert "copy it again" in failure.message
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions")
 def test_a_photo_without_read_permission_is_reported(library: Library, tmp_path: Path) -> None:
     locked = make_photo(tmp_path / "locked.jpg")
