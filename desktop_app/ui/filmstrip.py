@@ -52,6 +52,8 @@ class Filmstrip(QWidget):
     """The album's title and photo commands above its photos; the cost of a story beside."""
 
     frame_requested = Signal(int, tuple)  # frame, entity ids: show them on the frame's photo
+    photo_requested = Signal(object, str)  # a photo no story shows yet, and its caption
+    full_size_requested = Signal(object)  # a photo's path: open it full size
 
     def __init__(
         self, session: Session, actions: WindowActions, parent: QWidget | None = None
@@ -68,7 +70,8 @@ class Filmstrip(QWidget):
         model.modelReset.connect(self._on_photos_reset)
         model.rowsMoved.connect(lambda *_: self.view.viewport().update())
         self.view.clicked.connect(self._on_photo_clicked)
-        self.view.activated.connect(self._on_photo_clicked)
+        self.view.doubleClicked.connect(self._on_photo_opened)
+        self.view.activated.connect(self._on_photo_opened)  # Enter (and double-click on some)
         session.album_opened.connect(self.set_album_title)
         session.choices_changed.connect(self.update_cost)
         session.settings_changed.connect(self.update_cost)
@@ -233,18 +236,27 @@ class Filmstrip(QWidget):
             )
 
     def _on_photo_clicked(self, index: QModelIndex) -> None:
-        """Show the clicked photo, with every box the story on screen has in it."""
+        """Show the clicked photo: as its frame, with every box the story on screen has in it,
+        or large on its own while no story speaks of it."""
         photo = self._session.photo_model.photo_at(index.row())
+        if photo is None:
+            return
         shown = self._session.shown_story()
-        if photo is None or shown is None:
-            return
-        story, frames = shown
+        frames = shown[1] if shown is not None else {}
         frame = next((n for n, p in frames.items() if p.path == photo.path), None)
-        if frame is None:
+        if shown is None or frame is None:
+            place = f"Photo {index.row() + 1} of {self._session.photo_model.rowCount()}"
+            self.photo_requested.emit(photo.path, f"{place} · {photo.name}")
             return
+        story = shown[0]
         analysis = story.frame(frame)
         ids = tuple(e.id for e in (*analysis.characters, *analysis.objects)) if analysis else ()
         self.frame_requested.emit(frame, ids)
+
+    def _on_photo_opened(self, index: QModelIndex) -> None:
+        photo = self._session.photo_model.photo_at(index.row())
+        if photo is not None and not photo.missing:
+            self.full_size_requested.emit(photo.path)
 
     def sort_by_date(self) -> None:
         """Order the album's photos by capture date and save that order."""

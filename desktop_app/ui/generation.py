@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_app.app.estimates import plan_run
 from desktop_app.app.stored_story import FrameGeometry
@@ -18,6 +18,7 @@ from desktop_app.app.telling import RunDiscarded, RunEnded, RunStarted, photos_t
 from desktop_app.engine.api import NOTHING_CACHED, PhaseEvent, TokenEvent
 from desktop_app.engine.images import prepared_size_for
 from desktop_app.errors import StorytellerError
+from desktop_app.library.errors import PhotoMissingError
 from desktop_app.story.model import Story
 from desktop_app.ui.session import EndedRun, LiveRun, Session
 from desktop_app.ui.workers import TellWorker, WorkerHandle
@@ -29,6 +30,9 @@ RENDER_INTERVAL_MS = 100  # live story re-render: at most ~10 times a second
 
 class GenerationController(QObject):
     """Starts and stops the story of the open album; owns the run being written."""
+
+    # Generate found photos of the album missing: album id, those photos, what to tell the user.
+    photos_missing = Signal(int, list, str)
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
@@ -69,6 +73,10 @@ class GenerationController(QObject):
             return
         try:
             photos = photos_to_tell(session.library, album_id)
+        except PhotoMissingError as err:  # the user can fix it from here: find or remove them
+            missing = [photo for photo in session.photo_model.photos() if photo.missing]
+            self.photos_missing.emit(album_id, missing, str(err))
+            return
         except StorytellerError as err:
             session.report_error(err, action="Starting the story")
             return

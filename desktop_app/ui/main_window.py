@@ -35,6 +35,8 @@ from desktop_app.ui.filmstrip import Filmstrip
 from desktop_app.ui.generation import GenerationController
 from desktop_app.ui.imports import ImportController
 from desktop_app.ui.item_models import AlbumListModel, PhotoListModel, RunListModel
+from desktop_app.ui.missing_photos import offer_missing_photos
+from desktop_app.ui.photo_window import open_full_size
 from desktop_app.ui.session import BackendFactory, Confirm, EndedRun, OpenVersion, Session
 from desktop_app.ui.sidebar import Sidebar
 from desktop_app.ui.status_bar import StatusBar
@@ -167,6 +169,13 @@ class MainWindow(QMainWindow):
         )
         self.filmstrip.view.selectionModel().selectionChanged.connect(self.update_actions)
         self.filmstrip.frame_requested.connect(self.tabs.show_frame)
+        self.filmstrip.photo_requested.connect(self.tabs.show_photo)
+        self.filmstrip.full_size_requested.connect(lambda path: open_full_size(path, self))
+        self.generation.photos_missing.connect(
+            lambda album_id, missing, message: offer_missing_photos(
+                session, album_id, missing, message, self.imports.relink_dialog, self
+            )
+        )
         self.imports.state_changed.connect(self.update_actions)
         self.versions.comparison_ready.connect(self.tabs.compare)
         self.tabs.analysis_panel.name_edited.connect(self.versions.rename_entity)

@@ -269,8 +269,10 @@ class Session(QObject):
     def reload_photos(self) -> None:
         """Read the open album's photos again (the photo model is reset)."""
         photos = self.read_open_album(lambda lib, album: lib.photos(album), "Reading the album")
-        if photos is not None:
+        if photos is not None and self.album is not None:
             self.photo_model.set_photos(photos)
+            # What the strip notices (a photo gone missing) the album list shows at once.
+            self.album_changed.emit(self.album.id)
             self.state_changed.emit()
 
     def _on_photos_changed(self, album_id: int) -> None:

@@ -8,6 +8,7 @@ frame photos to show; it never talks to the library or the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QTextCursor, QTextDocument
@@ -331,6 +332,20 @@ class StoryPanel(QWidget):
         if missing:
             caption += f" (no box for {', '.join(missing)} in this photo)"
         self.photo_caption.setText(caption)
+
+    def show_photo(self, path: Path, caption: str) -> bool:
+        """Show ``path`` large, without boxes (a photo no story speaks of yet); False when it
+        cannot be read (the viewer says so)."""
+        if not self.photo_view.set_photo(path):
+            self.photo_caption.setText("")
+            return False
+        self.photo_view.show_boxes([])
+        self.photo_caption.setText(caption)
+        return True
+
+    def scroll_to_frame(self, frame: int) -> None:
+        """Bring frame ``frame``'s text into view."""
+        self.browser.scrollToAnchor(f"frame{frame}")
 
     def select_entity(self, entity_id: str, scroll: bool = True) -> None:
         """Highlight every span of ``entity_id`` (clicking a box or a cast card does this)."""

@@ -8,6 +8,7 @@ they are given; the tabs turn the session's signals into those calls.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from PySide6.QtWidgets import QTabWidget, QWidget
 
@@ -90,8 +91,15 @@ class StoryTabs(QTabWidget):
             self.analysis_panel.set_story(shown.story, names)
 
     def show_frame(self, frame: int, entity_ids: Sequence[str]) -> None:
-        """Show frame ``frame``'s photo with the boxes of ``entity_ids`` in the story tab."""
+        """Show frame ``frame``'s photo with the boxes of ``entity_ids`` in the story tab, and
+        bring that frame's text into view."""
         self.story_panel.show_entities(frame, tuple(entity_ids))
+        self.story_panel.scroll_to_frame(frame)
+        self.setCurrentWidget(self.story_panel)
+
+    def show_photo(self, path: Path, caption: str) -> None:
+        """Show a photo large in the story tab's viewer (no story speaks of it yet)."""
+        self.story_panel.show_photo(path, caption)
         self.setCurrentWidget(self.story_panel)
 
     def _show_entity_from_analysis(self, frame: int, entity_id: str) -> None:

@@ -84,13 +84,15 @@ def test_stop_after_the_first_token_keeps_the_partial_story_as_a_stopped_version
     assert end.run.id == runs[0].id and end.phase_text.startswith("Stopped:")
 
 
-def test_an_album_with_a_missing_photo_is_refused_with_what_to_do(
+def test_an_album_with_a_missing_photo_is_refused_with_a_way_on(
     qtbot: Any,
     make_session: Callable[..., Any],
     library: Any,
     tmp_path: Path,
     sample_photos: list[Path],
 ) -> None:
+    from desktop_app.ui.missing_photos import FIND, REMOVE, offer_missing_photos
+
     copies = []
     for photo in sample_photos[:2]:
         copy = tmp_path / photo.name
@@ -99,13 +101,29 @@ def test_an_album_with_a_missing_photo_is_refused_with_what_to_do(
     session, generation = _controller(make_session)
     album = session_album(session, copies)
     copies[1].unlink()  # moved away behind the app's back
+    session.reload_photos()
+    offered: list[tuple[int, list[Any], str]] = []
+    generation.photos_missing.connect(lambda *args: offered.append(args))
     # As in `storyteller album tell`: no story of fewer photos than the album shows; the
-    # message names the photo and says how to go on.
+    # message names the photo and says how to go on, and the user can act on it from there.
     generation.generate()
     assert not generation.is_generating()
-    (text,) = close_error_dialogs()
-    assert copies[1].name in text and "relink" in text and "remove them" in text
+    ((album_id, missing, message),) = offered
+    assert album_id == album.id and [p.path for p in missing] == [copies[1]]
+    assert copies[1].name in message and "relink" in message and "remove them" in message
     assert library.runs(album.id) == []
+    asked: list[str] = []
+    box = offer_missing_photos(session, album_id, missing, message, lambda: asked.append("find"))
+    buttons = {button.text(): button for button in box.buttons()}
+    assert {FIND, REMOVE} <= set(buttons) and box.defaultButton() is buttons[FIND]
+    buttons[FIND].click()
+    assert asked == ["find"]  # the relink dialog (Album > Relink missing photos)
+    box = offer_missing_photos(session, album_id, missing, message, lambda: None)
+    next(b for b in box.buttons() if b.text() == REMOVE).click()
+    assert [p.path for p in library.photos(album.id)] == [copies[0]]  # the file is untouched
+    assert session.photo_model.rowCount() == 1
+    tell_and_wait(qtbot, generation)  # and now the story can be told
+    assert len(library.runs(album.id)) == 1
 
 
 class FailingBackend:

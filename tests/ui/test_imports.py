@@ -80,7 +80,7 @@ def test_relinking_finds_a_moved_photo_and_the_album_and_strip_follow(
     changed: list[int] = []
     session.album_changed.connect(changed.append)
     relink_and_wait(qtbot, imports, moved)
-    assert changed == [album.id]  # the album list re-reads its missing count
+    assert set(changed) == {album.id}  # the album list re-reads its missing count
     assert "missing" not in session.photo_model.index(0).data()
     assert library.photos(album.id)[0].path == new_path
     assert library.missing_photos(album.id) == []

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import album_with_photos, close_error_dialogs, drop_urls, generate_and_wait
+from PySide6.QtWidgets import QMessageBox
+from ui_helpers import album_with_photos, drop_urls, generate_and_wait
 from ui_sample import scripted_backend
 
 from desktop_app.library.records import RunStatus
@@ -160,5 +161,7 @@ def test_a_folder_dropped_on_the_window_is_imported_and_a_missing_photo_is_flagg
     assert "missing" in window.photo_model.index(1).data()
     window.generation.generate()
     assert not window.generation.is_generating()
-    (text,) = close_error_dialogs()
-    assert sample_photos[1].name in text and "relink" in text
+    box = window.findChild(QMessageBox, "missingPhotosDialog")
+    assert box is not None and box.isVisible()
+    assert sample_photos[1].name in box.text() and "relink" in box.text()
+    box.reject()

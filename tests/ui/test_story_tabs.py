@@ -76,9 +76,19 @@ def test_a_rename_and_a_photo_click_show_in_the_story_tab(
     tabs.setCurrentWidget(tabs.analysis_panel)
     session.names_changed.emit({"char1": "Grandpa Ray"})
     assert "Grandpa Ray" in tabs.story_panel.browser.toPlainText()
-    tabs.show_frame(2, ("char1",))
+    from PySide6.QtWidgets import QApplication
+
+    tabs.setCurrentWidget(tabs.story_panel)
+    tabs.resize(900, 360)  # the story is taller than its pane: it must scroll to a frame
+    QApplication.processEvents()
+    bar = tabs.story_panel.browser.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(0)
+    tabs.setCurrentWidget(tabs.analysis_panel)
+    tabs.show_frame(4, ("char1",))
     assert tabs.currentWidget() is tabs.story_panel
-    assert tabs.story_panel.photo_view.photo_path == sample_photos[1]
+    assert tabs.story_panel.photo_view.photo_path == sample_photos[3]
+    assert bar.value() > 0  # the story scrolled to frame 4's text
 
 
 def test_comparing_shows_both_versions_in_the_compare_tab(
@@ -143,3 +153,26 @@ def test_compared_versions_show_each_frames_photo_and_a_header(
         for f in frames
     }
     assert len(colours) == len(sample_photos)
+
+
+def test_a_photo_no_story_speaks_of_shows_large_and_opens_full_size(
+    qtbot: Any, make_session: Any, host: Any, sample_photos: list[Path]
+) -> None:
+    from desktop_app.ui.photo_window import open_full_size
+
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    tabs.setCurrentWidget(tabs.compare_panel)
+    tabs.show_photo(sample_photos[2], "Photo 3 of 4 · 03-stuck-in-tree.jpg")
+    assert tabs.currentWidget() is tabs.story_panel
+    view = tabs.story_panel.photo_view
+    assert view.photo_path == sample_photos[2] and view.box_items() == []
+    assert tabs.story_panel.photo_caption.text() == "Photo 3 of 4 · 03-stuck-in-tree.jpg"
+    window = open_full_size(sample_photos[2], tabs)
+    qtbot.waitExposed(window)
+    assert window.view.photo_path == sample_photos[2]
+    from PySide6.QtGui import QGuiApplication
+
+    screen = QGuiApplication.primaryScreen().availableGeometry()
+    assert window.width() >= int(screen.width() * 0.85)  # most of the screen
+    window.close()
