@@ -243,9 +243,10 @@ def _listing(spec: RepoSpec) -> tuple[str, dict[str, RemoteFile]]:
         entries = api.list_repo_tree(spec.repo, recursive=True, revision=commit)
         return [e for e in entries if isinstance(e, RepoFile)]
 
-    files = {
+    files = {  # the converter reads the top folder only
         e.path: RemoteFile(e.path, int(e.size), e.blob_id, e.lfs.sha256 if e.lfs else None)
         for e in _retrying(tree, spec)
+        if "/" not in e.path
     }
     return commit, files
 
@@ -430,7 +431,15 @@ class _Downloader:
                 f"{remote.name} from {self.spec.repo} came out {size} bytes long, not "
                 f"{remote.size}: it was deleted; run the same command again to download it again"
             )
-        if remote.sha256 is not None:
+        if remote.sha256 is None:  # a small file: its git blob id is a sha1 of its content
+            data = partial.read_bytes()
+            if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != remote.blob_id:
+                partial.unlink()
+                raise DownloadError(
+                    f"{remote.name} from {self.spec.repo} does not match the Hub's listing: it "
+                    "was deleted; run the same command again to download it again"
+                )
+        else:
             actual = _hash_file(partial) if rewound or digest is None else digest.hexdigest()
             if actual != remote.sha256:
                 partial.unlink()

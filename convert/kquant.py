@@ -115,6 +115,7 @@ def dry_run_types(header: Path, ftype: int) -> dict[str, GGML]:
     """The type llama.cpp's quantizer gives each tensor of ``header`` for ``ftype``, from the log
     of its dry run (which reads the metadata and tensor infos, never the data)."""
     import llama_cpp
+    from llama_cpp import _logger
 
     lines: list[str] = []
 
@@ -132,7 +133,7 @@ def dry_run_types(header: Path, ftype: int) -> dict[str, GGML]:
             str(header).encode(), str(header).encode(), ctypes.byref(params)
         )
     finally:
-        llama_cpp.llama_log_set(ctypes.cast(None, llama_cpp.llama_log_callback), ctypes.c_void_p(0))
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     log = "".join(lines)
     if code != 0:
         tail = "\n".join(log.strip().splitlines()[-10:])

@@ -148,17 +148,28 @@ def test_503_and_429_are_retried(storyteller2: HubServer) -> None:
     assert (fetched.folder / SHARD).read_bytes() == (CHECKPOINT / SHARD).read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("damaged", "message"),
+    [
+        (SHARD, "does not match its sha256"),
+        ("tokenizer_config.json", "does not match the Hub's listing"),
+    ],
+)
 def test_a_file_whose_bytes_do_not_match_its_sha256_is_refused_and_nothing_converted(
-    storyteller2: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    storyteller2: HubServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damaged: str,
+    message: str,
 ) -> None:
-    storyteller2.repos[REPO].corrupt.add(SHARD)
+    storyteller2.repos[REPO].corrupt.add(damaged)
     code, _, err = run_cli([REPO, "--outdir", str(tmp_path / "out"), "--quant", "F16"], capsys)
     assert code == 1
-    assert f"{SHARD} from {REPO} does not match its sha256" in err
+    assert f"{damaged} from {REPO} {message}" in err
     assert "run the same command again" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     storage = cache_dir() / "models--daniel3303--QwenStoryteller2"
-    assert not list(storage.rglob(SHARD)) and not list(storage.rglob("*.incomplete"))
+    assert not list(storage.rglob(damaged)) and not list(storage.rglob("*.incomplete"))
     storyteller2.repos[REPO].corrupt.clear()  # the next run fetches it again, and converts
     code, _, err = run_cli([REPO, "--outdir", str(tmp_path / "out"), "--quant", "F16"], capsys)
     assert code == 0, err

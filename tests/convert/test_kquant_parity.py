@@ -11,13 +11,14 @@ compared), and one whose FFN is not a multiple of 256 (so llama.cpp's fallback t
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import gguf
 import pytest
 from gguf import GGMLQuantizationType as GGML
 
-from convert import convert_checkpoint
+from convert import ProgressEvent, Stage, convert_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -93,3 +94,24 @@ def test_an_ffn_that_is_not_a_multiple_of_256_gets_llama_cpps_fallbacks(tmp_path
     assert GGML.Q4_K in kinds and GGML.Q6_K in kinds
     fallbacks = {types[f"blk.{i}.ffn_down.weight"] for i in range(4)}
     assert fallbacks & {GGML.Q5_0, GGML.Q8_0}, fallbacks  # Q4_K -> Q5_0, Q6_K -> Q8_0
+
+
+class Cancelled(Exception):
+    """What the GUI's progress callback raises on Cancel."""
+
+
+def test_cancel_stops_the_real_quantizer_child_within_a_second_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    cancelled_at = 0.0
+
+    def cancel(event: ProgressEvent) -> None:
+        nonlocal cancelled_at
+        if event.stage is Stage.TEXT:  # the child is writing the K-quant text model
+            cancelled_at = time.monotonic()
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        convert_checkpoint(CHECKPOINT, tmp_path / "out", quant="Q4_K_M", progress=cancel)
+    assert time.monotonic() - cancelled_at < 1.0
+    assert list((tmp_path / "out").iterdir()) == []
