@@ -18,6 +18,7 @@ from convert.pipeline import (
     Stage,
     convert_checkpoint,
     estimate_from_weights,
+    refuse_existing_outputs,
 )
 from convert.quant_types import MmprojType, TextQuant
 
@@ -142,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         src = args.src
         spec = parse_repo_spec(args.src)
         if spec is not None:
+            if not args.force:
+                named = args.name or Path(args.lora or spec.repo).name
+                refuse_existing_outputs(
+                    Path(args.outdir).expanduser(), named, args.quant, args.mmproj_type
+                )
             fetched = fetch_checkpoint(
                 spec,
                 output_dir=Path(args.outdir).expanduser().resolve(),

@@ -254,6 +254,24 @@ def _existing_outputs(outdir: Path, names: list[str]) -> list[Path]:
     return found
 
 
+def refuse_existing_outputs(
+    out_dir: Path,
+    name: str,
+    quant: str | TextQuant,
+    mmproj_type: str | MmprojType,
+) -> None:
+    """OutputExistsError when ``out_dir`` already holds a conversion these files would replace
+    (checked again before a download, so 16 GB are not fetched for nothing)."""
+    names = list(output_names(_safe_name(name), parse_quant(quant), parse_mmproj_type(mmproj_type)))
+    existing = _existing_outputs(out_dir, names) if out_dir.is_dir() else []
+    if existing:
+        listed = ", ".join(p.name for p in existing)
+        raise OutputExistsError(
+            f"{out_dir} already holds converted files ({listed}): pass --force to replace them, or choose "
+            "another --outdir"
+        )
+
+
 def _io_error(err: OSError, out_dir: Path) -> ConversionError:
     """An operating-system error while converting, as a message that names the file and the fix."""
     return ConversionError(
@@ -367,13 +385,8 @@ def convert_checkpoint(
     except OSError as err:
         raise _io_error(err, out_dir) from err
     text_name, mmproj_name = output_names(model_name, text_quant, projector_type)
-    existing = _existing_outputs(out_dir, [text_name, mmproj_name])
-    if existing and not force:
-        listed = ", ".join(p.name for p in existing)
-        raise OutputExistsError(
-            f"{out_dir} already holds converted files ({listed}): pass --force to replace them, or choose "
-            "another --outdir"
-        )
+    if not force:
+        refuse_existing_outputs(out_dir, model_name, text_quant, projector_type)
 
     straight = text_quant.is_kquant and not via_intermediate
     text_base = text_quant.spec.direct_type

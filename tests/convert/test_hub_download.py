@@ -100,6 +100,17 @@ def test_download_by_name_then_convert(
     assert (snapshot.parent.parent / "refs" / "main").read_text() == commit
 
 
+def test_existing_output_is_refused_before_downloading(
+    storyteller2: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "QwenStoryteller2-Q4_K_M.gguf").write_bytes(b"GGUF")
+    code, _, err = run_cli([REPO, "--outdir", str(out)], capsys)
+    assert code == 1 and "--force" in err
+    assert storyteller2.requests() == []
+
+
 def test_one_byte_progress_for_the_whole_download(storyteller2: HubServer) -> None:
     events: list[tuple[int, int]] = []
     fetch(progress=lambda done, total: events.append((done, total)))
