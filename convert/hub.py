@@ -478,33 +478,102 @@ def _cached_snapshot(spec: RepoSpec, cache: Path) -> Fetched | None:
     return Fetched(spec.repo, commit, folder, 0)
 
 
-def _check_space(
-    downloader: _Downloader, missing: int, output_dir: Path, output_bytes: int
-) -> None:
-    """Free space per filesystem: the cache's for the missing bytes, the output's for the result
-    plus 5% (both on one disk: their sum)."""
-    needs: dict[int, tuple[Path, int]] = {}
-    for folder, amount in (
-        (downloader.storage, missing + CACHE_MARGIN_BYTES if missing else 0),
-        (output_dir, int(output_bytes * OUTPUT_MARGIN)),
-    ):
-        existing = folder
-        while not existing.exists():
-            existing = existing.parent
-        device = existing.stat().st_dev
-        previous = needs.get(device)
-        needs[device] = (
-            previous[0] if previous else existing,
-            amount + (previous[1] if previous else 0),
-        )
-    for where, amount in needs.values():
-        free = shutil.disk_usage(where).free
-        if free < amount:
+@dataclass(frozen=True)
+class DiskNeed:
+    """What one filesystem must hold: ``needed`` bytes free at ``where`` (``free`` now)."""
+
+    where: Path
+    needed: int
+    free: int
+
+    @property
+    def enough(self) -> bool:
+        return self.free >= self.needed
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    """A repository checked and ready to fetch: what is there, what is missing, and where.
+
+    ``plan_download`` makes it after fetching only config.json and the small files the
+    converter reads; a caller can show the sizes and the disks' room before any weight byte.
+    """
+
+    spec: RepoSpec
+    commit: str
+    snapshot: Path  # .../models--OWNER--NAME/snapshots/COMMIT
+    weights: tuple[RemoteFile, ...]
+    weight_bytes: int  # the whole checkpoint's weights
+    missing_bytes: int  # what is left to fetch
+    partial_bytes: int  # fetched by an earlier, interrupted run and kept
+
+    def disk_needs(self, output_dir: Path, output_bytes: int) -> list[DiskNeed]:
+        """Free space per filesystem: the cache's for the missing bytes, the output's for the
+        result plus 5% (on one disk: their sum)."""
+        needs: dict[int, tuple[Path, int]] = {}
+        cache_need = self.missing_bytes + CACHE_MARGIN_BYTES if self.missing_bytes else 0
+        for folder, amount in (
+            (self.snapshot, cache_need),
+            (output_dir, int(output_bytes * OUTPUT_MARGIN)),
+        ):
+            existing = folder
+            while not existing.exists():
+                existing = existing.parent
+            device = existing.stat().st_dev
+            where, before = needs.get(device, (existing, 0))
+            needs[device] = (where, before + amount)
+        return [
+            DiskNeed(where, amount, shutil.disk_usage(where).free)
+            for where, amount in needs.values()
+        ]
+
+
+def _check_space(needs: list[DiskNeed]) -> None:
+    for need in needs:
+        if not need.enough:
             raise InsufficientDiskSpaceError(
-                f"downloading and converting need about {amount / 1e9:.2f} GB on the disk of {where}, "
-                f"but only {free / 1e9:.2f} GB is free: free some space, or set HF_HOME to a cache on "
-                "another disk / choose another --outdir"
+                f"downloading and converting need about {need.needed / 1e9:.2f} GB on the disk of "
+                f"{need.where}, but only {need.free / 1e9:.2f} GB is free: free some space, or set "
+                "HF_HOME to a cache on another disk / choose another --outdir"
             )
+
+
+def plan_download(
+    spec: RepoSpec, *, on_revision: Callable[[str], None] | None = None
+) -> DownloadPlan:
+    """Resolve ``spec`` to a commit, check it is a checkpoint the converter takes, fetch only
+    config.json, the shard index and the small files the converter reads, and say what is left.
+
+    Raises the converter's own refusals (another model, an adapter, no safetensors) and
+    ``DownloadError`` for access and network problems. Needs the network (not ``HF_HUB_OFFLINE``).
+    """
+    commit, files = _listing(spec)
+    if on_revision is not None:
+        on_revision(commit)
+    downloader = _Downloader(spec, commit, hub_cache_dir(), None)
+    # config.json first (or, for a bare adapter, the adapter's config the converter names it by)
+    first = "config.json" if "config.json" in files else "adapter_config.json"
+    if first not in files:
+        raise DownloadError(
+            f"{spec} has no config.json: it is not a Hugging Face model checkpoint (the files are: "
+            f"{', '.join(sorted(files)[:8])})"
+        )
+    downloader.fetch(files[first])
+    _write_ref(downloader.storage, spec.revision, commit)
+    refuse_unconvertible(spec, downloader.snapshot, files, lambda n: downloader.fetch(files[n]))
+    for name in SMALL_FILES:
+        if name in files:
+            downloader.fetch(files[name])
+    weights = tuple(files[n] for n in weight_names(downloader.snapshot, files))
+    missing = sum(downloader.missing_bytes(f) for f in weights)
+    partial = sum(
+        downloader.partial(f).stat().st_size
+        for f in weights
+        if not downloader.have(f) and downloader.partial(f).is_file()
+    )
+    return DownloadPlan(
+        spec, commit, downloader.snapshot, weights, sum(f.size for f in weights), missing, partial
+    )
 
 
 def fetch_checkpoint(
@@ -532,29 +601,12 @@ def fetch_checkpoint(
         if on_revision is not None:
             on_revision(cached.revision)
         return cached
-    commit, files = _listing(spec)
-    if on_revision is not None:
-        on_revision(commit)
-    downloader = _Downloader(spec, commit, cache, progress)
-    # config.json first (or, for a bare adapter, the adapter's config the converter names it by)
-    first = "config.json" if "config.json" in files else "adapter_config.json"
-    if first not in files:
-        raise DownloadError(
-            f"{spec} has no config.json: it is not a Hugging Face model checkpoint (the files are: "
-            f"{', '.join(sorted(files)[:8])})"
-        )
-    downloader.fetch(files[first])
-    _write_ref(downloader.storage, spec.revision, commit)
-    refuse_unconvertible(spec, downloader.snapshot, files, lambda n: downloader.fetch(files[n]))
-    for name in SMALL_FILES:
-        if name in files:
-            downloader.fetch(files[name])
-    weights = [files[n] for n in weight_names(downloader.snapshot, files)]
-    missing = sum(downloader.missing_bytes(f) for f in weights)
-    _check_space(downloader, missing, output_dir, output_bytes(sum(f.size for f in weights)))
-    downloader.done, downloader.total = 0, missing
-    if missing and progress is not None:
-        progress(0, missing)
-    for remote in weights:
+    plan = plan_download(spec, on_revision=on_revision)
+    _check_space(plan.disk_needs(output_dir, output_bytes(plan.weight_bytes)))
+    downloader = _Downloader(spec, plan.commit, cache, progress)
+    downloader.total = plan.missing_bytes
+    if plan.missing_bytes and progress is not None:
+        progress(0, plan.missing_bytes)
+    for remote in plan.weights:
         downloader.fetch(remote)
-    return Fetched(spec.repo, commit, downloader.snapshot, downloader.done)
+    return Fetched(spec.repo, plan.commit, plan.snapshot, downloader.done)

@@ -153,6 +153,33 @@ def test_ctrl_c_keeps_the_partial_download_and_the_same_command_resumes(
     assert not list(cache_dir().rglob("*.incomplete"))
 
 
+def test_the_plan_says_what_is_left_before_any_weight_byte(storyteller2: HubServer) -> None:
+    """What a caller shows before starting (and for a paused download): sizes and disks."""
+    spec = hub.parse_repo_spec(REPO)
+    assert spec is not None
+    weights = sum(
+        (CHECKPOINT / n).stat().st_size
+        for n in os.listdir(CHECKPOINT)
+        if n.endswith(".safetensors")
+    )
+    plan = hub.plan_download(spec)
+    assert (plan.weight_bytes, plan.missing_bytes, plan.partial_bytes) == (weights, weights, 0)
+    assert not [n for n in storyteller2.downloaded() if n.endswith(".safetensors")]
+    needs = plan.disk_needs(cache_dir().parent / "out", 1000)
+    assert len(needs) == 1  # cache and output on one disk: one need, the sum
+    assert needs[0].needed == weights + hub.CACHE_MARGIN_BYTES + 1050 and needs[0].enough
+
+    def interrupt(done: int, total: int) -> None:
+        if done > 500_000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fetch(progress=interrupt)
+    paused = hub.plan_download(spec)
+    assert paused.partial_bytes > 500_000
+    assert paused.missing_bytes == weights - paused.partial_bytes
+
+
 def test_503_and_429_are_retried(storyteller2: HubServer) -> None:
     storyteller2.repos[REPO].fail_first[SHARD] = 2
     fetched = fetch()
