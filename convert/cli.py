@@ -6,11 +6,20 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from convert import __version__
 from convert.errors import ConversionError
-from convert.pipeline import ConversionResult, ProgressEvent, Stage, convert_checkpoint
+from convert.hub import fetch_checkpoint, parse_repo_spec
+from convert.pipeline import (
+    ConversionResult,
+    ProgressEvent,
+    Stage,
+    convert_checkpoint,
+    estimate_from_weights,
+    refuse_existing_outputs,
+)
 from convert.quant_types import MmprojType, TextQuant
 
 
@@ -18,12 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="storyteller-convert",
         description=(
-            "Convert a local Hugging Face Qwen2.5-VL checkpoint (QwenStoryteller, or a base model plus "
-            "a PEFT LoRA adapter) into the text GGUF and mmproj GGUF that Storyteller runs."
+            "Convert a Hugging Face Qwen2.5-VL checkpoint (QwenStoryteller, or a base model plus "
+            "a PEFT LoRA adapter) into the text GGUF and mmproj GGUF that Storyteller runs. SRC is "
+            "a local folder, or a Hub repository (owner/name[@revision]) that is downloaded into "
+            "the Hugging Face cache first."
         ),
     )
     parser.add_argument(
-        "src", metavar="SRC", help="checkpoint folder (config.json, *.safetensors, tokenizer.json)"
+        "src",
+        metavar="SRC",
+        help=(
+            "checkpoint folder (config.json, *.safetensors, tokenizer.json), or a Hub repository "
+            "such as daniel3303/QwenStoryteller2 (an existing local path always wins)"
+        ),
     )
     parser.add_argument(
         "--lora", metavar="ADAPTER_DIR", help="PEFT LoRA adapter folder to merge (float32)"
@@ -53,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="threads for K-quantization (default: all)"
+    )
+    parser.add_argument(
+        "--via-intermediate",
+        action="store_true",
+        help=(
+            "K-quants: write an F16/BF16 file first and run llama.cpp's quantizer on it (the older "
+            "path: about twice the disk; the default quantizes straight from the checkpoint)"
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -112,11 +136,30 @@ def _summary(result: ConversionResult, seconds: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the converter; exit 0 on success, 1 with a message on failure, 130 when interrupted."""
     args = build_parser().parse_args(argv)
+    spec = None
     bars = _Bars(sys.stderr.isatty())
     started = time.monotonic()
     try:
+        src = args.src
+        spec = parse_repo_spec(args.src)
+        if spec is not None:
+            if not args.force:
+                named = args.name or Path(args.lora or spec.repo).name
+                refuse_existing_outputs(
+                    Path(args.outdir).expanduser(), named, args.quant, args.mmproj_type
+                )
+            fetched = fetch_checkpoint(
+                spec,
+                output_dir=Path(args.outdir).expanduser().resolve(),
+                output_bytes=lambda weight_bytes: estimate_from_weights(weight_bytes, args.quant),
+                on_revision=lambda commit: print(
+                    f"fetching {spec.repo} at revision {commit}", flush=True
+                ),
+                progress=lambda done, total: bars(ProgressEvent(Stage.DOWNLOAD, done, total, "B")),
+            )
+            src = str(fetched.folder)
         result = convert_checkpoint(
-            args.src,
+            src,
             args.outdir,
             lora=args.lora,
             quant=args.quant,
@@ -125,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             force=args.force,
             progress=bars,
             threads=args.threads,
+            via_intermediate=args.via_intermediate,
         )
     except ConversionError as err:
         bars.close()
@@ -132,7 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         bars.close()
-        print("storyteller-convert: interrupted; no output was kept", file=sys.stderr)
+        kept = (
+            "; what was downloaded is kept, and the same command resumes"
+            if spec is not None
+            else ""
+        )
+        print(f"storyteller-convert: interrupted; no output was kept{kept}", file=sys.stderr)
         return 130
     bars.close()
     print(_summary(result, time.monotonic() - started))

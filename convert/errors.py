@@ -45,3 +45,7 @@ class QuantizationError(ConversionError):
 
 class ShapeMismatchError(UnsupportedCheckpointError):
     """A tensor's shape is not the one config.json implies (weights and config from different models)."""
+
+
+class DownloadError(ConversionError):
+    """Getting a checkpoint from the Hugging Face Hub failed (network, access, a damaged file)."""

@@ -90,39 +90,71 @@ class TensorProducer:
         mapped = planned.source
         entry = self.source.entry(mapped.source_name)
         merge = self.adapter is not None and mapped.hf_name in self.adapter.target_weights
-        if mapped.transform is Transform.SPLIT_TIME:
-            values = self.source.float32(
-                mapped.source_name
-            )  # small; the pipeline refuses LoRA here
-            yield encode(
-                np.ascontiguousarray(values[:, :, planned.target_index]), planned.ggml_type
-            )
-            return
-        rows_total = planned.shape[0] if planned.shape else 1
-        row_offset = (
-            planned.target_index * rows_total if mapped.transform is Transform.SPLIT_ROWS_3 else 0
-        )
-        row_elems = max(1, planned.n_elements // max(1, rows_total))
-        step = max(1, CHUNK_ELEMENTS // row_elems)
         raw_passthrough = not merge and (
             (entry.dtype == "BF16" and planned.ggml_type is GGML.BF16)
             or (entry.dtype == "F16" and planned.ggml_type is GGML.F16)
             or (entry.dtype == "F32" and planned.ggml_type is GGML.F32)
         )
-        if not planned.shape:  # scalar: never in Qwen2.5-VL, but keep the path honest
-            yield encode(self.source.float32(mapped.source_name).reshape(()), planned.ggml_type)
+        if raw_passthrough and mapped.transform is not Transform.SPLIT_TIME and planned.shape:
+            for start, stop, row_offset in self._row_ranges(planned, CHUNK_ELEMENTS):
+                yield np.ascontiguousarray(
+                    self._rows(mapped.source_name, row_offset + start, row_offset + stop)
+                )
             return
+        for make_values in self.value_blocks(planned, CHUNK_ELEMENTS):
+            yield encode(make_values(), planned.ggml_type)
+
+    def _row_ranges(
+        self, planned: PlannedTensor, max_elements: int
+    ) -> Iterator[tuple[int, int, int]]:
+        """(start, stop, row offset in the checkpoint tensor) of each block of whole rows."""
+        rows_total = planned.shape[0]
+        row_offset = (
+            planned.target_index * rows_total
+            if planned.source.transform is Transform.SPLIT_ROWS_3
+            else 0
+        )
+        row_elems = max(1, planned.n_elements // max(1, rows_total))
+        step = max(1, max_elements // row_elems)
         for start in range(0, rows_total, step):
-            stop = min(rows_total, start + step)
-            raw = self._rows(mapped.source_name, row_offset + start, row_offset + stop)
-            if raw_passthrough:
-                yield np.ascontiguousarray(raw)
-                continue
-            values = bf16_to_f32(raw) if entry.dtype == "BF16" else raw.astype(np.float32)
-            if merge:
-                assert self.adapter is not None
-                values = self.adapter.merge(mapped.hf_name, values, row_offset + start)
-            yield encode(values, planned.ggml_type)
+            yield start, min(rows_total, start + step), row_offset
+
+    def value_blocks(
+        self, planned: PlannedTensor, max_elements: int
+    ) -> Iterator[Callable[[], np.ndarray]]:
+        """One callable per block of whole rows (at most ``max_elements`` values unless a single
+        row is longer) that returns those rows as float32, LoRA merged.
+
+        The callables do the reading and arithmetic, so a caller can run them on other threads
+        while it asks for the next block (straight K-quants read ahead this way).
+        """
+        mapped = planned.source
+        entry = self.source.entry(mapped.source_name)
+        merge = self.adapter is not None and mapped.hf_name in self.adapter.target_weights
+        if mapped.transform is Transform.SPLIT_TIME:
+            # small; the pipeline refuses LoRA here
+            def time_slice() -> np.ndarray:
+                values = self.source.float32(mapped.source_name)
+                return np.ascontiguousarray(values[:, :, planned.target_index])
+
+            yield time_slice
+            return
+        if not planned.shape:  # scalar: never in Qwen2.5-VL, but keep the path honest
+            yield lambda: self.source.float32(mapped.source_name).reshape(())
+            return
+        for start, stop, row_offset in self._row_ranges(planned, max_elements):
+
+            def block(
+                start: int = start, stop: int = stop, row_offset: int = row_offset
+            ) -> np.ndarray:
+                raw = self._rows(mapped.source_name, row_offset + start, row_offset + stop)
+                values = bf16_to_f32(raw) if entry.dtype == "BF16" else raw.astype(np.float32)
+                if merge:
+                    assert self.adapter is not None
+                    values = self.adapter.merge(mapped.hf_name, values, row_offset + start)
+                return values
+
+            yield block
 
 
 class StreamingGGUFWriter(gguf.GGUFWriter):

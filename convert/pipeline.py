@@ -1,8 +1,9 @@
 """``convert_checkpoint``: a Qwen2.5-VL checkpoint (+ LoRA) -> text GGUF + mmproj GGUF + manifest.
 
 Order of work: read and check everything (config, tensor names and shapes, tokenizer, adapter,
-output folder, disk space) before writing a byte; write both GGUFs under ``*.partial`` names; quantize K-quants
-from an F16/BF16 intermediate; hash; flush to disk; rename; write manifest.json last. Any failure
+output folder, disk space) before writing a byte; write both GGUFs under ``*.partial`` names
+(K-quants straight from the checkpoint in a child process, ``convert.kquant``); hash; flush to
+disk; rename; write manifest.json last. Any failure
 removes the partial files, so an interrupted run leaves nothing that looks complete.
 """
 
@@ -34,10 +35,11 @@ from convert.errors import (
     OutputExistsError,
 )
 from convert.gguf_write import PlannedTensor, TensorProducer, target_shape, write_gguf
+from convert.kquant import StraightJob
 from convert.lora import LoraAdapter
 from convert.provenance import checkpoint_identity, default_name
 from convert.quant_types import MmprojType, TextQuant, parse_mmproj_type, parse_quant
-from convert.quantize import quantize_gguf
+from convert.quantize import quantize_gguf, quantize_straight
 from convert.safetensors_source import TensorSource
 from convert.tensor_map import MappedTensor, Part, Transform, check_shapes, map_checkpoint
 from convert.vocab import Vocab, read_vocab
@@ -59,6 +61,7 @@ DISK_MARGIN_BYTES = 64 << 20
 class Stage(enum.Enum):
     """The steps a conversion reports progress for."""
 
+    DOWNLOAD = "downloading"
     TEXT = "writing text model"
     MMPROJ = "writing vision projector"
     QUANTIZE = "quantizing"
@@ -114,7 +117,7 @@ def mmproj_tensor_type(planned_name: str, shape: tuple[int, ...], base: GGML) ->
     return text_tensor_type(planned_name, shape, base)
 
 
-def _plan(
+def plan_tensors(
     mapped: list[MappedTensor], source: TensorSource, part: Part, base: GGML
 ) -> list[PlannedTensor]:
     choose = text_tensor_type if part is Part.TEXT else mmproj_tensor_type
@@ -128,6 +131,27 @@ def _plan(
     return plan
 
 
+def estimate_output_bytes(
+    text_plan: list[PlannedTensor], mmproj_plan: list[PlannedTensor], quant: TextQuant
+) -> int:
+    """About how many bytes the two GGUF files take (K-quant mixes from their bits per weight)."""
+    mmproj = sum(p.nbytes for p in mmproj_plan)
+    if not quant.is_kquant:
+        return mmproj + sum(p.nbytes for p in text_plan)
+    matrices = sum(p.n_elements for p in text_plan if len(p.shape) > 1)
+    vectors = sum(p.n_elements for p in text_plan if len(p.shape) <= 1)
+    return mmproj + int(matrices * quant.spec.bits_per_weight / 8) + 4 * vectors
+
+
+def estimate_from_weights(weight_bytes: int, quant: str | TextQuant) -> int:
+    """About how many bytes converting a 16-bit checkpoint of ``weight_bytes`` writes (before its
+    headers can be read: a download checks the output's disk with this)."""
+    text_quant = parse_quant(quant)
+    parameters = weight_bytes / 2
+    # ~90% of Qwen2.5-VL-7B's parameters are the text model's; the vision tower stays 16-bit.
+    return int(parameters * (0.9 * text_quant.spec.bits_per_weight + 0.1 * 16) / 8)
+
+
 def _intermediate_type(
     mapped: list[MappedTensor], source: TensorSource, adapter: LoraAdapter | None
 ) -> GGML:
@@ -139,7 +163,7 @@ def _intermediate_type(
     return GGML.BF16 if all_bf16 and adapter is None else GGML.F16
 
 
-def _text_metadata(
+def add_text_metadata(
     writer: gguf.GGUFWriter, config: ModelConfig, vocab: Vocab, name: str, file_type: int
 ) -> None:
     text = config.text
@@ -230,6 +254,24 @@ def _existing_outputs(outdir: Path, names: list[str]) -> list[Path]:
     return found
 
 
+def refuse_existing_outputs(
+    out_dir: Path,
+    name: str,
+    quant: str | TextQuant,
+    mmproj_type: str | MmprojType,
+) -> None:
+    """OutputExistsError when ``out_dir`` already holds a conversion these files would replace
+    (checked again before a download, so 16 GB are not fetched for nothing)."""
+    names = list(output_names(_safe_name(name), parse_quant(quant), parse_mmproj_type(mmproj_type)))
+    existing = _existing_outputs(out_dir, names) if out_dir.is_dir() else []
+    if existing:
+        listed = ", ".join(p.name for p in existing)
+        raise OutputExistsError(
+            f"{out_dir} already holds converted files ({listed}): pass --force to replace them, or choose "
+            "another --outdir"
+        )
+
+
 def _io_error(err: OSError, out_dir: Path) -> ConversionError:
     """An operating-system error while converting, as a message that names the file and the fix."""
     return ConversionError(
@@ -259,40 +301,25 @@ class _Reporter:
         return advance
 
 
-def convert_checkpoint(
-    src: str | os.PathLike[str],
-    outdir: str | os.PathLike[str],
-    *,
-    lora: str | os.PathLike[str] | None = None,
-    quant: str | TextQuant = "Q4_K_M",
-    mmproj_type: str | MmprojType = "f16",
-    name: str | None = None,
-    force: bool = False,
-    progress: ProgressCallback | None = None,
-    threads: int | None = None,
-) -> ConversionResult:
-    """Convert a local Qwen2.5-VL checkpoint folder (optionally + a PEFT LoRA) for llama.cpp.
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint folder (and adapter) read and checked: everything but the tensor data."""
 
-    Writes exactly one text GGUF, one mmproj GGUF (its name contains ``mmproj``) and
-    ``manifest.json`` into ``outdir``. Raises a ``ConversionError`` subclass whose message says
-    what to fix; nothing complete-looking is left behind on failure.
+    config: ModelConfig
+    source: TensorSource
+    mapped: list[MappedTensor]
+    vocab: Vocab
+    adapter: LoraAdapter | None
+
+
+def read_checkpoint(src_dir: Path, lora_dir: Path | None) -> Checkpoint:
+    """Read config, tensor headers, tokenizer and adapter; refuse what cannot be converted.
+
+    Headers only: a shape llama.cpp would reject at load is refused before anything is written.
     """
-    text_quant = parse_quant(quant)
-    projector_type = parse_mmproj_type(mmproj_type)
-    src_dir = Path(src).expanduser().resolve()
-    if not src_dir.is_dir():
-        raise ConversionError(
-            f"{src_dir} is not a folder: SRC must be a Hugging Face checkpoint folder"
-        )
-    lora_dir = Path(lora).expanduser().resolve() if lora is not None else None
-    # A hub cache snapshot's folder is named by its commit: name the model after its repo then.
-    named_by = lora_dir or src_dir
-    model_name = _safe_name(name or default_name(named_by) or named_by.name)
-
     config = read_config(src_dir)
     source = TensorSource.from_folder(src_dir)
     mapped = map_checkpoint(source, config)
-    # Headers only: a shape llama.cpp would reject at load is refused before anything is written.
     check_shapes(mapped, {m.source_name: source.entry(m.source_name).shape for m in mapped}, config)
     vocab = read_vocab(
         src_dir,
@@ -310,6 +337,47 @@ def convert_checkpoint(
                     f"the adapter changes the Conv3d patch embedding ({item.hf_name}), which cannot be "
                     "merged here: merge it with PEFT (merge_and_unload) and convert the merged model"
                 )
+    return Checkpoint(config, source, mapped, vocab, adapter)
+
+
+def convert_checkpoint(
+    src: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    *,
+    lora: str | os.PathLike[str] | None = None,
+    quant: str | TextQuant = "Q4_K_M",
+    mmproj_type: str | MmprojType = "f16",
+    name: str | None = None,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    threads: int | None = None,
+    via_intermediate: bool = False,
+) -> ConversionResult:
+    """Convert a local Qwen2.5-VL checkpoint folder (optionally + a PEFT LoRA) for llama.cpp.
+
+    Writes exactly one text GGUF, one mmproj GGUF (its name contains ``mmproj``) and
+    ``manifest.json`` into ``outdir``. Raises a ``ConversionError`` subclass whose message says
+    what to fix; nothing complete-looking is left behind on failure.
+
+    K-quants are written straight from the checkpoint by ggml's quantizer with llama.cpp's
+    per-tensor types (``convert.kquant``); ``via_intermediate`` writes an F16/BF16 file first and
+    runs llama.cpp's quantizer on it instead (twice the disk; the older path).
+    """
+    text_quant = parse_quant(quant)
+    projector_type = parse_mmproj_type(mmproj_type)
+    src_dir = Path(src).expanduser().resolve()
+    if not src_dir.is_dir():
+        raise ConversionError(
+            f"{src_dir} is not a folder: SRC must be a Hugging Face checkpoint folder"
+        )
+    lora_dir = Path(lora).expanduser().resolve() if lora is not None else None
+    # A hub cache snapshot's folder is named by its commit: name the model after its repo then.
+    named_by = lora_dir or src_dir
+    model_name = _safe_name(name or default_name(named_by) or named_by.name)
+
+    checkpoint = read_checkpoint(src_dir, lora_dir)
+    config, source, mapped = checkpoint.config, checkpoint.source, checkpoint.mapped
+    vocab, adapter = checkpoint.vocab, checkpoint.adapter
 
     out_dir = Path(outdir).expanduser().resolve()
     try:
@@ -317,33 +385,28 @@ def convert_checkpoint(
     except OSError as err:
         raise _io_error(err, out_dir) from err
     text_name, mmproj_name = output_names(model_name, text_quant, projector_type)
-    existing = _existing_outputs(out_dir, [text_name, mmproj_name])
-    if existing and not force:
-        listed = ", ".join(p.name for p in existing)
-        raise OutputExistsError(
-            f"{out_dir} already holds converted files ({listed}): pass --force to replace them, or choose "
-            "another --outdir"
-        )
+    if not force:
+        refuse_existing_outputs(out_dir, model_name, text_quant, projector_type)
 
+    straight = text_quant.is_kquant and not via_intermediate
     text_base = text_quant.spec.direct_type
     file_type = text_quant.spec.file_type
-    if text_base is None:  # a K-quant: llama.cpp quantizes from an F16/BF16 intermediate
+    if text_base is None:  # a K-quant: made from 16-bit values (a file only --via-intermediate)
         text_base = _intermediate_type(mapped, source, adapter)
         file_type = (
             gguf.LlamaFileType.MOSTLY_BF16
             if text_base is GGML.BF16
             else gguf.LlamaFileType.MOSTLY_F16
         )
-    text_plan = _plan(mapped, source, Part.TEXT, text_base)
+    text_plan = plan_tensors(mapped, source, Part.TEXT, text_base)
     mmproj_base = projector_type.spec.direct_type
     assert mmproj_base is not None  # every mmproj type is written by gguf-py
-    mmproj_plan = _plan(mapped, source, Part.MMPROJ, mmproj_base)
+    mmproj_plan = plan_tensors(mapped, source, Part.MMPROJ, mmproj_base)
     text_bytes = sum(p.nbytes for p in text_plan)
     mmproj_bytes = sum(p.nbytes for p in mmproj_plan)
-    needed = text_bytes + mmproj_bytes + DISK_MARGIN_BYTES
-    if text_quant.is_kquant:
-        weights = sum(p.n_elements for p in text_plan if len(p.shape) > 1)
-        needed += int(weights * text_quant.spec.bits_per_weight / 8)
+    needed = estimate_output_bytes(text_plan, mmproj_plan, text_quant) + DISK_MARGIN_BYTES
+    if text_quant.is_kquant and not straight:
+        needed += text_bytes  # the 16-bit intermediate sits beside the quantized file
     free = shutil.disk_usage(out_dir).free
     if free < needed:
         raise InsufficientDiskSpaceError(
@@ -363,17 +426,40 @@ def convert_checkpoint(
     reporter = _Reporter(progress)
     producer = TensorProducer(source, adapter)
     try:
-        text_written = partial(
-            text_path, ".intermediate.partial" if text_quant.is_kquant else ".partial"
-        )
-        write_gguf(
-            text_written,
-            TEXT_ARCH,
-            lambda w: _text_metadata(w, config, vocab, model_name, file_type),
-            text_plan,
-            producer,
-            reporter.stage(Stage.TEXT, text_bytes),
-        )
+        if straight:
+            text_tmp = partial(text_path)
+            job = StraightJob(
+                src=str(src_dir),
+                lora=str(lora_dir) if lora_dir else None,
+                name=model_name,
+                ftype=int(text_quant.spec.file_type),
+                out=str(text_tmp),
+                header=str(partial(text_path, ".types.partial")),
+                threads=threads or os.cpu_count() or 1,
+            )
+            advance_text: Callable[[int], None] | None = None
+            last = 0
+
+            def on_bytes(done: int, total: int) -> None:
+                nonlocal advance_text, last
+                if advance_text is None:
+                    advance_text = reporter.stage(Stage.TEXT, total)
+                advance_text(done - last)
+                last = done
+
+            quantize_straight(job, on_progress=on_bytes)
+        else:
+            text_written = partial(
+                text_path, ".intermediate.partial" if text_quant.is_kquant else ".partial"
+            )
+            write_gguf(
+                text_written,
+                TEXT_ARCH,
+                lambda w: add_text_metadata(w, config, vocab, model_name, file_type),
+                text_plan,
+                producer,
+                reporter.stage(Stage.TEXT, text_bytes),
+            )
         mmproj_tmp = partial(mmproj_path)
         write_gguf(
             mmproj_tmp,
@@ -383,16 +469,16 @@ def convert_checkpoint(
             producer,
             reporter.stage(Stage.MMPROJ, mmproj_bytes),
         )
-        if text_quant.is_kquant:
+        if text_quant.is_kquant and not straight:
             text_tmp = partial(text_path)
             total = len(text_plan)
             advance = reporter.stage(Stage.QUANTIZE, total, "tensors")
-            last = 0
+            done_tensors = 0
 
             def on_tensor(done: int, of: int) -> None:
-                nonlocal last
-                advance(done - last)
-                last = done
+                nonlocal done_tensors
+                advance(done - done_tensors)
+                done_tensors = done
 
             quantize_gguf(
                 text_written,
@@ -402,7 +488,7 @@ def convert_checkpoint(
                 on_progress=on_tensor,
             )
             text_written.unlink()
-        else:
+        elif not straight:
             text_tmp = text_written
         sizes = {"text": text_tmp.stat().st_size, "mmproj": mmproj_tmp.stat().st_size}
         advance = reporter.stage(Stage.CHECKSUM, sizes["text"] + sizes["mmproj"])

@@ -112,17 +112,30 @@ def safetensors_files(folder: Path) -> list[Path]:
                 "download the complete checkpoint folder"
             )
         return [folder / n for n in names]
-    files = sorted(folder.glob("*.safetensors"))
-    files = [f for f in files if not f.name.startswith("adapter_model")]
+    names = [p.name for p in folder.iterdir() if p.is_file()]
+    files = [folder / n for n in weight_file_names(names)]
     if not files:
-        bins = sorted(folder.glob("*.bin")) + sorted(folder.glob("*.pt"))
-        hint = (
-            f" (it has PyTorch pickle files such as {bins[0].name}: download the safetensors version)"
-            if bins
-            else ""
-        )
-        raise MissingFileError(f"{folder} holds no .safetensors weights{hint}")
+        raise no_weights_error(str(folder), names)
     return files
+
+
+def weight_file_names(names: Iterable[str]) -> list[str]:
+    """The unsharded checkpoint's weight files among ``names`` (an adapter's are not weights)."""
+    return sorted(
+        n for n in names if n.endswith(".safetensors") and not n.startswith("adapter_model")
+    )
+
+
+def no_weights_error(where: str, names: Iterable[str]) -> MissingFileError:
+    """What to say about a checkpoint (a folder, or a Hub repository's listing) without
+    safetensors weights: PyTorch pickles are named, since a safetensors copy usually exists."""
+    bins = sorted(n for n in names if n.endswith((".bin", ".pt")))
+    hint = (
+        f" (it has PyTorch pickle files such as {bins[0]}: download the safetensors version)"
+        if bins
+        else ""
+    )
+    return MissingFileError(f"{where} holds no .safetensors weights{hint}")
 
 
 class TensorSource:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,66 @@ def storyteller_home(
     home = tmp_path_factory.mktemp("storyteller-home")
     monkeypatch.setenv("STORYTELLER_HOME", str(home))
     return home
+
+
+# --- No traffic outside this machine (../shared/round3.md) ----------------------------------------
+
+
+def _closed_loopback_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_CLOSED_PORT = _closed_loopback_port()
+
+
+def _set_hub_constants(monkeypatch: pytest.MonkeyPatch, endpoint: str, offline: bool) -> None:
+    """huggingface_hub reads its environment once, at import: keep an imported one in step."""
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(
+            constants,
+            "HUGGINGFACE_CO_URL_TEMPLATE",
+            endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+        )
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+
+
+@pytest.fixture(autouse=True)
+def no_hub_traffic(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test: the Hub is a closed loopback port, offline, with its own empty HF_HOME."""
+    hf_home = tmp_path_factory.mktemp("hf-home")
+    endpoint = f"http://127.0.0.1:{_CLOSED_PORT}"
+    for name in ("HF_HUB_CACHE", "HF_TOKEN", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    _set_hub_constants(monkeypatch, endpoint, offline=True)
+    return hf_home
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Opt in to a Hub on 127.0.0.1 (tests/hub_server.py); the test adds repositories to it."""
+    from hub_server import HubServer
+
+    with HubServer() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        import huggingface_hub.constants  # noqa: F401 - imported now, so its constants get patched
+
+        _set_hub_constants(monkeypatch, server.url, offline=False)
+        yield server
 
 
 # --- Tiny Qwen2.5-VL model (converter engineer) -------------------------------------------------

@@ -474,11 +474,12 @@ def test_not_enough_disk_space_is_checked_before_writing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_k_quant_space_check_counts_the_intermediate_and_the_final_file(
+def test_k_quant_space_check_counts_what_each_path_holds_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """K-quants hold the F16/BF16 intermediate and the quantized file at once: room for the
-    16-bit pair alone (what an F16 conversion writes) must not be taken as enough."""
+    """Straight K-quants hold only their result, so room for the 16-bit pair (what an F16
+    conversion writes) is enough; --via-intermediate holds the F16/BF16 file and the quantized
+    one at once, so it is not."""
     f16 = convert_tiny(tmp_path / "f16")
     room_for_f16 = (
         f16.text_gguf.stat().st_size + f16.mmproj_gguf.stat().st_size + pipeline.DISK_MARGIN_BYTES
@@ -490,9 +491,10 @@ def test_k_quant_space_check_counts_the_intermediate_and_the_final_file(
         lambda path: usage(10**12, 10**12 - room_for_f16, room_for_f16),
     )
     convert_tiny(tmp_path / "f16-again")  # the check itself lets F16 through
+    convert_tiny(tmp_path / "q4", quant="Q4_K_M")
     with pytest.raises(InsufficientDiskSpaceError, match="free some space"):
-        convert_tiny(tmp_path / "q4", quant="Q4_K_M")
-    assert list((tmp_path / "q4").iterdir()) == []
+        convert_tiny(tmp_path / "q4-via", quant="Q4_K_M", via_intermediate=True)
+    assert list((tmp_path / "q4-via").iterdir()) == []
 
 
 def test_a_failure_midway_leaves_nothing_that_looks_complete(
@@ -526,33 +528,43 @@ def test_a_full_disk_midway_is_a_conversion_error_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-# Stands in for llama.cpp's quantizer child: starts the output file, reports one tensor, then
-# works far longer than any test (the real one on the tiny model is done before it can be stopped).
+# Stands in for the quantizer child: starts the output file, reports progress once, then works
+# far longer than any test (the real one on the tiny model is done before it can be stopped).
 SLOW_QUANTIZER = (
     "import sys, time; open(sys.argv[1], 'wb').write(b'GGUF'); "
-    "sys.stderr.write('[   1/  30] blk.0.attn_q.weight\\n'); sys.stderr.flush(); time.sleep(60)"
+    "sys.stderr.write('PROGRESS\\n'); sys.stderr.flush(); time.sleep(60)"
 )
 
 
+@pytest.mark.parametrize("via_intermediate", [False, True], ids=["straight", "via-intermediate"])
 def test_interrupt_while_k_quantizing_kills_the_child_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via_intermediate: bool
 ) -> None:
     children: list[subprocess.Popen] = []
     real_popen = subprocess.Popen
+    progress_line = "bytes 1000 5000" if not via_intermediate else "[   1/  30] blk.0.attn_q.weight"
 
     def slow_quantizer(command: list[str], **kwargs: object) -> subprocess.Popen:
-        destination = command[4]  # python -m convert.quantize SRC DST FTYPE THREADS
-        child = real_popen([sys.executable, "-c", SLOW_QUANTIZER, destination], **kwargs)  # type: ignore[call-overload]
+        # python -m convert.quantize straight JOB | python -m convert.quantize SRC DST FTYPE THREADS
+        destination = json.loads(command[4])["out"] if command[3] == "straight" else command[4]
+        script = SLOW_QUANTIZER.replace("PROGRESS", progress_line)
+        child = real_popen([sys.executable, "-c", script, destination], **kwargs)  # type: ignore[call-overload]
         children.append(child)
         return child
 
     def interrupt_while_quantizing(event: pipeline.ProgressEvent) -> None:
-        if event.stage is pipeline.Stage.QUANTIZE and event.done >= 1:
+        stage = pipeline.Stage.QUANTIZE if via_intermediate else pipeline.Stage.TEXT
+        if event.stage is stage and event.done >= 1:
             raise KeyboardInterrupt  # what Ctrl-C raises in the parent while the child works
 
     monkeypatch.setattr(quantize.subprocess, "Popen", slow_quantizer)
     with pytest.raises(KeyboardInterrupt):
-        convert_tiny(tmp_path, quant="Q4_K_M", progress=interrupt_while_quantizing)
+        convert_tiny(
+            tmp_path,
+            quant="Q4_K_M",
+            progress=interrupt_while_quantizing,
+            via_intermediate=via_intermediate,
+        )
     assert len(children) == 1
     assert children[0].returncode not in (None, 0)  # killed and reaped, not left working
     assert list(tmp_path.iterdir()) == []
