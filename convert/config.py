@@ -1,6 +1,6 @@
 """Read a Qwen2.5-VL config.json in any of its three layouts into one normalised record.
 
-Layouts (../shared/notes/llamacpp-qwen25vl.md A.1): the original hub layout (flat text keys,
+Layouts (docs/llamacpp.md 1, "Config layouts"): the original hub layout (flat text keys,
 ``rope_scaling.mrope_section``), transformers >= 4.53 re-saves (nested ``text_config`` with
 ``rope_scaling``) and transformers 5 (``rope_parameters``). ``vision_config`` is always nested.
 """
@@ -215,7 +215,7 @@ def read_config(folder: Path) -> ModelConfig:
 
 
 def check_llama_cpp_constraints(model: ModelConfig) -> None:
-    """Refuse configs llama.cpp 0.3.36 would reject, or run differently from transformers (notes C)."""
+    """Refuse configs llama.cpp 0.3.36 would reject, or run differently from transformers (docs/llamacpp.md 3)."""
     text, vision = model.text, model.vision
     sizes = {
         "hidden_size": text.hidden_size,

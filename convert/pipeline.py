@@ -180,7 +180,7 @@ def add_text_metadata(
     sections = [int(s) for s in text.mrope_section] + [0] * (4 - len(text.mrope_section))
     writer.add_rope_dimension_sections(sections)
     writer.add_rope_freq_base(float(text.rope_theta))
-    # Written for newer llama.cpp; the vendored 0.3.36 graph ignores it (notes 0.4).
+    # Written for newer llama.cpp; the vendored 0.3.36 graph ignores it (docs/llamacpp.md 9).
     writer.add_layer_norm_rms_eps(float(text.rms_norm_eps))
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("qwen2")

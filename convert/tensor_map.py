@@ -1,6 +1,6 @@
 """Hugging Face tensor names -> GGUF tensor names, as a data table.
 
-Facts from ../shared/notes/llamacpp-qwen25vl.md A.4 (text) and B.3/B.4 (mmproj). Each row also
+Facts from docs/llamacpp.md sections 1 (text tensors) and 2 (mmproj tensors). Each row also
 gives the tensor's shape as named dimensions of the normalised config, so a checkpoint whose
 weights disagree with its config.json is refused from the safetensors headers alone, before
 llama.cpp would reject (or clip.cpp abort on) the written files. Weights are

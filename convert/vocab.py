@@ -1,6 +1,6 @@
 """The tokenizer and chat template, read from tokenizer.json + tokenizer_config.json.
 
-llama.cpp wants (notes A.3): model ``gpt2`` (byte-level BPE) with pre-tokenizer ``qwen2``; one
+llama.cpp wants (docs/llamacpp.md 1, the tokenizer keys): model ``gpt2`` (byte-level BPE) with pre-tokenizer ``qwen2``; one
 token string per embedding row (unique; ids the tokenizer does not define become ``[PAD{i}]``);
 int32 token types (1 normal, 3 control, 4 user-defined, 5 unused); merges as ``"left right"``
 strings; bos/eos/pad ids; the chat template.

@@ -49,7 +49,7 @@ def storyteller_home(
     return home
 
 
-# --- No traffic outside this machine (../shared/round3.md) ----------------------------------------
+# --- No traffic outside this machine: only 127.0.0.1 and the package registries -------------------
 
 
 def _closed_loopback_port() -> int:

@@ -7,7 +7,7 @@ prompt: same top-1 token and max relative error <= 5e-3 on the last position. "R
 of a position is max|llama - reference| / max|reference| over the vocabulary.
 
 Observed with llama.cpp 0.3.36 (whose qwen2vl graph ignores rms_norm_eps, running the text
-RMSNorm with eps 0; notes 0.4): text ~3e-4, image last position ~1.5e-4, vision tower ~5e-4.
+RMSNorm with eps 0; docs/llamacpp.md 9): text ~3e-4, image last position ~1.5e-4, vision tower ~5e-4.
 """
 
 from __future__ import annotations

@@ -346,8 +346,8 @@ def test_space_is_checked_per_filesystem_before_the_first_weight_byte(
     assert not [n for n in storyteller2.downloaded() if n.endswith(".safetensors")]
 
 
-# A real full disk: the Hugging Face cache on a 1 MiB tmpfs mounted in a private mount namespace
-# (../shared/round3.md), the converter run there as a child process against the loopback Hub.
+# A real full disk: the Hugging Face cache on a 1 MiB tmpfs mounted in a private mount namespace,
+# the converter run there as a child process against the loopback Hub.
 TMPFS_RUN = r"""
 set -e
 mount -t tmpfs -o size=1m tmpfs "$HF_HOME"
