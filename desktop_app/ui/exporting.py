@@ -1,17 +1,30 @@
 """Exporting a story version: HTML with embedded photos, Markdown, JSON and PDF.
 
-HTML, Markdown and JSON come from ``desktop_app.story``'s renderers; PDF is laid out by Qt
-(``QTextDocument`` printed to a ``QPdfWriter`` over a ``QBuffer``, all usable outside the GUI
-thread, as are the ``QImage`` photos it embeds). Every file is written to a temporary name and
+HTML, Markdown and JSON come from ``desktop_app.story``'s renderers; PDF is laid out by Qt page
+by page: each frame's rich text (``ui.story_html``, the display model's Qt writer) is one
+``QTextDocument``, measured and painted with a ``QPainter`` onto a ``QPdfWriter`` over a
+``QBuffer`` (all usable outside the GUI thread, as are the ``QImage`` photos it embeds), so a
+frame's photo and text always share a page. Every file is written to a temporary name and
 renamed (``desktop_app.fileio``), and every export may run in a worker thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QUrl
-from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtCore import QBuffer, QIODevice, QLocale, QMarginsF, QRectF, QSizeF, Qt, QUrl
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QImage,
+    QPageLayout,
+    QPageSize,
+    QPainter,
+    QPdfWriter,
+    QTextDocument,
+)
 
 from desktop_app.app import exports
 from desktop_app.app.stored_story import StoredStory
@@ -51,34 +64,57 @@ def _cannot_write(path: Path, err: OSError) -> StorytellerError:
     )
 
 
+# Territories whose usual paper is US Letter (CLDR supplemental data, paperSize "US-Letter");
+# everywhere else uses A4.
+LETTER_TERRITORIES = frozenset(
+    {"BZ", "CA", "CL", "CO", "CR", "GT", "MX", "NI", "PA", "PH", "PR", "SV", "US", "VE"}
+)
+PDF_MARGIN_MM = 15.0
+PDF_RESOLUTION = 300  # device pixels per inch of the layout: photos stay sharp when printed
+PDF_PHOTO_WIDTH = 200  # CSS pixels (1/96 inch): about 53 mm
+PDF_FRAME_GAP_PT = 10.0  # space between two frames on a page
+PDF_FOOTER_PT = 18.0  # the page number's line at the foot of each page
+
+
+def pdf_page_size(locale: QLocale | None = None) -> QPageSize:
+    """The paper a PDF is laid out on: Letter where ``locale`` (default: the application's
+    locale) uses it, A4 elsewhere."""
+    territory = (locale or QLocale()).territory()
+    if QLocale.territoryToCode(territory) in LETTER_TERRITORIES:
+        return QPageSize(QPageSize.PageSizeId.Letter)
+    return QPageSize(QPageSize.PageSizeId.A4)
+
+
 def write_pdf(path: Path, stored: StoredStory, title: str) -> None:
-    """Lay the story out as a printable document (photo beside each frame's text) and save it."""
-    document = QTextDocument()
-    images: dict[int, str] = {}
-    for index, photo in stored.photos().items():
-        image = load_thumbnail(photo, 600)
-        if image.isNull():
-            continue
-        url = f"frame-photo:{index}"
-        document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
-        images[index] = url
-    rendered = render_story(stored.display(), frame_images=images, image_width=200, links=False)
-    document.setHtml(f"<h1>{_escape(title)}</h1>{rendered.html}")
+    """Lay the story out as a printable document and save it: the title, then each frame's
+    photo beside its text, a frame never split between pages (one that does not fit the rest
+    of a page starts the next), on the locale's paper (``pdf_page_size``), pages numbered.
+    """
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     writer = QPdfWriter(buffer)
     writer.setTitle(title)
     writer.setCreator("Storyteller")
-    writer.setResolution(150)
+    writer.setResolution(PDF_RESOLUTION)
     writer.setPageLayout(
         QPageLayout(
-            QPageSize(QPageSize.PageSizeId.A4),
+            pdf_page_size(),
             QPageLayout.Orientation.Portrait,
-            QMarginsF(15, 15, 15, 15),
+            QMarginsF(PDF_MARGIN_MM, PDF_MARGIN_MM, PDF_MARGIN_MM, PDF_MARGIN_MM),
             QPageLayout.Unit.Millimeter,
         )
     )
-    document.print_(writer)
+    frames = _pdf_frames(stored)
+    heading = f"<h1>{_escape(title)}</h1>"  # with the first frame: a title never stands alone
+    frames[0] = (heading + frames[0][0], frames[0][1])
+    blocks = [_pdf_block(writer, html, images) for html, images in frames]
+    painter = QPainter()
+    if not painter.begin(writer):
+        raise StorytellerError(f"{path} could not be written as PDF: Qt could not start a page")
+    try:
+        _paint_pages(painter, writer, blocks)
+    finally:
+        painter.end()
     del writer  # finishes the PDF
     pdf = bytes(buffer.data().data())
     buffer.close()
@@ -88,6 +124,96 @@ def write_pdf(path: Path, stored: StoredStory, title: str) -> None:
         atomic_write_bytes(path, pdf)
     except OSError as err:
         raise _cannot_write(path, err) from err
+
+
+def _pdf_frames(stored: StoredStory) -> list[tuple[str, dict[str, QImage]]]:
+    """Each frame's rich text (``ui.story_html``, no links) and the photo it shows."""
+    display = stored.display()
+    photos = stored.photos()
+    if not display.frames:  # no story text: the same note the story view shows
+        return [(render_story(display, links=False).html, {})]
+    out = []
+    for frame in display.frames:
+        images: dict[str, QImage] = {}
+        urls: dict[int, str] = {}
+        photo = photos.get(frame.index) if frame.index is not None else None
+        if photo is not None and frame.index is not None:
+            image = load_thumbnail(photo, 3 * PDF_PHOTO_WIDTH)
+            if not image.isNull():
+                urls[frame.index] = images_url = f"frame-photo:{frame.index}"
+                images[images_url] = image
+        one = replace(display, frames=(frame,))
+        html = render_story(one, frame_images=urls, image_width=PDF_PHOTO_WIDTH, links=False).html
+        out.append((html, images))
+    return out
+
+
+def _pdf_block(
+    writer: QPdfWriter, html: str, images: Mapping[str, QImage] | None = None
+) -> QTextDocument:
+    """``html`` laid out for the writer's page width, in its device pixels."""
+    document = QTextDocument()
+    document.documentLayout().setPaintDevice(writer)  # fonts and images at the PDF's resolution
+    document.setDocumentMargin(0)
+    for url, image in (images or {}).items():
+        document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
+    document.setHtml(html)
+    document.setTextWidth(writer.width())
+    return document
+
+
+def _paint_pages(painter: QPainter, writer: QPdfWriter, blocks: list[QTextDocument]) -> None:
+    """Place each block below the last one, on a new page when it does not fit the rest of
+    this one, then paint the pages with "n / total" at their foot.
+
+    A block taller than a whole page (a very long frame) starts a page of its own and goes on
+    over as many pages as it needs, broken between lines by Qt's pagination.
+    """
+    points = writer.resolution() / 72.0
+    gap, footer = PDF_FRAME_GAP_PT * points, PDF_FOOTER_PT * points
+    width, height = float(writer.width()), writer.height() - footer
+    # pages[n] = the (block, top on the page, slice of the block) painted on page n
+    pages: list[list[tuple[QTextDocument, float, QRectF]]] = [[]]
+    y = 0.0
+    for block in blocks:
+        block_height = block.size().height()
+        if block_height > height:
+            if pages[-1]:
+                pages.append([])
+            block.setPageSize(QSizeF(width, height))  # paginated: lines never cut in two
+            for n in range(block.pageCount()):
+                if n:
+                    pages.append([])
+                pages[-1].append((block, 0.0, QRectF(0, n * height, width, height)))
+            pages.append([])
+            y = 0.0
+            continue
+        if y > 0 and y + block_height > height:
+            pages.append([])
+            y = 0.0
+        pages[-1].append((block, y, QRectF(0, 0, width, block_height)))
+        y += block_height + gap
+    if len(pages) > 1 and not pages[-1]:
+        pages.pop()
+    footer_font = QFont(blocks[0].defaultFont())
+    footer_font.setPointSizeF(9)
+    for number, placed in enumerate(pages, start=1):
+        if number > 1:
+            writer.newPage()
+        for block, top, part in placed:
+            painter.save()
+            painter.translate(0, top - part.top())
+            block.drawContents(painter, part)
+            painter.restore()
+        painter.save()
+        painter.setFont(QFont(footer_font, writer))
+        painter.setPen(QColor("#666666"))
+        painter.drawText(
+            QRectF(0, height, width, footer),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
+            f"{number} / {len(pages)}",
+        )
+        painter.restore()
 
 
 def _escape(text: str) -> str:
