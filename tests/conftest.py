@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -158,3 +159,99 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) 
         name="tiny-qwen25vl",
     )
     return TinyModel(result.text_gguf, result.mmproj_gguf, result.manifest, result.manifest_path)
+
+
+# --- Headless Chromium for browser tests (round 3's shared set-up) -----------------------------
+# Debian's `chromium` (installed by .ci/run), driven by Playwright through its own executable:
+# `playwright install` is never run (it downloads browsers from a host tests cannot reach).
+# Background networking and component updates are off, and every page a test opens fails the
+# test on any request that is not file:, data: or to 127.0.0.1.
+
+CHROMIUM = Path(os.environ.get("STORYTELLER_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = (
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)
+_LOCAL_HOSTS = ("127.0.0.1",)
+
+
+def _no_browser(reason: str) -> None:
+    """Under CI a missing browser fails the test (.ci/run installs it); elsewhere it skips."""
+    if _CI:
+        pytest.fail(f"{reason}; CI must run browser tests (.ci/run installs chromium)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for the session (a Playwright ``Browser``)."""
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _no_browser("playwright is not installed: pip install -e '.[test]'")
+    if not CHROMIUM.is_file():
+        _no_browser(f"{CHROMIUM} not found: apt-get install chromium")
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_FLAGS), headless=True
+        )
+    except PlaywrightError as err:
+        playwright.stop()
+        _no_browser(f"{CHROMIUM} does not start: {err}")
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+def _allowed_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in ("file", "data", "about", "blob"):
+        return True
+    return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname in _LOCAL_HOSTS
+
+
+def guard_requests(context: Any) -> list[str]:
+    """Block every request of a browser ``context`` that is not file:, data: or to 127.0.0.1;
+    returns the list the blocked URLs are added to."""
+    outside: list[str] = []
+
+    def guard(route: Any) -> None:
+        url = route.request.url
+        if _allowed_url(url):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    def watch(url: str) -> None:
+        if not _allowed_url(url) and url not in outside:
+            outside.append(url)
+
+    context.route("**/*", guard)
+    context.on("request", lambda request: watch(request.url))
+    context.on("websocket", lambda socket: watch(socket.url))
+    return outside
+
+
+@pytest.fixture
+def request_guard() -> Any:
+    """``guard_requests`` for a test that checks the guard itself."""
+    return guard_requests
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[Any]:
+    """A fresh page (its own context) in the shared Chromium. Any request it makes to a host
+    other than 127.0.0.1, or by a scheme other than file: and data:, is blocked and fails
+    the test."""
+    context = chromium.new_context()
+    outside = guard_requests(context)
+    page = context.new_page()
+    yield page
+    context.close()
+    if outside:
+        pytest.fail(f"the page tried to reach outside this machine: {sorted(set(outside))}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from desktop_app.app.stored_story import StoredStory
+from desktop_app.app.stored_story import StoredStory, box_on_photo
 from desktop_app.fileio import atomic_open, sha256_file
 from desktop_app.imaging import PhotoUnreadableError, fitted_jpeg
 from desktop_app.library.errors import BundleError, LibraryError
@@ -32,7 +32,13 @@ from desktop_app.library.records import Album, RunPhoto, RunStatus, StoryRun
 from desktop_app.library.store import AlbumRef, Library
 from desktop_app.story.display import StoryDisplay, display_story
 from desktop_app.story.model import Issue, Story
-from desktop_app.story.render import story_to_dict, write_html, write_markdown, write_text
+from desktop_app.story.render import (
+    PhotoBox,
+    story_to_dict,
+    write_html,
+    write_markdown,
+    write_text,
+)
 
 EXPORT_FORMATS = ("html", "markdown", "json", "text")
 BUNDLE_FORMAT = "storyteller-album-bundle"
@@ -50,17 +56,18 @@ def render_export(
     *,
     names: Mapping[str, str] | None = None,
     images: Mapping[int, str] | None = None,
+    boxes: Mapping[int, Mapping[str, PhotoBox]] | None = None,
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> str:
     """The text of ``story`` as ``kind`` (one of ``EXPORT_FORMATS``).
 
-    ``images`` (frame -> ``src``) are shown in HTML; ``extra`` adds top-level keys to the JSON
-    (the JSON also carries ``display_names`` when the user renamed anyone).
+    ``images`` (frame -> ``src``) and ``boxes`` (``photo_boxes``) are shown in HTML; ``extra``
+    adds top-level keys to the JSON (the JSON also carries ``display_names`` when the user
+    renamed anyone).
     """
-    return write_export(
-        kind, display_story(story, issues, names), images=images, title=title, extra=extra
-    )
+    display = display_story(story, issues, names)
+    return write_export(kind, display, images=images, boxes=boxes, title=title, extra=extra)
 
 
 def write_export(
@@ -68,12 +75,13 @@ def write_export(
     display: StoryDisplay,
     *,
     images: Mapping[int, str] | None = None,
+    boxes: Mapping[int, Mapping[str, PhotoBox]] | None = None,
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> str:
     """``display`` (the one display model of a story) written as ``kind``."""
     if kind == "html":
-        return write_html(display, images=images, title=title)
+        return write_html(display, images=images, boxes=boxes, title=title)
     if kind == "markdown":
         return write_markdown(display)
     if kind == "text":
@@ -109,6 +117,33 @@ def embedded_photos(stored: StoredStory, *, skip_unreadable: bool = True) -> dic
     return images
 
 
+def photo_boxes(stored: StoredStory) -> dict[int, dict[str, PhotoBox]]:
+    """Frame -> each entity's box on that frame's upright photo, as fractions of the photo
+    (what the HTML page draws over the embedded photo, which keeps the photo's proportions).
+
+    Mapped as the story view maps them (``stored_story.box_on_photo``; a run that did not
+    record the prepared size is taken to have seen the photo as it is); a frame whose photo
+    size was not recorded, and a box of no area, are left out.
+    """
+    story = stored.story
+    out: dict[int, dict[str, PhotoBox]] = {}
+    for frame in stored.frames:
+        if frame.original_size is None:
+            continue
+        width, height = frame.original_size
+        prepared = frame.prepared_size or frame.original_size
+        on_photo: dict[str, PhotoBox] = {}
+        for entity_id in sorted(story.defined_ids()):
+            box = story.boxes_for(entity_id).get(frame.index)
+            if box is None:
+                continue
+            x1, y1, x2, y2 = box_on_photo(box, prepared, frame.original_size)
+            if x2 > x1 and y2 > y1:
+                on_photo[entity_id] = (x1 / width, y1 / height, x2 / width, y2 / height)
+        out[frame.index] = on_photo
+    return out
+
+
 def render_stored(
     kind: str,
     stored: StoredStory,
@@ -116,9 +151,13 @@ def render_stored(
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """``render_export`` of a told story under its names, its photos embedded in HTML."""
+    """``render_export`` of a told story under its names; in HTML its photos are embedded
+    with each entity's box to show over them."""
     images = embedded_photos(stored) if kind == "html" else None
-    return write_export(kind, stored.display(), images=images, title=title, extra=extra)
+    boxes = photo_boxes(stored) if kind == "html" else None
+    return write_export(
+        kind, stored.display(), images=images, boxes=boxes, title=title, extra=extra
+    )
 
 
 @dataclass(frozen=True)
@@ -203,7 +242,13 @@ def _bundle_contents(
         "story.json": json.dumps(story_to_dict(story, issues), ensure_ascii=False, indent=2),
         "story.md": render_export("markdown", story, issues, names=names),
         "story.html": render_export(
-            "html", story, issues, names=names, images=images, title=album.name
+            "html",
+            story,
+            issues,
+            names=names,
+            images=images,
+            boxes=photo_boxes(stored),
+            title=album.name,
         ),
     }
     return texts, photo_files

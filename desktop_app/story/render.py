@@ -36,7 +36,12 @@ from desktop_app.story.names import (
     strip_tags,
 )
 
+# An entity's box on a photo, as fractions of the photo's width and height:
+# (left, top, right, bottom), each in 0..1.
+PhotoBox = tuple[float, float, float, float]
+
 __all__ = [  # names' helpers are re-exported: callers render and name through one module
+    "PhotoBox",
     "display_name",
     "entity_colours",
     "render_html",
@@ -263,20 +268,30 @@ _KIND_WORDS = {
 
 _CSS = """
 body { font: 16px/1.6 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a1a1a;
-       background: #fff; margin: 0; }
+       background: #fff; margin: 0; overflow-wrap: break-word; }
 main { max-width: 60rem; margin: 0 auto; padding: 1rem 1.5rem 4rem; }
 h1 { font-size: 1.8rem; }
 .frame { display: flex; gap: 1.2rem; align-items: flex-start; margin: 1.5rem 0; }
-.frame img { max-width: 16rem; max-height: 16rem; border-radius: 4px; flex: none; }
+.frame .text { min-width: 0; flex: 1; }
+.photo { position: relative; flex: none; margin: 0; line-height: 0; overflow: hidden;
+         border-radius: 4px; }
+.photo img { display: block; max-width: 16rem; max-height: 16rem; }
+.box { position: absolute; box-sizing: border-box; border: 3px solid;
+       outline: 1px solid #fff; border-radius: 2px; pointer-events: none; }
+.box[hidden] { display: none; }
+.box span { position: absolute; left: 0; top: 0; padding: 0 .3em;
+            font: 600 .75rem/1.5 system-ui, sans-serif; color: #fff; white-space: nowrap; }
 .frame h2 { font-size: 1rem; margin: 0 0 .3rem; color: #555; }
 .g { text-decoration-line: underline; text-decoration-thickness: 2px;
      text-underline-offset: 3px; border-radius: 2px; padding: 0 1px; }
-.g sup { font-size: .62em; color: #444; margin-left: 1px; font-weight: normal; }
+.g[tabindex] { cursor: pointer; }
+.g:focus-visible { outline: 2px solid #1a1a1a; }
 .g.entity { text-decoration-style: solid; }
 .g.action { text-decoration-style: wavy; text-decoration-thickness: 1px; }
 .g.location { text-decoration-style: double; text-decoration-thickness: 3px; }
 .g.unknown { outline: 1px dashed #999; }
 .legend span.g { margin-right: 1.2rem; }
+.table { overflow-x: auto; }
 table { border-collapse: collapse; margin: .5rem 0 1.2rem; font-size: .9rem; width: 100%; }
 th, td { border: 1px solid #ccc; padding: .25rem .45rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
@@ -285,7 +300,36 @@ th { background: #f3f3f3; }
           margin-right: .3em; vertical-align: middle; }
 .issues li.error { color: #a40000; }
 .model-name { color: #666; font-size: .85em; }
-@media print { .frame { break-inside: avoid; } }
+details { margin: 1.5rem 0; }
+summary { cursor: pointer; }
+summary h2 { display: inline; font-size: 1.3rem; }
+.hint { color: #666; }
+@media (max-width: 40rem) {
+  main { padding: .5rem 1rem 3rem; }
+  .frame { flex-direction: column; gap: .6rem; }
+  .photo { align-self: stretch; }
+  .photo img { width: 100%; height: auto; max-width: none; max-height: none; }
+}
+@media print { .frame { break-inside: avoid; } .box { display: none; } }
+"""
+
+# Hovering (or focusing: keyboard and touch) a tagged word shows the boxes of its ids on its
+# frame's photo; leaving it hides them. The boxes are in the page, hidden until then.
+_SCRIPT = """
+document.querySelectorAll(".frame .g[data-ids]").forEach(function (word) {
+  var photo = word.closest(".frame").querySelector(".photo");
+  if (!photo) return;
+  var ids = word.dataset.ids.split(" ");
+  function show(on) {
+    photo.querySelectorAll(".box").forEach(function (box) {
+      box.hidden = !(on && ids.indexOf(box.dataset.id) >= 0);
+    });
+  }
+  word.addEventListener("mouseenter", function () { show(true); });
+  word.addEventListener("mouseleave", function () { show(false); });
+  word.addEventListener("focus", function () { show(true); });
+  word.addEventListener("blur", function () { show(false); });
+});
 """
 
 
@@ -293,7 +337,9 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _span_html(span: DisplaySpan) -> str:
+def _span_html(span: DisplaySpan, boxed: frozenset[str] = frozenset()) -> str:
+    """A span as it reads: a tagged one is marked by its kind's underline in its id's colour,
+    its ids and names in the tooltip only; one with a box on the photo takes the focus."""
     text = _e(span.text)
     if span.kind is SpanKind.TEXT:
         return text
@@ -301,10 +347,10 @@ def _span_html(span: DisplaySpan) -> str:
     title = f"{_KIND_WORDS[span.kind]}: " + ("; ".join(labels) if labels else "no id")
     unknown = "" if span.known else " unknown"
     style = f"text-decoration-color: {span.colour}; background: {span.colour}1f"
+    focus = ' tabindex="0"' if boxed.intersection(span.ids) else ""
     return (
         f'<span class="g {span.kind.value}{unknown}" data-ids="{_e(" ".join(span.ids))}" '
-        f'title="{_e(title)}" style="{style}">{text}'
-        f"<sup>{_e(','.join(span.ids) or '?')}</sup></span>"
+        f'title="{_e(title)}" style="{style}"{focus}>{text}</span>'
     )
 
 
@@ -312,7 +358,10 @@ def _html_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """A table from already-escaped cell HTML."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="table"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _id_cell(entity_id: str, colours: Mapping[str, str]) -> str:
@@ -331,9 +380,12 @@ def _name_cell(character: Character, names: Mapping[str, str] | None) -> str:
 
 
 def _cast_name_cell(member: CastMember) -> str:
+    """The name in its colour's swatch (the id in the tooltip), and the model's if renamed."""
+    swatch = f'<span class="swatch" style="background: {member.colour}"></span>'
+    name = f'<span title="{_e(member.id)}">{_e(member.name)}</span>'
     if member.renamed:
-        return f'{_e(member.name)} <span class="model-name">(model: {_e(member.model_name)})</span>'
-    return _e(member.name)
+        return f'{swatch}{name} <span class="model-name">(model: {_e(member.model_name)})</span>'
+    return swatch + name
 
 
 def render_html(
@@ -342,23 +394,33 @@ def render_html(
     *,
     names: Mapping[str, str] | None = None,
     images: Mapping[int, str] | None = None,
+    boxes: Mapping[int, Mapping[str, PhotoBox]] | None = None,
     title: str | None = None,
 ) -> str:
     """``write_html`` of ``story`` with its ``issues`` under ``names``."""
-    return write_html(display_story(story, issues, names), images=images, title=title)
+    return write_html(display_story(story, issues, names), images=images, boxes=boxes, title=title)
 
 
 def write_html(
-    display: StoryDisplay, *, images: Mapping[int, str] | None = None, title: str | None = None
+    display: StoryDisplay,
+    *,
+    images: Mapping[int, str] | None = None,
+    boxes: Mapping[int, Mapping[str, PhotoBox]] | None = None,
+    title: str | None = None,
 ) -> str:
-    """A self-contained HTML page: the grounded story, a legend, issues, cast and analysis.
+    """A self-contained HTML page (one file, nothing fetched): the grounded story, a legend,
+    issues, cast and analysis.
 
     Tagged spans are coloured per id and also readable without colour: each kind has its own
-    underline style and the ids follow in superscript (and in the tooltip). ``images`` maps a
-    frame index to an image ``src`` (e.g. a data: URI) shown beside that frame's text.
+    underline style; ids and names are in the tooltip, not in the text. ``images`` maps a
+    frame index to an image ``src`` (e.g. a data: URI) shown beside that frame's text (above
+    it on a narrow screen). ``boxes`` maps a frame index to each entity's box on that photo
+    as fractions of its width and height (``PhotoBox``); hovering or focusing a tagged word
+    shows its boxes over the photo.
     """
     story, names, colours = display.story, display.names, display.colours
     images = images or {}
+    boxes = boxes or {}
     page_title = title or "Story"
     parts: list[str] = [
         "<!DOCTYPE html>",
@@ -371,34 +433,24 @@ def write_html(
         parts.append("<p><em>This story is incomplete.</em></p>")
     parts.append('<section class="story">')
     for frame in display.frames:
-        parts.append(_frame_text_html(frame, images))
+        parts.append(_frame_text_html(display, frame, images, boxes))
     parts.append("</section>")
     parts.append(
         '<section class="legend"><h2>Legend</h2><p>'
-        '<span class="g entity" style="text-decoration-color: #444">someone or something'
-        "<sup>id</sup></span>"
-        '<span class="g action" style="text-decoration-color: #444">an action<sup>who</sup></span>'
-        '<span class="g location" style="text-decoration-color: #444">a place<sup>id</sup></span>'
-        "</p><p>Each id has its own colour; the ids are printed after every tagged word.</p>"
+        '<span class="g entity" style="text-decoration-color: #444">someone or something</span>'
+        '<span class="g action" style="text-decoration-color: #444">an action</span>'
+        '<span class="g location" style="text-decoration-color: #444">a place</span>'
+        "</p><p>Each one has its own colour. Point at a marked word (or tab to it) to see who "
+        "or what it is and, where the photo shows it, its box on the photo.</p>"
         "</section>"
     )
-    if display.issues:
-        items = "".join(
-            f'<li class="{_e(i.severity.value)}"><strong>{_e(i.severity.value)}</strong> '
-            f'<span class="id">{_e(i.code)}</span>: {_e(i.message)}'
-            + (f" (line {i.line})" if i.line is not None else "")
-            + "</li>"
-            for i in display.issues
-        )
-        parts.append(f'<section class="issues"><h2>Problems found</h2><ul>{items}</ul></section>')
     if display.cast:
         parts.append('<section class="cast"><h2>Cast</h2>')
         parts.append(
             _html_table(
-                ("Id", "Name", "Description", "Appears in images"),
+                ("Name", "Description", "In photos"),
                 (
                     (
-                        _id_cell(c.id, colours),
                         _cast_name_cell(c),
                         _e(c.description),
                         _e(", ".join(str(i) for i in c.frames)),
@@ -408,8 +460,26 @@ def write_html(
             )
         )
         parts.append("</section>")
+    # What the model noted (its ids, its tables) and what the checks found: folded away, a
+    # click from the reader who wants them.
+    if display.issues:
+        items = "".join(
+            f'<li class="{_e(i.severity.value)}"><strong>{_e(i.severity.value)}</strong> '
+            f'<span class="id">{_e(i.code)}</span>: {_e(i.message)}'
+            + (f" (line {i.line})" if i.line is not None else "")
+            + "</li>"
+            for i in display.issues
+        )
+        parts.append(
+            '<details class="issues"><summary><h2>Problems found</h2> '
+            f'<span class="hint">({len(display.issues)})</span></summary>'
+            f"<ul>{items}</ul></details>"
+        )
     if story.frames or story.narrative:
-        parts.append('<section class="analysis"><h2>Analysis</h2>')
+        parts.append(
+            '<details class="analysis"><summary><h2>Analysis</h2> '
+            '<span class="hint">how the model saw each photo</span></summary>'
+        )
         for frame in story.frames:
             parts.append(_frame_html(frame, names, colours))
         if story.narrative:
@@ -420,19 +490,48 @@ def write_html(
                     (tuple(map(_e, _phase_cells(p))) for p in story.narrative),
                 )
             )
-        parts.append("</section>")
-    parts.append("</main></body></html>")
+        parts.append("</details>")
+    parts.append(f"</main><script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _frame_text_html(frame: DisplayFrame, images: Mapping[int, str]) -> str:
+def _frame_text_html(
+    display: StoryDisplay,
+    frame: DisplayFrame,
+    images: Mapping[int, str],
+    boxes: Mapping[int, Mapping[str, PhotoBox]],
+) -> str:
     anchor = f' id="image-{frame.index}"' if frame.index is not None else ""
     image = images.get(frame.index) if frame.index is not None else None
-    picture = f'<img src="{_e(image)}" alt="{_e(frame.heading)}">' if image else ""
-    spans = "".join(_span_html(span) for span in frame.spans)
+    on_photo = boxes.get(frame.index, {}) if image and frame.index is not None else {}
+    picture = ""
+    if image:
+        drawn = "".join(
+            _box_html(entity_id, box, display.colour(entity_id), display.name(entity_id))
+            for entity_id, box in on_photo.items()
+        )
+        picture = (
+            f'<figure class="photo"><img src="{_e(image)}" alt="{_e(frame.heading)}">'
+            f"{drawn}</figure>"
+        )
+    boxed = frozenset(on_photo)
+    spans = "".join(_span_html(span, boxed) for span in frame.spans)
     return (
-        f'<article class="frame"{anchor}>{picture}<div><h2>{_e(frame.heading)}</h2>'
+        f'<article class="frame"{anchor}>{picture}<div class="text"><h2>{_e(frame.heading)}</h2>'
         f"<p>{spans}</p></div></article>"
+    )
+
+
+def _box_html(entity_id: str, box: PhotoBox, colour: str, name: str) -> str:
+    """A hidden box over the photo: ``box`` (fractions) as percentages of the photo."""
+    left, top, right, bottom = (100 * max(0.0, min(1.0, v)) for v in box)
+    style = (
+        f"left: {left:.3f}%; top: {top:.3f}%; width: {right - left:.3f}%; "
+        f"height: {bottom - top:.3f}%; border-color: {colour}"
+    )
+    return (
+        f'<div class="box" data-id="{_e(entity_id)}" style="{style}" hidden>'
+        f'<span style="background: {colour}">{_e(name)}</span></div>'
     )
 
 

@@ -132,7 +132,7 @@ def test_html_escapes_model_text_and_user_names() -> None:
         images={1: 'data:image/png;base64,AAA" onload="x'},
         title="<Trip>",
     )
-    assert "<script>" not in page
+    assert "<script>x" not in page and page.count("<script>") == 1  # only the page's own
     assert "<img src=x" not in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page
     assert "<title>&lt;Trip&gt;</title>" in page
@@ -147,10 +147,11 @@ def test_html_grounding_is_readable_without_colour() -> None:
     spans = re.findall(r'<span class="g (\w+)[^"]*" data-ids="([^"]*)"[^>]*>', page)
     assert ("entity", "char1") in spans and ("action", "char1") in spans
     assert ("location", "bg1") in spans
-    # Every kind has its own underline style, and the ids are printed after the words.
+    # Every kind has its own underline style; the ids are in the tooltip, not in the text.
     for kind, style in (("entity", "solid"), ("action", "wavy"), ("location", "double")):
         assert re.search(rf"\.g\.{kind} {{[^}}]*text-decoration-style: {style}", page)
-    assert "knelt<sup>char1</sup>" in page
+    assert re.search(r'title="action: char1 · Maya Lopez" [^>]*>knelt</span>', page)
+    assert "<sup>" not in page
     # Each id gets its own colour.
     colours = dict(re.findall(r'data-ids="(\w+)"[^>]*text-decoration-color: (#\w+)', page))
     assert len({colours["char1"], colours["bg1"], colours["char9"]}) == 3
@@ -162,6 +163,24 @@ def test_html_shows_each_frames_image_when_given() -> None:
     page = render_html(parse_story(OUTPUT), [], images={1: "data:image/png;base64,AAAA"})
     assert '<img src="data:image/png;base64,AAAA" alt="Frame 1">' in page
     assert "<img" not in render_html(parse_story(OUTPUT), [])
+
+
+def test_html_draws_each_box_over_its_frames_photo_hidden_until_its_word_is_pointed_at() -> None:
+    story = parse_story(OUTPUT)
+    boxes = {1: {"char1": (0.1, 0.2, 0.35, 0.9)}}
+    page = render_html(story, [], images={1: "data:image/png;base64,AAAA"}, boxes=boxes)
+    figure = re.search(r'<figure class="photo">(.*?)</figure>', page)
+    assert figure is not None
+    assert figure.group(1).startswith('<img src="data:image/png;base64,AAAA"')
+    box = re.findall(r'<div class="box" data-id="(\w+)" style="([^"]*)" hidden>', figure.group(1))
+    assert len(box) == 1 and box[0][0] == "char1"
+    assert "left: 10.000%; top: 20.000%; width: 25.000%; height: 70.000%" in box[0][1]
+    assert ">Maya Lopez</span></div>" in figure.group(1)  # the box is labelled with the name
+    # Words with a box on the photo take the keyboard focus (focus shows the box too).
+    assert re.search(r'data-ids="char1"[^>]*tabindex="0">Maya</span>', page)
+    assert not re.search(r'data-ids="bg1"[^>]*tabindex', page)  # the puddle has no box
+    # Without the photo there is nothing to draw on.
+    assert 'class="box"' not in render_html(story, [], boxes=boxes)
 
 
 def test_renderers_handle_an_empty_story() -> None:
