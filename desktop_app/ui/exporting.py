@@ -5,7 +5,9 @@ by page: each frame's rich text (``ui.story_html``, the display model's Qt write
 ``QTextDocument``, measured and painted with a ``QPainter`` onto a ``QPdfWriter`` over a
 ``QBuffer`` (all usable outside the GUI thread, as are the ``QImage`` photos it embeds), so a
 frame's photo and text always share a page. Every file is written to a temporary name and
-renamed (``desktop_app.fileio``), and every export may run in a worker thread.
+renamed (``desktop_app.fileio``), and every export may run in a worker thread. When an export
+ends, whoever started it shows ``show_export_notice``: a small window, not modal, with *Open*
+and *Show in folder*.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QBuffer, QIODevice, QLocale, QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (
     QColor,
+    QDesktopServices,
     QFont,
     QImage,
     QPageLayout,
@@ -25,6 +28,7 @@ from PySide6.QtGui import (
     QPdfWriter,
     QTextDocument,
 )
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from desktop_app.app import exports
 from desktop_app.app.stored_story import StoredStory
@@ -214,6 +218,73 @@ def _paint_pages(painter: QPainter, writer: QPdfWriter, blocks: list[QTextDocume
             f"{number} / {len(pages)}",
         )
         painter.restore()
+
+
+class ExportNotice(QDialog):
+    """A small window, not modal, after an export: where the file is, *Open* (the file in the
+    app the system chooses) and *Show in folder* (the folder it is in)."""
+
+    def __init__(self, path: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.path = path
+        self.setWindowTitle("Export finished")
+        self.setModal(False)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.message = QLabel(self)
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.setText(f"{path.name} is saved in\n{path.parent}")
+        self.setMinimumWidth(45 * self.fontMetrics().averageCharWidth())
+        buttons = QDialogButtonBox(self)
+        self.open_button = QPushButton("Open", self)
+        self.folder_button = QPushButton("Show in folder", self)
+        buttons.addButton(self.open_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.folder_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        self.open_button.clicked.connect(self.open_file)
+        self.folder_button.clicked.connect(self.show_folder)
+        self.open_button.setDefault(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+
+    def open_file(self) -> None:
+        """Open the exported file in the app the system has for it."""
+        self._open(self.path, f"{self.path.name} could not be opened: no app here opens it")
+
+    def show_folder(self) -> None:
+        """Open the folder the file is in, in the system's file manager."""
+        self._open(self.path.parent, f"{self.path.parent} could not be shown: open it yourself")
+
+    def _open(self, target: Path, failure: str) -> None:
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(target))):
+            self.accept()
+        else:  # stay, and say so: the path above can still be copied
+            self.message.setText(f"{failure}.\n{self.path}")
+
+
+_shown_notice: ExportNotice | None = None  # at most one; kept alive here while it is shown
+
+
+def show_export_notice(path: Path, parent: QWidget | None = None) -> ExportNotice:
+    """Tell the user an export finished, with *Open* and *Show in folder*; the caller that
+    started the export calls this when it ends. A new notice replaces the one still shown."""
+    global _shown_notice
+    if _shown_notice is not None:
+        _shown_notice.close()
+    notice = ExportNotice(path, parent)
+    _shown_notice = notice
+    notice.finished.connect(lambda _result: _forget_notice(notice))
+    notice.show()
+    return notice
+
+
+def _forget_notice(notice: ExportNotice) -> None:
+    global _shown_notice
+    if _shown_notice is notice:
+        _shown_notice = None
 
 
 def _escape(text: str) -> str:

@@ -19,7 +19,7 @@ from desktop_app.app.exports import render_export
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, StoryRun
-from desktop_app.ui.exporting import EXPORT_KINDS, export_story
+from desktop_app.ui.exporting import EXPORT_KINDS, export_story, show_export_notice
 from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion, Session
 from desktop_app.ui.workers import CallableWorker, WorkerHandle
 
@@ -230,6 +230,7 @@ class VersionsController(QObject):
         worker = CallableWorker(lambda ctx: export_story(kind, path, stored, title))
         handle = session.start_job(worker, f"Exporting {path.name}")
         handle.finished.connect(lambda _r: session.show_status(f"Exported to {path}"))
+        handle.finished.connect(lambda _r: show_export_notice(path, session.dialog_parent))
         return handle
 
     def copy_story(self) -> None:

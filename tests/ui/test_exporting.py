@@ -24,3 +24,83 @@ def test_an_export_that_cannot_be_written_says_what_to_do(
     with pytest.raises(StorytellerError, match=r"cannot be written \(.*\): choose another folder"):
         export_story(kind, not_a_folder / f"story.{kind}", stored, "Kite day")
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+@pytest.fixture
+def opened_urls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every URL handed to the system (QDesktopServices.openUrl), which opens nothing here."""
+    from PySide6.QtGui import QDesktopServices
+
+    urls: list[Any] = []
+
+    def record(url: Any) -> bool:
+        urls.append(url)
+        return True
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", record)
+    return urls
+
+
+def test_after_an_export_the_notice_opens_the_file_or_its_folder(
+    qtbot: Any, tmp_path: Path, opened_urls: list[Any]
+) -> None:
+    from PySide6.QtCore import Qt, QUrl
+
+    from desktop_app.ui.exporting import show_export_notice
+
+    path = tmp_path / "Kite day.pdf"
+    path.write_bytes(b"%PDF")
+    notice = show_export_notice(path)
+    qtbot.waitExposed(notice)
+    assert not notice.isModal()  # the window stays usable
+    assert "Kite day.pdf" in notice.message.text() and str(tmp_path) in notice.message.text()
+    qtbot.mouseClick(notice.open_button, Qt.MouseButton.LeftButton)
+    assert opened_urls == [QUrl.fromLocalFile(str(path))]
+    qtbot.waitUntil(lambda: not notice.isVisible())
+
+    again = show_export_notice(path)
+    qtbot.mouseClick(again.folder_button, Qt.MouseButton.LeftButton)
+    assert opened_urls[1] == QUrl.fromLocalFile(str(tmp_path))
+    assert opened_urls[1].toLocalFile().rstrip("/") == str(tmp_path)
+
+
+def test_a_new_notice_replaces_the_last_and_a_failed_open_says_so(
+    qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QDesktopServices
+
+    from desktop_app.ui.exporting import show_export_notice
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda _url: False)
+    first = show_export_notice(tmp_path / "a.html")
+    second = show_export_notice(tmp_path / "b.html")
+    assert not first.isVisible() and second.isVisible()
+    qtbot.mouseClick(second.open_button, Qt.MouseButton.LeftButton)
+    assert second.isVisible()  # nothing opened: the notice stays and says why
+    assert "b.html could not be opened" in second.message.text()
+    second.close()
+
+
+def test_exporting_a_version_shows_the_notice_when_the_file_is_written(
+    qtbot: Any, told_session: Any, tmp_path: Path, opened_urls: list[Any]
+) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_app.ui.exporting import ExportNotice
+    from desktop_app.ui.versions import VersionsController
+
+    versions = VersionsController(told_session)
+    versions.reload_runs(select_latest=True)
+    target = tmp_path / "kite-day.md"
+    handle = versions.export("markdown", target)
+    assert handle is not None
+
+    def notices() -> list[ExportNotice]:
+        return [w for w in QApplication.topLevelWidgets() if isinstance(w, ExportNotice)]
+
+    qtbot.waitUntil(lambda: any(n.isVisible() for n in notices()), timeout=20_000)
+    (notice,) = [n for n in notices() if n.isVisible()]
+    assert target.exists() and notice.path == target
+    notice.folder_button.click()
+    assert [url.toLocalFile().rstrip("/") for url in opened_urls] == [str(tmp_path)]
