@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pypdf  # the test extra's PDF reader
 import pytest
 import ui_sample
 from PIL import Image, ImageDraw
@@ -16,8 +17,6 @@ from PySide6.QtCore import QLocale
 
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
 from desktop_app.ui.exporting import export_story
-
-pypdf = pytest.importorskip("pypdf", reason="pypdf reads the PDF back: pip install -e '.[test]'")
 
 THUMB = (24, 18)  # photos are compared at this size: enough to tell the test photos apart
 
