@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenuBar, QPushButton, QStyle, QWidget
 
@@ -235,6 +236,16 @@ class WindowActions:
             act.setStatusTip(hint)
             window.addAction(act)
             self._actions[spec.name] = act
+        self._owner = window
+
+    def scope_to(self, name: str, widget: QWidget) -> None:
+        """Make the shortcut of action ``name`` work only while ``widget`` (or a child of it)
+        has the focus, so that a key such as F2 reaches the list the user is in (the Cast's
+        F2 renames a person, not the album); its menu entry and buttons still trigger it."""
+        act = self._actions[name]
+        self._owner.removeAction(act)
+        widget.addAction(act)
+        act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
     def __getitem__(self, name: str) -> QAction:
         return self._actions[name]
