@@ -129,3 +129,30 @@ def test_opening_an_album_opens_its_newest_version(
     assert session.shown is None and session.run_model.rowCount() == 0
     session.open_album(session.library.album(album.id))
     assert session.open_run.id == second.id
+
+
+def test_reopening_an_album_shows_its_newest_complete_version_not_a_newer_stopped_one(
+    told_session: Any, library: Any, story_output: str
+) -> None:
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import RunEnded, TellOptions, tell_album
+    from desktop_app.library.records import RunStatus
+
+    session = told_session
+    complete = library.runs(session.album_id)[0]
+    calls = iter(range(10_000))
+    ended = tell_album(
+        library,
+        session.album_id,
+        scripted_backend(story_output),
+        TellOptions(),
+        should_stop=lambda: next(calls) > 40,  # stopped mid-way, after some text
+    )
+    assert isinstance(ended, RunEnded) and ended.run.status is RunStatus.STOPPED
+    assert ended.run.id > complete.id
+    controller = VersionsController(session)
+    controller.reload_runs(select_latest=True)
+    assert session.run_model.run_at(0).id == ended.run.id  # listed first, newest first
+    assert session.open_run.id == complete.id  # but the complete one is opened
+
