@@ -252,5 +252,8 @@ class VersionsController(QObject):
         if not isinstance(shown, OpenVersion):
             return
         text = render_export("text", shown.story, [], names=shown.stored.names)
+        if not any(segment.text.strip() for segment in shown.story.segments):
+            session.show_status("This version has no story text to copy.")
+            return
         QGuiApplication.clipboard().setText(text)
         session.show_status("Story copied as text.")

@@ -156,3 +156,25 @@ def test_reopening_an_album_shows_its_newest_complete_version_not_a_newer_stoppe
     assert session.run_model.run_at(0).id == ended.run.id  # listed first, newest first
     assert session.open_run.id == complete.id  # but the complete one is opened
 
+
+def test_copy_of_a_version_without_story_text_says_so_and_copies_nothing(
+    told_session: Any, library: Any, story_output: str
+) -> None:
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import TellOptions, tell_album
+
+    session = told_session
+    analysis_only = story_output[: story_output.index("<gdi image1>")]
+    tell_album(library, session.album_id, scripted_backend(analysis_only), TellOptions())
+    controller = VersionsController(session)
+    newest = library.runs(session.album_id)[-1]
+    controller.open_version(newest.id)
+    assert session.open_run.id == newest.id
+    QApplication.clipboard().setText("before")
+    said: list[str] = []
+    session.status_message.connect(lambda text, *_: said.append(text))
+    controller.copy_story()
+    assert QApplication.clipboard().text() == "before"
+    assert said and "no story text" in said[-1] and "copied" not in said[-1]
+
