@@ -178,3 +178,20 @@ def test_copy_of_a_version_without_story_text_says_so_and_copies_nothing(
     assert QApplication.clipboard().text() == "before"
     assert said and "no story text" in said[-1] and "copied" not in said[-1]
 
+
+def test_a_complete_version_with_errors_is_not_listed_as_plain_complete(
+    told_session: Any, library: Any, story_output: str
+) -> None:
+    from PySide6.QtCore import Qt
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import TellOptions, tell_album
+
+    session = told_session
+    cut = story_output[: len(story_output) // 2]  # the model "finished" mid-way
+    tell_album(library, session.album_id, scripted_backend(cut), TellOptions())
+    VersionsController(session).reload_runs()
+    model = session.run_model
+    broken, clean = (model.index(row).data(Qt.ItemDataRole.DisplayRole) for row in (0, 1))
+    assert "complete · " in broken and "error" in broken.splitlines()[0]
+    assert clean.splitlines()[0].endswith("· complete")
