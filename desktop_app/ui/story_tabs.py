@@ -64,10 +64,18 @@ class StoryTabs(QTabWidget):
                 self._render_live(shown)
             else:
                 self.story_panel.clear("Starting…")
+            self._checks_while_writing()
 
     def _on_run_started(self, live: LiveRun) -> None:
         if live.album_id == self._session.album_id:
             self.setCurrentWidget(self.story_panel)
+            self._checks_while_writing()
+
+    def _checks_while_writing(self) -> None:
+        """Checks shows no earlier version's problems while a story is written."""
+        panel = self.story_panel
+        panel.issues_list.clear()
+        panel.issues_label.setText("Checks: the story is checked when it is finished")
 
     def _on_live_story(self, live: LiveRun) -> None:
         if self._session.showing_live(live):

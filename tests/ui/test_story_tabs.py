@@ -143,3 +143,27 @@ def test_compared_versions_show_each_frames_photo_and_a_header(
         for f in frames
     }
     assert len(colours) == len(sample_photos)
+
+
+def test_checks_are_cleared_when_a_run_starts(
+    qtbot: Any, make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    """While a story is written, Checks does not list the previous version's problems."""
+    from ui_helpers import tell_and_wait
+
+    from desktop_app.ui.generation import GenerationController
+
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    broken = _told(session, story_output[: len(story_output) // 2])  # stops mid-way
+    session.show(OpenVersion(broken, StoredStory.of_run(broken)))
+    assert tabs.story_panel.issues_list.count() > 0
+    seen: list[tuple[int, str]] = []
+    panel = tabs.story_panel
+    session.run_started.connect(
+        lambda _live: seen.append((panel.issues_list.count(), panel.issues_label.text()))
+    )
+    tell_and_wait(qtbot, GenerationController(session))
+    assert seen and seen[0][0] == 0
+    assert "checked when it is finished" in seen[0][1]
