@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QTabWidget, QWidget
 
 from desktop_app.library.records import StoryRun
 from desktop_app.ui.analysis import AnalysisPanel
+from desktop_app.ui.check_messages import checks_for
 from desktop_app.ui.compare import ComparePanel
 from desktop_app.ui.session import LiveRun, OpenVersion, Session, Shown
 from desktop_app.ui.story_panel import StoryPanel
@@ -53,8 +54,10 @@ class StoryTabs(QTabWidget):
             self.story_panel.set_frame_photos(frames)
             self.analysis_panel.set_frame_photos(frames)
             names = shown.stored.names
+            frame_count = len(shown.run.photos)
+            issues = checks_for(shown.issues, shown.story, shown.run.status, frame_count)
             self.story_panel.set_story(
-                shown.story, names=names, issues=shown.issues, frame_count=len(shown.run.photos)
+                shown.story, names=names, issues=issues, frame_count=frame_count
             )
             self.analysis_panel.set_story(shown.story, names)
         else:
