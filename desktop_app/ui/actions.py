@@ -170,8 +170,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
         tip="Show two versions of the story side by side",
         enabled=lambda s: s.run_count >= 2,
     ),
-    ActionSpec("settings", "&Settings…", _KEY.Preferences),
+    ActionSpec("settings", "&Settings…", "Ctrl+,"),
     ActionSpec("guide", "&First-run guide…"),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", "Ctrl+/", tip="Every keyboard shortcut"),
+    ActionSpec("about", "&About Storyteller"),
+    ActionSpec("next_pane", "Next pane", "F6", tip="Move to the next pane: albums, photos, story"),
+    ActionSpec("previous_pane", "Previous pane", "Shift+F6", tip="Move to the previous pane"),
     ActionSpec("quit", "&Quit", _KEY.Quit),
     ActionSpec("story_tab", "Show story", "Ctrl+1"),
     ActionSpec("analysis_tab", "Show analysis", "Ctrl+2"),
@@ -211,8 +215,11 @@ MENUS: tuple[tuple[str, tuple[str | tuple[str, tuple[str, ...]], ...]], ...] = (
         ),
     ),
     ("&Story", ("generate", "stop", SEPARATOR, "compare", "delete_run")),
-    ("&View", ("story_tab", "analysis_tab", "compare_tab")),
-    ("&Help", ("guide",)),
+    (
+        "&View",
+        ("story_tab", "analysis_tab", "compare_tab", SEPARATOR, "next_pane", "previous_pane"),
+    ),
+    ("&Help", ("guide", "shortcuts", SEPARATOR, "about")),
 )
 
 
