@@ -90,7 +90,8 @@ def render_story(
             href = f"span:{len(spans)}"
             spans[href] = SpanRef(frame.index, span.ids, span.kind.value, span.text)
             text_parts.append(_span_html(href, span, selected_id, links))
-        body = "".join(text_parts).strip() or '<span style="color:#888;">…</span>'
+        empty = "…" if live else "(no text)"  # "…" only while more may come
+        body = "".join(text_parts).strip() or f'<span style="color:#888;">{empty}</span>'
         index = frame.index
         image = (frame_images or {}).get(index) if index is not None else None
         image_cell = (

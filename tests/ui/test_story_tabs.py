@@ -210,6 +210,7 @@ def test_a_version_stopped_in_the_story_says_where_the_user_stopped_it(
     assert any("Stopped by you after frame 2 of 4" in line for line in checks), checks
     assert not any("tokens" in line or "<gdi" in line for line in checks), checks
     assert not any(line.startswith("✖") for line in checks), checks  # no errors for a stop
+    assert "…" not in tabs.story_panel.browser.toPlainText()  # nothing looks still to come
 
 
 def test_a_version_stopped_in_the_analysis_says_so_and_not_that_the_story_follows(
@@ -226,3 +227,15 @@ def test_a_version_stopped_in_the_analysis_says_so_and_not_that_the_story_follow
     text = tabs.story_panel.browser.toPlainText()
     assert "follows" not in text and "…" not in text
     assert "No story text" in text
+
+
+def test_a_frame_the_user_stopped_before_its_text_does_not_look_still_to_come(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    run = _stopped_when(session, story_output, "<gdi image3>")
+    session.show(OpenVersion(run, StoredStory.of_run(run)))
+    text = tabs.story_panel.browser.toPlainText()
+    assert "Frame 3" in text and "…" not in text
