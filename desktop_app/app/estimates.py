@@ -7,6 +7,7 @@ events (real token counts) to give its speed and the time left, for the GUI and 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from desktop_app.engine.api import (
     StoryRequest,
     TokenEvent,
 )
+from desktop_app.engine.gguf_info import read_projector_info, read_text_model_info
 from desktop_app.engine.images import estimate_tokens
 from desktop_app.errors import StorytellerError
 from desktop_app.imaging import PhotoUnreadableError, photo_size
@@ -81,6 +83,40 @@ def run_speeds(settings: Settings | None) -> speeds.Speeds | None:
     )
 
 
+def run_shape(settings: Settings | None) -> costs.ModelShape:
+    """The shape of the model ``settings`` configure, read from its GGUF headers before it is
+    loaded (its context length, layers and real file sizes); the default 7B's when a server
+    runs the model or no model is found (the run itself then says what is wrong)."""
+    from desktop_app.app.backends import resolve_model
+
+    if settings is None or settings.server_url:
+        return costs.QWEN25VL_7B
+    try:
+        model = resolve_model(settings.model_path, settings.mmproj_path)
+    except (StorytellerError, OSError):
+        return costs.QWEN25VL_7B
+    if model.mmproj_path is None:
+        return costs.QWEN25VL_7B
+    try:
+        return _shape_of_files(model.text_path, model.mmproj_path, *_stamp(model.text_path))
+    except (StorytellerError, OSError):
+        return costs.QWEN25VL_7B
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _shape_of_files(
+    text_path: Path, mmproj_path: Path, _size: int, _mtime_ns: int
+) -> costs.ModelShape:
+    # The filmstrip plans on every change of the album: read each model's headers once (the
+    # text file's size and time in the key: a file converted again is read again).
+    return costs.shape_of(read_text_model_info(text_path), read_projector_info(mmproj_path))
+
+
 def cached_parts(backend: object, request: StoryRequest) -> CachedParts:
     """What ``backend`` says a run of ``request`` would find cached (nothing when it cannot
     say). Never while that backend runs a story: its caches are not thread-safe."""
@@ -115,16 +151,19 @@ def estimate_cost(
     max_tokens: int,
     rates: speeds.Speeds | None = None,
     cached: CachedParts = NOTHING_CACHED,
+    shape: costs.ModelShape = costs.QWEN25VL_7B,
 ) -> CostEstimate:
     """Estimated tokens, context, memory and (given this machine's ``rates``) time of a story
-    over photos of ``sizes`` (7B model) that will find ``cached`` (aligned with ``sizes``)."""
-    estimate = costs.estimate_run(list(sizes), detail, max_tokens)
+    over photos of ``sizes`` on a model of ``shape`` (``run_shape``: the configured model's)
+    that will find ``cached`` (aligned with ``sizes``); ``problem`` when the model's context or
+    this machine's memory cannot hold it."""
+    estimate = costs.estimate_run(list(sizes), detail, max_tokens, shape=shape)
     problem = ""
     try:
         costs.check_fits(
             estimate.tokens,
             n_ctx=estimate.n_ctx,
-            context_length=costs.QWEN25VL_7B.context_length,
+            context_length=shape.context_length,
             memory_bytes=estimate.memory_bytes,
             physical_bytes=costs.physical_memory_bytes(),
         )
@@ -191,7 +230,7 @@ def plan_run(
 ) -> RunPlan:
     """The plan of a story over photos of upright ``sizes`` (album order; None: a size not known,
     that photo is left out) at ``detail`` writing up to ``max_tokens``, on the model ``settings``
-    configure (its rates: ``run_speeds``), that will find ``cached`` (aligned with ``sizes``).
+    configure (its rates: ``run_speeds``; its context length and memory: ``run_shape``), that will find ``cached`` (aligned with ``sizes``).
 
     The filmstrip calls it with the open album's photos (their sizes as the library recorded
     them) and ``GenerationController.cached``; a run calls it before it starts and follows
@@ -202,7 +241,7 @@ def plan_run(
     chosen = cached.select(known)
     rates = run_speeds(settings)
     clock = run_clock(rates, planned, detail, max_tokens, chosen)
-    cost = estimate_cost(planned, detail, max_tokens, rates, chosen)
+    cost = estimate_cost(planned, detail, max_tokens, rates, chosen, run_shape(settings))
     return RunPlan(cost, clock, chosen, len(planned), detail)
 
 

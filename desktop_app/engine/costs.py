@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from desktop_app.engine.api import Detail
+from desktop_app.engine.gguf_info import ProjectorInfo, TextModelInfo
 from desktop_app.engine.images import estimate_tokens
 from desktop_app.engine.prompt import TOKENS_AROUND_IMAGE
 from desktop_app.errors import StorytellerError
@@ -52,6 +53,22 @@ class ModelShape:
     def kv_bytes_per_token(self) -> int:
         """Bytes of F16 K and V cache per context cell."""
         return 2 * self.n_layers * self.n_kv_heads * self.head_dim * 2
+
+
+def shape_of(text: TextModelInfo, projector: ProjectorInfo) -> ModelShape:
+    """The shape of the model in these two GGUF files, as their headers describe it: its own
+    layers, heads and context length, and its real weights (both files' sizes: a Q8_0 or F16
+    model weighs what it weighs)."""
+    return ModelShape(
+        n_layers=text.n_layers,
+        n_kv_heads=text.n_kv_heads,
+        head_dim=text.head_dim,
+        context_length=text.context_length,
+        vision_heads=projector.vision_heads,
+        weights_bytes=text.file_size + projector.file_size,
+        n_heads=text.n_heads,
+        ffn_length=text.feed_forward_length,
+    )
 
 
 # Qwen2.5-VL-7B (QwenStoryteller): 28 layers, 4 KV heads of 128, 128k positions; Q4_K_M text

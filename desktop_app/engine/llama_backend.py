@@ -101,16 +101,7 @@ class LlamaCppBackend:
         self.text_info = read_text_model_info(self.model_path)
         self.projector_info = read_projector_info(self.mmproj_path)
         check_pair(self.text_info, self.projector_info)
-        self.shape = costs.ModelShape(
-            n_layers=self.text_info.n_layers,
-            n_kv_heads=self.text_info.n_kv_heads,
-            head_dim=self.text_info.head_dim,
-            context_length=self.text_info.context_length,
-            vision_heads=self.projector_info.vision_heads,
-            weights_bytes=self.text_info.file_size + self.projector_info.file_size,
-            n_heads=self.text_info.n_heads,
-            ffn_length=self.text_info.feed_forward_length,
-        )
+        self.shape = costs.shape_of(self.text_info, self.projector_info)
         self.n_gpu_layers = n_gpu_layers if device.gpu_offload_supported() else 0
         self.n_threads = n_threads or device.physical_cores()
         # On a CPU, llama.cpp copies most quantized weights into a repacked (faster) layout and a

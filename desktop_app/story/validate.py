@@ -238,7 +238,8 @@ def _box_problem(row: Character | StoryObject, size: tuple[int, int] | None) -> 
         if not row.box_text.strip():
             return "is missing"
         return f"does not parse: {row.box_text!r} (expected x1, y1, x2, y2)"
-    if box.x2 <= box.x1 or box.y2 <= box.y1:
+    # Under one pixel wide or high (zero-area included) the app draws nothing: as good as empty.
+    if box.width < 1 or box.height < 1:
         return f"is empty or inverted: {row.box_text!r} (needs x2 > x1 and y2 > y1)"
     if box.x1 < 0 or box.y1 < 0:
         return f"has negative coordinates: {row.box_text!r}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenuBar, QPushButton, QStyle, QWidget
 
@@ -169,8 +170,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
         tip="Show two versions of the story side by side",
         enabled=lambda s: s.run_count >= 2,
     ),
-    ActionSpec("settings", "&Settings…", _KEY.Preferences),
+    ActionSpec("settings", "&Settings…", "Ctrl+,"),
     ActionSpec("guide", "&First-run guide…"),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", "Ctrl+/", tip="Every keyboard shortcut"),
+    ActionSpec("about", "&About Storyteller"),
+    ActionSpec("next_pane", "Next pane", "F6", tip="Move to the next pane: albums, photos, story"),
+    ActionSpec("previous_pane", "Previous pane", "Shift+F6", tip="Move to the previous pane"),
     ActionSpec("quit", "&Quit", _KEY.Quit),
     ActionSpec("story_tab", "Show story", "Ctrl+1"),
     ActionSpec("analysis_tab", "Show analysis", "Ctrl+2"),
@@ -210,8 +215,11 @@ MENUS: tuple[tuple[str, tuple[str | tuple[str, tuple[str, ...]], ...]], ...] = (
         ),
     ),
     ("&Story", ("generate", "stop", SEPARATOR, "compare", "delete_run")),
-    ("&View", ("story_tab", "analysis_tab", "compare_tab")),
-    ("&Help", ("guide",)),
+    (
+        "&View",
+        ("story_tab", "analysis_tab", "compare_tab", SEPARATOR, "next_pane", "previous_pane"),
+    ),
+    ("&Help", ("guide", "shortcuts", SEPARATOR, "about")),
 )
 
 
@@ -235,6 +243,16 @@ class WindowActions:
             act.setStatusTip(hint)
             window.addAction(act)
             self._actions[spec.name] = act
+        self._owner = window
+
+    def scope_to(self, name: str, widget: QWidget) -> None:
+        """Make the shortcut of action ``name`` work only while ``widget`` (or a child of it)
+        has the focus, so that a key such as F2 reaches the list the user is in (the Cast's
+        F2 renames a person, not the album); its menu entry and buttons still trigger it."""
+        act = self._actions[name]
+        self._owner.removeAction(act)
+        widget.addAction(act)
+        act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
     def __getitem__(self, name: str) -> QAction:
         return self._actions[name]

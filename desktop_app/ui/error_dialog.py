@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop_app.errors import StorytellerError
+from desktop_app.ui.gui_words import gui_text
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def describe_error(err: BaseException, details: str = "", *, action: str = "") -
     """Turn an exception into a message; ``action`` says what was being done ("Importing photos")."""
     title = f"{action} failed" if action else "Storyteller"
     if isinstance(err, (StorytellerError, *_other_expected_errors())):
-        return ErrorMessage(title, str(err), "", True)
+        return ErrorMessage(title, gui_text(str(err)), "", True)
     if isinstance(err, OSError):
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         reason = err.strerror or str(err)

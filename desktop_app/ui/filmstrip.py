@@ -27,6 +27,7 @@ from desktop_app.app.estimates import plan_run
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button
+from desktop_app.ui.gui_words import gui_text
 from desktop_app.ui.photos import load_photo
 from desktop_app.ui.session import Session
 from desktop_app.ui.workers import CallableWorker, JobContext
@@ -34,8 +35,8 @@ from desktop_app.ui.workers import CallableWorker, JobContext
 THUMBNAIL_PX = 256
 FILMSTRIP_ICON = QSize(128, 96)
 COST_TIP = (
-    "Estimated cost of a story of these photos at {} (at most {} tokens per photo): vision "
-    "tokens, context size and memory for the default 7B model"
+    "Estimated cost of a story of these photos (detail: {}, at most {} tokens per photo): "
+    "vision tokens, context size and memory for the model chosen in Settings"
 )
 
 
@@ -292,7 +293,7 @@ class Filmstrip(QWidget):
         text = f"{plan.photos} photos · {plan.describe()}"
         if plan.cost.problem:
             self.cost_label.setText(f'<span style="color:#b00020;">⚠ {html.escape(text)}</span>')
-            self.cost_label.setToolTip(plan.cost.problem)
+            self.cost_label.setToolTip(gui_text(plan.cost.problem))
         else:
             self.cost_label.setText(html.escape(text))
             self.cost_label.setToolTip(COST_TIP.format(detail.label, detail.token_budget))

@@ -8,6 +8,7 @@ llama.cpp can abort the whole process on a damaged file.
 from __future__ import annotations
 
 import html
+import re
 import subprocess
 import sys
 import time
@@ -37,9 +38,31 @@ from desktop_app.app.settings import Settings, save_settings
 from desktop_app.engine.model_files import CatalogCheckpoint, load_checkpoints
 from desktop_app.errors import StorytellerError
 from desktop_app.ui.error_dialog import show_error
+from desktop_app.ui.gui_words import gui_text
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle, start_worker
 
 LOAD_CHECK_TIMEOUT_S = 600
+_SPEEDS = re.compile(r"load (\d+(?:\.\d+)?) s, first token [\d.]+ s, (\d+(?:\.\d+)?) tokens/s")
+
+
+def check_numbers(report: str) -> str:
+    """What a passing check measured, for the user: "loaded in 3.1 s, writes 14 tokens/s"
+    ("" when the self-test's report does not say)."""
+    found = _SPEEDS.search(report)
+    if found is None:
+        return ""
+    load_s, speed = float(found.group(1)), float(found.group(2))
+    return f"loaded in {load_s:.1f} s, writes {speed:.0f} tokens/s"
+
+
+def start_folder(*, prefer_models: bool) -> str:
+    """Where a file dialog of the guide opens: the models folder when it holds a model (for
+    model files), else ~/Downloads, else the home folder; never the process's working folder."""
+    models = paths.user_models_dir()
+    if prefer_models and models.is_dir() and any(models.rglob("*.gguf")):
+        return str(models)
+    downloads = Path.home() / "Downloads"
+    return str(downloads if downloads.is_dir() else Path.home())
 
 
 def self_test_command(model: Path, mmproj: Path) -> list[str]:
@@ -116,6 +139,7 @@ class FirstRunGuide(QDialog):
         self.model_path: Path | None = self._settings.model_path
         self.mmproj_path: Path | None = self._settings.mmproj_path
         self.checked = False
+        self._job = ""  # "convert" or "check" while one runs
 
         intro = QLabel(
             "<h2>Welcome to Storyteller</h2>"
@@ -141,7 +165,7 @@ class FirstRunGuide(QDialog):
         check_box = QGroupBox("2. Check that it works", self)
         self.check_button = QPushButton("Load the model and tell a test story")
         self.check_button.clicked.connect(self._check)
-        self.check_status = QLabel("Not checked yet.")
+        self.check_status = QLabel(self._check_text())
         self.check_status.setWordWrap(True)
         check_layout = QVBoxLayout(check_box)
         check_layout.addWidget(self.check_button)
@@ -150,9 +174,11 @@ class FirstRunGuide(QDialog):
         # ---- step 3: done
         buttons = QHBoxLayout()
         self.later_button = QPushButton("Later")
+        self.later_button.setAutoDefault(False)  # Enter never dismisses the guide unsaved
         self.later_button.clicked.connect(self.reject)
         self.settings_hint = QLabel("A server can be set up in Settings instead.")
         self.done_button = QPushButton("3. Use this model")
+        self.done_button.setAutoDefault(True)
         self.done_button.setDefault(True)
         self.done_button.clicked.connect(self.finish)
         buttons.addWidget(self.settings_hint, 1)
@@ -200,6 +226,20 @@ class FirstRunGuide(QDialog):
         convert_form.addRow(self.convert_status)
         return convert_box
 
+    def _check_text(self) -> str:
+        """The check step's line before any check: the model in use is not "not checked"."""
+        if self.model_path is None or self.mmproj_path is None:
+            return "Not checked yet."
+        if not self._settings.server_url and self._in_use(self.model_path, self.mmproj_path):
+            return "In use: Storyteller tells stories with this model. Check it again to see its speed."
+        return "Not checked yet."
+
+    def _in_use(self, model: Path, mmproj: Path) -> bool:
+        settings = self._settings
+        if settings.model_path is not None:
+            return (settings.model_path, settings.mmproj_path) == (model, mmproj)
+        return self._default_pair == (model, mmproj)  # no model set: the installed one runs
+
     def _browse_row(self, edit: QLineEdit, title: str) -> QWidget:
         row = QWidget(self)
         layout = QHBoxLayout(row)
@@ -211,11 +251,12 @@ class FirstRunGuide(QDialog):
         return row
 
     def _pick_folder(self, edit: QLineEdit, title: str) -> None:
-        folder = QFileDialog.getExistingDirectory(self, title)
+        folder = QFileDialog.getExistingDirectory(self, title, start_folder(prefer_models=False))
         if folder:
             edit.setText(folder)
 
     def _found_text(self) -> str:
+        self._default_pair: tuple[Path, Path] | None = None
         if self.model_path and self.mmproj_path:
             return f"Model: {self.model_path}\nVision: {self.mmproj_path}"
         try:
@@ -226,6 +267,8 @@ class FirstRunGuide(QDialog):
             found = None
         if found is not None:
             self.model_path, self.mmproj_path = found.text_path, found.mmproj_path
+            if found.mmproj_path is not None:
+                self._default_pair = (found.text_path, found.mmproj_path)
             return f"Found an installed model: {found.describe()}"
         return (
             "No model found yet in "
@@ -238,11 +281,13 @@ class FirstRunGuide(QDialog):
         self.model_path, self.mmproj_path = model, mmproj
         self.checked = False
         self.found_label.setText(f"Model: {model}\nVision: {mmproj}")
-        self.check_status.setText("Not checked yet.")
+        self.check_status.setText(self._check_text())
         self._update_buttons()
 
     def _locate(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "GGUF (*.gguf)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model file", start_folder(prefer_models=True), "GGUF (*.gguf)"
+        )
         if not path:
             return
         model = Path(path)
@@ -280,6 +325,7 @@ class FirstRunGuide(QDialog):
             )
 
         self._worker = start_worker(CallableWorker(job), self)
+        self._job = "convert"
         self._worker.progress.connect(self._on_convert_progress)
         self._worker.finished.connect(self._on_converted)
         self._worker.failed.connect(self._on_failed)
@@ -327,6 +373,7 @@ class FirstRunGuide(QDialog):
         model, mmproj = self.model_path, self.mmproj_path
         worker = CallableWorker(lambda ctx: check_model_loads(model, mmproj, ctx))
         self._worker = start_worker(worker, self)
+        self._job = "check"
         self._worker.progress.connect(lambda _p, message: self.check_status.setText(message))
         self._worker.finished.connect(self._on_checked)
         self._worker.failed.connect(self._on_failed)
@@ -339,22 +386,33 @@ class FirstRunGuide(QDialog):
 
     def _on_checked(self, report: str) -> None:
         self.checked = True
-        self.check_status.setText("✔ The model loads and tells stories on this computer.")
+        numbers = check_numbers(report)
+        self.check_status.setText(
+            "✔ The model loads and tells stories on this computer"
+            + (f": {numbers}." if numbers else ".")
+        )
         self.check_status.setToolTip(report)
         self._update_buttons()
+        # The next step is to use it: Enter does that (not Later, which had the focus).
+        self.done_button.setDefault(True)
+        self.done_button.setFocus()
 
     def _on_failed(self, err: BaseException, details: str) -> None:
         self.convert_progress.setVisible(False)
+        # The failed step says so; the other step's line is left as it was.
+        status = self.convert_status if self._job == "convert" else self.check_status
         if isinstance(err, Cancelled):
-            self.check_status.setText("Cancelled.")
+            status.setText("Cancelled.")
             self._update_buttons()
             return
-        self.check_status.setText("✖ " + str(err).splitlines()[0])
+        what = "Conversion failed: " if self._job == "convert" else ""
+        status.setText(f"✖ {what}{gui_text(str(err).splitlines()[0])}")
         show_error(self, err, details, action="Setting up the model")
         self._update_buttons()
 
     def _forget_worker(self) -> None:
         self._worker = None
+        self._job = ""
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -395,4 +395,9 @@ def describe_run(run: StoryRun) -> str:
         details.append(asked.preset)
     if asked.seed is not None:
         details.append(f"seed {asked.seed}")
+    errors = sum(
+        1 for issue in (run.story or {}).get("issues", ()) if issue.get("severity") == "error"
+    )
+    if errors:  # "complete" alone would hide a version the checks found broken
+        status += f" · {errors} error{'s' if errors != 1 else ''}"
     return f"#{run.id} · {status}\n" + " · ".join(bit for bit in details if bit)

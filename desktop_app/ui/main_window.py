@@ -21,12 +21,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QMainWindow, QSplitter
+from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
 
 from desktop_app.app.settings import Settings
 from desktop_app.library.records import Album, StoryRun
 from desktop_app.library.store import Library
 from desktop_app.story.model import Story
+from desktop_app.ui.about import AboutDialog
 from desktop_app.ui.actions import ActionState, WindowActions
 from desktop_app.ui.analysis import AnalysisPanel
 from desktop_app.ui.compare import ComparePanel
@@ -35,6 +36,7 @@ from desktop_app.ui.filmstrip import Filmstrip
 from desktop_app.ui.generation import GenerationController
 from desktop_app.ui.imports import ImportController
 from desktop_app.ui.item_models import AlbumListModel, PhotoListModel, RunListModel
+from desktop_app.ui.keyboard import FOCUS_RING_STYLE, ShortcutSheet, cycle_focus
 from desktop_app.ui.missing_photos import offer_missing_photos
 from desktop_app.ui.photo_window import open_full_size
 from desktop_app.ui.session import BackendFactory, Confirm, EndedRun, OpenVersion, Session
@@ -74,6 +76,7 @@ class MainWindow(QMainWindow):
         self._build_parts()
         self.acts.connect(self._action_slots())
         self.acts.build_menus(self.menuBar())
+        self.setStyleSheet(FOCUS_RING_STYLE)  # the focused list, story or button is plain to see
         self._connect()
         self.setAcceptDrops(True)
         self.resize(1440, 900)
@@ -153,11 +156,19 @@ class MainWindow(QMainWindow):
             "compare": versions.compare_versions,
             "settings": self.open_settings,
             "guide": self.open_first_run_guide,
+            "shortcuts": lambda: ShortcutSheet(self).open(),
+            "about": lambda: AboutDialog(self).open(),
+            "next_pane": lambda: cycle_focus(self._panes(), +1),
+            "previous_pane": lambda: cycle_focus(self._panes(), -1),
             "quit": self.close,
             "story_tab": lambda: self.tabs.setCurrentIndex(0),
             "analysis_tab": lambda: self.tabs.setCurrentIndex(1),
             "compare_tab": lambda: self.tabs.setCurrentIndex(2),
         }
+
+    def _panes(self) -> list[QWidget]:
+        """The panes F6 and Shift+F6 move between, in reading order."""
+        return [self.sidebar.album_view, self.filmstrip.view, self.tabs.currentWidget()]
 
     def _connect(self) -> None:
         session = self.session

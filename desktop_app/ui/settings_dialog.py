@@ -9,6 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -26,8 +27,11 @@ from PySide6.QtWidgets import (
 
 from desktop_app.app.backends import describe_settings_backend, projector_beside
 from desktop_app.app.settings import Settings, save_settings
+from desktop_app.engine.api import Preset
 from desktop_app.errors import StorytellerError
 from desktop_app.ui.error_dialog import show_error
+
+_PRESET_LABELS = {Preset.FAITHFUL: "Faithful", Preset.CREATIVE: "Creative"}
 
 
 def _path_row(parent: QWidget, edit: QLineEdit, pick: Any) -> QWidget:
@@ -55,6 +59,7 @@ class SettingsDialog(QDialog):
         s = self._settings
         engine_box = self._build_engine_box(s)
         perf_box = self._build_performance_box(s)
+        stories_box = self._build_stories_box(s)
         library_box = self._build_library_box(s)
         self.problem_label = QLabel("")
         self.problem_label.setObjectName("settingsProblem")
@@ -68,6 +73,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(engine_box)
         layout.addWidget(perf_box)
+        layout.addWidget(stories_box)
         layout.addWidget(library_box)
         layout.addWidget(self.problem_label)
         layout.addWidget(buttons)
@@ -143,6 +149,57 @@ class SettingsDialog(QDialog):
         perf_form.addRow("Device:", self.device_label)
         return perf_box
 
+    def _build_stories_box(self, s: Settings) -> QGroupBox:
+        """The run options the toolbar does not show: story length, seed, format, speed."""
+        box = QGroupBox("Stories", self)
+        self.max_tokens_spin = QSpinBox()
+        self.max_tokens_spin.setObjectName("storyLength")
+        self.max_tokens_spin.setRange(256, 32768)
+        self.max_tokens_spin.setSingleStep(256)
+        self.max_tokens_spin.setSuffix(" tokens")
+        self.max_tokens_spin.setValue(s.max_tokens)
+        self.max_tokens_spin.setToolTip(
+            "The most the model may write for one story, analysis included. Lower it when a "
+            "story does not fit the model's context; raise it when stories stop mid-way."
+        )
+        self.preset_combo = QComboBox()
+        for preset, label in _PRESET_LABELS.items():
+            self.preset_combo.addItem(label, preset)
+        self.preset_combo.setCurrentIndex(list(_PRESET_LABELS).index(s.preset))
+        self.seed_random = QCheckBox("A new seed for each story")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setPrefix("always seed ")
+        self.seed_spin.setToolTip("The same seed, photos and choices tell the same story again")
+        self.seed_random.setChecked(s.seed is None)
+        self.seed_spin.setValue(s.seed or 0)
+        self.seed_spin.setEnabled(s.seed is not None)
+        self.seed_random.toggled.connect(lambda on: self.seed_spin.setEnabled(not on))
+        self.strict_check = QCheckBox("Keep the model to the story format (strict format)")
+        self.strict_check.setToolTip(
+            "The model may only write what the story format allows: fewer broken stories, "
+            "a little slower"
+        )
+        self.strict_check.setChecked(s.strict_format)
+        self.speculation_check = QCheckBox("Write several words at a time when it can (faster)")
+        self.speculation_check.setToolTip(
+            "Guesses the next words from what is already written and checks them in one step; "
+            "the story is the same either way"
+        )
+        self.speculation_check.setChecked(s.speculation)
+        seed_row = QWidget()
+        seed_layout = QHBoxLayout(seed_row)
+        seed_layout.setContentsMargins(0, 0, 0, 0)
+        seed_layout.addWidget(self.seed_random)
+        seed_layout.addWidget(self.seed_spin)
+        form = QFormLayout(box)
+        form.addRow("Story length:", self.max_tokens_spin)
+        form.addRow("Default style:", self.preset_combo)
+        form.addRow("Seed:", seed_row)
+        form.addRow("", self.strict_check)
+        form.addRow("", self.speculation_check)
+        return box
+
     def _build_library_box(self, s: Settings) -> QGroupBox:
         library_box = QGroupBox("Library", self)
         self.library_edit = QLineEdit(str(s.library_dir or ""))
@@ -214,6 +271,11 @@ class SettingsDialog(QDialog):
             n_threads=self.threads_spin.value() or None,
             n_ctx=self.ctx_spin.value() or None,
             library_dir=library,
+            max_tokens=self.max_tokens_spin.value(),
+            preset=self.preset_combo.currentData(),
+            seed=None if self.seed_random.isChecked() else self.seed_spin.value(),
+            strict_format=self.strict_check.isChecked(),
+            speculation=self.speculation_check.isChecked(),
         )
 
     def save(self) -> bool:

@@ -47,6 +47,9 @@ class Sidebar(QWidget):
         self.album_view.setWordWrap(True)
         self.album_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         albums_label.setBuddy(self.album_view)
+        # F2 renames the album only from the album list (and its buttons): elsewhere the
+        # focused list's own F2 edits its item (a person in the Cast, for one).
+        actions.scope_to("rename_album", self.album_view)
         album_buttons = QHBoxLayout()
         self.new_album_button = tool_button(actions["new_album"], "New")
         self.rename_album_button = tool_button(actions["rename_album"], "Rename")

@@ -90,7 +90,8 @@ def render_story(
             href = f"span:{len(spans)}"
             spans[href] = SpanRef(frame.index, span.ids, span.kind.value, span.text)
             text_parts.append(_span_html(href, span, selected_id, links))
-        body = "".join(text_parts).strip() or '<span style="color:#888;">…</span>'
+        empty = "…" if live else "(no text)"  # "…" only while more may come
+        body = "".join(text_parts).strip() or f'<span style="color:#888;">{empty}</span>'
         index = frame.index
         image = (frame_images or {}).get(index) if index is not None else None
         image_cell = (
@@ -126,8 +127,11 @@ def _analysis_progress_html(display: StoryDisplay, frame_count: int | None, live
         return '<p style="color:#666;">This version has no story text.</p>'
     total = f"/{frame_count}" if frame_count else ""
     out = [
-        f'<p style="color:#666;">{"Analysing" if live else "Analysed"} '
-        f"frame {len(frames)}{total}: the story follows the analysis.</p>"
+        f'<p style="color:#666;">Analysing frame {len(frames)}{total}: the story follows the '
+        "analysis.</p>"
+        if live
+        else f'<p style="color:#666;">No story text: the model analysed {len(frames)}'
+        f"{total.replace('/', ' of ')} photos before it ended.</p>"
     ]
     for frame in frames:
         items: list[str] = []
@@ -138,7 +142,7 @@ def _analysis_progress_html(display: StoryDisplay, frame_count: int | None, live
                 f' <span style="color:#888;">({_esc(entity.id)})</span>'
             )
         settings = [row.description for row in frame.settings if getattr(row, "description", "")]
-        line = ", ".join(items) if items else "…"
+        line = ", ".join(items) if items else ("…" if live else "nothing found")
         if settings:
             line += f'<br><span style="color:#666;">{_esc("; ".join(settings[:3]))}</span>'
         out.append(f"<p><b>Frame {frame.index}</b>: {line}</p>")

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QTabWidget, QWidget
 
 from desktop_app.library.records import StoryRun
 from desktop_app.ui.analysis import AnalysisPanel
+from desktop_app.ui.check_messages import checks_for
 from desktop_app.ui.compare import ComparePanel
 from desktop_app.ui.session import LiveRun, OpenVersion, Session, Shown
 from desktop_app.ui.story_panel import StoryPanel
@@ -54,8 +55,10 @@ class StoryTabs(QTabWidget):
             self.story_panel.set_frame_photos(frames)
             self.analysis_panel.set_frame_photos(frames)
             names = shown.stored.names
+            frame_count = len(shown.run.photos)
+            issues = checks_for(shown.issues, shown.story, shown.run.status, frame_count)
             self.story_panel.set_story(
-                shown.story, names=names, issues=shown.issues, frame_count=len(shown.run.photos)
+                shown.story, names=names, issues=issues, frame_count=frame_count
             )
             self.analysis_panel.set_story(shown.story, names)
         else:
@@ -65,10 +68,18 @@ class StoryTabs(QTabWidget):
                 self._render_live(shown)
             else:
                 self.story_panel.clear("Starting…")
+            self._checks_while_writing()
 
     def _on_run_started(self, live: LiveRun) -> None:
         if live.album_id == self._session.album_id:
             self.setCurrentWidget(self.story_panel)
+            self._checks_while_writing()
+
+    def _checks_while_writing(self) -> None:
+        """Checks shows no earlier version's problems while a story is written."""
+        panel = self.story_panel
+        panel.issues_list.clear()
+        panel.issues_label.setText("Checks: the story is checked when it is finished")
 
     def _on_live_story(self, live: LiveRun) -> None:
         if self._session.showing_live(live):

@@ -18,12 +18,24 @@ from PySide6.QtWidgets import QFileDialog
 from desktop_app.app.exports import render_export
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
-from desktop_app.library.records import Album, StoryRun
+from desktop_app.library.records import Album, RunStatus, StoryRun
 from desktop_app.ui.exporting import EXPORT_KINDS, export_story, show_export_notice
 from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion, Session
 from desktop_app.ui.workers import CallableWorker, WorkerHandle
 
 logger = logging.getLogger(__name__)
+
+
+def best_version(runs: list[StoryRun]) -> StoryRun | None:
+    """The version to show first among ``runs`` (newest first): the newest complete one, else
+    the newest with any text, else the newest (the rule ``album export`` follows)."""
+    for run in runs:
+        if run.status is RunStatus.COMPLETE:
+            return run
+    for run in runs:
+        if run.status is not RunStatus.RUNNING and run.raw_output.strip():
+            return run
+    return runs[0] if runs else None
 
 
 class VersionsController(QObject):
@@ -55,16 +67,17 @@ class VersionsController(QObject):
             self.reload_runs(select_latest=True)
 
     def reload_runs(self, select_latest: bool = False) -> None:
-        """Read the open album's versions (newest first), opening the newest if asked."""
+        """Read the open album's versions (newest first); if asked, open the newest complete
+        one (what ``album export`` picks), not a newer stopped or failed one."""
         session = self._session
         runs = session.read_open_album(lambda lib, album: lib.runs(album), "Reading the stories")
         if runs is None:
             return
         session.run_model.set_runs(runs)
         session.select_versions([])
-        newest = session.run_model.run_at(0)
-        if select_latest and newest is not None:
-            self.open_version(newest.id)
+        best = best_version(session.run_model.runs())
+        if select_latest and best is not None:
+            self.open_version(best.id)
         else:
             self.show_run(None)
 
@@ -240,5 +253,8 @@ class VersionsController(QObject):
         if not isinstance(shown, OpenVersion):
             return
         text = render_export("text", shown.story, [], names=shown.stored.names)
+        if not any(segment.text.strip() for segment in shown.story.segments):
+            session.show_status("This version has no story text to copy.")
+            return
         QGuiApplication.clipboard().setText(text)
         session.show_status("Story copied as text.")

@@ -163,3 +163,16 @@ def test_severity_and_kind_compare_equal_to_their_json_strings() -> None:
     issues = _issues("<gdi image1><gdo char1>x</gdo></gdi>", frame_count=2)
     assert "error" in [issue.severity for issue in issues]
     assert parse_story("<gdi image1><gdo c>x</gdo></gdi>").segments[0].spans[0].kind == "entity"
+
+
+def test_a_box_with_no_area_is_a_bad_box_and_one_pixel_is_enough() -> None:
+    """Zero-area boxes (x2 == x1 or y2 == y1) and boxes under a pixel draw nothing: bad-box."""
+    rows = (
+        "| char1 | A | g | c | s | h | 10, 10, 10, 50 |\n"  # x2 == x1
+        "| char2 | B | g | c | s | h | 10, 10, 50, 10 |\n"  # y2 == y1
+        "| char3 | C | g | c | s | h | 10, 10, 10.5, 50 |\n"  # half a pixel wide
+        "| char4 | D | g | c | s | h | 10, 10, 11, 11 |\n"  # one pixel: fine
+    )
+    bad = [i for i in _issues(_output(rows), image_sizes={1: (100, 100)}) if i.code == "bad-box"]
+    assert [i.id for i in bad] == ["char1", "char2", "char3"]
+    assert all("empty" in i.message and i.severity is Severity.WARNING for i in bad)

@@ -162,7 +162,7 @@ def test_an_exception_in_any_thread_becomes_a_dialog_not_a_crash(qtbot: Any) -> 
         thread.start()
         thread.join()
         qtbot.waitUntil(lambda: bool(ui_errors.open_error_dialogs()), timeout=5_000)
-        assert close_error_dialogs() == ["the thread failed: try again"]
+        assert close_error_dialogs() == ["The thread failed: try again"]
     finally:
         ui_errors.uninstall_excepthooks()
 

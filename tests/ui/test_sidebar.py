@@ -80,3 +80,47 @@ def test_another_library_folder_in_the_settings_reopens_the_album_list(
     session.apply_settings(Settings(library_dir=tmp_path / "elsewhere"))
     assert session.album_model.rowCount() == 0 and session.album is None
     assert (tmp_path / "elsewhere").is_dir()
+
+
+def test_f2_in_the_cast_renames_the_person_not_the_album(
+    told_session: Any, host: Any, qtbot: Any
+) -> None:
+    """F2 acts on the focused list: in the Cast it edits the person; in the albums, the album."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout
+
+    from desktop_app.ui.story_tabs import StoryTabs
+
+    session = told_session
+    owner = QWidget()
+    actions = WindowActions(owner)
+    sidebar = Sidebar(session, actions, owner)
+    tabs = StoryTabs(session, owner)
+    layout = QHBoxLayout(owner)
+    layout.addWidget(sidebar)
+    layout.addWidget(tabs)
+    actions.connect(
+        {name: (lambda: None) for name in actions} | {"rename_album": sidebar.rename_album}
+    )
+    host(owner)
+    sidebar.reload_albums()
+    show_told(session)
+    tabs.setCurrentWidget(tabs.analysis_panel)
+    panel = tabs.analysis_panel
+    panel.tabs.setCurrentIndex(2)  # Cast
+    cast = panel.cast_list
+    assert cast.count() > 0
+    cast.setCurrentRow(0)
+    owner.activateWindow()
+    cast.setFocus()
+    qtbot.waitUntil(cast.hasFocus)
+    qtbot.keyClick(cast, Qt.Key.Key_F2)
+    editing = QAbstractItemView.State.EditingState
+    assert cast.state() == editing
+    assert sidebar.album_view.state() != editing
+    qtbot.keyClick(cast.focusWidget() or cast, Qt.Key.Key_Escape)
+
+    sidebar.album_view.setFocus()
+    qtbot.waitUntil(sidebar.album_view.hasFocus)
+    qtbot.keyClick(sidebar.album_view, Qt.Key.Key_F2)
+    assert sidebar.album_view.state() == editing

@@ -176,3 +176,99 @@ def test_a_photo_no_story_speaks_of_shows_large_and_opens_full_size(
     screen = QGuiApplication.primaryScreen().availableGeometry()
     assert window.width() >= int(screen.width() * 0.85)  # most of the screen
     window.close()
+
+
+def test_checks_are_cleared_when_a_run_starts(
+    qtbot: Any, make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    """While a story is written, Checks does not list the previous version's problems."""
+    from ui_helpers import tell_and_wait
+
+    from desktop_app.ui.generation import GenerationController
+
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    broken = _told(session, story_output[: len(story_output) // 2])  # stops mid-way
+    session.show(OpenVersion(broken, StoredStory.of_run(broken)))
+    assert tabs.story_panel.issues_list.count() > 0
+    seen: list[tuple[int, str]] = []
+    panel = tabs.story_panel
+    session.run_started.connect(
+        lambda _live: seen.append((panel.issues_list.count(), panel.issues_label.text()))
+    )
+    tell_and_wait(qtbot, GenerationController(session))
+    assert seen and seen[0][0] == 0
+    assert "checked when it is finished" in seen[0][1]
+
+
+def _stopped_when(session: Any, story_output: str, marker: str, count: int = 1) -> Any:
+    """A version of the open album stopped by the user once ``marker`` was written
+    ``count`` times."""
+    from desktop_app.engine.api import TokenEvent
+    from desktop_app.library.records import RunStatus
+
+    written: list[str] = []
+
+    def seen(event: Any) -> None:
+        if isinstance(event, TokenEvent):
+            written.append(event.text)
+
+    ended = tell_album(
+        session.library,
+        session.album_id,
+        scripted_backend(story_output),
+        TellOptions(),
+        should_stop=lambda: "".join(written).count(marker) >= count,
+        on_event=seen,
+    )
+    assert ended.run.status is RunStatus.STOPPED
+    return ended.run
+
+
+def _checks(tabs: Any) -> list[str]:
+    issues = tabs.story_panel.issues_list
+    return [issues.item(row).text() for row in range(issues.count())]
+
+
+def test_a_version_stopped_in_the_story_says_where_the_user_stopped_it(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    run = _stopped_when(session, story_output, "</gdi>", count=2)
+    session.show(OpenVersion(run, StoredStory.of_run(run)))
+    checks = _checks(tabs)
+    assert any("Stopped by you after frame 2 of 4" in line for line in checks), checks
+    assert not any("tokens" in line or "<gdi" in line for line in checks), checks
+    assert not any(line.startswith("✖") for line in checks), checks  # no errors for a stop
+    assert "…" not in tabs.story_panel.browser.toPlainText()  # nothing looks still to come
+
+
+def test_a_version_stopped_in_the_analysis_says_so_and_not_that_the_story_follows(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    run = _stopped_when(session, story_output, "## Image 3")
+    session.show(OpenVersion(run, StoredStory.of_run(run)))
+    checks = _checks(tabs)
+    assert any("Stopped by you while analysing frame" in line for line in checks), checks
+    assert not any("ran out of tokens" in line for line in checks), checks
+    text = tabs.story_panel.browser.toPlainText()
+    assert "follows" not in text and "…" not in text
+    assert "No story text" in text
+
+
+def test_a_frame_the_user_stopped_before_its_text_does_not_look_still_to_come(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    session_album(session, sample_photos)
+    run = _stopped_when(session, story_output, "<gdi image3>")
+    session.show(OpenVersion(run, StoredStory.of_run(run)))
+    text = tabs.story_panel.browser.toPlainText()
+    assert "Frame 3" in text and "…" not in text

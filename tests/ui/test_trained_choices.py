@@ -50,9 +50,9 @@ def test_detail_levels_are_named_by_what_the_model_saw(
     assert "closest to the training" in tips[0]
     assert all("beyond the training resolution" in tip for tip in tips[1:])
     session_album(session, sample_photos[:2])
-    assert "at As trained (at most 256 tokens per photo)" in strip.cost_label.toolTip()
+    assert "(detail: As trained, at most 256 tokens per photo)" in strip.cost_label.toolTip()
     combo.setCurrentIndex(2)  # the strip's estimate follows the choice through the session
-    assert "at Most detail (at most 1024 tokens per photo)" in strip.cost_label.toolTip()
+    assert "(detail: Most detail, at most 1024 tokens per photo)" in strip.cost_label.toolTip()
 
 
 def test_the_instruction_is_a_trained_one_none_or_the_user_s_own(

@@ -129,3 +129,69 @@ def test_opening_an_album_opens_its_newest_version(
     assert session.shown is None and session.run_model.rowCount() == 0
     session.open_album(session.library.album(album.id))
     assert session.open_run.id == second.id
+
+
+def test_reopening_an_album_shows_its_newest_complete_version_not_a_newer_stopped_one(
+    told_session: Any, library: Any, story_output: str
+) -> None:
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import RunEnded, TellOptions, tell_album
+    from desktop_app.library.records import RunStatus
+
+    session = told_session
+    complete = library.runs(session.album_id)[0]
+    calls = iter(range(10_000))
+    ended = tell_album(
+        library,
+        session.album_id,
+        scripted_backend(story_output),
+        TellOptions(),
+        should_stop=lambda: next(calls) > 40,  # stopped mid-way, after some text
+    )
+    assert isinstance(ended, RunEnded) and ended.run.status is RunStatus.STOPPED
+    assert ended.run.id > complete.id
+    controller = VersionsController(session)
+    controller.reload_runs(select_latest=True)
+    assert session.run_model.run_at(0).id == ended.run.id  # listed first, newest first
+    assert session.open_run.id == complete.id  # but the complete one is opened
+
+
+def test_copy_of_a_version_without_story_text_says_so_and_copies_nothing(
+    told_session: Any, library: Any, story_output: str
+) -> None:
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import TellOptions, tell_album
+
+    session = told_session
+    analysis_only = story_output[: story_output.index("<gdi image1>")]
+    tell_album(library, session.album_id, scripted_backend(analysis_only), TellOptions())
+    controller = VersionsController(session)
+    newest = library.runs(session.album_id)[-1]
+    controller.open_version(newest.id)
+    assert session.open_run.id == newest.id
+    QApplication.clipboard().setText("before")
+    said: list[str] = []
+    session.status_message.connect(lambda text, *_: said.append(text))
+    controller.copy_story()
+    assert QApplication.clipboard().text() == "before"
+    assert said and "no story text" in said[-1] and "copied" not in said[-1]
+
+
+def test_a_complete_version_with_errors_is_not_listed_as_plain_complete(
+    told_session: Any, library: Any, story_output: str
+) -> None:
+    from PySide6.QtCore import Qt
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import TellOptions, tell_album
+
+    session = told_session
+    cut = story_output[: len(story_output) // 2]  # the model "finished" mid-way
+    tell_album(library, session.album_id, scripted_backend(cut), TellOptions())
+    VersionsController(session).reload_runs()
+    model = session.run_model
+    broken, clean = (model.index(row).data(Qt.ItemDataRole.DisplayRole) for row in (0, 1))
+    assert "complete · " in broken and "error" in broken.splitlines()[0]
+    assert clean.splitlines()[0].endswith("· complete")

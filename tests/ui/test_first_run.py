@@ -1,0 +1,89 @@
+"""The first-run guide's rough edges: Enter after a passing check uses the model, a failed
+conversion says so where it ran, the model in use is not "not checked", dialogs open where
+model files are, and a passing check shows its numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QFileDialog
+from ui_helpers import close_error_dialogs
+
+from desktop_app.app.settings import Settings
+from desktop_app.ui.first_run import FirstRunGuide
+
+REPORT = "tiny: 40 tokens (stop)\n  load 3.14 s, first token 0.52 s, 12.3 tokens/s\n"
+
+
+def _guide(qtbot: Any, settings: Settings | None = None) -> FirstRunGuide:
+    guide = FirstRunGuide(settings or Settings())
+    qtbot.addWidget(guide)
+    guide.show()
+    qtbot.waitExposed(guide)
+    return guide
+
+
+def test_after_a_passing_check_enter_uses_the_model_and_the_numbers_are_shown(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    guide = _guide(qtbot)
+    guide.set_model_files(tmp_path / "story.gguf", tmp_path / "mmproj-story.gguf")
+    guide.activateWindow()
+    guide.later_button.setFocus()  # where the focus lands when the check button is disabled
+    qtbot.waitUntil(guide.later_button.hasFocus)
+    guide._on_checked(REPORT)
+    assert "loaded in 3.1 s, writes 12 tokens/s" in guide.check_status.text()
+    saved: list[Any] = []
+    guide.saved.connect(saved.append)
+    focused = QApplication.focusWidget()
+    assert focused is not None
+    qtbot.keyClick(focused, Qt.Key.Key_Return)
+    assert saved and saved[0].model_path == tmp_path / "story.gguf"
+
+
+def test_a_failed_conversion_says_so_under_the_conversion_not_converting(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    guide = _guide(qtbot)
+    before = guide.check_status.text()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    handle = guide.start_conversion(photos, None, "Q4_K_M", tmp_path / "out")
+    with qtbot.waitSignal(handle.ended, timeout=60_000):
+        pass
+    QApplication.processEvents()
+    text = guide.convert_status.text()
+    assert "Converting" not in text and text.startswith("✖ Conversion failed")
+    assert "SRC" not in text and "choose the Hugging Face checkpoint folder" in text
+    assert guide.check_status.text() == before
+    assert close_error_dialogs()
+
+
+def test_the_model_in_use_is_not_called_not_checked(qtbot: Any, tmp_path: Path) -> None:
+    model, mmproj = tmp_path / "story.gguf", tmp_path / "mmproj-story.gguf"
+    guide = _guide(qtbot, Settings(model_path=model, mmproj_path=mmproj))
+    assert "In use" in guide.check_status.text()
+    guide.set_model_files(tmp_path / "other.gguf", tmp_path / "mmproj-other.gguf")
+    assert guide.check_status.text() == "Not checked yet."
+
+
+def test_file_dialogs_open_in_downloads_not_the_working_folder(
+    qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / "Downloads").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    asked: list[str] = []
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", lambda _p, _t, folder, _f: asked.append(folder) or ("", "")
+    )
+    monkeypatch.setattr(
+        QFileDialog, "getExistingDirectory", lambda _p, _t, folder: asked.append(folder) or ""
+    )
+    guide = _guide(qtbot)
+    guide._locate()
+    guide._pick_folder(guide.source_edit, "Checkpoint folder")
+    assert asked == [str(home / "Downloads")] * 2
