@@ -83,7 +83,7 @@ def write_export(
     if kind == "html":
         return write_html(display, images=images, boxes=boxes, title=title)
     if kind == "markdown":
-        return write_markdown(display)
+        return write_markdown(display, title=title)
     if kind == "text":
         return write_text(display)
     if kind == "json":

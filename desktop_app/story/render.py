@@ -210,10 +210,11 @@ def render_markdown(story: Story, names: Mapping[str, str] | None = None) -> str
     return write_markdown(display_story(story, (), names))
 
 
-def write_markdown(display: StoryDisplay) -> str:
+def write_markdown(display: StoryDisplay, *, title: str | None = None) -> str:
     """The story (tags stripped, one section per frame), the cast and the analysis tables."""
     story, names = display.story, display.names
-    out: list[str] = ["# Story", ""]
+    heading = _MD_SPECIAL_RE.sub(r"\\\1", title or "Story")
+    out: list[str] = [f"# {heading}", ""]
     for frame in display.frames:
         text = frame.plain()
         if not text:

@@ -88,15 +88,21 @@ class PhotoView(QGraphicsView):
         self.setMinimumSize(200, 150)
         self.photo_item: QGraphicsPixmapItem | None = None
         self.photo_path: Path | None = None
+        self.failed_path: Path | None = None  # the photo the view last failed to show
         self.original_size: tuple[int, int] = (0, 0)
         self._boxes: list[BoxItem] = []
         self._labels: list[QGraphicsSimpleTextItem | QGraphicsRectItem] = []
         self._placeholder = self._scene.addSimpleText("")
         self._placeholder.setBrush(QBrush(QColor("#dddddd")))
+        self._hint = ""
         self.set_placeholder("Hover a highlighted word in the story to see who or what it means.")
 
     def set_placeholder(self, text: str) -> None:
         """The text shown while no photo is."""
+        self._hint = text
+        self._show_text(text)
+
+    def _show_text(self, text: str) -> None:
         self._placeholder.setText(text)
         self._placeholder.setVisible(self.photo_item is None)
         if self.photo_item is None:
@@ -109,7 +115,9 @@ class PhotoView(QGraphicsView):
             self._scene.removeItem(self.photo_item)
             self.photo_item = None
         self.photo_path = None
+        self.failed_path = None
         self.original_size = (0, 0)
+        self._placeholder.setText(self._hint)  # not a failure message about an earlier photo
         self._placeholder.setVisible(True)
         self._scene.setSceneRect(self._placeholder.boundingRect().adjusted(-20, -20, 20, 20))
         self._fit()
@@ -125,7 +133,8 @@ class PhotoView(QGraphicsView):
         ratio = min(2.0, max(1.0, self.devicePixelRatioF()))
         pixmap, full = read_photo(path, int(DISPLAY_MAX_SIDE * ratio))
         if pixmap.isNull():
-            self.set_placeholder(f"{path.name} cannot be shown: it is missing or not an image.")
+            self._show_text(f"{path.name} cannot be shown: it is missing or not an image.")
+            self.failed_path = path
             return False
         item = QGraphicsPixmapItem(pixmap)
         item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)

@@ -38,6 +38,8 @@ class StoryTabs(QTabWidget):
         self.analysis_panel.entity_activated.connect(self._show_entity_from_analysis)
         self.currentChanged.connect(self._on_tab_changed)
         session.version_opened.connect(self._show)
+        # A photo taken out of the album (or gone missing) leaves the viewer, not a stale message.
+        session.photo_model.modelReset.connect(self._forget_photos_gone)
         session.run_started.connect(self._on_run_started)
         session.live_story_changed.connect(self._on_live_story)
         session.names_changed.connect(self._on_names_changed)
@@ -100,6 +102,16 @@ class StoryTabs(QTabWidget):
         shown = self._session.shown
         if isinstance(shown, OpenVersion):
             self.analysis_panel.set_story(shown.story, names)
+
+    def _forget_photos_gone(self) -> None:
+        view = self.story_panel.photo_view
+        shown = view.photo_path or view.failed_path
+        if shown is None:
+            return
+        in_album = {p.path for p in self._session.photo_model.photos() if not p.missing}
+        if shown not in in_album:
+            view.clear_photo()
+            self.story_panel.photo_caption.setText("")
 
     def show_frame(self, frame: int, entity_ids: Sequence[str]) -> None:
         """Show frame ``frame``'s photo with the boxes of ``entity_ids`` in the story tab, and

@@ -38,6 +38,11 @@ def best_version(runs: list[StoryRun]) -> StoryRun | None:
     return runs[0] if runs else None
 
 
+def export_name(title: str, run_id: int) -> str:
+    """The file name an export of version ``run_id`` of ``title`` is offered under (no suffix)."""
+    return f"{title} (version {run_id})"
+
+
 class VersionsController(QObject):
     """The versions list, the open version, its names, exports and comparisons."""
 
@@ -226,7 +231,8 @@ class VersionsController(QObject):
             session.show_status("Open a story version to export it.")
             return
         label, suffix, file_filter = EXPORT_KINDS[kind]
-        default = Path.home() / f"{self._title() if session.album else 'story'}-{run.id}{suffix}"
+        # "Kite day (version 2).html": a name, not what looks like a copy's "-2" suffix.
+        default = Path.home() / f"{export_name(self._title(), run.id)}{suffix}"
         path, _ = QFileDialog.getSaveFileName(
             session.dialog_parent, f"Export as {label}", str(default), file_filter
         )

@@ -195,3 +195,12 @@ def test_renderers_handle_an_empty_story() -> None:
         "story": [],
         "issues": [],
     }
+
+
+def test_the_markdown_export_is_titled_with_the_album() -> None:
+    from desktop_app.app.exports import render_export
+
+    story = parse_story(OUTPUT)
+    assert render_export("markdown", story, [], title="Kite day").startswith("# Kite day\n")
+    assert render_export("markdown", story, [], title="A*B").startswith("# A\\*B\n")
+    assert render_markdown(story).startswith("# Story\n")  # no title: as before

@@ -272,3 +272,24 @@ def test_a_frame_the_user_stopped_before_its_text_does_not_look_still_to_come(
     session.show(OpenVersion(run, StoredStory.of_run(run)))
     text = tabs.story_panel.browser.toPlainText()
     assert "Frame 3" in text and "…" not in text
+
+
+def test_a_photo_taken_out_of_the_album_leaves_the_viewer(
+    make_session: Any, host: Any, sample_photos: list[Path], tmp_path: Path
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    album = session_album(session, sample_photos[:2])
+    view = tabs.story_panel.photo_view
+    tabs.show_photo(sample_photos[1], "Photo 2 of 2")
+    assert view.photo_path == sample_photos[1]
+    gone = tmp_path / "gone.jpg"
+    tabs.show_photo(gone, "Photo 3 of 3")  # a file that is not there: the viewer says so
+    assert view.failed_path == gone and "cannot be shown" in view._placeholder.text()
+    session.photos_changed.emit(album.id)  # the strip re-read the album: that photo is not in it
+    assert view.failed_path is None and "cannot be shown" not in view._placeholder.text()
+    tabs.show_photo(sample_photos[1], "Photo 2 of 2")
+    photo = next(p for p in session.photo_model.photos() if p.path == sample_photos[1])
+    session.library.remove_photos(album.id, [photo.id])
+    session.photos_changed.emit(album.id)
+    assert view.photo_path is None and tabs.story_panel.photo_caption.text() == ""

@@ -195,3 +195,9 @@ def test_a_complete_version_with_errors_is_not_listed_as_plain_complete(
     broken, clean = (model.index(row).data(Qt.ItemDataRole.DisplayRole) for row in (0, 1))
     assert "complete · " in broken and "error" in broken.splitlines()[0]
     assert clean.splitlines()[0].endswith("· complete")
+
+
+def test_an_export_is_offered_under_a_name_not_a_copy_suffix() -> None:
+    from desktop_app.ui.versions import export_name
+
+    assert export_name("Kite day", 2) == "Kite day (version 2)"
