@@ -313,6 +313,7 @@ class MainWindow(QMainWindow):
                 "Stop writing?",
                 "A story is being written. Stop it and quit? The story so far is kept as a "
                 "stopped version.",
+                action="Stop and quit",
             ):
                 event.ignore()
                 return

@@ -50,7 +50,8 @@ T = TypeVar("T")
 
 # Builds the story backend the settings describe; called in a worker (it may read model files).
 BackendFactory = Callable[[Settings], StoryBackend]
-Confirm = Callable[[QWidget | None, str, str], bool]
+# Asks the user (parent, title, text, the verb of the action) and says whether to go ahead.
+Confirm = Callable[[QWidget | None, str, str, str], bool]
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class Session(QObject):
         self.choices = RunChoices.of_settings(self.settings)
         self.closing = False  # no message boxes once the window is being closed
         self.dialog_parent: QWidget | None = None  # where dialogs open (set by the window)
-        self._confirm = confirm or _ask_yes_no
+        self._confirm = confirm or _ask_to_act
         self.photos_changed.connect(self._on_photos_changed)
 
     # ---------------------------------------------------------------- the open album
@@ -412,9 +413,10 @@ class Session(QObject):
         """Tell the user that ``action`` failed and why (the one road to the error dialog)."""
         show_error(self.dialog_parent, err, details, action=action)
 
-    def ask(self, title: str, text: str) -> bool:
-        """Ask the user a yes/no question (No is the default)."""
-        return self._confirm(self.dialog_parent, title, text)
+    def ask(self, title: str, text: str, *, action: str) -> bool:
+        """Ask the user whether to do ``action``: its button says the verb ("Stop and quit"),
+        beside Cancel, which is the default."""
+        return self._confirm(self.dialog_parent, title, text, action)
 
     def try_library(self, call: Callable[[], T], action: str) -> T | None:
         """``call()``'s result; None, after telling the user "``action`` failed", when it raises
@@ -457,14 +459,16 @@ class Session(QObject):
         self.engine.close()
 
 
-def _ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
+def _ask_to_act(parent: QWidget | None, title: str, text: str, action: str) -> bool:
     from PySide6.QtWidgets import QMessageBox
 
-    answer = QMessageBox.question(
-        parent,
-        title,
-        text,
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
-    )
-    return answer == QMessageBox.StandardButton.Yes
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton)
+    if parent is not None:
+        box.setParent(parent, box.windowFlags())
+    box.setObjectName("confirmAction")
+    go = box.addButton(action, QMessageBox.ButtonRole.AcceptRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+    box.exec()
+    return box.clickedButton() is go

@@ -177,6 +177,7 @@ class Sidebar(QWidget):
             "Delete album",
             f"Delete the album “{album.name}” and its {album.run_count} stories? "
             "Your photo files are not touched.",
+            action="Delete album",
         ):
             return
         try:

@@ -158,7 +158,9 @@ class VersionsController(QObject):
             session.show_status("Stop the story being written before deleting it.")
             return
         label = f"version #{runs[0].id}" if len(runs) == 1 else f"{len(runs)} versions"
-        if not session.ask("Delete version", f"Delete {label} of this story?"):
+        if not session.ask(
+            "Delete version", f"Delete {label} of this story?", action=f"Delete {label}"
+        ):
             return
         for run in runs:
             try:

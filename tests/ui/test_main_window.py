@@ -63,8 +63,8 @@ def test_closing_while_generating_asks_then_stops_cleanly(
 ) -> None:
     asked: list[str] = []
 
-    def confirm(_parent: Any, title: str, _text: str) -> bool:
-        asked.append(title)
+    def confirm(_parent: Any, title: str, _text: str, action: str) -> bool:
+        asked.append(f"{title} {action}")
         return True
 
     window = make_window(scripted_backend(story_output, token_delay_s=0.01), confirm=confirm)
@@ -75,7 +75,7 @@ def test_closing_while_generating_asks_then_stops_cleanly(
         timeout=10_000,
     )
     window.close()
-    assert asked == ["Stop writing?"]
+    assert asked == ["Stop writing? Stop and quit"]  # a verb on the button, not Yes
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
     assert [r.status for r in library.runs(album.id)] == [RunStatus.STOPPED]
 

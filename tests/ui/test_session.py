@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
 from desktop_app.app.settings import Settings, load_settings
 from desktop_app.engine.api import Preset
 from desktop_app.ui.session import EngineSlot, RunChoices
@@ -65,3 +68,24 @@ def test_choices_are_remembered_only_for_a_session_started_from_saved_settings(
     saved.remember_choices()
     assert load_settings().seed == 9 and load_settings().preset is Preset.FAITHFUL
     assert saved.tell_options().sampling.seed == 9
+
+
+def test_a_question_offers_the_verb_of_its_action_and_cancel_by_default(
+    qtbot: Any, library: Any
+) -> None:
+    from desktop_app.ui.session import Session
+
+    session = Session(library, lambda _settings: None)  # the real dialog, no test answer
+    seen: list[tuple[list[str], str]] = []
+
+    def answer() -> None:
+        box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox))
+        seen.append(([b.text() for b in box.buttons()], box.defaultButton().text()))
+        next(b for b in box.buttons() if b.text() == "Stop and quit").click()
+
+    QTimer.singleShot(0, answer)
+    assert session.ask("Stop writing?", "Stop it and quit?", action="Stop and quit")
+    ((buttons, default),) = seen
+    assert sorted(buttons) == ["Cancel", "Stop and quit"]  # no Yes/No
+    assert default == "Cancel"
+    session.close()

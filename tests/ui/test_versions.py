@@ -93,7 +93,10 @@ def _two_versions(qtbot: Any, session: Any, sample_photos: list[Path]) -> tuple[
 def test_versions_switch_delete_and_compare(
     qtbot: Any, make_session: Callable[..., Any], library: Any, sample_photos: list[Path]
 ) -> None:
-    session = make_session()
+    asked: list[str] = []
+    session = make_session(
+        confirm=lambda _parent, _title, _text, action: asked.append(action) or True
+    )
     album, first, second = _two_versions(qtbot, session, sample_photos)
     assert first.id != second.id and session.run_model.rowCount() == 2
     versions = session.findChild(VersionsController)
@@ -106,6 +109,7 @@ def test_versions_switch_delete_and_compare(
     session.select_versions([session.run_model.run_at(1)])
     assert session.open_run.id == first.id
     versions.delete_selected()
+    assert asked == [f"Delete version #{first.id}"]  # the button says what it does, not Yes
     assert [r.id for r in library.runs(album.id)] == [second.id]
     assert session.open_run.id == second.id
     assert session.run_model.rowCount() == 1
