@@ -58,6 +58,7 @@ from desktop_app.library.records import (
     StoryRun,
 )
 from desktop_app.library.store import AlbumRef, Library
+from desktop_app.words import counted
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,8 @@ def photos_to_tell(library: Library, album: AlbumRef) -> list[Photo]:
         names = ", ".join(photo.name for photo in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise PhotoMissingError(
-            f"{len(missing)} photo(s) of album {target.name!r} are missing ({names}{more}): "
+            f"{counted(len(missing), 'photo')} of album {target.name!r} "
+            f"{'is' if len(missing) == 1 else 'are'} missing ({names}{more}): "
             "relink the album to the folder they moved to, or remove them from the album"
         )
     return photos

@@ -31,6 +31,7 @@ from desktop_app.ui.gui_words import gui_text
 from desktop_app.ui.photos import load_photo
 from desktop_app.ui.session import Session
 from desktop_app.ui.workers import CallableWorker, JobContext
+from desktop_app.words import counted
 
 THUMBNAIL_PX = 256
 FILMSTRIP_ICON = QSize(128, 96)
@@ -212,7 +213,9 @@ class Filmstrip(QWidget):
             return
         session.reload_photos()
         session.album_changed.emit(album_id)
-        session.show_status(f"Removed {len(ids)} photo(s) from the album; the files are untouched.")
+        session.show_status(
+            f"Removed {counted(len(ids), 'photo')} from the album; the files are untouched."
+        )
 
     def move_selected_photos(self, step: int) -> None:
         """Move the selected photos one place earlier (-1) or later (+1): drag without a mouse."""

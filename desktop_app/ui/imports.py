@@ -17,6 +17,7 @@ from desktop_app.errors import StorytellerError
 from desktop_app.library.records import ImportReport, RelinkReport
 from desktop_app.ui.session import Session
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle
+from desktop_app.words import counted
 
 PHOTO_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.heic *.heif *.bmp *.tif *.tiff);;All files (*)"
 
@@ -126,26 +127,28 @@ class ImportController(QObject):
 
     def _on_import_done(self, album_id: int, report: ImportReport) -> None:
         self._after(album_id)
-        added = f"Added {len(report.added)} photo(s)"
+        added = f"Added {counted(len(report.added), 'photo')}"
         parts = [f"Import stopped. {added}" if report.stopped else added]
         if report.duplicates:
             parts.append(f"{len(report.duplicates)} already in the album")
         if report.skipped:
-            parts.append(f"{len(report.skipped)} non-image file(s) skipped")
+            parts.append(f"{counted(len(report.skipped), 'non-image file')} skipped")
         if report.failed:
             parts.append(f"{len(report.failed)} could not be read")
         self._session.show_status("; ".join(parts) + ".")
         if report.failed and not self._session.closing:  # no message box for a closing window
             details = "\n".join(f.message for f in report.failed[:20])
             self._session.report_error(
-                StorytellerError(f"{len(report.failed)} file(s) could not be added:\n{details}"),
+                StorytellerError(
+                    f"{counted(len(report.failed), 'file')} could not be added:\n{details}"
+                ),
                 action="Importing photos",
             )
 
     def _on_relinked(self, album_id: int, report: RelinkReport) -> None:
         self._after(album_id)
-        found = f"Found {len(report.relinked)} photo(s); {len(report.still_missing)} still missing"
+        found = f"Found {counted(len(report.relinked), 'photo')}; {len(report.still_missing)} still missing"
         if report.unreadable:  # non-fatal: those files vanished or were unreadable mid-search
-            found += f"; {len(report.unreadable)} file(s) in the folder could not be read"
+            found += f"; {counted(len(report.unreadable), 'file')} in the folder could not be read"
         found += "."
         self._session.show_status(f"Search stopped. {found}" if report.stopped else found)

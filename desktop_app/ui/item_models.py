@@ -26,6 +26,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
 from desktop_app.library.records import Album, Photo, StoryRun
+from desktop_app.words import counted
 
 R = TypeVar("R", Album, Photo, StoryRun)  # the records a list model shows, one per row
 
@@ -148,7 +149,7 @@ class AlbumListModel(_RecordListModel[Album]):
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{album.name}: {album.photo_count} photos, {album.run_count} stories"
             if missing:
-                tip += f"; {missing} photo(s) not found on disk: use Relink to find them"
+                tip += f"; {counted(missing, 'photo')} not found on disk: use Relink to find them"
             return tip
         if role == Qt.ItemDataRole.DecorationRole and missing:
             return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)

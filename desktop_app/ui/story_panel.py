@@ -30,6 +30,7 @@ from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView
 from desktop_app.ui.photos import load_thumbnail
 from desktop_app.ui.story_html import SpanRef, render_story
+from desktop_app.words import counted
 
 THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels)
 
@@ -259,9 +260,8 @@ class StoryPanel(QWidget):
             item.setToolTip(f"{issue.code}: {issue.message}")
             self.issues_list.addItem(item)
         if issues:
-            self.issues_label.setText(
-                f"Checks: {errors} error(s), {len(issues) - errors} warning(s)"
-            )
+            warnings = counted(len(issues) - errors, "warning")
+            self.issues_label.setText(f"Checks: {counted(errors, 'error')}, {warnings}")
         else:
             self.issues_label.setText("Checks: no problems found")
 

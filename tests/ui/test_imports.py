@@ -39,9 +39,10 @@ def test_files_that_are_not_photos_are_reported_by_name(
     qtbot.waitUntil(lambda: bool(ui_errors.open_error_dialogs()), timeout=10_000)
     (message,) = close_error_dialogs()
     assert "notes.txt" in message
+    assert "1 file could not be added" in message  # plurals as people write them
     assert session.photo_model.rowCount() == 1  # the photo beside it was added
     assert [p.path.name for p in session.library.photos(album.id)] == [sample_photos[0].name]
-    assert statuses[-1].startswith("Added 1 photo(s)")
+    assert statuses[-1].startswith("Added 1 photo;")
 
 
 def album_whose_photo_moved(
@@ -84,7 +85,7 @@ def test_relinking_finds_a_moved_photo_and_the_album_and_strip_follow(
     assert "missing" not in session.photo_model.index(0).data()
     assert library.photos(album.id)[0].path == new_path
     assert library.missing_photos(album.id) == []
-    assert statuses[-1] == "Found 1 photo(s); 0 still missing."
+    assert statuses[-1] == "Found 1 photo; 0 still missing."
 
 
 def test_relinking_reports_files_it_could_not_read_in_the_status_bar(
@@ -113,7 +114,7 @@ def test_relinking_reports_files_it_could_not_read_in_the_status_bar(
     monkeypatch.setattr(photo_store, "sha256_file", refusing_sha256)
     relink_and_wait(qtbot, imports, moved)
     qtbot.waitUntil(lambda: bool(statuses) and "could not be read" in statuses[-1])
-    assert "Found 1 photo(s); 0 still missing; 1 file(s)" in statuses[-1]
+    assert "Found 1 photo; 0 still missing; 1 file in the folder" in statuses[-1]
     assert library.photos(album.id)[0].path == new_path
 
 
@@ -184,7 +185,7 @@ def test_stop_importing_keeps_the_photos_added_so_far(
     kept = library.photos(album.id)
     assert 2 <= len(kept) < SLOW_IMPORT_FILES
     assert session.photo_model.rowCount() == len(kept)
-    assert statuses[-1].startswith(f"Import stopped. Added {len(kept)} photo(s)")
+    assert statuses[-1].startswith(f"Import stopped. Added {len(kept)} photos")
 
 
 def test_photos_dropped_with_no_album_open_go_into_a_new_album(

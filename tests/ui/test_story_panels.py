@@ -151,3 +151,17 @@ def test_a_validation_issue_jumps_to_its_frame_and_entity(
     issues.itemClicked.emit(item)
     view = window.story_panel.photo_view
     assert view.photo_path is not None and view.photo_path.name == sample_photos[2].name
+
+
+def test_the_checks_line_counts_in_plain_english(qtbot: Any) -> None:
+    from desktop_app.story.model import Issue, Severity
+    from desktop_app.ui.story_panel import StoryPanel
+
+    panel = StoryPanel()
+    qtbot.addWidget(panel)
+    error = Issue("missing-segment", Severity.ERROR, "Photo 1 has no text")
+    warning = Issue("untagged-text", Severity.WARNING, "Text outside any frame")
+    panel.set_issues([error])
+    assert panel.issues_label.text() == "Checks: 1 error, 0 warnings"
+    panel.set_issues([error, error, warning])
+    assert panel.issues_label.text() == "Checks: 2 errors, 1 warning"
