@@ -330,9 +330,14 @@ class AnalysisPanel(QWidget):
             entity = story.entity(entity_id)
             description = getattr(entity, "description", "") if entity else ""
             kind = entity_kind(entity_id)
+            where = ", ".join(str(f) for f in frames)
+            appears = (
+                f"appears in frame {where}"
+                if len(frames) == 1
+                else (f"appears in frames {where}" if frames else "not in any frame's table")
+            )
             item.setToolTip(
-                f"{name} ({entity_id}{', ' + kind.noun if kind else ''})\n{description}\n"
-                f"appears in frame(s) {', '.join(str(f) for f in frames) or '—'}"
+                f"{name}{' (' + kind.noun + ')' if kind else ''}\n{description}\n{appears}"
             )
             item.setFlags(
                 Qt.ItemFlag.ItemIsEnabled
@@ -382,9 +387,7 @@ class AnalysisPanel(QWidget):
         self.matrix.setRowCount(len(ids))
         self.matrix.setColumnCount(len(frames))
         self.matrix.setHorizontalHeaderLabels([f"Frame {f}" for f in frames])
-        self.matrix.setVerticalHeaderLabels(
-            [f"{display_name(i, story, self.names)} ({i})" for i in ids]
-        )
+        self.matrix.setVerticalHeaderLabels([display_name(i, story, self.names) for i in ids])
         colors = entity_colours(story)
         for r, entity_id in enumerate(ids):
             present = set(story.frames_of(entity_id))

@@ -54,7 +54,7 @@ def _span_html(href: str, span: DisplaySpan, selected_id: str | None, link: bool
     style = f"color:{span.colour};text-decoration:none;" + KIND_STYLE.get(span.kind.value, "")
     if selected_id and selected_id in span.ids:
         style += "background-color:#fff2a8;"
-    who = ", ".join(f"{name} ({i})" for i, name in zip(span.ids, span.names, strict=True))
+    who = ", ".join(span.names)  # what the user calls them; ids are the model's bookkeeping
     title = f"{KIND_LABEL.get(span.kind.value, span.kind.value)}: {who}"
     if not link:  # printed or exported: styled text, no link to follow
         return f'<span style="{style}">{_esc(span.text)}</span>'

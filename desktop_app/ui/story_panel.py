@@ -360,7 +360,7 @@ class StoryPanel(QWidget):
                     break
             name = display_name(entity_id, self.story, self.names) if self.story else entity_id
             count = sum(entity_id in span.ids for span in self.spans.values())
-            self.status_message.emit(f"{name} ({entity_id}): {count} mention(s) highlighted")
+            self.status_message.emit(f"{name}: {counted(count, 'mention')} highlighted")
 
     def _scroll_to_span(self, href: str) -> None:
         document = self.browser.document()

@@ -19,6 +19,7 @@ from desktop_app.app.exports import render_export
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, RunStatus, StoryRun
+from desktop_app.story.names import display_name
 from desktop_app.ui.exporting import EXPORT_KINDS, export_story, show_export_notice
 from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion, Session
 from desktop_app.ui.workers import CallableWorker, WorkerHandle
@@ -205,6 +206,7 @@ class VersionsController(QObject):
         shown = session.shown
         if not isinstance(shown, OpenVersion):
             return
+        old_name = display_name(entity_id, shown.story, shown.stored.names)
         try:
             session.library.set_display_name(shown.run.id, entity_id, name or None)
             names = session.library.display_names(shown.run.id)
@@ -214,9 +216,10 @@ class VersionsController(QObject):
         session.shown = OpenVersion(shown.run, shown.stored.with_names(names))
         session.names_changed.emit(names)
         session.show_status(
-            f"{entity_id} is now called “{name}” in this version."
+            f"{old_name} is now called “{name}” in this version."
             if name
-            else f"{entity_id} has its original name again."
+            else f"{old_name} has its original name again: "
+            f"“{display_name(entity_id, shown.story)}”."
         )
 
     # ---------------------------------------------------------------- export

@@ -45,7 +45,7 @@ def test_an_unnamed_object_is_named_the_same_in_pdf_and_html() -> None:
     page = render_html(story, [])
     rich = render_story(display_story(story)).html  # the app's view (PDF is the same without links)
     assert f"obj1 · {name}" in html.unescape(page)
-    assert f"{name} (obj1)" in html.unescape(rich)
+    assert f'who/what: {name}"' in html.unescape(rich)
 
 
 def test_tag_like_literals_read_the_same_in_pdf_and_html() -> None:
@@ -106,4 +106,5 @@ def test_every_writer_names_the_same_entities_with_the_same_names_and_colours() 
         assert f"text-decoration-color: {colour}" in page  # the page's underline
         assert f"color:{colour}" in rich and f"color:{colour}" in printed  # the app's text
     assert [member.name for member in display.cast] == ["Ana", "Joe"]
-    assert "Ana (char1)" in html.unescape(rich) and "char1 · Ana" in html.unescape(page)
+    assert 'title="who/what: Ana"' in html.unescape(rich)  # the tooltip: no internal id
+    assert "char1 · Ana" in html.unescape(page)

@@ -165,3 +165,29 @@ def test_the_checks_line_counts_in_plain_english(qtbot: Any) -> None:
     assert panel.issues_label.text() == "Checks: 1 error, 0 warnings"
     panel.set_issues([error, error, warning])
     assert panel.issues_label.text() == "Checks: 2 errors, 1 warning"
+
+
+def test_hover_tips_and_status_lines_name_people_not_internal_ids(story_tabs: Any) -> None:
+    panel = story_tabs.story_panel
+    statuses: list[str] = []
+    panel.status_message.connect(statuses.append)
+    panel.select_entity("char3")  # what clicking Grandpa Joe's box does
+    count = sum("char3" in span.ids for span in panel.spans.values())
+    assert statuses[-1] == f"Grandpa Joe: {count} mentions highlighted"
+    assert "who/what: Grandpa Joe" in _link_tooltips(panel.browser.document())
+    assert "char3" not in " ".join(statuses)
+
+
+def _link_tooltips(document: Any) -> set[str]:
+    """The tooltips of the story's links, as hovering shows them."""
+    tips: set[str] = set()
+    block = document.begin()
+    while block.isValid():
+        iterator = block.begin()
+        while not iterator.atEnd():
+            fragment = iterator.fragment()
+            if fragment.isValid() and fragment.charFormat().anchorHref():
+                tips.add(fragment.charFormat().toolTip())
+            iterator += 1
+        block = block.next()
+    return tips

@@ -33,14 +33,18 @@ def test_renaming_a_character_is_stored_as_an_edit_and_told_to_the_views(
     session = told_session
     run = session.open_run
     renamed: list[Any] = []
+    statuses: list[str] = []
     session.names_changed.connect(renamed.append)
+    session.status_message.connect(statuses.append)
     versions.rename_entity("char1", "Mia")
+    assert statuses[-1] == "Maya is now called “Mia” in this version."  # names, not "char1"
     assert library.display_names(run.id) == {"char1": "Mia"}
     assert library.run(run.id).raw_output == story_output  # the model's output is untouched
     assert renamed == [{"char1": "Mia"}]
     assert session.shown.stored.names == {"char1": "Mia"}
     versions.rename_entity("char1", "")
     assert library.display_names(run.id) == {} and renamed[-1] == {}
+    assert statuses[-1] == "Mia has its original name again: “Maya”."
 
 
 @pytest.mark.parametrize("kind", ["html", "markdown", "json", "pdf"])
