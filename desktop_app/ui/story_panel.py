@@ -152,6 +152,9 @@ class StoryPanel(QWidget):
         self.selected_id: str | None = None
         self.spans: dict[str, SpanRef] = {}
         self._live = False
+        # Whether the live view keeps the newest text in view: true until the reader scrolls
+        # up, true again once they scroll back to the end (as chat apps do).
+        self._follow_end = True
         self._frame_count: int | None = None
         self._registered_images: set[int] = set()
         self._shown_span: SpanRef | None = None
@@ -162,6 +165,13 @@ class StoryPanel(QWidget):
         self.photo_view.box_clicked.connect(self.select_entity)
         self.issues_list.itemActivated.connect(self._on_issue_activated)
         self.issues_list.itemClicked.connect(self._on_issue_activated)
+        bar = self.browser.verticalScrollBar()
+        # Only the reader's own scrolling (wheel, keys, the scroll bar) says whether to follow;
+        # the value also moves when the text is replaced or the view re-wraps it.
+        bar.actionTriggered.connect(self._on_reader_scrolled)
+        # The document is laid out after setHtml returns: the end moves later than the
+        # render, so following it happens whenever the range grows.
+        bar.rangeChanged.connect(self._on_scroll_range_changed)
         self.clear()
 
     # ------------------------------------------------------------------ content
@@ -200,6 +210,8 @@ class StoryPanel(QWidget):
         """Show ``story`` (re-rendered in place; the scroll position is kept)."""
         self.story = story
         self.names = dict(names or {})
+        if live and not self._live:
+            self._follow_end = True  # a run starts: show its newest text
         self._live = live
         self._frame_count = frame_count
         self._render()
@@ -234,12 +246,20 @@ class StoryPanel(QWidget):
             image_width=THUMB_PX,
         )
         bar = self.browser.verticalScrollBar()
-        at_bottom = bar.value() >= bar.maximum() - 4
         position = bar.value()
         self.spans = rendered.spans
         self.browser.setHtml(rendered.html)
-        # Follow the text while it is being written, unless the user scrolled up to read.
-        bar.setValue(bar.maximum() if self._live and at_bottom else position)
+        # Follow the text while it is being written, unless the reader scrolled up to read.
+        bar.setValue(bar.maximum() if self._live and self._follow_end else position)
+
+    def _on_reader_scrolled(self, _action: int) -> None:
+        bar = self.browser.verticalScrollBar()
+        # The slider is already where the action takes it; its value follows after this.
+        self._follow_end = bar.sliderPosition() >= bar.maximum() - 4
+
+    def _on_scroll_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._live and self._follow_end:
+            self.browser.verticalScrollBar().setValue(maximum)
 
     def set_issues(self, issues: list[Issue]) -> None:
         """List the validator's issues; each item jumps to its place when activated."""

@@ -191,3 +191,65 @@ def _link_tooltips(document: Any) -> set[str]:
             iterator += 1
         block = block.next()
     return tips
+
+
+def _grow_live(qtbot: Any, panel: Any, parser: Any, pieces: list[str]) -> None:
+    """Feed ``pieces`` of output to the live view as the generation controller does."""
+    for piece in pieces:
+        parser.feed(piece)
+        panel.set_story(parser.snapshot(), live=True, frame_count=4)
+        qtbot.wait(5)
+
+
+def test_the_live_view_follows_the_end_unless_the_reader_scrolled_up(
+    qtbot: Any, host: Callable[[Any], Any], sample_photos: list[Path], story_output: str
+) -> None:
+    from desktop_app.app.stored_story import FrameGeometry
+    from desktop_app.story.parser import StoryStreamParser
+    from desktop_app.ui.story_panel import StoryPanel
+
+    panel = host(StoryPanel())
+    panel.resize(900, 420)  # a short window: the story outgrows it after a frame or two
+    panel.set_frame_photos({i: FrameGeometry(i, p) for i, p in enumerate(sample_photos, 1)})
+    story_start = story_output.index("</think>")
+    pieces = [story_output[i : i + 20] for i in range(0, len(story_output), 20)]
+    parser = StoryStreamParser()
+    bar = panel.browser.verticalScrollBar()
+    head = next(i for i, _ in enumerate(pieces) if 20 * i > story_start + 300)
+    middle = (head + len(pieces)) // 2
+    _grow_live(qtbot, panel, parser, pieces[:head])
+    scrolled = 0
+    for piece in pieces[head:middle]:
+        _grow_live(qtbot, panel, parser, [piece])
+        assert bar.value() == bar.maximum()  # the newest text is in view
+        scrolled += bar.maximum() > 0
+    assert scrolled > 20  # the story was taller than the view for most of it
+    from PySide6.QtWidgets import QAbstractSlider
+
+    _wheel_up(panel.browser.viewport())  # the reader scrolls up to read
+    kept = bar.value()
+    assert kept < bar.maximum()
+    _grow_live(qtbot, panel, parser, pieces[middle:])
+    assert bar.value() == kept and bar.maximum() > kept  # left where the reader is
+    bar.triggerAction(QAbstractSlider.SliderAction.SliderToMaximum)  # back at the end
+    _grow_live(qtbot, panel, parser, ["\n<gdi image4>More text. " * 20])
+    assert bar.value() == bar.maximum()
+
+
+def _wheel_up(widget: Any, notches: int = 3) -> None:
+    """Turn the mouse wheel away from the reader over ``widget`` (scrolls up)."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    centre = QPointF(widget.rect().center())
+    event = QWheelEvent(
+        centre,
+        QPointF(widget.mapToGlobal(centre.toPoint())),
+        QPoint(),
+        QPoint(0, 120 * notches),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, event)
