@@ -1,8 +1,9 @@
-"""The story toolbar: Generate and Stop, the run's choices (preset, detail, seed) and its progress.
+"""The story toolbar: Generate and Stop, and the run's choices (preset, detail, seed,
+instruction).
 
-The toolbar tells the session what the user chose and shows the run being written as the
-session reports it; generating is the generation controller's job
-(``desktop_app.ui.generation``).
+The toolbar tells the session what the user chose; generating is the generation controller's
+job (``desktop_app.ui.generation``), and the run's progress shows in the status bar
+(``desktop_app.ui.status_bar``), where a small window cannot push it into an overflow menu.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QToolBar, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QWidget
 
 from desktop_app.engine.api import Detail, Preset
-from desktop_app.ui.session import EndedRun, LiveRun, RunChoices, Session
+from desktop_app.ui.session import RunChoices, Session
 from desktop_app.ui.trained_choices import DETAIL_TIP, InstructionCombo, detail_tip
 
 
 class StoryToolbar(QToolBar):
-    """Generate/Stop, the preset, detail and seed of the next run, and the running run's phase."""
+    """Generate/Stop, and the preset, detail, seed and instruction of the next run."""
 
     def __init__(
         self,
@@ -74,19 +75,7 @@ class StoryToolbar(QToolBar):
         self.addWidget(QLabel("  "))
         self.addWidget(self.seed_spin)
         self.addWidget(QLabel("  "))
-        self.addWidget(self.instruction_combo)
-        self.addSeparator()
-        self.phase_label = QLabel("")
-        self.phase_label.setObjectName("phaseLabel")
-        self.progress_bar = QProgressBar(self)
-        self.progress_bar.setMaximumWidth(180)
-        self.progress_bar.setTextVisible(False)
-        self.addWidget(QLabel(" "))
-        # A widget inside a toolbar is shown and hidden through its action.
-        self.progress_action = self.addWidget(self.progress_bar)
-        self.progress_action.setVisible(False)
-        self.addWidget(QLabel(" "))
-        self.addWidget(self.phase_label)
+        self.addWidget(self.instruction_combo)  # it takes the width left: long sentences fit
         for signal in (
             self.preset_combo.currentIndexChanged,
             self.detail_combo.currentIndexChanged,
@@ -95,31 +84,11 @@ class StoryToolbar(QToolBar):
         ):
             signal.connect(self._publish_choices)
         self._publish_choices()
-        session.run_requested.connect(self._on_run_requested)
-        session.run_started.connect(self._on_run_started)
-        session.run_progressed.connect(self._on_run_progressed)
-        session.run_ended.connect(self._on_run_ended)
 
     def _publish_choices(self, *_args: object) -> None:
         self._session.set_choices(
             RunChoices(self.preset(), self.detail(), self.seed(), self.instruction())
         )
-
-    def _on_run_requested(self) -> None:
-        self.show_progress(0, 0)
-        self.show_phase("Starting…")
-
-    def _on_run_started(self, live: LiveRun) -> None:
-        self.show_progress(0, 0)
-        self.show_phase(live.phase_text)
-
-    def _on_run_progressed(self, live: LiveRun) -> None:
-        self.show_phase(live.phase_text)
-        self.show_progress(*live.bar)
-
-    def _on_run_ended(self, ended: EndedRun) -> None:
-        self.hide_progress()
-        self.show_phase(ended.phase_text)
 
     def detail(self) -> Detail:
         """The detail level chosen."""
@@ -151,18 +120,3 @@ class StoryToolbar(QToolBar):
             self.instruction_combo,
         ):
             widget.setEnabled(enabled)
-
-    def show_phase(self, text: str) -> None:
-        """The line beside the progress bar ("Writing frame 2/4 · 9.1 tokens/s")."""
-        self.phase_label.setText(text)
-
-    def show_progress(self, value: int, maximum: int) -> None:
-        """Show the progress bar at ``value`` of ``maximum`` (0: busy, no known end)."""
-        self.progress_bar.setRange(0, maximum)
-        if maximum:
-            self.progress_bar.setValue(value)
-        self.progress_action.setVisible(True)
-
-    def hide_progress(self) -> None:
-        """Hide the progress bar (nothing runs)."""
-        self.progress_action.setVisible(False)

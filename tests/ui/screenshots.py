@@ -137,7 +137,7 @@ def inner(out: Path) -> int:
 
     delay[0] = 0.006
     window.generation.generate()
-    wait_until(lambda: "Writing frame 3" in window.story_toolbar.phase_label.text(), timeout_s=60)
+    wait_until(lambda: "Writing frame 3" in window.status_bar.phase_label.text(), timeout_s=60)
     save(window, "03-writing.png")
     wait_until(lambda: not window.generation.is_generating(), timeout_s=60)
 

@@ -30,15 +30,13 @@ def test_generate_shows_a_live_structured_story_and_keeps_it_as_a_version(
     window.generation.generate()
     # While writing: the phase line and a structured (not raw) view of the analysis so far.
     qtbot.waitUntil(
-        lambda: "Analysing frame" in window.story_toolbar.phase_label.text(), timeout=10_000
+        lambda: "Analysing frame" in window.status_bar.phase_label.text(), timeout=10_000
     )
-    assert "tokens" in window.story_toolbar.phase_label.text()
+    assert "tokens" in window.status_bar.phase_label.text()
     assert not window.story_toolbar.detail_combo.isEnabled()  # the run's choices are fixed
     live_text = window.story_panel.browser.toPlainText()
     assert "|" not in live_text and "<think>" not in live_text
-    qtbot.waitUntil(
-        lambda: "Writing frame" in window.story_toolbar.phase_label.text(), timeout=20_000
-    )
+    qtbot.waitUntil(lambda: "Writing frame" in window.status_bar.phase_label.text(), timeout=20_000)
     qtbot.waitUntil(lambda: not window.generation.is_generating(), timeout=20_000)
 
     run = window.current_run

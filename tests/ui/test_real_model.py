@@ -33,10 +33,11 @@ def tiny_settings(tiny_model: Any) -> Settings:
     )
 
 
-def generate_seeing_phases(qtbot: Any, toolbar: Any, generation: Any) -> list[str]:
-    """Generate and wait for the end; every phase line ``toolbar`` showed meanwhile, in order."""
+def generate_seeing_phases(qtbot: Any, status_bar: Any, generation: Any) -> list[str]:
+    """Generate and wait for the end; every phase line ``status_bar`` showed meanwhile, in
+    order."""
     phases: list[str] = []
-    phase_label = toolbar.phase_label
+    phase_label = status_bar.phase_label
     set_phase = phase_label.setText
     phase_label.setText = lambda text: (phases.append(text), set_phase(text))[1]
     try:
@@ -59,7 +60,7 @@ def test_generate_with_the_tiny_model_through_llama_cpp(
     qtbot.waitUntil(lambda: window.photo_model.rowCount() == 1, timeout=10_000)
     # Before this model's first run here, the time comes from its size and says so.
     assert "under a minute (estimate)" in window.filmstrip.cost_label.text()
-    phases = generate_seeing_phases(qtbot, window.story_toolbar, window.generation)
+    phases = generate_seeing_phases(qtbot, window.status_bar, window.generation)
     assert any(text.endswith("under a minute left (estimate)") for text in phases), phases
     # The run measured this machine: the estimate is now its own.
     qtbot.waitUntil(lambda: "(estimate)" not in window.filmstrip.cost_label.text(), timeout=5_000)
@@ -89,6 +90,7 @@ def test_after_a_run_the_estimate_counts_only_the_writing_until_the_prompt_chang
     from desktop_app.ui.actions import WindowActions
     from desktop_app.ui.filmstrip import Filmstrip
     from desktop_app.ui.generation import GenerationController
+    from desktop_app.ui.status_bar import StatusBar
     from desktop_app.ui.story_toolbar import StoryToolbar
 
     settings = tiny_settings(tiny_model)
@@ -109,6 +111,7 @@ def test_after_a_run_the_estimate_counts_only_the_writing_until_the_prompt_chang
     actions = WindowActions(owner)
     toolbar = StoryToolbar(session, actions["generate"], actions["stop"], owner)
     strip = Filmstrip(session, actions, owner)
+    status_bar = StatusBar(session, owner)
     generation = GenerationController(session)
     host(owner)
     session_album(session, [tiny_image], name="Tiny")
@@ -117,7 +120,7 @@ def test_after_a_run_the_estimate_counts_only_the_writing_until_the_prompt_chang
     assert label.text().endswith("about 13 min")
 
     def generate() -> list[str]:
-        phases = generate_seeing_phases(qtbot, toolbar, generation)
+        phases = generate_seeing_phases(qtbot, status_bar, generation)
         return [t for t in phases if t.endswith(" left")]
 
     cold = generate()
