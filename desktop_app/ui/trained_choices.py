@@ -8,8 +8,8 @@ training. The detail tooltips say which levels give photos more pixels than trai
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QComboBox, QSizePolicy, QStyle, QStyleOptionComboBox, QWidget
 
 from desktop_app.engine.api import (
     DEFAULT_INSTRUCTION,
@@ -38,7 +38,11 @@ CUSTOM_TIP = (
 
 
 class InstructionCombo(QComboBox):
-    """An editable list of the trained instructions; ``instruction()`` is the chosen text."""
+    """An editable list of the trained instructions; ``instruction()`` is the chosen text.
+
+    Closed, it is at least as wide as the default sentence and takes the width its toolbar has
+    left, so on most screens every sentence shows whole; its list is as wide as the longest.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,16 +50,45 @@ class InstructionCombo(QComboBox):
         self.setEditable(True)
         self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.setMinimumContentsLength(18)
+        self.setMinimumContentsLength(8)  # the real minimum is the default sentence (sizeHint)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         for text in TRAINED_INSTRUCTIONS:
             self.addItem(text or NO_INSTRUCTION, text)
             self.setItemData(self.count() - 1, TRAINED_TIP, Qt.ItemDataRole.ToolTipRole)
         self.currentTextChanged.connect(self._update_tip)
         # Show a chosen sentence from its start (an editable combo leaves the cursor at its end).
         self.currentIndexChanged.connect(lambda _index: self.lineEdit().setCursorPosition(0))
+        # Leaving the field shows the sentence from its start again, not its tail.
+        self.lineEdit().editingFinished.connect(lambda: self.lineEdit().setCursorPosition(0))
         self.setCurrentIndex(TRAINED_INSTRUCTIONS.index(DEFAULT_INSTRUCTION))
         self.lineEdit().setCursorPosition(0)
         self._update_tip()
+
+    def sizeHint(self) -> QSize:
+        """Wide enough for the default sentence, whole."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        text = QSize(
+            self.fontMetrics().horizontalAdvance(DEFAULT_INSTRUCTION) + 8,
+            self.fontMetrics().height(),
+        )
+        hint = self.style().sizeFromContents(QStyle.ContentsType.CT_ComboBox, option, text, self)
+        return QSize(hint.width(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def popup_width(self) -> int:
+        """The width the open list needs to show its longest sentence whole."""
+        view = self.view()
+        metrics = view.fontMetrics()
+        widest = max(metrics.horizontalAdvance(self.itemText(i)) for i in range(self.count()))
+        scroll_bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return widest + scroll_bar + 4 * view.frameWidth() + 24  # item padding on both sides
+
+    def showPopup(self) -> None:
+        self.view().setMinimumWidth(self.popup_width())
+        super().showPopup()
 
     def instruction(self) -> str:
         """The text to place before the photos ("" for none)."""

@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QWidget
 
 from desktop_app.app.settings import Settings
-from desktop_app.engine.api import Detail, Preset
+from desktop_app.engine.api import DEFAULT_INSTRUCTION, TRAINED_INSTRUCTIONS, Detail, Preset
 from desktop_app.ui.session import LiveRun
 from desktop_app.ui.story_toolbar import StoryToolbar
 
@@ -64,7 +64,7 @@ def _in_main_window(session: Any, width: int) -> tuple[Any, StoryToolbar]:
 
 
 @pytest.mark.parametrize("width", [1024, 1440])
-def test_the_toolbar_fits_a_small_screen_while_a_story_is_written(
+def test_the_toolbar_fits_a_small_screen_and_shows_the_instruction_whole(
     qtbot: Any, make_session: Any, width: int
 ) -> None:
     from PySide6.QtWidgets import QToolButton
@@ -82,3 +82,32 @@ def test_the_toolbar_fits_a_small_screen_while_a_story_is_written(
     qtbot.wait(10)
     overflow = toolbar.findChild(QToolButton, "qt_toolbar_ext_button")
     assert overflow is None or not overflow.isVisible()  # no "»" menu hiding a control
+    combo = toolbar.instruction_combo
+    field = combo.lineEdit()
+    frame = field.style().pixelMetric(field.style().PixelMetric.PM_DefaultFrameWidth)
+    shown = field.width() - 2 * frame
+    metrics = field.fontMetrics()
+    assert metrics.horizontalAdvance(DEFAULT_INSTRUCTION) <= shown  # never cut mid-sentence
+    if width >= 1440:  # a laptop screen or larger: every trained sentence fits
+        assert all(metrics.horizontalAdvance(text) <= shown for text in TRAINED_INSTRUCTIONS)
+
+
+def test_the_instruction_list_is_as_wide_as_its_longest_sentence(
+    qtbot: Any, make_session: Any
+) -> None:
+    window, toolbar = _in_main_window(make_session(), 1024)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    combo = toolbar.instruction_combo
+    combo.showPopup()
+    view = combo.view()
+    qtbot.waitUntil(view.isVisible)
+    metrics = view.fontMetrics()
+    for row, text in enumerate(TRAINED_INSTRUCTIONS):
+        if not text:
+            continue
+        rect = view.visualRect(combo.model().index(row, 0))
+        assert metrics.horizontalAdvance(text) <= rect.width() - 8, text
+        assert rect.right() <= view.viewport().width()  # inside the visible list
+    combo.hidePopup()
