@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -39,6 +39,10 @@ IdRole = Qt.ItemDataRole.UserRole + 1
 FrameRole = Qt.ItemDataRole.UserRole + 2
 
 
+CELL_PADDING_PX = 14  # the text's margins inside a cell, and the grid line
+SHORT_COLUMN_CHARS = 12  # a column whose longest cell is shorter than this keeps its width
+
+
 def _set_rows(table: QTableWidget, rows: list[list[str]]) -> None:
     """Show ``rows`` of text in ``table``, each cell's full text also as its tooltip."""
     table.setRowCount(len(rows))
@@ -49,32 +53,110 @@ def _set_rows(table: QTableWidget, rows: list[list[str]]) -> None:
             table.setItem(r, c, item)
 
 
-def _table(headers: list[str], rows: list[list[str]], parent: QWidget) -> QTableWidget:
-    table = QTableWidget(len(rows), len(headers), parent)
-    table.setHorizontalHeaderLabels(headers)
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setWordWrap(True)
-    table.setAlternatingRowColors(True)
-    _set_rows(table, rows)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    table.resizeColumnsToContents()
-    for c in range(len(headers)):
-        table.setColumnWidth(c, min(table.columnWidth(c), 260))
-    table.resizeRowsToContents()
-    # Tall enough for every row plus a horizontal scroll bar: no inner vertical scrolling.
-    height = (
-        table.horizontalHeader().sizeHint().height()
-        + sum(table.rowHeight(r) for r in range(table.rowCount()))
-        + table.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        + 2 * table.frameWidth()
-        + 2
-    )
-    table.setMinimumHeight(min(height, 360))
-    table.setMaximumHeight(height)
-    return table
+class FittedTable(QTableWidget):
+    """A table of text whose columns fit their content and the width it has.
+
+    Where every column fits on one line, each gets its content's width and the columns of
+    running text share what is left. Where they do not, short columns (ids, numbers, boxes,
+    one-word cells) keep their content's width and the text columns share the rest, wrapping
+    between words (never narrower than their longest word); rows grow to their text. With
+    ``fit_height`` the table is as tall as its rows (it sits in a scrolling page).
+    """
+
+    def __init__(
+        self, headers: list[str], rows: list[list[str]], parent: QWidget, *, fit_height: bool
+    ) -> None:
+        super().__init__(len(rows), len(headers), parent)
+        self._fit_height = fit_height
+        self.setHorizontalHeaderLabels(headers)
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setWordWrap(True)
+        self.setAlternatingRowColors(True)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.horizontalHeader().setStretchLastSection(False)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.set_rows(rows)
+
+    def set_rows(self, rows: list[list[str]]) -> None:
+        """Show ``rows`` and fit the columns to them."""
+        _set_rows(self, rows)
+        self.fit_columns()
+
+    def _texts(self, column: int) -> list[str]:
+        items = (self.item(r, column) for r in range(self.rowCount()))
+        return [item.text() for item in items if item is not None]
+
+    def content_width(self, column: int) -> int:
+        """The width column ``column`` needs to show every cell (and its header) on one line."""
+        metrics = self.fontMetrics()
+        header = self.horizontalHeaderItem(column)
+        header_text = header.text() if header is not None else ""
+        header_metrics = self.horizontalHeader().fontMetrics()
+        widths = [header_metrics.horizontalAdvance(header_text) + 2 * CELL_PADDING_PX]
+        widths += [metrics.horizontalAdvance(t) + CELL_PADDING_PX for t in self._texts(column)]
+        return max(widths)
+
+    def longest_word_width(self, column: int) -> int:
+        """The narrowest column ``column`` can be without cutting a word (or its header)."""
+        metrics = self.fontMetrics()
+        words = [w for text in self._texts(column) for w in text.split()]
+        header = self.horizontalHeaderItem(column)
+        header_width = (
+            self.horizontalHeader()
+            .fontMetrics()
+            .horizontalAdvance(header.text() if header is not None else "")
+        )
+        longest = max((metrics.horizontalAdvance(w) for w in words), default=0)
+        return max(longest + CELL_PADDING_PX, header_width + 2 * CELL_PADDING_PX)
+
+    def is_text_column(self, column: int) -> bool:
+        """True for a column of running text (it may wrap), not ids, numbers or one word."""
+        texts = self._texts(column)
+        words = [
+            t for t in texts if sum(any(ch.isalpha() for ch in w) for w in t.split()) >= 2
+        ]  # "Holds up a red kite", not "317, 166, 400, 372"
+        return bool(words) and max(map(len, texts)) >= SHORT_COLUMN_CHARS
+
+    def fit_columns(self) -> None:
+        """Size the columns to their content and the width there is, then the rows."""
+        columns = range(self.columnCount())
+        if not self.columnCount():
+            return
+        available = self.viewport().width()
+        natural = [self.content_width(c) for c in columns]
+        text = [c for c in columns if self.is_text_column(c)] or [self.columnCount() - 1]
+        if sum(natural) <= available:
+            widths = list(natural)
+            spare = available - sum(natural)
+            share = sum(natural[c] for c in text)
+            for c in text:
+                widths[c] += spare * natural[c] // share
+        else:
+            widths = list(natural)
+            floors = {c: min(natural[c], self.longest_word_width(c)) for c in text}
+            left = available - sum(natural[c] for c in columns if c not in floors)
+            left -= sum(floors.values())
+            want = sum(natural[c] - floors[c] for c in text) or 1
+            for c in text:
+                widths[c] = floors[c] + max(0, left) * (natural[c] - floors[c]) // want
+        for c in columns:
+            self.setColumnWidth(c, widths[c])
+        self.resizeRowsToContents()
+        if self._fit_height:
+            scroll = sum(widths) > available
+            height = (
+                self.horizontalHeader().sizeHint().height()
+                + sum(self.rowHeight(r) for r in range(self.rowCount()))
+                + 2 * self.frameWidth()
+                + 2
+                + (self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) if scroll else 0)
+            )
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.fit_columns()
 
 
 class AnalysisPanel(QWidget):
@@ -89,7 +171,10 @@ class AnalysisPanel(QWidget):
         self.tabs = QTabWidget(self)
         self.frame_tabs = QTabWidget(self)
         self.frame_tabs.setObjectName("frameTabs")
-        self.narrative_table = _table(["Phase", "Description", "Key events", "Frames"], [], self)
+        self.narrative_table = FittedTable(
+            ["Phase", "Description", "Key events", "Frames"], [], self, fit_height=False
+        )
+        self.narrative_table.setObjectName("narrativeTable")
         self.cast_list = QListWidget(self)
         self.cast_list.setObjectName("castGallery")
         self.cast_list.setAccessibleName("Cast: double-click a name to rename")
@@ -182,7 +267,7 @@ class AnalysisPanel(QWidget):
         for frame in story.frames:
             page = QWidget()
             layout = QVBoxLayout(page)
-            characters = _table(
+            characters = FittedTable(
                 ["ID", "Name", "Description", "Emotions", "Actions", "Role", "Box"],
                 [
                     [
@@ -197,8 +282,9 @@ class AnalysisPanel(QWidget):
                     for c in frame.characters
                 ],
                 page,
+                fit_height=True,
             )
-            objects = _table(
+            objects = FittedTable(
                 ["ID", "Description", "Function", "Interaction", "Role", "Box"],
                 [
                     [
@@ -212,14 +298,16 @@ class AnalysisPanel(QWidget):
                     for o in frame.objects
                 ],
                 page,
+                fit_height=True,
             )
-            settings = _table(
+            settings = FittedTable(
                 ["Element", "Description", "Mood", "Time", "Role"],
                 [
                     [s.element, s.description, s.mood, s.time, s.narrative_function]
                     for s in frame.settings
                 ],
                 page,
+                fit_height=True,
             )
             for table in (characters, objects):
                 table.setProperty("frame", frame.index)
@@ -296,10 +384,7 @@ class AnalysisPanel(QWidget):
             ]
             for p in story.narrative
         ]
-        table = self.narrative_table
-        _set_rows(table, rows)
-        table.resizeRowsToContents()
-        table.setMaximumHeight(16777215)
+        self.narrative_table.set_rows(rows)
 
     # ------------------------------------------------------------------ cast
 

@@ -83,3 +83,38 @@ def show_told(session: Any) -> Any:
     shown = OpenVersion(run, StoredStory.of_run(run, session.library.display_names(run.id)))
     session.show(shown)
     return shown
+
+
+def column_fit(table: Any) -> tuple[list[int], list[int]]:
+    """The columns of ``table`` that cut their text (elided, or a word wider than the column),
+    and those wider than twice what their content needs on one line, as the user sees them."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtWidgets import QStyle
+
+    metrics = table.fontMetrics()
+    margin = table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
+    header_metrics = table.horizontalHeader().fontMetrics()
+    cut, wasted = [], []
+    for c in range(table.columnCount()):
+        width = table.columnWidth(c) - 2 * margin
+        texts = [
+            table.item(r, c).text() if table.item(r, c) else "" for r in range(table.rowCount())
+        ]
+        header = table.horizontalHeaderItem(c).text() if table.horizontalHeaderItem(c) else ""
+        needs = max(
+            [metrics.horizontalAdvance(t) for t in texts]
+            + [header_metrics.horizontalAdvance(header)]
+        )
+        if table.columnWidth(c) > 2 * (needs + 2 * margin):
+            wasted.append(c)
+        for r, text in enumerate(texts):
+            wrapped = metrics.boundingRect(
+                QRect(0, 0, width, 100_000), Qt.TextFlag.TextWordWrap, text
+            )
+            too_long_word = any(metrics.horizontalAdvance(w) > width for w in text.split())
+            if too_long_word or wrapped.height() > table.rowHeight(r):
+                cut.append(c)
+                break
+        if header_metrics.horizontalAdvance(header) > width:
+            cut.append(c)
+    return sorted(set(cut)), wasted
