@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QTextCursor, QTextDocument
+from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
     QSplitter,
+    QStyle,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -32,7 +33,14 @@ from desktop_app.ui.photos import load_thumbnail
 from desktop_app.ui.story_html import SpanRef, render_story
 from desktop_app.words import counted
 
-THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels)
+THUMB_PX = 180  # width of the photo beside each frame's text (logical pixels), room allowing
+MIN_THUMB_PX = 96  # the photo shrinks down to this before the text column gets narrower
+STORY_CHARS = 50  # the text column is never narrower than this many average characters
+STORY_POINT_SIZE = 11  # the story's font size (story_html.render_story writes it)
+PHOTO_VIEW_MIN_PX = 160  # the photo beside the story gives way first on a small screen
+# Beside the text column: the document's margins, the photo's cell (its width + 12) and the
+# text cell's padding (6 on each side).
+FRAME_CHROME_PX = 12 + 6 * 2
 
 
 def frame_photos_of(run: StoryRun) -> dict[int, FrameGeometry]:
@@ -81,6 +89,7 @@ class StoryBrowser(QTextBrowser):
     """Rich-text story; hovering a link emits ``highlighted``, tabbing to one ``link_focused``."""
 
     link_focused = Signal(str)  # the href of the link Tab/Shift+Tab moved to
+    resized = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +99,31 @@ class StoryBrowser(QTextBrowser):
         self.setTabChangesFocus(False)
         self.setAccessibleName("Story")
         self.document().setDocumentMargin(12)
+
+    def story_metrics(self) -> QFontMetrics:
+        """The metrics of the story's font (its size is set by the rendered text)."""
+        font = QFont(self.font())
+        font.setPointSizeF(STORY_POINT_SIZE)
+        return QFontMetrics(font)
+
+    def thumb_width_for(self, viewport_width: int) -> int:
+        """The photo width that leaves the text column ``STORY_CHARS`` characters wide (the full
+        ``THUMB_PX`` where there is room, never under ``MIN_THUMB_PX``)."""
+        text = STORY_CHARS * self.story_metrics().averageCharWidth()
+        chrome = 2 * int(self.document().documentMargin()) + FRAME_CHROME_PX
+        room = viewport_width - chrome - text - 8  # 8: rounding in the rich-text layout
+        return max(MIN_THUMB_PX, min(THUMB_PX, room - room % 4))
+
+    def minimum_story_width(self) -> int:
+        """The width that gives ``STORY_CHARS`` characters of text beside the smallest photo."""
+        text = STORY_CHARS * self.story_metrics().averageCharWidth()
+        chrome = 2 * int(self.document().documentMargin()) + FRAME_CHROME_PX
+        scroll_bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return text + chrome + MIN_THUMB_PX + 8 + scroll_bar + 2 * self.frameWidth()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.resized.emit()
 
     def selected_anchor(self) -> str:
         """The href of the link the keyboard selection is on ("" if none)."""
@@ -134,12 +168,18 @@ class StoryPanel(QWidget):
         right_layout.addWidget(self.issues_label)
         right_layout.addWidget(self.issues_list, 1)
         self.issues_list.setMaximumHeight(180)
+        self.photo_view.setMinimumWidth(PHOTO_VIEW_MIN_PX)
+        right.setMinimumWidth(PHOTO_VIEW_MIN_PX)
+        # The story is what people read: never narrower than STORY_CHARS characters of text,
+        # whatever the window's size or a saved splitter says.
+        self.browser.setMinimumWidth(self.browser.minimum_story_width())
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.browser)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([660, 440])  # 3:2 from the start (a saved layout replaces it)
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -158,6 +198,8 @@ class StoryPanel(QWidget):
         self._frame_count: int | None = None
         self._registered_images: set[int] = set()
         self._shown_span: SpanRef | None = None
+        self._thumb_px = THUMB_PX
+        self.browser.resized.connect(self._fit_thumbnails)
 
         self.browser.highlighted.connect(self._on_highlighted)
         self.browser.anchorClicked.connect(self._on_anchor_clicked)
@@ -237,13 +279,14 @@ class StoryPanel(QWidget):
             device_ratio=self.devicePixelRatioF(),
             registered=self._registered_images,
         )
+        self._thumb_px = self.browser.thumb_width_for(self.browser.viewport().width())
         rendered = render_story(
             display_story(self.story, (), self.names),
             frame_images=images,
             selected_id=self.selected_id,
             frame_count=self._frame_count,
             live=self._live,
-            image_width=THUMB_PX,
+            image_width=self._thumb_px,
         )
         bar = self.browser.verticalScrollBar()
         position = bar.value()
@@ -251,6 +294,12 @@ class StoryPanel(QWidget):
         self.browser.setHtml(rendered.html)
         # Follow the text while it is being written, unless the reader scrolled up to read.
         bar.setValue(bar.maximum() if self._live and self._follow_end else position)
+
+    def _fit_thumbnails(self) -> None:
+        """Re-render when the view's width calls for another photo size."""
+        wanted = self.browser.thumb_width_for(self.browser.viewport().width())
+        if wanted != self._thumb_px and self.story is not None:
+            self._render()
 
     def _on_reader_scrolled(self, _action: int) -> None:
         bar = self.browser.verticalScrollBar()

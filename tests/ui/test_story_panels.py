@@ -12,7 +12,7 @@ import pytest
 import ui_sample
 from PySide6.QtCore import QRectF, Qt, QUrl
 from PySide6.QtWidgets import QApplication
-from ui_helpers import column_fit, session_album, show_told
+from ui_helpers import column_fit, session_album, show_told, story_text_columns
 from ui_sample import scripted_backend
 
 
@@ -285,3 +285,21 @@ def test_analysis_tables_fit_their_text_without_wasting_width(
     assert not column_fit(narrative)[0]  # every phase, description and event readable whole
     frames_width = narrative.columnWidth(3)
     assert frames_width < narrative.columnWidth(1)  # the one-digit column stays narrow
+
+
+@pytest.mark.parametrize("width", [600, 760, 1180, 2300])  # 1024 to 2560 px windows, and less
+def test_the_story_text_is_at_least_fifty_characters_wide(
+    qtbot: Any, story_tabs: Any, width: int
+) -> None:
+    story_tabs.resize(width, 620)
+    qtbot.wait(10)
+    browser = story_tabs.story_panel.browser
+    columns = story_text_columns(browser)
+    assert len(columns) == 4  # one per frame, beside its photo
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    font = QFont(browser.font())
+    font.setPointSizeF(11)  # the story's size (story_html)
+    fifty = 50 * QFontMetrics(font).averageCharWidth()
+    assert min(columns) >= fifty, (columns, fifty)
+    assert story_tabs.story_panel.photo_view.width() > 0  # the photo viewer is still there

@@ -118,3 +118,17 @@ def column_fit(table: Any) -> tuple[list[int], list[int]]:
         if header_metrics.horizontalAdvance(header) > width:
             cut.append(c)
     return sorted(set(cut)), wasted
+
+
+def story_text_columns(browser: Any) -> list[float]:
+    """The laid-out width of each frame's text column in the story view (pixels)."""
+    from PySide6.QtGui import QTextTable
+
+    document = browser.document()
+    layout = document.documentLayout()
+    widths = []
+    for frame in document.rootFrame().childFrames():
+        if isinstance(frame, QTextTable) and frame.columns() >= 2:
+            block = frame.cellAt(0, 1).firstCursorPosition().block()
+            widths.append(layout.blockBoundingRect(block).width())
+    return widths
