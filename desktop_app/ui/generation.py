@@ -227,9 +227,11 @@ def live_phase(story: Story, live: LiveRun) -> str:
     """The phase line while writing: where the model is, its speed and the tokens so far."""
     speed = live.tokens_per_s()
     rate = f" · {speed:.1f} tokens/s" if speed else ""
-    if story.segments:
-        frame = story.segments[-1].image or len(story.segments)
-        where = f"Writing frame {frame}/{live.frame_count}"
+    frames_written = [segment.image for segment in story.segments if segment.image is not None]
+    if frames_written:
+        where = f"Writing frame {frames_written[-1]}/{live.frame_count}"
+    elif story.segments:  # text, but in no frame's block (yet): no frame number to claim
+        where = "Writing the story"
     elif story.narrative:
         where = "Planning the narrative"
     elif story.frames:

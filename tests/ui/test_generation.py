@@ -285,3 +285,18 @@ def test_the_gui_and_the_cli_show_the_same_speed_and_time_left_on_multi_byte_tex
     assert live.tokens == cli.run.tokens == 3 * pieces > pieces
     assert live.tokens_per_s() == cli.run.tokens_per_s() > 0
     assert live.remaining() == f" · {cli.run.remaining()}" and cli.run.remaining()
+
+
+def test_the_phase_names_a_frame_only_once_the_model_writes_one(tmp_path: Path) -> None:
+    from desktop_app.app.stored_story import FrameGeometry
+    from desktop_app.story.parser import StoryStreamParser
+    from desktop_app.ui.generation import live_phase
+
+    live = LiveRun(1, 1, {i: FrameGeometry(i, tmp_path / f"{i}.jpg") for i in range(1, 6)})
+    parser = StoryStreamParser()
+    parser.feed("<think>no tables here</think>\nwindow cries window development")
+    story = parser.snapshot()
+    assert story.segments and all(s.image is None for s in story.segments)
+    assert live_phase(story, live).startswith("Writing the story")  # not "frame 1/5"
+    parser.feed("\n<gdi image2>Maya ran.")
+    assert live_phase(parser.snapshot(), live).startswith("Writing frame 2/5")
