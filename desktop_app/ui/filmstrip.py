@@ -11,7 +11,16 @@ import html
 import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -42,12 +51,34 @@ COST_TIP = (
 
 
 class FilmstripDelegate(QStyledItemDelegate):
-    """Thumbnail above its caption, as in a photo strip."""
+    """Thumbnail above its caption, as in a photo strip; a selected photo is highlighted just
+    around its thumbnail and caption, not down the whole height of the strip."""
 
     def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         super().initStyleOption(option, index)
         option.decorationPosition = QStyleOptionViewItem.Position.Top
         option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+
+    def highlight_rect(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QRect:
+        """Where the item paints: its cell, cut to the height of its thumbnail and caption."""
+        shaped = QStyleOptionViewItem(option)
+        self.initStyleOption(shaped, index)
+        rect = option.rect.adjusted(2, 2, -2, 0)
+        caption = shaped.fontMetrics.boundingRect(
+            QRect(0, 0, rect.width() - 8, 1000),
+            int(Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap),
+            shaped.text,
+        )
+        thumbnail = FILMSTRIP_ICON.height()  # also before the thumbnail is loaded
+        rect.setHeight(min(option.rect.height() - 2, thumbnail + caption.height() + 10))
+        return rect
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        shaped = QStyleOptionViewItem(option)
+        shaped.rect = self.highlight_rect(option, index)
+        super().paint(painter, shaped, index)
 
 
 class Filmstrip(QWidget):

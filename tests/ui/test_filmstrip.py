@@ -179,3 +179,33 @@ def test_a_long_cost_estimate_wraps_instead_of_widening_the_window(
     assert window.minimumSizeHint().width() < narrowest + 100
     window.resize(narrowest, 700)
     qtbot.waitUntil(lambda: label.height() > label.fontMetrics().height() * 1.5)  # two lines
+
+
+def test_a_selected_photo_is_highlighted_around_its_thumbnail_not_below_it(
+    qtbot: Any, session: Any, host: Callable[[Any], Any], sample_photos: list[Path]
+) -> None:
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    strip = _strip(session, host)
+    session_album(session, sample_photos)
+    view = strip.view
+    index = session.photo_model.index(1)
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
+    option.rect = view.visualRect(index)
+    delegate = view.itemDelegate()
+    highlight = delegate.highlight_rect(option, index)
+    shown = view.iconSize().height() + 2 * view.fontMetrics().height()  # thumbnail, two lines
+    assert highlight.height() <= shown + 16  # no tall block under the caption
+    assert highlight.height() < view.viewport().height() - 20
+    image = view.grab().toImage()
+    view.setCurrentIndex(index)
+    QApplication.processEvents()
+    after = view.grab().toImage()
+    changed_rows = {
+        y
+        for y in range(0, after.height(), 2)
+        for x in range(option.rect.left(), option.rect.right(), 4)
+        if image.pixel(x, y) != after.pixel(x, y)
+    }
+    assert max(changed_rows) <= highlight.bottom() + 2  # the selection paints nothing lower
