@@ -293,6 +293,22 @@ class Filmstrip(QWidget):
         if photo is not None and not photo.missing:
             self.full_size_requested.emit(photo.path)
 
+    def select_frame(self, frame: int) -> None:
+        """Select the photo of frame ``frame`` of the story on screen (the viewer shows it)."""
+        shown = self._session.shown_story()
+        if shown is None or frame not in shown[1]:
+            return
+        path = shown[1][frame].path
+        model = self._session.photo_model
+        row = next((r for r, p in enumerate(model.photos()) if p.path == path), None)
+        if row is None:
+            return
+        index = model.index(row)
+        self.view.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
+        self.view.scrollTo(index)
+
     def sort_by_date(self) -> None:
         """Order the album's photos by capture date and save that order."""
         session = self._session

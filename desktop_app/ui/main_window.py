@@ -101,6 +101,8 @@ class MainWindow(QMainWindow):
         self.story_toolbar = StoryToolbar(session, self.acts["generate"], self.acts["stop"], self)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.story_toolbar)
         self.tabs = StoryTabs(session, self)
+        # The strip's selection follows the frame the story's viewer shows.
+        self.tabs.frame_shown.connect(self.filmstrip.select_frame)
 
         centre = QSplitter(Qt.Orientation.Vertical, self)
         centre.addWidget(self.filmstrip)

@@ -147,6 +147,7 @@ class StoryPanel(QWidget):
     """The story, the referenced photo with boxes, and the validation issues."""
 
     entity_selected = Signal(str)  # an entity whose spans are now highlighted ("" for none)
+    frame_shown = Signal(int)  # the viewer shows this frame's photo because the user chose it
     status_message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -266,7 +267,7 @@ class StoryPanel(QWidget):
         if self.story is not None:
             self._render()
             if self._shown_span is not None:
-                self._show_span(self._shown_span)
+                self._show_span(self._shown_span, chosen=False)
 
     def _render(self) -> None:
         if self.story is None:
@@ -340,7 +341,7 @@ class StoryPanel(QWidget):
         href = url.toString() if isinstance(url, QUrl) else str(url)
         span = self.spans.get(href)
         if span is not None:
-            self._show_span(span)
+            self._show_span(span, chosen=False)  # a hover: the strip's selection stays
 
     def _on_anchor_clicked(self, url: QUrl) -> None:
         span = self.spans.get(url.toString())
@@ -356,7 +357,7 @@ class StoryPanel(QWidget):
         if span is not None:
             self._show_span(span)
 
-    def _show_span(self, span: SpanRef) -> None:
+    def _show_span(self, span: SpanRef, *, chosen: bool = True) -> None:
         self._shown_span = span
         frame = span.frame
         if frame is None and span.ids and self.story is not None:
@@ -365,12 +366,18 @@ class StoryPanel(QWidget):
         if frame is None:
             self.status_message.emit(f"“{span.text}” is not tied to a photo.")
             return
-        self.show_entities(frame, span.ids, caption_text=span.text)
+        self.show_entities(frame, span.ids, caption_text=span.text, chosen=chosen)
 
     def show_entities(
-        self, frame: int, entity_ids: tuple[str, ...], caption_text: str = ""
+        self,
+        frame: int,
+        entity_ids: tuple[str, ...],
+        caption_text: str = "",
+        *,
+        chosen: bool = True,
     ) -> None:
-        """Show frame ``frame``'s photo with the boxes of ``entity_ids`` in it."""
+        """Show frame ``frame``'s photo with the boxes of ``entity_ids`` in it; ``chosen`` (not a
+        mere hover) also tells ``frame_shown``, so the photo strip selects that photo."""
         photo = self.frame_photos.get(frame)
         if photo is None or self.story is None:
             self.status_message.emit(f"Frame {frame} has no photo in this album any more.")
@@ -401,6 +408,8 @@ class StoryPanel(QWidget):
         if missing:
             caption += f" (no box for {', '.join(missing)} in this photo)"
         self.photo_caption.setText(caption)
+        if chosen:
+            self.frame_shown.emit(frame)
 
     def show_photo(self, path: Path, caption: str) -> bool:
         """Show ``path`` large, without boxes (a photo no story speaks of yet); False when it

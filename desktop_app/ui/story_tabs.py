@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from desktop_app.library.records import StoryRun
@@ -23,6 +24,8 @@ from desktop_app.ui.story_panel import StoryPanel
 class StoryTabs(QTabWidget):
     """Story, Analysis and Compare versions, following the session's open version."""
 
+    frame_shown = Signal(int)  # the story tab's viewer shows this frame (the user chose it)
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("storyTabs")
@@ -35,6 +38,7 @@ class StoryTabs(QTabWidget):
         self.addTab(self.compare_panel, "Compare versions")
         self.setDocumentMode(True)
         self.story_panel.status_message.connect(session.show_status)
+        self.story_panel.frame_shown.connect(self.frame_shown)
         self.analysis_panel.entity_activated.connect(self._show_entity_from_analysis)
         self.currentChanged.connect(self._on_tab_changed)
         session.version_opened.connect(self._show)

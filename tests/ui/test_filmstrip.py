@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 from ui_helpers import drop_urls, session_album, show_told
@@ -179,6 +179,34 @@ def test_a_long_cost_estimate_wraps_instead_of_widening_the_window(
     assert window.minimumSizeHint().width() < narrowest + 100
     window.resize(narrowest, 700)
     qtbot.waitUntil(lambda: label.height() > label.fontMetrics().height() * 1.5)  # two lines
+
+
+def test_the_selection_follows_the_frame_the_story_shows_but_not_a_hover(
+    qtbot: Any, told_session: Any, host: Callable[[Any], Any]
+) -> None:
+    from desktop_app.ui.story_tabs import StoryTabs
+
+    owner = QWidget()
+    strip = Filmstrip(told_session, WindowActions(owner), owner)
+    tabs = StoryTabs(told_session, owner)
+    tabs.frame_shown.connect(strip.select_frame)  # as the window wires them
+    host(owner)
+    show_told(told_session)
+    strip.view.setCurrentIndex(told_session.photo_model.index(2))  # photo 3 selected
+
+    def selected() -> list[int]:
+        return sorted(i.row() for i in strip.view.selectionModel().selectedIndexes())
+
+    tabs.analysis_panel.entity_activated.emit(4, "char3")  # "Grandpa Joe in frame 4"
+    assert tabs.story_panel.photo_caption.text().startswith("Frame 4")
+    assert selected() == [3]  # the strip shows which photo that is
+    panel = tabs.story_panel
+    href = next(h for h, s in panel.spans.items() if s.frame == 1)
+    panel.browser.highlighted.emit(href)  # hovering a word of frame 1 previews it…
+    assert panel.photo_caption.text().startswith("Frame 1")
+    assert selected() == [3]  # …without moving the selection (Delete acts on it)
+    panel.browser.anchorClicked.emit(QUrl(href))  # clicking that word chooses it
+    assert selected() == [0]
 
 
 def test_a_selected_photo_is_highlighted_around_its_thumbnail_not_below_it(
