@@ -21,14 +21,14 @@ NAME_MAX_CHARS = 40
 
 # One colour per entity, shared by every view (the app's story and analysis panels use these
 # too, so an entity has the same colour on screen and in an export). Okabe–Ito hues (told apart
-# with the common colour-vision deficiencies), darkened where needed so coloured text reads on
-# white, then a few more distinct dark hues.
+# with the common colour-vision deficiencies), darkened where needed so that coloured text has a
+# contrast of at least 4.5:1 on white (WCAG AA for body text), then a few more distinct dark hues.
 ENTITY_PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue
-    "#D55E00",  # vermillion
-    "#009E73",  # bluish green
-    "#CC79A7",  # reddish purple
-    "#9A7B00",  # dark yellow
+    "#C05500",  # vermillion, darkened (#D55E00 is 3.9:1)
+    "#008561",  # bluish green, darkened (#009E73 is 3.4:1)
+    "#A16084",  # reddish purple, darkened (#CC79A7 is 3.1:1)
+    "#8E7100",  # dark yellow, darkened (#9A7B00 is 4.0:1)
     "#6A3D9A",  # purple
     "#8C564B",  # brown
     "#117A8B",  # teal

@@ -204,3 +204,20 @@ def test_the_markdown_export_is_titled_with_the_album() -> None:
     assert render_export("markdown", story, [], title="Kite day").startswith("# Kite day\n")
     assert render_export("markdown", story, [], title="A*B").startswith("# A\\*B\n")
     assert render_markdown(story).startswith("# Story\n")  # no title: as before
+
+
+def _contrast_on_white(colour: str) -> float:
+    """WCAG contrast ratio of ``colour`` (#rrggbb) against white."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return 1.05 / (luminance + 0.05)
+
+
+def test_every_entity_colour_reads_as_text_on_white() -> None:
+    from desktop_app.story.names import ENTITY_PALETTE
+
+    low = {
+        c: round(_contrast_on_white(c), 2) for c in ENTITY_PALETTE if _contrast_on_white(c) < 4.5
+    }
+    assert low == {}  # WCAG AA for body text: names and tagged words are read in these colours
