@@ -35,6 +35,16 @@ from desktop_app.story.names import display_name, entity_colours
 from desktop_app.ui.cast_crops import CAST_ICON, PhotoCache, entity_crop
 from desktop_app.ui.photo_view import BoxOverlay, PhotoView
 
+MATRIX_LEGEND = (
+    "● seen in the photo and named in the story     ○ seen in the photo only     "
+    "· named in the story only"
+)
+NO_ANALYSIS = (
+    "This version has no analysis: the model wrote no tables of who and what is in each "
+    "photo, so there are no frames, narrative or cast to show. Generate again for a story "
+    "with its analysis."
+)
+
 IdRole = Qt.ItemDataRole.UserRole + 1
 FrameRole = Qt.ItemDataRole.UserRole + 2
 
@@ -191,6 +201,18 @@ class AnalysisPanel(QWidget):
         self.matrix = QTableWidget(self)
         self.matrix.setObjectName("castMatrix")
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.matrix_legend = QLabel(MATRIX_LEGEND)
+        self.matrix_legend.setObjectName("matrixLegend")
+        matrix_page = QWidget(self)
+        matrix_layout = QVBoxLayout(matrix_page)
+        matrix_layout.addWidget(self.matrix_legend)  # what the marks mean, not only a tooltip
+        matrix_layout.addWidget(self.matrix)
+        self.empty_note = QLabel(NO_ANALYSIS)
+        self.empty_note.setObjectName("noAnalysisNote")
+        self.empty_note.setWordWrap(True)
+        self.empty_note.setContentsMargins(8, 8, 8, 8)
+        self.empty_note.setStyleSheet("color: #444;")
+        self.empty_note.setVisible(False)
         cast_page = QWidget(self)
         cast_layout = QVBoxLayout(cast_page)
         hint = QLabel(
@@ -214,9 +236,10 @@ class AnalysisPanel(QWidget):
         self.frame_tabs.currentChanged.connect(lambda _i: self._show_frame_photo())
         self.tabs.addTab(self.narrative_table, "Narrative")
         self.tabs.addTab(cast_page, "Cast")
-        self.tabs.addTab(self.matrix, "Who appears where")
+        self.tabs.addTab(matrix_page, "Who appears where")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.empty_note)
         layout.addWidget(self.tabs)
         self.frame_photos: dict[int, FrameGeometry] = {}
         self.story: Story | None = None
@@ -234,6 +257,7 @@ class AnalysisPanel(QWidget):
     def clear(self) -> None:
         """Show no analysis."""
         self.story = None
+        self.empty_note.setVisible(False)
         self.frame_tabs.clear()
         self.frame_photo.clear_photo()
         self.narrative_table.setRowCount(0)
@@ -251,6 +275,11 @@ class AnalysisPanel(QWidget):
             return
         self.story = story
         self.names = dict(names)
+        # A story told without the analysis tables says so, instead of showing empty panes
+        # (a run still being written has no text yet while it analyses).
+        self.empty_note.setVisible(
+            bool(story.segments) and not story.frames and not story.narrative
+        )
         current_frame_tab = self.frame_tabs.currentIndex()
         self._fill_frames(story)
         if 0 <= current_frame_tab < self.frame_tabs.count():

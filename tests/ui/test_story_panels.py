@@ -303,3 +303,21 @@ def test_the_story_text_is_at_least_fifty_characters_wide(
     fifty = 50 * QFontMetrics(font).averageCharWidth()
     assert min(columns) >= fifty, (columns, fifty)
     assert story_tabs.story_panel.photo_view.width() > 0  # the photo viewer is still there
+
+
+def test_a_story_without_analysis_says_so_and_the_grid_explains_its_marks(
+    qtbot: Any, host: Callable[[Any], Any]
+) -> None:
+    from desktop_app.story.parser import parse_story
+    from desktop_app.ui.analysis import AnalysisPanel
+
+    panel = host(AnalysisPanel())
+    panel.set_story(parse_story(ui_sample.story_text()), {})
+    assert not panel.empty_note.isVisible()
+    panel.tabs.setCurrentIndex(3)  # who appears where
+    legend = panel.matrix_legend
+    assert legend.isVisible() and all(mark in legend.text() for mark in "●○·")
+    assert "seen in the photo" in legend.text() and "named in the story" in legend.text()
+    panel.set_story(parse_story("<gdi image1>Maya ran with the kite.</gdi>"), {})
+    assert panel.empty_note.isVisible()
+    assert "no analysis" in panel.empty_note.text()
