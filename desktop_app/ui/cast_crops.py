@@ -1,7 +1,9 @@
 """The cast gallery's pictures: each character or object cut out of a photo along its box.
 
 Crops are cut from the frame where the entity's box is largest and fitted, without changing
-their shape, into a square icon with a neutral padding.
+their shape, into a square icon with a neutral padding. A box much wider than tall (a hill, a
+bench, a beach) is cut to its middle part, at most ``MAX_WIDE_ASPECT`` times as wide as tall,
+so that its tile shows the place rather than a thin strip between grey bands.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from desktop_app.ui.photo_view import read_photo
 CAST_ICON = QSize(112, 112)
 CROP_MARGIN = 0.04  # of the box's width (left and right) and height (top and bottom)
 CROP_PADDING = QColor("#e4e4e4")  # fills the icon around a crop that is not square
+MAX_WIDE_ASPECT = 1.6  # a wider box shows its middle part, this many times as wide as tall
 
 # photo path -> (its decoded pixmap, its full upright size): each photo is decoded once per fill
 PhotoCache = dict[Path, tuple[QPixmap, tuple[int, int]]]
@@ -47,6 +50,10 @@ def fitted_crop(
     rect = QRectF(
         (x1 - mx) * scale, (y1 - my) * scale, (x2 - x1 + 2 * mx) * scale, (y2 - y1 + 2 * my) * scale
     )
+    if rect.width() > MAX_WIDE_ASPECT * rect.height():  # a wide region: its middle part
+        centre = rect.center()
+        rect.setWidth(MAX_WIDE_ASPECT * rect.height())
+        rect.moveCenter(centre)
     source = rect.intersected(QRectF(pixmap.rect()))
     if source.width() < 2 or source.height() < 2:
         return None

@@ -17,7 +17,7 @@ from PySide6.QtCore import QBuffer, QIODevice
 from PySide6.QtGui import QImage
 
 from desktop_app.ui.analysis import IdRole
-from desktop_app.ui.cast_crops import CAST_ICON, CROP_MARGIN, CROP_PADDING
+from desktop_app.ui.cast_crops import CAST_ICON, CROP_MARGIN, CROP_PADDING, MAX_WIDE_ASPECT
 
 
 def to_pil(image: QImage) -> Image.Image:
@@ -47,10 +47,15 @@ def content_bounds(icon: Image.Image) -> tuple[int, int, int, int]:
 
 
 def photo_cut_to(photo: Path, rect: ui_sample.Rect) -> Image.Image:
+    """The photo inside ``rect`` and its margin; a wide region's middle part only."""
     x1, y1, x2, y2 = rect
     mx, my = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
+    left, top, right, bottom = x1 - mx, y1 - my, x2 + mx, y2 + my
+    if right - left > MAX_WIDE_ASPECT * (bottom - top):
+        middle, half = (left + right) / 2, MAX_WIDE_ASPECT * (bottom - top) / 2
+        left, right = middle - half, middle + half
     with Image.open(photo) as image:
-        return image.convert("RGB").crop((x1 - mx, y1 - my, x2 + mx, y2 + my))
+        return image.convert("RGB").crop((left, top, right, bottom))
 
 
 @pytest.mark.parametrize(
@@ -58,7 +63,8 @@ def photo_cut_to(photo: Path, rect: ui_sample.Rect) -> Image.Image:
     [
         (3, "char3", "tall"),  # Grandpa Joe, standing next to Maya in photo 3
         (1, "char1", "tall"),  # Maya
-        (4, "obj3", "wide"),  # the bench
+        (4, "obj3", "wide"),  # the bench (4:1): its middle part
+        (2, "bg2", "wide"),  # the hill, as wide as the photo
     ],
 )
 def test_each_cast_icon_is_the_photo_cut_to_the_box_fitted_without_stretching(
@@ -98,3 +104,11 @@ def test_a_standing_persons_icon_does_not_show_the_person_beside_them(story_tabs
     pixels = [tuple(data[i : i + 3]) for i in range(0, len(data), 3)]
     yellow = [p for p in pixels if all(abs(c - m) < 30 for c, m in zip(p, maya_coat, strict=True))]
     assert len(yellow) < 5
+
+
+@pytest.mark.parametrize(("entity_id", "what"), [("bg2", "the hill"), ("obj3", "the bench")])
+def test_a_wide_region_fills_most_of_its_tile(story_tabs: Any, entity_id: str, what: str) -> None:
+    icon = cast_icon(story_tabs, entity_id)
+    left, top, right, bottom = content_bounds(icon)
+    shown = (right - left) * (bottom - top) / (CAST_ICON.width() * CAST_ICON.height())
+    assert shown >= 0.6, f"{what}: {shown:.0%} of the tile is photo, the rest grey padding"
