@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QLabel,
@@ -297,7 +297,12 @@ class StoryPanel(QWidget):
         bar.setValue(bar.maximum() if self._live and self._follow_end else position)
 
     def _fit_thumbnails(self) -> None:
-        """Re-render when the view's width calls for another photo size."""
+        """Re-render when the view's width calls for another photo size: after the event that
+        resized it (setHtml itself resizes the view when its scroll bar comes or goes, and
+        rendering again inside setHtml would lay the story out twice)."""
+        QTimer.singleShot(0, self._refit_thumbnails)
+
+    def _refit_thumbnails(self) -> None:
         wanted = self.browser.thumb_width_for(self.browser.viewport().width())
         if wanted != self._thumb_px and self.story is not None:
             self._render()

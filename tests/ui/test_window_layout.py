@@ -56,7 +56,7 @@ def _check_layout(qtbot: Any, window: Any, size: tuple[int, int]) -> None:
     font = QFont(browser.font())
     font.setPointSizeF(11)  # the story's size (story_html)
     columns = story_text_columns(browser)
-    assert len(columns) >= 4  # every frame beside its photo
+    assert len(columns) == 4  # every frame beside its photo, once
     assert min(columns) >= 50 * QFontMetrics(font).averageCharWidth(), columns
 
     # The analysis: no column cuts its text while another wastes width.
