@@ -1,6 +1,9 @@
-"""Take the README screenshots of the desktop app under Xvfb at 1440x900.
+"""Take the README screenshots of the desktop app under Xvfb, at 1440x900 and 1024x700.
 
     .venv/bin/python tests/ui/screenshots.py [--out docs/screenshots]
+
+The 1440x900 pictures go to the output folder, those of a small laptop screen (1024x700, the
+window's states only, not the dialogs) to its ``1024x700`` subfolder.
 
 Starts Xvfb (install it with ``apt-get install -y xvfb xauth libxcb-cursor0 libxcb-icccm4
 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1
@@ -24,7 +27,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SCREEN = (1440, 900)
+SCREEN = (1440, 900)  # the Xvfb screen, and the size of the README's pictures
+SMALL = (1024, 700)  # a small laptop screen: the layout must hold there too
 
 
 def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
@@ -65,17 +69,30 @@ def outer(out: Path) -> int:
                 QT_SCALE_FACTOR="1",
             )
             env.pop("WAYLAND_DISPLAY", None)
-            return subprocess.call(
-                [sys.executable, str(Path(__file__).resolve()), "--inner", "--out", str(out)],
-                env=env,
-            )
+            for size, folder in ((SCREEN, out), (SMALL, out / f"{SMALL[0]}x{SMALL[1]}")):
+                code = subprocess.call(
+                    [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--inner",
+                        "--out",
+                        str(folder),
+                        "--size",
+                        f"{size[0]}x{size[1]}",
+                    ],
+                    env={**env, "STORYTELLER_HOME": tempfile.mkdtemp(dir=home)},
+                )
+                if code:
+                    return code
+            return 0
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def inner(out: Path) -> int:
-    """Drive the app through its main states and save a PNG of each."""
+def inner(out: Path, screen: tuple[int, int]) -> int:
+    """Drive the app through its main states in a ``screen``-sized window and save a PNG of
+    each (the dialogs too at the README's size)."""
     import ui_sample
     from PIL import Image
     from PySide6.QtCore import QEventLoop, QTimer
@@ -120,7 +137,7 @@ def inner(out: Path) -> int:
             small.save(path, optimize=True)
         print(f"{path} {path.stat().st_size // 1024} KiB")
 
-    window.resize(*SCREEN)
+    window.resize(*screen)
     window.show()
     spin(500)
     save(window, "01-empty.png")
@@ -158,6 +175,12 @@ def inner(out: Path) -> int:
     window.analysis_panel.tabs.setCurrentIndex(3)
     save(window, "07-matrix.png")
 
+    if screen != SCREEN:  # the dialogs do not depend on the window's size
+        window.close()
+        library.close()
+        app.processEvents()
+        return 0
+
     from desktop_app.ui.first_run import FirstRunGuide
     from desktop_app.ui.settings_dialog import SettingsDialog
 
@@ -182,8 +205,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", default=f"{SCREEN[0]}x{SCREEN[1]}", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    return inner(args.out) if args.inner else outer(args.out.resolve())
+    if args.inner:
+        width, height = (int(n) for n in args.size.split("x"))
+        return inner(args.out, (width, height))
+    return outer(args.out.resolve())
 
 
 if __name__ == "__main__":
