@@ -158,6 +158,7 @@ class StoryPanel(QWidget):
         self.issues_list.setObjectName("issuesList")
         self.issues_list.setAccessibleName("Validation issues")
         self.issues_label = QLabel("Checks")
+        self.issues_label.setWordWrap(True)  # the photo pane may be narrow on a small screen
         self.photo_caption = QLabel("")
         self.photo_caption.setWordWrap(True)
 

@@ -321,3 +321,19 @@ def test_a_story_without_analysis_says_so_and_the_grid_explains_its_marks(
     panel.set_story(parse_story("<gdi image1>Maya ran with the kite.</gdi>"), {})
     assert panel.empty_note.isVisible()
     assert "no analysis" in panel.empty_note.text()
+
+
+def test_the_checks_line_wraps_in_a_narrow_photo_pane(qtbot: Any) -> None:
+    from desktop_app.ui.story_panel import PHOTO_VIEW_MIN_PX, StoryPanel
+
+    panel = StoryPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    panel.splitter.setSizes([900 - PHOTO_VIEW_MIN_PX, PHOTO_VIEW_MIN_PX])  # a 1024 px window
+    label = panel.issues_label
+    label.setText("Checks: the story is checked when it is finished")
+    qtbot.wait(10)
+    lines = label.heightForWidth(label.width()) // label.fontMetrics().lineSpacing()
+    assert label.fontMetrics().horizontalAdvance(label.text()) > label.width()  # too long…
+    assert lines >= 2 and label.height() >= label.heightForWidth(label.width())  # …so it wraps
