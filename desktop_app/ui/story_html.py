@@ -136,10 +136,10 @@ def _analysis_progress_html(display: StoryDisplay, frame_count: int | None, live
     for frame in frames:
         items: list[str] = []
         for entity in [*frame.characters, *frame.objects]:
+            # Names only: ids are the model's bookkeeping, not the reader's (issue 21, A.19).
             items.append(
                 f'<span style="color:{display.colour(entity.id)};font-weight:600;">'
                 f"{_esc(display.name(entity.id))}</span>"
-                f' <span style="color:#888;">({_esc(entity.id)})</span>'
             )
         settings = [row.description for row in frame.settings if getattr(row, "description", "")]
         line = ", ".join(items) if items else ("…" if live else "nothing found")

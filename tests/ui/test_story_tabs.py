@@ -293,3 +293,20 @@ def test_a_photo_taken_out_of_the_album_leaves_the_viewer(
     session.library.remove_photos(album.id, [photo.id])
     session.photos_changed.emit(album.id)
     assert view.photo_path is None and tabs.story_panel.photo_caption.text() == ""
+
+
+def test_the_analysis_being_written_names_people_without_their_ids(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    album = session_album(session, sample_photos)
+    live = LiveRun(album.id, 1, {})
+    session.show(live)
+    parser = StoryStreamParser()
+    parser.feed(story_output[: story_output.index("</think>")])  # the analysis only, so far
+    live.story = parser.snapshot()
+    session.live_story_changed.emit(live)
+    text = tabs.story_panel.browser.toPlainText()
+    assert "Maya" in text and "Grandpa Joe" in text
+    assert "char1" not in text and "obj1" not in text
