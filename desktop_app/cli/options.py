@@ -326,7 +326,7 @@ def render_output(story: StoredStory, fmt: str, run: Mapping[str, Any] | None = 
     extra: dict[str, Any] = {"format": JSON_FORMAT}
     if run is not None:
         extra["run"] = dict(run)
-    return render_stored(kind, story, title="Storyteller", extra=extra)
+    return render_stored(kind, story, title="Story", extra=extra)
 
 
 def write_stdout(text: str) -> None:

@@ -46,7 +46,7 @@ def test_text_format_prints_the_story_and_issues_on_stderr(
     assert "error: truncated:" in captured.err.decode()
 
 
-@pytest.mark.parametrize(("fmt", "start"), [("md", "# Story\n"), ("html", "<!DOCTYPE html>")])
+@pytest.mark.parametrize(("fmt", "start"), [("md", "# Story: "), ("html", "<!DOCTYPE html>")])
 def test_markdown_and_html(
     fmt: str, start: str, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
