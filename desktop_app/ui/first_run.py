@@ -73,12 +73,23 @@ def self_test_command(model: Path, mmproj: Path) -> list[str]:
     return [*program, "--self-test", "--model", str(model), "--mmproj", str(mmproj)]
 
 
+def recommended_text(checkpoint: CatalogCheckpoint) -> str:
+    """ " — recommended: why" after the recommended checkpoint's name ("" for the others)."""
+    if not checkpoint.default:
+        return ""
+    return " — recommended" + (f": {checkpoint.why}" if checkpoint.why else "")
+
+
 def checkpoints_html(checkpoints: list[CatalogCheckpoint]) -> str:
-    """The checkpoints the catalog knows, as the guide lists them (any of them converts)."""
+    """The checkpoints the catalog knows, as the guide lists them: the recommended one first,
+    marked, with one line why (any of them converts)."""
     if not checkpoints:
         return ""
     items = "".join(
-        f"<li><b>{html.escape(c.repo)}</b>: {html.escape(c.note)}</li>" for c in checkpoints
+        f"<li><b>{html.escape(c.repo)}</b>{html.escape(recommended_text(c))}"
+        + (f"<br>{html.escape(c.note)}" if c.note else "")
+        + "</li>"
+        for c in checkpoints
     )
     return f"Download one of these from Hugging Face, then convert it here:<ul>{items}</ul>"
 
@@ -143,10 +154,12 @@ class FirstRunGuide(QDialog):
 
         intro = QLabel(
             "<h2>Welcome to Storyteller</h2>"
-            "<p>Storyteller writes a story about your photos with <b>QwenStoryteller</b>, "
+            "<p>Storyteller writes a story about your photos with <b>QwenStoryteller2</b> "
+            "(recommended) or QwenStoryteller, "
             "running on this computer: nothing is uploaded. It needs the model as two files: "
             "the language model (<i>.gguf</i>) and its vision part (<i>mmproj .gguf</i>).</p>"
         )
+        intro.setObjectName("guideIntro")
         intro.setWordWrap(True)
 
         # ---- step 1a: locate

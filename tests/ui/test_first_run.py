@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 from ui_helpers import close_error_dialogs
 
 from desktop_app.app.settings import Settings
@@ -87,3 +87,16 @@ def test_file_dialogs_open_in_downloads_not_the_working_folder(
     guide._locate()
     guide._pick_folder(guide.source_edit, "Checkpoint folder")
     assert asked == [str(home / "Downloads")] * 2
+
+
+def test_the_guide_lists_qwenstoryteller2_first_marked_recommended_with_why(qtbot: Any) -> None:
+    guide = _guide(qtbot)
+    text = guide.checkpoints_label.text()
+    first, second = text.index("QwenStoryteller2</b>"), text.index("QwenStoryteller</b>")
+    assert first < second  # the recommended one first; the other one still listed
+    recommended = text[first : text.index("</li>", first)]
+    assert "recommended" in recommended
+    assert "97.5% of runs against 79.1%" in recommended
+    assert "mAP 0.31 against 0.27" in recommended
+    assert "recommended" not in text[second:]
+    assert "QwenStoryteller2</b> (recommended)" in guide.findChild(QLabel, "guideIntro").text()
