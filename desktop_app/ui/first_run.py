@@ -499,9 +499,14 @@ class FirstRunGuide(QDialog):
         """Ask the Hub, in the background, what the chosen download takes (sizes, disks)."""
         repo, quant = self.download_combo.currentData(), self.download_quant_combo.currentData()
         self._summary = None
-        self._worker = start_worker(
-            CallableWorker(lambda _ctx: plan_model_download(repo, quant)), self
-        )
+
+        def job(ctx: JobContext) -> DownloadSummary:
+            summary = plan_model_download(repo, quant)
+            if ctx.should_stop():  # Cancel while the Hub was asked: nothing to show
+                raise Cancelled()
+            return summary
+
+        self._worker = start_worker(CallableWorker(job), self)
         self._job = "plan"
         self.plan_label.setText(f"Asking the Hugging Face Hub about {repo}…")
         self._worker.finished.connect(self._on_planned)
