@@ -220,7 +220,10 @@ def download_and_convert(
     (``DownloadStopped``), a network cut or a crash is offered for Resume on the next start.
     """
     from convert.hub import RepoSpec, fetch_checkpoint
+    from convert.pipeline import refuse_existing_outputs
 
+    # Files of this model and quality already there: said before 16 GB are fetched for nothing.
+    refuse_existing_outputs(summary.outdir, summary.repo.split("/")[-1], summary.quant, "f16")
     earlier = load_record()
     same = earlier is not None and (earlier.repo, earlier.commit) == (summary.repo, summary.commit)
     ours = earlier.ours if same and earlier is not None else not summary.in_cache_before

@@ -280,3 +280,23 @@ def test_a_download_cut_for_good_is_paused_with_what_it_fetched(
     assert record is not None and 500_000 < record.fetched_bytes() <= 1_000_000
     assert made.paused_label.text().startswith("Download paused: 0.")
     assert made.model_path is None or "QwenStoryteller2" not in made.model_path.name
+
+
+def test_a_model_already_converted_is_said_before_downloading(
+    qtbot: Any, storyteller2: HubServer
+) -> None:
+    outdir = paths.user_models_dir() / "qwenstoryteller2"
+    outdir.mkdir(parents=True)
+    (outdir / "QwenStoryteller2-F16.gguf").write_bytes(b"converted earlier")
+    made = guide(qtbot)
+    choose_f16(made)
+    plan(qtbot, made)
+    qtbot.mouseClick(made.download_button, Qt.MouseButton.LeftButton)
+    assert made._worker is not None
+    wait(qtbot, made._worker)
+    texts = close_error_dialogs()
+    assert texts and "already holds converted files" in made.download_status.text()
+    assert "“Locate model files…”" in made.download_status.text()
+    assert "--force" not in made.download_status.text()
+    assert not [n for n in storyteller2.downloaded() if n.endswith(".safetensors")]
+    assert (outdir / "QwenStoryteller2-F16.gguf").read_bytes() == b"converted earlier"
