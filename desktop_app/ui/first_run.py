@@ -24,12 +24,14 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -96,25 +98,23 @@ def self_test_command(model: Path, mmproj: Path) -> list[str]:
     return [*program, "--self-test", "--model", str(model), "--mmproj", str(mmproj)]
 
 
-def recommended_text(checkpoint: CatalogCheckpoint) -> str:
-    """ " — recommended: why" after the recommended checkpoint's name ("" for the others)."""
-    if not checkpoint.default:
-        return ""
-    return " — recommended" + (f": {checkpoint.why}" if checkpoint.why else "")
+def checkpoint_why(checkpoint: CatalogCheckpoint) -> str:
+    """The one line the guide shows under a chosen checkpoint: why it is recommended, or what
+    it is."""
+    if checkpoint.default and checkpoint.why:
+        return f"Recommended: {checkpoint.why}."
+    return checkpoint.note[:1].upper() + checkpoint.note[1:] + "." if checkpoint.note else ""
 
 
 def checkpoints_html(checkpoints: list[CatalogCheckpoint]) -> str:
-    """The checkpoints the catalog knows, as the guide lists them: the recommended one first,
-    marked, with one line why (any of them converts)."""
+    """The checkpoints the catalog knows, as the guide names them for converting a folder: the
+    recommended one first, marked (any of them converts)."""
     if not checkpoints:
         return ""
-    items = "".join(
-        f"<li><b>{html.escape(c.repo)}</b>{html.escape(recommended_text(c))}"
-        + (f"<br>{html.escape(c.note)}" if c.note else "")
-        + "</li>"
-        for c in checkpoints
+    names = ", ".join(
+        f"<b>{html.escape(c.repo)}</b>{' (recommended)' if c.default else ''}" for c in checkpoints
     )
-    return f"Download one of these from Hugging Face, then convert it here:<ul>{items}</ul>"
+    return f"A folder of one of these, downloaded from Hugging Face: {names}."
 
 
 class Cancelled(Exception):
@@ -250,30 +250,44 @@ class FirstRunGuide(QDialog):
         buttons.addWidget(self.later_button)
         buttons.addWidget(self.done_button)
 
+        # The steps scroll when the screen is shorter than they are (three ways to get a model
+        # make a tall dialog); the buttons stay in view.
+        steps = QWidget()
+        steps_layout = QVBoxLayout(steps)
+        steps_layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (intro, locate_box, download_box, convert_box, check_box):
+            steps_layout.addWidget(widget)
+        steps_layout.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(steps)
         layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addWidget(locate_box)
-        layout.addWidget(download_box)
-        layout.addWidget(convert_box)
-        layout.addWidget(check_box)
+        layout.addWidget(scroll, 1)
         layout.addLayout(buttons)
         self._refresh_download_rows()
         self._update_buttons()
+        screen = self.screen().availableGeometry().height() if self.screen() else 800
+        self.resize(self.minimumWidth(), min(steps.sizeHint().height() + 60, int(screen * 0.9)))
 
     def _build_download_box(self) -> QGroupBox:
         """Step 1b: download a checkpoint from the Hub and convert it, in the background."""
         box = QGroupBox("… or download and convert (needs the network, only for this)", self)
         self.download_combo = QComboBox()
         self.download_combo.setObjectName("downloadCheckpoint")
+        self.why_label = QLabel("")  # one line: why the chosen checkpoint (is recommended)
+        self.why_label.setWordWrap(True)
         for checkpoint in load_checkpoints():  # the recommended one first
             self.download_combo.addItem(
                 checkpoint.name + (" (recommended)" if checkpoint.default else ""), checkpoint.repo
             )
-            if checkpoint.default and checkpoint.why:
-                index = self.download_combo.count() - 1
-                self.download_combo.setItemData(
-                    index, f"Recommended: {checkpoint.why}", Qt.ItemDataRole.ToolTipRole
-                )
+            index = self.download_combo.count() - 1
+            self.download_combo.setItemData(
+                index, checkpoint_why(checkpoint), Qt.ItemDataRole.ToolTipRole
+            )
+        self.download_combo.currentIndexChanged.connect(self._show_why)
+        self._show_why()
         self.download_quant_combo = quality_combo()
         self.plan_button = QPushButton("Check size and disk space")
         self.plan_button.clicked.connect(self.start_plan)
@@ -289,6 +303,7 @@ class FirstRunGuide(QDialog):
         self.download_status.setWordWrap(True)
         # a paused download: "Download paused: X of Y GB — Resume · Discard (frees X GB)"
         self.paused_label = QLabel("")
+        self.paused_label.setWordWrap(True)
         self.resume_button = QPushButton("Resume")
         self.resume_button.clicked.connect(self.resume_download)
         self.discard_button = QPushButton("Discard")
@@ -311,6 +326,7 @@ class FirstRunGuide(QDialog):
         buttons.addStretch(1)
         form = QFormLayout(box)
         form.addRow("Model:", self.download_combo)
+        form.addRow("", self.why_label)
         form.addRow("Quality:", self.download_quant_combo)
         form.addRow(buttons)
         form.addRow(self.plan_label)
@@ -490,6 +506,11 @@ class FirstRunGuide(QDialog):
 
     # ------------------------------------------------------------------ download
 
+    def _show_why(self) -> None:
+        index = self.download_combo.currentIndex()
+        why = self.download_combo.itemData(index, Qt.ItemDataRole.ToolTipRole) if index >= 0 else ""
+        self.why_label.setText(why or "")
+
     def _forget_plan(self) -> None:
         self._summary = None
         self.plan_label.setText("")
@@ -606,7 +627,7 @@ class FirstRunGuide(QDialog):
         self.paused_row.setVisible(paused)
         if record is not None and paused:
             fetched = record.fetched_bytes()
-            self.paused_label.setText(f"{paused_text(record)} ({record.repo})")
+            self.paused_label.setText(f"{paused_text(record)} of {record.repo.split('/')[-1]}")
             self.discard_button.setText(f"Discard (frees {size_text(fetched)})")
         offer = record is not None and record.state is State.CONVERTED and record.ours
         self.delete_checkpoint_button.setVisible(offer)

@@ -116,7 +116,7 @@ def test_the_guide_offers_qwenstoryteller2_first_and_says_sizes_and_disks_before
 ) -> None:
     made = guide(qtbot)
     assert made.download_combo.itemText(0) == "QwenStoryteller2 (recommended)"
-    assert "97.5%" in made.download_combo.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    assert "97.5%" in made.why_label.text()
     assert made.download_combo.itemText(1) == "QwenStoryteller"  # one click away
     assert not made.download_button.isEnabled()  # sizes and disks first
     assert storyteller2.requests() == []  # nothing asked of the Hub until the user asks
