@@ -398,6 +398,8 @@ class _Downloader:
             digest = hashlib.sha256()
 
         class Silent(tqdm):  # one bar for the whole download is the caller's, not one per file
+            monitor_interval = 0  # and no monitor thread (one per file, left running) for it
+
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 kwargs["disable"] = True
                 super().__init__(*args, **kwargs)

@@ -45,6 +45,12 @@ def settings_file() -> Path:
     return config_dir() / "settings.json"
 
 
+def model_download_file() -> Path:
+    """What the first-run guide downloaded from the Hub: a paused download to resume, and
+    whether the checkpoint in the Hugging Face cache is this app's to delete."""
+    return config_dir() / "model_download.json"
+
+
 def user_models_dir() -> Path:
     """Where converted models live for this user."""
     return data_dir() / "models"

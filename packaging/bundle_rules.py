@@ -94,6 +94,10 @@ EXCLUDED_PYTHON_MODULES: tuple[str, ...] = (
     # Terminal pretty-printers only reached through httpx's command line and pydantic's debug
     # helpers; the app's own progress output is tqdm.
     "rich", "pygments", "click", "markdown_it", "mdurl",
+    # huggingface_hub's Xet transfer client (11 MB): convert/hub.py downloads through the plain
+    # resolve URL (the Hub serves Xet-stored files there too), and without its metadata in the
+    # bundle huggingface_hub counts it as not installed anyway.
+    "hf_xet",
 )  # fmt: skip
 
 # The ``eval`` extra (README, "Measuring quality"): ``storyteller eval`` is for a source install.

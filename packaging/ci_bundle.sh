@@ -4,7 +4,8 @@
 #   1. packaging/build.py --archive: dist/Storyteller/, the tar.gz and the .deb, with size and time;
 #   2. every bundled library's dependencies resolve (ldd);
 #   3. the bundle's own converter (`Storyteller -m convert.cli`) converts the committed tiny
-#      checkpoint, through llama.cpp's K-quant quantizer;
+#      checkpoint, through llama.cpp's K-quant quantizer, and downloads it by name from the
+#      tests' Hub on 127.0.0.1 (huggingface_hub in the bundle) and converts that;
 #   4. `Storyteller --self-test --model --mmproj` with no DISPLAY and no QT_QPA_PLATFORM: Qt
 #      offscreen, llama.cpp + vision library, photos, a one-photo story;
 #   5. `Storyteller tell --strict-format` (the CLI and llama.cpp's grammar sampler), as JSON;
@@ -43,6 +44,30 @@ step "convert the tiny fixture checkpoint with the bundled converter"
 MODEL="$WORK/model/tiny-Q4_K_M.gguf"
 MMPROJ="$WORK/model/mmproj-tiny-F16.gguf"
 test -f "$MODEL" && test -f "$MMPROJ"
+
+step "download by name from a Hub on 127.0.0.1 with the bundled converter, then convert"
+# What the first-run guide's Download and convert needs (huggingface_hub and its HTTP stack) is
+# in the bundle: the loopback Hub of the tests serves the tiny fixture; nothing else is reached.
+"$PY" - "$WORK/hub_url" <<'PYEOF' &
+import sys, time
+from pathlib import Path
+sys.path.insert(0, "tests")
+from hub_server import HubServer
+with HubServer() as hub:
+    hub.add("daniel3303/QwenStoryteller2", Path("tests/fixtures/tiny-qwen25vl/checkpoint"))
+    Path(sys.argv[1]).write_text(hub.url)
+    time.sleep(600)
+PYEOF
+hub_pid=$!
+trap 'kill "$hub_pid" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do [ -s "$WORK/hub_url" ] && break; sleep 0.1; done
+HF_ENDPOINT=$(cat "$WORK/hub_url") HF_HOME="$WORK/hf" HF_HUB_OFFLINE=0 HF_HUB_DISABLE_XET=1 \
+  HF_HUB_DISABLE_TELEMETRY=1 "$APP" -m convert.cli daniel3303/QwenStoryteller2 \
+  --outdir "$WORK/downloaded" --quant Q4_K_M | tee "$WORK/download.txt"
+kill "$hub_pid"
+grep -q "^fetching daniel3303/QwenStoryteller2 at revision [0-9a-f]\{40\}$" "$WORK/download.txt"
+test -f "$WORK/downloaded/QwenStoryteller2-Q4_K_M.gguf"
+test -d "$WORK/hf/hub/models--daniel3303--QwenStoryteller2/snapshots"
 
 step "self-test, headless (no DISPLAY, no QT_QPA_PLATFORM)"
 started_ns=$(date +%s%N)

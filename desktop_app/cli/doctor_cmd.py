@@ -216,7 +216,11 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["server_url"]:
         print(f"server configured: {report['server_url']}")
     if not report["models"]:
-        print("models: none found (convert one with storyteller-convert, see models/README.md)")
+        print(
+            "models: none found: `storyteller-convert daniel3303/QwenStoryteller2` downloads and "
+            "converts the recommended model (QwenStoryteller2; daniel3303/QwenStoryteller also "
+            "works), or use the app's first-run guide; see models/README.md"
+        )
     for model in report["models"]:
         label = model.get("name", "model")
         if not model.get("ok"):

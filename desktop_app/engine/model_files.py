@@ -46,7 +46,8 @@ class CatalogCheckpoint:
     repo: str  # "daniel3303/QwenStoryteller2"
     name: str  # the model name its files start with
     note: str
-    default: bool
+    default: bool  # the recommended one
+    why: str = ""  # one line: why it is recommended
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
 
 
 def load_checkpoints(path: Path | None = None) -> list[CatalogCheckpoint]:
-    """The checkpoints the catalog knows (QwenStoryteller, QwenStoryteller2), default first."""
+    """The checkpoints the catalog knows, the recommended one (QwenStoryteller2) first."""
     path = path or paths.catalog_file()
     if path is None or not path.is_file():
         return []
@@ -134,6 +135,7 @@ def load_checkpoints(path: Path | None = None) -> list[CatalogCheckpoint]:
             name=item.get("name") or item["repo"].split("/")[-1],
             note=item.get("note", ""),
             default=bool(item.get("default", False)),
+            why=item.get("why", ""),
         )
         for item in data.get("checkpoints", [])
     ]

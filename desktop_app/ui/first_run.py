@@ -1,6 +1,8 @@
-"""The first-run guide: find or convert a model, check that it loads, and save the choice.
+"""The first-run guide: find, download or convert a model, check that it loads, save the choice.
 
-Conversion runs ``convert.convert_checkpoint`` in a worker thread with a progress bar. The load
+Conversion runs ``convert.convert_checkpoint`` in a worker thread with a progress bar; *Download
+and convert* runs the same job after fetching the checkpoint from the Hub
+(``app.model_download``, docs/architecture.md), on one bar with Cancel. The load
 check runs ``storyteller --self-test`` with the chosen files in a child process, because
 llama.cpp can abort the whole process on a damaged file.
 """
@@ -15,25 +17,40 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop_app import paths
 from desktop_app.app.backends import projector_beside
+from desktop_app.app.model_download import (
+    DownloadRecord,
+    DownloadStopped,
+    DownloadSummary,
+    State,
+    delete_checkpoint,
+    discard,
+    download_and_convert,
+    load_record,
+    paused_text,
+    plan_model_download,
+    size_text,
+)
 from desktop_app.app.settings import Settings, save_settings
 from desktop_app.engine.model_files import CatalogCheckpoint, load_checkpoints
 from desktop_app.errors import StorytellerError
@@ -42,6 +59,14 @@ from desktop_app.ui.gui_words import gui_text
 from desktop_app.ui.workers import CallableWorker, JobContext, WorkerHandle, start_worker
 
 LOAD_CHECK_TIMEOUT_S = 600
+# (quant, what the guide says about it), the default first
+QUALITIES = (
+    ("Q4_K_M", "Q4_K_M: smallest, recommended (about 4.7 GB)"),
+    ("Q5_K_M", "Q5_K_M: a little closer to the original (about 5.4 GB)"),
+    ("Q6_K", "Q6_K: near-lossless (about 6.2 GB)"),
+    ("Q8_0", "Q8_0: closer to the original (about 8 GB)"),
+    ("F16", "F16: unquantized (about 15 GB)"),
+)
 _SPEEDS = re.compile(r"load (\d+(?:\.\d+)?) s, first token [\d.]+ s, (\d+(?:\.\d+)?) tokens/s")
 
 
@@ -73,18 +98,54 @@ def self_test_command(model: Path, mmproj: Path) -> list[str]:
     return [*program, "--self-test", "--model", str(model), "--mmproj", str(mmproj)]
 
 
+def checkpoint_why(checkpoint: CatalogCheckpoint) -> str:
+    """The one line the guide shows under a chosen checkpoint: why it is recommended, or what
+    it is."""
+    if checkpoint.default and checkpoint.why:
+        return f"Recommended: {checkpoint.why}."
+    return checkpoint.note[:1].upper() + checkpoint.note[1:] + "." if checkpoint.note else ""
+
+
 def checkpoints_html(checkpoints: list[CatalogCheckpoint]) -> str:
-    """The checkpoints the catalog knows, as the guide lists them (any of them converts)."""
+    """The checkpoints the catalog knows, as the guide names them for converting a folder: the
+    recommended one first, marked (any of them converts)."""
     if not checkpoints:
         return ""
-    items = "".join(
-        f"<li><b>{html.escape(c.repo)}</b>: {html.escape(c.note)}</li>" for c in checkpoints
+    names = ", ".join(
+        f"<b>{html.escape(c.repo)}</b>{' (recommended)' if c.default else ''}" for c in checkpoints
     )
-    return f"Download one of these from Hugging Face, then convert it here:<ul>{items}</ul>"
+    return f"A folder of one of these, downloaded from Hugging Face: {names}."
 
 
 class Cancelled(Exception):
     """The user closed the guide while a job ran; the job stopped and left nothing behind."""
+
+
+def quality_combo() -> QComboBox:
+    """The quality choice (quantization), the recommended one first."""
+    combo = QComboBox()
+    for quant, label in QUALITIES:
+        combo.addItem(label, quant)
+    return combo
+
+
+def convert_in_job(
+    ctx: JobContext, source: Path, lora: Path | None, quant: str, outdir: Path
+) -> Any:
+    """Convert ``source`` (a checkpoint folder) in a background job, reporting progress and
+    stopping (with nothing left behind) when the job is cancelled."""
+    from convert import convert_checkpoint
+
+    def progress(event: Any) -> None:
+        if ctx.should_stop():
+            # The converter cleans up after any exception from its progress callback.
+            raise Cancelled()
+        percent = int(100 * event.done / event.total) if event.total else -1
+        ctx.report(percent, f"Converting ({event.stage.value}): {max(percent, 0)}%")
+
+    return convert_checkpoint(
+        source, outdir, lora=lora, quant=quant, progress=progress, force=False
+    )
 
 
 def check_model_loads(model: Path, mmproj: Path, ctx: JobContext) -> str:
@@ -139,14 +200,17 @@ class FirstRunGuide(QDialog):
         self.model_path: Path | None = self._settings.model_path
         self.mmproj_path: Path | None = self._settings.mmproj_path
         self.checked = False
-        self._job = ""  # "convert" or "check" while one runs
+        self._job = ""  # "plan", "download", "convert" or "check" while one runs
+        self._summary: DownloadSummary | None = None  # the download planned, shown
 
         intro = QLabel(
             "<h2>Welcome to Storyteller</h2>"
-            "<p>Storyteller writes a story about your photos with <b>QwenStoryteller</b>, "
+            "<p>Storyteller writes a story about your photos with <b>QwenStoryteller2</b> "
+            "(recommended) or QwenStoryteller, "
             "running on this computer: nothing is uploaded. It needs the model as two files: "
             "the language model (<i>.gguf</i>) and its vision part (<i>mmproj .gguf</i>).</p>"
         )
+        intro.setObjectName("guideIntro")
         intro.setWordWrap(True)
 
         # ---- step 1a: locate
@@ -159,6 +223,7 @@ class FirstRunGuide(QDialog):
         locate_layout.addWidget(self.found_label)
         locate_layout.addWidget(self.locate_button)
 
+        download_box = self._build_download_box()
         convert_box = self._build_convert_box()
 
         # ---- step 2: check
@@ -185,13 +250,91 @@ class FirstRunGuide(QDialog):
         buttons.addWidget(self.later_button)
         buttons.addWidget(self.done_button)
 
+        # The steps scroll when the screen is shorter than they are (three ways to get a model
+        # make a tall dialog); the buttons stay in view.
+        steps = QWidget()
+        steps_layout = QVBoxLayout(steps)
+        steps_layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (intro, locate_box, download_box, convert_box, check_box):
+            steps_layout.addWidget(widget)
+        steps_layout.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(steps)
         layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addWidget(locate_box)
-        layout.addWidget(convert_box)
-        layout.addWidget(check_box)
+        layout.addWidget(scroll, 1)
         layout.addLayout(buttons)
+        self._refresh_download_rows()
         self._update_buttons()
+        screen = self.screen().availableGeometry().height() if self.screen() else 800
+        self.resize(self.minimumWidth(), min(steps.sizeHint().height() + 60, int(screen * 0.9)))
+
+    def _build_download_box(self) -> QGroupBox:
+        """Step 1b: download a checkpoint from the Hub and convert it, in the background."""
+        box = QGroupBox("… or download and convert (needs the network, only for this)", self)
+        self.download_combo = QComboBox()
+        self.download_combo.setObjectName("downloadCheckpoint")
+        self.why_label = QLabel("")  # one line: why the chosen checkpoint (is recommended)
+        self.why_label.setWordWrap(True)
+        for checkpoint in load_checkpoints():  # the recommended one first
+            self.download_combo.addItem(
+                checkpoint.name + (" (recommended)" if checkpoint.default else ""), checkpoint.repo
+            )
+            index = self.download_combo.count() - 1
+            self.download_combo.setItemData(
+                index, checkpoint_why(checkpoint), Qt.ItemDataRole.ToolTipRole
+            )
+        self.download_combo.currentIndexChanged.connect(self._show_why)
+        self._show_why()
+        self.download_quant_combo = quality_combo()
+        self.plan_button = QPushButton("Check size and disk space")
+        self.plan_button.clicked.connect(self.start_plan)
+        self.plan_label = QLabel("")
+        self.plan_label.setWordWrap(True)
+        self.download_button = QPushButton("Download and convert")
+        self.download_button.clicked.connect(self._download)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_job)
+        self.download_progress = QProgressBar()
+        self.download_progress.setVisible(False)
+        self.download_status = QLabel("")
+        self.download_status.setWordWrap(True)
+        # a paused download: "Download paused: X of Y GB — Resume · Discard (frees X GB)"
+        self.paused_label = QLabel("")
+        self.paused_label.setWordWrap(True)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(self.resume_download)
+        self.discard_button = QPushButton("Discard")
+        self.discard_button.clicked.connect(self.discard_download)
+        self.paused_row = QWidget(box)
+        paused_layout = QHBoxLayout(self.paused_row)
+        paused_layout.setContentsMargins(0, 0, 0, 0)
+        paused_layout.addWidget(self.paused_label, 1)
+        paused_layout.addWidget(self.resume_button)
+        paused_layout.addWidget(self.discard_button)
+        # afterwards: the checkpoint this app downloaded may go
+        self.delete_checkpoint_button = QPushButton("Delete the downloaded checkpoint")
+        self.delete_checkpoint_button.clicked.connect(self.delete_downloaded_checkpoint)
+        for combo in (self.download_combo, self.download_quant_combo):
+            combo.currentIndexChanged.connect(self._forget_plan)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.plan_button)
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        form = QFormLayout(box)
+        form.addRow("Model:", self.download_combo)
+        form.addRow("", self.why_label)
+        form.addRow("Quality:", self.download_quant_combo)
+        form.addRow(buttons)
+        form.addRow(self.plan_label)
+        form.addRow(self.download_progress)
+        form.addRow(self.download_status)
+        form.addRow(self.paused_row)
+        form.addRow(self.delete_checkpoint_button)
+        return box
 
     def _build_convert_box(self) -> QGroupBox:
         """Step 1b: convert a downloaded checkpoint (and LoRA) to model files."""
@@ -200,13 +343,7 @@ class FirstRunGuide(QDialog):
         self.source_edit.setPlaceholderText("folder of the Hugging Face checkpoint (Qwen2.5-VL-7B)")
         self.lora_edit = QLineEdit()
         self.lora_edit.setPlaceholderText("optional: folder of the QwenStoryteller LoRA adapter")
-        self.quant_combo = QComboBox()
-        for quant, label in (
-            ("Q4_K_M", "Q4_K_M: smallest, recommended (about 4.7 GB)"),
-            ("Q8_0", "Q8_0: closer to the original (about 8 GB)"),
-            ("F16", "F16: unquantized (about 15 GB)"),
-        ):
-            self.quant_combo.addItem(label, quant)
+        self.quant_combo = quality_combo()
         self.convert_button = QPushButton("Convert")
         self.convert_button.clicked.connect(self._convert)
         self.convert_progress = QProgressBar()
@@ -311,18 +448,7 @@ class FirstRunGuide(QDialog):
         """Run the converter in the background; the result fills in the model files."""
 
         def job(ctx: JobContext) -> Any:
-            from convert import convert_checkpoint
-
-            def progress(event: Any) -> None:
-                if ctx.should_stop():
-                    # The converter cleans up after any exception from its progress callback.
-                    raise Cancelled()
-                percent = int(100 * event.done / event.total) if event.total else -1
-                ctx.report(percent, f"{event.stage.value}: {percent}%")
-
-            return convert_checkpoint(
-                source, outdir, lora=lora, quant=quant, progress=progress, force=False
-            )
+            return convert_in_job(ctx, source, lora, quant, outdir)
 
         self._worker = start_worker(CallableWorker(job), self)
         self._job = "convert"
@@ -348,20 +474,168 @@ class FirstRunGuide(QDialog):
             Path(source), Path(lora) if lora else None, self.quant_combo.currentData(), outdir
         )
 
+    def _job_widgets(self) -> tuple[QProgressBar, QLabel]:
+        """The progress bar and status line of the job running now."""
+        if self._job in ("download", "plan"):
+            return self.download_progress, self.download_status
+        if self._job == "convert":
+            return self.convert_progress, self.convert_status
+        return self.convert_progress, self.check_status
+
     def _on_convert_progress(self, percent: int, message: str) -> None:
+        bar, status = self._job_widgets()
         if percent < 0:
-            self.convert_progress.setRange(0, 0)
+            bar.setRange(0, 0)
         else:
-            self.convert_progress.setRange(0, 100)
-            self.convert_progress.setValue(percent)
-        self.convert_status.setText(message)
+            bar.setRange(0, 100)
+            bar.setValue(percent)
+        if self._job == "download":  # one bar: downloading, then converting
+            bar.setFormat(
+                ("Downloading" if message.startswith("Download") else "Converting") + " %p%"
+            )
+        status.setText(message)
 
     def _on_converted(self, result: Any) -> None:
-        self.convert_progress.setValue(100)
-        self.convert_status.setText(
-            f"Converted: {result.text_gguf.name} + {result.mmproj_gguf.name}"
-        )
+        bar, status = self._job_widgets()
+        bar.setRange(0, 100)
+        bar.setValue(100)
+        status.setText(f"Converted: {result.text_gguf.name} + {result.mmproj_gguf.name}")
+        if self._job == "download":
+            self._refresh_download_rows()
         self.set_model_files(result.text_gguf, result.mmproj_gguf)
+
+    # ------------------------------------------------------------------ download
+
+    def _show_why(self) -> None:
+        index = self.download_combo.currentIndex()
+        why = self.download_combo.itemData(index, Qt.ItemDataRole.ToolTipRole) if index >= 0 else ""
+        self.why_label.setText(why or "")
+
+    def _forget_plan(self) -> None:
+        self._summary = None
+        self.plan_label.setText("")
+        self._update_buttons()
+
+    def start_plan(self) -> WorkerHandle:
+        """Ask the Hub, in the background, what the chosen download takes (sizes, disks)."""
+        repo, quant = self.download_combo.currentData(), self.download_quant_combo.currentData()
+        self._summary = None
+
+        def job(ctx: JobContext) -> DownloadSummary:
+            summary = plan_model_download(repo, quant)
+            if ctx.should_stop():  # Cancel while the Hub was asked: nothing to show
+                raise Cancelled()
+            return summary
+
+        self._worker = start_worker(CallableWorker(job), self)
+        self._job = "plan"
+        self.plan_label.setText(f"Asking the Hugging Face Hub about {repo}…")
+        self._worker.finished.connect(self._on_planned)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.ended.connect(self._forget_worker)
+        self._update_buttons()
+        return self._worker
+
+    def _on_planned(self, summary: DownloadSummary) -> None:
+        self._summary = summary
+        self.plan_label.setText("<br>".join(html.escape(line) for line in summary.lines()))
+        self._update_buttons()
+
+    def start_download(
+        self, summary: DownloadSummary | None = None, record: DownloadRecord | None = None
+    ) -> WorkerHandle:
+        """Download (or resume ``record``'s download) and convert, in the background, with one
+        progress bar: downloading, then converting. The result fills in the model files."""
+        if summary is None and record is None:
+            raise ValueError("start_download needs a plan or a paused download")
+
+        def job(ctx: JobContext) -> Any:
+            plan = summary
+            if plan is None and record is not None:  # Resume: the same commit and quality
+                plan = plan_model_download(record.repo, record.quant, record.commit)
+            assert plan is not None
+            return download_and_convert(
+                plan,
+                should_stop=ctx.should_stop,
+                report=ctx.report,
+                convert=lambda folder, outdir: convert_in_job(
+                    ctx, folder, None, plan.quant, outdir
+                ),
+            )
+
+        self._worker = start_worker(CallableWorker(job), self)
+        self._job = "download"
+        self._worker.progress.connect(self._on_convert_progress)
+        self._worker.finished.connect(self._on_converted)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.ended.connect(self._forget_worker)
+        self.paused_row.setVisible(False)
+        self.delete_checkpoint_button.setVisible(False)
+        self.download_progress.setVisible(True)
+        self.download_progress.setRange(0, 100)
+        self.download_progress.setValue(0)
+        self.download_status.setText("Downloading…")
+        self._update_buttons()
+        return self._worker
+
+    def _download(self) -> None:
+        if self._summary is not None:
+            self.start_download(self._summary)
+
+    def resume_download(self) -> WorkerHandle | None:
+        """Go on with the paused download (asked for, never on its own)."""
+        record = load_record()
+        if record is None or record.state is not State.PAUSED:
+            self._refresh_download_rows()
+            return None
+        return self.start_download(record=record)
+
+    def discard_download(self) -> None:
+        """Delete what the paused download fetched and forget it."""
+        record = load_record()
+        if record is None:
+            self._refresh_download_rows()
+            return
+        try:
+            freed = discard(record)
+        except (StorytellerError, OSError) as err:
+            show_error(self, err, action="Discarding the download")
+            return
+        self.download_status.setText(f"Download discarded: {size_text(freed)} freed.")
+        self._refresh_download_rows()
+
+    def delete_downloaded_checkpoint(self) -> None:
+        """Delete the checkpoint this app downloaded, now that the model files are made."""
+        record = load_record()
+        if record is None or not record.ours:
+            self._refresh_download_rows()
+            return
+        try:
+            freed = delete_checkpoint(record)
+        except (StorytellerError, OSError) as err:
+            show_error(self, err, action="Deleting the downloaded checkpoint")
+            return
+        self.download_status.setText(
+            f"The downloaded checkpoint was deleted: {size_text(freed)} freed."
+        )
+        self._refresh_download_rows()
+
+    def _refresh_download_rows(self) -> None:
+        """Show a paused download (Resume, Discard) or the offer to delete the checkpoint."""
+        record = load_record()
+        paused = record is not None and record.state is State.PAUSED
+        self.paused_row.setVisible(paused)
+        if record is not None and paused:
+            fetched = record.fetched_bytes()
+            self.paused_label.setText(f"{paused_text(record)} of {record.repo.split('/')[-1]}")
+            self.discard_button.setText(f"Discard (frees {size_text(fetched)})")
+        offer = record is not None and record.state is State.CONVERTED and record.ours
+        self.delete_checkpoint_button.setVisible(offer)
+        if record is not None and offer:
+            self.delete_checkpoint_button.setText(
+                f"Delete the downloaded checkpoint (frees {size_text(record.fetched_bytes())}): "
+                "the model files are made"
+            )
 
     # ------------------------------------------------------------------ load check
 
@@ -399,14 +673,22 @@ class FirstRunGuide(QDialog):
 
     def _on_failed(self, err: BaseException, details: str) -> None:
         self.convert_progress.setVisible(False)
+        self.download_progress.setVisible(False)
         # The failed step says so; the other step's line is left as it was.
-        status = self.convert_status if self._job == "convert" else self.check_status
-        if isinstance(err, Cancelled):
-            status.setText("Cancelled.")
+        job = self._job
+        status = self.plan_label if job == "plan" else self._job_widgets()[1]
+        if job == "download":
+            self._refresh_download_rows()  # cancelled or cut: paused, Resume or Discard
+        if isinstance(err, (Cancelled, DownloadStopped)):
+            status.setText("Cancelled." if job != "download" else "Download paused.")
             self._update_buttons()
             return
-        what = "Conversion failed: " if self._job == "convert" else ""
-        status.setText(f"✖ {what}{gui_text(str(err).splitlines()[0])}")
+        what = {
+            "convert": "Conversion failed: ",
+            "download": "Download or conversion failed: ",
+            "plan": "The Hub could not be asked: ",
+        }
+        status.setText(f"✖ {what.get(job, '')}{gui_text(str(err).splitlines()[0])}")
         show_error(self, err, details, action="Setting up the model")
         self._update_buttons()
 
@@ -420,6 +702,15 @@ class FirstRunGuide(QDialog):
         has_files = self.model_path is not None and self.mmproj_path is not None
         self.convert_button.setEnabled(not busy)
         self.locate_button.setEnabled(not busy)
+        self.plan_button.setEnabled(not busy)
+        self.download_button.setEnabled(
+            not busy and self._summary is not None and self._summary.enough_disk
+        )
+        self.cancel_button.setVisible(busy and self._job in ("plan", "download"))
+        self.cancel_button.setEnabled(True)
+        self.resume_button.setEnabled(not busy)
+        self.discard_button.setEnabled(not busy)
+        self.delete_checkpoint_button.setEnabled(not busy)
         self.check_button.setEnabled(not busy and has_files)
         self.done_button.setEnabled(not busy and has_files)
 
@@ -439,6 +730,14 @@ class FirstRunGuide(QDialog):
             return
         self.saved.emit(settings)
         self.accept()
+
+    def cancel_job(self) -> None:
+        """Ask the running job to stop; the window stays responsive while it does (what was
+        downloaded is kept: the download pauses)."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self.download_status.setText("Stopping…")
 
     def stop_worker(self) -> None:
         """Cancel the running job (conversion or check) and wait for it."""

@@ -33,6 +33,10 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"pass the base Qwen2\.5-VL checkpoint as SRC and this folder with --lora"),
         "choose the base Qwen2.5-VL checkpoint folder, and this folder as its adapter",
     ),
+    (
+        re.compile(r"pass --force to replace them, or choose another --outdir"),
+        "use them with “Locate model files…”, or delete them first",
+    ),
     (re.compile(r"--([a-z][a-z-]+)"), r"\1"),  # any other flag: its bare name
 )
 

@@ -17,6 +17,7 @@ from desktop_app.app.backends import (
     describe_settings_backend,
     model_configured,
 )
+from desktop_app.app.model_download import paused_download
 from desktop_app.app.settings import Settings, load_settings, open_library
 from desktop_app.engine.api import StoryBackend
 from desktop_app.errors import StorytellerError
@@ -101,9 +102,15 @@ def _model_name(settings: Settings) -> str:
     return found.name if found is not None else ""
 
 
+def first_run_guide_wanted(settings: Settings) -> bool:
+    """Open the first-run guide at start: no model is set up, or a paused model download
+    waits (the guide offers Resume or Discard; it never resumes on its own)."""
+    return not model_configured(settings) or paused_download() is not None
+
+
 def start_app(argv: list[str]) -> MainWindow | None:
     """Set up the application and show the main window (and the first-run guide if no model
-    is set up); return the window, or None when the library cannot be opened (the message is
+    is set up or a model download is paused); return the window, or None when the library cannot be opened (the message is
     shown)."""
     create_application(argv)
     install_excepthooks()
@@ -114,7 +121,7 @@ def start_app(argv: list[str]) -> MainWindow | None:
         show_error(None, err, action="Opening the library")
         return None
     window.show()
-    if not model_configured(settings):
+    if first_run_guide_wanted(settings):
         QTimer.singleShot(0, window.open_first_run_guide)
     return window
 

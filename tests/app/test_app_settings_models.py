@@ -236,12 +236,14 @@ def test_settings_holding_an_api_key_are_readable_by_their_owner_only() -> None:
     assert load_settings().api_key == "sk-local"
 
 
-def test_the_catalog_knows_both_checkpoints_and_the_default_first() -> None:
+def test_the_catalog_knows_both_checkpoints_and_recommends_qwenstoryteller2_first() -> None:
     from desktop_app.engine.model_files import load_checkpoints
 
     checkpoints = load_checkpoints()
     assert [c.repo for c in checkpoints] == [
-        "daniel3303/QwenStoryteller",
         "daniel3303/QwenStoryteller2",
+        "daniel3303/QwenStoryteller",
     ]
-    assert checkpoints[0].default and "DPO" in checkpoints[1].note
+    assert checkpoints[0].default and not checkpoints[1].default
+    assert "DPO" in checkpoints[0].note
+    assert "97.5%" in checkpoints[0].why and "0.31" in checkpoints[0].why

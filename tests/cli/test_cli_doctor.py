@@ -65,7 +65,8 @@ def test_doctor_without_models_says_how_to_get_one(
     out = capsys.readouterr().out
     assert code == 0
     assert "llama.cpp backends: CPU" in out
-    assert "models: none found (convert one with storyteller-convert" in out
+    assert "models: none found: `storyteller-convert daniel3303/QwenStoryteller2`" in out
+    assert "recommended model (QwenStoryteller2; daniel3303/QwenStoryteller also works)" in out
     assert "model [" not in out
     assert str(paths.settings_file()) in out and str(paths.user_models_dir()) in out
 

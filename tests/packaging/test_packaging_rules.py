@@ -146,11 +146,17 @@ def test_excluded_modules_leave_the_app_and_its_runtime_in(bundle_rules: ModuleT
         "PIL",
         "sqlite3",
         "json",
+        # the first-run guide's Download and convert (convert/hub.py)
+        "huggingface_hub",
+        "httpx2",
+        "tqdm",
     ):
         assert needed not in excluded
     assert {"tkinter", "pytest", "PySide6.QtWebEngineCore", "PySide6.QtQml"} <= excluded
     # The eval extra stays out of the bundle (storyteller eval then says to install it).
     assert {"pyarrow", "nltk", "rouge_score"} <= excluded
+    # huggingface_hub's Xet client: the download uses the plain resolve URL
+    assert "hf_xet" in excluded
 
 
 def test_duplicate_llama_libraries_become_links(build_script: ModuleType, tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ def test_first_run_guide_names_both_checkpoints_that_convert(qtbot: Any) -> None
     guide = FirstRunGuide(Settings())
     qtbot.addWidget(guide)
     text = guide.checkpoints_label.text()
-    assert "daniel3303/QwenStoryteller</b>" in text and "daniel3303/QwenStoryteller2" in text
+    assert "daniel3303/QwenStoryteller</b>" in text and "daniel3303/QwenStoryteller2</b>" in text
 
 
 def test_first_run_guide_reports_a_broken_model_file(qtbot: Any, tmp_path: Path) -> None:

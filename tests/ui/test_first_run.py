@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 from ui_helpers import close_error_dialogs
 
 from desktop_app.app.settings import Settings
@@ -87,3 +87,25 @@ def test_file_dialogs_open_in_downloads_not_the_working_folder(
     guide._locate()
     guide._pick_folder(guide.source_edit, "Checkpoint folder")
     assert asked == [str(home / "Downloads")] * 2
+
+
+def test_the_guide_lists_qwenstoryteller2_first_marked_recommended_with_why(qtbot: Any) -> None:
+    guide = _guide(qtbot)
+    # where a model is chosen: first, marked, with one line why shown under it
+    assert guide.download_combo.itemText(0) == "QwenStoryteller2 (recommended)"
+    assert guide.download_combo.currentIndex() == 0
+    why = guide.why_label.text()
+    assert guide.why_label.isVisible() and why.startswith("Recommended: ")
+    assert "well-formed output in 97.5% of runs against 79.1%" in why
+    assert "mAP 0.31 against 0.27" in why
+    # QwenStoryteller stays one click away, without the mark
+    assert guide.download_combo.itemText(1) == "QwenStoryteller"
+    guide.download_combo.setCurrentIndex(1)
+    assert "Recommended" not in guide.why_label.text() and "0.27" in guide.why_label.text()
+    # where the checkpoints are described for converting a folder: the same order and mark
+    text = guide.checkpoints_label.text()
+    first, second = text.index("QwenStoryteller2</b>"), text.index("QwenStoryteller</b>")
+    assert first < second
+    assert text[first:].startswith("QwenStoryteller2</b> (recommended)")
+    assert "recommended" not in text[second:]
+    assert "QwenStoryteller2</b> (recommended)" in guide.findChild(QLabel, "guideIntro").text()
