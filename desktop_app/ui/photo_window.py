@@ -31,7 +31,7 @@ class PhotoWindow(QDialog):
         if screen is not None:
             area = screen.availableGeometry()
             self.resize(int(area.width() * SCREEN_SHARE), int(area.height() * SCREEN_SHARE))
-        self.shown = self.view.set_photo(path)
+        self.view.set_photo(path)  # an unreadable photo: the view says so
         QShortcut(QKeySequence.StandardKey.Close, self, activated=self.close)
 
 

@@ -26,6 +26,7 @@ from desktop_app.app.settings import Settings, save_settings
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
 from desktop_app.app.telling import TellOptions, known_photo
 from desktop_app.engine.api import (
+    DEFAULT_INSTRUCTION,
     NOTHING_CACHED,
     CachedParts,
     Detail,
@@ -65,8 +66,6 @@ class RunChoices:
 
     @classmethod
     def of_settings(cls, settings: Settings) -> RunChoices:
-        from desktop_app.engine.api import DEFAULT_INSTRUCTION
-
         return cls(settings.preset, settings.detail, settings.seed, DEFAULT_INSTRUCTION)
 
     def settings_fields(self) -> dict[str, Any]:
@@ -181,11 +180,9 @@ class EngineSlot:
         """The backend if one was created."""
         return self._backend
 
-    def replace(self, factory: BackendFactory | None = None, *, busy: bool = False) -> None:
-        """Use ``factory`` (default: the same) from the next run on; the backend is closed now,
-        unless a run uses it (``busy``): then the next run still finds it."""
-        if factory is not None:
-            self._factory = factory
+    def replace(self, *, busy: bool = False) -> None:
+        """Make the next run's backend afresh (the settings changed); the backend is closed now,
+        unless a run uses it (``busy``): then it is closed when the next run starts."""
         if busy:
             self._stale = True
         else:

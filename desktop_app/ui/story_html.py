@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from desktop_app.story.display import DisplaySpan, StoryDisplay
-from desktop_app.story.model import SpanKind
 
 KIND_STYLE = {
     "entity": "font-weight:600;",
@@ -39,11 +38,6 @@ class SpanRef:
 class RenderedStory:
     html: str
     spans: dict[str, SpanRef]  # anchor href -> span
-
-
-def kind_value(kind: SpanKind | str) -> str:
-    """A SpanKind enum (or plain string) as its value."""
-    return str(getattr(kind, "value", kind))
 
 
 def _esc(text: str) -> str:
