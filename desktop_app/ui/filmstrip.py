@@ -106,6 +106,7 @@ class Filmstrip(QWidget):
         self.view.doubleClicked.connect(self._on_photo_opened)
         self.view.activated.connect(self._on_photo_opened)  # Enter (and double-click on some)
         session.album_opened.connect(self.set_album_title)
+        session.album_renamed.connect(self.set_album_title)
         session.choices_changed.connect(self.update_cost)
         session.settings_changed.connect(self.update_cost)
         # The estimate now has this run's speeds, and what it left cached.

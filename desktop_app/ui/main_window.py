@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         session = self.session
         session.album_opened.connect(self._show_title)
+        session.album_renamed.connect(self._show_title)
         session.state_changed.connect(self.update_actions)
         session.run_ended.connect(self._on_run_ended)
         session.photo_model.files_dropped.connect(

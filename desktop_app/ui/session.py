@@ -201,6 +201,7 @@ class Session(QObject):
 
     album_opened = Signal(object)  # Album | None
     album_created = Signal(object)  # Album: the album list shows it and opens it
+    album_renamed = Signal(object)  # the open album's record after a rename (its title only)
     album_changed = Signal(int)  # an album's counts (photos, stories, missing) changed
     photos_changed = Signal(int)  # album id whose photos changed (added, removed, relinked)
     versions_changed = Signal(int)  # album id whose list of versions must be read again
@@ -281,7 +282,7 @@ class Session(QObject):
         """The open album's record after a rename."""
         if album.id == self.album_id:
             self.album = album
-            self.album_opened.emit(album)
+            self.album_renamed.emit(album)  # not album_opened: nothing else is read again
 
     def create_album(self, name: str) -> Album | None:
         """Create an album named ``name`` and open it; None (after telling why) if it failed."""

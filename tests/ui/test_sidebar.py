@@ -124,3 +124,25 @@ def test_f2_in_the_cast_renames_the_person_not_the_album(
     qtbot.waitUntil(sidebar.album_view.hasFocus)
     qtbot.keyClick(sidebar.album_view, Qt.Key.Key_F2)
     assert sidebar.album_view.state() == editing
+
+
+def test_renaming_the_open_album_keeps_the_version_the_user_is_reading(
+    told_session: Any, host: Any, story_output: str
+) -> None:
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import TellOptions, tell_album
+
+    session = told_session
+    tell_album(session.library, session.album_id, scripted_backend(story_output), TellOptions())
+    sidebar = _sidebar(session, host)
+    versions = VersionsController(session)
+    versions.reload_runs(select_latest=True)
+    older = session.run_model.run_at(1)
+    versions.open_version(older.id)
+    reopened: list[Any] = []
+    session.album_opened.connect(reopened.append)
+    assert session.album_model.setData(sidebar.album_view.currentIndex(), "Kite day, spring")
+    assert session.album.name == "Kite day, spring"
+    assert reopened == []  # a rename changes the title, it does not open the album again
+    assert session.open_run is not None and session.open_run.id == older.id
