@@ -18,10 +18,11 @@ from desktop_app.story.display import DisplayFrame, StoryDisplay
 from desktop_app.story.render import PhotoBox, box_html, span_html
 
 SLIDESHOW_CSS = """
-html, body { margin: 0; height: 100%; }
+html, body { margin: 0; height: 100%; overscroll-behavior: none; }
 body { font: 20px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a1a1a;
        background: #f6f3ee; overflow: hidden; -webkit-text-size-adjust: 100%; }
-#show { position: fixed; inset: 0 0 3.25rem 0; }
+/* a sideways swipe is ours (the next slide), never the browser's "back" */
+#show { position: fixed; inset: 0 0 3.25rem 0; touch-action: pan-y pinch-zoom; }
 .slide { position: absolute; inset: 0; box-sizing: border-box; padding: 2.5vh 3vw;
          display: none; align-items: center; justify-content: center; gap: 3vw; }
 .slide.current { display: flex; }
