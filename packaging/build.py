@@ -6,7 +6,7 @@
     python packaging/build.py --self-test --model TEXT.gguf --mmproj MMPROJ.gguf
 
 Run it with the Python of a virtual environment that has the project and the `packaging` extra
-installed (`pip install -e '.[heic,packaging]'`). The bundle contains whatever llama-cpp-python that
+installed (`pip install -e '.[packaging]'`). The bundle contains whatever llama-cpp-python that
 environment has: a portable CPU build by default, a CUDA/Metal/Vulkan one if you installed such a
 wheel (packaging/gpu/README.md). Models are never bundled.
 
