@@ -46,6 +46,15 @@ SUPPLEMENTS: dict[str, tuple[str, ...]] = {
 _GPL_LICENCE_LINE = re.compile(
     r"^\s*licen[cs]e\b[^:\n]{0,80}:\s*(?:GPL|GNU General Public)", re.IGNORECASE | re.MULTILINE
 )
+# The app itself (its own licence heads the notices), never a third party.
+APP_DISTRIBUTION = "storyteller"
+# GPL-licensed distributions whose licence makes an exception for what the bundle takes from
+# them: PyInstaller's bootloader and run-time modules are in every app it builds, and its
+# licence allows distributing such apps under any licence.
+GPL_EXCEPTIONS: dict[str, str] = {
+    "pyinstaller": "GPL-2.0-or-later with PyInstaller's exception for the bootloader and the "
+    "run-time modules in built apps (https://pyinstaller.org/en/stable/license.html)",
+}
 _GPL_ID = re.compile(r"^(?:A?GPL)", re.IGNORECASE)  # GPL-2.0-only, AGPL-3.0; not LGPL
 
 
@@ -140,6 +149,8 @@ def _gpl_only(expression: str) -> bool:
 
 def gpl_reason(dist: BundledDistribution) -> str | None:
     """Why ``dist`` counts as GPL-licensed (a bundle cannot carry it), or None."""
+    if dist.key in GPL_EXCEPTIONS:
+        return None
     if dist.declared and _gpl_only(dist.declared):
         return f"declares {dist.declared}"
     for classifier in dist.classifiers:
@@ -183,6 +194,7 @@ def distributions_owning(paths: Iterable[str | os.PathLike[str]]) -> list[Bundle
         if any(os.path.realpath(dist.locate_file(f)) in wanted for f in files):
             owners.append(dist)
     unique = {normalise(d.metadata["Name"]): d for d in owners}
+    unique.pop(APP_DISTRIBUTION, None)
     return [describe(unique[key]) for key in sorted(unique)]
 
 
@@ -248,7 +260,8 @@ def index_text(distributions: list[BundledDistribution], *, app_version: str) ->
     """README.txt of the notices folder: what is bundled, under which licence, and the sources."""
     width = max(len(f"{d.name} {d.version}") for d in distributions)
     rows = "\n".join(
-        f"  {f'{d.name} {d.version}':<{width}}  {d.declared or '(see its folder)'}  -> {d.folder}/"
+        f"  {f'{d.name} {d.version}':<{width}}  "
+        f"{GPL_EXCEPTIONS.get(d.key) or d.declared or '(see its folder)'}  -> {d.folder}/"
         for d in distributions
     )
     lgpl = "\n\n".join(_lgpl_sources(distributions)) or "  (none)"
@@ -264,8 +277,7 @@ The Python runtime is in python/LICENSE.txt. The build machine's C/C++ runtime l
 (libstdc++, libgcc_s, libgomp on Linux; the Visual C++ runtime on Windows) are bundled
 as PyInstaller copies them: GCC's are under the GPLv3 with the GCC Runtime Library
 Exception, which allows this; Microsoft's are redistributable. The executable's start-up
-code is PyInstaller's bootloader: GPLv2-or-later with an exception that allows distributing
-programs built with it under any licence (https://pyinstaller.org/en/stable/license.html).
+code is PyInstaller's bootloader, under the exception listed with pyinstaller above.
 
 LGPL libraries: Storyteller links them dynamically and does not modify them. Their licence
 is in LGPL-3.0.txt (with GPL-3.0.txt, which it builds on) in their folders; their source:

@@ -183,3 +183,24 @@ def test_notices_list_each_distribution_and_where_the_lgpl_sources_are(
     assert f"https://github.com/strukturag/libheif/tree/v{libheif}" in index
     assert "(unknown)" not in index
     assert (target / "python" / "LICENSE.txt").read_text(encoding="utf-8").strip()
+
+
+def test_pyinstaller_runtime_is_allowed_by_its_exception_and_the_app_is_not_third_party(
+    licences: ModuleType, tmp_path: Path
+) -> None:
+    """Every frozen app carries PyInstaller's bootloader and run-time modules; its GPL has an
+    exception for them, which the notices name."""
+    dist = fake_distribution(
+        tmp_path,
+        "pyinstaller",
+        headers="Classifier: License :: OSI Approved :: GNU General Public License v2 (GPLv2)\n",
+        licence_files={"COPYING.txt": "GPL with the bootloader exception\n"},
+    )
+    described = licences.describe(dist)
+    assert licences.problems([described]) == []
+    index = licences.index_text([described], app_version="1")
+    assert "exception for the bootloader" in index
+    import desktop_app
+
+    owners = licences.distributions_owning([desktop_app.__file__])
+    assert owners == []  # the app's own code: its licence heads the notices
