@@ -249,7 +249,7 @@ def _heif_library_versions() -> tuple[str, str]:
         import pi_heif
 
         info = pi_heif.libheif_info()
-    except Exception:  # not importable here: the notes say so rather than guess
+    except Exception:  # not importable here: the index says "(unknown)" rather than guess
         return "(unknown)", "(unknown)"
     decoder = " ".join(info.get("decoders", {}).values())
     match = re.search(r"libde265\D*?(\d+\.\d+\.\d+)", decoder)
