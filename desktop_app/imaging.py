@@ -46,13 +46,16 @@ class PhotoUnreadableError(StorytellerError):
 
 
 def heif_support() -> bool:
-    """Whether HEIC/HEIF photos can be read (pillow-heif installed); registers it once."""
+    """Whether HEIC/HEIF photos can be read (pi-heif installed); registers it once.
+
+    pi-heif is a dependency; the check stays for a platform without its wheel.
+    """
     global _heif_registered
     if _heif_registered is None:
         try:
-            import pillow_heif  # type: ignore[import-not-found]
+            import pi_heif  # type: ignore[import-not-found]
 
-            pillow_heif.register_heif_opener()
+            pi_heif.register_heif_opener()
             _heif_registered = True
         except ImportError:
             _heif_registered = False
@@ -127,7 +130,7 @@ class FittedPhoto:
 
 def fitted_image(source: Path, max_side: int, *, purpose: str = "") -> FittedPhoto:
     """The one photo decoder for display and export: ``source`` upright (EXIF orientation),
-    fitting ``max_side`` pixels both ways, flattened to RGB; HEIC too when pillow-heif is there.
+    fitting ``max_side`` pixels both ways, flattened to RGB; HEIC too when pi-heif is there.
 
     Raises ``PhotoUnreadableError`` naming the file when it cannot be decoded; ``purpose`` (e.g.
     "for its thumbnail") says in that message what the image was read for.
