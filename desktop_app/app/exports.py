@@ -434,11 +434,17 @@ def import_bundle(
         if report.failed:
             raise BundleError(report.failed[0].message)
         run_id = _import_run(library, album, manifest.get("run"), entries)
-    except BaseException:
+    except BaseException as err:
+        # Late: the album half exists. It goes, with its copied photos, whatever went wrong.
         if album is not None:
             with contextlib.suppress(LibraryError):
                 library.delete_album(album)
         shutil.rmtree(final_folder, ignore_errors=True)
+        if isinstance(err, (KeyError, TypeError, ValueError)):  # a bundle.json that lies
+            raise BundleError(
+                f"{bundle.name} cannot be imported ({type(err).__name__}: {err}): its story "
+                "is damaged; export it again"
+            ) from err
         raise
     return ImportedBundle(library.album(album.id), run_id, final_folder)
 
