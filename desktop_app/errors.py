@@ -76,15 +76,20 @@ def is_disk_full(err: BaseException, folder: str | os.PathLike[str] | None = Non
             return True
         if isinstance(cause, OSError) and cause.errno in _DISK_FULL_ERRNOS:
             return True
+        if isinstance(cause, OSError) and cause.errno is None and _nearly_full(folder):
+            return True  # a short write ("32768 requested and 1136 written") has no errno
         if isinstance(cause, sqlite3.Error):
             code = (getattr(cause, "sqlite_errorcode", None) or 0) & 0xFF
             if code == _SQLITE_FULL or "database or disk is full" in str(cause):
                 return True
-            if (code == _SQLITE_IOERR or "disk I/O error" in str(cause)) and folder is not None:
-                free = free_bytes(folder)
-                if free is not None and free < NEARLY_FULL_BYTES:
-                    return True
+            if (code == _SQLITE_IOERR or "disk I/O error" in str(cause)) and _nearly_full(folder):
+                return True
     return False
+
+
+def _nearly_full(folder: str | os.PathLike[str] | None) -> bool:
+    free = free_bytes(folder) if folder is not None else None
+    return free is not None and free < NEARLY_FULL_BYTES
 
 
 def disk_full_error(

@@ -298,7 +298,7 @@ def _mount_refused(reason: str) -> NoReturn:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    """A real 4 MiB tmpfs under ``tmp_path``, unmounted when the test ends (never leaked).
+    """A real 64 MiB tmpfs under ``tmp_path``, unmounted when the test ends (never leaked).
 
     Needs root (CI runs as root); elsewhere the test is skipped with the reason, under
     ``CI=true`` it fails.
@@ -308,7 +308,7 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     if shutil.which("mount") is None:
         _mount_refused("no mount command")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", str(where)],
+        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0777", "tmpfs", str(where)],
         capture_output=True,
         text=True,
         check=False,

@@ -258,7 +258,7 @@ def _bundle_contents(
 def _cannot_write_bundle(target: Path, err: OSError, needed: int) -> BundleError:
     """Why ``target`` could not be written: a full disk said as such (how much the export
     needs), anything else with its reason. Nothing half-written is left either way."""
-    if is_disk_full(err):
+    if is_disk_full(err, target.parent):
         full = disk_full_error(
             target.parent,
             needed=needed,

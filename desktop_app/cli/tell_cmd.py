@@ -46,7 +46,7 @@ def save_story(out: Path, output: str) -> bool:
         shared.say(f"story written to {out}")
         return True
     first = errors[0]
-    if is_disk_full(first):
+    if is_disk_full(first, out.parent):
         why = str(
             disk_full_error(
                 out.parent,

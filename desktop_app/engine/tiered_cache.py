@@ -135,7 +135,7 @@ class TieredCache(Generic[V]):
                 written = True
             except OSError as err:
                 self._remove(tmp)
-                if is_disk_full(err):
+                if is_disk_full(err, path.parent):
                     # Every other entry would fail the same way: the run goes on without them.
                     full = disk_full_error(
                         path.parent.parent,

@@ -25,7 +25,7 @@ def render_thumbnail(source: Path, target: Path, size: int) -> None:
         with atomic_open(target, "wb") as handle:
             handle.write(data)
     except OSError as err:
-        if is_disk_full(err):
+        if is_disk_full(err, target.parent):
             full = disk_full_error(
                 target.parent,
                 needed=len(data),

@@ -63,7 +63,7 @@ def export_story(kind: str, path: Path, stored: StoredStory, title: str) -> Path
 
 
 def _cannot_write(path: Path, err: OSError, needed: int | None = None) -> StorytellerError:
-    if is_disk_full(err):
+    if is_disk_full(err, path.parent):
         return disk_full_error(
             path.parent,
             needed=needed,

@@ -96,8 +96,18 @@ def test_tell_out_with_room_writes_the_file_and_warns_when_it_is_tight(
     photos: list[str], small_disk: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = small_disk.path / "story.json"
-    # 4 MiB free; 300,000 tokens could need 2.4 MB: less than twice that is free.
-    argv = ["tell", *photos, "--format", "json", "--out", str(out), "-q", "--max-tokens", "300000"]
+    # 64 MiB free; 10 million tokens could need 80 MB: less than twice that is free.
+    argv = [
+        "tell",
+        *photos,
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        "-q",
+        "--max-tokens",
+        "10000000",
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "warning: the disk of" in err and "may fill up" in err
