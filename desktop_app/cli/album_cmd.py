@@ -295,9 +295,13 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.estimates import plan_request
-    from desktop_app.app.telling import RunDiscarded, RunStarted, tell_album
+    from desktop_app.app.telling import (
+        RunDiscarded,
+        RunStarted,
+        low_space_before_run,
+        tell_album,
+    )
     from desktop_app.cli import options as shared
-    from desktop_app.errors import low_space_warning
     from desktop_app.library import RunNotStoredError
 
     show_progress = not args.quiet
@@ -325,9 +329,7 @@ def _tell(args: argparse.Namespace, library: Library) -> int:
             shared.say(f"story {event.run_id} {why}: it is not kept")
         progress.event(event)
 
-    warning = low_space_warning(
-        library.root, options.sampling.max_tokens * shared.BYTES_PER_TOKEN, what="the story"
-    )
+    warning = low_space_before_run(library.root, options)
     if warning and show_progress:
         shared.say(f"warning: {warning}")
     try:

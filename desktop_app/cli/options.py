@@ -40,10 +40,6 @@ from desktop_app.errors import StorytellerError
 
 FORMATS = ("json", "text", "md", "html")
 
-# What a story takes per token at most, about (JSON and HTML markup included): the expected
-# output of the free-space check before a run.
-BYTES_PER_TOKEN = 8
-
 # The version of the JSON the CLI prints: 2 since runs print their parameters in the one shape
 # runs store ({"preset", "detail", "token_budget", "sampling": {...}, "strict_format",
 # "instruction"}); before, `tell`/`album tell` printed them flat and without the preset.

@@ -12,26 +12,27 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 from pathlib import Path
 
 from desktop_app import paths
 from desktop_app.app.estimates import plan_request
+from desktop_app.app.telling import low_space_before_run
 from desktop_app.cli import options as shared
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from desktop_app.errors import disk_full_error, is_disk_full, low_space_warning
+from desktop_app.errors import disk_full_error, is_disk_full
 from desktop_app.fileio import write_text_somewhere
 
 
-def expected_output_bytes(args: argparse.Namespace, max_tokens: int) -> int:
-    """About how big the story file will be: its text, plus the photos an HTML page embeds."""
-    size = max_tokens * shared.BYTES_PER_TOKEN
-    if args.format == "html":
-        for photo in args.photos:
-            try:
-                size += Path(photo).stat().st_size * 4 // 3  # base64
-            except OSError:
-                continue
+def embedded_photo_bytes(args: argparse.Namespace) -> int:
+    """About what the photos add to the story file: an HTML page embeds them (base64)."""
+    if args.format != "html":
+        return 0
+    size = 0
+    for photo in args.photos:
+        with contextlib.suppress(OSError):
+            size += Path(photo).stat().st_size * 4 // 3
     return size
 
 
@@ -78,11 +79,7 @@ def _tell(args: argparse.Namespace) -> int:
             plan = plan_request(options.request(args.photos), settings, backend)
             shared.announce(plan)
         if args.out is not None:
-            warning = low_space_warning(
-                args.out.parent,
-                expected_output_bytes(args, options.sampling.max_tokens),
-                what="the story",
-            )
+            warning = low_space_before_run(args.out.parent, options, embedded_photo_bytes(args))
             if warning:
                 shared.say(f"warning: {warning}")
         progress = shared.Progress(show_progress, options.sampling.max_tokens, plan)
