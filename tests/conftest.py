@@ -300,15 +300,16 @@ def _mount_refused(reason: str) -> NoReturn:
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     """A real 64 MiB tmpfs under ``tmp_path``, unmounted when the test ends (never leaked).
 
-    Needs root (CI runs as root); elsewhere the test is skipped with the reason, under
-    ``CI=true`` it fails.
+    Needs root, or password-less sudo (as ``.ci/run`` uses); elsewhere the test is skipped with
+    the reason, under ``CI=true`` it fails.
     """
     where = tmp_path / "small-disk"
     where.mkdir()
     if shutil.which("mount") is None:
         _mount_refused("no mount command")
+    as_root = [] if os.geteuid() == 0 or shutil.which("sudo") is None else ["sudo", "-n"]
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0777", "tmpfs", str(where)],
+        [*as_root, "mount", "-t", "tmpfs", "-o", "size=64m,mode=0777", "tmpfs", str(where)],
         capture_output=True,
         text=True,
         check=False,
@@ -319,4 +320,4 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
         yield SmallDisk(where)
     finally:
         # Lazily, so a file a failed test left open cannot keep the mount alive.
-        subprocess.run(["umount", "-l", str(where)], check=False)
+        subprocess.run([*as_root, "umount", "-l", str(where)], check=False)
