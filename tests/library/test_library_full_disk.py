@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from library_helpers import STORY_TEXT, distinct_photos
@@ -23,12 +24,13 @@ from desktop_app.library import (
     LibraryDiskFullError,
     LibraryVersionError,
     RunNotStoredError,
+    RunSpec,
     RunStatus,
 )
 
 
 @pytest.fixture
-def full_library(small_disk, tmp_path: Path) -> Iterator[Library]:  # type: ignore[no-untyped-def]
+def full_library(small_disk: Any, tmp_path: Path) -> Iterator[Library]:
     """A library with an album of two photos on the small disk (the photos are elsewhere)."""
     library = Library.open(small_disk.path / "library")
     library.create_album("Rain")
@@ -39,7 +41,7 @@ def full_library(small_disk, tmp_path: Path) -> Iterator[Library]:  # type: igno
 
 def test_a_write_on_a_full_disk_says_disk_full_and_nothing_was_lost(
     full_library: Library, small_disk
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     small_disk.fill()
     with pytest.raises(LibraryDiskFullError) as raised:
         full_library.create_album("Snow")
@@ -52,7 +54,7 @@ def test_a_write_on_a_full_disk_says_disk_full_and_nothing_was_lost(
     assert [album.name for album in full_library.albums()] == ["Rain", "Snow"]
 
 
-def test_opening_a_library_on_a_full_disk_never_calls_it_damaged(small_disk) -> None:  # type: ignore[no-untyped-def]
+def test_opening_a_library_on_a_full_disk_never_calls_it_damaged(small_disk: Any) -> None:
     Library.open(small_disk.path / "existing").close()
     small_disk.fill()
     for folder in ("existing", "new"):
@@ -68,7 +70,7 @@ def test_opening_a_library_on_a_full_disk_never_calls_it_damaged(small_disk) -> 
 
 def test_a_story_that_ends_on_a_full_disk_comes_back_at_the_next_start(
     full_library: Library, small_disk
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     full_library.flush_interval_s = 0.0  # every token tries the disk
     tokens = 0
 
@@ -113,7 +115,9 @@ def test_a_story_that_ends_on_a_full_disk_comes_back_at_the_next_start(
         reopened.close()
 
 
-def test_recovery_waits_while_the_disk_is_still_full(full_library: Library, small_disk) -> None:  # type: ignore[no-untyped-def]
+def test_recovery_waits_while_the_disk_is_still_full(
+    full_library: Library, small_disk: Any
+) -> None:
     run_id = full_library.start_run("Rain", _spec(full_library))
     full_library.append_output(run_id, "<gdi image1>")
     full_library.flush_output(run_id)
@@ -125,12 +129,28 @@ def test_recovery_waits_while_the_disk_is_still_full(full_library: Library, smal
     assert full_library.run(run_id).status is RunStatus.INTERRUPTED
 
 
-def _spec(library: Library):  # type: ignore[no-untyped-def]
-    from desktop_app.library import RunSpec
-
+def _spec(library: Library) -> RunSpec:
     return RunSpec(
         photo_ids=tuple(photo.id for photo in library.photos("Rain")),
         parameters={},
         backend="test",
         model={},
     )
+
+
+def test_a_thumbnail_on_a_full_disk_says_so_and_leaves_no_part_file(
+    full_library: Library, small_disk: Any
+) -> None:
+    from desktop_app.library.thumbnails import thumbnail_path
+
+    folder = small_disk.path / "thumbnails"
+    small_disk.fill()
+    photo = full_library.photos("Rain")[0]
+    with pytest.raises(LibraryDiskFullError) as raised:
+        thumbnail_path(folder, photo, 128)
+    message = str(raised.value)
+    assert f"the thumbnail of {photo.name} cannot be written: the disk of" in message
+    assert "it needs about" in message and "the photo itself is untouched" in message
+    assert [p for p in folder.rglob("*") if p.is_file()] == []
+    small_disk.make_room()
+    assert thumbnail_path(folder, photo, 128).is_file()

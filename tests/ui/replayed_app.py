@@ -1,8 +1,10 @@
 """Run as a script by the session-end tests: the desktop app as ``storyteller`` starts it (no
 command), its story replayed slowly (no model). It opens ALBUM and presses Generate; at the
-first token it prints "replayed: first token" on stderr, so the test knows when to end the
-session. With ``--session-request`` the app itself then gets the session manager's request, as
-a logout delivers it (see ``request_session_end``).
+first token it closes the window as a user would, which asks "Stop writing?", and with that
+question open (and the first-run guide: no model is set up) it prints "replayed: asking" and
+the titles of the open dialogs on stderr, so the test knows when to end the session. With
+``--session-request`` the app itself then gets the session manager's request, as a logout
+delivers it (see ``request_session_end``).
 
 usage: python replayed_app.py ALBUM [--session-request]
 """
@@ -54,12 +56,17 @@ def main(argv: list[str]) -> None:
         window.session.open_album(window.library.album(album_name))
         announced: list[bool] = []
 
+        def asking() -> None:  # runs inside the question's own event loop
+            dialogs = [w.windowTitle() for w in QApplication.topLevelWidgets() if w.isVisible()]
+            print(f"replayed: asking; open: {dialogs}", file=sys.stderr, flush=True)
+            if "--session-request" in flags:
+                QTimer.singleShot(0, request_session_end)
+
         def on_live(live: LiveRun) -> None:
             if live.tokens and not announced:
                 announced.append(True)
-                print("replayed: first token", file=sys.stderr, flush=True)
-                if "--session-request" in flags:
-                    QTimer.singleShot(0, request_session_end)
+                QTimer.singleShot(0, window.close)  # asks "Stop writing?" and waits
+                QTimer.singleShot(300, asking)
 
         window.session.live_story_changed.connect(on_live)
         QTimer.singleShot(200, window.generation.generate)

@@ -1,7 +1,8 @@
 """Logout and SIGTERM close the app as its window's close does (issue 27): the story being
 written stops and is kept as *stopped* with its text, the window's layout and open album are
-saved, no question holds the close up (the first-run guide is open the whole time: no model is
-set up), and the program exits 0.
+saved, no question holds the close up (the session ends while the window's own "Stop
+writing?" question is open, and the first-run guide: no model is set up), and the program
+exits 0.
 
 The app runs as a real program in a child process (signals and the session manager reach a
 whole process), its story replayed slowly. The close is timed from the signal (or the request)
@@ -46,7 +47,7 @@ def _the_app(album: str, *flags: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.end_to_end
-@pytest.mark.parametrize("ending", ["SIGTERM", "SIGHUP", "session manager"])
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGHUP", "SIGINT", "session manager"])
 def test_the_session_ends_as_the_window_closes_keeping_the_story_as_stopped(
     ending: str, sample_photos: list[Path], story_output: str
 ) -> None:
@@ -58,12 +59,13 @@ def test_the_session_ends_as_the_window_closes_keeping_the_story_as_stopped(
     app = _the_app("Kite day", *(["--session-request"] if ending == "session manager" else []))
     try:
         assert app.stderr is not None
-        while "replayed: first token" not in (line := app.stderr.readline()):
+        while "replayed: asking" not in (line := app.stderr.readline()):
             assert line, f"the app ended before writing (exit {app.wait()})"
+        assert "Stop writing?" in line and "Welcome to Storyteller" in line, line
         if ending != "session manager":
             app.send_signal(getattr(signal, ending))
         started = time.monotonic()
-        _, err = app.communicate(timeout=60)
+        _, err = app.communicate(timeout=30)
         took = time.monotonic() - started
     finally:
         if app.poll() is None:
