@@ -194,9 +194,25 @@ class RunStore(AlbumStore):
                     raw_output, [photo.prepared_size for photo in photos]
                 )
             try:
-                self._write_end(
-                    run_id, status, raw_output, story, photos, backend, model, timings, error
-                )
+                with self._write() as conn:
+                    conn.execute(
+                        """UPDATE runs SET status = ?, finished = ?, raw_output = ?, story_json = ?,
+                                  photos = ?, backend = ?, model = ?, timings = ?, error = ?,
+                                  owner_token = NULL
+                           WHERE id = ?""",
+                        (
+                            status.value,
+                            now(),
+                            raw_output,
+                            to_json(story) if story is not None else None,
+                            to_json([photo.to_dict() for photo in photos]),
+                            backend,
+                            to_json(model),
+                            to_json(timings),
+                            error,
+                            run_id,
+                        ),
+                    )
             except LibraryDiskFullError as err:
                 run_lock = self._run_locks.pop(run_id, None)
                 if run_lock is not None:
@@ -206,38 +222,6 @@ class RunStore(AlbumStore):
         if run_lock is not None:
             run_lock.release()
         return self.run(run_id)
-
-    def _write_end(
-        self,
-        run_id: int,
-        status: RunStatus,
-        raw_output: str,
-        story: Mapping[str, Any] | None,
-        photos: Sequence[RunPhoto],
-        backend: str,
-        model: Mapping[str, Any],
-        timings: Mapping[str, Any],
-        error: str,
-    ) -> None:
-        with self._write() as conn:
-            conn.execute(
-                """UPDATE runs SET status = ?, finished = ?, raw_output = ?, story_json = ?,
-                              photos = ?, backend = ?, model = ?, timings = ?, error = ?,
-                              owner_token = NULL
-                       WHERE id = ?""",
-                (
-                    status.value,
-                    now(),
-                    raw_output,
-                    to_json(story) if story is not None else None,
-                    to_json([photo.to_dict() for photo in photos]),
-                    backend,
-                    to_json(model),
-                    to_json(timings),
-                    error,
-                    run_id,
-                ),
-            )
 
     def _keep_unsaved(
         self, run_id: int, raw_output: str, full: LibraryDiskFullError
