@@ -3,8 +3,8 @@
 Progress goes to stderr (one bar per phase), the story to stdout or ``--out`` (written
 atomically). A finished story is never lost to its ``--out``: if that cannot be written (a full
 disk), it goes to a file in the user data folder, else the temporary folder, else stdout; stderr
-says where and why, and the exit code is 1. Ctrl-C stops between tokens (or during prompt reading) and keeps the partial story;
-a second Ctrl-C aborts at once. A run stopped or failed before the model wrote anything prints
+says where and why, and the exit code is 1. Ctrl-C (or SIGTERM) stops between tokens (or during
+prompt reading) and keeps the partial story; a second one aborts at once. A run stopped or failed before the model wrote anything prints
 why and no story (the zero-token rule of ``app.telling``). Exit codes: 0 done, 1 failed, 130
 interrupted.
 """
@@ -54,11 +54,12 @@ def save_story(out: Path, output: str) -> bool:
                 needed=len(output.encode("utf-8")),
                 what=f"the story file {out.name}",
                 kept="the story is not lost",
-                then="save it again",
+                then="move the story there",
             )
         )
     else:
-        why = f"the story cannot be written to {out} ({first.strerror or first}): the story is not lost"
+        reason = first.strerror or first
+        why = f"the story cannot be written to {out} ({reason}): the story is not lost"
     if saved_to is not None:
         shared.say(f"{why}: it was written to {saved_to} instead")
     else:
