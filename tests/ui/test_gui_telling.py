@@ -131,3 +131,25 @@ def test_a_story_the_full_library_cannot_take_is_said_and_comes_back_at_the_next
         reopened.recover_interrupted()  # what the app does when it starts
         (run,) = reopened.runs(album.id)
     assert run.status is RunStatus.INTERRUPTED and run.raw_output == story_output
+
+
+def test_generate_warns_when_the_librarys_disk_may_not_hold_the_story(
+    qtbot: Any, small_disk: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    from desktop_app.library import Library
+    from desktop_app.ui.session import Session
+
+    library = Library.open(small_disk.path / "lib")
+    backend = ReplayBackend(story_output, prepared_size=PREPARED_SIZE)
+    # 64 MiB free; 10 million tokens may take 80 MB: less than twice that is free.
+    session = Session(library, lambda _s: backend, Settings(max_tokens=10_000_000))
+    messages: list[str] = []
+    session.status_message.connect(messages.append)
+    try:
+        session_album(session, sample_photos[:1])
+        tell_and_wait(qtbot, GenerationController(session))
+    finally:
+        session.close()
+        library.close()
+    warnings = [m for m in messages if m.startswith("Warning: The disk of")]
+    assert warnings and "may fill up" in warnings[0], messages
