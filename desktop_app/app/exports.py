@@ -19,12 +19,13 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from desktop_app.app.stored_story import StoredStory, box_on_photo
+from desktop_app.errors import disk_full_error, is_disk_full, low_space_warning
 from desktop_app.fileio import atomic_open, sha256_file
 from desktop_app.imaging import PhotoUnreadableError, fitted_jpeg
 from desktop_app.library.errors import BundleError, LibraryError
@@ -254,13 +255,35 @@ def _bundle_contents(
     return texts, photo_files
 
 
+def _cannot_write_bundle(target: Path, err: OSError, needed: int) -> BundleError:
+    """Why ``target`` could not be written: a full disk said as such (how much the export
+    needs), anything else with its reason. Nothing half-written is left either way."""
+    if is_disk_full(err, target.parent):
+        full = disk_full_error(
+            target.parent,
+            needed=needed,
+            what=f"the export {target.name}",
+            kept="nothing was lost: the album and its stories are unchanged",
+            then="export again, or choose another folder",
+        )
+        return BundleError(str(full))
+    return BundleError(f"cannot write {target} ({err}): check free space and permissions")
+
+
 def export_album(
-    library: Library, ref: AlbumRef, dest: str | os.PathLike[str], *, run_id: int | None = None
+    library: Library,
+    ref: AlbumRef,
+    dest: str | os.PathLike[str],
+    *,
+    run_id: int | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the album and one of its stories to ``dest``: a zip if it ends in ``.zip``, else a
     new folder. Default story: the latest complete one (else the latest with any text).
 
     Written under a temporary name and renamed at the end: ``dest`` appears whole or not at all.
+    ``warn`` hears, before the first byte, that the destination's disk has less than twice the
+    export's size free.
     """
     album = library.album(ref)
     run = _choose_run(library, album, run_id)
@@ -268,6 +291,12 @@ def export_album(
     if target.exists():
         raise BundleError(f"{target} already exists: choose a new name or remove it first")
     texts, photo_files = _bundle_contents(library, album, run)
+    needed = sum(len(text.encode("utf-8")) for text in texts.values()) + sum(
+        _file_size(source) for source in photo_files.values()
+    )
+    warning = low_space_warning(target.parent, needed, what="the export")
+    if warning and warn is not None:
+        warn(warning)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() == ".zip":
         try:
@@ -278,9 +307,7 @@ def export_album(
                     # Photos are already compressed: storing them is as small and much faster.
                     archive.write(source, name, compress_type=zipfile.ZIP_STORED)
         except OSError as err:
-            raise BundleError(
-                f"cannot write {target} ({err}): check free space and permissions"
-            ) from err
+            raise _cannot_write_bundle(target, err, needed) from err
         return target
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
     try:
@@ -292,13 +319,18 @@ def export_album(
         os.rename(staging, target)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(
-            f"cannot write {target} ({err}): check free space and permissions"
-        ) from err
+        raise _cannot_write_bundle(target, err, needed) from err
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _read_manifest(text: str, source: Path) -> dict[str, Any]:
@@ -402,11 +434,17 @@ def import_bundle(
         if report.failed:
             raise BundleError(report.failed[0].message)
         run_id = _import_run(library, album, manifest.get("run"), entries)
-    except BaseException:
+    except BaseException as err:
+        # Late: the album half exists. It goes, with its copied photos, whatever went wrong.
         if album is not None:
             with contextlib.suppress(LibraryError):
                 library.delete_album(album)
         shutil.rmtree(final_folder, ignore_errors=True)
+        if isinstance(err, (KeyError, TypeError, ValueError)):  # a bundle.json that lies
+            raise BundleError(
+                f"{bundle.name} cannot be imported ({type(err).__name__}: {err}): its story "
+                "is damaged; export it again"
+            ) from err
         raise
     return ImportedBundle(library.album(album.id), run_id, final_folder)
 

@@ -275,7 +275,9 @@ def _cast(args: argparse.Namespace, library: Library) -> int:
 def _export(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.exports import export_album
 
-    target = export_album(library, args.name, args.dest, run_id=args.story)
+    target = export_album(
+        library, args.name, args.dest, run_id=args.story, warn=lambda text: _err(f"warning: {text}")
+    )
     print(f"exported to {target}")
     return EXIT_OK
 
@@ -293,8 +295,14 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.estimates import plan_request
-    from desktop_app.app.telling import RunDiscarded, RunStarted, tell_album
+    from desktop_app.app.telling import (
+        RunDiscarded,
+        RunStarted,
+        low_space_before_run,
+        tell_album,
+    )
     from desktop_app.cli import options as shared
+    from desktop_app.library import RunNotStoredError
 
     show_progress = not args.quiet
     options = shared.options_from_args(args)
@@ -321,11 +329,21 @@ def _tell(args: argparse.Namespace, library: Library) -> int:
             shared.say(f"story {event.run_id} {why}: it is not kept")
         progress.event(event)
 
+    warning = low_space_before_run(library.root, options)
+    if warning and show_progress:
+        shared.say(f"warning: {warning}")
     try:
         with shared.StopOnCtrlC() as interrupt:  # Ctrl-C stops and keeps the partial story
             ended = tell_album(
                 library, args.name, backend, options, should_stop=interrupt, on_event=relay
             )
+    except RunNotStoredError as err:
+        # The library's disk filled up: the story is in a file the next start brings back in,
+        # or (no disk could take it) on stdout.
+        if err.saved_to is None:
+            shared.write_stdout(err.raw_output)
+        shared.say(str(err))
+        return EXIT_FAILED
     finally:
         progress.close()
         backend.close()

@@ -13,9 +13,10 @@ import sqlite3
 from pathlib import Path
 
 from desktop_app import paths
+from desktop_app.errors import is_disk_full
 from desktop_app.library import schema
 from desktop_app.library.albums import AlbumRef
-from desktop_app.library.database import BUSY_TIMEOUT_S, LIBRARY_FILE_NAME
+from desktop_app.library.database import BUSY_TIMEOUT_S, LIBRARY_FILE_NAME, library_disk_full
 from desktop_app.library.errors import LibraryError, LibraryVersionError
 from desktop_app.library.photos import ImportProgress, PhotoStore
 from desktop_app.library.runs import RunStore
@@ -71,6 +72,8 @@ class Library(PhotoStore, RunStore):
             schema.migrate(conn, db_path, target=migrate_to)
         except sqlite3.DatabaseError as err:
             conn.close()
+            if is_disk_full(err, db_path.parent):
+                raise library_disk_full(db_path.parent) from err
             raise LibraryVersionError(
                 f"{db_path} is not a Storyteller library or is damaged ({err}): choose another "
                 "library folder or restore it from a backup"

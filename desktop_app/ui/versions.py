@@ -20,7 +20,12 @@ from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, RunStatus, StoryRun
 from desktop_app.story.names import display_name
-from desktop_app.ui.exporting import EXPORT_KINDS, export_story, show_export_notice
+from desktop_app.ui.exporting import (
+    EXPORT_KINDS,
+    export_space_warning,
+    export_story,
+    show_export_notice,
+)
 from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion, Session
 from desktop_app.ui.workers import CallableWorker, WorkerHandle
 
@@ -251,6 +256,9 @@ class VersionsController(QObject):
         if not isinstance(shown, OpenVersion):
             return None
         stored, title = shown.stored, self._title()
+        warning = export_space_warning(kind, path, stored)
+        if warning:  # it may still fit: said, never refused
+            session.show_status(f"Warning: {warning[0].upper()}{warning[1:]}.")
         worker = CallableWorker(lambda ctx: export_story(kind, path, stored, title))
         handle = session.start_job(worker, f"Exporting {path.name}")
         handle.finished.connect(lambda _r: session.show_status(f"Exported to {path}"))
