@@ -7,8 +7,9 @@ ITU-T T.81 B.1.1; XMP in APP1: XMP Specification Part 3, 1.1.3; EXIF in APP1: CI
 
 - the XMP packet (APP1 ``http://ns.adobe.com/xap/1.0/``) by the one given; an extended XMP's
   segments (``http://ns.adobe.com/xmp/extension/``) go with it;
-- without ``keep_location``: the EXIF segment is rebuilt without its GPS directory (Pillow writes
-  IFD0 and the Exif directory back; the thumbnail directory is left out), and the IPTC-IIM block
+- without ``keep_location``: an EXIF segment with a GPS directory is rebuilt without it (Pillow
+  writes IFD0 and the Exif directory back; the thumbnail directory is left out; one without GPS
+  is copied as it is), and the IPTC-IIM block
   (APP13 ``Photoshop 3.0``), which can name a city and country, is dropped.
 
 The originals are only ever read.
@@ -84,12 +85,14 @@ def read_xmp(path: Path) -> bytes | None:
 
 
 def exif_without_location(payload: bytes) -> bytes | None:
-    """An EXIF APP1 payload without its GPS directory; None when nothing is left worth keeping."""
+    """An EXIF APP1 payload without its GPS directory: ``payload`` itself when it has none,
+    None when nothing is left worth keeping."""
     exif = Image.Exif()
     exif.load(payload)
+    if GPS_IFD_TAG not in exif:
+        return payload
     exif.get_ifd(EXIF_IFD_TAG)  # read now, so that tobytes writes it back
-    if GPS_IFD_TAG in exif:
-        del exif[GPS_IFD_TAG]
+    del exif[GPS_IFD_TAG]
     if not len(exif):
         return None
     data = exif.tobytes()

@@ -12,12 +12,15 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.cli.options import FORMATS, JSON_FORMAT, StopOnCtrlC, add_tell_options
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
+
+if TYPE_CHECKING:
+    from desktop_app.app.album_cast import CastEntry
 
 Handler = Callable[[argparse.Namespace, Library], int]
 
@@ -272,10 +275,61 @@ def _cast(args: argparse.Namespace, library: Library) -> int:
     return EXIT_OK
 
 
+def _names_line(entry: CastEntry) -> str:
+    if entry.origin == "matched":
+        where = f"from story {entry.from_run}" if entry.from_run else "from an imported album"
+        return f"{entry.entity_id:<8} {entry.name}  ({where}, mean IoU {entry.mean_iou:.2f})"
+    if entry.origin == "undone":
+        return f"{entry.entity_id:<8} (not {entry.name}: match undone)"
+    return f"{entry.entity_id:<8} {entry.name}  (named here)"
+
+
+def _names(args: argparse.Namespace, library: Library) -> int:
+    from desktop_app.app.album_cast import cast_entries, offer_names, undo_match
+
+    album = library.album(args.name)
+    if args.story is not None:
+        run = library.run(args.story)
+        if run.album_id != album.id:
+            raise StorytellerError(f"story {args.story} is not one of album {album.name!r}'s")
+    else:
+        runs = library.runs(album)
+        if not runs:
+            raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
+        run = runs[-1]
+    if args.undo:
+        undo_match(library, run.id, args.undo)
+        print(f"{args.undo} of story {run.id} no longer takes a name from the album's cast")
+    else:
+        offer_names(library, run.id)
+    entries = cast_entries(library, run.id)
+    if args.json:
+        _print_json(
+            {
+                "album": album.name,
+                "story": run.id,
+                "cast": [dict(vars(entry)) for entry in entries],
+                "members": [
+                    {"id": m.id, "name": m.name, "kind": m.kind, "named_in": m.run_id}
+                    for m in library.cast(album)
+                ],
+            }
+        )
+    elif not entries:
+        print(f"no one in story {run.id} has a name of yours yet: `storyteller album cast`")
+    else:
+        print(f"names in story {run.id} of {album.name!r}:")
+        for entry in entries:
+            print("  " + _names_line(entry))
+    return EXIT_OK
+
+
 def _export(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.exports import export_album
 
-    target = export_album(library, args.name, args.dest, run_id=args.story)
+    target = export_album(
+        library, args.name, args.dest, run_id=args.story, keep_location=args.keep_location
+    )
     print(f"exported to {target}")
     return EXIT_OK
 
@@ -333,7 +387,9 @@ def _tell(args: argparse.Namespace, library: Library) -> int:
         return EXIT_INTERRUPTED  # a failed run raised its error instead
     run = ended.run
     details = shared.run_json(ended.result, run.asked.to_dict())
-    shared.write_stdout(shared.render_output(ended.story, args.format, details))
+    # Names the album's cast gave the new story (app.album_cast.offer_names) show at once.
+    story = ended.story.with_names(library.display_names(run.id))
+    shared.write_stdout(shared.render_output(story, args.format, details))
     if show_progress:
         _err(f"storyteller: story {run.id} saved ({run.status.value}, {len(run.raw_output)} chars)")
     return EXIT_INTERRUPTED if run.status is RunStatus.STOPPED else EXIT_OK
@@ -429,10 +485,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("entity", metavar="ENTITY_ID", help="e.g. char1, obj2")
     p.add_argument("display_name", metavar="NAME", help='the name to show ("" restores it)')
 
+    p = add(
+        "names",
+        _names,
+        "list the names in a story and where each came from (the album's cast); undo a match",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--story", type=int, metavar="ID", help="story id (default: the latest)")
+    p.add_argument(
+        "--undo", metavar="ENTITY_ID", help="take back a name the album's cast gave, e.g. char2"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = add("export", _export, "export an album with a story: folder, or a .zip")
     p.add_argument("name", metavar="NAME")
     p.add_argument("dest", type=Path, metavar="DEST")
     p.add_argument("--story", type=int, metavar="ID", help="story id (default: latest complete)")
+    p.add_argument(
+        "--keep-location",
+        action="store_true",
+        help="keep the photos' GPS and place metadata (left out by default)",
+    )
 
     p = add("import", _import, "import an exported album (folder or .zip) into the library")
     p.add_argument("bundle", type=Path, metavar="BUNDLE")

@@ -96,12 +96,8 @@ def photo_with_boxes(
     exif[0x010F] = "TestCam"  # Make: a tag that must survive
     for tag, value in (exif_extra or {}).items():
         exif[tag] = value
-    if gps:
-        gps_ifd = exif.get_ifd(0x8825)
-        gps_ifd[1] = "N"
-        gps_ifd[2] = (51.0, 30.0, 12.0)
-        gps_ifd[3] = "W"
-        gps_ifd[4] = (0.0, 7.0, 39.0)
+    if gps:  # Pillow writes a sub-directory given as a dict
+        exif[0x8825] = {1: "N", 2: (51.0, 30.0, 12.0), 3: "W", 4: (0.0, 7.0, 39.0)}
     path.parent.mkdir(parents=True, exist_ok=True)
     stored.save(path, "JPEG", quality=95, exif=exif)
     return path
