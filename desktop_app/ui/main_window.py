@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.imports.state_changed.connect(self.update_actions)
         self.versions.comparison_ready.connect(self.tabs.compare)
         self.tabs.analysis_panel.name_edited.connect(self.versions.rename_entity)
+        self.tabs.analysis_panel.match_undone.connect(self.versions.undo_name_match)
 
     # ================================================================== what tests and the
     # close protocol read: the session's state under the names the window always had

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from desktop_app.app.album_cast import offer_names, undo_match
 from desktop_app.app.exports import render_export
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
@@ -115,6 +116,11 @@ class VersionsController(QObject):
         if run is None:
             session.show(None)
             return
+        if story is None:  # a version told before its album kept a cast gets its names now
+            try:
+                offer_names(session.library, run.id)
+            except StorytellerError as err:
+                logger.warning("the album's names were not offered to version %s: %s", run.id, err)
         names = session.library.display_names(run.id)
         stored = story.with_names(names) if story is not None else StoredStory.of_run(run, names)
         session.show(OpenVersion(run, stored))
@@ -220,6 +226,26 @@ class VersionsController(QObject):
             if name
             else f"{old_name} has its original name again: "
             f"“{display_name(entity_id, shown.story)}”."
+        )
+
+    def undo_name_match(self, entity_id: str) -> None:
+        """Take back the name the album's cast gave ``entity_id`` in the open version."""
+        session = self._session
+        shown = session.shown
+        if not isinstance(shown, OpenVersion):
+            return
+        old_name = display_name(entity_id, shown.story, shown.stored.names)
+        try:
+            undo_match(session.library, shown.run.id, entity_id)
+            names = session.library.display_names(shown.run.id)
+        except StorytellerError as err:
+            session.report_error(err, action="Undoing the name")
+            return
+        session.shown = OpenVersion(shown.run, shown.stored.with_names(names))
+        session.names_changed.emit(names)
+        session.show_status(
+            f"{old_name} is “{display_name(entity_id, shown.story)}” again in this version; "
+            "the album will not offer it that name again."
         )
 
     # ---------------------------------------------------------------- export
