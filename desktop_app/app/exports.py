@@ -42,8 +42,11 @@ from desktop_app.story.render import (
     write_markdown,
     write_text,
 )
+from desktop_app.story.slideshow import write_slideshow
 
-EXPORT_FORMATS = ("html", "markdown", "json", "text")
+EXPORT_FORMATS = ("html", "markdown", "json", "text", "slideshow")
+# formats that embed the photos and draw their boxes
+PICTURED_FORMATS = frozenset({"html", "slideshow"})
 BUNDLE_FORMAT = "storyteller-album-bundle"
 # 2: no local paths, photos without location, the album's cast (``cast``); 1 still imports.
 BUNDLE_VERSION = 2
@@ -82,8 +85,14 @@ def write_export(
     boxes: Mapping[int, Mapping[str, PhotoBox]] | None = None,
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    dates: str = "",
 ) -> str:
-    """``display`` (the one display model of a story) written as ``kind``."""
+    """``display`` (the one display model of a story) written as ``kind``; ``dates`` (the
+    photos' date range) is shown on a slideshow's title slide."""
+    if kind == "slideshow":
+        return write_slideshow(
+            display, title=title or "Story", dates=dates, images=images, boxes=boxes
+        )
     if kind == "html":
         return write_html(display, images=images, boxes=boxes, title=title)
     if kind == "markdown":
@@ -154,13 +163,15 @@ def render_stored(
     *,
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    dates: str = "",
 ) -> str:
-    """``render_export`` of a told story under its names; in HTML its photos are embedded
-    with each entity's box to show over them."""
-    images = embedded_photos(stored) if kind == "html" else None
-    boxes = photo_boxes(stored) if kind == "html" else None
+    """``render_export`` of a told story under its names; in HTML and the slideshow its photos
+    are embedded with each entity's box to show over them."""
+    pictured = kind in PICTURED_FORMATS
+    images = embedded_photos(stored) if pictured else None
+    boxes = photo_boxes(stored) if pictured else None
     return write_export(
-        kind, stored.display(), images=images, boxes=boxes, title=title, extra=extra
+        kind, stored.display(), images=images, boxes=boxes, title=title, extra=extra, dates=dates
     )
 
 
@@ -171,7 +182,7 @@ class ImportedBundle:
     photos_folder: Path
 
 
-def _choose_run(library: Library, album: Album, run_id: int | None) -> StoryRun:
+def choose_run(library: Library, album: Album, run_id: int | None) -> StoryRun:
     if run_id is not None:
         run = library.run(run_id)
         if run.album_id != album.id:
@@ -319,7 +330,7 @@ def export_album(
     Written under a temporary name and renamed at the end: ``dest`` appears whole or not at all.
     """
     album = library.album(ref)
-    run = _choose_run(library, album, run_id)
+    run = choose_run(library, album, run_id)
     target = Path(dest).expanduser().absolute()
     if target.exists():
         raise BundleError(f"{target} already exists: choose a new name or remove it first")

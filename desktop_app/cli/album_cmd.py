@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from desktop_app.app.sharing import SHARE_NAMES
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.cli.options import FORMATS, JSON_FORMAT, StopOnCtrlC, add_tell_options
 from desktop_app.errors import StorytellerError
@@ -334,6 +335,16 @@ def _export(args: argparse.Namespace, library: Library) -> int:
     return EXIT_OK
 
 
+def _share(args: argparse.Namespace, library: Library) -> int:
+    from desktop_app.app import sharing
+
+    if args.kind not in sharing.SHARE_FORMATS:
+        from desktop_app.ui import exporting  # noqa: F401  (adds the formats Qt writes: PDF)
+    shared = sharing.share_story(library, args.name, args.dest, args.kind, run_id=args.story)
+    print(f"shared story {shared.run_id} as {args.kind}: {shared.path} ({_size_text(shared.size)})")
+    return EXIT_OK
+
+
 def _import(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.exports import import_bundle
 
@@ -506,6 +517,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep the photos' GPS and place metadata (left out by default)",
     )
+
+    p = add("share", _share, "share a story with other people: a slideshow, a page, a PDF")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("dest", type=Path, metavar="DEST", help="the file to write")
+    p.add_argument(
+        "--as",
+        dest="kind",
+        choices=SHARE_NAMES,
+        required=True,
+        help="what to write: " + ", ".join(SHARE_NAMES),
+    )
+    p.add_argument("--story", type=int, metavar="ID", help="story id (default: latest complete)")
 
     p = add("import", _import, "import an exported album (folder or .zip) into the library")
     p.add_argument("bundle", type=Path, metavar="BUNDLE")

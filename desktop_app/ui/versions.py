@@ -9,6 +9,7 @@ or copies the open version.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from desktop_app.app.album_cast import offer_names, undo_match
 from desktop_app.app.exports import render_export
+from desktop_app.app.sharing import SHARE_FORMATS, share_source
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, RunStatus, StoryRun
@@ -264,9 +266,14 @@ class VersionsController(QObject):
         label, suffix, file_filter = EXPORT_KINDS[kind]
         # "Kite day (version 2).html": a name, not what looks like a copy's "-2" suffix.
         default = Path.home() / f"{export_name(self._title(), run.id)}{suffix}"
-        path, _ = QFileDialog.getSaveFileName(
-            session.dialog_parent, f"Export as {label}", str(default), file_filter
-        )
+        if kind in SHARE_FORMATS and SHARE_FORMATS[kind].into_folder:
+            path = QFileDialog.getExistingDirectory(
+                session.dialog_parent, f"Export as {label} into a folder", str(Path.home())
+            )
+        else:
+            path, _ = QFileDialog.getSaveFileName(
+                session.dialog_parent, f"Export as {label}", str(default), file_filter
+            )
         if path:
             self.export(kind, Path(path))
 
@@ -276,8 +283,14 @@ class VersionsController(QObject):
         shown = session.shown
         if not isinstance(shown, OpenVersion):
             return None
-        stored, title = shown.stored, self._title()
-        worker = CallableWorker(lambda ctx: export_story(kind, path, stored, title))
+        stored, title, album = shown.stored, self._title(), session.album
+        if kind in SHARE_FORMATS and album is not None:
+            # Read on this thread (the library's names and dates); written in the worker.
+            source = replace(share_source(session.library, album, shown.run), story=stored)
+            write = SHARE_FORMATS[kind].write
+            worker = CallableWorker(lambda ctx: write(source, path))
+        else:
+            worker = CallableWorker(lambda ctx: export_story(kind, path, stored, title))
         handle = session.start_job(worker, f"Exporting {path.name}")
         handle.finished.connect(lambda _r: session.show_status(f"Exported to {path}"))
         handle.finished.connect(lambda _r: show_export_notice(path, session.dialog_parent))
