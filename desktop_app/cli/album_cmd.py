@@ -337,10 +337,35 @@ def _export(args: argparse.Namespace, library: Library) -> int:
 
 def _share(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app import sharing
+    from desktop_app.app.captions import SidecarNaming
 
+    naming = SidecarNaming(args.sidecar_name)
+    if args.beside_originals:
+        if args.kind != "sidecars" or args.dest is not None:
+            raise StorytellerError(
+                "--beside-originals writes sidecars next to the photos: use it with "
+                "--as sidecars and no DEST"
+            )
+        report = sharing.share_beside_originals(
+            library, args.name, run_id=args.story, naming=naming
+        )
+        print(f"wrote {len(report.written)} sidecars beside the original photos")
+        return EXIT_OK
+    if args.dest is None:
+        where = "a folder" if args.kind in ("sidecars", "captioned-copies") else "a file"
+        hint = " (or --beside-originals)" if args.kind == "sidecars" else ""
+        raise StorytellerError(f"give DEST, {where} to write{hint}")
     if args.kind not in sharing.SHARE_FORMATS:
         from desktop_app.ui import exporting  # noqa: F401  (adds the formats Qt writes: PDF)
-    shared = sharing.share_story(library, args.name, args.dest, args.kind, run_id=args.story)
+    shared = sharing.share_story(
+        library,
+        args.name,
+        args.dest,
+        args.kind,
+        run_id=args.story,
+        keep_location=args.keep_location,
+        sidecar_naming=naming,
+    )
     print(f"shared story {shared.run_id} as {args.kind}: {shared.path} ({_size_text(shared.size)})")
     return EXIT_OK
 
@@ -518,9 +543,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep the photos' GPS and place metadata (left out by default)",
     )
 
-    p = add("share", _share, "share a story with other people: a slideshow, a page, a PDF")
+    p = add(
+        "share",
+        _share,
+        "share a story with other people (a slideshow, a page, a PDF) or with photo managers "
+        "(XMP sidecars, captioned copies)",
+    )
     p.add_argument("name", metavar="NAME")
-    p.add_argument("dest", type=Path, metavar="DEST", help="the file to write")
+    p.add_argument(
+        "dest",
+        type=Path,
+        nargs="?",
+        metavar="DEST",
+        help="the file to write; a new folder for sidecars and captioned-copies",
+    )
     p.add_argument(
         "--as",
         dest="kind",
@@ -529,6 +565,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what to write: " + ", ".join(SHARE_NAMES),
     )
     p.add_argument("--story", type=int, metavar="ID", help="story id (default: latest complete)")
+    p.add_argument(
+        "--beside-originals",
+        action="store_true",
+        help="sidecars: write them next to the original photos (an existing one is merged into)",
+    )
+    p.add_argument(
+        "--sidecar-name",
+        choices=("photo.jpg.xmp", "photo.xmp"),
+        default="photo.jpg.xmp",
+        help="how sidecars are named (default photo.jpg.xmp)",
+    )
+    p.add_argument(
+        "--keep-location",
+        action="store_true",
+        help="copies of photos keep their GPS and place metadata (left out by default)",
+    )
 
     p = add("import", _import, "import an exported album (folder or .zip) into the library")
     p.add_argument("bundle", type=Path, metavar="BUNDLE")

@@ -267,9 +267,11 @@ class VersionsController(QObject):
         # "Kite day (version 2).html": a name, not what looks like a copy's "-2" suffix.
         default = Path.home() / f"{export_name(self._title(), run.id)}{suffix}"
         if kind in SHARE_FORMATS and SHARE_FORMATS[kind].into_folder:
-            path = QFileDialog.getExistingDirectory(
+            parent = QFileDialog.getExistingDirectory(
                 session.dialog_parent, f"Export as {label} into a folder", str(Path.home())
             )
+            # A new folder inside the one chosen: "Kite day (version 2) sidecars".
+            path = str(Path(parent) / f"{default.name} {kind}") if parent else ""
         else:
             path, _ = QFileDialog.getSaveFileName(
                 session.dialog_parent, f"Export as {label}", str(default), file_filter

@@ -90,7 +90,12 @@ def test_nothing_shared_names_the_folder_or_the_place(
     stored = StoredStory.of_run(library.run(run_id), library.display_names(run_id))
     write_captioned_copies(stored, out / "captioned")
     write_sidecars(stored, out / "with sidecars")
-    for kind, suffix in (("html", ".html"), ("markdown", ".md"), ("json", ".json")):
+    for kind, suffix in (
+        ("html", ".html"),
+        ("slideshow", ".slides.html"),
+        ("markdown", ".md"),
+        ("json", ".json"),
+    ):
         (out / f"story{suffix}").write_text(render_stored(kind, stored, title="Cove"))
     files = _files(out)
     photos = [p for p in files if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
