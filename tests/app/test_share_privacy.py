@@ -108,8 +108,10 @@ def test_nothing_shared_names_the_folder_or_the_place(
     assert leaks == []
     for photo in photos:
         assert _gps_tags(exiftool, photo) == [], photo.relative_to(out)
-    # The captioned copy is still captioned, and the bundle still imports.
-    assert exiftool(out / "captioned" / "cove.jpg")[0]["PersonInImage"] == ["Grandpa Joe"]
+    # The captioned copy is still captioned and keeps the rest of its EXIF; the bundle imports.
+    (copy,) = exiftool(out / "captioned" / "cove.jpg")
+    assert copy["PersonInImage"] == ["Grandpa Joe"]
+    assert (copy["Make"], copy["Orientation"]) == ("TestCam", 1)
     from desktop_app.app.exports import import_bundle
 
     with Library.open(tmp_path / "other") as other:
