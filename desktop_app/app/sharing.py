@@ -201,6 +201,13 @@ class Shared:
     run_id: int
 
 
+def size_text(size: int) -> str:
+    """A file's size as people read it: "840 kB", "3.2 MB"."""
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.1f} MB"
+    return f"{size / 1024:.0f} kB"
+
+
 def _size_of(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from desktop_app.app.sharing import SHARE_NAMES
+from desktop_app.app.sharing import SHARE_NAMES, size_text
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.cli.options import FORMATS, JSON_FORMAT, StopOnCtrlC, add_tell_options
 from desktop_app.errors import StorytellerError
@@ -53,12 +53,6 @@ def _open_library(args: argparse.Namespace) -> Library:
             "is kept"
         )
     return library
-
-
-def _size_text(size: int) -> str:
-    if size >= 1 << 20:
-        return f"{size / (1 << 20):.1f} MB"
-    return f"{size / 1024:.0f} kB"
 
 
 def _photo_json(position: int, photo: Photo) -> dict[str, Any]:
@@ -155,7 +149,7 @@ def _list(args: argparse.Namespace, library: Library) -> int:
     for position, photo in enumerate(photos, 1):
         date = photo.captured_at or "-"
         flag = "  MISSING" if photo.missing else ""
-        print(f"{position:>4}  {date:<25}  {_size_text(photo.size):>8}  {photo.path}{flag}")
+        print(f"{position:>4}  {date:<25}  {size_text(photo.size):>8}  {photo.path}{flag}")
     missing = sum(photo.missing for photo in photos)
     if missing:
         _err(
@@ -366,7 +360,7 @@ def _share(args: argparse.Namespace, library: Library) -> int:
         keep_location=args.keep_location,
         sidecar_naming=naming,
     )
-    print(f"shared story {shared.run_id} as {args.kind}: {shared.path} ({_size_text(shared.size)})")
+    print(f"shared story {shared.run_id} as {args.kind}: {shared.path} ({size_text(shared.size)})")
     return EXIT_OK
 
 

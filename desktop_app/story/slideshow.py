@@ -38,7 +38,8 @@ body { font: 20px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #
 .box { position: absolute; box-sizing: border-box; border: 3px solid;
        outline: 1px solid #fff; border-radius: 2px; pointer-events: none; }
 .box[hidden] { display: none; }
-.box span { position: absolute; left: 0; top: 0; padding: 0 .3em;
+.box span { position: absolute; left: 0; top: 0; padding: 0 .3em; max-width: 14em;
+            overflow: hidden; text-overflow: ellipsis; box-sizing: border-box;
             font: 600 .75rem/1.5 system-ui, sans-serif; color: #fff; white-space: nowrap; }
 .slide .text { flex: 0 1 32rem; min-width: 0; max-height: 100%; overflow-y: auto;
                font-size: clamp(18px, 1.9vw, 32px); line-height: 1.55; }
@@ -83,6 +84,12 @@ SLIDESHOW_SCRIPT = """
   function showBoxes(slide, ids) {
     slide.querySelectorAll(".box").forEach(function (box) {
       box.hidden = !(allBoxes || (ids && ids.indexOf(box.dataset.id) >= 0));
+      var label = box.querySelector("span");
+      if (box.hidden || !label) return;
+      // A label that would run off the photo's right edge moves left, just enough.
+      label.style.left = "";
+      var room = box.parentNode.clientWidth - box.offsetLeft - label.offsetWidth;
+      if (room < 0) label.style.left = Math.max(room, -box.offsetLeft) + "px";
     });
   }
   function go(n) {

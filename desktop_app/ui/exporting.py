@@ -41,6 +41,7 @@ from desktop_app.app.sharing import (
     ShareFormat,
     ShareSource,
     register_share_format,
+    size_text,
 )
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
@@ -267,7 +268,8 @@ class ExportNotice(QDialog):
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.setText(f"{path.name} is saved in\n{path.parent}")
+        size = f" ({size_text(path.stat().st_size)})" if path.is_file() else ""
+        self.message.setText(f"{path.name}{size} is saved in\n{path.parent}")
         self.setMinimumWidth(45 * self.fontMetrics().averageCharWidth())
         buttons = QDialogButtonBox(self)
         self.open_button = QPushButton("Open", self)

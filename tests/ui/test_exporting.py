@@ -102,6 +102,9 @@ def test_exporting_a_version_shows_the_notice_when_the_file_is_written(
     qtbot.waitUntil(lambda: any(n.isVisible() for n in notices()), timeout=20_000)
     (notice,) = [n for n in notices() if n.isVisible()]
     assert target.exists() and notice.path == target
+    assert (
+        f"kite-day.md ({target.stat().st_size / 1024:.0f} kB) is saved in" in notice.message.text()
+    )
     notice.folder_button.click()
     assert [url.toLocalFile().rstrip("/") for url in opened_urls] == [str(tmp_path)]
 
