@@ -32,7 +32,15 @@ from PySide6.QtGui import (
     QPdfWriter,
     QTextDocument,
 )
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.app import exports
 from desktop_app.app.sharing import (
@@ -56,12 +64,14 @@ def _share_pdf(source: ShareSource, dest: Path) -> Path:
 
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         global _pdf_app
-        _pdf_app = QGuiApplication([])
+        # A QApplication, not a QGuiApplication: a later QWidget in the same process (the test
+        # suite's GUI tests after the CLI's) aborts when the application has no widgets.
+        _pdf_app = QApplication([])
     write_pdf(dest, source.story, source.title)
     return dest
 
 
-_pdf_app: QGuiApplication | None = None  # kept alive for the command line's PDF
+_pdf_app: QApplication | None = None  # kept alive for the command line's PDF
 register_share_format(ShareFormat("pdf", "PDF", ".pdf", _share_pdf, file_filter="PDF (*.pdf)"))
 
 # The Export menu: kind -> (label, file suffix, file-dialog filter); every share format (a
