@@ -119,12 +119,10 @@ def offer_names(library: Library, run_id: int) -> list[Match]:
     recorded = library.cast_matches(run.id)
     live = {m.cast_id for m in recorded if not m.undone}
     excluded = {(str(m.cast_id), m.entity_id) for m in recorded if m.undone}
-    named_here = set(library.display_names(run.id)) - {m.entity_id for m in recorded}
-    entities = [
-        s
-        for s in sightings(run).values()
-        if s.key not in named_here and s.key not in {m.entity_id for m in recorded if not m.undone}
-    ]
+    # Only entities without a name are offered one: a name the user gave here (also after
+    # undoing a match) and a name a match gave are both kept.
+    named = set(library.display_names(run.id))
+    entities = [s for s in sightings(run).values() if s.key not in named]
     candidates = [Sighting(str(m.id), m.kind, m.boxes) for m in members if m.id not in live]
     matches = match_entities(candidates, entities, excluded=excluded)
     by_id = {str(m.id): m for m in members}

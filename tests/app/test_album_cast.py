@@ -194,6 +194,11 @@ def test_a_name_given_in_the_new_version_is_kept_and_an_undone_match_stays_undon
     assert entries == {"char4": ("Maya", "undone"), "obj1": ("Beach ball", "named")}
     with pytest.raises(LibraryError, match="was not named by a match"):
         undo_match(library, later, "obj1")
+    # After an undo the user names her herself: the album offers her nothing over it.
+    library.set_display_name(later, "char4", "Molly")
+    offer_names(library, later)
+    assert library.display_names(later) == {"char4": "Molly", "obj1": "Beach ball"}
+    library.set_display_name(later, "char4", None)
     # The album keeps its cast when the version the names were given in is deleted.
     library.delete_run(first)
     assert {m.name for m in refresh_cast(library, "Beach")} >= {"Maya", "Red ball"}
