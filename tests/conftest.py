@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -321,3 +322,35 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     finally:
         # Lazily, so a file a failed test left open cannot keep the mount alive.
         subprocess.run([*as_root, "umount", "-l", str(where)], check=False)
+
+
+ExifTool = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def exiftool() -> ExifTool:
+    """Read files' metadata with the real exiftool: ``exiftool(*paths)`` is one dict per file
+    (``-json -struct -n``: structures as objects, numbers as numbers), keys without groups.
+
+    Under CI=true a missing exiftool fails the test (.ci/run installs libimage-exiftool-perl);
+    elsewhere it skips with the reason.
+    """
+    found = shutil.which("exiftool")
+    if found is None:
+        reason = "exiftool not found: apt-get install libimage-exiftool-perl"
+        if _CI:
+            pytest.fail(f"{reason}; CI must read back the XMP the app writes")
+        pytest.skip(reason)
+    program = found
+
+    def read(*paths: Path, args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        result = subprocess.run(
+            [program, "-json", "-struct", "-n", *args, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode in (0, 1), result.stderr  # 1: a file had no such tags
+        return json.loads(result.stdout or "[]")
+
+    return read

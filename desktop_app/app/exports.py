@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from desktop_app.app.album_cast import refresh_cast
+from desktop_app.app.shared_photos import shared_photo
 from desktop_app.app.stored_story import StoredStory, box_on_photo
 from desktop_app.errors import disk_full_error, is_disk_full, low_space_warning
 from desktop_app.fileio import atomic_open, sha256_file
@@ -40,10 +43,14 @@ from desktop_app.story.render import (
     write_markdown,
     write_text,
 )
+from desktop_app.story.slideshow import write_slideshow
 
-EXPORT_FORMATS = ("html", "markdown", "json", "text")
+EXPORT_FORMATS = ("html", "markdown", "json", "text", "slideshow")
+# formats that embed the photos and draw their boxes
+PICTURED_FORMATS = frozenset({"html", "slideshow"})
 BUNDLE_FORMAT = "storyteller-album-bundle"
-BUNDLE_VERSION = 1
+# 2: no local paths, photos without location, the album's cast (``cast``); 1 still imports.
+BUNDLE_VERSION = 2
 MANIFEST_NAME = "bundle.json"
 PHOTOS_FOLDER = "photos"
 EMBEDDED_MAX_SIDE = 1600  # embedded page images: sharp on screen, a fraction of the originals
@@ -79,8 +86,14 @@ def write_export(
     boxes: Mapping[int, Mapping[str, PhotoBox]] | None = None,
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    dates: str = "",
 ) -> str:
-    """``display`` (the one display model of a story) written as ``kind``."""
+    """``display`` (the one display model of a story) written as ``kind``; ``dates`` (the
+    photos' date range) is shown on a slideshow's title slide."""
+    if kind == "slideshow":
+        return write_slideshow(
+            display, title=title or "Story", dates=dates, images=images, boxes=boxes
+        )
     if kind == "html":
         return write_html(display, images=images, boxes=boxes, title=title)
     if kind == "markdown":
@@ -151,13 +164,15 @@ def render_stored(
     *,
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    dates: str = "",
 ) -> str:
-    """``render_export`` of a told story under its names; in HTML its photos are embedded
-    with each entity's box to show over them."""
-    images = embedded_photos(stored) if kind == "html" else None
-    boxes = photo_boxes(stored) if kind == "html" else None
+    """``render_export`` of a told story under its names; in HTML and the slideshow its photos
+    are embedded with each entity's box to show over them."""
+    pictured = kind in PICTURED_FORMATS
+    images = embedded_photos(stored) if pictured else None
+    boxes = photo_boxes(stored) if pictured else None
     return write_export(
-        kind, stored.display(), images=images, boxes=boxes, title=title, extra=extra
+        kind, stored.display(), images=images, boxes=boxes, title=title, extra=extra, dates=dates
     )
 
 
@@ -168,7 +183,7 @@ class ImportedBundle:
     photos_folder: Path
 
 
-def _choose_run(library: Library, album: Album, run_id: int | None) -> StoryRun:
+def choose_run(library: Library, album: Album, run_id: int | None) -> StoryRun:
     if run_id is not None:
         run = library.run(run_id)
         if run.album_id != album.id:
@@ -193,10 +208,43 @@ def _photo_entry_name(index: int, path: Path) -> str:
     return f"{PHOTOS_FOLDER}/{index:03d} {safe}"
 
 
+def _cast_for_bundle(
+    library: Library, album: Album, run: StoryRun, new_hashes: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The album's cast as the bundle carries it: each member's name, kind and boxes (on the
+    photos the bundle holds, by their hash in the bundle), the entity it was named as in the
+    exported version, and the entities of that version its name was matched to."""
+    matches = library.cast_matches(run.id)
+    cast = []
+    for member in refresh_cast(library, album):
+        cast.append(
+            {
+                "name": member.name,
+                "kind": member.kind,
+                "boxes": {
+                    new_hashes[sha]: list(box)
+                    for sha, box in member.boxes.items()
+                    if sha in new_hashes
+                },
+                "named_as": member.entity_id if member.run_id == run.id else None,
+                "matched": [
+                    {"entity": m.entity_id, "mean_iou": m.mean_iou, "undone": m.undone}
+                    for m in matches
+                    if m.cast_id == member.id
+                ],
+            }
+        )
+    return cast
+
+
 def _bundle_contents(
-    library: Library, album: Album, run: StoryRun
-) -> tuple[dict[str, str], dict[str, Path]]:
-    """The bundle's text files (name -> text) and photos (name -> source file)."""
+    library: Library, album: Album, run: StoryRun, *, keep_location: bool = False
+) -> tuple[dict[str, str], dict[str, bytes]]:
+    """The bundle's text files (name -> text) and photos (name -> bytes).
+
+    Nothing in it says where the photos were on this machine (no paths, only file names), and
+    the photos carry no location unless ``keep_location`` (``shared_photos``).
+    """
     missing = [photo for photo in run.photos if not photo.path.is_file()]
     if missing:
         raise BundleError(
@@ -210,7 +258,15 @@ def _bundle_contents(
     stored = StoredStory.of_run(run, names)
     story, issues = stored.story, stored.issues
     images = embedded_photos(stored, skip_unreadable=False)
-    photo_files = {_photo_entry_name(photo.index, photo.path): photo.path for photo in run.photos}
+    shared = [shared_photo(photo.path, keep_location=keep_location) for photo in run.photos]
+    entries = [
+        _photo_entry_name(photo.index, Path(copy.name))
+        for photo, copy in zip(run.photos, shared, strict=True)
+    ]
+    new_hashes = {
+        photo.sha256: hashlib.sha256(copy.data).hexdigest()
+        for photo, copy in zip(run.photos, shared, strict=True)
+    }
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,
@@ -218,17 +274,20 @@ def _bundle_contents(
         "photos": [
             {
                 "file": entry,
-                "sha256": photo.sha256,
+                "sha256": new_hashes[photo.sha256],
                 "index": photo.index,
                 "original_name": photo.path.name,
             }
-            for entry, photo in zip(photo_files, run.photos, strict=True)
+            for entry, photo in zip(entries, run.photos, strict=True)
         ],
         "run": {
             "status": run.status.value,
             "created": run.created,
             "finished": run.finished,
-            "photos": [photo.to_dict() for photo in run.photos],
+            "photos": [
+                {**photo.to_dict(), "path": entry, "sha256": new_hashes[photo.sha256]}
+                for entry, photo in zip(entries, run.photos, strict=True)
+            ],
             "parameters": dict(run.parameters),
             "backend": run.backend,
             "model": dict(run.model),
@@ -237,6 +296,7 @@ def _bundle_contents(
             "error": run.error,
             "display_names": names,
         },
+        "cast": _cast_for_bundle(library, album, run, new_hashes),
     }
     texts = {
         MANIFEST_NAME: json.dumps(manifest, ensure_ascii=False, indent=2),
@@ -252,6 +312,7 @@ def _bundle_contents(
             title=album.name,
         ),
     }
+    photo_files = {entry: copy.data for entry, copy in zip(entries, shared, strict=True)}
     return texts, photo_files
 
 
@@ -277,22 +338,24 @@ def export_album(
     *,
     run_id: int | None = None,
     warn: Callable[[str], None] | None = None,
+    keep_location: bool = False,
 ) -> Path:
     """Write the album and one of its stories to ``dest``: a zip if it ends in ``.zip``, else a
-    new folder. Default story: the latest complete one (else the latest with any text).
+    new folder. Default story: the latest complete one (else the latest with any text). The
+    photos' GPS and other location metadata are left out unless ``keep_location``.
 
     Written under a temporary name and renamed at the end: ``dest`` appears whole or not at all.
     ``warn`` hears, before the first byte, that the destination's disk has less than twice the
     export's size free.
     """
     album = library.album(ref)
-    run = _choose_run(library, album, run_id)
+    run = choose_run(library, album, run_id)
     target = Path(dest).expanduser().absolute()
     if target.exists():
         raise BundleError(f"{target} already exists: choose a new name or remove it first")
-    texts, photo_files = _bundle_contents(library, album, run)
+    texts, photo_files = _bundle_contents(library, album, run, keep_location=keep_location)
     needed = sum(len(text.encode("utf-8")) for text in texts.values()) + sum(
-        _file_size(source) for source in photo_files.values()
+        len(data) for data in photo_files.values()
     )
     warning = low_space_warning(target.parent, needed, what="the export")
     if warning and warn is not None:
@@ -303,9 +366,9 @@ def export_album(
             with atomic_open(target, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
                 for name, text in texts.items():
                     archive.writestr(name, text, compress_type=zipfile.ZIP_DEFLATED)
-                for name, source in photo_files.items():
+                for name, data in photo_files.items():
                     # Photos are already compressed: storing them is as small and much faster.
-                    archive.write(source, name, compress_type=zipfile.ZIP_STORED)
+                    archive.writestr(name, data, compress_type=zipfile.ZIP_STORED)
         except OSError as err:
             raise _cannot_write_bundle(target, err, needed) from err
         return target
@@ -314,8 +377,8 @@ def export_album(
         (staging / PHOTOS_FOLDER).mkdir(parents=True)
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
-        for name, source in photo_files.items():
-            shutil.copy2(source, staging / name)
+        for name, data in photo_files.items():
+            (staging / name).write_bytes(data)
         os.rename(staging, target)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
@@ -324,13 +387,6 @@ def export_album(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _read_manifest(text: str, source: Path) -> dict[str, Any]:
@@ -434,6 +490,7 @@ def import_bundle(
         if report.failed:
             raise BundleError(report.failed[0].message)
         run_id = _import_run(library, album, manifest.get("run"), entries)
+        _import_cast(library, album, run_id, manifest.get("cast"))
     except BaseException as err:
         # Late: the album half exists. It goes, with its copied photos, whatever went wrong.
         if album is not None:
@@ -496,3 +553,38 @@ def _import_run(
         error=str(run_data.get("error", "")),
         display_names=run_data.get("display_names") or {},
     )
+
+
+def _import_cast(library: Library, album: Album, run_id: int | None, cast: object) -> None:
+    """The cast a version-2 bundle carries (a version-1 bundle has none: the run's display
+    names become the cast when it is next read, ``album_cast.refresh_cast``)."""
+    if not isinstance(cast, list):
+        return
+    for item in cast:
+        if not isinstance(item, dict) or not str(item.get("name", "")).strip():
+            continue
+        if item.get("kind") not in ("character", "object", "place"):
+            continue
+        boxes = {
+            str(sha): (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            for sha, b in (item.get("boxes") or {}).items()
+            if isinstance(b, list) and len(b) == 4
+        }
+        named_as = item.get("named_as") if run_id is not None else None
+        cast_id = library.save_cast_member(
+            album,
+            name=str(item["name"]).strip(),
+            kind=str(item["kind"]),
+            boxes=boxes,
+            run_id=run_id if named_as else None,
+            entity_id=str(named_as) if named_as else None,
+        )
+        for match in item.get("matched") or () if run_id is not None else ():
+            entity = str(match.get("entity", ""))
+            if not entity:
+                continue
+            library.apply_cast_match(
+                run_id, entity, cast_id, float(match.get("mean_iou", 0.0)), str(item["name"])
+            )
+            if match.get("undone"):
+                library.undo_cast_match(run_id, entity)

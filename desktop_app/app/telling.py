@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from desktop_app.app.album_cast import offer_names
 from desktop_app.app.backends import backend_model_identity
 from desktop_app.app.settings import Settings
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
@@ -403,6 +404,10 @@ def tell(
         return
     story = told.story
     run = library.finish_run(run_id, outcome_of(told.result, story))
+    try:  # names that stay: the album's cast is offered to the new version
+        offer_names(library, run.id)
+    except LibraryError as err:
+        logger.warning("the album's names were not offered to story %s: %s", run.id, err)
     yield RunEnded(run, story, told.result)
 
 

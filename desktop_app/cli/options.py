@@ -38,7 +38,7 @@ from desktop_app.engine.api import (
 )
 from desktop_app.errors import StorytellerError
 
-FORMATS = ("json", "text", "md", "html")
+FORMATS = ("json", "text", "md", "html", "slideshow")
 
 # The version of the JSON the CLI prints: 2 since runs print their parameters in the one shape
 # runs store ({"preset", "detail", "token_budget", "sampling": {...}, "strict_format",

@@ -42,12 +42,14 @@ PhotoBox = tuple[float, float, float, float]
 
 __all__ = [  # names' helpers are re-exported: callers render and name through one module
     "PhotoBox",
+    "box_html",
     "display_name",
     "entity_colours",
     "render_html",
     "render_markdown",
     "render_text",
     "span_display_text",
+    "span_html",
     "story_to_dict",
     "strip_tags",
     "write_html",
@@ -338,7 +340,7 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _span_html(span: DisplaySpan, boxed: frozenset[str] = frozenset()) -> str:
+def span_html(span: DisplaySpan, boxed: frozenset[str] = frozenset()) -> str:
     """A span as it reads: a tagged one is marked by its kind's underline in its id's colour,
     its ids and names in the tooltip only; one with a box on the photo takes the focus."""
     text = _e(span.text)
@@ -508,7 +510,7 @@ def _frame_text_html(
     picture = ""
     if image:
         drawn = "".join(
-            _box_html(entity_id, box, display.colour(entity_id), display.name(entity_id))
+            box_html(entity_id, box, display.colour(entity_id), display.name(entity_id))
             for entity_id, box in on_photo.items()
         )
         picture = (
@@ -516,14 +518,14 @@ def _frame_text_html(
             f"{drawn}</figure>"
         )
     boxed = frozenset(on_photo)
-    spans = "".join(_span_html(span, boxed) for span in frame.spans)
+    spans = "".join(span_html(span, boxed) for span in frame.spans)
     return (
         f'<article class="frame"{anchor}>{picture}<div class="text"><h2>{_e(frame.heading)}</h2>'
         f"<p>{spans}</p></div></article>"
     )
 
 
-def _box_html(entity_id: str, box: PhotoBox, colour: str, name: str) -> str:
+def box_html(entity_id: str, box: PhotoBox, colour: str, name: str) -> str:
     """A hidden box over the photo: ``box`` (fractions) as percentages of the photo."""
     left, top, right, bottom = (100 * max(0.0, min(1.0, v)) for v in box)
     style = (

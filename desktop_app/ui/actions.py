@@ -177,6 +177,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("next_pane", "Next pane", "F6", tip="Move to the next pane: albums, photos, story"),
     ActionSpec("previous_pane", "Previous pane", "Shift+F6", tip="Move to the previous pane"),
     ActionSpec("quit", "&Quit", _KEY.Quit),
+    ActionSpec(
+        "present",
+        "&Present",
+        "F5",
+        tip="Show the version you are reading full screen, a photo at a time",
+        enabled=lambda s: s.has_story,
+    ),
     ActionSpec("story_tab", "Show story", "Ctrl+1"),
     ActionSpec("analysis_tab", "Show analysis", "Ctrl+2"),
     ActionSpec("compare_tab", "Show comparison", "Ctrl+3"),
@@ -217,7 +224,16 @@ MENUS: tuple[tuple[str, tuple[str | tuple[str, tuple[str, ...]], ...]], ...] = (
     ("&Story", ("generate", "stop", SEPARATOR, "compare", "delete_run")),
     (
         "&View",
-        ("story_tab", "analysis_tab", "compare_tab", SEPARATOR, "next_pane", "previous_pane"),
+        (
+            "present",
+            SEPARATOR,
+            "story_tab",
+            "analysis_tab",
+            "compare_tab",
+            SEPARATOR,
+            "next_pane",
+            "previous_pane",
+        ),
     ),
     ("&Help", ("guide", "shortcuts", SEPARATOR, "about")),
 )

@@ -1,6 +1,9 @@
-"""Exporting a story version: HTML with embedded photos, Markdown, JSON and PDF.
+"""Exporting a story version: the share formats (``app.sharing``: slideshow, HTML, Markdown,
+PDF, ...) and JSON.
 
-HTML, Markdown and JSON come from ``desktop_app.story``'s renderers; PDF is laid out by Qt page
+This module adds the share format Qt writes, PDF, to ``app.sharing.SHARE_FORMATS`` when it is
+imported (the CLI imports it for ``album share --as pdf``). HTML, Markdown, the slideshow and
+JSON come from ``desktop_app.story``'s writers; PDF is laid out by Qt page
 by page: each frame's rich text (``ui.story_html``, the display model's Qt writer) is one
 ``QTextDocument``, measured and painted with a ``QPainter`` onto a ``QPdfWriter`` over a
 ``QBuffer`` (all usable outside the GUI thread, as are the ``QImage`` photos it embeds), so a
@@ -22,6 +25,7 @@ from PySide6.QtGui import (
     QColor,
     QDesktopServices,
     QFont,
+    QGuiApplication,
     QImage,
     QPageLayout,
     QPageSize,
@@ -29,9 +33,25 @@ from PySide6.QtGui import (
     QPdfWriter,
     QTextDocument,
 )
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.app import exports
+from desktop_app.app.sharing import (
+    SHARE_FORMATS,
+    SHARE_NAMES,
+    ShareFormat,
+    ShareSource,
+    register_share_format,
+    size_text,
+)
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import (
     StorytellerError,
@@ -43,12 +63,36 @@ from desktop_app.fileio import atomic_write_bytes, atomic_write_text
 from desktop_app.ui.photos import load_thumbnail
 from desktop_app.ui.story_html import render_story
 
-# kind -> (label, file suffix, file-dialog filter)
+
+def _share_pdf(source: ShareSource, dest: Path) -> Path:
+    if QGuiApplication.instance() is None:  # the command line: Qt lays out without a screen
+        import os
+
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        global _pdf_app
+        # A QApplication, not a QGuiApplication: a later QWidget in the same process (the test
+        # suite's GUI tests after the CLI's) aborts when the application has no widgets.
+        _pdf_app = QApplication([])
+    write_pdf(dest, source.story, source.title)
+    return dest
+
+
+_pdf_app: QApplication | None = None  # kept alive for the command line's PDF
+register_share_format(ShareFormat("pdf", "PDF", ".pdf", _share_pdf, file_filter="PDF (*.pdf)"))
+
+# The Export menu: kind -> (label, file suffix, file-dialog filter); every share format (a
+# folder format has no suffix) and the story JSON.
 EXPORT_KINDS: dict[str, tuple[str, str, str]] = {
-    "html": ("HTML", ".html", "Web page (*.html)"),
-    "markdown": ("Markdown", ".md", "Markdown (*.md)"),
+    **{
+        name: (
+            SHARE_FORMATS[name].label,
+            SHARE_FORMATS[name].suffix,
+            SHARE_FORMATS[name].file_filter,
+        )
+        for name in SHARE_NAMES
+        if name in SHARE_FORMATS
+    },
     "json": ("JSON", ".json", "JSON (*.json)"),
-    "pdf": ("PDF", ".pdf", "PDF (*.pdf)"),
 }
 
 
@@ -263,7 +307,8 @@ class ExportNotice(QDialog):
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.setText(f"{path.name} is saved in\n{path.parent}")
+        size = f" ({size_text(path.stat().st_size)})" if path.is_file() else ""
+        self.message.setText(f"{path.name}{size} is saved in\n{path.parent}")
         self.setMinimumWidth(45 * self.fontMetrics().averageCharWidth())
         buttons = QDialogButtonBox(self)
         self.open_button = QPushButton("Open", self)

@@ -39,6 +39,7 @@ from desktop_app.ui.item_models import AlbumListModel, PhotoListModel, RunListMo
 from desktop_app.ui.keyboard import FOCUS_RING_STYLE, ShortcutSheet, cycle_focus
 from desktop_app.ui.missing_photos import offer_missing_photos
 from desktop_app.ui.photo_window import open_full_size
+from desktop_app.ui.presentation import PresentationController
 from desktop_app.ui.session import BackendFactory, Confirm, EndedRun, OpenVersion, Session
 from desktop_app.ui.sidebar import Sidebar
 from desktop_app.ui.status_bar import StatusBar
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
         self.generation = GenerationController(self.session)
         self.imports = ImportController(self.session)
         self.versions = VersionsController(self.session)
+        self.presenting = PresentationController(self.session)
         self.acts = WindowActions(self)
         self._build_parts()
         self.acts.connect(self._action_slots())
@@ -157,6 +159,7 @@ class MainWindow(QMainWindow):
             **{f"export_{k}": lambda k=k: versions.export_dialog(k) for k in EXPORT_KINDS},
             "delete_run": versions.delete_selected,
             "compare": versions.compare_versions,
+            "present": lambda: self.presenting.present(),
             "settings": self.open_settings,
             "guide": self.open_first_run_guide,
             "shortcuts": lambda: ShortcutSheet(self).open(),
@@ -194,6 +197,7 @@ class MainWindow(QMainWindow):
         self.imports.state_changed.connect(self.update_actions)
         self.versions.comparison_ready.connect(self.tabs.compare)
         self.tabs.analysis_panel.name_edited.connect(self.versions.rename_entity)
+        self.tabs.analysis_panel.match_undone.connect(self.versions.undo_name_match)
 
     # ================================================================== what tests and the
     # close protocol read: the session's state under the names the window always had

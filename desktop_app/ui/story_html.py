@@ -64,15 +64,19 @@ def render_story(
     live: bool = False,
     image_width: int = 180,
     links: bool = True,
+    headings: bool = True,
+    font_size_pt: float = 11,
 ) -> RenderedStory:
     """Write ``display`` (the display model of a story) as Qt rich text.
 
     ``frame_images`` maps a frame number to an image URL registered with the document;
     ``live`` adds a progress line for a story still being written; ``links=False`` renders
-    spans as styled text (print, PDF).
+    spans as styled text (print, PDF, presentation); ``headings=False`` leaves out the "Frame N"
+    headings (presentation mode shows one frame at a time); ``font_size_pt`` is the type's size
+    (whole points: Qt's rich text reads no fractions).
     """
     spans: dict[str, SpanRef] = {}
-    parts: list[str] = ['<div style="font-size:11pt;">']
+    parts: list[str] = [f'<div style="font-size:{round(font_size_pt)}pt;">']
     if not display.frames:
         parts.append(_analysis_progress_html(display, frame_count, live))
     for frame in display.frames:
@@ -93,10 +97,11 @@ def render_story(
             if image
             else f'<span style="color:#888;">{"photo " + str(index) if index else ""}</span>'
         )
-        parts.append(
-            f'<a name="frame{index or 0}"></a>'
-            f'<h3 style="margin-top:14px;margin-bottom:4px;">{_esc(frame.heading)}</h3>'
-        )
+        if headings:
+            parts.append(
+                f'<a name="frame{index or 0}"></a>'
+                f'<h3 style="margin-top:14px;margin-bottom:4px;">{_esc(frame.heading)}</h3>'
+            )
         if image_width <= 0:
             parts.append(f'<p style="line-height:140%;">{body}</p>')
             continue

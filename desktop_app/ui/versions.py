@@ -9,13 +9,16 @@ or copies the open version.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from desktop_app.app.album_cast import offer_names, undo_match
 from desktop_app.app.exports import render_export
+from desktop_app.app.sharing import SHARE_FORMATS, share_source
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, RunStatus, StoryRun
@@ -120,6 +123,11 @@ class VersionsController(QObject):
         if run is None:
             session.show(None)
             return
+        if story is None:  # a version told before its album kept a cast gets its names now
+            try:
+                offer_names(session.library, run.id)
+            except StorytellerError as err:
+                logger.warning("the album's names were not offered to version %s: %s", run.id, err)
         names = session.library.display_names(run.id)
         stored = story.with_names(names) if story is not None else StoredStory.of_run(run, names)
         session.show(OpenVersion(run, stored))
@@ -227,6 +235,26 @@ class VersionsController(QObject):
             f"“{display_name(entity_id, shown.story)}”."
         )
 
+    def undo_name_match(self, entity_id: str) -> None:
+        """Take back the name the album's cast gave ``entity_id`` in the open version."""
+        session = self._session
+        shown = session.shown
+        if not isinstance(shown, OpenVersion):
+            return
+        old_name = display_name(entity_id, shown.story, shown.stored.names)
+        try:
+            undo_match(session.library, shown.run.id, entity_id)
+            names = session.library.display_names(shown.run.id)
+        except StorytellerError as err:
+            session.report_error(err, action="Undoing the name")
+            return
+        session.shown = OpenVersion(shown.run, shown.stored.with_names(names))
+        session.names_changed.emit(names)
+        session.show_status(
+            f"{old_name} is “{display_name(entity_id, shown.story)}” again in this version; "
+            "the album will not offer it that name again."
+        )
+
     # ---------------------------------------------------------------- export
 
     def _title(self) -> str:
@@ -243,9 +271,16 @@ class VersionsController(QObject):
         label, suffix, file_filter = EXPORT_KINDS[kind]
         # "Kite day (version 2).html": a name, not what looks like a copy's "-2" suffix.
         default = Path.home() / f"{export_name(self._title(), run.id)}{suffix}"
-        path, _ = QFileDialog.getSaveFileName(
-            session.dialog_parent, f"Export as {label}", str(default), file_filter
-        )
+        if kind in SHARE_FORMATS and SHARE_FORMATS[kind].into_folder:
+            parent = QFileDialog.getExistingDirectory(
+                session.dialog_parent, f"Export as {label} into a folder", str(Path.home())
+            )
+            # A new folder inside the one chosen: "Kite day (version 2) sidecars".
+            path = str(Path(parent) / f"{default.name} {kind}") if parent else ""
+        else:
+            path, _ = QFileDialog.getSaveFileName(
+                session.dialog_parent, f"Export as {label}", str(default), file_filter
+            )
         if path:
             self.export(kind, Path(path))
 
@@ -255,11 +290,17 @@ class VersionsController(QObject):
         shown = session.shown
         if not isinstance(shown, OpenVersion):
             return None
-        stored, title = shown.stored, self._title()
+        stored, title, album = shown.stored, self._title(), session.album
         warning = export_space_warning(kind, path, stored)
         if warning:  # it may still fit: said, never refused
             session.show_status(f"Warning: {warning[0].upper()}{warning[1:]}.")
-        worker = CallableWorker(lambda ctx: export_story(kind, path, stored, title))
+        if kind in SHARE_FORMATS and album is not None:
+            # Read on this thread (the library's names and dates); written in the worker.
+            source = replace(share_source(session.library, album, shown.run), story=stored)
+            write = SHARE_FORMATS[kind].write
+            worker = CallableWorker(lambda ctx: write(source, path))
+        else:
+            worker = CallableWorker(lambda ctx: export_story(kind, path, stored, title))
         handle = session.start_job(worker, f"Exporting {path.name}")
         handle.finished.connect(lambda _r: session.show_status(f"Exported to {path}"))
         handle.finished.connect(lambda _r: show_export_notice(path, session.dialog_parent))

@@ -38,8 +38,11 @@ def test_the_menus_offer_the_album_and_story_commands(qapp: Any) -> None:
     assert "Sort by date" in menus["Album"] and "Stop importing" in menus["Album"]
     export_menu = next(a.menu() for a in bar.actions()[0].menu().actions() if a.menu())
     assert [a.text() for a in export_menu.actions()] == [
+        "Export as Slideshow…",
         "Export as HTML…",
         "Export as Markdown…",
-        "Export as JSON…",
         "Export as PDF…",
+        "Export as Photos with XMP sidecars…",
+        "Export as Captioned copies (XMP inside)…",
+        "Export as JSON…",
     ]

@@ -120,5 +120,31 @@ def test_exporting_a_version_shows_the_notice_when_the_file_is_written(
     qtbot.waitUntil(lambda: any(n.isVisible() for n in notices()), timeout=20_000)
     (notice,) = [n for n in notices() if n.isVisible()]
     assert target.exists() and notice.path == target
+    assert (
+        f"kite-day.md ({target.stat().st_size / 1024:.0f} kB) is saved in" in notice.message.text()
+    )
     notice.folder_button.click()
     assert [url.toLocalFile().rstrip("/") for url in opened_urls] == [str(tmp_path)]
+
+
+def test_the_export_menu_writes_a_slideshow_of_the_open_version_under_its_names(
+    qtbot: Any, told_session: Any, tmp_path: Path
+) -> None:
+    """The GUI's Export goes through the share formats (``app.sharing``): the slideshow of the
+    version being read, titled with the album's name, with the user's names."""
+    from desktop_app.ui.versions import VersionsController
+
+    versions = VersionsController(told_session)
+    versions.reload_runs(select_latest=True)
+    versions.rename_entity("char1", "Maya Lopez")
+    target = tmp_path / "kite-day.html"
+    handle = versions.export("slideshow", target)
+    assert handle is not None
+    qtbot.waitUntil(target.exists, timeout=20_000)
+    page = target.read_text(encoding="utf-8")
+    album = told_session.album.name
+    assert f"<title>{album}</title>" in page and f"<h1>{album}</h1>" in page
+    frames = len(told_session.shown.stored.display().frames)
+    assert page.count('<section class="slide') == frames + 2
+    assert page.count("data:image/jpeg;base64,") == frames
+    assert "Maya Lopez" in page

@@ -123,9 +123,16 @@ def test_commands_are_enabled_only_when_they_can_do_something(
     window.filmstrip.view.setCurrentIndex(window.photo_model.index(0))
     assert acts["remove_photos"].isEnabled() and acts["move_later"].isEnabled()
     assert window.filmstrip.remove_photos_button.isEnabled()
-    assert not acts["export_pdf"].isEnabled()  # no story yet
+    assert not acts["export_pdf"].isEnabled() and not acts["present"].isEnabled()  # no story yet
     generate_and_wait(qtbot, window)
     assert acts["copy"].isEnabled() and acts["export_pdf"].isEnabled()
+    assert acts["present"].isEnabled() and acts["present"].shortcut().toString() == "F5"
+    acts["present"].trigger()  # View → Present: the version being read, full screen
+    shown = window.presenting.presentation
+    assert shown is not None and shown.isFullScreen()
+    assert shown.stored.story == window.session.shown.stored.story
+    shown.close()
+    qtbot.waitUntil(lambda: window.presenting.presentation is None)
     assert not acts["compare"].isEnabled()  # one version: nothing to compare it with
     generate_and_wait(qtbot, window)
     assert acts["compare"].isEnabled()

@@ -23,6 +23,7 @@ PARTS = {
     "imports.py": "ImportController",
     "generation.py": "GenerationController",
     "versions.py": "VersionsController",
+    "presentation.py": "PresentationController",
 }
 
 REACHES_THE_WINDOW = re.compile(r"\bMainWindow\b|\.window\(\)|\.parent\(\)|\b_window\b")
