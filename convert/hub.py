@@ -26,6 +26,7 @@ serves Xet-stored files there too (its LFS bridge).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -407,6 +408,21 @@ class _Downloader:
         rewound = False
 
         def attempt() -> None:
+            try:
+                fetch_once()
+            except OSError as err:
+                if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                free = shutil.disk_usage(partial.parent).free
+                needed = max(self.total - self.done, 0)
+                raise InsufficientDiskSpaceError(
+                    f"the disk of {partial.parent} is full (the download needs about "
+                    f"{needed / 1e9:.2f} GB more, {free / 1e9:.2f} GB is free): free some space "
+                    "there, or set HF_HOME to a cache on another disk, then run the same command "
+                    "again: it resumes; nothing was lost: what was downloaded so far is kept"
+                ) from err
+
+        def fetch_once() -> None:
             nonlocal rewound
             with open(partial, "ab") as handle:
                 resume = handle.tell()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import errno
 import hashlib
 import json
 import logging
@@ -272,8 +273,30 @@ def refuse_existing_outputs(
         )
 
 
-def _io_error(err: OSError, out_dir: Path) -> ConversionError:
-    """An operating-system error while converting, as a message that names the file and the fix."""
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
+
+
+def _io_error(err: OSError, out_dir: Path, needed: int | None = None) -> ConversionError:
+    """An operating-system error while converting, as a message that names the file and the fix;
+    a full disk is said as such, with the room the conversion needs and what was kept."""
+    free = shutil.disk_usage(out_dir).free if out_dir.is_dir() else None
+    # A short write ("32768 requested and 1136 written") has no errno: a nearly empty disk
+    # tells what it was.
+    if err.errno in _DISK_FULL_ERRNOS or (
+        err.errno is None and free is not None and free < _NEARLY_FULL_BYTES
+    ):
+        room = f"converting needs about {_size(needed)}" if needed else "no room is left"
+        room += f", {_size(free)} is free" if free is not None and needed else ""
+        return InsufficientDiskSpaceError(
+            f"the disk of {out_dir} is full ({room}): free some space there or choose another "
+            "--outdir, then run again; nothing was lost: the checkpoint is untouched and no "
+            "half-written model is left"
+        )
     return ConversionError(
         f"converting stopped at {err.filename or out_dir}: {err.strerror or err}. Check that the "
         f"checkpoint can be read and that {out_dir} can be written and has free space (or choose "
@@ -413,6 +436,14 @@ def convert_checkpoint(
             f"converting needs about {needed / 1e9:.1f} GB in {out_dir}, but only {free / 1e9:.1f} GB is "
             "free: free some space or choose another --outdir"
         )
+    if free < 2 * needed:
+        logger.warning(
+            "the disk of %s has %.1f GB free and converting needs about %.1f GB: it may fill "
+            "up; free some space there first",
+            out_dir,
+            free / 1e9,
+            needed / 1e9,
+        )
 
     text_path = out_dir / text_name
     mmproj_path = out_dir / mmproj_name
@@ -528,7 +559,7 @@ def convert_checkpoint(
         _flush_to_disk(manifest_tmp)
         os.replace(manifest_tmp, manifest_path)
     except OSError as err:  # a full disk, a folder made read-only, a shard that went away
-        raise _io_error(err, out_dir) from err
+        raise _io_error(err, out_dir, needed) from err
     finally:
         for tmp in partials:
             with contextlib.suppress(FileNotFoundError):

@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -66,6 +66,25 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, private: bool 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+def write_text_somewhere(
+    text: str, targets: Sequence[str | os.PathLike[str]]
+) -> tuple[Path | None, list[OSError]]:
+    """Write ``text`` atomically to the first of ``targets`` that can be written.
+
+    Returns that file (None when none could be) and the errors of those that could not, in order:
+    a finished story is not given up because its first destination's disk is full.
+    """
+    errors: list[OSError] = []
+    for target in targets:
+        try:
+            atomic_write_text(target, text)
+        except OSError as err:
+            errors.append(err)
+            continue
+        return Path(target), errors
+    return None, errors
 
 
 _HASH_CHUNK = 4 * 1024 * 1024

@@ -46,13 +46,16 @@ class PhotoUnreadableError(StorytellerError):
 
 
 def heif_support() -> bool:
-    """Whether HEIC/HEIF photos can be read (pillow-heif installed); registers it once."""
+    """Whether HEIC/HEIF photos can be read (pi-heif installed); registers it once.
+
+    pi-heif is a dependency; the check stays for a platform without its wheel.
+    """
     global _heif_registered
     if _heif_registered is None:
         try:
-            import pillow_heif  # type: ignore[import-not-found]
+            import pi_heif  # type: ignore[import-not-found]
 
-            pillow_heif.register_heif_opener()
+            pi_heif.register_heif_opener()
             _heif_registered = True
         except ImportError:
             _heif_registered = False
@@ -127,7 +130,7 @@ class FittedPhoto:
 
 def fitted_image(source: Path, max_side: int, *, purpose: str = "") -> FittedPhoto:
     """The one photo decoder for display and export: ``source`` upright (EXIF orientation),
-    fitting ``max_side`` pixels both ways, flattened to RGB; HEIC too when pillow-heif is there.
+    fitting ``max_side`` pixels both ways, flattened to RGB; HEIC too when pi-heif is there.
 
     Raises ``PhotoUnreadableError`` naming the file when it cannot be decoded; ``purpose`` (e.g.
     "for its thumbnail") says in that message what the image was read for.
@@ -156,3 +159,49 @@ def fitted_jpeg(source: Path, max_side: int, *, purpose: str = "") -> bytes:
     buffer = io.BytesIO()
     fitted_image(source, max_side, purpose=purpose).image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
+
+
+def stored_layout(path: Path) -> tuple[int, tuple[int, int]]:
+    """The EXIF orientation (1 when none) and the (width, height) of the pixels as stored.
+
+    Region metadata is given in the stored grid (before the orientation is applied), so the
+    XMP writer needs both; raises ``PhotoUnreadableError`` naming the file.
+    """
+    heif_support()
+    try:
+        with Image.open(path) as image:
+            orientation = int(image.getexif().get(ORIENTATION_TAG, 1) or 1)
+            return (orientation if 1 <= orientation <= 8 else 1), image.size
+    except Image.DecompressionBombError:
+        raise PhotoUnreadableError(path, f"{path.name} {TOO_LARGE_PROBLEM}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise PhotoUnreadableError(
+            path, f"{path.name} cannot be read ({err}): check the file"
+        ) from err
+
+
+def upright_to_stored(
+    box: tuple[float, float, float, float], orientation: int, stored_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """A box ``(x1, y1, x2, y2)`` on the upright photo, on the pixels as stored instead.
+
+    The inverse of what the reader does for EXIF orientation ``orientation`` (1-8, as the EXIF
+    standard defines them: 6 is "0th row at the visual right, 0th column at the visual top").
+    """
+    sw, sh = stored_size
+
+    def point(u: float, v: float) -> tuple[float, float]:
+        return {
+            1: (u, v),
+            2: (sw - u, v),
+            3: (sw - u, sh - v),
+            4: (u, sh - v),
+            5: (v, u),
+            6: (v, sh - u),
+            7: (sw - v, sh - u),
+            8: (sw - v, u),
+        }.get(orientation, (u, v))
+
+    ax, ay = point(box[0], box[1])
+    bx, by = point(box[2], box[3])
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)

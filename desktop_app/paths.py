@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -79,6 +80,16 @@ def model_search_dirs() -> list[Path]:
     if checkout is not None:
         dirs.append(checkout)
     return dirs
+
+
+def unsaved_stories_dirs() -> list[Path]:
+    """Where a finished story goes when its own destination's disk is full, in order: the user
+    data folder, then the temporary folder (``tell --out``'s fallback; a library run kept here
+    is brought back by the library's recovery at its next start)."""
+    return [
+        data_dir() / "unsaved-stories",
+        Path(tempfile.gettempdir()) / "storyteller-unsaved-stories",
+    ]
 
 
 def thumbnails_dir() -> Path:

@@ -4,9 +4,11 @@
     python packaging/build.py --archive        # + the tar.gz and .deb / .dmg / Inno Setup installer
     python packaging/build.py --self-test      # + run the bundle's self-test and report its time
     python packaging/build.py --self-test --model TEXT.gguf --mmproj MMPROJ.gguf
+    python packaging/build.py --dry-run OUT --target macos-arm64   # any OS: what that build uses
+
 
 Run it with the Python of a virtual environment that has the project and the `packaging` extra
-installed (`pip install -e '.[heic,packaging]'`). The bundle contains whatever llama-cpp-python that
+installed (`pip install -e '.[packaging]'`). The bundle contains whatever llama-cpp-python that
 environment has: a portable CPU build by default, a CUDA/Metal/Vulkan one if you installed such a
 wheel (packaging/gpu/README.md). Models are never bundled.
 
@@ -17,18 +19,27 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import os
 import platform
+import plistlib
 import shutil
 import subprocess
 import sys
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 PACKAGING_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGING_DIR.parent
-APP_NAME = "Storyteller"
+sys.path.insert(0, str(PACKAGING_DIR))
+sys.path.insert(1, str(PACKAGING_DIR / "icons"))
+import make_icons  # noqa: E402
+import release_targets  # noqa: E402
+from release_targets import Target  # noqa: E402
+
+APP_NAME = release_targets.APP_NAME
 # The desktop entry and icon name on Linux: the GUI calls setDesktopFileName("storyteller"), which
 # is the Wayland app id, and a compositor matches it to <id>.desktop for the window's icon.
 DESKTOP_ID = "storyteller"
@@ -48,25 +59,17 @@ def project_version() -> str:
 
 def platform_tag() -> str:
     """``linux-x86_64``, ``macos-arm64``, ``windows-x86_64``: the archive name's platform part."""
-    system = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(
-        sys.platform, sys.platform
-    )
-    machine = platform.machine().lower().replace("amd64", "x86_64").replace("aarch64", "arm64")
-    return f"{system}-{machine}"
+    return Target.current().tag
 
 
-def app_path(dist: Path) -> Path:
+def app_path(dist: Path, target: Target | None = None) -> Path:
     """The built app: the one-folder bundle, or the .app on macOS."""
-    return dist / f"{APP_NAME}.app" if sys.platform == "darwin" else dist / APP_NAME
+    return release_targets.app_path(dist, target or Target.current())
 
 
-def executable_path(dist: Path) -> Path:
+def executable_path(dist: Path, target: Target | None = None) -> Path:
     """The executable that runs the command line (and the self-test)."""
-    if sys.platform == "darwin":
-        return dist / f"{APP_NAME}.app" / "Contents" / "MacOS" / APP_NAME
-    if sys.platform == "win32":
-        return dist / APP_NAME / "storyteller-cli.exe"
-    return dist / APP_NAME / APP_NAME
+    return release_targets.executable_path(dist, target or Target.current())
 
 
 def run_pyinstaller(dist: Path, work: Path, *, clean: bool) -> None:
@@ -149,6 +152,66 @@ def add_linux_desktop_files(bundle: Path) -> None:
     shutil.copy2(PACKAGING_DIR / "linux" / "README.txt", bundle / "README.txt")
 
 
+def place_notices(bundle: Path) -> Path:
+    """Move THIRD-PARTY-NOTICES from ``_internal`` (where PyInstaller puts data) to the top of
+    the one-folder bundle, next to the executable, where users look. Not on macOS: there it
+    stays in the signed Contents/Resources."""
+    inside = bundle / "_internal" / release_targets.NOTICES_DIR
+    target = bundle / release_targets.NOTICES_DIR
+    if not inside.is_dir():
+        raise SystemExit(f"{inside} is missing: the spec writes it (packaging/licences.py)")
+    if target.exists():
+        shutil.rmtree(target)
+    inside.rename(target)
+    return target
+
+
+def dry_run(out: Path, target: Target, version: str, identity: str | None) -> dict:
+    """Write what a build for ``target`` would use into ``out`` and return the plan.
+
+    Runs on any OS: the metadata, icons and layout of a macOS or Windows build are produced and
+    checked on Linux; only a build on that platform shows that its tools accept them.
+    """
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    files: list[str] = []
+    if target.system == "macos":
+        with open(out / "Info.plist", "wb") as handle:
+            plistlib.dump(release_targets.macos_info_plist(version), handle)
+        make_icons.write_icns(out / release_targets.ICNS_NAME)
+        shutil.copy2(PACKAGING_DIR / "macos" / "entitlements.plist", out)
+        files = ["Info.plist", release_targets.ICNS_NAME, "entitlements.plist"]
+    elif target.system == "windows":
+        (out / "version_info.txt").write_text(
+            release_targets.windows_version_info(version), encoding="utf-8"
+        )
+        shutil.copy2(PACKAGING_DIR / "icons" / "storyteller.ico", out)
+        shutil.copy2(PACKAGING_DIR / "windows" / "storyteller.iss", out)
+        files = ["version_info.txt", "storyteller.ico", "storyteller.iss"]
+    else:
+        shutil.copy2(PACKAGING_DIR / "linux" / f"{DESKTOP_ID}.desktop", out)
+        files = [f"{DESKTOP_ID}.desktop"]
+    dist = Path("dist")
+    plan = {
+        "target": target.tag,
+        "version": version,
+        "files": files,
+        "layout": release_targets.layout(target),
+        "archives": release_targets.archive_names(target, version),
+        "signing": release_targets.signing_plan(target, identity),
+        "self_test": [executable_path(dist, target).as_posix(), "--self-test"],
+        "notices": release_targets.notices_path(dist, target).as_posix(),
+    }
+    (out / "plan.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    return plan
+
+
+def check_layout(dist: Path, target: Target) -> list[str]:
+    """The paths of ``release_targets.layout`` missing from a real build in ``dist``."""
+    return [path for path in release_targets.layout(target) if not (dist / path).exists()]
+
+
 def tree_size(path: Path) -> int:
     """Bytes on disk of a folder, counting symlinks as links (as an archive stores them)."""
     total = 0
@@ -180,6 +243,18 @@ def make_tarball(bundle: Path, version: str) -> Path:
     partial = archive.with_name(archive.name + ".part")
     with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
         tar.add(bundle, arcname=APP_NAME)  # symlinks stay symlinks
+    partial.replace(archive)
+    return archive
+
+
+def make_zip(bundle: Path, version: str) -> Path:
+    """``Storyteller-<version>-<platform>.zip`` of the one-folder bundle (Windows' download
+    without an installer), written atomically."""
+    archive = bundle.parent / f"{APP_NAME}-{version}-{platform_tag()}.zip"
+    partial = archive.with_name(archive.name + ".part")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zipped:
+        for path in sorted(bundle.rglob("*")):
+            zipped.write(path, Path(APP_NAME) / path.relative_to(bundle))
     partial.replace(archive)
     return archive
 
@@ -337,9 +412,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="text GGUF for the self-test's story check")
     parser.add_argument("--mmproj", type=Path, help="mmproj GGUF for the self-test's story check")
     parser.add_argument("--screenshot", type=Path, help="self-test: save the Qt test widget here")
+    parser.add_argument(
+        "--dry-run",
+        type=Path,
+        metavar="OUT",
+        help="build nothing: write the metadata, icons and plan.json of --target's build to OUT",
+    )
+    parser.add_argument(
+        "--target",
+        default=Target.current().tag,
+        help=f"with --dry-run: {', '.join(release_targets.RELEASE_TARGETS)} (default: this OS)",
+    )
     args = parser.parse_args(argv)
 
     version = project_version()
+    if args.dry_run is not None:
+        try:
+            target = Target.parse(args.target)
+        except ValueError as err:
+            parser.error(str(err))
+        plan = dry_run(args.dry_run.resolve(), target, version, args.sign_identity)
+        print(json.dumps(plan, indent=2))
+        print(f"dry run for {target.tag}: wrote {', '.join(plan['files'])} and plan.json")
+        return 0
     dist = args.dist.resolve()
     started = time.perf_counter()
     if not args.skip_build:
@@ -350,9 +445,15 @@ def main(argv: list[str] | None = None) -> int:
             saved = strip_python_runtime(dist / APP_NAME / "_internal")
             print(f"stripped the Python runtime: {saved / 1e6:.1f} MB saved")
             add_linux_desktop_files(dist / APP_NAME)
+        if sys.platform != "darwin":
+            place_notices(dist / APP_NAME)
         if sys.platform == "darwin" and args.sign_identity:
             codesign(app_path(dist), args.sign_identity)
         print(f"built {app_path(dist)} in {time.perf_counter() - started:.0f} s")
+        missing = check_layout(dist, Target.current())
+        if missing:
+            print(f"the bundle lacks {', '.join(missing)}", file=sys.stderr)
+            return 1
 
     bundle = app_path(dist)
     if not bundle.exists():
@@ -366,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         if sys.platform == "darwin":
             archive: Path | None = make_dmg(bundle, version)
         elif sys.platform == "win32":
+            archive = make_zip(bundle, version)
+            print(f"archive: {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
             archive = make_windows_installer(dist, version)
         else:
             archive = make_tarball(bundle, version)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -255,3 +259,98 @@ def browser_page(chromium: Any) -> Iterator[Any]:
     context.close()
     if outside:
         pytest.fail(f"the page tried to reach outside this machine: {sorted(set(outside))}")
+
+
+# --- A real full disk: a small tmpfs, mounted for one test and unmounted by its finaliser ---------
+
+
+class SmallDisk:
+    """A small tmpfs at ``path``: ``fill()`` takes every free byte, ``make_room()`` gives them back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._filler = path / ".filler"
+
+    def fill(self) -> None:
+        """Write zeros until the disk is full (ENOSPC), so the next write of any size fails."""
+        chunk = b"\0" * 65536
+        with open(self._filler, "ab", buffering=0) as handle:
+            for size in (65536, 4096, 1):
+                try:
+                    while True:
+                        handle.write(chunk[:size])
+                except OSError as err:
+                    if err.errno != errno.ENOSPC:
+                        raise
+
+    def make_room(self) -> None:
+        """Free what ``fill`` took."""
+        self._filler.unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.path).free
+
+
+def _mount_refused(reason: str) -> NoReturn:
+    if _CI:
+        pytest.fail(f"CI needs a small tmpfs for the full-disk tests: {reason}")
+    pytest.skip(f"cannot mount a small tmpfs here ({reason}): run as root to test a full disk")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A real 64 MiB tmpfs under ``tmp_path``, unmounted when the test ends (never leaked).
+
+    Needs root, or password-less sudo (as ``.ci/run`` uses); elsewhere the test is skipped with
+    the reason, under ``CI=true`` it fails.
+    """
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    if shutil.which("mount") is None:
+        _mount_refused("no mount command")
+    as_root = [] if os.geteuid() == 0 or shutil.which("sudo") is None else ["sudo", "-n"]
+    mounted = subprocess.run(
+        [*as_root, "mount", "-t", "tmpfs", "-o", "size=64m,mode=0777", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode:
+        _mount_refused(mounted.stderr.strip() or f"mount exited {mounted.returncode}")
+    try:
+        yield SmallDisk(where)
+    finally:
+        # Lazily, so a file a failed test left open cannot keep the mount alive.
+        subprocess.run([*as_root, "umount", "-l", str(where)], check=False)
+
+
+ExifTool = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def exiftool() -> ExifTool:
+    """Read files' metadata with the real exiftool: ``exiftool(*paths)`` is one dict per file
+    (``-json -struct -n``: structures as objects, numbers as numbers), keys without groups.
+
+    Under CI=true a missing exiftool fails the test (.ci/run installs libimage-exiftool-perl);
+    elsewhere it skips with the reason.
+    """
+    found = shutil.which("exiftool")
+    if found is None:
+        reason = "exiftool not found: apt-get install libimage-exiftool-perl"
+        if _CI:
+            pytest.fail(f"{reason}; CI must read back the XMP the app writes")
+        pytest.skip(reason)
+    program = found
+
+    def read(*paths: Path, args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        result = subprocess.run(
+            [program, "-json", "-struct", "-n", *args, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode in (0, 1), result.stderr  # 1: a file had no such tags
+        return json.loads(result.stdout or "[]")
+
+    return read

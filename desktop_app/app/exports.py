@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -19,12 +20,15 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from desktop_app.app.album_cast import refresh_cast
+from desktop_app.app.shared_photos import shared_photo
 from desktop_app.app.stored_story import StoredStory, box_on_photo
+from desktop_app.errors import disk_full_error, is_disk_full, low_space_warning
 from desktop_app.fileio import atomic_open, sha256_file
 from desktop_app.imaging import PhotoUnreadableError, fitted_jpeg
 from desktop_app.library.errors import BundleError, LibraryError
@@ -45,7 +49,8 @@ EXPORT_FORMATS = ("html", "markdown", "json", "text", "slideshow")
 # formats that embed the photos and draw their boxes
 PICTURED_FORMATS = frozenset({"html", "slideshow"})
 BUNDLE_FORMAT = "storyteller-album-bundle"
-BUNDLE_VERSION = 1
+# 2: no local paths, photos without location, the album's cast (``cast``); 1 still imports.
+BUNDLE_VERSION = 2
 MANIFEST_NAME = "bundle.json"
 PHOTOS_FOLDER = "photos"
 EMBEDDED_MAX_SIDE = 1600  # embedded page images: sharp on screen, a fraction of the originals
@@ -203,10 +208,43 @@ def _photo_entry_name(index: int, path: Path) -> str:
     return f"{PHOTOS_FOLDER}/{index:03d} {safe}"
 
 
+def _cast_for_bundle(
+    library: Library, album: Album, run: StoryRun, new_hashes: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The album's cast as the bundle carries it: each member's name, kind and boxes (on the
+    photos the bundle holds, by their hash in the bundle), the entity it was named as in the
+    exported version, and the entities of that version its name was matched to."""
+    matches = library.cast_matches(run.id)
+    cast = []
+    for member in refresh_cast(library, album):
+        cast.append(
+            {
+                "name": member.name,
+                "kind": member.kind,
+                "boxes": {
+                    new_hashes[sha]: list(box)
+                    for sha, box in member.boxes.items()
+                    if sha in new_hashes
+                },
+                "named_as": member.entity_id if member.run_id == run.id else None,
+                "matched": [
+                    {"entity": m.entity_id, "mean_iou": m.mean_iou, "undone": m.undone}
+                    for m in matches
+                    if m.cast_id == member.id
+                ],
+            }
+        )
+    return cast
+
+
 def _bundle_contents(
-    library: Library, album: Album, run: StoryRun
-) -> tuple[dict[str, str], dict[str, Path]]:
-    """The bundle's text files (name -> text) and photos (name -> source file)."""
+    library: Library, album: Album, run: StoryRun, *, keep_location: bool = False
+) -> tuple[dict[str, str], dict[str, bytes]]:
+    """The bundle's text files (name -> text) and photos (name -> bytes).
+
+    Nothing in it says where the photos were on this machine (no paths, only file names), and
+    the photos carry no location unless ``keep_location`` (``shared_photos``).
+    """
     missing = [photo for photo in run.photos if not photo.path.is_file()]
     if missing:
         raise BundleError(
@@ -220,7 +258,15 @@ def _bundle_contents(
     stored = StoredStory.of_run(run, names)
     story, issues = stored.story, stored.issues
     images = embedded_photos(stored, skip_unreadable=False)
-    photo_files = {_photo_entry_name(photo.index, photo.path): photo.path for photo in run.photos}
+    shared = [shared_photo(photo.path, keep_location=keep_location) for photo in run.photos]
+    entries = [
+        _photo_entry_name(photo.index, Path(copy.name))
+        for photo, copy in zip(run.photos, shared, strict=True)
+    ]
+    new_hashes = {
+        photo.sha256: hashlib.sha256(copy.data).hexdigest()
+        for photo, copy in zip(run.photos, shared, strict=True)
+    }
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,
@@ -228,17 +274,20 @@ def _bundle_contents(
         "photos": [
             {
                 "file": entry,
-                "sha256": photo.sha256,
+                "sha256": new_hashes[photo.sha256],
                 "index": photo.index,
                 "original_name": photo.path.name,
             }
-            for entry, photo in zip(photo_files, run.photos, strict=True)
+            for entry, photo in zip(entries, run.photos, strict=True)
         ],
         "run": {
             "status": run.status.value,
             "created": run.created,
             "finished": run.finished,
-            "photos": [photo.to_dict() for photo in run.photos],
+            "photos": [
+                {**photo.to_dict(), "path": entry, "sha256": new_hashes[photo.sha256]}
+                for entry, photo in zip(entries, run.photos, strict=True)
+            ],
             "parameters": dict(run.parameters),
             "backend": run.backend,
             "model": dict(run.model),
@@ -247,6 +296,7 @@ def _bundle_contents(
             "error": run.error,
             "display_names": names,
         },
+        "cast": _cast_for_bundle(library, album, run, new_hashes),
     }
     texts = {
         MANIFEST_NAME: json.dumps(manifest, ensure_ascii=False, indent=2),
@@ -262,50 +312,77 @@ def _bundle_contents(
             title=album.name,
         ),
     }
+    photo_files = {entry: copy.data for entry, copy in zip(entries, shared, strict=True)}
     return texts, photo_files
 
 
+def _cannot_write_bundle(target: Path, err: OSError, needed: int) -> BundleError:
+    """Why ``target`` could not be written: a full disk said as such (how much the export
+    needs), anything else with its reason. Nothing half-written is left either way."""
+    if is_disk_full(err, target.parent):
+        full = disk_full_error(
+            target.parent,
+            needed=needed,
+            what=f"the export {target.name}",
+            kept="nothing was lost: the album and its stories are unchanged",
+            then="export again, or choose another folder",
+        )
+        return BundleError(str(full))
+    return BundleError(f"cannot write {target} ({err}): check free space and permissions")
+
+
 def export_album(
-    library: Library, ref: AlbumRef, dest: str | os.PathLike[str], *, run_id: int | None = None
+    library: Library,
+    ref: AlbumRef,
+    dest: str | os.PathLike[str],
+    *,
+    run_id: int | None = None,
+    warn: Callable[[str], None] | None = None,
+    keep_location: bool = False,
 ) -> Path:
     """Write the album and one of its stories to ``dest``: a zip if it ends in ``.zip``, else a
-    new folder. Default story: the latest complete one (else the latest with any text).
+    new folder. Default story: the latest complete one (else the latest with any text). The
+    photos' GPS and other location metadata are left out unless ``keep_location``.
 
     Written under a temporary name and renamed at the end: ``dest`` appears whole or not at all.
+    ``warn`` hears, before the first byte, that the destination's disk has less than twice the
+    export's size free.
     """
     album = library.album(ref)
     run = choose_run(library, album, run_id)
     target = Path(dest).expanduser().absolute()
     if target.exists():
         raise BundleError(f"{target} already exists: choose a new name or remove it first")
-    texts, photo_files = _bundle_contents(library, album, run)
+    texts, photo_files = _bundle_contents(library, album, run, keep_location=keep_location)
+    needed = sum(len(text.encode("utf-8")) for text in texts.values()) + sum(
+        len(data) for data in photo_files.values()
+    )
+    warning = low_space_warning(target.parent, needed, what="the export")
+    if warning and warn is not None:
+        warn(warning)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() == ".zip":
         try:
             with atomic_open(target, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
                 for name, text in texts.items():
                     archive.writestr(name, text, compress_type=zipfile.ZIP_DEFLATED)
-                for name, source in photo_files.items():
+                for name, data in photo_files.items():
                     # Photos are already compressed: storing them is as small and much faster.
-                    archive.write(source, name, compress_type=zipfile.ZIP_STORED)
+                    archive.writestr(name, data, compress_type=zipfile.ZIP_STORED)
         except OSError as err:
-            raise BundleError(
-                f"cannot write {target} ({err}): check free space and permissions"
-            ) from err
+            raise _cannot_write_bundle(target, err, needed) from err
         return target
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
     try:
         (staging / PHOTOS_FOLDER).mkdir(parents=True)
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
-        for name, source in photo_files.items():
-            shutil.copy2(source, staging / name)
+        for name, data in photo_files.items():
+            (staging / name).write_bytes(data)
         os.rename(staging, target)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(
-            f"cannot write {target} ({err}): check free space and permissions"
-        ) from err
+        raise _cannot_write_bundle(target, err, needed) from err
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -413,11 +490,18 @@ def import_bundle(
         if report.failed:
             raise BundleError(report.failed[0].message)
         run_id = _import_run(library, album, manifest.get("run"), entries)
-    except BaseException:
+        _import_cast(library, album, run_id, manifest.get("cast"))
+    except BaseException as err:
+        # Late: the album half exists. It goes, with its copied photos, whatever went wrong.
         if album is not None:
             with contextlib.suppress(LibraryError):
                 library.delete_album(album)
         shutil.rmtree(final_folder, ignore_errors=True)
+        if isinstance(err, (KeyError, TypeError, ValueError)):  # a bundle.json that lies
+            raise BundleError(
+                f"{bundle.name} cannot be imported ({type(err).__name__}: {err}): its story "
+                "is damaged; export it again"
+            ) from err
         raise
     return ImportedBundle(library.album(album.id), run_id, final_folder)
 
@@ -469,3 +553,38 @@ def _import_run(
         error=str(run_data.get("error", "")),
         display_names=run_data.get("display_names") or {},
     )
+
+
+def _import_cast(library: Library, album: Album, run_id: int | None, cast: object) -> None:
+    """The cast a version-2 bundle carries (a version-1 bundle has none: the run's display
+    names become the cast when it is next read, ``album_cast.refresh_cast``)."""
+    if not isinstance(cast, list):
+        return
+    for item in cast:
+        if not isinstance(item, dict) or not str(item.get("name", "")).strip():
+            continue
+        if item.get("kind") not in ("character", "object", "place"):
+            continue
+        boxes = {
+            str(sha): (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            for sha, b in (item.get("boxes") or {}).items()
+            if isinstance(b, list) and len(b) == 4
+        }
+        named_as = item.get("named_as") if run_id is not None else None
+        cast_id = library.save_cast_member(
+            album,
+            name=str(item["name"]).strip(),
+            kind=str(item["kind"]),
+            boxes=boxes,
+            run_id=run_id if named_as else None,
+            entity_id=str(named_as) if named_as else None,
+        )
+        for match in item.get("matched") or () if run_id is not None else ():
+            entity = str(match.get("entity", ""))
+            if not entity:
+                continue
+            library.apply_cast_match(
+                run_id, entity, cast_id, float(match.get("mean_iou", 0.0)), str(item["name"])
+            )
+            if match.get("undone"):
+                library.undo_cast_match(run_id, entity)

@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
+from desktop_app.app.captions import (
+    ShareReport,
+    SidecarNaming,
+    write_captioned_copies,
+    write_sidecars,
+)
 from desktop_app.app.exports import choose_run, render_stored
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
@@ -30,7 +36,14 @@ from desktop_app.library.store import AlbumRef, Library
 
 # Every share format, in menu order; each must be in SHARE_FORMATS once its writer's layer is
 # imported (PDF: desktop_app.ui.exporting).
-SHARE_NAMES: tuple[str, ...] = ("slideshow", "html", "markdown", "pdf")
+SHARE_NAMES: tuple[str, ...] = (
+    "slideshow",
+    "html",
+    "markdown",
+    "pdf",
+    "sidecars",
+    "captioned-copies",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class ShareSource:
     dates: str
     story: StoredStory
     run: StoryRun | None = None
+    keep_location: bool = False  # copies of photos keep their GPS and place metadata
+    sidecar_naming: SidecarNaming = SidecarNaming.FULL_NAME
 
 
 # A writer: the source and the destination (a file, or a folder for ``into_folder`` formats);
@@ -103,6 +118,30 @@ register_share_format(
 register_share_format(
     ShareFormat(
         "markdown", "Markdown", ".md", _text_writer("markdown"), file_filter="Markdown (*.md)"
+    )
+)
+
+
+def _sidecars(source: ShareSource, dest: Path) -> Path:
+    write_sidecars(
+        source.story, dest, naming=source.sidecar_naming, keep_location=source.keep_location
+    )
+    return dest
+
+
+def _captioned_copies(source: ShareSource, dest: Path) -> Path:
+    write_captioned_copies(source.story, dest, keep_location=source.keep_location)
+    return dest
+
+
+# For photo managers (app.captions): a new folder of copies with XMP sidecars, or of copies
+# with the XMP inside. Sidecars beside the originals are ``share_beside_originals``.
+register_share_format(
+    ShareFormat("sidecars", "Photos with XMP sidecars", "", _sidecars, into_folder=True)
+)
+register_share_format(
+    ShareFormat(
+        "captioned-copies", "Captioned copies (XMP inside)", "", _captioned_copies, into_folder=True
     )
 )
 
@@ -183,12 +222,15 @@ def share_story(
     *,
     run_id: int | None = None,
     overwrite: bool = False,
+    keep_location: bool = False,
+    sidecar_naming: SidecarNaming = SidecarNaming.FULL_NAME,
 ) -> Shared:
     """Write a version of the album (``run_id``, default: the latest complete one) to
     ``dest`` as ``kind`` (a name in ``SHARE_FORMATS``).
 
     A DEST file that exists is replaced only with ``overwrite`` (the GUI's save dialog has
-    asked); otherwise the caller is told to choose another name.
+    asked); otherwise the caller is told to choose another name. Copies of photos (sidecars,
+    captioned copies) keep their location metadata only with ``keep_location``.
     """
     chosen = share_format(kind)
     album = library.album(ref)
@@ -202,5 +244,24 @@ def share_story(
         if target.exists() and not overwrite:
             raise StorytellerError(f"{target} already exists: choose a new name or remove it first")
         target.parent.mkdir(parents=True, exist_ok=True)
-    written = chosen.write(share_source(library, album, run), target)
+    source = replace(
+        share_source(library, album, run),
+        keep_location=keep_location,
+        sidecar_naming=sidecar_naming,
+    )
+    written = chosen.write(source, target)
     return Shared(written, _size_of(written), run.id)
+
+
+def share_beside_originals(
+    library: Library,
+    ref: AlbumRef,
+    *,
+    run_id: int | None = None,
+    naming: SidecarNaming = SidecarNaming.FULL_NAME,
+) -> ShareReport:
+    """XMP sidecars beside the original photos of a version (default: the latest complete
+    one); an existing sidecar is merged into, never replaced (``app.captions``)."""
+    album = library.album(ref)
+    run = choose_run(library, album, run_id)
+    return write_sidecars(share_source(library, album, run).story, None, naming=naming)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from desktop_app.app.album_cast import offer_names
 from desktop_app.app.backends import backend_model_identity
 from desktop_app.app.settings import Settings
 from desktop_app.app.stored_story import FrameGeometry, StoredStory
@@ -45,7 +46,7 @@ from desktop_app.engine.api import (
     StoryRequest,
     TokenEvent,
 )
-from desktop_app.errors import StorytellerError
+from desktop_app.errors import StorytellerError, low_space_warning
 from desktop_app.library.errors import LibraryError, PhotoMissingError
 from desktop_app.library.records import (
     Album,
@@ -193,6 +194,20 @@ TellEvent = Union[  # noqa: UP007
 ]
 TellEventCallback = Callable[[TellEvent], None]
 PhotosEvent = Union[PhaseEvent, TokenEvent, ResultEvent, PhotosTold]  # noqa: UP007
+
+# What a story takes per token at most, about (JSON and HTML markup included): the expected
+# output of the free-space check before a run.
+STORY_BYTES_PER_TOKEN = 8
+
+
+def low_space_before_run(
+    folder: str | os.PathLike[str], options: TellOptions, extra_bytes: int = 0
+) -> str:
+    """A warning when ``folder`` (where the story goes: the library, ``--out``) has less than
+    twice what the story may take free, else "". ``extra_bytes``: photos an HTML page embeds."""
+    expected = options.sampling.max_tokens * STORY_BYTES_PER_TOKEN + extra_bytes
+    return low_space_warning(folder, expected, what="the story")
+
 
 STOPPED_BEFORE_WRITING = "stopped before the model wrote anything"
 FAILED_BEFORE_WRITING = "failed before the model wrote anything"
@@ -389,6 +404,10 @@ def tell(
         return
     story = told.story
     run = library.finish_run(run_id, outcome_of(told.result, story))
+    try:  # names that stay: the album's cast is offered to the new version
+        offer_names(library, run.id)
+    except LibraryError as err:
+        logger.warning("the album's names were not offered to story %s: %s", run.id, err)
     yield RunEnded(run, story, told.result)
 
 

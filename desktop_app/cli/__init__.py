@@ -72,8 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_gui(unknown)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    from desktop_app.cli.options import terminate_as_interrupt
+
     try:
-        return int(args.func(args))
+        with terminate_as_interrupt():  # SIGTERM ends a command as Ctrl-C (the GUI: its own)
+            return int(args.func(args))
     except StorytellerError as err:
         print(f"storyteller: {err}", file=sys.stderr)
         return EXIT_FAILED

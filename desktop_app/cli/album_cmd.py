@@ -12,13 +12,16 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop_app.app.sharing import SHARE_NAMES, size_text
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from desktop_app.cli.options import FORMATS, JSON_FORMAT, StopOnCtrlC, add_tell_options
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
+
+if TYPE_CHECKING:
+    from desktop_app.app.album_cast import CastEntry
 
 Handler = Callable[[argparse.Namespace, Library], int]
 
@@ -267,20 +270,101 @@ def _cast(args: argparse.Namespace, library: Library) -> int:
     return EXIT_OK
 
 
+def _names_line(entry: CastEntry) -> str:
+    if entry.origin == "matched":
+        where = f"from story {entry.from_run}" if entry.from_run else "from an imported album"
+        return f"{entry.entity_id:<8} {entry.name}  ({where}, mean IoU {entry.mean_iou:.2f})"
+    if entry.origin == "undone":
+        return f"{entry.entity_id:<8} (not {entry.name}: match undone)"
+    return f"{entry.entity_id:<8} {entry.name}  (named here)"
+
+
+def _names(args: argparse.Namespace, library: Library) -> int:
+    from desktop_app.app.album_cast import cast_entries, offer_names, undo_match
+
+    album = library.album(args.name)
+    if args.story is not None:
+        run = library.run(args.story)
+        if run.album_id != album.id:
+            raise StorytellerError(f"story {args.story} is not one of album {album.name!r}'s")
+    else:
+        runs = library.runs(album)
+        if not runs:
+            raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
+        run = runs[-1]
+    if args.undo:
+        undo_match(library, run.id, args.undo)
+        print(f"{args.undo} of story {run.id} no longer takes a name from the album's cast")
+    else:
+        offer_names(library, run.id)
+    entries = cast_entries(library, run.id)
+    if args.json:
+        _print_json(
+            {
+                "album": album.name,
+                "story": run.id,
+                "cast": [dict(vars(entry)) for entry in entries],
+                "members": [
+                    {"id": m.id, "name": m.name, "kind": m.kind, "named_in": m.run_id}
+                    for m in library.cast(album)
+                ],
+            }
+        )
+    elif not entries:
+        print(f"no one in story {run.id} has a name of yours yet: `storyteller album cast`")
+    else:
+        print(f"names in story {run.id} of {album.name!r}:")
+        for entry in entries:
+            print("  " + _names_line(entry))
+    return EXIT_OK
+
+
 def _export(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.exports import export_album
 
-    target = export_album(library, args.name, args.dest, run_id=args.story)
+    target = export_album(
+        library,
+        args.name,
+        args.dest,
+        run_id=args.story,
+        warn=lambda text: _err(f"warning: {text}"),
+        keep_location=args.keep_location,
+    )
     print(f"exported to {target}")
     return EXIT_OK
 
 
 def _share(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app import sharing
+    from desktop_app.app.captions import SidecarNaming
 
+    naming = SidecarNaming(args.sidecar_name)
+    if args.beside_originals:
+        if args.kind != "sidecars" or args.dest is not None:
+            raise StorytellerError(
+                "--beside-originals writes sidecars next to the photos: use it with "
+                "--as sidecars and no DEST"
+            )
+        report = sharing.share_beside_originals(
+            library, args.name, run_id=args.story, naming=naming
+        )
+        print(f"wrote {len(report.written)} sidecars beside the original photos")
+        return EXIT_OK
+    if args.dest is None:
+        where = "a folder" if args.kind in ("sidecars", "captioned-copies") else "a file"
+        hint = " (or --beside-originals)" if args.kind == "sidecars" else ""
+        raise StorytellerError(f"give DEST, {where} to write{hint}")
     if args.kind not in sharing.SHARE_FORMATS:
         from desktop_app.ui import exporting  # noqa: F401  (adds the formats Qt writes: PDF)
-    shared = sharing.share_story(library, args.name, args.dest, args.kind, run_id=args.story)
+    shared = sharing.share_story(
+        library,
+        args.name,
+        args.dest,
+        args.kind,
+        run_id=args.story,
+        keep_location=args.keep_location,
+        sidecar_naming=naming,
+    )
     print(f"shared story {shared.run_id} as {args.kind}: {shared.path} ({size_text(shared.size)})")
     return EXIT_OK
 
@@ -298,8 +382,14 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.estimates import plan_request
-    from desktop_app.app.telling import RunDiscarded, RunStarted, tell_album
+    from desktop_app.app.telling import (
+        RunDiscarded,
+        RunStarted,
+        low_space_before_run,
+        tell_album,
+    )
     from desktop_app.cli import options as shared
+    from desktop_app.library import RunNotStoredError
 
     show_progress = not args.quiet
     options = shared.options_from_args(args)
@@ -326,11 +416,21 @@ def _tell(args: argparse.Namespace, library: Library) -> int:
             shared.say(f"story {event.run_id} {why}: it is not kept")
         progress.event(event)
 
+    warning = low_space_before_run(library.root, options)
+    if warning and show_progress:
+        shared.say(f"warning: {warning}")
     try:
         with shared.StopOnCtrlC() as interrupt:  # Ctrl-C stops and keeps the partial story
             ended = tell_album(
                 library, args.name, backend, options, should_stop=interrupt, on_event=relay
             )
+    except RunNotStoredError as err:
+        # The library's disk filled up: the story is in a file the next start brings back in,
+        # or (no disk could take it) on stdout.
+        if err.saved_to is None:
+            shared.write_stdout(err.raw_output)
+        shared.say(str(err))
+        return EXIT_FAILED
     finally:
         progress.close()
         backend.close()
@@ -338,7 +438,9 @@ def _tell(args: argparse.Namespace, library: Library) -> int:
         return EXIT_INTERRUPTED  # a failed run raised its error instead
     run = ended.run
     details = shared.run_json(ended.result, run.asked.to_dict())
-    shared.write_stdout(shared.render_output(ended.story, args.format, details))
+    # Names the album's cast gave the new story (app.album_cast.offer_names) show at once.
+    story = ended.story.with_names(library.display_names(run.id))
+    shared.write_stdout(shared.render_output(story, args.format, details))
     if show_progress:
         _err(f"storyteller: story {run.id} saved ({run.status.value}, {len(run.raw_output)} chars)")
     return EXIT_INTERRUPTED if run.status is RunStatus.STOPPED else EXIT_OK
@@ -434,14 +536,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("entity", metavar="ENTITY_ID", help="e.g. char1, obj2")
     p.add_argument("display_name", metavar="NAME", help='the name to show ("" restores it)')
 
+    p = add(
+        "names",
+        _names,
+        "list the names in a story and where each came from (the album's cast); undo a match",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--story", type=int, metavar="ID", help="story id (default: the latest)")
+    p.add_argument(
+        "--undo", metavar="ENTITY_ID", help="take back a name the album's cast gave, e.g. char2"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = add("export", _export, "export an album with a story: folder, or a .zip")
     p.add_argument("name", metavar="NAME")
     p.add_argument("dest", type=Path, metavar="DEST")
     p.add_argument("--story", type=int, metavar="ID", help="story id (default: latest complete)")
+    p.add_argument(
+        "--keep-location",
+        action="store_true",
+        help="keep the photos' GPS and place metadata (left out by default)",
+    )
 
-    p = add("share", _share, "share a story with other people: a slideshow, a page, a PDF")
+    p = add(
+        "share",
+        _share,
+        "share a story with other people (a slideshow, a page, a PDF) or with photo managers "
+        "(XMP sidecars, captioned copies)",
+    )
     p.add_argument("name", metavar="NAME")
-    p.add_argument("dest", type=Path, metavar="DEST", help="the file to write")
+    p.add_argument(
+        "dest",
+        type=Path,
+        nargs="?",
+        metavar="DEST",
+        help="the file to write; a new folder for sidecars and captioned-copies",
+    )
     p.add_argument(
         "--as",
         dest="kind",
@@ -450,6 +580,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what to write: " + ", ".join(SHARE_NAMES),
     )
     p.add_argument("--story", type=int, metavar="ID", help="story id (default: latest complete)")
+    p.add_argument(
+        "--beside-originals",
+        action="store_true",
+        help="sidecars: write them next to the original photos (an existing one is merged into)",
+    )
+    p.add_argument(
+        "--sidecar-name",
+        choices=("photo.jpg.xmp", "photo.xmp"),
+        default="photo.jpg.xmp",
+        help="how sidecars are named (default photo.jpg.xmp)",
+    )
+    p.add_argument(
+        "--keep-location",
+        action="store_true",
+        help="copies of photos keep their GPS and place metadata (left out by default)",
+    )
 
     p = add("import", _import, "import an exported album (folder or .zip) into the library")
     p.add_argument("bundle", type=Path, metavar="BUNDLE")

@@ -130,7 +130,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                     "gguf",
                     "numpy",
                     "pillow",
-                    "pillow-heif",
+                    "pi-heif",
                     "openai",
                     "PySide6-Essentials",
                 )

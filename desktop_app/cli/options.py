@@ -10,10 +10,11 @@ these from here, never from each other.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -335,28 +336,61 @@ def write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
+# SIGTERM (what `kill`, a service manager or a logout sends) is handled as Ctrl-C: the run
+# stops and keeps its partial story (exit 130), a second one aborts at once.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within, SIGTERM ends a command as Ctrl-C does (``KeyboardInterrupt``: exit 130)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class StopOnCtrlC:
-    """A ``should_stop`` for command-line runs: the first Ctrl-C asks the run to stop (keeping
-    the partial story), a second aborts at once. Use it as a context manager around the run."""
+    """A ``should_stop`` for command-line runs: the first Ctrl-C (or SIGTERM) asks the run to
+    stop (keeping the partial story), a second aborts at once. Use it as a context manager
+    around the run."""
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def _handle(self, _signum: int, _frame: object) -> None:
+    def _handle(self, signum: int, _frame: object) -> None:
         if self.requested.is_set():
             raise KeyboardInterrupt
         self.requested.set()
-        print("\nstoryteller: stopping (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        again = (
+            "Ctrl-C again to abort"
+            if signum == signal.SIGINT
+            else f"{signal.Signals(signum).name} again to abort"
+        )
+        print(f"\nstoryteller: stopping ({again})", file=sys.stderr, flush=True)
 
     def __exit__(self, *_exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
+        self._previous.clear()
 
     def __call__(self) -> bool:
         return self.requested.is_set()

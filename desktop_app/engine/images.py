@@ -185,7 +185,7 @@ def _photo_bytes(path: Path) -> bytes:
     if not data:
         raise PhotoError(path, "is empty (0 bytes): it is not a photo")
     if looks_like_heif(path, data[:16]) and not heif_support():
-        raise PhotoError(path, "cannot be read: install pillow-heif or convert it to JPEG")
+        raise PhotoError(path, "cannot be read: install pi-heif or convert it to JPEG")
     return data
 
 
@@ -215,7 +215,7 @@ def prepare_image(
 
     ``known`` is what the library recorded about the unchanged file: its sha256 is used as the
     content hash instead of hashing the bytes again. Raises ``PhotoError`` naming the file when
-    it is missing, empty, truncated, corrupt, not an image, or HEIC without pillow-heif. The file
+    it is missing, empty, truncated, corrupt, not an image, or HEIC without pi-heif. The file
     is only read, never modified.
     """
     path = Path(path)

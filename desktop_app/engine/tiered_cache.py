@@ -17,6 +17,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from desktop_app.errors import disk_full_error, is_disk_full
+
 logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
@@ -132,8 +134,18 @@ class TieredCache(Generic[V]):
                 os.replace(tmp, path)
                 written = True
             except OSError as err:
-                logger.warning("cannot write cache file %s: %s", path, err)
                 self._remove(tmp)
+                if is_disk_full(err, path.parent):
+                    # Every other entry would fail the same way: the run goes on without them.
+                    full = disk_full_error(
+                        path.parent.parent,
+                        what="the cache",
+                        kept="nothing was lost: the story goes on, only slower next time",
+                        then="the next run caches again",
+                    )
+                    logger.warning("%s (%d entries not kept)", full, len(pending))
+                    break
+                logger.warning("cannot write cache file %s: %s", path, err)
         if written:
             self._trim_disk()
 

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from desktop_app.errors import disk_full_error, is_disk_full
 from desktop_app.library import schema
-from desktop_app.library.errors import LibraryError
+from desktop_app.library.errors import LibraryDiskFullError, LibraryError
 
 LIBRARY_FILE_NAME = "library.sqlite3"
 BUSY_TIMEOUT_S = 15.0
@@ -75,6 +76,8 @@ class Database:
                 raise self._write_error(err) from err
 
     def _write_error(self, err: sqlite3.OperationalError) -> LibraryError:
+        if is_disk_full(err, self.root):
+            return library_disk_full(self.root)
         if "locked" in str(err) or "busy" in str(err):
             return LibraryError(
                 f"the library {self.path} stayed busy for {BUSY_TIMEOUT_S:.0f} s ({err}): "
@@ -84,3 +87,13 @@ class Database:
             f"the library {self.path} cannot be written ({err}): check free disk space and the "
             "folder's permissions"
         )
+
+
+def library_disk_full(folder: Path) -> LibraryDiskFullError:
+    """The library's disk is full: said as such, never as damage (its stories are all there)."""
+    full = disk_full_error(
+        folder,
+        what="the library",
+        kept="nothing was lost: every story saved before is still in the library",
+    )
+    return LibraryDiskFullError(str(full), folder)

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from desktop_app.errors import StorytellerError
+from pathlib import Path
+
+from desktop_app.errors import DiskFullError, StorytellerError
 from desktop_app.imaging import PhotoUnreadableError
 
 
 class LibraryError(StorytellerError):
     """A problem with the album library."""
+
+
+class LibraryDiskFullError(LibraryError, DiskFullError):
+    """The library's disk is full: nothing in the library is damaged (never say it is)."""
+
+
+class RunNotStoredError(LibraryDiskFullError):
+    """A run ended while the library's disk was full: its text is kept in ``saved_to`` (a file
+    the library's recovery brings back at its next start), or only in ``raw_output`` when no
+    file could be written either (the caller then prints it)."""
+
+    def __init__(self, message: str, folder: Path, saved_to: Path | None, raw_output: str) -> None:
+        super().__init__(message, folder)
+        self.saved_to = saved_to
+        self.raw_output = raw_output
 
 
 class LibraryVersionError(LibraryError):
@@ -42,10 +59,12 @@ __all__ = [  # PhotoUnreadableError is the imaging module's, raised by library a
     "AlbumExistsError",
     "AlbumNotFoundError",
     "BundleError",
+    "LibraryDiskFullError",
     "LibraryError",
     "LibraryVersionError",
     "NotAnImageError",
     "PhotoMissingError",
     "PhotoUnreadableError",
     "RunNotFoundError",
+    "RunNotStoredError",
 ]

@@ -114,8 +114,8 @@ def read_photo_facts(path: Path) -> PhotoFacts:
         if looks_like_heif(path):
             raise NotAnImageError(
                 path,
-                f"{path.name} is a HEIC/HEIF photo: install pillow-heif "
-                "(pip install 'storyteller[heic]') or convert it to JPEG",
+                f"{path.name} is a HEIC/HEIF photo: install pi-heif "
+                "(pip install pi-heif) or convert it to JPEG",
             ) from None
         raise NotAnImageError(path, f"{path.name} is not an image Storyteller can read") from None
     except Image.DecompressionBombError:

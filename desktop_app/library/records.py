@@ -303,3 +303,33 @@ class StoryRun:
             "output_chars": len(self.raw_output),
             "error": self.error,
         }
+
+
+@dataclass(frozen=True)
+class CastMember:
+    """A name the user gave an entity, kept by the album (see ``library.schema``, migration 3).
+
+    ``boxes`` maps a photo's hash to the entity's box on it as fractions of the upright photo
+    ``(x1, y1, x2, y2)``; ``run_id``/``entity_id`` say where it was named (``run_id`` is None
+    once that version is deleted, or for a member an imported bundle brought).
+    """
+
+    id: int
+    album_id: int
+    name: str
+    kind: str  # "character", "object" or "place"
+    boxes: Mapping[str, tuple[float, float, float, float]]
+    run_id: int | None
+    entity_id: str | None
+    created: str
+
+
+@dataclass(frozen=True)
+class CastMatch:
+    """A cast member's name applied to ``entity_id`` of a later version (or undone there)."""
+
+    run_id: int
+    entity_id: str
+    cast_id: int
+    mean_iou: float
+    undone: bool

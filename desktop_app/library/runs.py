@@ -14,10 +14,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from desktop_app import paths
+from desktop_app.errors import size_text
+from desktop_app.fileio import write_text_somewhere
 from desktop_app.library import storyjson
 from desktop_app.library.albums import AlbumRef, AlbumStore
 from desktop_app.library.database import now, to_json
-from desktop_app.library.errors import LibraryError, RunNotFoundError
+from desktop_app.library.errors import (
+    LibraryDiskFullError,
+    LibraryError,
+    RunNotFoundError,
+    RunNotStoredError,
+)
 from desktop_app.library.records import RunOutcome, RunPhoto, RunSpec, RunStatus, StoryRun
 from desktop_app.library.runlock import RunLock, is_held
 
@@ -31,6 +39,10 @@ class _OutputBuffer:
     pending: list[str] = field(default_factory=list)
     pending_chars: int = 0
     last_flush: float = field(default_factory=time.monotonic)
+    disk_full: bool = False  # said once in the log; the text waits here until there is room
+
+
+UNSAVED_RUN_FORMAT = "storyteller-unsaved-run"
 
 
 class RunStore(AlbumStore):
@@ -105,7 +117,15 @@ class RunStore(AlbumStore):
             buffer.pending_chars += len(text)
             due = time.monotonic() - buffer.last_flush >= self.flush_interval_s
             if due or buffer.pending_chars >= self.flush_chars:
-                self.flush_output(run_id)
+                try:
+                    self.flush_output(run_id)
+                except LibraryDiskFullError as err:
+                    # The story goes on: its text waits in memory, is tried again at the next
+                    # interval, and is saved elsewhere at its end if the disk is still full.
+                    buffer.last_flush = time.monotonic()
+                    if not buffer.disk_full:
+                        buffer.disk_full = True
+                        logger.warning("story run %s is kept in memory for now: %s", run_id, err)
 
     def flush_output(self, run_id: int) -> None:
         """Write the run's buffered text now."""
@@ -134,13 +154,18 @@ class RunStore(AlbumStore):
         outcome: RunOutcome | None = None,
     ) -> StoryRun:
         with self._lock:
-            self.flush_output(run_id)
+            unwritten = ""
+            try:
+                self.flush_output(run_id)
+            except LibraryDiskFullError:
+                buffer = self._buffers.get(run_id)
+                unwritten = "".join(buffer.pending) if buffer is not None else ""
             self._buffers.pop(run_id, None)
             run = self.run(run_id)
             if run.status is not RunStatus.RUNNING:
                 raise LibraryError(f"story run {run_id} has already ended ({run.status.value})")
             photos = run.photos
-            raw_output = run.raw_output
+            raw_output = run.raw_output + unwritten
             backend = run.backend
             model = dict(run.model)
             timings = dict(run.timings)
@@ -168,29 +193,63 @@ class RunStore(AlbumStore):
                 story = storyjson.parse_story_json(
                     raw_output, [photo.prepared_size for photo in photos]
                 )
-            with self._write() as conn:
-                conn.execute(
-                    """UPDATE runs SET status = ?, finished = ?, raw_output = ?, story_json = ?,
-                              photos = ?, backend = ?, model = ?, timings = ?, error = ?,
-                              owner_token = NULL
-                       WHERE id = ?""",
-                    (
-                        status.value,
-                        now(),
-                        raw_output,
-                        to_json(story) if story is not None else None,
-                        to_json([photo.to_dict() for photo in photos]),
-                        backend,
-                        to_json(model),
-                        to_json(timings),
-                        error,
-                        run_id,
-                    ),
-                )
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        """UPDATE runs SET status = ?, finished = ?, raw_output = ?, story_json = ?,
+                                  photos = ?, backend = ?, model = ?, timings = ?, error = ?,
+                                  owner_token = NULL
+                           WHERE id = ?""",
+                        (
+                            status.value,
+                            now(),
+                            raw_output,
+                            to_json(story) if story is not None else None,
+                            to_json([photo.to_dict() for photo in photos]),
+                            backend,
+                            to_json(model),
+                            to_json(timings),
+                            error,
+                            run_id,
+                        ),
+                    )
+            except LibraryDiskFullError as err:
+                run_lock = self._run_locks.pop(run_id, None)
+                if run_lock is not None:
+                    run_lock.release()  # the run is the recovery's now, at the next start
+                raise self._keep_unsaved(run_id, raw_output, err) from err
             run_lock = self._run_locks.pop(run_id, None)
         if run_lock is not None:
             run_lock.release()
         return self.run(run_id)
+
+    def _keep_unsaved(
+        self, run_id: int, raw_output: str, full: LibraryDiskFullError
+    ) -> RunNotStoredError:
+        """Save a run's text the full library could not take to the first folder that can
+        (``paths.unsaved_stories_dirs``); ``recover_interrupted`` brings it back."""
+        record = {
+            "format": UNSAVED_RUN_FORMAT,
+            "library": str(self.path),
+            "run_id": run_id,
+            "raw_output": raw_output,
+            "saved": now(),
+        }
+        name = f"run-{run_id}-{uuid.uuid4().hex[:8]}.json"
+        saved_to, _ = write_text_somewhere(
+            json.dumps(record, ensure_ascii=False),
+            [folder / name for folder in paths.unsaved_stories_dirs()],
+        )
+        size = size_text(len(raw_output.encode("utf-8")))
+        if saved_to is not None:
+            kept = (
+                f"the story ({size}) is kept in {saved_to} and comes back into the library as "
+                "an interrupted version at its next start, once there is room"
+            )
+        else:
+            kept = f"no disk could take the story ({size}) either: it is printed instead"
+        logger.warning("story run %s could not be stored: %s", run_id, kept)
+        return RunNotStoredError(f"{full}; {kept}", full.folder, saved_to, raw_output)
 
     def finish_run(self, run_id: int, outcome: RunOutcome) -> StoryRun:
         """End a run with its outcome: ``complete``, or ``stopped`` if the user stopped it."""
@@ -356,49 +415,86 @@ class RunStore(AlbumStore):
             ).fetchall()
         return {row[0]: row[1] for row in rows}
 
+    def _unsaved_runs(self) -> dict[int, tuple[str, Path]]:
+        """Runs of this library whose end a full disk kept out of it: run id -> (text, file)."""
+        found: dict[int, tuple[str, Path]] = {}
+        for folder in paths.unsaved_stories_dirs():
+            for file in sorted(folder.glob("run-*.json")) if folder.is_dir() else []:
+                try:
+                    record = json.loads(file.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if (
+                    isinstance(record, dict)
+                    and record.get("format") == UNSAVED_RUN_FORMAT
+                    and record.get("library") == str(self.path)
+                    and isinstance(record.get("run_id"), int)
+                ):
+                    found[record["run_id"]] = (str(record.get("raw_output", "")), file)
+        return found
+
     def recover_interrupted(self) -> list[int]:
         """Mark ``running`` runs whose writing process is gone as ``interrupted``.
 
         A run is live while its writer holds the run's lock file (see ``runlock``); runs this
         or another live process is writing are left alone. The partial output is kept and
-        parsed. Returns the ids of the runs recovered.
+        parsed; a run whose end a full disk kept out of the library comes back with the text
+        saved for it (``paths.unsaved_stories_dirs``). Returns the ids of the runs recovered.
+        While the library's disk is still full, nothing is recovered (the next start tries
+        again).
         """
         recovered: list[int] = []
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, owner_token, owner_pid FROM runs WHERE status = 'running'"
             ).fetchall()
+        unsaved = self._unsaved_runs() if rows else {}
         for row in rows:
             token = row["owner_token"]
-            with self._write() as conn:
-                # Decide inside the write transaction: a writer marks its run finished before it
-                # lets its lock go, so "still running and unlocked" means the writer died.
-                current = conn.execute(
-                    "SELECT status FROM runs WHERE id = ?", (row["id"],)
-                ).fetchone()
-                if current is None or current["status"] != RunStatus.RUNNING.value:
-                    continue
-                if self._writer_alive(token):
-                    continue
-                run = self._run_from_row(
-                    conn.execute("SELECT * FROM runs WHERE id = ?", (row["id"],)).fetchone()
-                )
-                story = storyjson.parse_story_json(run.raw_output, run.prepared_sizes())
-                who = f"process {row['owner_pid']}" if row["owner_pid"] else "the app"
-                conn.execute(
-                    """UPDATE runs SET status = 'interrupted', finished = ?, story_json = ?,
-                              error = ?, owner_token = NULL WHERE id = ?""",
-                    (
-                        now(),
-                        to_json(story) if story is not None else None,
-                        f"{who} ended while writing this story; its partial output is kept "
-                        "(tell the story again for a complete one)",
-                        row["id"],
-                    ),
-                )
+            kept = unsaved.get(row["id"])
+            try:
+                with self._write() as conn:
+                    # Decide inside the write transaction: a writer marks its run finished before
+                    # it lets its lock go, so "still running and unlocked" means the writer died.
+                    current = conn.execute(
+                        "SELECT status FROM runs WHERE id = ?", (row["id"],)
+                    ).fetchone()
+                    if current is None or current["status"] != RunStatus.RUNNING.value:
+                        continue
+                    if self._writer_alive(token):
+                        continue
+                    run = self._run_from_row(
+                        conn.execute("SELECT * FROM runs WHERE id = ?", (row["id"],)).fetchone()
+                    )
+                    raw_output = kept[0] if kept is not None else run.raw_output
+                    story = storyjson.parse_story_json(raw_output, run.prepared_sizes())
+                    who = f"process {row['owner_pid']}" if row["owner_pid"] else "the app"
+                    why = (
+                        "the disk was full when this story ended; its text was kept aside and "
+                        "is back"
+                        if kept is not None
+                        else f"{who} ended while writing this story; its partial output is kept"
+                    )
+                    conn.execute(
+                        """UPDATE runs SET status = 'interrupted', finished = ?, raw_output = ?,
+                                  story_json = ?, error = ?, owner_token = NULL WHERE id = ?""",
+                        (
+                            now(),
+                            raw_output,
+                            to_json(story) if story is not None else None,
+                            f"{why} (tell the story again for a complete one)",
+                            row["id"],
+                        ),
+                    )
+            except LibraryDiskFullError as err:
+                logger.warning("interrupted stories are recovered at the next start: %s", err)
+                break
             if token:
                 with contextlib.suppress(OSError):
                     os.unlink(self._lock_file(token))
+            if kept is not None:
+                with contextlib.suppress(OSError):
+                    kept[1].unlink()
             recovered.append(row["id"])
             logger.info("story run %s was interrupted; marked as such", row["id"])
         return recovered

@@ -71,7 +71,35 @@ _V2 = (
     "ALTER TABLE runs ADD COLUMN owner_pid INTEGER",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Migration 3: the album's cast, so that a name outlives the version it was given in. A member is
+# a name the user gave an entity of one version, with the entity's boxes on the original photos
+# (fractions of the upright photo, by photo hash): later versions are matched against those
+# boxes (desktop_app/app/name_matching.py). A match applies the name to an entity of a later
+# version; undoing it keeps the row (undone = 1) so that the name is not offered there again.
+_V3 = (
+    """CREATE TABLE album_cast (
+        id INTEGER PRIMARY KEY,
+        album_id INTEGER NOT NULL REFERENCES albums(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('character', 'object', 'place')),
+        boxes TEXT NOT NULL DEFAULT '{}',
+        run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        entity_id TEXT,
+        created TEXT NOT NULL
+    )""",
+    "CREATE INDEX album_cast_by_album ON album_cast(album_id)",
+    "CREATE UNIQUE INDEX album_cast_by_entity ON album_cast(run_id, entity_id)",
+    """CREATE TABLE cast_matches (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        entity_id TEXT NOT NULL,
+        cast_id INTEGER NOT NULL REFERENCES album_cast(id) ON DELETE CASCADE,
+        mean_iou REAL NOT NULL,
+        undone INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, entity_id, cast_id)
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,7 +1,7 @@
 """The album library: albums, photos and story runs in one SQLite file.
 
-``Library`` is the three stores in one object, by inheritance: it subclasses ``PhotoStore`` and
-``RunStore``, which both extend ``AlbumStore`` and share its one connection (``database``).
+``Library`` is the stores in one object, by inheritance: it subclasses ``PhotoStore``,
+``RunStore`` and ``CastStore``, which all extend ``AlbumStore`` and share its one connection (``database``).
 Open it with ``Library.open()``.
 """
 
@@ -13,9 +13,11 @@ import sqlite3
 from pathlib import Path
 
 from desktop_app import paths
+from desktop_app.errors import is_disk_full
 from desktop_app.library import schema
 from desktop_app.library.albums import AlbumRef
-from desktop_app.library.database import BUSY_TIMEOUT_S, LIBRARY_FILE_NAME
+from desktop_app.library.cast import CastStore
+from desktop_app.library.database import BUSY_TIMEOUT_S, LIBRARY_FILE_NAME, library_disk_full
 from desktop_app.library.errors import LibraryError, LibraryVersionError
 from desktop_app.library.photos import ImportProgress, PhotoStore
 from desktop_app.library.runs import RunStore
@@ -25,7 +27,7 @@ __all__ = ["AlbumRef", "ImportProgress", "Library"]
 _DB_SUFFIXES = {".sqlite3", ".sqlite", ".db"}
 
 
-class Library(PhotoStore, RunStore):
+class Library(PhotoStore, RunStore, CastStore):
     """Albums, photos and story runs. Open with ``Library.open()``; close when done."""
 
     def __init__(self, conn: sqlite3.Connection, db_path: Path, thumbnails_dir: Path) -> None:
@@ -71,6 +73,8 @@ class Library(PhotoStore, RunStore):
             schema.migrate(conn, db_path, target=migrate_to)
         except sqlite3.DatabaseError as err:
             conn.close()
+            if is_disk_full(err, db_path.parent):
+                raise library_disk_full(db_path.parent) from err
             raise LibraryVersionError(
                 f"{db_path} is not a Storyteller library or is damaged ({err}): choose another "
                 "library folder or restore it from a backup"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from desktop_app.errors import disk_full_error, is_disk_full
 from desktop_app.fileio import atomic_open
 from desktop_app.imaging import fitted_jpeg
-from desktop_app.library.errors import LibraryError, PhotoMissingError
+from desktop_app.library.errors import LibraryDiskFullError, LibraryError, PhotoMissingError
 from desktop_app.library.records import Photo
 
 THUMBNAIL_SIZES = (128, 256, 512)
@@ -24,6 +25,14 @@ def render_thumbnail(source: Path, target: Path, size: int) -> None:
         with atomic_open(target, "wb") as handle:
             handle.write(data)
     except OSError as err:
+        if is_disk_full(err, target.parent):
+            full = disk_full_error(
+                target.parent,
+                needed=len(data),
+                what=f"the thumbnail of {source.name}",
+                kept="the photo itself is untouched",
+            )
+            raise LibraryDiskFullError(str(full), target.parent, len(data)) from err
         raise LibraryError(
             f"the thumbnail of {source.name} cannot be saved in {target.parent} ({err}): "
             "check free disk space and the cache folder's permissions"

@@ -8,6 +8,7 @@ as an edit of this version, never by rewriting the model's output) and a cast-ov
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QResizeEvent
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QScrollArea,
     QSplitter,
     QStyle,
@@ -44,6 +46,16 @@ NO_ANALYSIS = (
     "photo, so there are no frames, narrative or cast to show. Generate again for a story "
     "with its analysis."
 )
+
+
+@dataclass(frozen=True)
+class NameOrigin:
+    """Where a name in the cast gallery came from, in words, and whether it can be undone (a
+    name the album's cast gave by matching)."""
+
+    text: str
+    undoable: bool = False
+
 
 IdRole = Qt.ItemDataRole.UserRole + 1
 FrameRole = Qt.ItemDataRole.UserRole + 2
@@ -173,6 +185,7 @@ class AnalysisPanel(QWidget):
     """Tabs: per-frame tables, narrative structure, cast gallery, cast over frames."""
 
     name_edited = Signal(str, str)  # entity id, new display name ("" restores the model's)
+    match_undone = Signal(str)  # entity id: take back the name the album's cast gave it
     entity_activated = Signal(int, str)  # frame, entity id: show it on the photo
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -222,6 +235,16 @@ class AnalysisPanel(QWidget):
         hint.setWordWrap(True)
         cast_layout.addWidget(hint)
         cast_layout.addWidget(self.cast_list)
+        # Where the selected name came from (names that stay: app.album_cast), and its undo.
+        self.origin_label = QLabel("")
+        self.origin_label.setObjectName("nameOrigin")
+        self.origin_label.setWordWrap(True)
+        self.undo_match_button = QPushButton("Not the same one: undo this name")
+        self.undo_match_button.setObjectName("undoNameMatch")
+        self.undo_match_button.setVisible(False)
+        self.undo_match_button.clicked.connect(self._undo_selected_match)
+        cast_layout.addWidget(self.origin_label)
+        cast_layout.addWidget(self.undo_match_button)
         self.frame_photo = PhotoView(self)
         self.frame_photo.setObjectName("analysisPhoto")
         self.frame_photo.set_placeholder("The photo of the frame shows here.")
@@ -244,8 +267,10 @@ class AnalysisPanel(QWidget):
         self.frame_photos: dict[int, FrameGeometry] = {}
         self.story: Story | None = None
         self.names: dict[str, str] = {}
+        self.origins: dict[str, NameOrigin] = {}
         self._filling = False
         self.cast_list.itemChanged.connect(self._on_cast_item_changed)
+        self.cast_list.currentItemChanged.connect(lambda *_: self._show_origin())
         self.cast_list.itemActivated.connect(self._on_cast_activated)
         self.matrix.cellActivated.connect(self._on_matrix_activated)
         self.matrix.cellClicked.connect(self._on_matrix_activated)
@@ -268,13 +293,20 @@ class AnalysisPanel(QWidget):
         self.matrix.setRowCount(0)
         self.matrix.setColumnCount(0)
 
-    def set_story(self, story: Story, names: Mapping[str, str]) -> None:
-        """Show the analysis of ``story`` with the user's ``names``."""
+    def set_story(
+        self,
+        story: Story,
+        names: Mapping[str, str],
+        origins: Mapping[str, NameOrigin] | None = None,
+    ) -> None:
+        """Show the analysis of ``story`` with the user's ``names`` (and where each came from:
+        ``origins``, by entity id)."""
         if story is None:
             self.clear()
             return
         self.story = story
         self.names = dict(names)
+        self.origins = dict(origins or {})
         # A story told without the analysis tables says so, instead of showing empty panes
         # (a run still being written has no text yet while it analyses).
         self.empty_note.setVisible(
@@ -450,8 +482,10 @@ class AnalysisPanel(QWidget):
                 if len(frames) == 1
                 else (f"appears in frames {where}" if frames else "not in any frame's table")
             )
+            origin = self.origins.get(entity_id)
             item.setToolTip(
                 f"{name}{' (' + kind.noun + ')' if kind else ''}\n{description}\n{appears}"
+                + (f"\n{origin.text}" if origin is not None else "")
             )
             item.setFlags(
                 Qt.ItemFlag.ItemIsEnabled
@@ -466,6 +500,18 @@ class AnalysisPanel(QWidget):
                 item.setIcon(icon)
             self.cast_list.addItem(item)
         self._filling = False
+        self._show_origin()
+
+    def _show_origin(self) -> None:
+        item = self.cast_list.currentItem()
+        origin = self.origins.get(item.data(IdRole)) if item is not None else None
+        self.origin_label.setText(origin.text if origin is not None else "")
+        self.undo_match_button.setVisible(origin is not None and origin.undoable)
+
+    def _undo_selected_match(self) -> None:
+        item = self.cast_list.currentItem()
+        if item is not None and item.data(IdRole):
+            self.match_undone.emit(item.data(IdRole))
 
     def _on_cast_item_changed(self, item: QListWidgetItem) -> None:
         if self._filling:

@@ -15,6 +15,7 @@ and *Show in folder*.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +33,15 @@ from PySide6.QtGui import (
     QPdfWriter,
     QTextDocument,
 )
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.app import exports
 from desktop_app.app.sharing import (
@@ -44,7 +53,12 @@ from desktop_app.app.sharing import (
     size_text,
 )
 from desktop_app.app.stored_story import StoredStory
-from desktop_app.errors import StorytellerError
+from desktop_app.errors import (
+    StorytellerError,
+    disk_full_error,
+    is_disk_full,
+    low_space_warning,
+)
 from desktop_app.fileio import atomic_write_bytes, atomic_write_text
 from desktop_app.ui.photos import load_thumbnail
 from desktop_app.ui.story_html import render_story
@@ -56,12 +70,14 @@ def _share_pdf(source: ShareSource, dest: Path) -> Path:
 
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         global _pdf_app
-        _pdf_app = QGuiApplication([])
+        # A QApplication, not a QGuiApplication: a later QWidget in the same process (the test
+        # suite's GUI tests after the CLI's) aborts when the application has no widgets.
+        _pdf_app = QApplication([])
     write_pdf(dest, source.story, source.title)
     return dest
 
 
-_pdf_app: QGuiApplication | None = None  # kept alive for the command line's PDF
+_pdf_app: QApplication | None = None  # kept alive for the command line's PDF
 register_share_format(ShareFormat("pdf", "PDF", ".pdf", _share_pdf, file_filter="PDF (*.pdf)"))
 
 # The Export menu: kind -> (label, file suffix, file-dialog filter); every share format (a
@@ -92,11 +108,34 @@ def export_story(kind: str, path: Path, stored: StoredStory, title: str) -> Path
     try:
         atomic_write_text(path, text)
     except OSError as err:
-        raise _cannot_write(path, err) from err
+        raise _cannot_write(path, err, len(text.encode("utf-8"))) from err
     return path
 
 
-def _cannot_write(path: Path, err: OSError) -> StorytellerError:
+EXPORT_TEXT_BYTES = 256 * 1024
+
+
+def export_space_warning(kind: str, path: Path, stored: StoredStory) -> str:
+    """A warning when ``path``'s disk has less than twice what the export may take, else "":
+    a story's text with its markup (well under ``EXPORT_TEXT_BYTES``), plus the photos an HTML
+    page or a PDF embeds."""
+    expected = EXPORT_TEXT_BYTES
+    if kind in ("html", "pdf"):
+        for frame in stored.frames:
+            with contextlib.suppress(OSError):
+                expected += frame.path.stat().st_size * 4 // 3
+    return low_space_warning(path.parent, expected, what="the export")
+
+
+def _cannot_write(path: Path, err: OSError, needed: int | None = None) -> StorytellerError:
+    if is_disk_full(err, path.parent):
+        return disk_full_error(
+            path.parent,
+            needed=needed,
+            what=f"the export {path.name}",
+            kept="nothing was lost: the version is unchanged",
+            then="export again, or choose another folder",
+        )
     return StorytellerError(
         f"{path} cannot be written ({err.strerror or err}): choose another folder"
     )
@@ -161,7 +200,7 @@ def write_pdf(path: Path, stored: StoredStory, title: str) -> None:
     try:
         atomic_write_bytes(path, pdf)
     except OSError as err:
-        raise _cannot_write(path, err) from err
+        raise _cannot_write(path, err, len(pdf)) from err
 
 
 def _pdf_frames(stored: StoredStory) -> list[tuple[str, dict[str, QImage]]]:

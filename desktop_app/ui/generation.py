@@ -14,7 +14,14 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_app.app.estimates import plan_run
 from desktop_app.app.stored_story import FrameGeometry
-from desktop_app.app.telling import RunDiscarded, RunEnded, RunStarted, photos_to_tell, tell
+from desktop_app.app.telling import (
+    RunDiscarded,
+    RunEnded,
+    RunStarted,
+    low_space_before_run,
+    photos_to_tell,
+    tell,
+)
 from desktop_app.engine.api import NOTHING_CACHED, PhaseEvent, TokenEvent
 from desktop_app.engine.images import prepared_size_for
 from desktop_app.errors import StorytellerError
@@ -82,6 +89,9 @@ class GenerationController(QObject):
             return
         self._next_cached = session.cached(photos)  # asked now: the worker owns the backend soon
         options = session.tell_options()
+        warning = low_space_before_run(session.library.root, options)
+        if warning:  # it may still fit: said, never refused
+            session.show_status(f"Warning: {warning[0].upper()}{warning[1:]}.")
         session.remember_choices()
         # The worker builds the backend (if none yet) from the settings of this moment, in its
         # own thread: loading a model can take a while.

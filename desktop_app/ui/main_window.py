@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
+from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QSplitter, QWidget
 
 from desktop_app.app.settings import Settings
 from desktop_app.library.records import Album, StoryRun
@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.session = Session(library, backend_factory, settings, confirm=confirm, parent=self)
         self.session.dialog_parent = self
         self._close_when_idle = False
+        self._ending = False  # end_session: closing without a question
         self.generation = GenerationController(self.session)
         self.imports = ImportController(self.session)
         self.versions = VersionsController(self.session)
@@ -196,6 +197,7 @@ class MainWindow(QMainWindow):
         self.imports.state_changed.connect(self.update_actions)
         self.versions.comparison_ready.connect(self.tabs.compare)
         self.tabs.analysis_panel.name_edited.connect(self.versions.rename_entity)
+        self.tabs.analysis_panel.match_undone.connect(self.versions.undo_name_match)
 
     # ================================================================== what tests and the
     # close protocol read: the session's state under the names the window always had
@@ -313,6 +315,26 @@ class MainWindow(QMainWindow):
 
     # ================================================================== closing
 
+    def end_session(self, why: str) -> None:
+        """Close as the window's close does, asking nothing: at logout (the session manager's
+        requests), on SIGTERM or SIGHUP, or Ctrl-C in the terminal that started the app.
+
+        A story being written stops and is kept as *stopped*; open dialogs are dismissed (a
+        download pauses, a conversion is cancelled, an unsaved settings dialog is dropped); the
+        choices and the window's layout are saved. A photo in the vision encoder is not waited
+        for (the program ends as the CLI does then: ``cli.console_main``).
+        """
+        logger.info("closing the window: %s", why)
+        if self._ending:
+            return
+        self._ending = True
+        self._close_when_idle = True
+        self.session.closing = True  # no question or message box from here on
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, QDialog) and widget.isVisible():
+                widget.reject()  # a nested exec() returns; the close runs once it has
+        QTimer.singleShot(0, self.close)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.generation.is_generating():
             if not self._close_when_idle and not self.session.ask(
@@ -327,6 +349,7 @@ class MainWindow(QMainWindow):
             self.generation.stop()
             event.ignore()  # closes again once the partial story is saved
             return
+        self.session.remember_choices()
         self.window_state.save(self.current_album_id)
         self.session.close()
         event.accept()

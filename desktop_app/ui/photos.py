@@ -1,7 +1,7 @@
 """Photos for the screen and the PDF, decoded by the app's one photo decoder (Pillow, in
 ``desktop_app.imaging``) and handed to Qt as a ``QImage``.
 
-Qt's own readers are not used for photos: Pillow reads HEIC (with pillow-heif) where Qt lacks a
+Qt's own readers are not used for photos: Pillow reads HEIC (with pi-heif) where Qt lacks a
 plugin, and one decoder means the strip, the story, the photo view, the cast and the exports show
 the same upright, flattened pixels. ``QImage`` (not ``QPixmap``) is safe off the GUI thread.
 """

@@ -408,12 +408,19 @@ class Session(QObject):
         self.status_message.emit(message)
 
     def report_error(self, err: BaseException, details: str = "", *, action: str = "") -> None:
-        """Tell the user that ``action`` failed and why (the one road to the error dialog)."""
+        """Tell the user that ``action`` failed and why (the one road to the error dialog); while
+        the window closes (logout, SIGTERM) nothing may wait for a click: the log gets it."""
+        if self.closing:
+            logger.warning("%s failed while closing: %s", action or "a job", err)
+            return
         show_error(self.dialog_parent, err, details, action=action)
 
     def ask(self, title: str, text: str, *, action: str) -> bool:
         """Ask the user whether to do ``action``: its button says the verb ("Stop and quit"),
-        beside Cancel, which is the default."""
+        beside Cancel, which is the default. While the window closes the answer is Cancel: no
+        question may hold up a logout."""
+        if self.closing:
+            return False
         return self._confirm(self.dialog_parent, title, text, action)
 
     def try_library(self, call: Callable[[], T], action: str) -> T | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtCore import QObject, QSize, QSocketNotifier, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QIcon, QSessionManager
 from PySide6.QtWidgets import QApplication
 
 from desktop_app.app.backends import (
@@ -126,10 +129,102 @@ def start_app(argv: list[str]) -> MainWindow | None:
     return window
 
 
+# What ends the app as its window's close does: a logout's or a service manager's SIGTERM, a
+# closed terminal's SIGHUP, Ctrl-C in the terminal that started it.
+END_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name)
+)
+
+
+class SignalBridge(QObject):
+    """Unix signals delivered inside the Qt event loop.
+
+    Python runs a signal handler only when the interpreter gets control, which ``app.exec()``
+    never gives it while idle. So the handlers do nothing themselves: ``signal.set_wakeup_fd``
+    writes each signal's number to a socket pair, and a ``QSocketNotifier`` on the other end
+    wakes the loop, which emits ``received`` with it (the self-pipe trick).
+    """
+
+    received = Signal(int)
+
+    def __init__(self, signums: tuple[int, ...] = END_SIGNALS, parent: QObject | None = None):
+        super().__init__(parent)
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno())
+        self._previous = {signum: signal.signal(signum, self._noted) for signum in signums}
+        self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read, self)
+        self._notifier.activated.connect(self._drain)
+
+    @staticmethod
+    def _noted(_signum: int, _frame: object) -> None:
+        """The wakeup socket carries the signal; nothing else may happen in a handler."""
+
+    def _drain(self) -> None:
+        try:
+            data = self._reader.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in data:
+            self.received.emit(signum)
+
+    def close(self) -> None:
+        """Give the signals back to their previous handlers."""
+        self._notifier.setEnabled(False)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        signal.set_wakeup_fd(self._previous_fd)
+        self._reader.close()
+        self._writer.close()
+
+
+class SessionEnd(QObject):
+    """Closes ``window`` as its own close does, without a question, when the session ends: the
+    session manager's requests (logout: ``commitDataRequest``, ``saveStateRequest``) and
+    SIGTERM, SIGHUP or Ctrl-C (through a ``SignalBridge``, on the main thread only)."""
+
+    def __init__(self, app: QGuiApplication, window: MainWindow) -> None:
+        super().__init__(app)
+        self.setObjectName("sessionEnd")
+        self._window = window
+        app.commitDataRequest.connect(self.session_request)
+        app.saveStateRequest.connect(self.session_request)
+        self.bridge: SignalBridge | None = None
+        with contextlib.suppress(ValueError):  # not the main thread: no signals here
+            self.bridge = SignalBridge(parent=self)
+            self.bridge.received.connect(self.signal_received)
+
+    def session_request(self, _manager: QSessionManager) -> None:
+        # Never ask: at logout nobody answers (so ``allowsInteraction`` is never called).
+        self._window.end_session("the desktop session is ending")
+
+    def signal_received(self, signum: int) -> None:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        self._window.end_session(f"{name} received")
+
+    def close(self) -> None:
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+
+
 def run_app(argv: list[str]) -> int:
-    """Create the QApplication and the main window; return the exit code of the event loop."""
+    """Create the QApplication and the main window; return the exit code of the event loop.
+
+    Logout, SIGTERM, SIGHUP and Ctrl-C close the window as its close does (``end_session``),
+    and the exit code is then 0, as after any close.
+    """
     window = start_app(argv)
     app = QApplication.instance()
     assert app is not None
-    exit_code = app.exec()  # without a window it shows the error message until it is closed
+    ending = SessionEnd(app, window) if window is not None else None
+    try:
+        exit_code = app.exec()  # without a window it shows the error message until it is closed
+    finally:
+        if ending is not None:
+            ending.close()
     return exit_code if window is not None else 1

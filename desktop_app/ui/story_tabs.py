@@ -13,8 +13,10 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTabWidget, QWidget
 
+from desktop_app.app.album_cast import CastEntry, cast_entries
+from desktop_app.errors import StorytellerError
 from desktop_app.library.records import StoryRun
-from desktop_app.ui.analysis import AnalysisPanel
+from desktop_app.ui.analysis import AnalysisPanel, NameOrigin
 from desktop_app.ui.check_messages import checks_for
 from desktop_app.ui.compare import ComparePanel
 from desktop_app.ui.session import LiveRun, OpenVersion, Session, Shown
@@ -66,7 +68,7 @@ class StoryTabs(QTabWidget):
             self.story_panel.set_story(
                 shown.story, names=names, issues=issues, frame_count=frame_count
             )
-            self.analysis_panel.set_story(shown.story, names)
+            self.analysis_panel.set_story(shown.story, names, self._origins(shown))
         else:
             self.story_panel.set_frame_photos(shown.frames)
             self.analysis_panel.set_frame_photos(shown.frames)
@@ -105,7 +107,15 @@ class StoryTabs(QTabWidget):
         self.story_panel.set_names(names)
         shown = self._session.shown
         if isinstance(shown, OpenVersion):
-            self.analysis_panel.set_story(shown.story, names)
+            self.analysis_panel.set_story(shown.story, names, self._origins(shown))
+
+    def _origins(self, shown: OpenVersion) -> dict[str, NameOrigin]:
+        """Where each name of the open version came from (names that stay)."""
+        try:
+            entries = cast_entries(self._session.library, shown.run.id)
+        except StorytellerError:
+            return {}
+        return {entry.entity_id: name_origin(entry) for entry in entries}
 
     def _forget_photos_gone(self) -> None:
         view = self.story_panel.photo_view
@@ -144,3 +154,14 @@ class StoryTabs(QTabWidget):
         """Show two versions side by side in the compare tab."""
         self.compare_panel.compare(left, right, left_names, right_names)
         self.setCurrentWidget(self.compare_panel)
+
+
+def name_origin(entry: CastEntry) -> NameOrigin:
+    """A cast entry in the gallery's words."""
+    if entry.origin == "matched":
+        where = f"version #{entry.from_run}" if entry.from_run else "the album's cast (imported)"
+        overlap = f"; the boxes overlap {entry.mean_iou:.0%} on average" if entry.mean_iou else ""
+        return NameOrigin(f"“{entry.name}”: the name you gave in {where}{overlap}.", True)
+    if entry.origin == "undone":
+        return NameOrigin(f"Not “{entry.name}”: you undid that name here.")
+    return NameOrigin(f"“{entry.name}”: named by you in this version.")

@@ -16,13 +16,19 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from desktop_app.app.album_cast import offer_names, undo_match
 from desktop_app.app.exports import render_export
 from desktop_app.app.sharing import SHARE_FORMATS, share_source
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.errors import StorytellerError
 from desktop_app.library.records import Album, RunStatus, StoryRun
 from desktop_app.story.names import display_name
-from desktop_app.ui.exporting import EXPORT_KINDS, export_story, show_export_notice
+from desktop_app.ui.exporting import (
+    EXPORT_KINDS,
+    export_space_warning,
+    export_story,
+    show_export_notice,
+)
 from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion, Session
 from desktop_app.ui.workers import CallableWorker, WorkerHandle
 
@@ -117,6 +123,11 @@ class VersionsController(QObject):
         if run is None:
             session.show(None)
             return
+        if story is None:  # a version told before its album kept a cast gets its names now
+            try:
+                offer_names(session.library, run.id)
+            except StorytellerError as err:
+                logger.warning("the album's names were not offered to version %s: %s", run.id, err)
         names = session.library.display_names(run.id)
         stored = story.with_names(names) if story is not None else StoredStory.of_run(run, names)
         session.show(OpenVersion(run, stored))
@@ -224,6 +235,26 @@ class VersionsController(QObject):
             f"“{display_name(entity_id, shown.story)}”."
         )
 
+    def undo_name_match(self, entity_id: str) -> None:
+        """Take back the name the album's cast gave ``entity_id`` in the open version."""
+        session = self._session
+        shown = session.shown
+        if not isinstance(shown, OpenVersion):
+            return
+        old_name = display_name(entity_id, shown.story, shown.stored.names)
+        try:
+            undo_match(session.library, shown.run.id, entity_id)
+            names = session.library.display_names(shown.run.id)
+        except StorytellerError as err:
+            session.report_error(err, action="Undoing the name")
+            return
+        session.shown = OpenVersion(shown.run, shown.stored.with_names(names))
+        session.names_changed.emit(names)
+        session.show_status(
+            f"{old_name} is “{display_name(entity_id, shown.story)}” again in this version; "
+            "the album will not offer it that name again."
+        )
+
     # ---------------------------------------------------------------- export
 
     def _title(self) -> str:
@@ -241,9 +272,11 @@ class VersionsController(QObject):
         # "Kite day (version 2).html": a name, not what looks like a copy's "-2" suffix.
         default = Path.home() / f"{export_name(self._title(), run.id)}{suffix}"
         if kind in SHARE_FORMATS and SHARE_FORMATS[kind].into_folder:
-            path = QFileDialog.getExistingDirectory(
+            parent = QFileDialog.getExistingDirectory(
                 session.dialog_parent, f"Export as {label} into a folder", str(Path.home())
             )
+            # A new folder inside the one chosen: "Kite day (version 2) sidecars".
+            path = str(Path(parent) / f"{default.name} {kind}") if parent else ""
         else:
             path, _ = QFileDialog.getSaveFileName(
                 session.dialog_parent, f"Export as {label}", str(default), file_filter
@@ -258,6 +291,9 @@ class VersionsController(QObject):
         if not isinstance(shown, OpenVersion):
             return None
         stored, title, album = shown.stored, self._title(), session.album
+        warning = export_space_warning(kind, path, stored)
+        if warning:  # it may still fit: said, never refused
+            session.show_status(f"Warning: {warning[0].upper()}{warning[1:]}.")
         if kind in SHARE_FORMATS and album is not None:
             # Read on this thread (the library's names and dates); written in the worker.
             source = replace(share_source(session.library, album, shown.run), story=stored)

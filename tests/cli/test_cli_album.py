@@ -250,3 +250,35 @@ def test_ctrl_c_stops_album_add_between_files_and_keeps_what_was_added(tmp_path:
     assert 3 <= len(kept) < len(photos)
     assert kept == [photo.name for photo in photos[: len(kept)]]  # in order, none half-added
     assert f"added {len(kept)} photo(s)" in out and f"kept the {len(kept)} photo(s)" in err
+
+
+def test_a_name_given_once_is_offered_to_the_next_story_and_can_be_undone(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_app.cli import options as cli_options
+
+    story = {"text": STORY_TEXT}
+    monkeypatch.setattr(
+        cli_options,
+        "backend_from_args",
+        lambda args: ReplayBackend(story["text"], prepared_size=(28, 28)),
+    )
+    cli("new", "Rain")
+    cli("add", "Rain", *distinct_photos(tmp_path / "p", 2))
+    assert cli("tell", "Rain", "-q")[0] == 0
+    first = cli.json("stories", "Rain")["stories"][0]["id"]
+    assert cli("cast", str(first), "char1", "Grandma")[0] == 0
+    story["text"] = STORY_TEXT.replace("char1", "char7")  # the model's ids change every run
+    code, out = cli("tell", "Rain", "-q")
+    assert code == 0 and "Grandma" in out, cli.err
+    code, out = cli("names", "Rain")
+    assert code == 0 and "char7" in out and f"from story {first}" in out
+    listed = cli.json("names", "Rain")
+    assert [(e["entity_id"], e["name"], e["origin"]) for e in listed["cast"]] == [
+        ("char7", "Grandma", "matched")
+    ]
+    code, out = cli("names", "Rain", "--undo", "char7")
+    assert code == 0 and "no longer takes a name" in out
+    assert "Grandma" not in cli("story", "Rain")[1]
+    code, _ = cli("names", "Rain", "--undo", "char7")
+    assert code == 1 and "was not named by a match" in cli.err

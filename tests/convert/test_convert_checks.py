@@ -6,15 +6,14 @@ output with gguf-py; llama.cpp itself is exercised in test_convert_parity / test
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 from collections import namedtuple
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -516,16 +515,28 @@ def test_a_failure_midway_leaves_nothing_that_looks_complete(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_full_disk_midway_is_a_conversion_error_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_full_disk_midway_is_said_as_such_and_leaves_nothing(
+    small_disk: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def disk_full(self: gguf_write.TensorProducer, planned: gguf_write.PlannedTensor) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x.partial"))
+    """The disk (a real small tmpfs) fills after the space check, as when another program
+    writes meanwhile: the message says the disk is full, what converting needs and that
+    nothing was lost; no partial file is left."""
+    real_chunks = gguf_write.TensorProducer.chunks
 
-    monkeypatch.setattr(gguf_write.TensorProducer, "chunks", disk_full)
-    with pytest.raises(ConversionError, match=r"x\.partial: No space left.*another --outdir"):
-        convert_tiny(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    def fill_then_write(self: gguf_write.TensorProducer, planned: gguf_write.PlannedTensor):  # type: ignore[no-untyped-def]
+        small_disk.fill()
+        return real_chunks(self, planned)
+
+    monkeypatch.setattr(gguf_write.TensorProducer, "chunks", fill_then_write)
+    monkeypatch.setattr(pipeline, "DISK_MARGIN_BYTES", 0)  # the tiny model fits the small disk
+    out = small_disk.path / "out"
+    with pytest.raises(InsufficientDiskSpaceError) as raised:
+        convert_tiny(out)
+    message = str(raised.value)
+    assert f"the disk of {out} is full (converting needs about" in message
+    assert "MB is free" in message and "another --outdir" in message
+    assert "nothing was lost" in message
+    assert list(out.iterdir()) == []
 
 
 # Stands in for the quantizer child: starts the output file, reports progress once, then works

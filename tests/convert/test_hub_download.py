@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hub_server import HubServer
@@ -387,3 +388,31 @@ def test_too_little_disk_is_refused_before_downloading(
     assert not [n for n in storyteller2.downloaded() if n.endswith(".safetensors")]
     assert "config.json" in storyteller2.downloaded()
     assert list(hf_home.iterdir()) == []  # the tmpfs went away with its namespace
+
+
+def test_a_disk_that_fills_during_the_download_is_said_as_such_and_resumes(
+    storyteller2: HubServer, small_disk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache's disk (a real small tmpfs) fills after the space check, as when another
+    program writes meanwhile: the message says so, with what is still needed, and keeps what
+    was fetched; with room made, the same download resumes and completes."""
+    monkeypatch.setenv("HF_HOME", str(small_disk.path / "hf"))
+    filled = False
+
+    def fill_at_the_first_bytes(done: int, total: int) -> None:
+        nonlocal filled
+        if done and not filled:
+            filled = True
+            small_disk.fill()
+
+    with pytest.raises(InsufficientDiskSpaceError) as raised:
+        fetch(output_bytes=lambda weight_bytes: 0, progress=fill_at_the_first_bytes)
+    message = str(raised.value)
+    assert (
+        f"the disk of {cache_dir()}" in message and "is full (the download needs about" in message
+    )
+    assert "run the same command again: it resumes" in message and "nothing was lost" in message
+
+    small_disk.make_room()
+    fetched = fetch(output_bytes=lambda weight_bytes: 0)
+    assert (fetched.folder / SHARD).read_bytes() == (CHECKPOINT / SHARD).read_bytes()

@@ -24,6 +24,7 @@ from desktop_app.engine.images import (
     prepared_size_for,
 )
 
+HEIC_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "kite.heic"  # 336x252
 EXIF_ORIENTATION = 0x0112
 
 
@@ -138,23 +139,29 @@ def test_missing_file_is_a_photo_error(tmp_path: Path) -> None:
         prepare_image(tmp_path / "gone.jpg", 512)
 
 
-def test_heic_without_pillow_heif_says_what_to_do(
+def test_heic_without_pi_heif_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(imaging, "_heif_registered", False)  # as if pillow-heif were missing
+    monkeypatch.setattr(imaging, "_heif_registered", False)  # as if pi-heif were missing
     path = tmp_path / "IMG_0001.HEIC"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
-    with pytest.raises(PhotoError, match=r"IMG_0001\.HEIC cannot be read: install pillow-heif"):
+    with pytest.raises(PhotoError, match=r"IMG_0001\.HEIC cannot be read: install pi-heif"):
         prepare_image(path, 512)
 
 
-def test_heic_is_read_with_pillow_heif(tmp_path: Path) -> None:
-    if not heif_support():
-        pytest.skip("pillow-heif is not installed (the 'heic' extra)")
-    path = tmp_path / "IMG_0002.heic"
-    Image.new("RGB", (120, 90), (10, 200, 30)).save(path)
-    prepared = prepare_image(path, 512)
-    assert prepared.original_size == (120, 90) and prepared.prepared_size == (112, 84)
+def test_heic_is_read_with_pi_heif() -> None:
+    """pi-heif is a dependency (decode-only): an iPhone-style HEIC prepares like any photo."""
+    assert heif_support()
+    prepared = prepare_image(HEIC_FIXTURE, 512)
+    assert prepared.original_size == (336, 252) and prepared.prepared_size == (336, 252)
+
+
+def test_pi_heif_cannot_write_heic(tmp_path: Path) -> None:
+    """The decode-only build is the one installed (pillow-heif's encoder makes its wheels GPL):
+    if this starts passing a save, the licence the bundle ships has changed."""
+    assert heif_support()
+    with pytest.raises(KeyError):
+        Image.new("RGB", (8, 8)).save(tmp_path / "out.heic", format="HEIF")
 
 
 def test_prepare_photos_reports_every_bad_file_and_keeps_the_good(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_unreadable_and_non_image_files_are_reported_by_name(
     messages = {f.path.name: f.message for f in report.failed}
     assert set(messages) == {"letter.jpg", "broken.jpg", "iphone.heic", "gone.jpg"}
     assert "letter.jpg is not an image" in messages["letter.jpg"]
-    assert "pillow-heif" in messages["iphone.heic"]
+    assert "pi-heif" in messages["iphone.heic"]
     assert "gone.jpg was not found" in messages["gone.jpg"]
 
 

@@ -111,3 +111,27 @@ def test_a_library_busy_writing_elsewhere_still_reads_and_reports_a_stuck_write(
     library.create_album("B")
     assert [a.name for a in library.albums()] == ["A", "B"]
     library.close()
+
+
+def test_a_library_at_schema_2_gains_the_albums_cast(tmp_path: Path) -> None:
+    db = tmp_path / "v2.sqlite3"
+    with Library.open(db, migrate_to=2) as second:
+        second.create_album("Old")
+        run_id = second.start_run("Old", RunSpec(photo_ids=()))
+        second.fail_run(run_id, "test")
+        second.set_display_name(run_id, "char1", "Grandma")
+    with Library.open(db) as upgraded:
+        assert upgraded.schema_version == SCHEMA_VERSION == 3
+        assert upgraded.display_names(run_id) == {"char1": "Grandma"}
+        assert upgraded.cast("Old") == []  # adopted from the names when next read (app/)
+        member = upgraded.save_cast_member(
+            "Old",
+            name="Grandma",
+            kind="character",
+            boxes={"ab": (0, 0, 1, 1)},
+            run_id=run_id,
+            entity_id="char1",
+        )
+        upgraded.delete_run(run_id)  # the member outlives the version it was named in
+        (kept,) = upgraded.cast("Old")
+        assert (kept.id, kept.run_id, kept.boxes) == (member, None, {"ab": (0, 0, 1, 1)})

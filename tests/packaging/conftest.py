@@ -41,6 +41,16 @@ def build_script() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def licences() -> ModuleType:
+    return _load("licences", PACKAGING_DIR / "licences.py")
+
+
+@pytest.fixture(scope="session")
+def release_targets() -> ModuleType:
+    return _load("release_targets", PACKAGING_DIR / "release_targets.py")
+
+
+@pytest.fixture(scope="session")
 def make_icons() -> ModuleType:
     return _load("make_icons", PACKAGING_DIR / "icons" / "make_icons.py")
 

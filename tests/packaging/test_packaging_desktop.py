@@ -141,7 +141,7 @@ def test_macos_info_plist_and_entitlements_parse(packaging_dir: Path) -> None:
 def test_windows_installer_installs_what_the_spec_builds(packaging_dir: Path) -> None:
     iss = (packaging_dir / "windows" / "storyteller.iss").read_text()
     spec = (packaging_dir / "storyteller.spec").read_text()
-    assert 'APP_NAME = "Storyteller"' in spec and 'name="storyteller-cli"' in spec
+    assert "APP_NAME = release_targets.APP_NAME" in spec and 'name="storyteller-cli"' in spec
     assert 'Filename: "{app}\\Storyteller.exe"' in iss
     assert "PrivilegesRequired=lowest" in iss  # per-user: no administrator rights
     assert "OutputBaseFilename=Storyteller-{#AppVersion}-setup" in iss

@@ -57,6 +57,7 @@ def test_self_test_passes_headless_and_draws_text(tmp_path: Path) -> None:
     assert "platform offscreen" in result.stdout  # chose offscreen itself instead of aborting
     assert f"backend {llama_build_info().accelerator}" in result.stdout
     assert "vision library (mtmd): loaded" in result.stdout
+    assert "HEIC: read (pi-heif)" in result.stdout  # the shipped sample photo decodes
     assert "all checks passed" in result.stdout
     with Image.open(screenshot) as image:
         dark_pixels = sum(1 for pixel in image.convert("L").get_flattened_data() if pixel < 100)

@@ -42,5 +42,7 @@ def test_the_menus_offer_the_album_and_story_commands(qapp: Any) -> None:
         "Export as HTML…",
         "Export as Markdown…",
         "Export as PDF…",
+        "Export as Photos with XMP sidecars…",
+        "Export as Captioned copies (XMP inside)…",
         "Export as JSON…",
     ]

@@ -139,12 +139,10 @@ def test_first_run_guide_reports_a_broken_model_file(qtbot: Any, tmp_path: Path)
 
 def test_errors_become_messages_that_say_what_to_fix(qtbot: Any) -> None:
     expected = ui_errors.describe_error(
-        StorytellerError("photo.heic cannot be read: install pillow-heif"), action="Importing"
+        StorytellerError("photo.heic cannot be read: install pi-heif"), action="Importing"
     )
     assert expected.expected and expected.title == "Importing failed"
-    assert (
-        expected.text == "photo.heic cannot be read: install pillow-heif" and not expected.details
-    )
+    assert expected.text == "photo.heic cannot be read: install pi-heif" and not expected.details
     disk = ui_errors.describe_error(OSError(28, "No space left on device", "/x/story.pdf"))
     assert "No space left on device" in disk.text and "/x/story.pdf" in disk.text
     bug = ui_errors.describe_error(ZeroDivisionError("division by zero"))

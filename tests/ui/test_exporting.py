@@ -26,6 +26,24 @@ def test_an_export_that_cannot_be_written_says_what_to_do(
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize("kind", ["html", "pdf"])
+def test_an_export_on_a_full_disk_says_so_and_leaves_nothing(
+    qapp: Any, small_disk: Any, kind: str
+) -> None:
+    from desktop_app.app.stored_story import StoredStory
+    from desktop_app.errors import DiskFullError
+    from desktop_app.ui.exporting import export_story
+
+    small_disk.fill()
+    stored = StoredStory.parse(ui_sample.story_text(), [])
+    with pytest.raises(DiskFullError) as raised:
+        export_story(kind, small_disk.path / f"story.{kind}", stored, "Kite day")
+    message = str(raised.value)
+    assert f"the disk of {small_disk.path} is full (it needs about" in message
+    assert "the version is unchanged" in message
+    assert [p.name for p in small_disk.path.iterdir()] == [".filler"]
+
+
 @pytest.fixture
 def opened_urls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every URL handed to the system (QDesktopServices.openUrl), which opens nothing here."""

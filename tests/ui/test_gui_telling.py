@@ -12,7 +12,7 @@ from ui_helpers import close_error_dialogs, session_album, tell_and_wait
 from ui_sample import PREPARED_SIZE
 
 from desktop_app.app.settings import Settings
-from desktop_app.engine.api import Event, ShouldStop, StoryRequest
+from desktop_app.engine.api import Event, ShouldStop, StoryRequest, TokenEvent
 from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.errors import StorytellerError
 from desktop_app.ui.generation import GenerationController
@@ -90,3 +90,66 @@ def test_a_finished_version_is_parsed_once(
     assert session.shown.story.segments
     assert "Grandpa Joe" in tabs.story_panel.browser.toPlainText()
     assert tabs.analysis_panel.frame_tabs.count() == len(session.shown.story.frames)
+
+
+class _FillsTheDiskAfterItsFirstToken(ReplayBackend):
+    def __init__(self, output: str, disk: Any) -> None:
+        super().__init__(output, prepared_size=PREPARED_SIZE)
+        self.disk = disk
+
+    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
+        filled = False
+        for event in super().generate(request, should_stop=should_stop):
+            yield event
+            if isinstance(event, TokenEvent) and not filled:
+                filled = True
+                self.disk.fill()
+
+
+def test_a_story_the_full_library_cannot_take_is_said_and_comes_back_at_the_next_start(
+    qtbot: Any, small_disk: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    from desktop_app.library import Library, RunStatus
+    from desktop_app.ui.session import Session
+
+    library = Library.open(small_disk.path / "lib")
+    backend = _FillsTheDiskAfterItsFirstToken(story_output, small_disk)
+    session = Session(library, lambda _settings: backend, Settings(), confirm=lambda *_a: True)
+    try:
+        generation = GenerationController(session)
+        album = session_album(session, sample_photos[:2])
+        tell_and_wait(qtbot, generation)
+        (message,) = close_error_dialogs()
+    finally:
+        session.close()
+        library.close()
+    assert "is full" in message and "unsaved-stories" in message and "next start" in message
+    assert "damaged" not in message
+
+    small_disk.make_room()
+    with Library.open(small_disk.path / "lib") as reopened:
+        reopened.recover_interrupted()  # what the app does when it starts
+        (run,) = reopened.runs(album.id)
+    assert run.status is RunStatus.INTERRUPTED and run.raw_output == story_output
+
+
+def test_generate_warns_when_the_librarys_disk_may_not_hold_the_story(
+    qtbot: Any, small_disk: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    from desktop_app.library import Library
+    from desktop_app.ui.session import Session
+
+    library = Library.open(small_disk.path / "lib")
+    backend = ReplayBackend(story_output, prepared_size=PREPARED_SIZE)
+    # 64 MiB free; 10 million tokens may take 80 MB: less than twice that is free.
+    session = Session(library, lambda _s: backend, Settings(max_tokens=10_000_000))
+    messages: list[str] = []
+    session.status_message.connect(messages.append)
+    try:
+        session_album(session, sample_photos[:1])
+        tell_and_wait(qtbot, GenerationController(session))
+    finally:
+        session.close()
+        library.close()
+    warnings = [m for m in messages if m.startswith("Warning: The disk of")]
+    assert warnings and "may fill up" in warnings[0], messages

@@ -49,13 +49,15 @@ def test_every_part_has_a_test_file_that_builds_it_with_a_session_alone() -> Non
     assert missing == []
 
 
-def test_at_most_ten_tests_build_the_whole_window() -> None:
+def test_at_most_eleven_tests_build_the_whole_window() -> None:
+    # Eleven since issue 27: the session-end test runs the whole app in a child process (a
+    # signal and the session manager reach a whole program, not a part).
     marked = sum(
         path.read_text(encoding="utf-8").count("@pytest.mark.end_to_end")
         for path in TESTS_DIR.rglob("test_*.py")
         if path.name != Path(__file__).name
     )
-    assert 0 < marked <= 10
+    assert 0 < marked <= 11
 
 
 def test_the_import_contract_covers_every_ui_module_but_start_up_and_the_window() -> None:

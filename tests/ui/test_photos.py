@@ -28,11 +28,11 @@ HEIC = Path(__file__).resolve().parents[1] / "fixtures" / "kite.heic"  # 336x252
 @pytest.fixture
 def heic_support() -> None:
     try:
-        import pillow_heif  # noqa: F401
+        import pi_heif  # noqa: F401
     except ImportError:
         if os.environ.get("CI") == "true":
-            raise  # CI installs the heic extra: a missing decoder is a failure there
-        pytest.skip("pillow-heif is not installed (pip install '.[heic]')")
+            raise  # a dependency: a missing decoder is a failure in CI
+        pytest.skip("pi-heif is not installed (a dependency: pip install -e .)")
 
 
 def test_a_heic_photo_decodes_upright_at_the_size_asked(heic_support: None) -> None:

@@ -12,6 +12,7 @@ from ui_sample import scripted_backend
 from desktop_app.app.stored_story import StoredStory
 from desktop_app.app.telling import TellOptions, tell_album
 from desktop_app.story.parser import StoryStreamParser
+from desktop_app.ui.analysis import IdRole
 from desktop_app.ui.session import LiveRun, OpenVersion
 from desktop_app.ui.story_tabs import StoryTabs
 
@@ -310,3 +311,38 @@ def test_the_analysis_being_written_names_people_without_their_ids(
     text = tabs.story_panel.browser.toPlainText()
     assert "Maya" in text and "Grandpa Joe" in text
     assert "char1" not in text and "obj1" not in text
+
+
+def test_the_cast_gallery_says_where_a_name_came_from_and_undoes_a_match(
+    make_session: Any, host: Any, sample_photos: list[Path], story_output: str
+) -> None:
+    from desktop_app.ui.versions import VersionsController
+
+    session = make_session()
+    tabs = host(StoryTabs(session))
+    versions = VersionsController(session)
+    tabs.analysis_panel.match_undone.connect(versions.undo_name_match)  # as the window wires it
+    session_album(session, sample_photos)
+    first = _told(session, story_output)
+    session.library.set_display_name(first.id, "char1", "Grandpa Ray")
+    # The next version's ids differ; the album's cast gives the same person the name.
+    later = tell_album(
+        session.library,
+        session.album_id,
+        scripted_backend(story_output.replace("char1", "char9")),
+        TellOptions(),
+    ).run
+    versions.show_run(later)
+    panel = tabs.analysis_panel
+    assert panel.cast_names()["char9"] == "Grandpa Ray"
+    rows = {panel.cast_list.item(i).data(IdRole): i for i in range(panel.cast_list.count())}
+    panel.cast_list.setCurrentRow(rows["char9"])
+    assert f"the name you gave in version #{first.id}" in panel.origin_label.text()
+    assert not panel.undo_match_button.isHidden()
+    panel.undo_match_button.click()
+    assert session.library.display_names(later.id) == {}
+    assert panel.cast_names()["char9"] != "Grandpa Ray"
+    assert "Grandpa Ray" not in tabs.story_panel.browser.toPlainText()
+    panel.cast_list.setCurrentRow(rows["char9"])
+    assert "you undid that name" in panel.origin_label.text()
+    assert panel.undo_match_button.isHidden()

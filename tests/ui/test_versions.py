@@ -209,3 +209,17 @@ def test_an_export_is_offered_under_a_name_not_a_copy_suffix() -> None:
     from desktop_app.ui.versions import export_name
 
     assert export_name("Kite day", 2) == "Kite day (version 2)"
+
+
+def test_the_export_menu_writes_photos_for_photo_managers_into_a_new_folder(
+    versions: VersionsController, told_session: Any, qtbot: Any, tmp_path: Path, exiftool: Any
+) -> None:
+    versions.rename_entity("char1", "Mia")
+    target = tmp_path / "Kite day (version 1) captioned-copies"
+    handle = versions.export("captioned-copies", target)
+    assert handle is not None
+    qtbot.waitUntil(lambda: not handle.is_running() and target.is_dir(), timeout=20_000)
+    copies = sorted(target.iterdir())
+    assert len(copies) == 4
+    people = [meta.get("PersonInImage", []) for meta in exiftool(*copies)]
+    assert any("Mia" in names for names in people)
