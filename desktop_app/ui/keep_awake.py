@@ -1,8 +1,8 @@
 """Keeping the screen on while the story is presented, where the platform lets an app ask.
 
 - Linux (and other freedesktop systems): ``org.freedesktop.ScreenSaver.Inhibit`` on the session
-  D-Bus, which KDE, GNOME (through its portal/compatibility service), Xfce and others answer;
-  released with ``UnInhibit`` and its cookie. Without a session bus or a service that answers
+  D-Bus, which KDE, GNOME, Xfce and others answer, over a connection of its own that is closed to
+  release it (the idle-inhibit spec ends an application's inhibitions when it disconnects). Without a session bus or a service that answers
   (a bare X server, a minimal window manager) the screen may still blank: ``KeepAwake.why_not``
   says so and the presentation tells the user.
 - Windows: ``SetThreadExecutionState(ES_CONTINUOUS | ES_DISPLAY_REQUIRED)``, cleared on release.
@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import subprocess
@@ -19,9 +20,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from PySide6.QtDBus import QDBusConnection, QDBusInterface, QDBusMessage
+
 logger = logging.getLogger(__name__)
 
 _APP = "Storyteller"
+_connection_numbers = itertools.count(1)
 _REASON = "Presenting a story"
 
 
@@ -32,6 +36,7 @@ class KeepAwake:
 
     how: str = ""
     why_not: str = ""
+    bus_name: str = ""  # D-Bus: the unique name of the connection that holds the inhibition
     _release: Any = field(default=None, repr=False)
 
     @property
@@ -48,14 +53,15 @@ class KeepAwake:
                 logger.exception("could not release the screen-saver inhibition")
 
 
-def keep_screen_awake() -> KeepAwake:
-    """Ask the platform to keep the screen on; never raises."""
+def keep_screen_awake(bus_address: str | None = None) -> KeepAwake:
+    """Ask the platform to keep the screen on; never raises. ``bus_address`` is the D-Bus to
+    ask on freedesktop systems (default: the session bus)."""
     try:
         if sys.platform == "win32":
             return _windows()
         if sys.platform == "darwin":
             return _macos()
-        return _freedesktop()
+        return _freedesktop(bus_address)
     except Exception as err:  # a platform quirk must not stop the presentation
         logger.exception("keeping the screen awake failed")
         return KeepAwake(why_not=f"the system refused ({err})")
@@ -91,11 +97,22 @@ def _macos() -> KeepAwake:
     return KeepAwake(how="caffeinate", _release=stop)
 
 
-def _freedesktop() -> KeepAwake:
-    from PySide6.QtDBus import QDBusConnection, QDBusInterface, QDBusMessage
+def _freedesktop(bus_address: str | None) -> KeepAwake:
+    # A connection of its own, closed to release: the idle-inhibit spec ends an application's
+    # inhibitions when it disconnects from the bus (KDE's and GNOME's services do). UnInhibit
+    # is not used: its cookie is a D-Bus uint32, which PySide6 cannot send (a Python int goes
+    # as int32, and the services refuse the call).
+    name = f"storyteller-keep-awake-{next(_connection_numbers)}"
+    if bus_address is None:
+        bus = QDBusConnection.connectToBus(QDBusConnection.BusType.SessionBus, name)
+    else:
+        bus = QDBusConnection.connectToBus(bus_address, name)
 
-    bus = QDBusConnection.sessionBus()
+    def disconnect() -> None:
+        QDBusConnection.disconnectFromBus(name)
+
     if not bus.isConnected():
+        disconnect()
         return KeepAwake(why_not="there is no desktop session bus to ask")
     saver = QDBusInterface(
         "org.freedesktop.ScreenSaver",
@@ -104,11 +121,12 @@ def _freedesktop() -> KeepAwake:
         bus,
     )
     if not saver.isValid():
+        disconnect()
         return KeepAwake(why_not="the desktop offers no screen-saver service to ask")
     reply = saver.call("Inhibit", _APP, _REASON)
     if reply.type() != QDBusMessage.MessageType.ReplyMessage or not reply.arguments():
+        disconnect()
         return KeepAwake(why_not=f"the screen saver refused: {reply.errorMessage()}")
-    cookie = reply.arguments()[0]
     return KeepAwake(
-        how="org.freedesktop.ScreenSaver", _release=lambda: saver.call("UnInhibit", cookie)
+        how="org.freedesktop.ScreenSaver", bus_name=bus.baseService(), _release=disconnect
     )
