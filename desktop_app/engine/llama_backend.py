@@ -102,6 +102,7 @@ class LlamaCppBackend:
         use_mmap: bool | None = None,
         verbose: bool = False,
         speculation: bool = True,
+        prefix_reuse: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.mmproj_path = Path(mmproj_path)
@@ -138,6 +139,7 @@ class LlamaCppBackend:
             text_model_id=self.text_model_id,
             projector_id=self.projector_id,
             n_gpu_layers=self.n_gpu_layers,
+            prefix_reuse=prefix_reuse,
         )
 
     # -- identity -------------------------------------------------------------------------------
@@ -386,6 +388,56 @@ class LlamaCppBackend:
             timings=read.timings,
         )
         yield self._result(written.text, written.finish, infos, request.sampling, written.timings)
+
+    def prepare(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[PhaseEvent]:
+        """Get a run of ``request`` ready before Generate: load the model, encode the photos and
+        read the prompt up to the last photo, on one llama.cpp thread, yielding a phase event per
+        photo. ``should_stop`` ends it between batches (a photo in the vision encoder finishes
+        there, as for a stopped run). The next ``generate`` of the same photos, detail and
+        instruction reads only the text after them, in the batches a cold run uses."""
+        import llama_cpp
+
+        try:
+            photos: list[PreparedImage] = []
+            yield from prepare_photos(
+                request.photos, request.detail.token_budget, photos, request.known
+            )
+            prompt_text = self._prompt_text(request)
+            tokens = [p.tokens for p in photos]
+            n_ctx = self.plan_context(prompt_text, tokens, request.sampling.max_tokens)
+            if not photos or not self._encoder.settle(should_stop) or should_stop():
+                return
+            loaded = self._load(n_ctx)
+            keys = self._photo_keys([(p.content_hash, p.prepared_size) for p in photos])
+            # One thread: the user is arranging photos meanwhile (the encoder keeps its own).
+            llama_cpp.llama_set_n_threads(loaded.llm.ctx, 1, 1)
+            try:
+                yield from read_prompt(
+                    loaded,
+                    prompt_text,
+                    photos,
+                    keys,
+                    reader=self._reader,
+                    embeddings=self.cache,
+                    encoder=self._encoder,
+                    timings=Timings(),
+                    should_stop=should_stop,
+                    up_to_last_photo=True,
+                )
+            finally:
+                llama_cpp.llama_set_n_threads(loaded.llm.ctx, self.n_threads, self.n_threads)
+        finally:
+            self.cache.flush()
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model is loaded now (preparing then costs no new memory)."""
+        return self._loaded is not None
+
+    def release(self) -> None:
+        """Free the model and its contexts (an idle app gives its memory back); the caches
+        stay, so the next run restores its prompt instead of reading it."""
+        self._unload()
 
     def _encoded(self, key: str, embedding: np.ndarray) -> None:
         self.cache.put(key, embedding)

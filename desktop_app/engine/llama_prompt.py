@@ -146,8 +146,11 @@ class PromptReader:
         text_model_id: str,
         projector_id: str,
         n_gpu_layers: int,
+        prefix_reuse: bool = True,
     ) -> None:
         self.prompts = prompts
+        # Off: only the whole prompt is reused, as before prefixes (bench/prefix_reuse.py).
+        self.prefix_reuse = prefix_reuse
         self.text_model_id = text_model_id
         self.projector_id = projector_id
         self.n_gpu_layers = n_gpu_layers
@@ -180,7 +183,12 @@ class PromptReader:
         """Chunks a run of this prompt in a context of ``n_ctx`` would not read (live or kept),
         without touching llama.cpp or making any state recent."""
         found = self.prompts.longest(prefixes, max_cells=n_ctx)
-        return max(found[0] if found else 0, self._live_shared(loaded, prefixes))
+        return self._usable(
+            max(found[0] if found else 0, self._live_shared(loaded, prefixes)), prefixes
+        )
+
+    def _usable(self, count: int, prefixes: Sequence[str]) -> int:
+        return count if self.prefix_reuse or count == len(prefixes) else 0
 
     def _live_shared(self, loaded: Loaded | None, prefixes: Sequence[str]) -> int:
         live = self._live
@@ -194,10 +202,10 @@ class PromptReader:
         (nothing else: the cells after it are dropped by position): (chunks in it, seconds)."""
         started = time.perf_counter()
         llm = loaded.llm
-        count = self._live_shared(loaded, prefixes)
+        count = self._usable(self._live_shared(loaded, prefixes), prefixes)
         live = self._live if count else None
         found = self.prompts.longest(prefixes, max_cells=loaded.n_ctx)
-        if found is not None and found[0] > count:
+        if found is not None and found[0] > count and self._usable(found[0], prefixes):
             saved = self.prompts.get(found[1])
             if saved is not None and shared(saved.marks, prefixes) >= found[0]:
                 self._live = None
@@ -256,9 +264,12 @@ class PromptReader:
         embeddings: dict[int, np.ndarray],
         prefixes: Sequence[str],
         should_stop: ShouldStop,
+        *,
+        end: int | None = None,
     ) -> int | None:
-        """Decode the chunks after those ``begin`` put back; the prompt's cells, or None when
-        cancelled. ``embeddings`` maps a chunk's index to its photo's embedding."""
+        """Decode the chunks after those ``begin`` put back, up to chunk ``end`` (all by
+        default); the cells then in the cache, or None when cancelled. ``embeddings`` maps a
+        chunk's index to its photo's embedding."""
         import llama_cpp
         from llama_cpp import mtmd_cpp
 
@@ -271,7 +282,7 @@ class PromptReader:
         cells = live.marks[-1].cells if live.marks else 0
         total = mtmd_cpp.mtmd_input_chunks_size(chunks)
         try:
-            for i in range(len(live.marks), total):
+            for i in range(len(live.marks), total if end is None else end):
                 chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
                 if i in embeddings:
                     embedding = embeddings[i]
