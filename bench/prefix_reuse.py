@@ -4,11 +4,14 @@ Each column is its own ``LlamaCppBackend`` with empty caches in its own folder, 
 before timing: tell the first five photos (cold), then the six (the sixth appended). ``whole
 prompt only`` is the behaviour before prefix reuse (``prefix_reuse=False``: a saved state is
 used only for the identical prompt; photo embeddings are cached either way); ``prefix reuse``
-restores the five photos' state and reads only the sixth photo and the text after it. Each run
-stops at its first token. Printed: a Markdown table, and the memory the kept prompt states hold.
+restores the five photos' state and reads only the sixth photo and the text after it; ``after
+background preparation`` also lets ``LlamaCppBackend.prepare`` (what the GUI runs while the user
+arranges photos) read the sixth photo before Generate is pressed, so the run reads only the text
+after the photos. Each run writes one token (``max_tokens=1``). Printed: a Markdown table, the
+time the background preparation took, and the memory the kept prompt states hold.
 
 Usage: ``python bench/prefix_reuse.py [--model TEXT.gguf --mmproj MMPROJ.gguf] [--workdir DIR]
-[--size 1008x756] [--detail more] [--threads N]``. Without a model it writes bench/convert.py's
+[--size 1008x756] [--detail more] [--threads N] [--columns before,prefix,prepared]``. Without a model it writes bench/convert.py's
 334M synthetic checkpoint (random weights) and converts it to Q4_K_M + F16 mmproj once, in
 ``--workdir``. The 7B shape is far too slow for a shared 2-core machine; run it elsewhere with
 ``--model``.
@@ -31,6 +34,7 @@ from PIL import Image  # noqa: E402
 
 from desktop_app.engine.api import (  # noqa: E402
     Detail,
+    PhaseEvent,
     ResultEvent,
     RunResult,
     SamplingParams,
@@ -90,10 +94,18 @@ def synthetic_model(folder: Path) -> tuple[Path, Path]:
 def first_token(backend: LlamaCppBackend, request: StoryRequest) -> RunResult:
     """Run ``request`` until its first token; its result (stopped there)."""
     seen: list[TokenEvent] = []
+    started = time.perf_counter()
+    phases = []
     for event in backend.generate(request, should_stop=lambda: bool(seen)):
+        if isinstance(event, PhaseEvent):
+            phases.append(
+                f"{event.phase.name.lower()} {event.index or ''} {time.perf_counter() - started:.1f}"
+            )
         if isinstance(event, TokenEvent):
             seen.append(event)
+            phases.append(f"token {time.perf_counter() - started:.1f}")
         elif isinstance(event, ResultEvent):
+            print(f"  {len(request.photos)} photos: " + ", ".join(phases))
             return event.result
     raise RuntimeError("the run ended without a result")
 
@@ -108,6 +120,7 @@ def bench(
     folder: Path,
     *,
     prefix_reuse: bool,
+    prepare_first: bool = False,
 ) -> tuple[list[Row], int]:
     """The two runs of one column, and the bytes the kept prompt states hold in memory."""
     backend = LlamaCppBackend(
@@ -118,16 +131,24 @@ def bench(
         prompt_cache_dir=folder / "prompts",
         prefix_reuse=prefix_reuse,
     )
-    sampling = SamplingParams(temperature=0.0, max_tokens=512)
+    # One token: the time to it is the run's whole time (random weights write many tokens with
+    # no visible text, so waiting for the first visible one would time the writing too).
+    sampling = SamplingParams(temperature=0.0, max_tokens=1)
     rows = []
     try:
         backend.preload()
         for run, album in (("5 photos, cold", photos[:5]), ("6th appended", photos)):
+            request = StoryRequest(photos=tuple(album), detail=detail, sampling=sampling)
+            if prepare_first and len(album) == 6:
+                began = time.perf_counter()
+                for _event in backend.prepare(request, should_stop=lambda: False):
+                    pass
+                print(
+                    f"background preparation of the 6th photo: {time.perf_counter() - began:.1f} s"
+                )
             read = backend.prompt_tokens_read
             started = time.perf_counter()
-            result = first_token(
-                backend, StoryRequest(photos=tuple(album), detail=detail, sampling=sampling)
-            )
+            result = first_token(backend, request)
             timings = result.timings
             rows.append(
                 Row(
@@ -155,6 +176,11 @@ def main() -> int:
     parser.add_argument("--size", default="1008x756")
     parser.add_argument("--detail", choices=sorted(DETAILS), default="more")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--columns",
+        default="before,prefix,prepared",
+        help="which of before, prefix, prepared to run (comma-separated)",
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.model and args.mmproj:
@@ -166,7 +192,13 @@ def main() -> int:
         root = Path(scratch)
         photos = make_photos(root, 6, (width, height))
         rows, kept = [], {}
-        for column, reuse in (("whole prompt only (before)", False), ("prefix reuse", True)):
+        columns = {
+            "before": ("whole prompt only (before)", False, False),
+            "prefix": ("prefix reuse", True, False),
+            "prepared": ("after background preparation", True, True),
+        }
+        for name in args.columns.split(","):
+            column, reuse, prepare_first = columns[name]
             measured, kept[column] = bench(
                 column,
                 text,
@@ -174,8 +206,9 @@ def main() -> int:
                 photos,
                 DETAILS[args.detail],
                 args.threads,
-                root / column.split()[0],
+                root / name,
                 prefix_reuse=reuse,
+                prepare_first=prepare_first,
             )
             rows.extend(measured)
     print(f"model {text.name}, {args.size} photos at detail {args.detail}\n")
@@ -186,9 +219,10 @@ def main() -> int:
             f"| {row.column} | {row.run} | {row.first_token_s:.1f} s | {row.load_s:.1f} s | "
             f"{row.encode_s:.1f} s | {row.prompt_s:.1f} s | {row.cells} | {row.cells_read} |"
         )
-    before = rows[1].first_token_s
-    after = rows[3].first_token_s
-    print(f"\nappend: {after:.1f} s against {before:.1f} s ({after / before:.2f} x)")
+    appended = [row for row in rows if row.run == "6th appended"]
+    for row in appended[1:]:
+        ratio = row.first_token_s / appended[0].first_token_s
+        print(f"\nappend, {row.column}: {ratio:.2f} x {appended[0].column}")
     for column, nbytes in kept.items():
         print(f"prompt states kept in memory, {column}: {nbytes / 2**20:.1f} MiB")
     return 0
