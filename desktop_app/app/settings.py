@@ -45,6 +45,8 @@ class Settings:
     strict_format: bool = False
     # Several tokens per model evaluation (engine/speculation.py); off: strictly token by token.
     speculation: bool = True
+    # Encode an open album's photos and read its prompt before Generate (app/preparation.py).
+    prepare_in_background: bool = True
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied."""
@@ -72,6 +74,7 @@ def _coerce(name: str, value: Any) -> Any:
             "preset",
             "strict_format",
             "speculation",
+            "prepare_in_background",
         }:
             raise ValueError("may not be null")
         return None
@@ -87,7 +90,7 @@ def _coerce(name: str, value: Any) -> Any:
         return Detail(value)
     if name == "preset":
         return Preset(value)
-    if name in {"strict_format", "speculation"}:
+    if name in {"strict_format", "speculation", "prepare_in_background"}:
         if not isinstance(value, bool):
             raise TypeError("expected true/false")
         return value

@@ -144,25 +144,40 @@ class CachedParts:
 
     ``photos`` says, in album order, which photos' vision embeddings are cached (a photo past
     its end is not); ``prompt`` whether the KV state after the whole prompt is, in which case the
-    run encodes no photo and reads one prompt token. The default knows of nothing cached.
+    run encodes no photo and reads one prompt token; otherwise ``photos_read`` how many leading
+    photos are already read into a kept or live prompt state (the run neither encodes nor reads
+    them: appending a photo reads only the new one). The default knows of nothing cached.
     """
 
     photos: tuple[bool, ...] = ()
     prompt: bool = False
+    photos_read: int = 0
 
     def photo(self, index: int) -> bool:
         """Whether the photo at 0-based ``index`` needs no vision encoder (its own embedding
-        or the whole prompt is cached)."""
-        return self.prompt or (index < len(self.photos) and self.photos[index])
+        is cached, or it is already read)."""
+        return (
+            self.prompt
+            or index < self.photos_read
+            or (index < len(self.photos) and self.photos[index])
+        )
 
     def select(self, indices: Iterable[int]) -> CachedParts:
-        """The same for only the photos at 0-based ``indices``, in that order."""
-        return CachedParts(tuple(self.photo(index) for index in indices), self.prompt)
+        """The same for only the photos at 0-based ``indices``, in that order (the leading
+        photos already read stay so only while every one before them is selected)."""
+        chosen = list(indices)
+        read = 0
+        while read < len(chosen) and chosen[read] == read and read < self.photos_read:
+            read += 1
+        return CachedParts(tuple(self.photo(index) for index in chosen), self.prompt, read)
 
     def describe(self, photos: int) -> str:
-        """``photos and prompt cached``, ``2 of 5 photos cached``, or "" when nothing is."""
+        """``photos and prompt cached``, ``5 of 6 photos already read``, ``2 of 5 photos
+        cached``, or "" when nothing is."""
         if self.prompt:
             return "photos and prompt cached"
+        if self.photos_read:
+            return f"{min(self.photos_read, photos)} of {photos} photos already read"
         cached = sum(self.photo(index) for index in range(photos))
         if not cached:
             return ""
@@ -231,6 +246,8 @@ class Timings:
 
     ``prompt_reused``: the prompt's KV state was restored from an earlier identical run, so
     ``prompt_eval_s`` is the restore, not ``prompt_tokens`` tokens read.
+    ``prompt_cells_reused``: of the ``prompt_tokens`` cells, those of the leading chunks an
+    earlier run had read (restored or left live), not read again.
     """
 
     load_s: float = 0.0
@@ -241,6 +258,7 @@ class Timings:
     generated_tokens: int = 0
     prompt_tokens: int = 0
     prompt_reused: bool = False
+    prompt_cells_reused: int = 0
 
     @property
     def tokens_per_s(self) -> float:

@@ -35,7 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app import paths
-from desktop_app.engine import costs, device, grammar, photo_encoder, prompt_cache, speeds
+from desktop_app.engine import (
+    costs,
+    device,
+    grammar,
+    photo_encoder,
+    prompt_cache,
+    prompt_prefix,
+    speeds,
+)
 from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
@@ -69,7 +77,7 @@ from desktop_app.engine.llama_prompt import PromptReader
 from desktop_app.engine.llama_prompt_reading import read_prompt
 from desktop_app.engine.llama_writing import Writer
 from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
-from desktop_app.engine.speculation import SpeculationStats
+from desktop_app.engine.speculation import CostModel, SpeculationStats, repeatable_cost
 from desktop_app.errors import StorytellerError
 
 logger = logging.getLogger(__name__)
@@ -94,6 +102,7 @@ class LlamaCppBackend:
         use_mmap: bool | None = None,
         verbose: bool = False,
         speculation: bool = True,
+        prefix_reuse: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.mmproj_path = Path(mmproj_path)
@@ -130,6 +139,7 @@ class LlamaCppBackend:
             text_model_id=self.text_model_id,
             projector_id=self.projector_id,
             n_gpu_layers=self.n_gpu_layers,
+            prefix_reuse=prefix_reuse,
         )
 
     # -- identity -------------------------------------------------------------------------------
@@ -276,19 +286,17 @@ class LlamaCppBackend:
             request.instruction, len(request.photos), chat_template=self.text_info.chat_template
         )
 
-    def _cache_keys(
-        self, photos: Sequence[tuple[str, tuple[int, int]]], prompt_text: str, n_ctx: int
-    ) -> tuple[list[str], str]:
-        """The embedding cache key of each photo (content hash, prepared size) and the prompt
-        cache key of the whole prompt in a context of ``n_ctx``: what a run looks up."""
-        keys = [embedding_key(sha, size, self.projector_id) for sha, size in photos]
-        return keys, self._reader.key(n_ctx, prompt_text, keys)
+    def _photo_keys(self, photos: Sequence[tuple[str, tuple[int, int]]]) -> list[str]:
+        """The embedding cache key of each photo (content hash, prepared size): what a run looks
+        up, and how its prompt's chunks name the photos."""
+        return [embedding_key(sha, size, self.projector_id) for sha, size in photos]
 
     def cached(self, request: StoryRequest) -> CachedParts:
-        """Which of ``request``'s photo embeddings, and whether its prompt's KV state, a run
-        would find cached, without loading the model or running llama.cpp: the keys the run
-        computes, from the library's facts in ``request.known`` when given, else from the files.
-        Not while ``generate`` runs (the caches are not thread-safe).
+        """Which of ``request``'s photo embeddings a run would find cached, how many leading
+        photos it would not read again (a kept or live prompt state shares them), and whether
+        the whole prompt is kept, without loading the model or running llama.cpp: the keys the
+        run computes, from the library's facts in ``request.known`` when given, else from the
+        files. Not while ``generate`` runs (the caches are not thread-safe).
         """
         identities = []
         for index, path in enumerate(request.photos):
@@ -304,10 +312,12 @@ class LlamaCppBackend:
         except StorytellerError:
             return NOTHING_CACHED  # (the same)
         kept = self._kept(n_ctx)
-        if kept is not None:
-            n_ctx = kept.n_ctx  # the run keeps the larger context, and its key says so
-        keys, key = self._cache_keys(identities, prompt_text, n_ctx)
-        return CachedParts(tuple(self.cache.has(k) for k in keys), self.prompts.has(key))
+        keys = self._photo_keys(identities)
+        prefixes = self._reader.prefixes(prompt_text, keys)
+        shared = self._reader.reusable(kept, prefixes, kept.n_ctx if kept else n_ctx)
+        whole = shared == len(prefixes)
+        read = 0 if whole else prompt_prefix.photos_in(shared)
+        return CachedParts(tuple(self.cache.has(k) for k in keys), whole, photos_read=read)
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -350,14 +360,12 @@ class LlamaCppBackend:
         loaded = self._load(n_ctx)
         load_s = 0.0 if was_loaded else time.perf_counter() - load_started
 
-        identities = [(p.content_hash, p.prepared_size) for p in photos]
-        keys, key = self._cache_keys(identities, prompt_text, loaded.n_ctx)
+        keys = self._photo_keys([(p.content_hash, p.prepared_size) for p in photos])
         read = yield from read_prompt(
             loaded,
             prompt_text,
             photos,
             keys,
-            key,
             reader=self._reader,
             embeddings=self.cache,
             encoder=self._encoder,
@@ -375,10 +383,61 @@ class LlamaCppBackend:
             strict,
             should_stop,
             speculate=self._speculates(request.sampling),
+            draft_cost=self._draft_cost(request.sampling),
             started=started,
             timings=read.timings,
         )
         yield self._result(written.text, written.finish, infos, request.sampling, written.timings)
+
+    def prepare(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[PhaseEvent]:
+        """Get a run of ``request`` ready before Generate: load the model, encode the photos and
+        read the prompt up to the last photo, on one llama.cpp thread, yielding a phase event per
+        photo. ``should_stop`` ends it between batches (a photo in the vision encoder finishes
+        there, as for a stopped run). The next ``generate`` of the same photos, detail and
+        instruction reads only the text after them, in the batches a cold run uses."""
+        import llama_cpp
+
+        try:
+            photos: list[PreparedImage] = []
+            yield from prepare_photos(
+                request.photos, request.detail.token_budget, photos, request.known
+            )
+            prompt_text = self._prompt_text(request)
+            tokens = [p.tokens for p in photos]
+            n_ctx = self.plan_context(prompt_text, tokens, request.sampling.max_tokens)
+            if not photos or not self._encoder.settle(should_stop) or should_stop():
+                return
+            loaded = self._load(n_ctx)
+            keys = self._photo_keys([(p.content_hash, p.prepared_size) for p in photos])
+            # One thread: the user is arranging photos meanwhile (the encoder keeps its own).
+            llama_cpp.llama_set_n_threads(loaded.llm.ctx, 1, 1)
+            try:
+                yield from read_prompt(
+                    loaded,
+                    prompt_text,
+                    photos,
+                    keys,
+                    reader=self._reader,
+                    embeddings=self.cache,
+                    encoder=self._encoder,
+                    timings=Timings(),
+                    should_stop=should_stop,
+                    up_to_last_photo=True,
+                )
+            finally:
+                llama_cpp.llama_set_n_threads(loaded.llm.ctx, self.n_threads, self.n_threads)
+        finally:
+            self.cache.flush()
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model is loaded now (preparing then costs no new memory)."""
+        return self._loaded is not None
+
+    def release(self) -> None:
+        """Free the model and its contexts (an idle app gives its memory back); the caches
+        stay, so the next run restores its prompt instead of reading it."""
+        self._unload()
 
     def _encoded(self, key: str, embedding: np.ndarray) -> None:
         self.cache.put(key, embedding)
@@ -408,9 +467,16 @@ class LlamaCppBackend:
         """Whether this run drafts and batch-verifies tokens.
 
         Not for a sampled run with a fixed seed: batched logits round slightly differently from
-        single ones and the draft lengths follow measured timings, so its draws could differ
-        from the same seed's last run, and a fixed seed promises the same story again. A greedy
-        run promises no more than plain decoding does (its bytes can change at a near-tie, as
-        they do with the thread count), and a random seed promises nothing to repeat.
+        single ones, so its draws could differ from the same seed's run without speculation
+        (the default before this setting existed). A greedy run drafts, on a fixed schedule
+        (``_draft_cost``); a random seed promises nothing to repeat.
         """
         return self.speculation and (sampling.temperature <= 0 or sampling.seed is None)
+
+    def _draft_cost(self, sampling: SamplingParams) -> CostModel | None:
+        """The fixed cost drafts follow in a run that promises to repeat (temperature 0 or a
+        fixed seed): a schedule no timing changes, so the same request gives the same batches
+        and the same story. None: drafts follow measured timings (a random seed)."""
+        if sampling.temperature <= 0 or sampling.seed is not None:
+            return repeatable_cost(self.n_gpu_layers != 0)
+        return None

@@ -1,11 +1,13 @@
-"""How a run gets its prompt into the KV cache: the saved state of the same prompt, or a read.
+"""How a run gets its prompt into the KV cache: the longest prefix already read, then the rest.
 
 Steps 3-5 of the embedded backend's pipeline (see ``llama_backend``) as one run takes them, with
-their phase events and timings. The same prompt in the same kind of context as an earlier run
-(Generate again) comes back from the prompt cache: no photo encoded, one prompt token read.
-Otherwise mtmd tokenizes the prompt, each photo's embedding comes from the embedding cache or the
-vision encoder (``photo_encoder``), and the chunks are read into the KV cache, whose state is then
-saved for the next time. The llama.cpp calls themselves are in ``llama_prompt``.
+their phase events and timings. The prompt is a chain of chunks (``prompt_prefix``): the leading
+chunks it shares with the live context or a kept state come back without reading (Generate
+again: everything but the last token; a photo appended: all but that photo and the text after
+it). mtmd tokenizes the prompt, each photo after the shared prefix gets its embedding from the
+embedding cache or the vision encoder (``photo_encoder``), the chunks after the prefix are read
+into the KV cache, and the state of the whole prompt is kept for the next time. The llama.cpp
+calls themselves are in ``llama_prompt``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from desktop_app.engine.images import PreparedImage
 from desktop_app.engine.llama_model import Loaded
 from desktop_app.engine.llama_prompt import GenerationError, PromptReader, tokenize
 from desktop_app.engine.photo_encoder import PhotoEncoder
+from desktop_app.engine.prompt_prefix import photos_in
 
 
 @dataclass(frozen=True)
@@ -39,37 +42,67 @@ def read_prompt(
     prompt_text: str,
     photos: list[PreparedImage],
     photo_keys: list[str],
-    prompt_key: str,
     *,
     reader: PromptReader,
     embeddings: EmbeddingCache,
     encoder: PhotoEncoder,
     timings: Timings,
     should_stop: ShouldStop,
+    up_to_last_photo: bool = False,
 ) -> Generator[PhaseEvent, None, PromptRead]:
     """Put the prompt into ``loaded``'s KV cache, yielding a phase event per photo and one for
     the reading; ``timings`` (the run's so far) come back with this step's added.
 
-    ``photo_keys`` are the photos' embedding cache keys and ``prompt_key`` the prompt cache key
-    of the whole prompt in ``loaded``'s context.
+    ``photo_keys`` are the photos' embedding cache keys. ``timings.prompt_reused`` says that
+    the whole prompt came back (one token read); ``prompt_tokens`` counts every cell.
+    ``up_to_last_photo``: stop after the last photo (background preparation: the live context
+    then holds all but the text after it, which the run reads as a cold run does).
     """
     import llama_cpp
     from llama_cpp import mtmd_cpp
 
-    restored = _restored(reader, loaded, prompt_key, len(photos), timings)
-    if restored is not None:  # Generate again: no photo encoded, one prompt token read
-        yield PhaseEvent(Phase.READING_PROMPT)
-        return restored
-
+    prefixes = reader.prefixes(prompt_text, photo_keys)
+    end = len(prefixes) - 1 if up_to_last_photo else len(prefixes)
+    started = time.perf_counter()
+    shared, _ = reader.begin(loaded, prefixes)
+    if shared >= end and up_to_last_photo:
+        return PromptRead(timings)
+    if shared == len(prefixes) and reader.finish_whole(loaded):
+        yield PhaseEvent(Phase.READING_PROMPT)  # Generate again: one prompt token read
+        cells = reader.live_cells
+        return PromptRead(
+            dataclasses.replace(
+                timings,
+                encode_s=(0.0,) * len(photos),
+                prompt_eval_s=time.perf_counter() - started,
+                prompt_tokens=cells,
+                prompt_cells_reused=cells,
+                prompt_reused=True,
+            )
+        )
+    if shared == len(prefixes):  # llama.cpp failed on the restored state: read it all
+        shared, _ = reader.begin(loaded, prefixes)
+    reused_cells = reader.live_cells
+    restore_s = time.perf_counter() - started
     total = len(photos)
+    read_photos = photos_in(shared)  # the first ones, already in the KV cache
     n_embd = llama_cpp.llama_model_n_embd_inp(loaded.llm.model)
     cached = [
-        embeddings.get(k, (p.tokens, n_embd)) for k, p in zip(photo_keys, photos, strict=True)
+        None if index < read_photos else embeddings.get(k, (p.tokens, n_embd))
+        for index, (k, p) in enumerate(zip(photo_keys, photos, strict=True))
     ]
-    chunks = tokenize(loaded.mtmd_ctx, prompt_text, photos, photo_keys, cached)
+    needs_pixels = [
+        index >= read_photos and embedding is None for index, embedding in enumerate(cached)
+    ]
+    chunks = tokenize(loaded.mtmd_ctx, prompt_text, photos, photo_keys, needs_pixels)
     try:
+        if mtmd_cpp.mtmd_input_chunks_size(chunks) != len(prefixes):
+            raise GenerationError(
+                f"llama.cpp split the prompt into {mtmd_cpp.mtmd_input_chunks_size(chunks)} "
+                f"parts instead of {len(prefixes)}"
+            )
         encode_s: list[float] = []
-        ready: list[np.ndarray] = []
+        ready: dict[int, np.ndarray] = {}
         for index, (chunk, photo, key, embedding) in enumerate(
             zip(_image_chunks(chunks, total), photos, photo_keys, cached, strict=True), start=1
         ):
@@ -80,6 +113,9 @@ def read_prompt(
                     f"llama.cpp resized {photo.path.name} ({n_tokens} tokens instead of "
                     f"{photo.tokens}); boxes would not map back"
                 )
+            if index <= read_photos:
+                encode_s.append(0.0)
+                continue
             if embedding is None:
                 encode_started = time.perf_counter()
                 embedding = encoder.encode(loaded.mtmd_ctx, chunk, n_embd, photo, key, should_stop)
@@ -88,44 +124,28 @@ def read_prompt(
             else:
                 encode_s.append(0.0)
             if embedding is not None:
-                ready.append(embedding)
+                ready[2 * index - 1] = embedding  # chunks alternate text, photo, text, ...
             if embedding is None or should_stop():
                 return PromptRead(
                     dataclasses.replace(timings, encode_s=tuple(encode_s)), cancelled=True
                 )
 
         yield PhaseEvent(Phase.READING_PROMPT)
-        prompt_started = time.perf_counter()
-        cells = reader.read(loaded, chunks, ready, should_stop)
-        prompt_eval_s = time.perf_counter() - prompt_started
-        if cells is not None:
-            reader.save(loaded, prompt_key, cells)
+        read_started = time.perf_counter()
+        cells = reader.read(loaded, chunks, ready, prefixes, should_stop, end=end)
+        prompt_eval_s = restore_s + time.perf_counter() - read_started
+        if cells is not None and not up_to_last_photo:
+            reader.save(loaded)
     finally:
         mtmd_cpp.mtmd_input_chunks_free(chunks)
     read = dataclasses.replace(
-        timings, encode_s=tuple(encode_s), prompt_eval_s=prompt_eval_s, prompt_tokens=cells or 0
+        timings,
+        encode_s=tuple(encode_s),
+        prompt_eval_s=prompt_eval_s,
+        prompt_tokens=cells or 0,
+        prompt_cells_reused=reused_cells,
     )
     return PromptRead(read, cancelled=cells is None)
-
-
-def _restored(
-    reader: PromptReader, loaded: Loaded, prompt_key: str, n_photos: int, timings: Timings
-) -> PromptRead | None:
-    """The run's timings once the saved KV state of this prompt is restored, or None when
-    there is none (or llama.cpp refused it)."""
-    reused = reader.reuse(loaded, prompt_key)
-    if reused is None:
-        return None
-    saved, restore_s = reused
-    return PromptRead(
-        dataclasses.replace(
-            timings,
-            encode_s=(0.0,) * n_photos,
-            prompt_eval_s=restore_s,
-            prompt_tokens=saved.cells,
-            prompt_reused=True,
-        )
-    )
 
 
 def _image_chunks(chunks: int, total: int) -> list[int]:

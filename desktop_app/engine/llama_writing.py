@@ -30,6 +30,7 @@ from desktop_app.engine.llama_model import Loaded
 from desktop_app.engine.llama_prompt import GenerationError, text_tokens
 from desktop_app.engine.llama_sampling import IdTokens, Sampler, plain_tokens, token_bytes
 from desktop_app.engine.speculation import (
+    CostModel,
     SpeculationStats,
     SpeculativeDecoder,
     llguidance_tokenizer,
@@ -70,11 +71,13 @@ class Writer:
         should_stop: ShouldStop,
         *,
         speculate: bool,
+        draft_cost: CostModel | None = None,
         started: float,
         timings: Timings,
     ) -> Generator[Event, None, Written]:
         """Yield the WRITING phase and token events until the model ends, ``max_tokens`` or
-        ``should_stop``; ``speculate``: draft and batch-verify tokens. ``started`` is when the
+        ``should_stop``; ``speculate``: draft and batch-verify tokens, by ``draft_cost`` when
+        given (a repeatable run: no measured timing decides a draft). ``started`` is when the
         run began (for the first token's time), ``timings`` are the run's so far."""
         import llama_cpp
 
@@ -82,7 +85,9 @@ class Writer:
         llm = loaded.llm
         speculative = None
         if speculate:
-            speculative = self._speculative(loaded, strict, text_tokens(llm, prompt_text))
+            speculative = self._speculative(
+                loaded, strict, text_tokens(llm, prompt_text), draft_cost
+            )
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         think_grammar = strict.think_grammar() if strict else None
         sampler = Sampler(vocab, sampling, think_grammar)
@@ -163,7 +168,10 @@ class Writer:
 
     @staticmethod
     def _speculative(
-        loaded: Loaded, strict: grammar.StrictFormat | None, context: list[int]
+        loaded: Loaded,
+        strict: grammar.StrictFormat | None,
+        context: list[int],
+        cost: CostModel | None,
     ) -> SpeculativeDecoder:
         """A speculative decoder to write after the prompt now in the KV cache."""
         import llama_cpp
@@ -178,5 +186,6 @@ class Writer:
             llm.n_tokens,
             context_tokens=context,
             tokenizer=loaded.forced_tokenizer if strict is not None else None,
+            cost=cost,
             timer=loaded.decode_timer,
         )

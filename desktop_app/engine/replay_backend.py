@@ -12,10 +12,10 @@ runs both on the same requests and compares their events):
   writing ends with a cancelled result and no text), while a photo is in the vision encoder,
   while it reads the prompt, and between tokens;
 - what it has "encoded" is cached as llama.cpp caches it: a photo's embedding by its content and
-  the size its detail prepares it to, the prompt's state by the prompt text, those photos and
-  the context size (kept when a larger context is loaded). ``cached`` answers from that, and a
-  second identical run encodes no photo and reads no prompt (``Timings.prompt_reused``), like
-  Generate again on the real backend. A photo still in the encoder when its run stopped is filed
+  the size its detail prepares it to, the prompt's state by its chunks (text, photo, text, ...:
+  ``prompt_prefix``). ``cached`` answers from that, a second identical run encodes no photo and
+  reads no prompt (``Timings.prompt_reused``), like Generate again on the real backend, and a
+  run that shares leading photos with an earlier one encodes none of them. A photo still in the encoder when its run stopped is filed
   by the next run, which waits for it (and may itself be stopped meanwhile) while the model loads.
 
 What it does not model: the context and memory checks (``plan_context``), and the prepared size
@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from desktop_app.engine import costs
 from desktop_app.engine.api import (
     NOTHING_CACHED,
     CachedParts,
@@ -58,17 +57,14 @@ from desktop_app.engine.images import (
     prepare_photos,
     tokens_for_size,
 )
-from desktop_app.engine.llama_backend import MIN_CONTEXT
 from desktop_app.engine.photo_encoder import POLL_S
-from desktop_app.engine.prompt import MEDIA_MARKER, build_prompt
-from desktop_app.engine.prompt_cache import prompt_key
+from desktop_app.engine.prompt import build_prompt
+from desktop_app.engine.prompt_prefix import chunk_prefixes, photos_in
 
 # Roughly token-sized pieces: a word with its leading space, or a run of punctuation/markup.
 _PIECE = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
 # The identity its "model" and "projector" have in its cache keys.
 _MODEL_ID = "scripted"
-# The model it stands in for holds this many tokens (what sizes the context of a small run).
-_CONTEXT_LENGTH = costs.QWEN25VL_7B.context_length
 
 
 def split_into_tokens(text: str) -> list[str]:
@@ -130,8 +126,7 @@ class ReplayBackend:
         self.requests: list[StoryRequest] = []  # what it was asked, in order (for tests)
         self.photos_encoded = 0  # photos that went through its "vision encoder" (not cached)
         self._embeddings: set[str] = set()  # embedding keys it has "encoded"
-        self._prompts: set[str] = set()  # prompt keys whose "KV state" it has kept
-        self._n_ctx = 0  # the context of the "loaded model" (0: none loaded)
+        self._prompts: set[str] = set()  # chunk digests of the prompts whose "KV state" it kept
         self._in_encoder: str | None = None  # a stopped run's photo, still being encoded
 
     @property
@@ -140,34 +135,23 @@ class ReplayBackend:
 
     # -- what a run would find cached -----------------------------------------------------------
 
-    def _context(self, request: StoryRequest, image_tokens: Sequence[int]) -> int:
-        """The context a run of ``request`` loads, as llama.cpp's backend sizes it: the cells it
-        needs, rounded, at least ``MIN_CONTEXT``, and a larger loaded one is kept."""
-        text = build_prompt(request.instruction, len(request.photos))
-        text_bytes = len(text.replace(MEDIA_MARKER, "").encode("utf-8"))
-        needed = costs.context_tokens(text_bytes, image_tokens, request.sampling.max_tokens)
-        n_ctx = max(costs.round_context(needed), min(MIN_CONTEXT, _CONTEXT_LENGTH))
-        return max(n_ctx, self._n_ctx)
-
     def _keys(
         self, request: StoryRequest, identities: Sequence[tuple[str, tuple[int, int]]]
-    ) -> tuple[list[str], str]:
-        """Each photo's embedding key (content hash, prepared size) and the prompt's key."""
+    ) -> tuple[list[str], list[str]]:
+        """Each photo's embedding key (content hash, prepared size) and the prompt's chunk
+        digests (the last one names the whole prompt), as llama.cpp's backend computes them."""
         keys = [embedding_key(sha, size, _MODEL_ID) for sha, size in identities]
-        n_ctx = self._context(request, [tokens_for_size(size) for _, size in identities])
-        key = prompt_key(
-            text_model_id=_MODEL_ID,
-            projector_id=_MODEL_ID,
-            prompt_text=build_prompt(request.instruction, len(request.photos)),
-            photo_keys=keys,
-            context_settings=f"n_ctx={n_ctx}",
-        )
-        return keys, key
+        text = build_prompt(request.instruction, len(request.photos))
+        return keys, chunk_prefixes(_MODEL_ID, text, keys)
+
+    def _shared(self, prefixes: Sequence[str]) -> int:
+        """Leading chunks of this prompt an earlier run read (all kept: nothing is evicted)."""
+        return next((n for n in range(len(prefixes), 0, -1) if prefixes[n - 1] in self._prompts), 0)
 
     def cached(self, request: StoryRequest) -> CachedParts:
-        """Which of ``request``'s photos, and whether its prompt, an earlier run left cached
-        (what llama.cpp's backend answers: see the module docstring); nothing when a photo
-        cannot be read. Not while ``generate`` runs."""
+        """Which of ``request``'s photos, how many leading photos already read, and whether its
+        prompt, an earlier run left cached (what llama.cpp's backend answers: see the module
+        docstring); nothing when a photo cannot be read. Not while ``generate`` runs."""
         identities = []
         for index, path in enumerate(request.photos):
             known = request.known[index] if index < len(request.known) else None
@@ -175,8 +159,11 @@ class ReplayBackend:
                 identities.append(photo_identity(path, request.detail.token_budget, known))
             except PhotoError:
                 return NOTHING_CACHED  # the run refuses the album before it looks anything up
-        keys, key = self._keys(request, identities)
-        return CachedParts(tuple(k in self._embeddings for k in keys), key in self._prompts)
+        keys, prefixes = self._keys(request, identities)
+        shared = self._shared(prefixes)
+        whole = shared == len(prefixes)
+        read = 0 if whole else photos_in(shared)
+        return CachedParts(tuple(k in self._embeddings for k in keys), whole, photos_read=read)
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -228,17 +215,19 @@ class ReplayBackend:
         if not self._settle(should_stop):
             yield cancelled(Timings())
             return
-        keys, key = self._keys(request, [(p.content_hash, p.prepared_size) for p in photos])
-        self._n_ctx = self._context(request, [p.tokens for p in photos])
-
-        if key in self._prompts:  # Generate again: no photo encoded, one prompt token read
+        keys, prefixes = self._keys(request, [(p.content_hash, p.prepared_size) for p in photos])
+        shared = self._shared(prefixes)
+        if shared == len(prefixes):  # Generate again: no photo encoded, one prompt token read
             yield PhaseEvent(Phase.READING_PROMPT)
             yield PhaseEvent(Phase.WRITING)
             timings = Timings(encode_s=(0.0,) * total, prompt_reused=True)
             yield from self._write(request, should_stop, started, infos, timings)
             return
 
-        was_cached = [k in self._embeddings for k in keys]  # looked up once, before encoding
+        # Looked up once, before encoding; the photos of the prefix already read need nothing.
+        was_cached = [
+            index < photos_in(shared) or k in self._embeddings for index, k in enumerate(keys)
+        ]
         encode_s: list[float] = []
         for index, (photo_key, cached) in enumerate(zip(keys, was_cached, strict=True), start=1):
             yield PhaseEvent(Phase.ENCODING_PHOTO, index, total)
@@ -255,7 +244,7 @@ class ReplayBackend:
         if should_stop():  # llama.cpp's prompt reading is aborted, and its state not kept
             yield cancelled(Timings(encode_s=tuple(encode_s)))
             return
-        self._prompts.add(key)
+        self._prompts.update(prefixes)
         yield PhaseEvent(Phase.WRITING)
         yield from self._write(
             request, should_stop, started, infos, Timings(encode_s=tuple(encode_s))

@@ -58,6 +58,12 @@ NGRAM_SIZES = (8, 5, 3, 2, 1)
 # ~0.01 on a GPU, 0.6-1.1 on the 2 shared cores bench/decode_speed.py ran on. Until measured,
 # this prior: optimistic enough that drafting is tried, so that it gets measured.
 PRIOR_EXTRA_TOKEN_COST = 0.25
+# A run that promises to repeat (temperature 0, or a fixed seed) drafts by a fixed cost instead
+# of measured timings: the same tokens then give the same drafts, so the same batches and the
+# same story (``repeatable_cost``). Batches cost about this much per extra token on the bench's
+# shared CPU cores (bench/decode_speed.py: 0.6-1.1) and next to nothing on a GPU.
+REPEATABLE_EXTRA_TOKEN_COST_CPU = 0.8
+REPEATABLE_EXTRA_TOKEN_COST_GPU = 0.02
 # A drafter switched off (by cost or acceptance) still drafts one token this often, so a change
 # of load or of text brings it back.
 PROBE_EVERY = 64
@@ -91,6 +97,12 @@ class CostModel:
                 return last_cost + (cost - last_cost) * (n_tokens - last_n) / (n - last_n)
             last_n, last_cost = n, cost
         return last_cost + self.extra_token_cost * (n_tokens - last_n)
+
+
+def repeatable_cost(gpu: bool) -> CostModel:
+    """The fixed cost model of a run that must draft the same way every time it is repeated."""
+    extra = REPEATABLE_EXTRA_TOKEN_COST_GPU if gpu else REPEATABLE_EXTRA_TOKEN_COST_CPU
+    return CostModel(extra_token_cost=extra)
 
 
 def best_draft_length(acceptance: float, cost: CostModel, limit: int) -> int:

@@ -121,10 +121,14 @@ def estimate(
     cached: CachedParts = NOTHING_CACHED,
 ) -> RunTime:
     """How long a run of these photos should take, given what it will find ``cached`` (by
-    default nothing: a cold run). A cached photo costs no encoding; a cached prompt costs no
+    default nothing: a cold run). A cached photo costs no encoding, a photo already read neither
+    encoding nor prefill (nor does the text before it); a cached prompt costs no
     encoding and no prefill: its one token read again for the logits is what a cold run's last
     prompt token does, the first step of writing, which the decode time already counts."""
     cells = text_tokens + sum(t + TOKENS_AROUND_IMAGE for t in image_tokens)
+    if cached.photos_read:  # the text before the photos and the first photos are not read again
+        read = image_tokens[: cached.photos_read]
+        cells -= text_tokens + sum(t + TOKENS_AROUND_IMAGE for t in read)
     new_tokens = expected_new_tokens(speeds, len(image_tokens), max_tokens)
     return RunTime(
         encode_s=sum(encode_seconds(speeds, image_tokens, cached)),
@@ -161,8 +165,9 @@ def updated(speeds: Speeds, result: RunResult) -> Speeds:
     if encoded:
         per_token = sum(s for s, _ in encoded) / max(1, sum(t for _, t in encoded))
         changes["encode_s_per_token"] = _blend(speeds.encode_s_per_token, per_token, first)
-    if not timings.prompt_reused and timings.prompt_eval_s > 0 and timings.prompt_tokens >= 16:
-        rate = timings.prompt_tokens / timings.prompt_eval_s
+    read = timings.prompt_tokens - timings.prompt_cells_reused
+    if not timings.prompt_reused and timings.prompt_eval_s > 0 and read >= 16:
+        rate = read / timings.prompt_eval_s
         changes["prefill_tokens_per_s"] = _blend(speeds.prefill_tokens_per_s, rate, first)
     if timings.generated_tokens >= 8 and timings.generation_s > 0:
         changes["decode_tokens_per_s"] = _blend(

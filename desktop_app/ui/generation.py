@@ -9,6 +9,7 @@ the story tabs, the versions and the status bar follow those signals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -18,11 +19,12 @@ from desktop_app.app.telling import (
     RunDiscarded,
     RunEnded,
     RunStarted,
+    TellEvent,
     low_space_before_run,
     photos_to_tell,
     tell,
 )
-from desktop_app.engine.api import NOTHING_CACHED, PhaseEvent, TokenEvent
+from desktop_app.engine.api import NOTHING_CACHED, PhaseEvent, ShouldStop, TokenEvent
 from desktop_app.engine.images import prepared_size_for
 from desktop_app.errors import StorytellerError
 from desktop_app.library.errors import PhotoMissingError
@@ -96,13 +98,15 @@ class GenerationController(QObject):
         # The worker builds the backend (if none yet) from the settings of this moment, in its
         # own thread: loading a model can take a while.
         library, engine, settings = session.library, session.engine, session.settings
-        handle = session.workers.start(
-            TellWorker(
-                lambda should_stop: tell(
-                    library, album_id, engine.get(settings), options, should_stop=should_stop
-                )
-            )
-        )
+
+        def events(should_stop: ShouldStop) -> Iterator[TellEvent]:
+            # After a background preparation, which run_requested cancels: it ends within one
+            # llama.cpp batch, so this wait is short and not itself stoppable.
+            with engine.using(settings, lambda: False) as backend:
+                assert backend is not None
+                yield from tell(library, album_id, backend, options, should_stop=should_stop)
+
+        handle = session.workers.start(TellWorker(events))
         handle.item.connect(self._on_started)
         handle.phase.connect(self._on_phase)
         handle.token.connect(self._on_token)

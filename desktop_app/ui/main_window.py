@@ -39,6 +39,7 @@ from desktop_app.ui.item_models import AlbumListModel, PhotoListModel, RunListMo
 from desktop_app.ui.keyboard import FOCUS_RING_STYLE, ShortcutSheet, cycle_focus
 from desktop_app.ui.missing_photos import offer_missing_photos
 from desktop_app.ui.photo_window import open_full_size
+from desktop_app.ui.preparation import PreparationController
 from desktop_app.ui.presentation import PresentationController
 from desktop_app.ui.session import BackendFactory, Confirm, EndedRun, OpenVersion, Session
 from desktop_app.ui.sidebar import Sidebar
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self._close_when_idle = False
         self._ending = False  # end_session: closing without a question
         self.generation = GenerationController(self.session)
+        self.preparation = PreparationController(self.session)
         self.imports = ImportController(self.session)
         self.versions = VersionsController(self.session)
         self.presenting = PresentationController(self.session)

@@ -12,9 +12,10 @@ The open version is either a stored run (``OpenVersion``) or the run being writt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from desktop_app.engine.api import (
     Detail,
     PhaseEvent,
     Preset,
+    ShouldStop,
     StoryBackend,
     TokenEvent,
 )
@@ -164,6 +166,7 @@ class EngineSlot:
         self._backend: StoryBackend | None = None
         self._stale = False  # the settings changed while a run used the backend
         self._lock = threading.Lock()
+        self._in_use = threading.Lock()  # held by the job using the backend (``using``)
 
     def get(self, settings: Settings) -> StoryBackend:
         """The backend, created from ``settings`` if none exists (call it in a worker)."""
@@ -180,10 +183,36 @@ class EngineSlot:
         """The backend if one was created."""
         return self._backend
 
+    @contextlib.contextmanager
+    def using(self, settings: Settings, should_stop: ShouldStop) -> Iterator[StoryBackend | None]:
+        """The backend (created from ``settings`` if none exists) for one job at a time: a
+        backend is not thread-safe. Waits while another job uses it (a preparation cancelled by
+        Generate ends within one batch), unless ``should_stop`` turns true first (then None)."""
+        while not self._in_use.acquire(timeout=0.05):
+            if should_stop():
+                yield None
+                return
+        try:
+            yield self.get(settings)
+        finally:
+            self._in_use.release()
+
+    @contextlib.contextmanager
+    def using_now(self) -> Iterator[StoryBackend | None]:
+        """The existing backend if no job uses it now, else None (asked from the GUI thread,
+        which never waits for a job)."""
+        if not self._in_use.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield self._backend
+        finally:
+            self._in_use.release()
+
     def replace(self, *, busy: bool = False) -> None:
         """Make the next run's backend afresh (the settings changed); the backend is closed now,
         unless a run uses it (``busy``): then it is closed when the next run starts."""
-        if busy:
+        if busy or self._in_use.locked():  # a run or a preparation uses it now
             self._stale = True
         else:
             self.close()
@@ -356,13 +385,13 @@ class Session(QObject):
         """What the next run over ``photos`` would find cached, as the backend says. Nothing
         before the backend exists, and nothing while a run is in progress: the backend's caches
         belong to its worker then (they are not thread-safe)."""
-        backend = self.engine.existing()
-        if backend is None or self.live is not None:
+        if self.live is not None:
             return NOTHING_CACHED
         request = self.tell_options().request(
             [photo.path for photo in photos], [known_photo(photo) for photo in photos]
         )
-        return cached_parts(backend, request)
+        with self.engine.using_now() as backend:  # not while a preparation uses it
+            return NOTHING_CACHED if backend is None else cached_parts(backend, request)
 
     def remember_choices(self) -> None:
         """Keep the toolbar's preset, detail and seed as the defaults of the next session."""

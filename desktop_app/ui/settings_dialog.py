@@ -187,6 +187,13 @@ class SettingsDialog(QDialog):
             "the story is the same either way"
         )
         self.speculation_check.setChecked(s.speculation)
+        self.prepare_check = QCheckBox("Prepare photos in the background")
+        self.prepare_check.setToolTip(
+            "While an album is open, its photos are read into the model before you press "
+            "Generate, so the story starts almost at once (not on battery, and only when the "
+            "model fits in free memory with room to spare)"
+        )
+        self.prepare_check.setChecked(s.prepare_in_background)
         seed_row = QWidget()
         seed_layout = QHBoxLayout(seed_row)
         seed_layout.setContentsMargins(0, 0, 0, 0)
@@ -198,6 +205,7 @@ class SettingsDialog(QDialog):
         form.addRow("Seed:", seed_row)
         form.addRow("", self.strict_check)
         form.addRow("", self.speculation_check)
+        form.addRow("", self.prepare_check)
         return box
 
     def _build_library_box(self, s: Settings) -> QGroupBox:
@@ -276,6 +284,7 @@ class SettingsDialog(QDialog):
             seed=None if self.seed_random.isChecked() else self.seed_spin.value(),
             strict_format=self.strict_check.isChecked(),
             speculation=self.speculation_check.isChecked(),
+            prepare_in_background=self.prepare_check.isChecked(),
         )
 
     def save(self) -> bool:

@@ -19,7 +19,7 @@ import pytest
 
 from desktop_app.app.settings import Settings, save_settings
 from desktop_app.cli import options as cli_options
-from desktop_app.engine import grammar
+from desktop_app.engine import grammar, speculation
 from desktop_app.engine.api import ResultEvent, RunResult, SamplingParams, StoryRequest
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.engine.speculation import (
@@ -176,8 +176,9 @@ def _run(backend: LlamaCppBackend, request: StoryRequest, speculation: bool) -> 
 def test_a_greedy_run_is_byte_identical_with_and_without_speculation(
     backend: LlamaCppBackend, tiny_image: Path, strict: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As on a machine where batches are cheap, so that drafts are made whatever the load here.
-    monkeypatch.setattr(DecodeTimer, "cost", property(lambda _self: CostModel(0.01)))
+    # As on a machine where batches are cheap, so that drafts are made whatever the load here
+    # (a greedy run drafts by a fixed cost, not by the measured one: it promises to repeat).
+    monkeypatch.setattr(speculation, "REPEATABLE_EXTRA_TOKEN_COST_CPU", 0.01)
     request = StoryRequest(
         photos=(tiny_image, tiny_image),
         sampling=SamplingParams(temperature=0.0, max_tokens=2500 if strict else 400, seed=3),

@@ -22,6 +22,7 @@ PARTS = {
     "story_tabs.py": "StoryTabs",
     "imports.py": "ImportController",
     "generation.py": "GenerationController",
+    "preparation.py": "PreparationController",
     "versions.py": "VersionsController",
     "presentation.py": "PresentationController",
 }

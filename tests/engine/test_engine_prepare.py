@@ -1,0 +1,141 @@
+"""Photos prepared before Generate: the engine encodes them and reads the prompt up to the last one.
+
+On the tiny model through real llama.cpp: after ``prepare`` a run encodes no photo and reads only
+the text after the photos, from the same logits a cold run by a fresh backend draws from (the
+one-thread preparation included); a preparation stopped between batches leaves what it read
+for the run, which reads the rest; a preparation for another detail is of no use and is not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from engine_helpers import backend_in
+from PIL import Image
+
+from desktop_app.engine import llama_sampling
+from desktop_app.engine.api import Detail, ResultEvent, RunResult, SamplingParams, StoryRequest
+from desktop_app.engine.llama_backend import LlamaCppBackend
+
+if TYPE_CHECKING:
+    from conftest import TinyModel
+
+pytestmark = pytest.mark.slow
+
+SAMPLING = SamplingParams(temperature=0.0, max_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def album(tmp_path_factory: pytest.TempPathFactory, tiny_image: Path) -> list[Path]:
+    folder = tmp_path_factory.mktemp("prepared")
+    Image.linear_gradient("L").resize((112, 168)).convert("RGB").save(folder / "b.png")
+    Image.linear_gradient("L").resize((640, 480)).convert("RGB").save(folder / "c.png")
+    return [tiny_image, folder / "b.png", folder / "c.png"]
+
+
+@pytest.fixture
+def backend(tiny_model: TinyModel, tmp_path: Path) -> Iterator[LlamaCppBackend]:
+    engine = backend_in(tiny_model, tmp_path)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def first_logits(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    import llama_cpp
+
+    seen: list[np.ndarray] = []
+    real_sample = llama_sampling.Sampler.sample
+
+    def sample(self: llama_sampling.Sampler, ctx: int, index: int = -1) -> int:
+        if not getattr(self, "_first_seen", False):
+            self._first_seen = True
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+            pointer = llama_cpp.llama_get_logits_ith(ctx, index)
+            seen.append(np.ctypeslib.as_array(pointer, shape=(n_vocab,)).copy())
+        return real_sample(self, ctx, index)
+
+    monkeypatch.setattr(llama_sampling.Sampler, "sample", sample)
+    return seen
+
+
+def run(backend: LlamaCppBackend, request: StoryRequest) -> RunResult:
+    (result,) = [
+        e.result
+        for e in backend.generate(request, should_stop=lambda: False)
+        if isinstance(e, ResultEvent)
+    ]
+    return result
+
+
+def test_a_prepared_album_reads_only_the_text_after_its_photos(
+    backend: LlamaCppBackend,
+    tiny_model: TinyModel,
+    album: list[Path],
+    tmp_path: Path,
+    first_logits: list[np.ndarray],
+) -> None:
+    request = StoryRequest(photos=tuple(album), detail=Detail.LOW, sampling=SAMPLING)
+    list(backend.prepare(request, should_stop=lambda: False))
+    assert backend.photos_encoded == 3
+    prepared_read = backend.prompt_tokens_read
+    result = run(backend, request)
+    assert backend.photos_encoded == 3  # none again
+    tail = result.timings.prompt_tokens - result.timings.prompt_cells_reused
+    assert 0 < tail < 16  # the text after the photos: "<|vision_end|><|im_end|>..."
+    assert backend.prompt_tokens_read - prepared_read == tail
+    assert prepared_read + tail == result.timings.prompt_tokens
+    cold = backend_in(tiny_model, tmp_path / "cold")
+    try:
+        reference = run(cold, request)
+    finally:
+        cold.close()
+    assert np.array_equal(first_logits[0], first_logits[1])  # bit-identical to a cold run
+    assert result.raw_output == reference.raw_output
+
+
+def test_a_preparation_stopped_between_batches_leaves_what_it_read_for_the_run(
+    backend: LlamaCppBackend, album: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llama_cpp import mtmd_cpp
+
+    request = StoryRequest(photos=tuple(album), detail=Detail.LOW, sampling=SAMPLING)
+    decoded: list[int] = []
+    real_decode = mtmd_cpp.mtmd_helper_decode_image_chunk
+
+    def decode_image(*args: object) -> int:
+        result = real_decode(*args)
+        decoded.append(result)
+        return result
+
+    monkeypatch.setattr(mtmd_cpp, "mtmd_helper_decode_image_chunk", decode_image)
+    # Generate is pressed once the first photo is in the KV cache.
+    list(backend.prepare(request, should_stop=lambda: len(decoded) >= 1))
+    assert decoded == [0]  # stopped in the batch after photo 1: nothing decoded after it
+    read = backend.prompt_tokens_read
+    result = run(backend, request)
+    assert len(decoded) == 3  # the run decodes only photos 2 and 3
+    reused = result.timings.prompt_cells_reused
+    assert reused == read  # the text before the photos and photo 1
+    assert backend.prompt_tokens_read - read == result.timings.prompt_tokens - reused
+
+
+def test_a_preparation_for_another_detail_is_not_used(
+    backend: LlamaCppBackend, album: list[Path]
+) -> None:
+    from desktop_app.engine.images import prepare_image
+
+    request = StoryRequest(photos=(album[2],), detail=Detail.LOW, sampling=SAMPLING)
+    list(backend.prepare(request, should_stop=lambda: False))
+    prepared = backend.prompt_tokens_read  # the text before the photo, and the photo
+    more = StoryRequest(photos=(album[2],), detail=Detail.NORMAL, sampling=SAMPLING)
+    encoded = backend.photos_encoded
+    result = run(backend, more)
+    assert backend.photos_encoded == encoded + 1  # prepared smaller: encoded again
+    # Only the text before the photo is shared with what was prepared.
+    low = prepare_image(album[2], Detail.LOW.token_budget).tokens
+    assert result.timings.prompt_cells_reused == prepared - low > 0
