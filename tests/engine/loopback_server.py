@@ -27,11 +27,15 @@ class LoopbackServer:
         model: str = "stub-model",
         props: dict[str, Any] | None = None,
         replies: Sequence[Reply] = (("Hello", " world"),),
+        delay_s: float = 0.0,
     ) -> None:
         self.owned_by = owned_by
         self.model = model
         self.props = props
         self.replies = list(replies)
+        self.delay_s = delay_s  # before a streamed reply's first chunk
+        self.active = 0
+        self.most_active = 0  # the most requests answered at once
         self.bodies: list[dict[str, Any]] = []
         self.released = threading.Event()
         self.request_times: list[float] = []
@@ -101,6 +105,17 @@ class LoopbackServer:
                     # Reading a long prompt: not a byte until released (or the test ends).
                     server.released.wait(60)
                     return
+                with server._lock:
+                    server.active += 1
+                    server.most_active = max(server.most_active, server.active)
+                try:
+                    time.sleep(server.delay_s)
+                    self._stream(reply)
+                finally:
+                    with server._lock:
+                        server.active -= 1
+
+            def _stream(self, reply: Sequence[str]) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")

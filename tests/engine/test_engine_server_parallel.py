@@ -1,0 +1,138 @@
+"""Many stories at once on a server: ``storyteller eval --generate --parallel N`` and
+``storyteller album tell --all --parallel N``, against a scripted loopback server (concurrency,
+retries, one failure, Ctrl-C) and against llama.cpp's ``llama-server -np 4`` with the tiny model
+(concurrency seen in its ``/slots``, and each story the same as told alone or split at a
+near-tie)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopback_server import LoopbackServer
+from PIL import Image
+
+from desktop_app.cli import main as cli_main
+
+pytest.importorskip("nltk", reason="the eval extra is not installed")
+
+pytestmark = pytest.mark.slow
+
+STORY = "Frame 1: Maya sets the paper boat down on the puddle."
+
+
+def reference_folder(folder: Path, count: int, frames: int = 1) -> Path:
+    """``count`` reference stories ``s1``..., each with ``frames`` small frames beside it."""
+    folder.mkdir()
+    for number in range(1, count + 1):
+        (folder / f"s{number}.txt").write_text(STORY)
+        (folder / f"s{number}").mkdir()
+        for frame in range(1, frames + 1):
+            colour = (40 * number % 256, 30 * frame % 256, 120)
+            Image.new("RGB", (56, 56), colour).save(folder / f"s{number}" / f"{frame}.png")
+    return folder
+
+
+def eval_generate(server: str, run: Path, reference: Path, *extra: str) -> int:
+    return cli_main(
+        [
+            "eval",
+            str(run),
+            "--reference",
+            str(reference),
+            "--generate",
+            "--server",
+            server,
+            "--max-tokens",
+            "16",
+            *extra,
+        ]
+    )
+
+
+def test_eval_keeps_n_stories_in_flight_and_prints_the_throughput(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = reference_folder(tmp_path / "ref", 6)
+    with LoopbackServer(owned_by="llamacpp", replies=[("Once", " upon")], delay_s=0.4) as stub:
+        assert eval_generate(stub.url, tmp_path / "run", reference, "--parallel", "3") == 0
+    err = capsys.readouterr().err
+    assert 2 <= stub.most_active <= 3  # more than one at once, never more than asked
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.txt")) == [
+        f"s{n}.txt" for n in range(1, 7)
+    ]
+    assert all((tmp_path / "run" / f"s{n}.txt").read_text() == "Once upon" for n in range(1, 7))
+    assert "6 stories in" in err and "stories/h" in err and "3 streams summed" in err
+
+
+def test_a_busy_server_is_asked_again_and_one_failure_fails_one_story(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = reference_folder(tmp_path / "ref", 3)
+    # The first request meets a full server (429), then a loading one (503): asked again; one
+    # story is refused outright (400) and fails alone.
+    replies: list[Any] = [429, 503, ("Told",), 400, ("Told",)]
+    with LoopbackServer(owned_by="llamacpp", replies=replies) as stub:
+        code = eval_generate(stub.url, tmp_path / "run", reference, "--parallel", "2")
+    err = capsys.readouterr().err
+    assert code == 1 and len(stub.bodies) == 5
+    assert err.count("failed: the server at") == 1 and "rejected the request (400)" in err
+    told = sorted(p.name for p in (tmp_path / "run").glob("*.txt"))
+    assert len(told) == 2 and all((tmp_path / "run" / n).read_text() == "Told" for n in told)
+
+
+def test_ctrl_c_stops_every_story_in_flight_and_writes_none_of_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = reference_folder(tmp_path / "ref", 4)
+    with LoopbackServer(owned_by="llamacpp", replies=[("Told",)], delay_s=30) as stub:
+        # Ctrl-C once every slot is busy with a story that takes 30 s to start.
+        def interrupt_when_busy() -> None:
+            while stub.active < 2:
+                threading.Event().wait(0.05)
+            signal.raise_signal(signal.SIGINT)
+
+        threading.Thread(target=interrupt_when_busy, daemon=True).start()
+        code = eval_generate(stub.url, tmp_path / "run", reference, "--parallel", "2")
+        stub.released.set()
+    err = capsys.readouterr().err
+    assert code == 130 and "stopped; 0 stories told this time" in err, err
+    assert list((tmp_path / "run").iterdir()) == []  # nothing in flight was written
+    assert len(stub.bodies) == 2
+
+
+def test_the_embedded_engine_tells_one_at_a_time_and_says_so(
+    tiny_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = reference_folder(tmp_path / "ref", 2)
+    model = ["--model", str(tiny_model.text_gguf), "--mmproj", str(tiny_model.mmproj_gguf)]
+    code = cli_main(
+        [
+            "eval",
+            str(tmp_path / "run"),
+            "--reference",
+            str(reference),
+            "--generate",
+            *model,
+            "--max-tokens",
+            "4",
+            "--parallel",
+            "4",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "--parallel 4 needs a server" in err and "one story at a time" in err
+    assert "2 stories in" in err and "(generated, one stream)" in err
+    records = [json.loads(p.read_text()) for p in (tmp_path / "run").glob("*.json")]
+    assert len(records) == 2
+
+
+def test_parallel_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reference = reference_folder(tmp_path / "ref", 1)
+    assert eval_generate("http://127.0.0.1:9", tmp_path / "run", reference, "--parallel", "0") == 1
+    assert "--parallel must be at least 1" in capsys.readouterr().err
