@@ -136,3 +136,76 @@ def test_parallel_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture
     reference = reference_folder(tmp_path / "ref", 1)
     assert eval_generate("http://127.0.0.1:9", tmp_path / "run", reference, "--parallel", "0") == 1
     assert "--parallel must be at least 1" in capsys.readouterr().err
+
+
+def _library_with_albums(tmp_path: Path, count: int) -> Path:
+    from desktop_app.library import Library
+
+    folder = tmp_path / "library"
+    library = Library.open(folder)
+    for number in range(1, count + 1):
+        photo = tmp_path / f"photo{number}.png"
+        Image.new("RGB", (56, 56), (30 * number, 90, 160)).save(photo)
+        library.create_album(f"album {number}")
+        library.add_photos(f"album {number}", [photo])
+    library.close()
+    return folder
+
+
+def test_album_tell_all_tells_every_album_n_at_a_time_through_one_writer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from desktop_app.library import Library, RunStatus
+
+    folder = _library_with_albums(tmp_path, 4)
+    with LoopbackServer(owned_by="llamacpp", replies=[("Once", " upon")], delay_s=0.4) as stub:
+        code = cli_main(
+            [
+                "album",
+                "--library",
+                str(folder),
+                "tell",
+                "--all",
+                "--server",
+                stub.url,
+                "--parallel",
+                "3",
+                "--max-tokens",
+                "16",
+            ]
+        )
+    out = capsys.readouterr().out
+    assert code == 0 and 2 <= stub.most_active <= 3
+    assert out.count("saved (complete") == 4
+    library = Library.open(folder)
+    try:
+        for number in range(1, 5):
+            (run,) = library.runs(f"album {number}")
+            assert run.status is RunStatus.COMPLETE and run.raw_output == "Once upon"
+    finally:
+        library.close()
+
+
+def test_album_tell_several_names_with_one_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _library_with_albums(tmp_path, 2)
+    with LoopbackServer(owned_by="llamacpp", replies=[400]) as stub:
+        code = cli_main(
+            [
+                "album",
+                "--library",
+                str(folder),
+                "tell",
+                "album 1",
+                "album 2",
+                "--server",
+                stub.url,
+                "--parallel",
+                "2",
+                "--max-tokens",
+                "16",
+            ]
+        )
+    captured = capsys.readouterr()
+    assert code == 1 and captured.err.count("failed: the server at") == 2
