@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from loopback_server import LoopbackServer
 from PIL import Image
+from server_processes import free_port
 
 from desktop_app.cli import main as cli_main
 
@@ -209,3 +210,25 @@ def test_album_tell_several_names_with_one_failure(
         )
     captured = capsys.readouterr()
     assert code == 1 and captured.err.count("failed: the server at") == 2
+
+
+def test_settings_test_connection_says_what_the_server_is(qtbot: Any) -> None:
+    from desktop_app.app.settings import Settings
+    from desktop_app.ui.settings_dialog import SettingsDialog
+
+    with LoopbackServer(owned_by="vllm", model="storyteller-7b") as vllm:
+        dialog = SettingsDialog(Settings(server_url=vllm.url))
+        qtbot.addWidget(dialog)
+        dialog.test_button.click()
+        qtbot.waitUntil(lambda: dialog.test_label.text().startswith("Connected"), timeout=10000)
+        assert dialog.test_label.text() == (
+            "Connected: vLLM, model storyteller-7b; takes a grammar (strict format works)."
+        )
+    with LoopbackServer(owned_by="library", model="qwen") as other:
+        dialog.server_edit.setText(other.url)
+        dialog.test_button.click()
+        qtbot.waitUntil(lambda: "qwen" in dialog.test_label.text(), timeout=10000)
+        assert "takes no grammar" in dialog.test_label.text()
+    dialog.server_edit.setText(f"http://127.0.0.1:{free_port()}")
+    dialog.test_button.click()
+    qtbot.waitUntil(lambda: "cannot reach" in dialog.test_label.text(), timeout=15000)
