@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from loopback_server import LoopbackServer
 from PIL import Image
-from server_processes import free_port
+from server_processes import API_KEY, free_port
 
 from desktop_app.cli import main as cli_main
 
@@ -232,3 +232,119 @@ def test_settings_test_connection_says_what_the_server_is(qtbot: Any) -> None:
     dialog.server_edit.setText(f"http://127.0.0.1:{free_port()}")
     dialog.test_button.click()
     qtbot.waitUntil(lambda: "cannot reach" in dialog.test_label.text(), timeout=15000)
+
+
+# --- against llama.cpp's llama-server -np 4 ------------------------------------------------------
+
+NEAR_TIE = 1e-3  # top-2 log-probability margin under which a split is rounding, not a bug
+
+
+def _told_alone(url: str, photos: list[Path], max_tokens: int) -> tuple[str, list[dict[str, Any]]]:
+    """The story the server tells for ``photos`` with nothing else running, and its tokens with
+    their two likeliest alternatives (the same request the backend sends, unstreamed)."""
+    import urllib.request
+
+    from desktop_app.engine.api import Detail, SamplingParams, StoryRequest
+    from desktop_app.engine.images import prepare_photos
+    from desktop_app.engine.server_backend import build_request
+
+    request = StoryRequest(
+        photos=tuple(photos), sampling=SamplingParams(temperature=0.0, max_tokens=max_tokens)
+    )
+    prepared: list[Any] = []
+    for _ in prepare_photos(request.photos, Detail.AS_TRAINED.token_budget, prepared):
+        pass
+    body = build_request(request, prepared, "tiny")
+    for streaming in ("stream", "stream_options"):
+        body.pop(streaming)
+    body.update(logprobs=True, top_logprobs=2)
+    asked = urllib.request.Request(
+        f"{url}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"},
+    )
+    with urllib.request.urlopen(asked, timeout=300) as response:
+        answer = json.loads(response.read())
+    choice = answer["choices"][0]
+    return choice["message"]["content"], choice["logprobs"]["content"]
+
+
+def _first_split(alone: str, tokens: list[dict[str, Any]], other: str) -> dict[str, Any] | None:
+    """The token of the lone run where ``other`` first differs from it (None when equal)."""
+    if alone == other:
+        return None
+    common = next(
+        (i for i, (a, b) in enumerate(zip(alone, other, strict=False)) if a != b),
+        min(len(alone), len(other)),
+    )
+    written = 0
+    for token in tokens:
+        written += len(token["token"])
+        if written > common:
+            return token
+    return tokens[-1] if tokens else None
+
+
+def test_parallel_4_on_llama_server_runs_side_by_side_and_tells_each_story_as_alone(
+    request: pytest.FixtureRequest,
+    tiny_model: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    record_property: Any,
+) -> None:
+    from server_processes import running_server
+
+    binary = request.getfixturevalue("llama_server_binary")
+    reference = reference_folder(tmp_path / "ref", 4, frames=2)
+    max_tokens = 160
+    with running_server(
+        "llama-server", tiny_model, tmp_path, binary=binary, parallel=4, ctx=4 * 4096
+    ) as server:
+        busy: list[int] = []
+        done = threading.Event()
+
+        def watch_slots() -> None:
+            while not done.is_set():
+                busy.append(server.busy_slots())
+                done.wait(0.02)
+
+        watcher = threading.Thread(target=watch_slots, daemon=True)
+        watcher.start()
+        try:
+            code = eval_generate(
+                server.url,
+                tmp_path / "run",
+                reference,
+                "--parallel",
+                "4",
+                "--temperature",
+                "0",
+                "--max-tokens",
+                str(max_tokens),
+                "--api-key",
+                API_KEY,
+            )
+        finally:
+            done.set()
+            watcher.join()
+        assert code == 0, capsys.readouterr().err
+        assert max(busy) >= 2, f"never two slots busy at once: {busy}"
+        verdicts = []
+        for number in range(1, 5):
+            frames = sorted((reference / f"s{number}").iterdir())
+            alone, tokens = _told_alone(server.url, frames, max_tokens)
+            together = (tmp_path / "run" / f"s{number}.txt").read_text()
+            split = _first_split(alone, tokens, together)
+            if split is None:
+                verdicts.append(f"s{number}: same as alone")
+                continue
+            top = sorted((t["logprob"] for t in split["top_logprobs"]), reverse=True)
+            margin = top[0] - top[1]
+            assert margin < NEAR_TIE, (
+                f"s{number} differs from the same request told alone at {split['token']!r}, "
+                f"where the top-2 margin is {margin:.4g} (not a near-tie)"
+            )
+            verdicts.append(f"s{number}: splits at a near-tie (margin {margin:.2g})")
+    report = f"most slots busy at once: {max(busy)}; " + "; ".join(verdicts)
+    record_property("parallel_verdict", report)
+    print(report)
