@@ -118,7 +118,6 @@ def _sources(version: str, work: Path, log: Path) -> Path:
             "--no-binary",
             ":all:",
             "--no-deps",
-            "--no-build-isolation",
             f"{PACKAGE}=={version}",
             "-d",
             str(download),
