@@ -334,6 +334,7 @@ def test_parallel_4_on_llama_server_runs_side_by_side_and_tells_each_story_as_al
             frames = sorted((reference / f"s{number}").iterdir())
             alone, tokens = _told_alone(server.url, frames, max_tokens)
             together = (tmp_path / "run" / f"s{number}.txt").read_text()
+            assert len(tokens) > 20 and together  # a story, not an empty match
             split = _first_split(alone, tokens, together)
             if split is None:
                 verdicts.append(f"s{number}: same as alone")
