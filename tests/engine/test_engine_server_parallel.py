@@ -154,11 +154,20 @@ def _library_with_albums(tmp_path: Path, count: int) -> Path:
 
 
 def test_album_tell_all_tells_every_album_n_at_a_time_through_one_writer(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from desktop_app.library import Library, RunStatus
 
     folder = _library_with_albums(tmp_path, 4)
+    writers: set[str] = set()
+    for name in ("start_run", "append_output", "finish_run", "fail_run", "stop_run"):
+        real = getattr(Library, name)
+
+        def record(self: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            writers.add(threading.current_thread().name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Library, name, record)
     with LoopbackServer(owned_by="llamacpp", replies=[("Once", " upon")], delay_s=0.4) as stub:
         code = cli_main(
             [
@@ -178,6 +187,7 @@ def test_album_tell_all_tells_every_album_n_at_a_time_through_one_writer(
     out = capsys.readouterr().out
     assert code == 0 and 2 <= stub.most_active <= 3
     assert out.count("saved (complete") == 4
+    assert writers == {threading.main_thread().name}  # every write from one thread
     library = Library.open(folder)
     try:
         for number in range(1, 5):
