@@ -30,7 +30,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "engine"))
 sys.path.append(str(Path(__file__).resolve().parent))
+
+from server_processes import API_KEY  # noqa: E402
 
 TINY = REPO / "tests" / "fixtures" / "tiny-qwen25vl" / "checkpoint"
 
@@ -88,6 +91,8 @@ def tell_all(url: str, run: Path, reference: Path, parallel: int, args: argparse
         "--generate",
         "--server",
         url,
+        "--api-key",
+        API_KEY,
         "--parallel",
         str(parallel),
         "--temperature",
