@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from desktop_app.app.sharing import SHARE_NAMES, size_text
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from desktop_app.cli.options import FORMATS, JSON_FORMAT, StopOnCtrlC, add_tell_options
+from desktop_app.cli.options import (
+    FORMATS,
+    JSON_FORMAT,
+    StopOnCtrlC,
+    add_parallel_option,
+    add_tell_options,
+)
 from desktop_app.errors import StorytellerError
 from desktop_app.library import Album, ImportReport, Library, Photo, RunStatus, StoryRun
 
@@ -381,6 +387,106 @@ def _import(args: argparse.Namespace, library: Library) -> int:
 
 
 def _tell(args: argparse.Namespace, library: Library) -> int:
+    names = [album.name for album in library.albums()] if args.all else args.names
+    if args.all and args.names:
+        raise StorytellerError("give album names or --all, not both")
+    if not names:
+        raise StorytellerError(
+            "name the album(s) to tell, or --all"
+            if args.all is False
+            else "the library has no albums yet: create one with `storyteller album new NAME`"
+        )
+    if len(names) == 1 and not args.all:
+        args.name = names[0]
+        return _tell_one(args, library)
+    return _tell_many(args, library, names)
+
+
+def _tell_many(args: argparse.Namespace, library: Library, names: Sequence[str]) -> int:
+    """Tell each album's story, ``--parallel`` at a time on a server, one line per album.
+
+    Worker threads run ``tell_album`` against a ``OneWriter``: every library call they make
+    runs on this thread, one at a time, so the library has one writer however many stories
+    are in flight. Ctrl-C stops the stories in flight (each kept as *stopped* with its text,
+    by the zero-token rule) and starts no other.
+    """
+    import threading
+    from concurrent.futures import Future
+
+    from desktop_app.app.one_writer import OneWriter
+    from desktop_app.app.telling import RunDiscarded, tell_album
+    from desktop_app.cli import options as shared
+
+    options = shared.options_from_args(args)
+    for name in names:
+        library.album(name)  # an unknown album is reported before any model loads
+    parallel = shared.parallel_from_args(args)
+    backend = shared.backend_from_args(args)
+    writer = OneWriter(library)
+    told: dict[str, Future[Any]] = {name: Future() for name in names}
+    waiting = list(names)
+    lock = threading.Lock()
+
+    def work(interrupt: Callable[[], bool]) -> None:
+        while not interrupt():
+            with lock:
+                if not waiting:
+                    return
+                name = waiting.pop(0)
+            future = told[name]
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(
+                    tell_album(writer, name, backend, options, should_stop=interrupt)  # type: ignore[arg-type]
+                )
+            except BaseException as err:
+                future.set_exception(err)
+
+    try:
+        with shared.StopOnCtrlC() as interrupt:
+            workers = [
+                threading.Thread(target=work, args=(interrupt,), daemon=True)
+                for _ in range(min(parallel, len(names)))
+            ]
+            for worker in workers:
+                worker.start()
+
+            def stop_the_rest() -> None:
+                if interrupt():
+                    for future in told.values():
+                        future.cancel()  # only those not started
+
+            writer.serve(list(told.values()), on_idle=stop_the_rest)
+    finally:
+        backend.close()
+    stopped = failed = False
+    for name, future in told.items():
+        if future.cancelled():
+            _err(f"album {name!r}: not told (stopped)")
+            stopped = True
+            continue
+        error = future.exception()
+        if error is not None:
+            _err(f"album {name!r}: failed: {error}")
+            failed = True
+            continue
+        ended = future.result()
+        if isinstance(ended, RunDiscarded):
+            _err(f"album {name!r}: story {ended.run_id} {ended.reason}: it is not kept")
+            stopped = True
+            continue
+        run = ended.run
+        tokens = run.timings.get("generated_tokens") or 0
+        print(
+            f"album {name!r}: story {run.id} saved ({run.status.value}, "
+            f"{len(run.raw_output)} chars, {tokens} tokens)"
+        )
+        stopped = stopped or run.status is RunStatus.STOPPED
+    return EXIT_INTERRUPTED if stopped else EXIT_FAILED if failed else EXIT_OK
+
+
+def _tell_one(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.estimates import plan_request
     from desktop_app.app.telling import (
         RunDiscarded,
@@ -515,8 +621,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path, metavar="FOLDER")
 
     p = add("tell", _tell, "tell the album's story (photos in album order) and keep it")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="the album; with several (or --all) one line per album is printed",
+    )
+    p.add_argument("--all", action="store_true", help="tell every album of the library")
     add_tell_options(p)
+    add_parallel_option(p)
     p.add_argument("--format", choices=FORMATS, default="text", help="what to print (default text)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 

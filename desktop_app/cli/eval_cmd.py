@@ -5,7 +5,7 @@ RUN_DIR holds one raw model output per story, ``{story_id}.txt``. REF is the Sto
 split as downloaded (a parquet file or a folder of them) or a folder of ``{story_id}.txt``
 reference texts. ``--generate`` first tells, with the local model, every story of REF that has
 no output in RUN_DIR yet (Ctrl-C stops after the story being told is dropped; running again
-continues), then scores. Exit codes: 0 scored, 1 failed (or some stories could not be told:
+continues), then scores; with ``--server URL --parallel N`` it keeps N stories in flight. Exit codes: 0 scored, 1 failed (or some stories could not be told:
 they are scored as missing and told again next time), 130 stopped by Ctrl-C.
 """
 
@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop_app.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from desktop_app.cli.options import add_tell_options
+from desktop_app.cli.options import add_parallel_option, add_tell_options
 
 if TYPE_CHECKING:  # imported when run: `storyteller --help` need not load Pillow and the metrics
     from desktop_app.evaluation.metrics import EvalReport, StoryScore
@@ -77,11 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stories", action="store_true", help="also print one row per story")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_tell_options(parser)
+    add_parallel_option(parser)
     parser.set_defaults(func=run)
 
 
 def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationProgress:
-    """Fill RUN_DIR with the model's outputs for the stories that have none; the progress."""
+    """Fill RUN_DIR with the model's outputs for the stories that have none; the progress.
+
+    With ``--parallel N`` on a server, N threads share one backend (one HTTP client), each
+    telling one story at a time; ``generate`` writes every output on this thread.
+    """
     from tqdm import tqdm
 
     from desktop_app.cli import options as shared
@@ -89,6 +96,10 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
     from desktop_app.evaluation.run_folders import generate
 
     backend: StoryBackend | None = None
+    parallel = shared.parallel_from_args(args)
+    counted = threading.Lock()
+    tokens = 0
+    started = time.monotonic()
     bar = tqdm(
         total=len(references),
         desc="telling",
@@ -102,24 +113,41 @@ def _generate(args: argparse.Namespace, references: ReferenceSet) -> GenerationP
         with shared.StopOnCtrlC() as interrupt:
 
             def load() -> None:  # only once a story needs telling
-                nonlocal backend
+                nonlocal backend, started
                 backend = shared.backend_from_args(args)
+                started = time.monotonic()
 
             def tell(photos: tuple[Path, ...]) -> RunResult:
+                nonlocal tokens
                 assert backend is not None  # generate() calls load() first
                 # A stopped result (Ctrl-C), with or without tokens, is never kept: generate()
                 # drops it, so the story is told again next time.
-                return shared.tell_to_end(backend, options, photos, should_stop=interrupt).result
+                result = shared.tell_to_end(backend, options, photos, should_stop=interrupt).result
+                if not result.cancelled:
+                    with counted:
+                        tokens += result.timings.generated_tokens
+                return result
 
             def advance(_progress: GenerationProgress, story_id: str) -> None:
                 bar.set_postfix_str(story_id, refresh=False)
                 bar.update(1)
 
-            return generate(references, args.run_dir, tell, on_story=advance, before_first=load)
+            progress = generate(
+                references,
+                args.run_dir,
+                tell,
+                on_story=advance,
+                before_first=load,
+                parallel=parallel,
+            )
     finally:
         bar.close()
         if backend is not None:
             backend.close()
+    if backend is not None and not args.quiet:
+        elapsed = time.monotonic() - started
+        shared.say(shared.throughput_line(len(progress.written), tokens, elapsed, parallel))
+    return progress
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,10 +164,15 @@ def run(args: argparse.Namespace) -> int:
         progress = _generate(args, references)
         done = progress.done_before + len(progress.written)
         if progress.stopped:
+            dropped = (
+                "the stories being told were dropped"
+                if args.parallel > 1
+                else "the one being told was dropped"
+            )
             print(
                 f"storyteller: stopped; {_stories(len(progress.written))} told this time, "
-                f"{done} of {progress.total} are in {args.run_dir} (the one being told was "
-                "dropped). Run the same command again to continue.",
+                f"{done} of {progress.total} are in {args.run_dir} ({dropped}). Run the same "
+                "command again to continue.",
                 file=sys.stderr,
             )
             return EXIT_INTERRUPTED

@@ -15,6 +15,8 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 
 from desktop_app.engine import grammar
 from desktop_app.engine.api import (
@@ -60,8 +62,72 @@ def image_part(photo: PreparedImage) -> dict[str, object]:
     return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
 
 
+class ServerKind(Enum):
+    """Which server answers: it decides the field strict format's grammar goes in."""
+
+    LLAMA_CPP = "llama.cpp's llama-server"
+    LLAMA_CPP_PYTHON = "llama-cpp-python's server"
+    VLLM = "vLLM"
+    OTHER = "an OpenAI-compatible server"
+
+    @property
+    def takes_grammar(self) -> bool:
+        return self is not ServerKind.OTHER
+
+
+STRICT_UNSUPPORTED = (
+    "strict format is not supported by this server: turn it off or use llama.cpp or vLLM"
+)
+
+
+def grammar_fields(kind: ServerKind, gbnf: str) -> dict[str, object]:
+    """The request fields that carry the GBNF ``gbnf`` to a ``kind`` server.
+
+    llama.cpp's and llama-cpp-python's servers take a top-level ``grammar``; vLLM (0.12 and
+    later) takes ``structured_outputs: {"grammar": ...}`` (its "Structured Outputs" page; the
+    older ``guided_grammar`` was removed), compiled by xgrammar, which reads GBNF. Any other
+    server would ignore an unknown field and write unconstrained text: refused instead.
+    """
+    if kind in (ServerKind.LLAMA_CPP, ServerKind.LLAMA_CPP_PYTHON):
+        return {"grammar": gbnf}
+    if kind is ServerKind.VLLM:
+        return {"structured_outputs": {"grammar": gbnf}}
+    raise ServerError(STRICT_UNSUPPORTED)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the server is, the model it serves (the one asked for), and its grammar support."""
+
+    kind: ServerKind
+    model: str
+
+    def describe(self) -> str:
+        grammar = (
+            "takes a grammar (strict format works)"
+            if self.kind.takes_grammar
+            else "takes no grammar (strict format unavailable)"
+        )
+        return f"{self.kind.value}, model {self.model}; {grammar}"
+
+
+def kind_from_owner(owned_by: str | None) -> ServerKind:
+    """The server by ``/v1/models``' ``owned_by``: vLLM says "vllm", llama-cpp-python "me"."""
+    owner = (owned_by or "").strip().lower()
+    if owner == "vllm":
+        return ServerKind.VLLM
+    if owner == "llamacpp":
+        return ServerKind.LLAMA_CPP
+    if owner == "me":
+        return ServerKind.LLAMA_CPP_PYTHON
+    return ServerKind.OTHER
+
+
 def build_request(
-    request: StoryRequest, photos: list[PreparedImage], model: str
+    request: StoryRequest,
+    photos: list[PreparedImage],
+    model: str,
+    kind: ServerKind = ServerKind.LLAMA_CPP,
 ) -> dict[str, object]:
     """The keyword arguments of ``chat.completions.create`` for a story request."""
     sampling = request.sampling
@@ -80,8 +146,7 @@ def build_request(
         body["seed"] = sampling.seed
     if request.strict_format:
         strict = grammar.StrictFormat([p.prepared_size for p in photos], sampling.max_tokens)
-        # llama.cpp's and llama-cpp-python's servers take a GBNF "grammar" field.
-        body["extra_body"] = {"grammar": strict.combined_grammar()}
+        body["extra_body"] = grammar_fields(kind, strict.combined_grammar())
     return body
 
 
@@ -89,6 +154,19 @@ _END = object()
 _STOPPED = object()
 # How often a cancel is noticed while the server is still reading the prompt.
 POLL_S = 0.1
+# A busy server is asked again after these pauses (then its error is the story's).
+RETRIED_STATUSES = (429, 503)
+RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+MAX_PAUSE_S = 30.0
+
+
+def _broke_off(item: object) -> bool:
+    """An error of the connection itself, raised by the HTTP client under ``openai`` while the
+    stream is read (the server died or closed it): the client library's, or the socket's."""
+    if not isinstance(item, Exception):
+        return False
+    package = type(item).__module__.split(".")[0]
+    return isinstance(item, OSError) or package.startswith(("httpx", "httpcore", "h11"))
 
 
 class _Stream:
@@ -106,15 +184,37 @@ class _Stream:
 
     def _pump(self, client: object, body: dict[str, object]) -> None:
         try:
-            self._response = client.chat.completions.create(**body)  # type: ignore[attr-defined]
-            if self._closed.is_set():
-                self._response.close()  # type: ignore[attr-defined]
+            self._response = self._create(client, body)
+            if self._response is None or self._closed.is_set():
+                if self._response is not None:
+                    self._response.close()  # type: ignore[attr-defined]
+                self._queue.put(_END)
                 return
             for chunk in self._response:  # type: ignore[attr-defined]
                 self._queue.put(chunk)
             self._queue.put(_END)
         except BaseException as err:  # delivered to the consumer's thread
             self._queue.put(err if not self._closed.is_set() else _END)
+
+    def _create(self, client: object, body: dict[str, object]) -> object:
+        """The streaming response; a busy server (429, 503: all its slots taken, or loading) is
+        asked again after a growing pause (or its Retry-After). None once closed meanwhile."""
+        import openai
+
+        for pause in (*RETRY_PAUSES_S, None):
+            try:
+                return client.chat.completions.create(**body)  # type: ignore[attr-defined]
+            except openai.APIStatusError as err:
+                if pause is None or err.status_code not in RETRIED_STATUSES:
+                    raise
+                try:
+                    asked = float(err.response.headers.get("retry-after") or 0)
+                except ValueError:
+                    asked = 0.0
+                logger.info("server busy (%s): asking again in %.1f s", err.status_code, pause)
+                if self._closed.wait(min(max(pause, asked), MAX_PAUSE_S)):
+                    return None
+        return None
 
     def next(self, should_stop: ShouldStop) -> object:
         """The next chunk, ``_END``, an exception, or ``_STOPPED`` once ``should_stop()``."""
@@ -147,9 +247,11 @@ class OpenAIServerBackend:
 
         self.base_url = normalize_base_url(base_url)
         self._model = model
+        self._api_key = api_key or "not-needed"
+        self._info: ServerInfo | None = None
         self._client = openai.OpenAI(
             base_url=self.base_url,
-            api_key=api_key or "not-needed",
+            api_key=self._api_key,
             timeout=openai.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
             max_retries=0,
         )
@@ -162,6 +264,11 @@ class OpenAIServerBackend:
         import openai
 
         where = f"the server at {self.base_url}"
+        if not isinstance(err, openai.OpenAIError):  # the HTTP client's own: the stream broke off
+            return ServerError(
+                f"{where} stopped answering mid-story: is it still running? "
+                f"({type(err).__name__}: {err})"
+            )
         if isinstance(err, openai.APITimeoutError):
             return ServerError(f"{where} did not answer in time: is it overloaded?")
         if isinstance(err, openai.APIConnectionError):
@@ -183,8 +290,13 @@ class OpenAIServerBackend:
 
     def model_name(self) -> str:
         """The model to ask for: the configured one, else the server's first listed model."""
-        if self._model:
-            return self._model
+        return self.identify().model
+
+    def identify(self) -> ServerInfo:
+        """What the server is (``/v1/models``' ``owned_by``, else llama.cpp's ``/props``) and
+        the model to ask for; asked once per backend."""
+        if self._info is not None:
+            return self._info
         import openai
 
         try:
@@ -193,8 +305,30 @@ class OpenAIServerBackend:
             models = []
         except openai.OpenAIError as err:
             raise self._translate(err) from err
-        self._model = models[0].id if models else "default"
-        return self._model
+        chosen = next((m for m in models if m.id == self._model), models[0] if models else None)
+        kind = kind_from_owner(getattr(chosen, "owned_by", None))
+        if kind is ServerKind.OTHER and self._has_llama_cpp_props():
+            kind = ServerKind.LLAMA_CPP
+        model = self._model or (chosen.id if chosen is not None else "default")
+        self._info = ServerInfo(kind, model)
+        return self._info
+
+    def _has_llama_cpp_props(self) -> bool:
+        """True when ``GET /props`` answers as llama.cpp's server does (its generation settings)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        root = self.base_url.removesuffix("/v1")
+        asked = urllib.request.Request(
+            f"{root}/props", headers={"Authorization": f"Bearer {self._api_key}"}
+        )
+        try:
+            with urllib.request.urlopen(asked, timeout=CONNECT_TIMEOUT_S) as response:
+                props = json.loads(response.read())
+        except (OSError, ValueError):  # URLError and HTTPError are OSErrors
+            return False
+        return isinstance(props, dict) and "default_generation_settings" in props
 
     def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
         """Yield phase and token events, then one ``ResultEvent`` (see ``StoryBackend``)."""
@@ -208,8 +342,10 @@ class OpenAIServerBackend:
         infos = tuple(PhotoInfo(p.path, p.original_size, p.prepared_size, p.tokens) for p in photos)
         yield PhaseEvent(Phase.LOADING_MODEL)
         connect_started = time.perf_counter()
-        model = self.model_name()
-        body = build_request(request, photos, model)
+        info = self.identify()
+        model = info.model
+        # Refused here, before the server is asked anything (grammar_fields raises).
+        body = build_request(request, photos, model, info.kind)
         load_s = time.perf_counter() - connect_started
         total = len(photos)
         for index in range(1, total + 1):
@@ -231,7 +367,7 @@ class OpenAIServerBackend:
                     break
                 if item is _END:
                     break
-                if isinstance(item, openai.OpenAIError):
+                if isinstance(item, openai.OpenAIError) or _broke_off(item):
                     raise self._translate(item) from item
                 if isinstance(item, BaseException):
                     raise item

@@ -15,6 +15,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,33 @@ def _frame_files(story: ReferenceStory, folder: Path) -> tuple[Path, ...]:
     return tuple(paths)
 
 
+class _OnThisThread:
+    """One story at a time, told on the calling thread (where Ctrl-C's handler runs): an
+    executor whose ``submit`` runs the call at once."""
+
+    def __enter__(self) -> _OnThisThread:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+    def submit(self, call: Tell, paths: tuple[Path, ...]) -> Future[RunResult]:
+        future: Future[RunResult] = Future()
+        try:
+            future.set_result(call(paths))
+        except Exception as err:
+            future.set_exception(err)
+        return future
+
+
+def _pool(parallel: int) -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    if parallel <= 1:
+        return _OnThisThread()
+    return ThreadPoolExecutor(parallel, thread_name_prefix="storyteller-eval")
+
+
 def generate(
     references: ReferenceSet,
     run_dir: Path,
@@ -257,58 +285,89 @@ def generate(
     *,
     on_story: Callable[[GenerationProgress, str], None] | None = None,
     before_first: Callable[[], None] | None = None,
+    parallel: int = 1,
 ) -> GenerationProgress:
     """Write the model's output for every reference story that has none in ``run_dir`` yet.
 
-    ``tell`` runs the model on the story's frames (in order) and returns its result; a
-    cancelled result (Ctrl-C) ends the loop and its partial output is not kept, so the story is
-    told again next time. A ``StorytellerError`` from ``tell`` fails that story only (it is
-    listed in ``failed``) and the loop goes on: one bad story must not block hundreds.
+    ``tell`` runs the model on the story's frames (in order) and returns its result; up to
+    ``parallel`` stories are told at once (``tell`` is then called from that many threads; a
+    server serves them side by side). A cancelled result (Ctrl-C, which stops every story in
+    flight) ends the loop and no cancelled output is kept, so those stories are told again next
+    time. A ``StorytellerError`` from ``tell`` fails that story only (it is listed in ``failed``)
+    and the loop goes on: one bad story must not block hundreds. Outputs are written here, on
+    the calling thread, one story at a time (record, then the ``.txt`` last, each atomically).
     ``before_first`` runs once before the first story is told (loading the model: its errors
     end the run). ``on_story`` is called after each story with its id. Outputs already there
     are kept as they are: running again continues where the last run stopped.
     """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     run_dir = Path(run_dir).expanduser()
     if run_dir.exists() and not run_dir.is_dir():
         raise EvalError(f"{run_dir} is a file: give a folder for the model outputs")
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = GenerationProgress(total=len(references))
-    with tempfile.TemporaryDirectory(prefix="storyteller-eval-") as scratch:
-        for story in references.stories(with_images=True):
-            if output_path(run_dir, story.story_id).exists():
-                progress.done_before += 1
-                if on_story is not None:
-                    on_story(progress, story.story_id)
-                continue
-            if not story.frames:
-                raise EvalError(
-                    f"story {story.story_id} of {references.path} has no frames: generating "
-                    "needs a reference set with images (the split's parquet files, or a "
-                    "{story_id}/ folder of frames beside each reference text)"
-                )
-            if before_first is not None:
-                before_first()
-                before_first = None
-            paths = _frame_files(story, Path(scratch))
-            try:
-                result = tell(paths)
-            except StorytellerError as err:
-                logger.warning("story %s failed: %s", story.story_id, err)
-                progress.failed.append((story.story_id, str(err)))
-                if on_story is not None:
-                    on_story(progress, story.story_id)
-                continue
-            finally:
-                for path in paths:
-                    if path.parent == Path(scratch):
-                        path.unlink(missing_ok=True)
+    in_flight: dict[Future[RunResult], tuple[ReferenceStory, tuple[Path, ...]]] = {}
+
+    def finish(future: Future[RunResult]) -> None:
+        story, paths = in_flight.pop(future)
+        for path in paths:
+            if path.parent == Path(scratch):
+                path.unlink(missing_ok=True)
+        try:
+            result = future.result()
+        except StorytellerError as err:
+            logger.warning("story %s failed: %s", story.story_id, err)
+            progress.failed.append((story.story_id, str(err)))
+        else:
             if result.cancelled:
                 progress.stopped = True
-                break
+                return
             record = json.dumps(_record(story, result), indent=2, ensure_ascii=False) + "\n"
             atomic_write_text(record_path(run_dir, story.story_id), record)
             atomic_write_text(output_path(run_dir, story.story_id), result.raw_output)
             progress.written.append(story.story_id)
-            if on_story is not None:
-                on_story(progress, story.story_id)
+        if on_story is not None:
+            on_story(progress, story.story_id)
+
+    def finish_some(at_most: int) -> None:
+        """Wait until no more than ``at_most`` stories are in flight, keeping each as it ends."""
+        while len(in_flight) > at_most:
+            # A short wait: Ctrl-C's handler runs on this thread between waits (a signal may
+            # reach a worker thread, and a blocked wait would never run it).
+            done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                finish(future)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="storyteller-eval-") as scratch,
+        _pool(parallel) as pool,
+    ):
+        try:
+            for story in references.stories(with_images=True):
+                if output_path(run_dir, story.story_id).exists():
+                    progress.done_before += 1
+                    if on_story is not None:
+                        on_story(progress, story.story_id)
+                    continue
+                if not story.frames:
+                    raise EvalError(
+                        f"story {story.story_id} of {references.path} has no frames: generating "
+                        "needs a reference set with images (the split's parquet files, or a "
+                        "{story_id}/ folder of frames beside each reference text)"
+                    )
+                if before_first is not None:
+                    before_first()
+                    before_first = None
+                finish_some(max(1, parallel) - 1)
+                if progress.stopped:
+                    break
+                paths = _frame_files(story, Path(scratch))
+                in_flight[pool.submit(tell, paths)] = (story, paths)
+            finish_some(0)
+        finally:
+            # An error (or a second Ctrl-C) on this thread: the stories in flight end with the
+            # stop their tell() sees; none of them is written.
+            for future in in_flight:
+                future.cancel()
     return progress

@@ -30,6 +30,7 @@ from desktop_app.app.settings import Settings, save_settings
 from desktop_app.engine.api import Preset
 from desktop_app.errors import StorytellerError
 from desktop_app.ui.error_dialog import show_error
+from desktop_app.ui.workers import CallableWorker, JobContext, WorkerPool
 
 _PRESET_LABELS = {Preset.FAITHFUL: "Faithful", Preset.CREATIVE: "Creative"}
 
@@ -56,6 +57,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setMinimumWidth(640)
         self._settings = settings if settings is not None else Settings()
+        self._workers = WorkerPool(self)
         s = self._settings
         engine_box = self._build_engine_box(s)
         perf_box = self._build_performance_box(s)
@@ -107,6 +109,15 @@ class SettingsDialog(QDialog):
         server_form.addRow("Server URL:", self.server_edit)
         server_form.addRow("API key:", self.key_edit)
         server_form.addRow("Model name:", self.server_model_edit)
+        self.test_button = QPushButton("Test connection")
+        self.test_button.clicked.connect(self._test_connection)
+        self.test_label = QLabel("")
+        self.test_label.setObjectName("serverTest")
+        self.test_label.setWordWrap(True)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_label, 1)
+        server_form.addRow("", test_row)
         engine_layout = QVBoxLayout(engine_box)
         engine_layout.addWidget(self.local_radio)
         engine_layout.addLayout(local_form)
@@ -225,8 +236,41 @@ class SettingsDialog(QDialog):
         local = self.local_radio.isChecked()
         for widget in (self.model_edit, self.mmproj_edit):
             widget.setEnabled(local)
-        for widget in (self.server_edit, self.key_edit, self.server_model_edit):
+        for widget in (self.server_edit, self.key_edit, self.server_model_edit, self.test_button):
             widget.setEnabled(not local)
+
+    def _test_connection(self) -> None:
+        """Ask the server what it is, its model and whether it takes a grammar (in the
+        background: an unreachable server takes seconds to say so)."""
+        url = self.server_edit.text().strip()
+        if not url:
+            self.test_label.setText("Enter the server's URL first.")
+            return
+        key = self.key_edit.text().strip() or None
+        model = self.server_model_edit.text().strip() or None
+
+        def ask(_context: JobContext) -> str:
+            from desktop_app.engine.server_backend import OpenAIServerBackend
+
+            backend = OpenAIServerBackend(url, api_key=key, model=model)
+            try:
+                return backend.identify().describe()
+            finally:
+                backend.close()
+
+        self.test_button.setEnabled(False)
+        self.test_label.setText("Asking the server…")
+        handle = self._workers.start(CallableWorker(ask))
+        handle.finished.connect(lambda text: self._tested(f"Connected: {text}."))
+        handle.failed.connect(lambda err, _details: self._tested(str(err)))
+
+    def _tested(self, text: str) -> None:
+        self.test_label.setText(text)
+        self.test_button.setEnabled(not self.local_radio.isChecked())
+
+    def done(self, result: int) -> None:
+        self._workers.stop_all()  # a test still asking ends with the dialog
+        super().done(result)
 
     def _pick_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "GGUF (*.gguf)")

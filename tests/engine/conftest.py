@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,3 +28,19 @@ def backend(
     )
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server_binary() -> Path:
+    """llama.cpp's own ``llama-server``, built once per machine (tests/llama_server_build.py).
+
+    Under CI=true a failed build fails the tests that need it; elsewhere they skip, saying why.
+    """
+    from llama_server_build import BuildError, ensure_llama_server
+
+    try:
+        return ensure_llama_server()
+    except BuildError as err:
+        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+            pytest.fail(f"llama-server could not be built: {err}")
+        pytest.skip(f"llama-server could not be built: {err}")

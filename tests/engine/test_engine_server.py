@@ -1,22 +1,22 @@
-"""The OpenAI-server backend against a real llama-cpp-python server on loopback (tiny model)."""
+"""The OpenAI-server backend against the two real servers on loopback with the tiny model
+(llama-cpp-python's and llama.cpp's own ``llama-server``), and against a scripted loopback server
+for what a real one cannot be made to do on demand (tests/engine/loopback_server.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from loopback_server import HOLD, LoopbackServer
 from PIL import Image
+from server_processes import API_KEY, FLAVOURS, RunningServer, free_port, running_server
 
+from desktop_app.app.telling import TellOptions, tell_album
 from desktop_app.cli import main as cli_main
 from desktop_app.engine.api import (
     FinishReason,
@@ -28,7 +28,14 @@ from desktop_app.engine.api import (
     StoryRequest,
     TokenEvent,
 )
-from desktop_app.engine.server_backend import OpenAIServerBackend, ServerError, normalize_base_url
+from desktop_app.engine.server_backend import (
+    STRICT_UNSUPPORTED,
+    OpenAIServerBackend,
+    ServerError,
+    ServerKind,
+    normalize_base_url,
+)
+from desktop_app.library import Library, RunStatus
 from desktop_app.story.parser import parse_story
 from desktop_app.story.validate import validate
 
@@ -37,67 +44,30 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-API_KEY = "tiny-secret"
+KINDS = {"llama-cpp-python": ServerKind.LLAMA_CPP_PYTHON, "llama-server": ServerKind.LLAMA_CPP}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _start(
+    request: pytest.FixtureRequest, flavour: str, model: TinyModel, folder: Path, **kwargs: int
+) -> AbstractContextManager[RunningServer]:
+    binary = request.getfixturevalue("llama_server_binary") if flavour == "llama-server" else None
+    return running_server(flavour, model, folder, binary=binary, **kwargs)
+
+
+@pytest.fixture(scope="module", params=FLAVOURS)
+def running(
+    request: pytest.FixtureRequest,
+    tiny_model: TinyModel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    """Each real server in turn, with the tiny model, for the module's tests."""
+    with _start(request, request.param, tiny_model, tmp_path_factory.mktemp("server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m llama_cpp.server`` with the tiny model; yields its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(tiny_model.text_gguf),
-        "--clip_model_path",
-        str(tiny_model.mmproj_gguf),
-        "--chat_format",
-        "mtmd",
-        "--logits_all",
-        "false",
-        "--n_ctx",
-        "4096",
-        "--api_key",
-        API_KEY,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=os.environ)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                request = urllib.request.Request(
-                    f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}
-                )
-                with urllib.request.urlopen(request, timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def server(running: RunningServer) -> str:
+    return running.url
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +101,22 @@ def test_base_urls_are_normalised() -> None:
     assert normalize_base_url("https://gpu.example/v1/") == "https://gpu.example/v1"
 
 
+def _issues(result: RunResult) -> list[str]:
+    story = parse_story(result.raw_output)
+    sizes = {i: p.prepared_size for i, p in enumerate(result.photos, start=1)}
+    return [i.code for i in validate(story, frame_count=len(sizes), image_sizes=sizes)]
+
+
+def test_the_server_is_identified(running: RunningServer) -> None:
+    backend = OpenAIServerBackend(running.url, api_key=API_KEY)
+    try:
+        info = backend.identify()
+    finally:
+        backend.close()
+    assert info.kind is KINDS[running.flavour] and info.kind.takes_grammar
+    assert "takes a grammar" in info.describe() and info.model
+
+
 def test_server_tells_a_strict_story_that_validates(server: str, photos: list[Path]) -> None:
     backend = OpenAIServerBackend(server, api_key=API_KEY)
     try:
@@ -140,8 +126,13 @@ def test_server_tells_a_strict_story_that_validates(server: str, photos: list[Pa
             strict_format=True,
         )
         result, events = run(backend, request)
+        # The same request without the grammar: the tiny random model writes no story, so the
+        # strict run's clean validation is the grammar's doing (the server applied it).
+        loose_sampling = SamplingParams(max_tokens=300, seed=4)
+        loose, _ = run(backend, StoryRequest(photos=request.photos, sampling=loose_sampling))
     finally:
         backend.close()
+    assert [code for code in _issues(loose) if code != "unknown-id"] != []
     assert result.finish_reason is FinishReason.STOP
     assert result.backend == f"server {server}/v1"
     assert [p.prepared_size for p in result.photos] == [(112, 84), (56, 112)]
@@ -157,7 +148,7 @@ def test_server_tells_a_strict_story_that_validates(server: str, photos: list[Pa
 
 
 def test_cancel_after_the_first_token_keeps_the_partial_output(
-    server: str, photos: list[Path]
+    running: RunningServer, server: str, photos: list[Path]
 ) -> None:
     backend = OpenAIServerBackend(server, api_key=API_KEY)
     try:
@@ -170,6 +161,24 @@ def test_cancel_after_the_first_token_keeps_the_partial_output(
     tokens = [e.text for e in events if isinstance(e, TokenEvent)]
     assert result.finish_reason is FinishReason.CANCELLED
     assert len(tokens) == 1 and result.raw_output == tokens[0]
+    _assert_slots_free(running, photos)
+
+
+def _assert_slots_free(running: RunningServer, photos: list[Path]) -> None:
+    """The dropped connection freed the server: llama-server's /slots shows none busy, and
+    either server tells the next story."""
+    if running.flavour == "llama-server":
+        deadline = time.monotonic() + 10
+        while running.busy_slots():
+            assert time.monotonic() < deadline, running.get("/slots")
+            time.sleep(0.1)
+    backend = OpenAIServerBackend(running.url, api_key=API_KEY)
+    try:
+        request = StoryRequest(photos=(photos[0],), sampling=SamplingParams(max_tokens=4))
+        again, _ = run(backend, request)
+    finally:
+        backend.close()
+    assert again.finish_reason is not FinishReason.CANCELLED and again.timings.generated_tokens
 
 
 def test_tell_cli_with_server(server: str, photos: list[Path], tmp_path: Path) -> None:
@@ -209,23 +218,113 @@ def test_server_errors_say_what_to_do(server: str, photos: list[Path]) -> None:
         run(OpenAIServerBackend(f"http://127.0.0.1:{free_port()}"), request)
 
 
-def test_cancel_while_the_server_reads_the_prompt(server: str, photos: list[Path]) -> None:
-    backend = OpenAIServerBackend(server, api_key=API_KEY)
+def test_cancel_while_the_server_reads_the_prompt(photos: list[Path]) -> None:
+    # A server still reading a long prompt sends nothing: only the poll for should_stop between
+    # empty waits can end the run. With it ignored, the run waits for the (3 s) timeout and
+    # fails instead.
     events: list[object] = []
 
     def reading() -> bool:
         return any(isinstance(e, PhaseEvent) and e.phase is Phase.READING_PROMPT for e in events)
 
-    try:
-        request = StoryRequest(photos=tuple(photos), sampling=SamplingParams(max_tokens=64))
-        result = None
-        for event in backend.generate(request, should_stop=reading):
-            events.append(event)
-            if isinstance(event, ResultEvent):
-                result = event.result
-        assert result is not None and result.finish_reason is FinishReason.CANCELLED
-        assert result.raw_output == ""
-        again, _ = run(backend, request)
-        assert again.finish_reason is not FinishReason.CANCELLED and again.raw_output
-    finally:
-        backend.close()
+    with LoopbackServer(owned_by="llamacpp", replies=[HOLD, ("Once",)]) as stub:
+        backend = OpenAIServerBackend(stub.url, timeout_s=3)
+        try:
+            request = StoryRequest(photos=tuple(photos), sampling=SamplingParams(max_tokens=64))
+            started = time.monotonic()
+            result = None
+            for event in backend.generate(request, should_stop=reading):
+                events.append(event)
+                if isinstance(event, ResultEvent):
+                    result = event.result
+            stopped_after = time.monotonic() - started
+            assert result is not None and result.finish_reason is FinishReason.CANCELLED
+            assert result.raw_output == "" and len(stub.bodies) == 1
+            assert stopped_after < 2.5
+            stub.released.set()
+            again, _ = run(backend, request)
+        finally:
+            backend.close()
+    assert again.finish_reason is FinishReason.STOP and again.raw_output == "Once"
+
+
+def test_a_server_that_dies_mid_story_leaves_a_failed_run_with_its_text(
+    request: pytest.FixtureRequest,
+    tiny_model: TinyModel,
+    photos: list[Path],
+    tmp_path: Path,
+    flavour: str,
+) -> None:
+    library = Library.open(tmp_path / "library")
+    library.create_album("trip")
+    library.add_photos("trip", photos)
+    tokens: list[str] = []
+    with _start(request, flavour, tiny_model, tmp_path) as dying:
+        backend = OpenAIServerBackend(dying.url, api_key=API_KEY)
+
+        def kill_after_two_tokens(event: object) -> None:
+            if isinstance(event, TokenEvent):
+                tokens.append(event.text)
+                if len(tokens) == 2:
+                    dying.process.kill()
+                    dying.process.wait()
+
+        options = TellOptions(sampling=SamplingParams(max_tokens=3000, seed=3))
+        try:
+            with pytest.raises(ServerError):
+                tell_album(library, "trip", backend, options, on_event=kill_after_two_tokens)
+        finally:
+            backend.close()
+    (kept,) = library.runs("trip")
+    library.close()
+    assert kept.status is RunStatus.FAILED and kept.error
+    assert len(tokens) >= 2 and kept.raw_output == "".join(tokens)
+
+
+@pytest.fixture(params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_vllm_gets_the_grammar_as_structured_outputs(photos: list[Path]) -> None:
+    with LoopbackServer(owned_by="vllm", model="qwen-storyteller") as stub:
+        backend = OpenAIServerBackend(stub.url)
+        try:
+            info = backend.identify()
+            request = StoryRequest(
+                photos=(photos[0],), sampling=SamplingParams(max_tokens=1000), strict_format=True
+            )
+            result, _ = run(backend, request)
+        finally:
+            backend.close()
+    assert info.kind is ServerKind.VLLM and info.model == "qwen-storyteller"
+    (body,) = stub.bodies
+    assert "grammar" not in body and body["model"] == "qwen-storyteller"
+    assert body["structured_outputs"]["grammar"].startswith("root ::=")
+    assert result.raw_output == "Hello world"
+
+
+def test_llama_cpp_is_known_by_its_props_whatever_its_models_say() -> None:
+    props = {"default_generation_settings": {}, "build_info": "b1"}
+    with LoopbackServer(owned_by="someone", props=props) as stub:
+        backend = OpenAIServerBackend(stub.url)
+        try:
+            assert backend.identify().kind is ServerKind.LLAMA_CPP
+        finally:
+            backend.close()
+
+
+def test_another_server_refuses_strict_format_before_the_run(photos: list[Path]) -> None:
+    with LoopbackServer(owned_by="library") as stub:  # what Ollama says
+        backend = OpenAIServerBackend(stub.url)
+        try:
+            request = StoryRequest(photos=(photos[0],), strict_format=True)
+            with pytest.raises(ServerError, match=STRICT_UNSUPPORTED):
+                run(backend, request)
+            loose, _ = run(backend, StoryRequest(photos=(photos[0],)))
+            info = backend.identify()
+        finally:
+            backend.close()
+    assert len(stub.bodies) == 1 and "grammar" not in stub.bodies[0]
+    assert info.kind is ServerKind.OTHER and "takes no grammar" in info.describe()
+    assert loose.raw_output == "Hello world"
