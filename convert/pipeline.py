@@ -375,6 +375,7 @@ def convert_checkpoint(
     progress: ProgressCallback | None = None,
     threads: int | None = None,
     via_intermediate: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> ConversionResult:
     """Convert a local Qwen2.5-VL checkpoint folder (optionally + a PEFT LoRA) for llama.cpp.
 
@@ -385,6 +386,9 @@ def convert_checkpoint(
     K-quants are written straight from the checkpoint by ggml's quantizer with llama.cpp's
     per-tensor types (``convert.kquant``); ``via_intermediate`` writes an F16/BF16 file first and
     runs llama.cpp's quantizer on it instead (twice the disk; the older path).
+
+    ``warn`` hears what the user should know but that stops nothing (less than twice the room
+    needed is free); without it, the log does.
     """
     text_quant = parse_quant(quant)
     projector_type = parse_mmproj_type(mmproj_type)
@@ -437,12 +441,9 @@ def convert_checkpoint(
             "free: free some space or choose another --outdir"
         )
     if free < 2 * needed:
-        logger.warning(
-            "the disk of %s has %.1f GB free and converting needs about %.1f GB: it may fill "
-            "up; free some space there first",
-            out_dir,
-            free / 1e9,
-            needed / 1e9,
+        (warn or logger.warning)(
+            f"the disk of {out_dir} has {free / 1e9:.1f} GB free and converting needs about "
+            f"{needed / 1e9:.1f} GB: it may fill up; free some space there first"
         )
 
     text_path = out_dir / text_name

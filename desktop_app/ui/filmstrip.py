@@ -8,6 +8,7 @@ are imported by ``desktop_app.ui.imports``.
 from __future__ import annotations
 
 import html
+import logging
 import math
 from collections.abc import Sequence
 
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.app.estimates import plan_run
 from desktop_app.errors import StorytellerError
+from desktop_app.library.errors import PhotoMissingError
 from desktop_app.library.records import Album, Photo
 from desktop_app.ui.actions import WindowActions, tool_button
 from desktop_app.ui.gui_words import gui_text
@@ -41,6 +43,8 @@ from desktop_app.ui.photos import load_photo
 from desktop_app.ui.session import Session
 from desktop_app.ui.workers import CallableWorker, JobContext
 from desktop_app.words import counted
+
+logger = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 256
 FILMSTRIP_ICON = QSize(128, 96)
@@ -203,8 +207,13 @@ class Filmstrip(QWidget):
                     return
                 try:
                     path = library.thumbnail_path(photo, size)
-                except StorytellerError:
+                except PhotoMissingError:
                     continue
+                except StorytellerError as err:
+                    # The thumbnail cache cannot be written (a full disk, say): it is a cache,
+                    # so the strip shows the photo itself, decoded at the icon's size.
+                    logger.warning("%s; showing the photo without caching its thumbnail", err)
+                    path = photo.path
                 image, _full = load_photo(path, size)  # the thumbnail file, through the decoder
                 if not image.isNull():
                     ctx.emit((photo.id, image))

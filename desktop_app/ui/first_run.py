@@ -117,6 +117,18 @@ def checkpoints_html(checkpoints: list[CatalogCheckpoint]) -> str:
     return f"A folder of one of these, downloaded from Hugging Face: {names}."
 
 
+def warning_label() -> QLabel:
+    """A line for a warning that stays while its job runs (hidden until there is one)."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setVisible(False)
+    return label
+
+
+class SpaceWarning(str):
+    """What the converter says before writing when its disk may fill (it goes on)."""
+
+
 class Cancelled(Exception):
     """The user closed the guide while a job ran; the job stopped and left nothing behind."""
 
@@ -144,7 +156,14 @@ def convert_in_job(
         ctx.report(percent, f"Converting ({event.stage.value}): {max(percent, 0)}%")
 
     return convert_checkpoint(
-        source, outdir, lora=lora, quant=quant, progress=progress, force=False
+        source,
+        outdir,
+        lora=lora,
+        quant=quant,
+        progress=progress,
+        force=False,
+        # Said in the guide, under the job's progress (a status line is overwritten).
+        warn=lambda text: ctx.emit(SpaceWarning(text)),
     )
 
 
@@ -332,6 +351,8 @@ class FirstRunGuide(QDialog):
         form.addRow(self.plan_label)
         form.addRow(self.download_progress)
         form.addRow(self.download_status)
+        self.download_warning = warning_label()
+        form.addRow(self.download_warning)
         form.addRow(self.paused_row)
         form.addRow(self.delete_checkpoint_button)
         return box
@@ -361,6 +382,8 @@ class FirstRunGuide(QDialog):
         convert_form.addRow(self.convert_button)
         convert_form.addRow(self.convert_progress)
         convert_form.addRow(self.convert_status)
+        self.convert_warning = warning_label()
+        convert_form.addRow(self.convert_warning)
         return convert_box
 
     def _check_text(self) -> str:
@@ -453,8 +476,10 @@ class FirstRunGuide(QDialog):
         self._worker = start_worker(CallableWorker(job), self)
         self._job = "convert"
         self._worker.progress.connect(self._on_convert_progress)
+        self._worker.item.connect(self._on_job_item)
         self._worker.finished.connect(self._on_converted)
         self._worker.failed.connect(self._on_failed)
+        self.convert_warning.setVisible(False)
         self.convert_progress.setVisible(True)
         self.convert_progress.setRange(0, 100)
         self.convert_status.setText("Converting… this takes a while for a 7B model.")
@@ -481,6 +506,12 @@ class FirstRunGuide(QDialog):
         if self._job == "convert":
             return self.convert_progress, self.convert_status
         return self.convert_progress, self.check_status
+
+    def _on_job_item(self, item: object) -> None:
+        if isinstance(item, SpaceWarning):
+            label = self.download_warning if self._job == "download" else self.convert_warning
+            label.setText(f"⚠ {item[0].upper()}{item[1:]}.")
+            label.setVisible(True)
 
     def _on_convert_progress(self, percent: int, message: str) -> None:
         bar, status = self._job_widgets()
@@ -566,9 +597,11 @@ class FirstRunGuide(QDialog):
         self._worker = start_worker(CallableWorker(job), self)
         self._job = "download"
         self._worker.progress.connect(self._on_convert_progress)
+        self._worker.item.connect(self._on_job_item)
         self._worker.finished.connect(self._on_converted)
         self._worker.failed.connect(self._on_failed)
         self._worker.ended.connect(self._forget_worker)
+        self.download_warning.setVisible(False)
         self.paused_row.setVisible(False)
         self.delete_checkpoint_button.setVisible(False)
         self.download_progress.setVisible(True)

@@ -496,6 +496,32 @@ def test_k_quant_space_check_counts_what_each_path_holds_at_once(
     assert list((tmp_path / "q4-via").iterdir()) == []
 
 
+def test_a_disk_with_less_than_twice_the_room_warns_and_converts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Less than twice the room needed is said (through ``warn``, which the GUI shows) and the
+    conversion goes on; with room to spare nothing is said."""
+    first = convert_tiny(tmp_path / "first")
+    needed = (
+        first.text_gguf.stat().st_size
+        + first.mmproj_gguf.stat().st_size
+        + pipeline.DISK_MARGIN_BYTES
+    )
+    real_usage = shutil.disk_usage
+    usage = namedtuple("usage", "total used free")
+    for free, warns in ((needed * 3 // 2, True), (needed * 3, False)):
+        monkeypatch.setattr(
+            pipeline.shutil, "disk_usage", lambda path, free=free: usage(10**12, 0, free)
+        )
+        said: list[str] = []
+        result = convert_tiny(tmp_path / f"free-{free}", warn=said.append)
+        assert result.text_gguf.is_file()
+        assert bool(said) is warns
+        if warns:
+            assert "GB free" in said[0] and "free some space" in said[0]
+    monkeypatch.setattr(pipeline.shutil, "disk_usage", real_usage)
+
+
 def test_a_failure_midway_leaves_nothing_that_looks_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

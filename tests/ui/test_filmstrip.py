@@ -237,3 +237,28 @@ def test_a_selected_photo_is_highlighted_around_its_thumbnail_not_below_it(
         if image.pixel(x, y) != after.pixel(x, y)
     }
     assert max(changed_rows) <= highlight.bottom() + 2  # the selection paints nothing lower
+
+
+def test_a_thumbnail_cache_on_a_full_disk_still_shows_every_photo_and_logs_why(
+    qtbot: Any,
+    session: Any,
+    host: Callable[[Any], Any],
+    library: Any,
+    sample_photos: list[Path],
+    small_disk: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Thumbnails are a cache: when their disk is full the strip decodes the photos themselves,
+    and the log says that the cache could not be written."""
+    library.thumbnails_dir = small_disk.path / "thumbnails"
+    small_disk.fill()
+    strip = _strip(session, host)
+    with caplog.at_level("WARNING", logger="desktop_app.ui.filmstrip"):
+        session_album(session, sample_photos)
+        model = session.photo_model
+        qtbot.waitUntil(
+            lambda: all(model.has_thumbnail(p.id) for p in model.photos()), timeout=30_000
+        )
+    assert strip.view.model() is model
+    assert not any((small_disk.path / "thumbnails").rglob("*.jpg"))
+    assert any("is full" in record.getMessage() for record in caplog.records)

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 from ui_helpers import close_error_dialogs
 
+from convert import pipeline
 from desktop_app.app.settings import Settings
 from desktop_app.ui.first_run import FirstRunGuide
 
@@ -109,3 +110,28 @@ def test_the_guide_lists_qwenstoryteller2_first_marked_recommended_with_why(qtbo
     assert text[first:].startswith("QwenStoryteller2</b> (recommended)")
     assert "recommended" not in text[second:]
     assert "QwenStoryteller2</b> (recommended)" in guide.findChild(QLabel, "guideIntro").text()
+
+
+def test_a_conversion_whose_disk_may_fill_says_so_in_the_guide_and_goes_on(
+    qtbot: Any, tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The converter's low-space warning (less than twice the room it needs) is shown under the
+    conversion while it runs, not only logged; the conversion still finishes."""
+    real_usage = pipeline.shutil.disk_usage
+    roomy = real_usage(tmp_path)
+    # Room for the margin alone and a little more: enough to convert the tiny model, < 2x.
+    free = pipeline.DISK_MARGIN_BYTES + (48 << 20)
+    monkeypatch.setattr(
+        pipeline.shutil, "disk_usage", lambda path: type(roomy)(roomy.total, roomy.used, free)
+    )
+    guide = _guide(qtbot)
+    assert not guide.convert_warning.isVisible()
+    handle = guide.start_conversion(tiny_checkpoint, None, "F16", tmp_path / "out")
+    with qtbot.waitSignal(handle.ended, timeout=120_000):
+        pass
+    QApplication.processEvents()
+    assert guide.convert_warning.isVisible()
+    assert "GB free" in guide.convert_warning.text()
+    assert "free some space" in guide.convert_warning.text()
+    assert "failed" not in guide.convert_status.text()
+    assert any((tmp_path / "out").glob("*.gguf"))
