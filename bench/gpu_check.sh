@@ -14,7 +14,8 @@
 #   shape    the 7B-shaped random checkpoint (bench/qwen25vl_checkpoint.py)
 #   convert  straight to Q4_K_M (+ F16 mmproj), the path *Get the model* takes
 #   table    bench/real_scale.py's encode and tell scenarios on the GPU (load, encode one photo
-#            at each detail, prefill and decode tokens/s, a 5-photo story), with the peak VRAM
+#            at each detail, prefill and decode tokens/s, a 5-photo story, and that story written greedily
+#            with and without speculation), with the peak VRAM
 #            nvidia-smi saw; cut (the table printed with what finished) at CUT_S of the budget
 # --dry-run executes every step after `build` on the CPU with the tiny fixture model: `install`
 # checks the current venv's llama-cpp-python instead of installing (the CPU machine has no

@@ -290,6 +290,15 @@ def table(results: dict, machine: str) -> str:
                 f"{cold['tokens_per_s']:.2f} tok/s; ceiling {ceiling:.2f} tok/s "
                 f"({_gb(weights)} read per token) = {cold['tokens_per_s'] / ceiling:.0%}",
             )
+        else:
+            add("decode", f"{cold['tokens_per_s']:.2f} tok/s (seeded sampling, no speculation)")
+        if "greedy" in r:  # the same story written greedily, prompt reused: the writing alone
+            drafted, plain = r["greedy"]["speculation"], r["greedy"]["plain"]
+            add(
+                "5-photo story, greedy: with speculation / without",
+                f"{drafted['tokens_per_s']:.2f} / {plain['tokens_per_s']:.2f} tok/s "
+                f"({drafted['generated_tokens']} / {plain['generated_tokens']} tokens)",
+            )
         # Random weights rarely write visible text, so the first token is when writing starts:
         # the run's wall time less its writing time.
         ttft_cold = r["cold_wall_s"] - cold["generation_s"]

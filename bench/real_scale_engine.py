@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,6 +181,15 @@ def scenario_tell(work: Path, threads: int) -> dict:
     started = time.perf_counter()
     rerun = run(engine, request, first_token_only=True)
     rerun_wall = time.perf_counter() - started
+    # The story written greedily with and without speculation (a seeded sampled run, as above,
+    # never drafts), both from the prompt state the cold run left: only the writing differs.
+    greedy = replace(request, sampling=replace(request.sampling, temperature=0.0, seed=None))
+    writing = {}
+    for speculation in (True, False):
+        engine.speculation = speculation
+        written, _wall = timed(engine, greedy)
+        writing["speculation" if speculation else "plain"] = written.timings.to_dict()
+    engine.speculation = True
     assert engine._loaded is not None
     n_ctx = engine._loaded.n_ctx
     largest = max(p.tokens for p in cold.photos)
@@ -190,6 +200,7 @@ def scenario_tell(work: Path, threads: int) -> dict:
         "rerun_wall_s": rerun_wall,
         "cold": cold.timings.to_dict(),
         "rerun": rerun.timings.to_dict(),
+        "greedy": writing,
         "photo_tokens": [p.tokens for p in cold.photos],
         "n_ctx": n_ctx,
         "weights_read_per_token_bytes": weights_read_per_token(engine.model_path),
