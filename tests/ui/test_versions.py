@@ -406,3 +406,28 @@ def test_cancelling_the_share_options_writes_nothing(
     assert sorted(p.name for p in own_photos[0].parent.iterdir()) == sorted(
         p.name for p in own_photos
     )
+
+
+def test_a_sidecar_that_cannot_be_written_beside_its_photo_says_what_to_do(
+    versions_over: Callable[[list[Path]], VersionsController],
+    own_photos: list[Path],
+    qtbot: Any,
+) -> None:
+    """The tests run as root, whom a read-only folder does not stop: a folder where the
+    sidecar should go stands in for a file that cannot be written."""
+    from ui_helpers import close_error_dialogs
+
+    from desktop_app.ui import error_dialog
+
+    versions = versions_over(own_photos)
+    blocked = own_photos[1].with_name(own_photos[1].name + ".xmp")
+    blocked.mkdir()
+    before = {photo: photo.read_bytes() for photo in own_photos}
+    handle = versions.share_beside_originals()
+    assert handle is not None
+    qtbot.waitUntil(lambda: bool(error_dialog.open_error_dialogs()), timeout=20_000)
+    (message,) = close_error_dialogs()
+    assert f"Cannot write {blocked}" in message
+    assert "share to a new folder instead" in message
+    assert blocked.is_dir() and not any(blocked.iterdir())
+    assert {photo: photo.read_bytes() for photo in own_photos} == before
