@@ -14,9 +14,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QDialog, QFileDialog
 
 from desktop_app.app.album_cast import offer_names, undo_match
+from desktop_app.app.captions import ShareReport, SidecarNaming, write_sidecars
 from desktop_app.app.exports import render_export
 from desktop_app.app.sharing import SHARE_FORMATS, share_source
 from desktop_app.app.stored_story import StoredStory
@@ -30,6 +31,7 @@ from desktop_app.ui.exporting import (
     show_export_notice,
 )
 from desktop_app.ui.session import EndedRun, LiveRun, OpenVersion, Session
+from desktop_app.ui.share_options import PHOTO_MANAGER_KINDS, ShareChoice, ShareOptionsDialog
 from desktop_app.ui.workers import CallableWorker, WorkerHandle
 
 logger = logging.getLogger(__name__)
@@ -262,12 +264,24 @@ class VersionsController(QObject):
         return album.name if album is not None else "Story"
 
     def export_dialog(self, kind: str) -> None:
-        """Ask where to export the open version as ``kind`` and export it."""
+        """Ask where to export the open version as ``kind`` and export it; sidecars and
+        captioned copies first ask how (``ui.share_options``)."""
         session = self._session
         run = session.open_run
-        if run is None:
+        shown = session.shown
+        if run is None or not isinstance(shown, OpenVersion):
             session.show_status("Open a story version to export it.")
             return
+        choice = ShareChoice()
+        if kind in PHOTO_MANAGER_KINDS:
+            photos = [frame.path for frame in shown.stored.frames]
+            asked = self.ask_share_choice(kind, photos)
+            if asked is None:
+                return
+            choice = asked
+            if choice.beside_originals:
+                self.share_beside_originals(choice.naming)
+                return
         label, suffix, file_filter = EXPORT_KINDS[kind]
         # "Kite day (version 2).html": a name, not what looks like a copy's "-2" suffix.
         default = Path.home() / f"{export_name(self._title(), run.id)}{suffix}"
@@ -282,10 +296,52 @@ class VersionsController(QObject):
                 session.dialog_parent, f"Export as {label}", str(default), file_filter
             )
         if path:
-            self.export(kind, Path(path))
+            self.export(kind, Path(path), keep_location=choice.keep_location, naming=choice.naming)
 
-    def export(self, kind: str, path: Path) -> WorkerHandle | None:
-        """Write the open version to ``path`` in the background."""
+    def ask_share_choice(self, kind: str, photos: list[Path]) -> ShareChoice | None:
+        """How to share ``photos`` as ``kind`` (a photo-manager kind), or None if cancelled."""
+        dialog = ShareOptionsDialog(kind, photos, self._session.dialog_parent)
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return None
+            return dialog.choice()
+        finally:
+            dialog.deleteLater()
+
+    def share_beside_originals(
+        self, naming: SidecarNaming = SidecarNaming.FULL_NAME
+    ) -> WorkerHandle | None:
+        """Write the open version's XMP sidecars beside its original photos in the background
+        (an existing sidecar is merged into; the photos are only read)."""
+        session = self._session
+        shown = session.shown
+        if not isinstance(shown, OpenVersion):
+            return None
+        stored = shown.stored
+        worker = CallableWorker(lambda ctx: write_sidecars(stored, None, naming=naming))
+        handle = session.start_job(worker, "Writing sidecars beside the photos")
+
+        def done(report: ShareReport) -> None:
+            count = len(report.written)
+            folders = {path.parent for path in report.written}
+            where = str(next(iter(folders))) if len(folders) == 1 else f"{len(folders)} folders"
+            session.show_status(
+                f"Wrote {count} sidecar{'s' if count != 1 else ''} beside the photos in {where}."
+            )
+
+        handle.finished.connect(done)
+        return handle
+
+    def export(
+        self,
+        kind: str,
+        path: Path,
+        *,
+        keep_location: bool = False,
+        naming: SidecarNaming = SidecarNaming.FULL_NAME,
+    ) -> WorkerHandle | None:
+        """Write the open version to ``path`` in the background; copies of photos keep their
+        location only with ``keep_location``, sidecars are named as ``naming`` says."""
         session = self._session
         shown = session.shown
         if not isinstance(shown, OpenVersion):
@@ -296,7 +352,12 @@ class VersionsController(QObject):
             session.show_status(f"Warning: {warning[0].upper()}{warning[1:]}.")
         if kind in SHARE_FORMATS and album is not None:
             # Read on this thread (the library's names and dates); written in the worker.
-            source = replace(share_source(session.library, album, shown.run), story=stored)
+            source = replace(
+                share_source(session.library, album, shown.run),
+                story=stored,
+                keep_location=keep_location,
+                sidecar_naming=naming,
+            )
             write = SHARE_FORMATS[kind].write
             worker = CallableWorker(lambda ctx: write(source, path))
         else:

@@ -148,3 +148,42 @@ def test_the_export_menu_writes_a_slideshow_of_the_open_version_under_its_names(
     assert page.count('<section class="slide') == frames + 2
     assert page.count("data:image/jpeg;base64,") == frames
     assert "Maya Lopez" in page
+
+
+def test_the_share_options_dialog_says_what_each_choice_writes(qtbot: Any, tmp_path: Path) -> None:
+    """Sidecars: beside the originals by default, with what will be written said first; a new
+    folder of copies offers the location (unticked). Captioned copies: only the location."""
+    from desktop_app.app.captions import SidecarNaming
+    from desktop_app.ui.share_options import ShareChoice, ShareOptionsDialog
+
+    photos = [tmp_path / "a" / "one.jpg", tmp_path / "a" / "two.jpg", tmp_path / "b" / "three.jpg"]
+    for photo in photos:
+        photo.parent.mkdir(exist_ok=True)
+        photo.write_bytes(b"")
+    (tmp_path / "b" / "three.xmp").write_text("", encoding="utf-8")
+
+    dialog = ShareOptionsDialog("sidecars", photos)
+    qtbot.addWidget(dialog)
+    assert dialog.choice() == ShareChoice()  # beside, photo.jpg.xmp, no location
+    text = dialog.summary.text()
+    assert (
+        "3 sidecars (such as one.jpg.xmp) will be written beside the photos in the 2 folders"
+        in text
+    )
+    assert "merged into, never replaced" in text and "not written" in text
+    assert not dialog.keep_location_box.isEnabled()  # nothing is copied
+    dialog.naming_box.setCurrentIndex(dialog.naming_box.findData(SidecarNaming.STEM))
+    assert "(such as one.xmp)" in dialog.summary.text()
+    assert "1 of them already exists" in dialog.summary.text()  # b/three.xmp
+    dialog.folder_button.setChecked(True)
+    assert "new folder you choose next" in dialog.summary.text()
+    assert dialog.keep_location_box.isEnabled() and not dialog.keep_location_box.isChecked()
+    dialog.keep_location_box.setChecked(True)
+    assert dialog.choice() == ShareChoice(False, SidecarNaming.STEM, True)
+
+    copies = ShareOptionsDialog("captioned-copies", photos)
+    qtbot.addWidget(copies)
+    assert copies.beside_button.isHidden() and copies.naming_box.isHidden()
+    assert "with the captions inside" in copies.summary.text()
+    assert copies.keep_location_box.isEnabled() and not copies.choice().keep_location
+    assert not copies.choice().beside_originals

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog
 from ui_helpers import session_album, tell_and_wait
 
 from desktop_app.ui.generation import GenerationController
@@ -223,3 +223,211 @@ def test_the_export_menu_writes_photos_for_photo_managers_into_a_new_folder(
     assert len(copies) == 4
     people = [meta.get("PersonInImage", []) for meta in exiftool(*copies)]
     assert any("Mia" in names for names in people)
+
+
+# A sidecar the user already has (a photo manager wrote it): one keyword.
+KEYWORD_SIDECAR = """<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">
+   <dc:subject><rdf:Bag><rdf:li>Holiday</rdf:li></rdf:Bag></dc:subject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def _answer_share_options(
+    monkeypatch: pytest.MonkeyPatch, answer: Callable[[Any], None]
+) -> list[Any]:
+    """The share-options dialog, built for real, answered by ``answer(dialog)`` then OK (its
+    ``exec`` would wait for a click); returns the dialogs shown."""
+    from desktop_app.ui.share_options import ShareOptionsDialog
+
+    shown: list[Any] = []
+
+    def exec_(dialog: Any) -> int:
+        shown.append(dialog)
+        answer(dialog)
+        dialog.summary_shown = dialog.summary.text()
+        dialog.accept()
+        return int(QDialog.DialogCode.Accepted)
+
+    monkeypatch.setattr(ShareOptionsDialog, "exec", exec_)
+    return shown
+
+
+@pytest.fixture
+def own_photos(tmp_path: Path) -> list[Path]:
+    """The sample photos in this test's own folder (``sample_photos`` is shared by every test:
+    nothing may be written beside it)."""
+    import ui_sample
+
+    return ui_sample.write_photos(tmp_path / "photos")
+
+
+@pytest.fixture
+def versions_over(
+    make_session: Callable[..., Any], story_output: str
+) -> Callable[[list[Path]], VersionsController]:
+    """``versions_over(photos)``: the versions controller over a session showing the sample
+    story told from ``photos``."""
+    from ui_sample import scripted_backend
+
+    from desktop_app.app.telling import TellOptions, tell_album
+
+    def build(photos: list[Path]) -> VersionsController:
+        session = make_session()
+        session_album(session, photos)
+        tell_album(session.library, session.album_id, scripted_backend(story_output), TellOptions())
+        controller = VersionsController(session)
+        controller.reload_runs(select_latest=True)
+        assert isinstance(session.shown, OpenVersion)
+        return controller
+
+    return build
+
+
+@pytest.mark.parametrize("naming", ["photo.jpg.xmp", "photo.xmp"])
+def test_the_export_menu_writes_sidecars_beside_the_originals_merging_what_is_there(
+    versions_over: Callable[[list[Path]], VersionsController],
+    own_photos: list[Path],
+    qtbot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    exiftool: Any,
+    naming: str,
+) -> None:
+    from desktop_app.app.captions import SidecarNaming
+
+    sample_photos = own_photos
+    versions = versions_over(own_photos)
+    told_session = versions._session
+
+    chosen = SidecarNaming(naming)
+    existing = chosen.sidecar_for(sample_photos[0])
+    existing.write_text(KEYWORD_SIDECAR, encoding="utf-8")
+    before = {photo: photo.read_bytes() for photo in sample_photos}
+
+    def choose(dialog: Any) -> None:
+        assert dialog.beside_button.isChecked()  # the default the issue names
+        assert dialog.naming_box.currentData() is SidecarNaming.FULL_NAME
+        dialog.naming_box.setCurrentIndex(dialog.naming_box.findData(chosen))
+
+    shown = _answer_share_options(monkeypatch, choose)
+    monkeypatch.setattr(
+        QFileDialog, "getExistingDirectory", lambda *a: pytest.fail("no folder is asked for")
+    )
+    statuses: list[str] = []
+    told_session.status_message.connect(statuses.append)
+    versions.export_dialog("sidecars")
+    qtbot.waitUntil(lambda: any(s.startswith("Wrote 4 sidecars") for s in statuses), timeout=20_000)
+
+    folder = sample_photos[0].parent
+    summary = shown[0].summary_shown  # said before anything was written
+    example = chosen.sidecar_for(Path(sample_photos[0].name)).name
+    assert f"4 sidecars (such as {example}) will be written beside the photos in {folder}" in (
+        summary
+    )
+    assert "1 of them already exists: the captions are merged into them" in summary
+    assert "The photos themselves are not written." in summary
+    sidecars = [chosen.sidecar_for(photo) for photo in sample_photos]
+    other = SidecarNaming.STEM if chosen is SidecarNaming.FULL_NAME else SidecarNaming.FULL_NAME
+    assert not any(other.sidecar_for(photo).exists() for photo in sample_photos)
+    metas = exiftool(*sidecars)
+    assert all(meta.get("Description") for meta in metas), metas
+    assert metas[0]["Subject"] == ["Holiday"]  # the user's keyword is kept
+    assert {photo: photo.read_bytes() for photo in sample_photos} == before
+
+
+def _add_gps(photos: list[Path]) -> None:
+    from PIL import Image
+
+    for photo in photos:
+        with Image.open(photo) as image:
+            pixels = image.copy()
+        exif = Image.Exif()
+        exif[0x8825] = {1: "N", 2: (51.0, 30.0, 12.0), 3: "W", 4: (0.0, 7.0, 39.0)}
+        pixels.save(photo, quality=90, exif=exif)
+
+
+@pytest.mark.parametrize("kind", ["captioned-copies", "sidecars"])
+@pytest.mark.parametrize("keep", [False, True])
+def test_copies_for_photo_managers_keep_their_location_only_when_ticked(
+    versions_over: Callable[[list[Path]], VersionsController],
+    own_photos: list[Path],
+    qtbot: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    exiftool: Any,
+    kind: str,
+    keep: bool,
+) -> None:
+    def choose(dialog: Any) -> None:
+        if kind == "sidecars":
+            dialog.folder_button.setChecked(True)
+        assert not dialog.keep_location_box.isChecked()  # unticked unless the user ticks it
+        assert dialog.keep_location_box.isEnabled()
+        dialog.keep_location_box.setChecked(keep)
+
+    _answer_share_options(monkeypatch, choose)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a: str(tmp_path))
+    _add_gps(own_photos)
+    versions = versions_over(own_photos)
+    versions.export_dialog(kind)
+    from desktop_app.ui.versions import export_name
+
+    run = versions._session.open_run
+    target = tmp_path / f"{export_name('Kite day', run.id)} {kind}"
+    qtbot.waitUntil(target.is_dir, timeout=20_000)
+    copies = sorted(p for p in target.iterdir() if p.suffix == ".jpg")
+    assert len(copies) == 4
+    assert all(meta.get("GPSLatitude") for meta in exiftool(*own_photos))
+    located = [bool(meta.get("GPSLatitude")) for meta in exiftool(*copies)]
+    assert located == [keep] * 4
+    if kind == "sidecars":
+        assert len(list(target.glob("*.jpg.xmp"))) == 4
+
+
+def test_cancelling_the_share_options_writes_nothing(
+    versions_over: Callable[[list[Path]], VersionsController],
+    own_photos: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from desktop_app.ui.share_options import ShareOptionsDialog
+
+    versions = versions_over(own_photos)
+    monkeypatch.setattr(ShareOptionsDialog, "exec", lambda dialog: 0)
+    monkeypatch.setattr(
+        QFileDialog, "getExistingDirectory", lambda *a: pytest.fail("no folder is asked for")
+    )
+    versions.export_dialog("sidecars")
+    versions.export_dialog("captioned-copies")
+    assert sorted(p.name for p in own_photos[0].parent.iterdir()) == sorted(
+        p.name for p in own_photos
+    )
+
+
+def test_a_sidecar_that_cannot_be_written_beside_its_photo_says_what_to_do(
+    versions_over: Callable[[list[Path]], VersionsController],
+    own_photos: list[Path],
+    qtbot: Any,
+) -> None:
+    """The tests run as root, whom a read-only folder does not stop: a folder where the
+    sidecar should go stands in for a file that cannot be written."""
+    from ui_helpers import close_error_dialogs
+
+    from desktop_app.ui import error_dialog
+
+    versions = versions_over(own_photos)
+    blocked = own_photos[1].with_name(own_photos[1].name + ".xmp")
+    blocked.mkdir()
+    before = {photo: photo.read_bytes() for photo in own_photos}
+    handle = versions.share_beside_originals()
+    assert handle is not None
+    qtbot.waitUntil(lambda: bool(error_dialog.open_error_dialogs()), timeout=20_000)
+    (message,) = close_error_dialogs()
+    assert f"Cannot write {blocked}" in message
+    assert "share to a new folder instead" in message
+    assert blocked.is_dir() and not any(blocked.iterdir())
+    assert {photo: photo.read_bytes() for photo in own_photos} == before
