@@ -8,6 +8,7 @@ ends also use other engine modules: model files, photo sizes, speeds, diagnostic
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,19 +192,34 @@ class Phase(enum.Enum):
     LOADING_MODEL = "loading model"
     PREPARING_PHOTO = "preparing photo"
     ENCODING_PHOTO = "encoding photo"
+    # The run waits for a photo a stopped run or a background preparation left in the vision
+    # encoder (it cannot be interrupted): ``index`` is that photo when the run uses it.
+    FINISHING_PHOTO = "finishing photo"
+    FINISHING_OLD_PHOTO = "finishing a photo prepared for the old detail"
+    FINISHING_OTHER_PHOTO = "finishing a photo prepared for photos no longer in the story"
     READING_PROMPT = "reading prompt"
     WRITING = "writing"
 
 
 @dataclass(frozen=True)
 class PhaseEvent:
-    """The run entered a phase; ``index``/``total`` count photos where that makes sense (1-based)."""
+    """The run entered a phase; ``index``/``total`` count photos where that makes sense (1-based);
+    ``seconds``: at most how long the phase should take, where the run can tell (0: unknown)."""
 
     phase: Phase
     index: int = 0
     total: int = 0
+    seconds: float = 0.0
 
     def describe(self) -> str:
+        if self.phase is Phase.FINISHING_PHOTO:
+            text = f"finishing photo {self.index}, prepared in the background"
+        elif self.phase in (Phase.FINISHING_OLD_PHOTO, Phase.FINISHING_OTHER_PHOTO):
+            text = self.phase.value
+        else:
+            text = ""
+        if text:
+            return f"{text} (≤ {math.ceil(self.seconds)} s)" if self.seconds > 0 else text
         if self.total:
             return f"{self.phase.value} {self.index}/{self.total}"
         return self.phase.value

@@ -128,7 +128,7 @@ class LlamaCppBackend:
         self.projector_id = self._projector_identity(manifest)
         self.text_model_id = self._file_identity(manifest, "text", self.model_path)
         self.photos_encoded = 0  # photos that went through the vision encoder (not cached)
-        self._encoder = photo_encoder.PhotoEncoder(self._encoded)
+        self._encoder = photo_encoder.PhotoEncoder(self._encoded, self._encode_estimate)
         # Draft and batch-verify tokens while writing (the same distribution; off: one token
         # per step).
         self.speculation = speculation
@@ -351,16 +351,22 @@ class LlamaCppBackend:
             prompt_text, [p.tokens for p in photos], request.sampling.max_tokens
         )
 
-        yield PhaseEvent(Phase.LOADING_MODEL)
-        if not self._encoder.settle(should_stop):  # the photo a stopped run left encoding
-            yield self._result("", FinishReason.CANCELLED, infos, request.sampling, Timings())
-            return
-        load_started = time.perf_counter()
+        keys = self._photo_keys([(p.content_hash, p.prepared_size) for p in photos])
         was_loaded = self._kept(n_ctx) is not None
+        # A photo left in the encoder is waited for where the run uses the projector (reading
+        # the prompt), or here if the run loads a new one (``photo_encoder``).
+        if not was_loaded:
+            finishing = self._encoder.finishing(photos, keys)
+            if finishing is not None:
+                yield finishing
+            if not self._encoder.settle(should_stop):
+                yield self._result("", FinishReason.CANCELLED, infos, request.sampling, Timings())
+                return
+        yield PhaseEvent(Phase.LOADING_MODEL)
+        load_started = time.perf_counter()
         loaded = self._load(n_ctx)
         load_s = 0.0 if was_loaded else time.perf_counter() - load_started
 
-        keys = self._photo_keys([(p.content_hash, p.prepared_size) for p in photos])
         read = yield from read_prompt(
             loaded,
             prompt_text,
@@ -438,6 +444,10 @@ class LlamaCppBackend:
         """Free the model and its contexts (an idle app gives its memory back); the caches
         stay, so the next run restores its prompt instead of reading it."""
         self._unload()
+
+    def _encode_estimate(self, tokens: int) -> float:
+        """Seconds one photo of ``tokens`` vision tokens should take in the encoder here."""
+        return speeds.encode_seconds(self.speeds(), [tokens], NOTHING_CACHED)[0]
 
     def _encoded(self, key: str, embedding: np.ndarray) -> None:
         self.cache.put(key, embedding)

@@ -86,6 +86,11 @@ def read_prompt(
     restore_s = time.perf_counter() - started
     total = len(photos)
     read_photos = photos_in(shared)  # the first ones, already in the KV cache
+    finishing = encoder.finishing(photos, photo_keys, read_photos)
+    if finishing is not None:
+        yield finishing
+    if not encoder.settle(should_stop):  # mtmd (tokenizing included) is not thread-safe
+        return PromptRead(timings, cancelled=True)
     n_embd = llama_cpp.llama_model_n_embd_inp(loaded.llm.model)
     cached = [
         None if index < read_photos else embeddings.get(k, (p.tokens, n_embd))

@@ -13,12 +13,22 @@ thread, which runs it when the photo is done.
 The thread is a daemon: a second Ctrl-C on the command line must end the process at once, not
 when the photo is done. A process must not shut down normally while one runs (llama.cpp's
 libraries are torn down under it: a segmentation fault); see ``still_encoding``.
+
+A run that finds a photo still in the encoder (left by a background preparation, or a stopped
+run) waits for it only when it uses the projector: a run whose whole prompt is restored never
+does; one that tokenizes, encodes or loads a larger context does (mtmd is not thread-safe, and a
+second projector beside the busy one would hold memory no estimate counted). Abandoning that
+encode by reloading the projector would cost a projector load and the photo's work, and save
+no more than the wait it replaces: it is not done. ``finishing`` says the wait beforehand,
+bounded by this machine's estimate of the photo's encode, and whether the run uses the photo.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as StillRunning
@@ -27,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from desktop_app.engine import llama_prompt
-from desktop_app.engine.api import ShouldStop
+from desktop_app.engine.api import Phase, PhaseEvent, ShouldStop
 from desktop_app.engine.images import PreparedImage
 
 logger = logging.getLogger(__name__)
@@ -51,15 +61,22 @@ class _Encoding:
     key: str
     photo: PreparedImage
     future: Future[np.ndarray]
+    started: float
     then: Callable[[], None] | None = None  # what ``release`` left for the encode's thread
 
 
 class PhotoEncoder:
     """Encodes one photo at a time off the caller's thread; ``on_encoded(key, embedding)`` files
-    each embedding, always on the caller's thread."""
+    each embedding, always on the caller's thread; ``estimate(tokens)``: the seconds one photo of
+    that many vision tokens should take here."""
 
-    def __init__(self, on_encoded: Callable[[str, np.ndarray], None]) -> None:
+    def __init__(
+        self,
+        on_encoded: Callable[[str, np.ndarray], None],
+        estimate: Callable[[int], float] = lambda _tokens: 0.0,
+    ) -> None:
         self._on_encoded = on_encoded
+        self._estimate = estimate
         self._encoding: _Encoding | None = None
         self._lock = threading.Lock()  # between ``release`` and an encode that is ending
 
@@ -73,9 +90,12 @@ class PhotoEncoder:
         should_stop: ShouldStop,
     ) -> np.ndarray | None:
         """The embedding of ``photo``'s image ``chunk``, filed; None if ``should_stop`` turned
-        true first (the encode goes on, ``settle`` files it)."""
+        true first (the encode goes on, ``settle`` files it). The photo still in the encoder
+        for a run that stopped or a preparation is waited for, not encoded again."""
         from llama_cpp import mtmd_cpp
 
+        if self._encoding is not None and self._encoding.key == key:
+            return self._finish(should_stop)
         if not self.settle(should_stop):
             return None
         # The run frees its chunk list when it returns, maybe before this encode is done.
@@ -83,7 +103,7 @@ class PhotoEncoder:
         if not owned:
             raise llama_prompt.GenerationError(f"llama.cpp could not copy {photo.path.name}")
         future: Future[np.ndarray] = Future()
-        encoding = _Encoding(key, photo, future)
+        encoding = _Encoding(key, photo, future, time.perf_counter())
 
         def work() -> None:
             future.set_running_or_notify_cancel()
@@ -101,6 +121,25 @@ class PhotoEncoder:
         self._encoding = encoding
         threading.Thread(target=work, name=THREAD_NAME, daemon=True).start()
         return self._finish(should_stop)
+
+    def finishing(
+        self, photos: list[PreparedImage], keys: list[str], first: int = 0
+    ) -> PhaseEvent | None:
+        """What a run of ``photos`` (their embedding ``keys``; those before index ``first`` are
+        read already) waits for before it can use the projector, as its phase: the photo still
+        in the encoder, if any, with the seconds its estimate leaves (at least 1)."""
+        encoding = self._encoding
+        if encoding is None or encoding.future.done():
+            return None  # (``settle`` files a finished one at once)
+        estimate = self._estimate(encoding.photo.tokens)
+        spent = time.perf_counter() - encoding.started
+        seconds = float(max(1, math.ceil(estimate - spent))) if estimate > 0 else 0.0
+        if encoding.key in keys[first:]:
+            index = keys.index(encoding.key, first) + 1
+            return PhaseEvent(Phase.FINISHING_PHOTO, index, seconds=seconds)
+        same_file = any(p.content_hash == encoding.photo.content_hash for p in photos)
+        phase = Phase.FINISHING_OLD_PHOTO if same_file else Phase.FINISHING_OTHER_PHOTO
+        return PhaseEvent(phase, seconds=seconds)
 
     def settle(self, should_stop: ShouldStop = _never) -> bool:
         """Let the encode a stopped run left behind finish, and file its embedding. False if

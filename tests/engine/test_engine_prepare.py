@@ -3,22 +3,34 @@
 On the tiny model through real llama.cpp: after ``prepare`` a run encodes no photo and reads only
 the text after the photos, from the same logits a cold run by a fresh backend draws from (the
 one-thread preparation included); a preparation stopped between batches leaves what it read
-for the run, which reads the rest; a preparation for another detail is of no use and is not used.
+for the run, which reads the rest; a preparation for another detail is of no use and is not used,
+and a run that does not use the projector does not wait for that preparation's photo still in the
+encoder.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from engine_helpers import backend_in
+from engine_helpers import Gate, backend_in, join_vision_threads
 from PIL import Image
 
-from desktop_app.engine import llama_sampling
-from desktop_app.engine.api import Detail, ResultEvent, RunResult, SamplingParams, StoryRequest
+from desktop_app.engine import llama_sampling, photo_encoder
+from desktop_app.engine.api import (
+    Detail,
+    FinishReason,
+    Phase,
+    PhaseEvent,
+    ResultEvent,
+    RunResult,
+    SamplingParams,
+    StoryRequest,
+)
 from desktop_app.engine.llama_backend import LlamaCppBackend
 
 if TYPE_CHECKING:
@@ -139,3 +151,33 @@ def test_a_preparation_for_another_detail_is_not_used(
     # Only the text before the photo is shared with what was prepared.
     low = prepare_image(album[2], Detail.LOW.token_budget).tokens
     assert result.timings.prompt_cells_reused == prepared - low > 0
+
+
+def test_a_run_that_needs_no_projector_does_not_wait_for_an_old_details_photo(
+    backend: LlamaCppBackend, album: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    told = StoryRequest(photos=tuple(album[1:]), detail=Detail.LOW, sampling=SAMPLING)
+    run(backend, told)  # its whole prompt is now live
+    gate = Gate(monkeypatch)
+    stop = threading.Event()
+    other = StoryRequest(photos=tuple(album[1:]), detail=Detail.NORMAL, sampling=SAMPLING)
+    preparing = threading.Thread(
+        target=lambda: list(backend.prepare(other, should_stop=stop.is_set))
+    )
+    preparing.start()
+    try:
+        assert gate.entered.wait(30)
+        stop.set()  # the detail changed back: the preparation ends, its photo stays in the encoder
+        preparing.join(10)
+        assert not preparing.is_alive()
+        events = list(backend.generate(told, should_stop=lambda: False))
+        # Told again while the encoder is still busy: restored whole, it never waited.
+        assert not gate.opened.is_set() and photo_encoder.still_encoding()
+        (result,) = [e.result for e in events if isinstance(e, ResultEvent)]
+        assert result.finish_reason is not FinishReason.CANCELLED and result.timings.prompt_reused
+        phases = {e.phase for e in events if isinstance(e, PhaseEvent)}
+        assert Phase.ENCODING_PHOTO not in phases
+        assert not phases & {Phase.FINISHING_OLD_PHOTO, Phase.FINISHING_PHOTO}
+    finally:
+        gate.open()
+        join_vision_threads()

@@ -3,12 +3,14 @@
 The tiny model through real llama.cpp, a photo's encode held at a gate as in the stop tests:
 Generate cancels a preparation without waiting for the photo in the vision encoder (the run
 files that photo itself), a finished preparation is what the run reuses (only the text after the
-photos is read, no photo encoded again), the status bar says what is being prepared, and the
-setting switches it off. The battery check reads a power-supply tree as Linux lays it out.
+photos is read, no photo encoded again), the status bar says what is being prepared and, when a
+run waits for a photo a preparation left in the encoder, which photo and for at most how long;
+the setting switches it off. The battery check reads a power-supply tree as Linux lays it out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from ui_helpers import session_album
 
 from desktop_app.app import preparation
 from desktop_app.engine import llama_prompt, photo_encoder
+from desktop_app.engine.api import Detail
 from desktop_app.engine.llama_backend import LlamaCppBackend
 from desktop_app.ui.generation import GenerationController
 from desktop_app.ui.preparation import PreparationController
@@ -71,6 +74,7 @@ def preparing_session(
     generation = GenerationController(session)
     messages: list[str] = []
     session.status_message.connect(messages.append)
+    session.run_progressed.connect(lambda live: messages.append(live.phase_text))
     session_album(session, photos)  # opening it and adding photos schedules a preparation
     return session, preparation_, generation, messages
 
@@ -91,10 +95,45 @@ def test_generate_cancels_a_preparation_without_waiting_for_the_photo_in_the_enc
     # The preparation ends while photo 2 is still in the encoder: Generate did not wait for it.
     qtbot.waitUntil(lambda: not prep.is_preparing(), timeout=10_000)
     assert not gate.opened.is_set() and generation.is_generating()
+    # The run reaches photo 2 and says that it waits for it, and at most how long.
+    qtbot.waitUntil(lambda: finishing("Finishing photo 2, prepared in the background", messages))
+    assert not any(m.startswith("Encoding photo 2") for m in messages)
     gate.open()  # the run needs photo 2: it files the encode the preparation left
     qtbot.waitUntil(lambda: not generation.is_generating(), timeout=60_000)
     assert backend.photos_encoded == 3  # each photo once: photo 1 by the preparation
     assert gate.calls == 3
+
+
+def finishing(text: str, messages: list[str]) -> bool:
+    """Whether the status bar said ``text (≤ N s)…`` with a bound N of at least 1 s."""
+    prefix = text + " (≤ "
+    return any(
+        m.startswith(prefix) and int(m[len(prefix) :].split(" s)")[0]) >= 1 for m in messages
+    )
+
+
+def test_a_run_at_another_detail_says_it_finishes_the_old_details_photo(
+    qtbot: Any,
+    make_session: Callable[..., Any],
+    backend: LlamaCppBackend,
+    sample_photos: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    photos = sample_photos[:2]
+    gate = Gate(monkeypatch, held=2)
+    session, prep, generation, messages = preparing_session(make_session, backend, photos)
+    qtbot.waitUntil(gate.entered.is_set, timeout=30_000)
+    assert session.choices.detail is Detail.AS_TRAINED
+    session.set_choices(dataclasses.replace(session.choices, detail=Detail.MORE))
+    generation.generate()
+    # Photo 2 at "as trained" is of no use to this run, but the encoder is busy with it until
+    # it is done: the run says so while it waits, then goes on.
+    qtbot.waitUntil(lambda: finishing("Finishing a photo prepared for the old detail", messages))
+    assert not gate.opened.is_set() and generation.is_generating()
+    gate.open()
+    qtbot.waitUntil(lambda: not generation.is_generating(), timeout=60_000)
+    assert not prep.is_preparing() and session.library.runs(session.album_id)
+    assert backend.photos_encoded == 4  # 2 at the old detail (one filed unseen), 2 at the new
 
 
 def test_a_finished_preparation_is_what_generate_reuses(
