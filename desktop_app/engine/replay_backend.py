@@ -15,8 +15,10 @@ runs both on the same requests and compares their events):
   the size its detail prepares it to, the prompt's state by its chunks (text, photo, text, ...:
   ``prompt_prefix``). ``cached`` answers from that, a second identical run encodes no photo and
   reads no prompt (``Timings.prompt_reused``), like Generate again on the real backend, and a
-  run that shares leading photos with an earlier one encodes none of them. A photo still in the encoder when its run stopped is filed
-  by the next run, which waits for it (and may itself be stopped meanwhile) while the model loads.
+  run that shares leading photos with an earlier one encodes none of them. A photo still in the
+  encoder when its run stopped is filed by the next run that uses the encoder (one whose whole
+  prompt is restored does not), which says so first (``Phase.FINISHING_PHOTO`` when it needs the
+  photo, else ``FINISHING_OLD_PHOTO``/``FINISHING_OTHER_PHOTO``) and may be stopped meanwhile.
 
 What it does not model: the context and memory checks (``plan_context``), and the prepared size
 it reports, which is the photo's own size unless ``prepared_size`` says otherwise (the scripted
@@ -127,7 +129,8 @@ class ReplayBackend:
         self.photos_encoded = 0  # photos that went through its "vision encoder" (not cached)
         self._embeddings: set[str] = set()  # embedding keys it has "encoded"
         self._prompts: set[str] = set()  # chunk digests of the prompts whose "KV state" it kept
-        self._in_encoder: str | None = None  # a stopped run's photo, still being encoded
+        # A stopped run's photo, still being encoded: its embedding key and content hash.
+        self._in_encoder: tuple[str, str] | None = None
 
     @property
     def description(self) -> str:
@@ -171,23 +174,37 @@ class ReplayBackend:
         prepared = self._prepared_size or photo.original_size
         return PhotoInfo(photo.path, photo.original_size, prepared, tokens_for_size(prepared))
 
-    def _encode(self, key: str, should_stop: ShouldStop) -> bool:
+    def _encode(self, key: str, content_hash: str, should_stop: ShouldStop) -> bool:
         """Encode one photo (held at the gate, if any): False when ``should_stop`` turned true
         first, the photo then staying in the encoder for the next run to file."""
         gate = self.encoding_gate
         if gate is not None and not gate.wait(should_stop):
-            self._in_encoder = key
+            self._in_encoder = (key, content_hash)
             return False
         self._embeddings.add(key)
         self.photos_encoded += 1
         return True
 
+    def _finishing(
+        self, photos: list[PreparedImage], keys: list[str], first: int
+    ) -> PhaseEvent | None:
+        """The phase of a run that waits for the photo a stopped run left in the encoder (as
+        ``PhotoEncoder.finishing`` says it; no time bound: the gate decides)."""
+        gate = self.encoding_gate
+        if self._in_encoder is None or gate is None or gate.is_open():
+            return None  # done already: filed at once
+        key, content_hash = self._in_encoder
+        if key in keys[first:]:
+            return PhaseEvent(Phase.FINISHING_PHOTO, keys.index(key, first) + 1)
+        same_file = any(p.content_hash == content_hash for p in photos)
+        return PhaseEvent(Phase.FINISHING_OLD_PHOTO if same_file else Phase.FINISHING_OTHER_PHOTO)
+
     def _settle(self, should_stop: ShouldStop) -> bool:
         """Let the photo a stopped run left in the encoder finish, and file it; False if
         ``should_stop`` turned true first (it is still in the encoder)."""
-        key = self._in_encoder
-        if key is None:
+        if self._in_encoder is None:
             return True
+        key, _content_hash = self._in_encoder
         gate = self.encoding_gate
         if gate is not None and not gate.wait(should_stop):
             return False
@@ -212,11 +229,15 @@ class ReplayBackend:
             return self._result("", FinishReason.CANCELLED, infos, request, timings)
 
         yield PhaseEvent(Phase.LOADING_MODEL)
-        if not self._settle(should_stop):
-            yield cancelled(Timings())
-            return
         keys, prefixes = self._keys(request, [(p.content_hash, p.prepared_size) for p in photos])
         shared = self._shared(prefixes)
+        if shared < len(prefixes):  # the run uses the encoder: a photo left in it comes first
+            finishing = self._finishing(photos, keys, photos_in(shared))
+            if finishing is not None:
+                yield finishing
+            if not self._settle(should_stop):
+                yield cancelled(Timings())
+                return
         if shared == len(prefixes):  # Generate again: no photo encoded, one prompt token read
             yield PhaseEvent(Phase.READING_PROMPT)
             yield PhaseEvent(Phase.WRITING)
@@ -232,7 +253,8 @@ class ReplayBackend:
         for index, (photo_key, cached) in enumerate(zip(keys, was_cached, strict=True), start=1):
             yield PhaseEvent(Phase.ENCODING_PHOTO, index, total)
             encode_started = time.perf_counter()
-            if not cached and not self._encode(photo_key, should_stop):
+            held = photos[index - 1].content_hash
+            if not cached and not self._encode(photo_key, held, should_stop):
                 yield cancelled(Timings(encode_s=tuple(encode_s)))
                 return
             encode_s.append(0.0 if cached else time.perf_counter() - encode_started)
