@@ -498,6 +498,28 @@ def write_html(
     return "\n".join(parts) + "\n"
 
 
+def frame_photo_html(
+    display: StoryDisplay,
+    frame: DisplayFrame,
+    images: Mapping[int, str],
+    boxes: Mapping[int, Mapping[str, PhotoBox]],
+) -> tuple[str, frozenset[str]]:
+    """The frame's photo as a figure with its boxes drawn over it (empty when the frame has no
+    photo), and the ids of the entities boxed there (their words can show their box)."""
+    image = images.get(frame.index) if frame.index is not None else None
+    if not image:
+        return "", frozenset()
+    on_photo = boxes.get(frame.index, {}) if frame.index is not None else {}
+    drawn = "".join(
+        box_html(entity_id, box, display.colour(entity_id), display.name(entity_id))
+        for entity_id, box in on_photo.items()
+    )
+    picture = (
+        f'<figure class="photo"><img src="{_e(image)}" alt="{_e(frame.heading)}">{drawn}</figure>'
+    )
+    return picture, frozenset(on_photo)
+
+
 def _frame_text_html(
     display: StoryDisplay,
     frame: DisplayFrame,
@@ -505,19 +527,7 @@ def _frame_text_html(
     boxes: Mapping[int, Mapping[str, PhotoBox]],
 ) -> str:
     anchor = f' id="image-{frame.index}"' if frame.index is not None else ""
-    image = images.get(frame.index) if frame.index is not None else None
-    on_photo = boxes.get(frame.index, {}) if image and frame.index is not None else {}
-    picture = ""
-    if image:
-        drawn = "".join(
-            box_html(entity_id, box, display.colour(entity_id), display.name(entity_id))
-            for entity_id, box in on_photo.items()
-        )
-        picture = (
-            f'<figure class="photo"><img src="{_e(image)}" alt="{_e(frame.heading)}">'
-            f"{drawn}</figure>"
-        )
-    boxed = frozenset(on_photo)
+    picture, boxed = frame_photo_html(display, frame, images, boxes)
     spans = "".join(span_html(span, boxed) for span in frame.spans)
     return (
         f'<article class="frame"{anchor}>{picture}<div class="text"><h2>{_e(frame.heading)}</h2>'

@@ -2,7 +2,7 @@
 
 A writer over the display model (``desktop_app.story.display``), like ``render.write_html``: the
 same tagged-word highlights and the same boxes over the photo (``render.span_html`` and
-``render.box_html``), laid out as slides instead of one long page. A title slide (album name,
+``render.frame_photo_html``), laid out as slides instead of one long page. A title slide (album name,
 date range), a slide per frame (photo beside its text, above it on a narrow screen), an end
 slide. Keyboard (Right/Space/PageDown, Left/PageUp, Home/End, B for boxes), click (left third:
 back, elsewhere: forward), swipe and on-screen buttons move through it. Nothing is fetched: the
@@ -15,7 +15,7 @@ import html
 from collections.abc import Mapping
 
 from desktop_app.story.display import DisplayFrame, StoryDisplay
-from desktop_app.story.render import PhotoBox, box_html, span_html
+from desktop_app.story.render import PhotoBox, frame_photo_html, span_html
 
 SLIDESHOW_CSS = """
 html, body { margin: 0; height: 100%; overscroll-behavior: none; }
@@ -216,19 +216,8 @@ def _frame_slide(
     boxes: Mapping[int, Mapping[str, PhotoBox]],
 ) -> str:
     anchor = f' id="frame-{frame.index}"' if frame.index is not None else ""
-    image = images.get(frame.index) if frame.index is not None else None
-    on_photo = boxes.get(frame.index, {}) if image and frame.index is not None else {}
-    picture = ""
-    if image:
-        drawn = "".join(
-            box_html(entity_id, box, display.colour(entity_id), display.name(entity_id))
-            for entity_id, box in on_photo.items()
-        )
-        picture = (
-            f'<figure class="photo"><img src="{_e(image)}" alt="{_e(frame.heading)}">'
-            f"{drawn}</figure>"
-        )
-    spans = "".join(span_html(span, frozenset(on_photo)) for span in frame.spans)
+    picture, boxed = frame_photo_html(display, frame, images, boxes)
+    spans = "".join(span_html(span, boxed) for span in frame.spans)
     return (
         f'<section class="slide frame"{anchor}>{picture}'
         f'<div class="text"><p>{spans}</p></div></section>'
