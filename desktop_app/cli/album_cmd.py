@@ -243,17 +243,22 @@ def _stories(args: argparse.Namespace, library: Library) -> int:
     return EXIT_OK
 
 
+def _chosen_story(library: Library, album: Album, story: int | None) -> StoryRun:
+    """The album's story ``story`` (refused if it is another album's), or its latest."""
+    if story is not None:
+        run = library.run(story)
+        if run.album_id != album.id:
+            raise StorytellerError(f"story {story} is not one of album {album.name!r}'s")
+        return run
+    runs = library.runs(album)
+    if not runs:
+        raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
+    return runs[-1]
+
+
 def _story(args: argparse.Namespace, library: Library) -> int:
     album = library.album(args.name)
-    if args.story is not None:
-        run = library.run(args.story)
-        if run.album_id != album.id:
-            raise StorytellerError(f"story {args.story} is not one of album {album.name!r}'s")
-    else:
-        runs = library.runs(album)
-        if not runs:
-            raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
-        run = runs[-1]
+    run = _chosen_story(library, album, args.story)
     if args.raw:
         sys.stdout.write(run.raw_output)
         return EXIT_OK
@@ -289,15 +294,7 @@ def _names(args: argparse.Namespace, library: Library) -> int:
     from desktop_app.app.album_cast import cast_entries, offer_names, undo_match
 
     album = library.album(args.name)
-    if args.story is not None:
-        run = library.run(args.story)
-        if run.album_id != album.id:
-            raise StorytellerError(f"story {args.story} is not one of album {album.name!r}'s")
-    else:
-        runs = library.runs(album)
-        if not runs:
-            raise StorytellerError(f"album {album.name!r} has no stories yet: tell one first")
-        run = runs[-1]
+    run = _chosen_story(library, album, args.story)
     if args.undo:
         undo_match(library, run.id, args.undo)
         print(f"{args.undo} of story {run.id} no longer takes a name from the album's cast")
