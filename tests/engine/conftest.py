@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
+from desktop_app.engine import llama_sampling
 from desktop_app.engine.llama_backend import LlamaCppBackend
 
 if TYPE_CHECKING:
@@ -28,6 +30,26 @@ def backend(
     )
     yield engine
     engine.close()
+
+
+@pytest.fixture
+def first_logits(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """The logits of the first token each run samples, in run order."""
+    import llama_cpp
+
+    seen: list[np.ndarray] = []
+    real_sample = llama_sampling.Sampler.sample
+
+    def sample(self: llama_sampling.Sampler, ctx: int, index: int = -1) -> int:
+        if not getattr(self, "_first_seen", False):
+            self._first_seen = True
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+            pointer = llama_cpp.llama_get_logits_ith(ctx, index)
+            seen.append(np.ctypeslib.as_array(pointer, shape=(n_vocab,)).copy())
+        return real_sample(self, ctx, index)
+
+    monkeypatch.setattr(llama_sampling.Sampler, "sample", sample)
+    return seen
 
 
 @pytest.fixture(scope="session")

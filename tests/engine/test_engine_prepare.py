@@ -20,7 +20,7 @@ import pytest
 from engine_helpers import Gate, backend_in, join_vision_threads
 from PIL import Image
 
-from desktop_app.engine import llama_sampling, photo_encoder
+from desktop_app.engine import photo_encoder
 from desktop_app.engine.api import (
     Detail,
     FinishReason,
@@ -54,25 +54,6 @@ def backend(tiny_model: TinyModel, tmp_path: Path) -> Iterator[LlamaCppBackend]:
     engine = backend_in(tiny_model, tmp_path)
     yield engine
     engine.close()
-
-
-@pytest.fixture
-def first_logits(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
-    import llama_cpp
-
-    seen: list[np.ndarray] = []
-    real_sample = llama_sampling.Sampler.sample
-
-    def sample(self: llama_sampling.Sampler, ctx: int, index: int = -1) -> int:
-        if not getattr(self, "_first_seen", False):
-            self._first_seen = True
-            n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-            pointer = llama_cpp.llama_get_logits_ith(ctx, index)
-            seen.append(np.ctypeslib.as_array(pointer, shape=(n_vocab,)).copy())
-        return real_sample(self, ctx, index)
-
-    monkeypatch.setattr(llama_sampling.Sampler, "sample", sample)
-    return seen
 
 
 def run(backend: LlamaCppBackend, request: StoryRequest) -> RunResult:

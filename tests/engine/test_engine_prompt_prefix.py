@@ -23,7 +23,7 @@ import pytest
 from engine_helpers import backend_in
 from PIL import Image
 
-from desktop_app.engine import llama_prompt, llama_sampling
+from desktop_app.engine import llama_prompt
 from desktop_app.engine.api import (
     CachedParts,
     Detail,
@@ -70,26 +70,6 @@ def backend(tiny_model: TinyModel, tmp_path: Path) -> Iterator[LlamaCppBackend]:
     engine = backend_in(tiny_model, tmp_path)
     yield engine
     engine.close()
-
-
-@pytest.fixture
-def first_logits(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
-    """The logits of the first token each run samples, in run order."""
-    import llama_cpp
-
-    seen: list[np.ndarray] = []
-    real_tokens = llama_sampling.Sampler.sample
-
-    def sample(self: llama_sampling.Sampler, ctx: int, index: int = -1) -> int:
-        if not getattr(self, "_first_seen", False):
-            self._first_seen = True
-            n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-            pointer = llama_cpp.llama_get_logits_ith(ctx, index)
-            seen.append(np.ctypeslib.as_array(pointer, shape=(n_vocab,)).copy())
-        return real_tokens(self, ctx, index)
-
-    monkeypatch.setattr(llama_sampling.Sampler, "sample", sample)
-    return seen
 
 
 def request_of(album: dict[str, Path], names: str, **changes: object) -> StoryRequest:
