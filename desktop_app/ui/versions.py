@@ -9,7 +9,9 @@ or copies the open version.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -222,14 +224,9 @@ class VersionsController(QObject):
         if not isinstance(shown, OpenVersion):
             return
         old_name = display_name(entity_id, shown.story, shown.stored.names)
-        try:
-            session.library.set_display_name(shown.run.id, entity_id, name or None)
-            names = session.library.display_names(shown.run.id)
-        except StorytellerError as err:
-            session.report_error(err, action="Renaming")
+        rename = partial(session.library.set_display_name, shown.run.id, entity_id, name or None)
+        if not self._change_names(shown, rename, action="Renaming"):
             return
-        session.shown = OpenVersion(shown.run, shown.stored.with_names(names))
-        session.names_changed.emit(names)
         session.show_status(
             f"{old_name} is now called “{name}” in this version."
             if name
@@ -244,18 +241,29 @@ class VersionsController(QObject):
         if not isinstance(shown, OpenVersion):
             return
         old_name = display_name(entity_id, shown.story, shown.stored.names)
-        try:
-            undo_match(session.library, shown.run.id, entity_id)
-            names = session.library.display_names(shown.run.id)
-        except StorytellerError as err:
-            session.report_error(err, action="Undoing the name")
+        undo = partial(undo_match, session.library, shown.run.id, entity_id)
+        if not self._change_names(shown, undo, action="Undoing the name"):
             return
-        session.shown = OpenVersion(shown.run, shown.stored.with_names(names))
-        session.names_changed.emit(names)
         session.show_status(
             f"{old_name} is “{display_name(entity_id, shown.story)}” again in this version; "
             "the album will not offer it that name again."
         )
+
+    def _change_names(
+        self, shown: OpenVersion, change: Callable[[], object], *, action: str
+    ) -> bool:
+        """Make ``change`` to the open version's names, then show the version under its names as
+        they now are; False (said as an error of ``action``) when the library refused."""
+        session = self._session
+        try:
+            change()
+            names = session.library.display_names(shown.run.id)
+        except StorytellerError as err:
+            session.report_error(err, action=action)
+            return False
+        session.shown = OpenVersion(shown.run, shown.stored.with_names(names))
+        session.names_changed.emit(names)
+        return True
 
     # ---------------------------------------------------------------- export
 
