@@ -14,17 +14,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from disk_filling import FillsTheDiskAfterItsFirstToken
 from library_helpers import STORY_TEXT, distinct_photos
 
 from desktop_app import paths
 from desktop_app.cli import main
 from desktop_app.cli import options as cli_options
-from desktop_app.engine.api import Event, ShouldStop, StoryRequest, TokenEvent
 from desktop_app.engine.replay_backend import ReplayBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,20 +115,6 @@ def test_tell_out_with_room_writes_the_file_and_warns_when_it_is_tight(
     assert "warning" not in capsys.readouterr().err
 
 
-class FillsTheDiskAfterItsFirstToken(ReplayBackend):
-    def __init__(self, disk: Any) -> None:
-        super().__init__(STORY_TEXT)
-        self.disk = disk
-
-    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
-        filled = False
-        for event in super().generate(request, should_stop=should_stop):
-            yield event
-            if isinstance(event, TokenEvent) and not filled:
-                filled = True
-                self.disk.fill()
-
-
 def test_album_tell_on_a_disk_that_fills_keeps_the_story_for_the_next_start(
     photos: list[str],
     small_disk: Any,
@@ -140,7 +125,9 @@ def test_album_tell_on_a_disk_that_fills_keeps_the_story_for_the_next_start(
     assert main([*library, "new", "Trip"]) == 0
     assert main([*library, "add", "Trip", *photos]) == 0
     monkeypatch.setattr(
-        cli_options, "backend_from_args", lambda args: FillsTheDiskAfterItsFirstToken(small_disk)
+        cli_options,
+        "backend_from_args",
+        lambda args: FillsTheDiskAfterItsFirstToken(STORY_TEXT, small_disk),
     )
     capsys.readouterr()
     assert main([*library, "tell", "Trip", "-q"]) == EXIT_FAILED

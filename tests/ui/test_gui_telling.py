@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
+from disk_filling import FillsTheDiskAfterItsFirstToken
 from ui_helpers import close_error_dialogs, session_album, tell_and_wait
 from ui_sample import PREPARED_SIZE
 
 from desktop_app.app.settings import Settings
-from desktop_app.engine.api import Event, ShouldStop, StoryRequest, TokenEvent
+from desktop_app.engine.api import Event, ShouldStop, StoryRequest
 from desktop_app.engine.replay_backend import ReplayBackend
 from desktop_app.errors import StorytellerError
 from desktop_app.ui.generation import GenerationController
@@ -92,20 +93,6 @@ def test_a_finished_version_is_parsed_once(
     assert tabs.analysis_panel.frame_tabs.count() == len(session.shown.story.frames)
 
 
-class _FillsTheDiskAfterItsFirstToken(ReplayBackend):
-    def __init__(self, output: str, disk: Any) -> None:
-        super().__init__(output, prepared_size=PREPARED_SIZE)
-        self.disk = disk
-
-    def generate(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[Event]:
-        filled = False
-        for event in super().generate(request, should_stop=should_stop):
-            yield event
-            if isinstance(event, TokenEvent) and not filled:
-                filled = True
-                self.disk.fill()
-
-
 def test_a_story_the_full_library_cannot_take_is_said_and_comes_back_at_the_next_start(
     qtbot: Any, small_disk: Any, sample_photos: list[Path], story_output: str
 ) -> None:
@@ -113,7 +100,7 @@ def test_a_story_the_full_library_cannot_take_is_said_and_comes_back_at_the_next
     from desktop_app.ui.session import Session
 
     library = Library.open(small_disk.path / "lib")
-    backend = _FillsTheDiskAfterItsFirstToken(story_output, small_disk)
+    backend = FillsTheDiskAfterItsFirstToken(story_output, small_disk, prepared_size=PREPARED_SIZE)
     session = Session(library, lambda _settings: backend, Settings(), confirm=lambda *_a: True)
     try:
         generation = GenerationController(session)
