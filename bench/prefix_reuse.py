@@ -30,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from PIL import Image  # noqa: E402
+
+from engine import make_photos  # noqa: E402  (bench/engine.py: the same generated photos)
 
 from desktop_app.engine.api import (  # noqa: E402
     Detail,
@@ -56,17 +57,6 @@ class Row:
     prompt_s: float
     cells: int
     cells_read: int
-
-
-def make_photos(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
-    photos = []
-    for index in range(count):
-        path = folder / f"photo{index + 1}.jpg"
-        image = Image.linear_gradient("L").resize(size).convert("RGB")
-        image.paste((40 * index % 255, 90, 200), (0, 0, size[0] // 3, size[1] // 3))
-        image.save(path, quality=92)
-        photos.append(path)
-    return photos
 
 
 def synthetic_model(folder: Path) -> tuple[Path, Path]:
