@@ -27,7 +27,7 @@ import enum
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +137,17 @@ def _new_folder(dest: Path) -> Path:
     return target
 
 
+def _shared_copies(
+    frames: Sequence[FrameGeometry], keep_location: bool
+) -> tuple[dict[int, SharedPhoto], dict[int, str]]:
+    """The copies to share of ``frames``' photos (location left out unless ``keep_location``)
+    and a file name for each, unique in the folder they go to, by frame index."""
+    photos = {
+        frame.index: shared_photo(frame.path, keep_location=keep_location) for frame in frames
+    }
+    return photos, _unique_names(photos)
+
+
 def _unique_names(photos: Mapping[int, SharedPhoto]) -> dict[int, str]:
     taken: set[str] = set()
     names: dict[int, str] = {}
@@ -201,10 +212,7 @@ def write_sidecars(
             written.append(sidecar)
         return ShareReport(tuple(written))
     target = _new_folder(Path(dest))
-    photos = {
-        frame.index: shared_photo(frame.path, keep_location=keep_location) for frame in frames
-    }
-    names = _unique_names(photos)
+    photos, names = _shared_copies(frames, keep_location)
     files: dict[str, bytes] = {}
     for frame in frames:
         photo = photos[frame.index]
@@ -227,10 +235,7 @@ def write_captioned_copies(
     frames = _captions_needed(stored)
     target = _new_folder(Path(dest))
     display = stored.display()
-    photos = {
-        frame.index: shared_photo(frame.path, keep_location=keep_location) for frame in frames
-    }
-    names = _unique_names(photos)
+    photos, names = _shared_copies(frames, keep_location)
     files: dict[str, bytes] = {}
     for frame in frames:
         photo = photos[frame.index]
