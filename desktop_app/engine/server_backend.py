@@ -10,6 +10,7 @@ the connection, which llama.cpp-family servers take as the signal to stop genera
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import queue
 import threading
@@ -148,6 +149,44 @@ def build_request(
         strict = grammar.StrictFormat([p.prepared_size for p in photos], sampling.max_tokens)
         body["extra_body"] = grammar_fields(kind, strict.combined_grammar())
     return body
+
+
+@dataclass(frozen=True)
+class ServerTimings:
+    """What llama.cpp's server measured of one request (its final chunk's ``timings``).
+
+    Its writing time runs from the first generated token, visible or not: the client's clock
+    starts at the first visible text, which a model writing markup or byte pieces may send late
+    or never, so the server's figures replace the client's where it sends them.
+    """
+
+    prompt_s: float
+    generation_s: float
+    generated_tokens: int
+
+    def applied_to(self, timings: Timings) -> Timings:
+        return dataclasses.replace(
+            timings,
+            prompt_eval_s=self.prompt_s,
+            generation_s=self.generation_s,
+            generated_tokens=self.generated_tokens or timings.generated_tokens,
+        )
+
+
+def server_timings(chunk: object) -> ServerTimings | None:
+    """llama.cpp's ``timings`` in a streamed chunk, if it carries them (others never do)."""
+    extra = getattr(chunk, "model_extra", None) or {}
+    found = extra.get("timings") if isinstance(extra, dict) else None
+    if not isinstance(found, dict):
+        return None
+    try:
+        return ServerTimings(
+            prompt_s=float(found.get("prompt_ms") or 0.0) / 1000,
+            generation_s=float(found.get("predicted_ms") or 0.0) / 1000,
+            generated_tokens=int(found.get("predicted_n") or 0),
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 _END = object()
@@ -356,6 +395,7 @@ class OpenAIServerBackend:
         finish = FinishReason.LENGTH
         first_token_s = prompt_eval_s = 0.0
         writing_started = None
+        measured: ServerTimings | None = None
         chunks = 0
         prompt_tokens = completion_tokens = 0
         stream = _Stream(self._client, body)
@@ -375,6 +415,7 @@ class OpenAIServerBackend:
                 if getattr(chunk, "usage", None) is not None:
                     prompt_tokens = chunk.usage.prompt_tokens or prompt_tokens
                     completion_tokens = chunk.usage.completion_tokens or completion_tokens
+                measured = server_timings(chunk) or measured
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -408,6 +449,8 @@ class OpenAIServerBackend:
             generated_tokens=completion_tokens or chunks,
             prompt_tokens=prompt_tokens,
         )
+        if measured is not None:
+            timings = measured.applied_to(timings)
         yield ResultEvent(
             RunResult(
                 raw_output="".join(pieces),

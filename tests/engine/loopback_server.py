@@ -28,12 +28,14 @@ class LoopbackServer:
         props: dict[str, Any] | None = None,
         replies: Sequence[Reply] = (("Hello", " world"),),
         delay_s: float = 0.0,
+        final: dict[str, Any] | None = None,
     ) -> None:
         self.owned_by = owned_by
         self.model = model
         self.props = props
         self.replies = list(replies)
         self.delay_s = delay_s  # before a streamed reply's first chunk
+        self.final = final  # extra fields of a last, choice-less chunk (llama.cpp's timings)
         self.active = 0
         self.most_active = 0  # the most requests answered at once
         self.bodies: list[dict[str, Any]] = []
@@ -135,6 +137,10 @@ class LoopbackServer:
                             }
                         ],
                     }
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                if server.final is not None:
+                    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0}
+                    chunk.update(model=server.model, choices=[], **server.final)
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

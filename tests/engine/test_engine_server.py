@@ -18,6 +18,7 @@ from server_processes import API_KEY, FLAVOURS, RunningServer, free_port, runnin
 
 from desktop_app.app.telling import TellOptions, tell_album
 from desktop_app.cli import main as cli_main
+from desktop_app.engine import server_backend
 from desktop_app.engine.api import (
     FinishReason,
     Phase,
@@ -206,6 +207,55 @@ def test_tell_cli_with_server(server: str, photos: list[Path], tmp_path: Path) -
     data = json.loads(out.read_text())
     assert data["run"]["backend"].startswith("server http://127.0.0.1")
     assert data["run"]["timings"]["generated_tokens"] > 0
+
+
+def test_llama_cpps_own_timings_are_the_runs(
+    running: RunningServer, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llama-server measures its writing from the first generated token, visible or not; its
+    # figures are the record's. llama-cpp-python's server sends none: the client's clock counts.
+    seen: list[object] = []
+    real = server_backend.server_timings
+
+    def spy(chunk: object) -> object:
+        seen.append(real(chunk))
+        return seen[-1]
+
+    monkeypatch.setattr(server_backend, "server_timings", spy)
+    backend = OpenAIServerBackend(running.url, api_key=API_KEY)
+    try:
+        request = StoryRequest(photos=tuple(photos), sampling=SamplingParams(max_tokens=12))
+        result, _ = run(backend, request)
+    finally:
+        backend.close()
+    measured = [t for t in seen if t is not None]
+    if running.flavour == "llama-cpp-python":
+        assert measured == []
+        return
+    (timings,) = measured
+    assert result.timings.generated_tokens == timings.generated_tokens == 12
+    assert result.timings.generation_s == timings.generation_s > 0
+    assert 0 < result.timings.prompt_eval_s == timings.prompt_s
+
+
+def test_a_story_of_invisible_pieces_is_timed_by_the_server(photos: list[Path]) -> None:
+    # A random-weight model (or one writing only control pieces) streams nothing visible: the
+    # client's writing clock never starts, so without the server's timings the run would say
+    # 0 s of writing and 0 tokens/s.
+    final = {
+        "usage": {"completion_tokens": 5, "prompt_tokens": 40, "total_tokens": 45},
+        "timings": {"prompt_n": 40, "prompt_ms": 120.0, "predicted_n": 5, "predicted_ms": 250.0},
+    }
+    with LoopbackServer(owned_by="llamacpp", replies=[("",) * 5], final=final) as stub:
+        backend = OpenAIServerBackend(stub.url)
+        try:
+            request = StoryRequest(photos=(photos[0],), sampling=SamplingParams(max_tokens=5))
+            result, _ = run(backend, request)
+        finally:
+            backend.close()
+    assert result.raw_output == ""
+    assert result.timings.generated_tokens == 5 and result.timings.generation_s == 0.25
+    assert result.timings.tokens_per_s == 20.0 and result.timings.prompt_eval_s == 0.12
 
 
 def test_server_errors_say_what_to_do(server: str, photos: list[Path]) -> None:
