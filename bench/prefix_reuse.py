@@ -6,8 +6,8 @@ prompt only`` is the behaviour before prefix reuse (``prefix_reuse=False``: a sa
 used only for the identical prompt; photo embeddings are cached either way); ``prefix reuse``
 restores the five photos' state and reads only the sixth photo and the text after it; ``after
 background preparation`` also lets ``LlamaCppBackend.prepare`` (what the GUI runs while the user
-arranges photos) read the sixth photo before Generate is pressed, so the run reads only the text
-after the photos. Each run writes one token (``max_tokens=1``). Printed: a Markdown table, the
+arranges photos) read the sixth photo and the rest of the prompt before Generate is pressed, so
+the run evaluates only the prompt's last token again. Each run writes one token (``max_tokens=1``). Printed: a Markdown table, the
 time the background preparation took, and the memory the kept prompt states hold.
 
 Usage: ``python bench/prefix_reuse.py [--model TEXT.gguf --mmproj MMPROJ.gguf] [--workdir DIR]
@@ -152,7 +152,7 @@ def bench(
                     backend.prompt_tokens_read - read,
                 )
             )
-        kept = backend.prompts._memory_used
+        kept = backend.prompts.memory_used
     finally:
         backend.close()
     return rows, kept

@@ -1,8 +1,8 @@
 """When photos are prepared in the background, before Generate: the policy, free of Qt.
 
-While an album is open, the embedded engine can encode its photos and read the prompt up to
-the last photo (``LlamaCppBackend.prepare``), so that Generate reads only the few tokens after
-them. That costs memory (the model is loaded) and power, so it happens only when:
+While an album is open, the embedded engine can encode its photos and read the whole prompt
+(``LlamaCppBackend.prepare``), so that Generate evaluates only the prompt's last token again, as
+Generate again does. That costs memory (the model is loaded) and power, so it happens only when:
 
 - the setting *Prepare photos in the background* is on, and the backend can prepare (the
   embedded engine: a server caches prompts itself, and nothing changes with one);

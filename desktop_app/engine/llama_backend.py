@@ -397,10 +397,11 @@ class LlamaCppBackend:
 
     def prepare(self, request: StoryRequest, *, should_stop: ShouldStop) -> Iterator[PhaseEvent]:
         """Get a run of ``request`` ready before Generate: load the model, encode the photos and
-        read the prompt up to the last photo, on one llama.cpp thread, yielding a phase event per
-        photo. ``should_stop`` ends it between batches (a photo in the vision encoder finishes
-        there, as for a stopped run). The next ``generate`` of the same photos, detail and
-        instruction reads only the text after them, in the batches a cold run uses."""
+        read the whole prompt, on one llama.cpp thread, yielding a phase event per photo.
+        ``should_stop`` ends it between batches (a photo in the vision encoder finishes there, as
+        for a stopped run; what was read stays for the run). The next ``generate`` of the same
+        photos, detail and instruction evaluates only the prompt's last token again, as Generate
+        again does, and draws from the logits a cold run draws from."""
         import llama_cpp
 
         try:
@@ -428,7 +429,7 @@ class LlamaCppBackend:
                     encoder=self._encoder,
                     timings=Timings(),
                     should_stop=should_stop,
-                    up_to_last_photo=True,
+                    preparing=True,
                 )
             finally:
                 llama_cpp.llama_set_n_threads(loaded.llm.ctx, self.n_threads, self.n_threads)

@@ -264,12 +264,9 @@ class PromptReader:
         embeddings: dict[int, np.ndarray],
         prefixes: Sequence[str],
         should_stop: ShouldStop,
-        *,
-        end: int | None = None,
     ) -> int | None:
-        """Decode the chunks after those ``begin`` put back, up to chunk ``end`` (all by
-        default); the cells then in the cache, or None when cancelled. ``embeddings`` maps a
-        chunk's index to its photo's embedding."""
+        """Decode the chunks after those ``begin`` put back; the cells then in the cache, or
+        None when cancelled. ``embeddings`` maps a chunk's index to its photo's embedding."""
         import llama_cpp
         from llama_cpp import mtmd_cpp
 
@@ -282,7 +279,7 @@ class PromptReader:
         cells = live.marks[-1].cells if live.marks else 0
         total = mtmd_cpp.mtmd_input_chunks_size(chunks)
         try:
-            for i in range(len(live.marks), total if end is None else end):
+            for i in range(len(live.marks), total):
                 chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
                 if i in embeddings:
                     embedding = embeddings[i]

@@ -48,25 +48,26 @@ def read_prompt(
     encoder: PhotoEncoder,
     timings: Timings,
     should_stop: ShouldStop,
-    up_to_last_photo: bool = False,
+    preparing: bool = False,
 ) -> Generator[PhaseEvent, None, PromptRead]:
     """Put the prompt into ``loaded``'s KV cache, yielding a phase event per photo and one for
     the reading; ``timings`` (the run's so far) come back with this step's added.
 
     ``photo_keys`` are the photos' embedding cache keys. ``timings.prompt_reused`` says that
     the whole prompt came back (one token read); ``prompt_tokens`` counts every cell.
-    ``up_to_last_photo``: stop after the last photo (background preparation: the live context
-    then holds all but the text after it, which the run reads as a cold run does).
+    ``preparing``: background preparation. Everything is read into the live context, the last
+    token alone as every run reads it, so that Generate then evaluates that token again, as for
+    Generate again; no state is kept (the next run takes the live context without a copy, and a
+    change of photos would otherwise write a state per change).
     """
     import llama_cpp
     from llama_cpp import mtmd_cpp
 
     prefixes = reader.prefixes(prompt_text, photo_keys)
-    end = len(prefixes) - 1 if up_to_last_photo else len(prefixes)
     started = time.perf_counter()
     shared, _ = reader.begin(loaded, prefixes)
-    if shared >= end and up_to_last_photo:
-        return PromptRead(timings)
+    if shared == len(prefixes) and preparing:
+        return PromptRead(timings)  # already all in
     if shared == len(prefixes) and reader.finish_whole(loaded):
         yield PhaseEvent(Phase.READING_PROMPT)  # Generate again: one prompt token read
         cells = reader.live_cells
@@ -137,9 +138,9 @@ def read_prompt(
 
         yield PhaseEvent(Phase.READING_PROMPT)
         read_started = time.perf_counter()
-        cells = reader.read(loaded, chunks, ready, prefixes, should_stop, end=end)
+        cells = reader.read(loaded, chunks, ready, prefixes, should_stop)
         prompt_eval_s = restore_s + time.perf_counter() - read_started
-        if cells is not None and not up_to_last_photo:
+        if cells is not None and not preparing:
             reader.save(loaded)
     finally:
         mtmd_cpp.mtmd_input_chunks_free(chunks)

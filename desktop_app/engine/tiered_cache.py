@@ -61,6 +61,11 @@ class TieredCache(Generic[V]):
 
     # -- the store ----------------------------------------------------------------------------
 
+    @property
+    def memory_used(self) -> int:
+        """Bytes the values kept in memory hold (``memory_bytes`` is the cap)."""
+        return self._memory_used
+
     def path(self, key: str) -> Path | None:
         """Where ``key`` lives on disk (None for a memory-only cache)."""
         return self.folder / key[:2] / f"{key}{self.suffix}" if self.folder is not None else None

@@ -1,8 +1,8 @@
-"""Photos prepared before Generate: the engine encodes them and reads the prompt up to the last one.
+"""Photos prepared before Generate: the engine encodes them and reads the whole prompt.
 
-On the tiny model through real llama.cpp: after ``prepare`` a run encodes no photo and reads only
-the text after the photos, from the same logits a cold run by a fresh backend draws from (the
-one-thread preparation included); a preparation stopped between batches leaves what it read
+On the tiny model through real llama.cpp: after ``prepare`` a run encodes no photo and evaluates
+only the prompt's last token again, from the same logits a cold run by a fresh backend draws from
+(the one-thread preparation included); a preparation stopped between batches leaves what it read
 for the run, which reads the rest; a preparation for another detail is of no use and is not used,
 and a run that does not use the projector does not wait for that preparation's photo still in the
 encoder.
@@ -65,7 +65,7 @@ def run(backend: LlamaCppBackend, request: StoryRequest) -> RunResult:
     return result
 
 
-def test_a_prepared_album_reads_only_the_text_after_its_photos(
+def test_a_prepared_album_reads_only_its_last_token_again(
     backend: LlamaCppBackend,
     tiny_model: TinyModel,
     album: list[Path],
@@ -76,12 +76,12 @@ def test_a_prepared_album_reads_only_the_text_after_its_photos(
     list(backend.prepare(request, should_stop=lambda: False))
     assert backend.photos_encoded == 3
     prepared_read = backend.prompt_tokens_read
+    assert backend.prompts.memory_used == 0  # no state kept: the live context is the run's
     result = run(backend, request)
     assert backend.photos_encoded == 3  # none again
-    tail = result.timings.prompt_tokens - result.timings.prompt_cells_reused
-    assert 0 < tail < 16  # the text after the photos: "<|vision_end|><|im_end|>..."
-    assert backend.prompt_tokens_read - prepared_read == tail
-    assert prepared_read + tail == result.timings.prompt_tokens
+    assert result.timings.prompt_reused
+    assert backend.prompt_tokens_read - prepared_read == 1  # the last token, as Generate again
+    assert prepared_read == result.timings.prompt_tokens == result.timings.prompt_cells_reused
     cold = backend_in(tiny_model, tmp_path / "cold")
     try:
         reference = run(cold, request)
@@ -124,14 +124,17 @@ def test_a_preparation_for_another_detail_is_not_used(
 
     request = StoryRequest(photos=(album[2],), detail=Detail.LOW, sampling=SAMPLING)
     list(backend.prepare(request, should_stop=lambda: False))
-    prepared = backend.prompt_tokens_read  # the text before the photo, and the photo
+    prepared = backend.prompt_tokens_read  # the text before the photo, the photo, the rest
     more = StoryRequest(photos=(album[2],), detail=Detail.NORMAL, sampling=SAMPLING)
     encoded = backend.photos_encoded
     result = run(backend, more)
     assert backend.photos_encoded == encoded + 1  # prepared smaller: encoded again
-    # Only the text before the photo is shared with what was prepared.
     low = prepare_image(album[2], Detail.LOW.token_budget).tokens
-    assert result.timings.prompt_cells_reused == prepared - low > 0
+    normal = prepare_image(album[2], Detail.NORMAL.token_budget).tokens
+    text_cells = result.timings.prompt_tokens - normal
+    assert prepared - low == text_cells  # the same text around the photo, prepared smaller
+    # Only the text before the photo is shared with what was prepared: the rest is read again.
+    assert 0 < result.timings.prompt_cells_reused < text_cells
 
 
 def test_a_run_that_needs_no_projector_does_not_wait_for_an_old_details_photo(
