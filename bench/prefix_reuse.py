@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -201,7 +203,12 @@ def main() -> int:
                 prepare_first=prepare_first,
             )
             rows.extend(measured)
-    print(f"model {text.name}, {args.size} photos at detail {args.detail}\n")
+    load = os.getloadavg()
+    print(
+        f"model {text.name}, {args.size} photos at detail {args.detail}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.threads or 'default'} threads, load {load[0]:.1f} at the end\n"
+    )
     print("| engine | run | time to first token | load | encode | prompt | cells | cells read |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
