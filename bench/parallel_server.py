@@ -17,7 +17,11 @@ stream's decode rate (its tokens / its writing time, as llama-server measured th
 records' ``generation_s`` come from the server's ``timings``, which start at the first generated
 token, visible or not), and the decode rate summed over the streams in flight (``--parallel``
 streams at once, each at that rate: the issue's fallback criterion when prefill and image
-encoding, compute-bound on a CPU, keep stories/h lower).
+encoding, compute-bound on a CPU, keep stories/h lower). A second table times decoding alone:
+``--slots`` requests of a one-line prompt writing ``--decode-tokens`` tokens each (``ignore_eos``),
+one after another and then all at once on the same server, their rates read from llama-server's
+``timings``: what batching the streams buys once no slot is reading a prompt or encoding a photo
+(both run on the server's main loop, and every other slot waits meanwhile).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,6 +136,33 @@ def row(parallel: int, wall: float, records: list[dict]) -> dict[str, float | st
     }
 
 
+def decode_rates(url: str, streams: int, tokens: int) -> list[float]:
+    """llama-server's decode tokens/s of ``streams`` text-only requests sent at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = json.dumps(
+        {
+            "messages": [{"role": "user", "content": "Tell a story about a day at the sea."}],
+            "max_tokens": tokens,
+            "ignore_eos": True,
+            "temperature": 0,
+        }
+    ).encode()
+
+    def one(_index: int) -> float:
+        request = urllib.request.Request(
+            url + "/v1/chat/completions",
+            data=body,
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=1800) as response:
+            timings = json.loads(response.read())["timings"]
+        return timings["predicted_n"] / (timings["predicted_ms"] / 1000)
+
+    with ThreadPoolExecutor(streams) as pool:
+        return list(pool.map(one, range(streams)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, required=True)
@@ -141,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--story-context", type=int, default=4096)
     parser.add_argument(
-        "--runs", type=int, nargs="+", default=[1, 4], help="the --parallel of each run"
+        "--runs", type=int, nargs="*", default=[1, 4], help="the --parallel of each run"
     )
+    parser.add_argument("--decode-tokens", type=int, default=256)
     args = parser.parse_args(argv)
 
     from llama_server_build import ensure_llama_server
@@ -170,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             wall, records = tell_all(server.url, run, reference, parallel, args)
             rows.append(row(parallel, wall, records))
             print(rows[-1], file=sys.stderr, flush=True)
+    with running_server(
+        "llama-server", Model, workdir, binary=binary, parallel=args.slots, ctx=context
+    ) as server:
+        alone = [decode_rates(server.url, 1, args.decode_tokens)[0] for _ in range(args.slots)]
+        together = decode_rates(server.url, args.slots, args.decode_tokens)
     load = os.getloadavg()
     print(
         f"\n{args.stories} stories of {args.photos} photos, {args.max_tokens} tokens max, "
@@ -188,6 +226,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['tokens_per_s_wall']:.1f} | {r['stream_decode_tokens_per_s']:.1f} | "
             f"{r['decode_tokens_per_s_summed']:.1f} |"
         )
+    print(
+        f"\ndecoding alone ({args.slots} requests of {args.decode_tokens} tokens, "
+        "a one-line prompt):\n"
+    )
+    print("| streams at once | decode tokens/s per stream | summed over the streams |")
+    print("|---|---|---|")
+    print(f"| 1 | {sum(alone) / len(alone):.1f} | {sum(alone) / len(alone):.1f} |")
+    print(f"| {args.slots} | {sum(together) / len(together):.1f} | {sum(together):.1f} |")
+    print(f"\ndecoding alone: {sum(together) / (sum(alone) / len(alone)):.2f}x summed")
+    if not rows:
+        return 0
     base, best = rows[0], rows[-1]
     if len(rows) > 1:
         print(

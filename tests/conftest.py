@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
+from ci_tools import IN_CI, tool_missing
 from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -37,8 +38,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", parent=settings.get_profile("default"), deadline=2000)
-_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _CI else "dev"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
@@ -181,11 +181,8 @@ CHROMIUM_FLAGS = (
 _LOCAL_HOSTS = ("127.0.0.1",)
 
 
-def _no_browser(reason: str) -> None:
-    """Under CI a missing browser fails the test (.ci/run installs it); elsewhere it skips."""
-    if _CI:
-        pytest.fail(f"{reason}; CI must run browser tests (.ci/run installs chromium)")
-    pytest.skip(reason)
+def _no_browser(reason: str) -> NoReturn:
+    tool_missing(reason, "CI must run browser tests (.ci/run installs chromium)")
 
 
 @pytest.fixture(scope="session")
@@ -292,9 +289,10 @@ class SmallDisk:
 
 
 def _mount_refused(reason: str) -> NoReturn:
-    if _CI:
-        pytest.fail(f"CI needs a small tmpfs for the full-disk tests: {reason}")
-    pytest.skip(f"cannot mount a small tmpfs here ({reason}): run as root to test a full disk")
+    tool_missing(
+        f"cannot mount a small tmpfs here ({reason}): run as root to test a full disk",
+        "CI needs a small tmpfs for the full-disk tests",
+    )
 
 
 @pytest.fixture
@@ -337,10 +335,10 @@ def exiftool() -> ExifTool:
     """
     found = shutil.which("exiftool")
     if found is None:
-        reason = "exiftool not found: apt-get install libimage-exiftool-perl"
-        if _CI:
-            pytest.fail(f"{reason}; CI must read back the XMP the app writes")
-        pytest.skip(reason)
+        tool_missing(
+            "exiftool not found: apt-get install libimage-exiftool-perl",
+            "CI must read back the XMP the app writes",
+        )
     program = found
 
     def read(*paths: Path, args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
