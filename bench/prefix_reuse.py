@@ -11,7 +11,7 @@ the run evaluates only the prompt's last token again. Each run writes one token 
 time the background preparation took, and the memory the kept prompt states hold.
 
 Usage: ``python bench/prefix_reuse.py [--model TEXT.gguf --mmproj MMPROJ.gguf] [--workdir DIR]
-[--size 1008x756] [--detail more] [--threads N] [--columns before,prefix,prepared]``. Without a model it writes bench/convert.py's
+[--size 1008x756] [--detail more] [--threads N] [--columns before,prefix,prepared] [--repeat N]``. Without a model it writes bench/convert.py's
 334M synthetic checkpoint (random weights) and converts it to Q4_K_M + F16 mmproj once, in
 ``--workdir``. The 7B shape is far too slow for a shared 2-core machine; run it elsewhere with
 ``--model``.
@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -168,6 +169,7 @@ def main() -> int:
     parser.add_argument("--size", default="1008x756")
     parser.add_argument("--detail", choices=sorted(DETAILS), default="more")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every column")
     parser.add_argument(
         "--columns",
         default="before,prefix,prepared",
@@ -189,20 +191,22 @@ def main() -> int:
             "prefix": ("prefix reuse", True, False),
             "prepared": ("after background preparation", True, True),
         }
-        for name in args.columns.split(","):
-            column, reuse, prepare_first = columns[name]
-            measured, kept[column] = bench(
-                column,
-                text,
-                mmproj,
-                photos,
-                DETAILS[args.detail],
-                args.threads,
-                root / name,
-                prefix_reuse=reuse,
-                prepare_first=prepare_first,
-            )
-            rows.extend(measured)
+        # Round robin: a machine whose speed drifts (shared hosts do) weighs on every column.
+        for round_ in range(1, args.repeat + 1):
+            for name in args.columns.split(","):
+                column, reuse, prepare_first = columns[name]
+                measured, kept[column] = bench(
+                    column,
+                    text,
+                    mmproj,
+                    photos,
+                    DETAILS[args.detail],
+                    args.threads,
+                    root / f"{name}-{round_}",
+                    prefix_reuse=reuse,
+                    prepare_first=prepare_first,
+                )
+                rows.extend(measured)
     load = os.getloadavg()
     print(
         f"model {text.name}, {args.size} photos at detail {args.detail}; "
@@ -216,10 +220,18 @@ def main() -> int:
             f"| {row.column} | {row.run} | {row.first_token_s:.1f} s | {row.load_s:.1f} s | "
             f"{row.encode_s:.1f} s | {row.prompt_s:.1f} s | {row.cells} | {row.cells_read} |"
         )
-    appended = [row for row in rows if row.run == "6th appended"]
-    for row in appended[1:]:
-        ratio = row.first_token_s / appended[0].first_token_s
-        print(f"\nappend, {row.column}: {ratio:.2f} x {appended[0].column}")
+    appended: dict[str, list[float]] = {}
+    for row in rows:
+        if row.run == "6th appended":
+            appended.setdefault(row.column, []).append(row.first_token_s)
+    medians = {column: statistics.median(times) for column, times in appended.items()}
+    baseline = next(iter(medians))
+    print()
+    for column, median in medians.items():
+        print(
+            f"append, {column}: median {median:.2f} s of {len(appended[column])}"
+            + (f" = {median / medians[baseline]:.3f} x {baseline}" if column != baseline else "")
+        )
     for column, nbytes in kept.items():
         print(f"prompt states kept in memory, {column}: {nbytes / 2**20:.1f} MiB")
     return 0
