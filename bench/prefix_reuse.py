@@ -1,20 +1,20 @@
 """Time to first token after appending a 6th photo to a 5-photo album: prefix reuse against today.
 
 Each column is its own ``LlamaCppBackend`` with empty caches in its own folder, the model loaded
-before timing: tell the first five photos (cold), then the six (the sixth appended). ``whole
-prompt only`` is the behaviour before prefix reuse (``prefix_reuse=False``: a saved state is
-used only for the identical prompt; photo embeddings are cached either way); ``prefix reuse``
-restores the five photos' state and reads only the sixth photo and the text after it; ``after
-background preparation`` also lets ``LlamaCppBackend.prepare`` (what the GUI runs while the user
-arranges photos) read the sixth photo and the rest of the prompt before Generate is pressed, so
-the run evaluates only the prompt's last token again. Each run writes one token (``max_tokens=1``). Printed: a Markdown table, the
-time the background preparation took, and the memory the kept prompt states hold.
+before timing: tell the first five photos (cold), then the six (the sixth appended). ``whole prompt
+only`` is the behaviour before prefix reuse (``prefix_reuse=False``: a saved state is used only for
+the identical prompt; photo embeddings are cached either way); ``prefix reuse`` restores the five
+photos' state and reads only the sixth photo and the text after it; ``after background preparation``
+also lets ``LlamaCppBackend.prepare`` (what the GUI runs while the user arranges photos) read the
+sixth photo and the rest of the prompt before Generate is pressed, so the run evaluates only the
+prompt's last token again. Each run writes one token (``max_tokens=1``). Printed: a Markdown table,
+the time the background preparation took, and the memory the kept prompt states hold.
 
 Usage: ``python bench/prefix_reuse.py [--model TEXT.gguf --mmproj MMPROJ.gguf] [--workdir DIR]
-[--size 1008x756] [--detail more] [--threads N] [--columns before,prefix,prepared] [--repeat N]``. Without a model it writes bench/convert.py's
-334M synthetic checkpoint (random weights) and converts it to Q4_K_M + F16 mmproj once, in
-``--workdir``. The 7B shape is far too slow for a shared 2-core machine; run it elsewhere with
-``--model``.
+[--size 1008x756] [--detail more] [--threads N] [--columns before,prefix,prepared] [--repeat N]``.
+Without a model it writes bench/convert.py's 334M synthetic checkpoint (random weights) and converts
+it to Q4_K_M + F16 mmproj once, in ``--workdir``. The 7B shape (``--model``, ``--detail trained``)
+takes about 15 minutes for one round on an idle 2-core machine: each cold run is over 3 minutes.
 """
 
 from __future__ import annotations

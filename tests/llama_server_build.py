@@ -9,8 +9,8 @@ stand in the build tree where the ``llama``/``mtmd``/``ggml`` targets would have
 (the same sources and version, so the same headers and ABI).
 
 The result lives in the user cache folder (``~/.cache/storyteller-test/llama-server-<version>-
-<key>``, never in the clone), keyed by the version, the CMake flags and the wheel's libllama, and
-is made in a temporary folder renamed into place. ``.ci/run`` calls this before pytest so the
+<key>``, tests/machine_cache.py), keyed by the version, the CMake flags and the wheel's libllama.
+``.ci/run`` calls this before pytest so the
 build's time shows on its own line; the tests' fixture calls it too (then it is a cache hit).
 
 Usage: ``python tests/llama_server_build.py`` prints the binary's path (building it if needed).
@@ -18,17 +18,16 @@ Usage: ``python tests/llama_server_build.py`` prints the binary's path (building
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.metadata
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
+
+from machine_cache import SetupError, cache_root, made_once, run_logged
 
 PACKAGE = "llama-cpp-python"
 # The server only; no web UI (LLAMA_USE_PREBUILT_UI would download its assets at build time) and
@@ -59,7 +58,7 @@ TARGETS = (
 )
 
 
-class BuildError(RuntimeError):
+class BuildError(SetupError):
     """llama-server could not be built; the message says which step and where its log is."""
 
 
@@ -76,12 +75,6 @@ def wheel_lib_dir() -> Path:
     return lib
 
 
-def cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("STORYTELLER_TEST_CACHE") or user_cache_dir("storyteller-test"))
-
-
 def build_key(version: str, lib_dir: Path) -> str:
     digest = hashlib.sha256()
     digest.update(version.encode())
@@ -90,25 +83,16 @@ def build_key(version: str, lib_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def server_dir() -> Path:
+def server_name() -> str:
+    """The cache folder's name: the version and what the build is made from."""
     version = importlib.metadata.version(PACKAGE)
-    return cache_root() / f"llama-server-{version}-{build_key(version, wheel_lib_dir())}"
-
-
-def _run(command: list[str], log: Path, cwd: Path | None = None) -> None:
-    with open(log, "ab") as out:
-        out.write(("\n$ " + " ".join(command) + "\n").encode())
-        out.flush()
-        done = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise BuildError(f"{' '.join(command[:3])} failed ({done.returncode}); log {log}:\n{tail}")
+    return f"llama-server-{version}-{build_key(version, wheel_lib_dir())}"
 
 
 def _sources(version: str, work: Path, log: Path) -> Path:
     """The sdist's llama.cpp tree (pip downloads the sdist, or takes it from its cache)."""
     download = work / "sdist"
-    _run(
+    run_logged(
         [
             sys.executable,
             "-m",
@@ -133,67 +117,55 @@ def _sources(version: str, work: Path, log: Path) -> Path:
     return tree
 
 
-def _build(target: Path, log: Path) -> None:
+def _build(work: Path, log: Path) -> None:
+    """Build the server in ``work``, leaving only ``work/bin`` (it and the libraries it runs on)."""
+    for tool in ("cmake", "make", "c++"):
+        if shutil.which(tool) is None:
+            raise BuildError(f"building llama-server needs {tool}: apt-get install cmake g++")
     version = importlib.metadata.version(PACKAGE)
     lib_dir = wheel_lib_dir()
-    work = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        tree = _sources(version, work, log)
-        build = work / "build"
-        nice = ["nice", "-n", "10"] if shutil.which("nice") else []
-        _run(
-            ["cmake", "-S", str(tree), "-B", str(build), "-G", "Unix Makefiles", *CMAKE_FLAGS],
-            log,
-        )
-        (build / "bin").mkdir(exist_ok=True)
-        for library in lib_dir.glob("lib*.so*"):
-            shutil.copy2(library, build / "bin" / library.name)
-        jobs = str(os.cpu_count() or 2)
-        for name in TARGETS:
-            _run([*nice, "make", "-j", jobs, f"{name}/fast"], log, cwd=build)
-        binary = work / "bin"
-        binary.mkdir()
-        for item in (build / "bin").iterdir():
-            if item.name == "llama-server" or item.name.startswith("lib"):
-                shutil.copy2(item, binary / item.name, follow_symlinks=False)
-        _run([str(binary / "llama-server"), "--version"], log)
-        shutil.rmtree(build)
-        shutil.rmtree(work / "src")
-        work.rename(target)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+    tree = _sources(version, work, log)
+    build = work / "build"
+    nice = ["nice", "-n", "10"] if shutil.which("nice") else []
+    run_logged(
+        ["cmake", "-S", str(tree), "-B", str(build), "-G", "Unix Makefiles", *CMAKE_FLAGS],
+        log,
+    )
+    (build / "bin").mkdir(exist_ok=True)
+    for library in lib_dir.glob("lib*.so*"):
+        shutil.copy2(library, build / "bin" / library.name)
+    jobs = str(os.cpu_count() or 2)
+    for name in TARGETS:
+        run_logged([*nice, "make", "-j", jobs, f"{name}/fast"], log, cwd=build)
+    binary = work / "bin"
+    binary.mkdir()
+    for item in (build / "bin").iterdir():
+        if item.name == "llama-server" or item.name.startswith("lib"):
+            shutil.copy2(item, binary / item.name, follow_symlinks=False)
+    run_logged([str(binary / "llama-server"), "--version"], log)
+    shutil.rmtree(build)
+    shutil.rmtree(work / "src")
 
 
 def ensure_llama_server(*, quiet: bool = False) -> Path:
     """The cached ``llama-server`` binary, built first if this machine has none yet."""
-    target = server_dir()
-    binary = target / "bin" / "llama-server"
-    if binary.is_file():
-        return binary
-    target.parent.mkdir(parents=True, exist_ok=True)
-    log = target.parent / f"{target.name}.log"
-    with open(target.parent / f"{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build per machine, even with two test runs
-        if binary.is_file():
-            return binary
-        for tool in ("cmake", "make", "c++"):
-            if shutil.which(tool) is None:
-                raise BuildError(f"building llama-server needs {tool}: apt-get install cmake g++")
+    name = server_name()
+
+    def build(work: Path, log: Path) -> None:
         if not quiet:
-            print(f"building llama-server into {target} (log {log})", file=sys.stderr, flush=True)
-        log.write_text("")
+            print(f"building llama-server into {cache_root() / name} (log {log})", file=sys.stderr)
         started = time.monotonic()
-        _build(target, log)
+        _build(work, log)
         if not quiet:
             minutes = (time.monotonic() - started) / 60
             print(f"built llama-server in {minutes:.1f} min", file=sys.stderr, flush=True)
-    return binary
+
+    return made_once(name, "bin/llama-server", build)
 
 
 if __name__ == "__main__":
     try:
         print(ensure_llama_server())
-    except BuildError as err:
+    except SetupError as err:
         print(f"llama_server_build: {err}", file=sys.stderr)
         sys.exit(1)

@@ -1,14 +1,14 @@
 """Photos prepared in the background while an album is open, so that Generate starts at once.
 
-``PreparationController`` is built with the session. When the open album's photos, the detail or
-the instruction change (and a moment later, so that a burst of changes starts one job), it runs
-the backend's ``prepare`` (``app.preparation``: when, and when not) in a worker: the photos are
-encoded and the whole prompt read, on one llama.cpp thread, the status bar saying
-"Preparing photo 3 of 6". Generate cancels it: it stops within one llama.cpp batch (a photo in
-the vision encoder finishes on its own thread; the run waits for it only where it uses the
-projector, its phase saying which photo and for at most how long: ``photo_encoder``), and the
-run then reads only what is not prepared (all prepared: the prompt's last token again). Stop, close and another album never wait for
-it. The backend is used by one job at a time (``EngineSlot.using``). A model left idle for
+``PreparationController`` is built with the session. When the open album's photos, the detail or the
+instruction change (and a moment later, so that a burst of changes starts one job), it runs the
+backend's ``prepare`` (``app.preparation``: when, and when not) in a worker: the photos are encoded
+and the whole prompt read, on one llama.cpp thread, the status bar saying "Preparing photo 3 of 6".
+Generate cancels it: it stops within one llama.cpp batch (a photo in the vision encoder finishes on
+its own thread; the run waits for it only where it uses the projector, its phase saying which photo
+and for at most how long: ``photo_encoder``), and the run then reads only what is not prepared (all
+prepared: the prompt's last token again). Stop, close and another album never wait for it. The
+backend is used by one job at a time (``EngineSlot.using``). A model left idle for
 ``IDLE_RELEASE_MINUTES`` is released.
 """
 

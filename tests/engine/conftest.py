@@ -58,9 +58,10 @@ def llama_server_binary() -> Path:
 
     Under CI=true a failed build fails the tests that need it; elsewhere they skip, saying why.
     """
-    from llama_server_build import BuildError, ensure_llama_server
+    from llama_server_build import ensure_llama_server
+    from machine_cache import SetupError
 
     try:
         return ensure_llama_server()
-    except BuildError as err:
+    except SetupError as err:
         tool_missing(f"llama-server could not be built: {err}", "CI runs the server tests")

@@ -32,7 +32,8 @@ PROBE = Path(__file__).with_name("xgrammar_probe.py")
 @pytest.fixture(scope="module")
 def xgrammar_python() -> Path:
     """The xgrammar environment's python; under CI=true one that cannot be made fails."""
-    from xgrammar_env import SetupError, ensure_xgrammar_python
+    from machine_cache import SetupError
+    from xgrammar_env import ensure_xgrammar_python
 
     try:
         return ensure_xgrammar_python()

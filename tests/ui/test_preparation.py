@@ -1,11 +1,11 @@
 """Photos prepared in the background while an album is open, on the real llama.cpp backend.
 
 The tiny model through real llama.cpp, a photo's encode held at a gate as in the stop tests:
-Generate cancels a preparation without waiting for the photo in the vision encoder (the run
-files that photo itself), a finished preparation is what the run reuses (only the prompt's last
-token is evaluated again, no photo encoded again), the status bar says what is being prepared and, when a
-run waits for a photo a preparation left in the encoder, which photo and for at most how long;
-the setting switches it off. The battery check reads a power-supply tree as Linux lays it out.
+Generate cancels a preparation without waiting for the photo in the vision encoder (the run files
+that photo itself), a finished preparation is what the run reuses (only the prompt's last token is
+evaluated again, no photo encoded again), the status bar says what is being prepared and, when a run
+waits for a photo a preparation left in the encoder, which photo and for at most how long; the
+setting switches it off. The battery check reads a power-supply tree as Linux lays it out.
 """
 
 from __future__ import annotations
